@@ -1,0 +1,78 @@
+package eventstore
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/clouddbmanager/clouddb/domain"
+)
+
+// Envelope is the stored form of one event, as read back from the log.
+type Envelope struct {
+	Position      int64           `json:"position"`
+	EventID       string          `json:"event_id"`
+	StreamID      string          `json:"stream_id"`
+	StreamType    string          `json:"stream_type"`
+	StreamVersion int64           `json:"stream_version"`
+	EventType     string          `json:"event_type"`
+	Payload       json.RawMessage `json:"payload"`
+	Metadata      Metadata        `json:"metadata"`
+	RecordedAt    time.Time       `json:"recorded_at"`
+}
+
+// Metadata says who caused an event and how; every event carries it, for the audit trail.
+type Metadata struct {
+	ActorID       string `json:"actor_id,omitempty"`
+	TenantID      string `json:"tenant_id,omitempty"`
+	CorrelationID string `json:"correlation_id,omitempty"`
+	CausationID   string `json:"causation_id,omitempty"`
+	RequestID     string `json:"request_id,omitempty"`
+	IP            string `json:"ip,omitempty"`
+	UserAgent     string `json:"user_agent,omitempty"`
+}
+
+// AnyVersion as a Stream's ExpectedVersion appends without a concurrency check, for streams that
+// only ever grow (a log of executed queries, say) and have no decision to protect.
+const AnyVersion int64 = -1
+
+// Stream is what one append adds to one stream.
+type Stream struct {
+	ID   string // "database-<uuid>"
+	Type string // "database"
+	// ExpectedVersion is the version the caller's decision was based on: 0 for a new stream, or
+	// AnyVersion.
+	ExpectedVersion int64
+	Events          []domain.Event
+}
+
+// Claim reserves a platform-wide unique key (e.g. "email:alice@example.com") for a stream.
+type Claim struct {
+	Key      string
+	StreamID string
+}
+
+// Append is one atomic write: every stream, claim and release in it commits, or none does.
+type Append struct {
+	Streams []Stream
+	// Claims are taken for their streams; a key the same stream already holds is no conflict, so
+	// a retried command can claim again.
+	Claims []Claim
+	// Releases free keys held by the named streams; a key held by another stream, or by none,
+	// stays as it is.
+	Releases []Claim
+	Metadata Metadata
+}
+
+// Appended says where an append landed in the global log.
+type Appended struct {
+	FirstPosition int64
+	LastPosition  int64
+}
+
+func (a Append) eventCount() int {
+	n := 0
+	for _, s := range a.Streams {
+		n += len(s.Events)
+	}
+	return n
+}

@@ -1,0 +1,491 @@
+package eventstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/go-sql-driver/mysql"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/clouddbmanager/clouddb/internal/watch"
+)
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("eventstore: closed")
+
+// Options tune a Store; the zero value is usable.
+type Options struct {
+	Logger *slog.Logger
+	// Clock stamps recorded_at; time.Now by default.
+	Clock func() time.Time
+	// MaxBatchEvents caps how many events one group-commit transaction carries (default 500).
+	MaxBatchEvents int
+	// Metrics receives the store's Prometheus collectors when set.
+	Metrics prometheus.Registerer
+}
+
+// Store appends to and reads from the event log. It is safe for concurrent use; appends from all
+// goroutines of a process go through one writer goroutine that commits them in groups.
+type Store struct {
+	db       *sql.DB
+	registry *Registry
+	log      *slog.Logger
+	now      func() time.Time
+	maxBatch int
+	metrics  *storeMetrics
+
+	mu     sync.RWMutex // guards closed against concurrent sends to queue
+	closed bool
+	queue  chan *pendingAppend
+	stop   chan struct{}
+	done   chan struct{}
+
+	head watch.Position // of this process's own appends
+}
+
+type pendingAppend struct {
+	ctx      context.Context
+	append   Append
+	messages []*message.Message // one per event, envelope filled but for position and version
+	result   chan appendResult
+}
+
+type appendResult struct {
+	appended Appended
+	err      error
+}
+
+// New returns a Store on db (a go-sql-driver pool opened with parseTime=true) and starts its
+// writer. Every event type written must be registered in registry.
+func New(db *sql.DB, registry *Registry, opts Options) *Store {
+	if db == nil || registry == nil {
+		panic("eventstore: New needs a database and a registry")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.MaxBatchEvents <= 0 {
+		opts.MaxBatchEvents = 500
+	}
+	s := &Store{
+		db:       db,
+		registry: registry,
+		log:      opts.Logger,
+		now:      opts.Clock,
+		maxBatch: opts.MaxBatchEvents,
+		metrics:  newStoreMetrics(opts.Metrics),
+		queue:    make(chan *pendingAppend, 1024),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	go s.write()
+	return s
+}
+
+// Registry is the store's event type registry.
+func (s *Store) Registry() *Registry { return s.registry }
+
+// Close commits what is already queued and stops the writer. Appends after Close fail with
+// ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.stop)
+	<-s.done
+	return nil
+}
+
+// Append writes a atomically. A stream whose version is not the expected one fails the whole
+// append with a *VersionConflictError, a claim held by another stream with a *ClaimTakenError.
+func (s *Store) Append(ctx context.Context, a Append) (Appended, error) {
+	start := time.Now()
+	p, err := s.prepare(ctx, a)
+	if err != nil {
+		return Appended{}, err
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return Appended{}, ErrClosed
+	}
+	select {
+	case s.queue <- p:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return Appended{}, ctx.Err()
+	}
+	select {
+	case r := <-p.result:
+		s.metrics.observeAppend(r.err, len(p.messages), time.Since(start))
+		return r.appended, r.err
+	case <-ctx.Done():
+		// The writer may still commit it; like any database call, the outcome is then unknown.
+		return Appended{}, ctx.Err()
+	}
+}
+
+// prepare validates and encodes an append in the caller's goroutine, off the writer's path.
+func (s *Store) prepare(ctx context.Context, a Append) (*pendingAppend, error) {
+	if a.eventCount() == 0 {
+		return nil, errors.New("eventstore: append without events")
+	}
+	seen := map[string]bool{}
+	recordedAt := s.now().UTC().Truncate(time.Microsecond)
+	p := &pendingAppend{ctx: ctx, append: a, result: make(chan appendResult, 1)}
+	for _, st := range a.Streams {
+		switch {
+		case st.ID == "" || len(st.ID) > 255:
+			return nil, fmt.Errorf("eventstore: stream id %q must have 1 to 255 bytes", st.ID)
+		case st.Type == "" || len(st.Type) > 64:
+			return nil, fmt.Errorf("eventstore: stream %s: type %q must have 1 to 64 bytes", st.ID, st.Type)
+		case st.ExpectedVersion < AnyVersion:
+			return nil, fmt.Errorf("eventstore: stream %s: invalid expected version %d", st.ID, st.ExpectedVersion)
+		case seen[st.ID]:
+			return nil, fmt.Errorf("eventstore: stream %s appears twice in one append", st.ID)
+		}
+		seen[st.ID] = true
+		for _, e := range st.Events {
+			if len(e.EventType()) > 128 {
+				return nil, fmt.Errorf("eventstore: event type %q is longer than 128 bytes", e.EventType())
+			}
+			if !s.registry.Knows(e.EventType()) {
+				return nil, fmt.Errorf("%w: %q (stream %s)", ErrUnknownEventType, e.EventType(), st.ID)
+			}
+			payload, err := json.Marshal(e)
+			if err != nil {
+				return nil, fmt.Errorf("eventstore: encode %s: %w", e.EventType(), err)
+			}
+			p.messages = append(p.messages, ToMessage(Envelope{
+				EventID:    uuid.NewString(),
+				StreamID:   st.ID,
+				StreamType: st.Type,
+				EventType:  e.EventType(),
+				Payload:    payload,
+				Metadata:   a.Metadata,
+				RecordedAt: recordedAt,
+			}))
+		}
+	}
+	for _, c := range append(a.Claims, a.Releases...) {
+		if c.Key == "" || len(c.Key) > 255 || c.StreamID == "" || len(c.StreamID) > 255 {
+			return nil, fmt.Errorf("eventstore: claim %q must have a key and a stream id of 1 to 255 bytes", c.Key)
+		}
+	}
+	return p, nil
+}
+
+// write is the writer goroutine: it takes what is queued, up to the batch limit, and commits it as
+// one transaction.
+func (s *Store) write() {
+	defer close(s.done)
+	last := 1 // appends in the previous group
+	for {
+		select {
+		case p := <-s.queue:
+			batch := s.gather(p, last)
+			last = len(batch)
+			s.commit(batch)
+		case <-s.stop:
+			for {
+				select {
+				case p := <-s.queue:
+					s.commit(s.gather(p, 1))
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// gatherWait bounds how long the writer waits for a group to fill.
+const gatherWait = time.Millisecond
+
+// gather adds what is queued to first, up to the batch limit. When the previous group was larger,
+// it waits up to gatherWait for as many appends: the callers it just answered are about to send
+// their next ones, and committing a lone early one would make all of them wait for two commits.
+func (s *Store) gather(first *pendingAppend, previous int) []*pendingAppend {
+	batch := []*pendingAppend{first}
+	events := len(first.messages)
+	var deadline <-chan time.Time
+	for events < s.maxBatch {
+		select {
+		case p := <-s.queue:
+			batch = append(batch, p)
+			events += len(p.messages)
+			continue
+		default:
+		}
+		if len(batch) >= previous {
+			return batch
+		}
+		if deadline == nil {
+			timer := time.NewTimer(gatherWait)
+			defer timer.Stop()
+			deadline = timer.C
+		}
+		select {
+		case p := <-s.queue:
+			batch = append(batch, p)
+			events += len(p.messages)
+		case <-deadline:
+			return batch
+		}
+	}
+	return batch
+}
+
+func (s *Store) commit(batch []*pendingAppend) {
+	live := batch[:0]
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.result <- appendResult{err: err}
+			continue
+		}
+		live = append(live, p)
+	}
+	if len(live) == 0 {
+		return
+	}
+	s.metrics.batchSize.Observe(float64(len(live)))
+	results, err := s.commitTx(live)
+	if err != nil && len(live) > 1 {
+		// One bad append (an oversized payload, say) must not fail its batch mates: retry each alone.
+		s.log.Warn("eventstore: group commit failed, retrying appends one by one", "appends", len(live), "err", err)
+		for _, p := range live {
+			s.commit([]*pendingAppend{p})
+		}
+		return
+	}
+	for i, p := range live {
+		if err != nil {
+			p.result <- appendResult{err: err}
+		} else {
+			p.result <- results[i]
+		}
+	}
+}
+
+// commitTx writes the appends of a batch in one transaction and returns each one's outcome; an
+// error means the transaction as a whole failed and nothing of the batch was written.
+func (s *Store) commitTx(batch []*pendingAppend) ([]appendResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+
+	// Every appender of every process takes this lock, so positions commit in order.
+	var position int64
+	if err := tx.QueryRowContext(ctx, `SELECT last_position FROM event_sequence WHERE id = 1 FOR UPDATE`).Scan(&position); err != nil {
+		return nil, fmt.Errorf("eventstore: lock sequence: %w", err)
+	}
+	versions, err := currentVersions(ctx, tx, batch)
+	if err != nil {
+		return nil, err
+	}
+	results := make([]appendResult, len(batch))
+	var messages []*message.Message
+	for i, p := range batch {
+		if err := checkVersions(p.append.Streams, versions); err != nil {
+			results[i].err = err
+			continue
+		}
+		if err := s.writeClaims(ctx, tx, p.append); err != nil {
+			var taken *ClaimTakenError
+			if !errors.As(err, &taken) {
+				return nil, err
+			}
+			results[i].err = err
+			continue
+		}
+		results[i].appended.FirstPosition = position + 1
+		for _, msg := range p.messages {
+			streamID := msg.Metadata.Get(keyStreamID)
+			versions[streamID]++
+			position++
+			msg.Metadata.Set(keyPosition, fmt.Sprint(position))
+			msg.Metadata.Set(keyStreamVersion, fmt.Sprint(versions[streamID]))
+			messages = append(messages, msg)
+		}
+		results[i].appended.LastPosition = position
+	}
+	if len(messages) == 0 {
+		return results, nil
+	}
+	publisher, err := wsql.NewPublisher(wsql.TxFromStdSQL(tx), wsql.PublisherConfig{SchemaAdapter: WatermillSchema{}}, watermill.NopLogger{})
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: publisher: %w", err)
+	}
+	if err := publisher.Publish(Topic, messages...); err != nil {
+		return nil, fmt.Errorf("eventstore: insert %d events: %w", len(messages), err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE event_sequence SET last_position = ? WHERE id = 1`, position); err != nil {
+		return nil, fmt.Errorf("eventstore: advance sequence: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("eventstore: commit: %w", err)
+	}
+	s.head.Advance(position)
+	return results, nil
+}
+
+// currentVersions reads the version of every stream the batch touches; the sequence lock keeps
+// them current until commit.
+func currentVersions(ctx context.Context, tx *sql.Tx, batch []*pendingAppend) (map[string]int64, error) {
+	versions := map[string]int64{}
+	var ids []any
+	for _, p := range batch {
+		for _, st := range p.append.Streams {
+			if _, ok := versions[st.ID]; !ok {
+				versions[st.ID] = 0
+				ids = append(ids, st.ID)
+			}
+		}
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT stream_id, MAX(stream_version) FROM events WHERE stream_id IN (`+
+		placeholders(len(ids))+`) GROUP BY stream_id`, ids...)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: read stream versions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var version int64
+		if err := rows.Scan(&id, &version); err != nil {
+			return nil, fmt.Errorf("eventstore: read stream versions: %w", err)
+		}
+		versions[id] = version
+	}
+	return versions, rows.Err()
+}
+
+func checkVersions(streams []Stream, versions map[string]int64) error {
+	for _, st := range streams {
+		if st.ExpectedVersion != AnyVersion && versions[st.ID] != st.ExpectedVersion {
+			return &VersionConflictError{StreamID: st.ID, Expected: st.ExpectedVersion, Actual: versions[st.ID]}
+		}
+	}
+	return nil
+}
+
+// writeClaims takes the append's claims and frees its releases inside a savepoint, so a taken
+// claim undoes only this append's part of the batch.
+func (s *Store) writeClaims(ctx context.Context, tx *sql.Tx, a Append) error {
+	if len(a.Claims) == 0 && len(a.Releases) == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT claims`); err != nil {
+		return fmt.Errorf("eventstore: savepoint: %w", err)
+	}
+	err := s.claim(ctx, tx, a)
+	if err != nil {
+		if _, rbErr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT claims`); rbErr != nil {
+			return fmt.Errorf("eventstore: rollback to savepoint: %w (after %v)", rbErr, err)
+		}
+		return err
+	}
+	return nil
+}
+
+func (s *Store) claim(ctx context.Context, tx *sql.Tx, a Append) error {
+	for _, r := range a.Releases {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM claims WHERE claim_key = ? AND stream_id = ?`, r.Key, r.StreamID); err != nil {
+			return fmt.Errorf("eventstore: release claim %q: %w", r.Key, err)
+		}
+	}
+	for _, c := range a.Claims {
+		_, err := tx.ExecContext(ctx, `INSERT INTO claims (claim_key, stream_id, claimed_at) VALUES (?, ?, ?)`, c.Key, c.StreamID, s.now().UTC())
+		if !isDuplicateKey(err) {
+			if err != nil {
+				return fmt.Errorf("eventstore: claim %q: %w", c.Key, err)
+			}
+			continue
+		}
+		var holder string
+		if err := tx.QueryRowContext(ctx, `SELECT stream_id FROM claims WHERE claim_key = ?`, c.Key).Scan(&holder); err != nil {
+			return fmt.Errorf("eventstore: claim %q: %w", c.Key, err)
+		}
+		if holder != c.StreamID {
+			return &ClaimTakenError{Key: c.Key}
+		}
+	}
+	return nil
+}
+
+func isDuplicateKey(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1062
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+// ReadStream returns the events of one stream after afterVersion, in version order.
+func (s *Store) ReadStream(ctx context.Context, streamID string, afterVersion int64) ([]Envelope, error) {
+	return s.query(ctx, `SELECT `+envelopeColumns+` FROM events WHERE stream_id = ? AND stream_version > ? ORDER BY stream_version`, streamID, afterVersion)
+}
+
+// ReadAll returns up to limit events of the global log after position, in order.
+func (s *Store) ReadAll(ctx context.Context, after int64, limit int) ([]Envelope, error) {
+	return s.query(ctx, `SELECT `+envelopeColumns+` FROM events WHERE position > ? ORDER BY position LIMIT ?`, after, limit)
+}
+
+func (s *Store) query(ctx context.Context, query string, args ...any) ([]Envelope, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: read: %w", err)
+	}
+	defer rows.Close()
+	var envs []Envelope
+	for rows.Next() {
+		env, err := scanEnvelope(rows)
+		if err != nil {
+			return nil, err
+		}
+		envs = append(envs, env)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("eventstore: read: %w", err)
+	}
+	return envs, nil
+}
+
+// Head is the position of the last committed event (0 for an empty log).
+func (s *Store) Head(ctx context.Context) (int64, error) {
+	var head int64
+	if err := s.db.QueryRowContext(ctx, `SELECT last_position FROM event_sequence WHERE id = 1`).Scan(&head); err != nil {
+		return 0, fmt.Errorf("eventstore: read head: %w", err)
+	}
+	return head, nil
+}
+
+// LocalHead returns the position of the last append committed by this process, and a channel
+// closed when this process commits the next one. Appends of other processes are not signalled:
+// subscribers poll for those.
+func (s *Store) LocalHead() (int64, <-chan struct{}) {
+	return s.head.Load()
+}

@@ -1,0 +1,182 @@
+package eventstore
+
+import (
+	stdsql "database/sql"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Topic is the watermill topic of the event log.
+const Topic = "events"
+
+// Keys of a watermill message's metadata that carry the envelope; the event's own Metadata uses
+// the keys of its JSON form (actor_id, tenant_id, ...).
+const (
+	keyPosition      = "position"
+	keyStreamID      = "stream_id"
+	keyStreamType    = "stream_type"
+	keyStreamVersion = "stream_version"
+	keyEventType     = "event_type"
+	keyRecordedAt    = "recorded_at"
+)
+
+const envelopeColumns = "position, event_id, stream_id, stream_type, stream_version, event_type, payload, metadata, recorded_at"
+
+// WatermillSchema is the watermill-sql schema adapter that makes the events table a topic: the
+// message offset is the global position, the message UUID the event id.
+type WatermillSchema struct {
+	// BatchSize is how many events a subscriber reads per transaction (default 100).
+	BatchSize int
+}
+
+var _ wsql.SchemaAdapter = WatermillSchema{}
+
+// SchemaInitializingQueries returns nothing: the events table belongs to the migrations.
+func (WatermillSchema) SchemaInitializingQueries(wsql.SchemaInitializingQueriesParams) ([]wsql.Query, error) {
+	return nil, nil
+}
+
+// InsertQuery inserts messages built by ToMessage.
+func (WatermillSchema) InsertQuery(params wsql.InsertQueryParams) (wsql.Query, error) {
+	if params.Topic != Topic {
+		return wsql.Query{}, fmt.Errorf("eventstore: cannot publish to topic %q", params.Topic)
+	}
+	args := make([]any, 0, 9*len(params.Msgs))
+	for _, msg := range params.Msgs {
+		env, err := FromMessage(msg)
+		if err != nil {
+			return wsql.Query{}, err
+		}
+		metadata, err := json.Marshal(env.Metadata)
+		if err != nil {
+			return wsql.Query{}, fmt.Errorf("eventstore: encode metadata of %s: %w", env.EventID, err)
+		}
+		args = append(args, env.Position, env.EventID, env.StreamID, env.StreamType, env.StreamVersion,
+			env.EventType, []byte(env.Payload), metadata, env.RecordedAt.UTC())
+	}
+	placeholders := strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?),", len(params.Msgs)), ",")
+	return wsql.Query{Query: "INSERT INTO events (" + envelopeColumns + ") VALUES " + placeholders, Args: args}, nil
+}
+
+// SelectQuery reads the next batch after the consumer group's offset.
+func (s WatermillSchema) SelectQuery(params wsql.SelectQueryParams) (wsql.Query, error) {
+	next, err := params.OffsetsAdapter.NextOffsetQuery(wsql.NextOffsetQueryParams{Topic: params.Topic, ConsumerGroup: params.ConsumerGroup})
+	if err != nil {
+		return wsql.Query{}, err
+	}
+	batch := s.BatchSize
+	if batch <= 0 {
+		batch = 100
+	}
+	return wsql.Query{
+		Query: "SELECT " + envelopeColumns + " FROM events WHERE position > (" + next.Query + ") ORDER BY position LIMIT " + strconv.Itoa(batch),
+		Args:  next.Args,
+	}, nil
+}
+
+// UnmarshalMessage turns a row of SelectQuery into a message.
+func (WatermillSchema) UnmarshalMessage(params wsql.UnmarshalMessageParams) (wsql.Row, error) {
+	env, err := scanEnvelope(params.Row)
+	if err != nil {
+		return wsql.Row{}, err
+	}
+	msg := ToMessage(env)
+	return wsql.Row{Offset: env.Position, UUID: []byte(env.EventID), Payload: env.Payload, Msg: msg}, nil
+}
+
+// SubscribeIsolationLevel is READ COMMITTED: positions commit in order, so subscribers need no
+// gap locks (watermill's default SERIALIZABLE would make every open batch block all appenders).
+func (WatermillSchema) SubscribeIsolationLevel() stdsql.IsolationLevel {
+	return stdsql.LevelReadCommitted
+}
+
+// ToMessage is the watermill form of an envelope.
+func ToMessage(env Envelope) *message.Message {
+	msg := message.NewMessage(env.EventID, message.Payload(env.Payload))
+	md := msg.Metadata
+	md.Set(keyPosition, strconv.FormatInt(env.Position, 10))
+	md.Set(keyStreamID, env.StreamID)
+	md.Set(keyStreamType, env.StreamType)
+	md.Set(keyStreamVersion, strconv.FormatInt(env.StreamVersion, 10))
+	md.Set(keyEventType, env.EventType)
+	md.Set(keyRecordedAt, env.RecordedAt.UTC().Format(time.RFC3339Nano))
+	for key, value := range env.Metadata.fields() {
+		if value != "" {
+			md.Set(key, value)
+		}
+	}
+	return msg
+}
+
+// FromMessage is the envelope carried by a message of the events topic.
+func FromMessage(msg *message.Message) (Envelope, error) {
+	md := msg.Metadata
+	env := Envelope{
+		EventID:    msg.UUID,
+		StreamID:   md.Get(keyStreamID),
+		StreamType: md.Get(keyStreamType),
+		EventType:  md.Get(keyEventType),
+		Payload:    json.RawMessage(msg.Payload),
+	}
+	var err error
+	if env.Position, err = strconv.ParseInt(md.Get(keyPosition), 10, 64); err != nil {
+		return Envelope{}, fmt.Errorf("eventstore: message %s has no position: %w", msg.UUID, err)
+	}
+	if env.StreamVersion, err = strconv.ParseInt(md.Get(keyStreamVersion), 10, 64); err != nil {
+		return Envelope{}, fmt.Errorf("eventstore: message %s has no stream version: %w", msg.UUID, err)
+	}
+	if env.RecordedAt, err = time.Parse(time.RFC3339Nano, md.Get(keyRecordedAt)); err != nil {
+		return Envelope{}, fmt.Errorf("eventstore: message %s has no recording time: %w", msg.UUID, err)
+	}
+	env.Metadata = metadataFromFields(md.Get)
+	return env, nil
+}
+
+func (m Metadata) fields() map[string]string {
+	return map[string]string{
+		"actor_id":       m.ActorID,
+		"tenant_id":      m.TenantID,
+		"correlation_id": m.CorrelationID,
+		"causation_id":   m.CausationID,
+		"request_id":     m.RequestID,
+		"ip":             m.IP,
+		"user_agent":     m.UserAgent,
+	}
+}
+
+func metadataFromFields(get func(string) string) Metadata {
+	return Metadata{
+		ActorID:       get("actor_id"),
+		TenantID:      get("tenant_id"),
+		CorrelationID: get("correlation_id"),
+		CausationID:   get("causation_id"),
+		RequestID:     get("request_id"),
+		IP:            get("ip"),
+		UserAgent:     get("user_agent"),
+	}
+}
+
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+func scanEnvelope(row scanner) (Envelope, error) {
+	var env Envelope
+	var payload, metadata []byte
+	if err := row.Scan(&env.Position, &env.EventID, &env.StreamID, &env.StreamType, &env.StreamVersion,
+		&env.EventType, &payload, &metadata, &env.RecordedAt); err != nil {
+		return Envelope{}, fmt.Errorf("eventstore: scan event: %w", err)
+	}
+	env.Payload = payload
+	if err := json.Unmarshal(metadata, &env.Metadata); err != nil {
+		return Envelope{}, fmt.Errorf("eventstore: metadata of position %d: %w", env.Position, err)
+	}
+	env.RecordedAt = env.RecordedAt.UTC()
+	return env, nil
+}

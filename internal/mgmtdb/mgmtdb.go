@@ -1,0 +1,103 @@
+// Package mgmtdb opens the management database (RDS-A) the way the rest of the code relies on:
+// times parsed as UTC, parameters interpolated client-side (one round trip per statement instead
+// of three), the database created if it is missing, and a clear error if the server never answers.
+package mgmtdb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Config normalizes dsn for RDS-A. Returns an error naming the problem if dsn cannot be parsed or
+// names no database.
+func Config(dsn string) (*mysql.Config, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("invalid management DSN: %w", err)
+	}
+	if cfg.DBName == "" {
+		return nil, errors.New("invalid management DSN: it names no database (…/clouddb)")
+	}
+	cfg.ParseTime = true
+	cfg.Loc = time.UTC
+	cfg.InterpolateParams = true
+	cfg.MultiStatements = false
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["time_zone"] = "'+00:00'"
+	return cfg, nil
+}
+
+// Open connects to the management database, creating it if missing. While the server does not
+// answer it retries with backoff, logging each attempt, until ctx ends or wait has passed.
+func Open(ctx context.Context, dsn string, wait time.Duration, log *slog.Logger) (*sql.DB, error) {
+	cfg, err := Config(dsn)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(wait)
+	delay := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err = createDatabase(ctx, cfg)
+		if err == nil {
+			break
+		}
+		var me *mysql.MySQLError
+		if errors.As(err, &me) || time.Now().Add(delay).After(deadline) {
+			// The server answered and refused (bad password, no privilege): retrying will not help.
+			return nil, fmt.Errorf("management database at %s: %w", cfg.Addr, err)
+		}
+		log.Warn("management database not reachable yet, retrying", "addr", cfg.Addr, "attempt", attempt, "retry_in", delay, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(64)
+	db.SetMaxIdleConns(64)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("management database at %s: %w", cfg.Addr, err)
+	}
+	return db, nil
+}
+
+func createDatabase(ctx context.Context, cfg *mysql.Config) error {
+	server := cfg.Clone()
+	server.DBName = ""
+	db, err := sql.Open("mysql", server.FormatDSN())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err = db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS "+QuoteIdentifier(cfg.DBName)+" CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+	return err
+}
+
+// QuoteIdentifier quotes a MySQL identifier with backticks.
+func QuoteIdentifier(name string) string {
+	out := []byte{'`'}
+	for i := 0; i < len(name); i++ {
+		if name[i] == '`' {
+			out = append(out, '`')
+		}
+		out = append(out, name[i])
+	}
+	return string(append(out, '`'))
+}

@@ -1,0 +1,60 @@
+// Package migrations holds the versioned SQL of the management database (RDS-A), embedded in the
+// binary and applied at start with pressly/goose.
+//
+// MySQL commits DDL implicitly, so each file is written to be re-runnable (IF NOT EXISTS, INSERT
+// IGNORE): a process that dies halfway through a file can simply apply it again.
+package migrations
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/database"
+	"github.com/pressly/goose/v3/lock"
+)
+
+//go:embed *.sql
+var files embed.FS
+
+// Apply brings db up to the newest migration. Several processes may call it at once: a lock row
+// lets one migrate while the others wait, then find nothing left to do.
+func Apply(ctx context.Context, db *sql.DB, log *slog.Logger) error {
+	locker, err := lock.NewMySQLTableLocker(
+		lock.WithTableName("schema_migrations_lock"),
+		lock.WithTableLockTimeout(200*time.Millisecond, 1500), // 5 minutes
+		lock.WithTableLogger(log),
+	)
+	if err != nil {
+		return fmt.Errorf("migrations: locker: %w", err)
+	}
+	provider, err := goose.NewProvider("", db, files,
+		goose.WithStore(mustStore()),
+		goose.WithLocker(locker),
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithSlog(log),
+	)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	results, err := provider.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	for _, r := range results {
+		log.Info("migration applied", "version", r.Source.Version, "file", r.Source.Path, "took", r.Duration)
+	}
+	return nil
+}
+
+func mustStore() database.Store {
+	store, err := database.NewStore(database.DialectMySQL, "schema_migrations")
+	if err != nil {
+		panic(err)
+	}
+	return store
+}
