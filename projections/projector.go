@@ -1,0 +1,153 @@
+// Package projections builds the read models of CloudDB Manager from the event log.
+//
+// Each Projector is a watermill consumer group on the events topic (see eventstore.Topic). Its
+// checkpoint lives in its own one-row table and is written in the same transaction as its read
+// model, so every event takes effect exactly once, and redelivery after a crash is harmless.
+// Rebuild builds a fresh copy of a read model beside the live one and swaps it in with one
+// RENAME TABLE, checkpoint included, so readers never see an empty or half-built model.
+package projections
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/clouddbmanager/clouddb/eventstore"
+)
+
+// Projector builds one read model.
+type Projector interface {
+	// Name identifies the projector: its consumer group and its checkpoint table's prefix.
+	Name() string
+	// Tables are the read model's tables. Changing their DDL makes the runtime rebuild the model
+	// at the next start.
+	Tables() []Table
+	// Handles lists the event types the projector applies; the others only advance its checkpoint.
+	Handles() []string
+	// Apply applies events, in log order, inside tx, to the physical tables that t names.
+	// Returning an error rolls back everything Apply did for these events.
+	Apply(ctx context.Context, tx *sql.Tx, t Tables, events []eventstore.Envelope) error
+}
+
+// Table is one table of a read model. DDL creates it, with {{table}} where its name goes.
+type Table struct {
+	Name string
+	DDL  string
+}
+
+// Tables maps the logical table names of a projector to the physical tables it writes now: the live
+// ones, or the copies a rebuild fills.
+type Tables map[string]string
+
+// Name returns the quoted physical name of a logical table; an unknown name panics, since it is a
+// bug in the projector.
+func (t Tables) Name(logical string) string {
+	physical, ok := t[logical]
+	if !ok {
+		panic(fmt.Sprintf("projections: table %q is not declared", logical))
+	}
+	return "`" + physical + "`"
+}
+
+var namePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,40}$`)
+
+const (
+	rebuildSuffix = "_rebuild"
+	oldSuffix     = "_old"
+)
+
+// AllEvents in Handles makes a projector see every event.
+const AllEvents = "*"
+
+// projector is a registered Projector with what the runtime derives from it.
+type projector struct {
+	Projector
+	handles    map[string]bool
+	live       Tables
+	schemaHash string
+}
+
+func newProjector(p Projector) (*projector, error) {
+	if !namePattern.MatchString(p.Name()) {
+		return nil, fmt.Errorf("projections: name %q must match %s", p.Name(), namePattern)
+	}
+	h := sha256.New()
+	for _, t := range p.Tables() {
+		if !namePattern.MatchString(t.Name) || !strings.Contains(t.DDL, "{{table}}") {
+			return nil, fmt.Errorf("projections: %s: table %q needs a name matching %s and {{table}} in its DDL", p.Name(), t.Name, namePattern)
+		}
+		fmt.Fprintf(h, "%s\x00%s\x00", t.Name, t.DDL)
+	}
+	handles := map[string]bool{}
+	for _, typ := range p.Handles() {
+		handles[typ] = true
+	}
+	registered := &projector{Projector: p, handles: handles, schemaHash: hex.EncodeToString(h.Sum(nil))}
+	registered.live = registered.tables("")
+	return registered, nil
+}
+
+func (p *projector) checkpointTable() string { return p.Name() + "_checkpoint" }
+
+// tables names the live tables, or with a suffix the rebuild's or the replaced ones.
+func (p *projector) tables(suffix string) Tables {
+	t := Tables{}
+	for _, table := range p.Tables() {
+		t[table.Name] = table.Name + suffix
+	}
+	return t
+}
+
+func (p *projector) handlesType(eventType string) bool {
+	return p.handles[eventType] || p.handles[AllEvents]
+}
+
+// relevant keeps the events the projector handles.
+func (p *projector) relevant(events []eventstore.Envelope) []eventstore.Envelope {
+	var out []eventstore.Envelope
+	for _, e := range events {
+		if p.handlesType(e.EventType) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// create makes the tables (with suffix) and the checkpoint row if missing.
+func (p *projector) create(ctx context.Context, db *sql.DB, suffix string) error {
+	for _, t := range p.Tables() {
+		ddl := strings.ReplaceAll(t.DDL, "{{table}}", "`"+t.Name+suffix+"`")
+		if _, err := db.ExecContext(ctx, ddl); err != nil {
+			return fmt.Errorf("projections: %s: create %s%s: %w", p.Name(), t.Name, suffix, err)
+		}
+	}
+	checkpoint := "`" + p.checkpointTable() + suffix + "`"
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+checkpoint+` (
+		id           TINYINT     NOT NULL PRIMARY KEY,
+		position     BIGINT      NOT NULL,
+		schema_hash  CHAR(64)    NOT NULL,
+		paused_until DATETIME(6) NULL,
+		updated_at   DATETIME(6) NOT NULL
+	) ENGINE = InnoDB`); err != nil {
+		return fmt.Errorf("projections: %s: create checkpoint: %w", p.Name(), err)
+	}
+	_, err := db.ExecContext(ctx, `INSERT IGNORE INTO `+checkpoint+` (id, position, schema_hash, updated_at)
+		VALUES (1, 0, ?, UTC_TIMESTAMP(6))`, p.schemaHash)
+	if err != nil {
+		return fmt.Errorf("projections: %s: create checkpoint row: %w", p.Name(), err)
+	}
+	return nil
+}
+
+// checkpoint reads the live checkpoint and the schema hash it was built with.
+func (p *projector) checkpoint(ctx context.Context, db *sql.DB) (position int64, schemaHash string, err error) {
+	err = db.QueryRowContext(ctx, "SELECT position, schema_hash FROM `"+p.checkpointTable()+"` WHERE id = 1").Scan(&position, &schemaHash)
+	if err != nil {
+		return 0, "", fmt.Errorf("projections: %s: read checkpoint: %w", p.Name(), err)
+	}
+	return position, schemaHash, nil
+}

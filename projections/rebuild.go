@@ -1,0 +1,165 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/eventstore"
+)
+
+// rebuildBatch is how many events a rebuild reads and applies per transaction.
+const rebuildBatch = 5000
+
+// Rebuild builds the named read model from position zero into fresh tables beside the live ones,
+// then swaps them in with one RENAME TABLE that includes the checkpoint, while the live projector
+// keeps serving the old model. Only one rebuild of a projector runs at a time across all
+// processes; a second gets an error wrapping domain.ErrConflict, an unknown name
+// domain.ErrNotFound.
+func (r *Runtime) Rebuild(ctx context.Context, name string) error {
+	st, ok := r.byName[name]
+	if !ok {
+		return fmt.Errorf("projections: no projection %q: %w", name, domain.ErrNotFound)
+	}
+	conn, err := r.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("projections: rebuild %s: %w", name, err)
+	}
+	defer conn.Close()
+	var locked sql.NullInt64
+	if err := conn.QueryRowContext(ctx, `SELECT GET_LOCK(?, 0)`, "clouddb.rebuild."+name).Scan(&locked); err != nil {
+		return fmt.Errorf("projections: rebuild %s: lock: %w", name, err)
+	}
+	if locked.Int64 != 1 {
+		return fmt.Errorf("projections: %s is already being rebuilt: %w", name, domain.ErrConflict)
+	}
+	defer conn.ExecContext(context.Background(), `DO RELEASE_LOCK(?)`, "clouddb.rebuild."+name) //nolint:errcheck // the lock also ends with the connection
+
+	st.mu.Lock()
+	previous := st.status
+	st.status = "rebuilding"
+	st.mu.Unlock()
+	defer st.setStatus(previous)
+
+	started := time.Now()
+	r.log.Info("rebuild started", "projection", name)
+	position, err := r.rebuild(ctx, conn, st)
+	if err != nil {
+		r.log.Error("rebuild failed; the live read model is untouched", "projection", name, "err", err)
+		return fmt.Errorf("projections: rebuild %s: %w", name, err)
+	}
+	st.position.Reset(position)
+	r.log.Info("rebuild finished", "projection", name, "position", position, "took", time.Since(started).Round(time.Millisecond))
+	return nil
+}
+
+func (r *Runtime) rebuild(ctx context.Context, conn *sql.Conn, st *state) (int64, error) {
+	if err := st.create(ctx, r.db, ""); err != nil {
+		return 0, err
+	}
+	if err := r.dropTables(ctx, st, rebuildSuffix, oldSuffix); err != nil {
+		return 0, err
+	}
+	if err := st.create(ctx, r.db, rebuildSuffix); err != nil {
+		return 0, err
+	}
+	position, err := r.catchUp(ctx, st, 0)
+	if err != nil {
+		return 0, err
+	}
+	// Hold the live projector for the last few events and the swap. The pause is a lease: should
+	// this process die here, the live projector resumes on its own.
+	checkpoint := "`" + st.checkpointTable() + "`"
+	if _, err := conn.ExecContext(ctx, `UPDATE `+checkpoint+` SET paused_until = UTC_TIMESTAMP(6) + INTERVAL 60 SECOND WHERE id = 1`); err != nil {
+		return 0, fmt.Errorf("pause live projector: %w", err)
+	}
+	swapped := false
+	defer func() {
+		if !swapped {
+			conn.ExecContext(context.Background(), `UPDATE `+checkpoint+` SET paused_until = NULL WHERE id = 1`) //nolint:errcheck // the lease expires anyway
+		}
+	}()
+	if position, err = r.catchUp(ctx, st, position); err != nil {
+		return 0, err
+	}
+	var renames []string
+	for _, name := range append(tableNames(st), st.checkpointTable()) {
+		renames = append(renames, fmt.Sprintf("`%[1]s` TO `%[1]s%[2]s`, `%[1]s%[3]s` TO `%[1]s`", name, oldSuffix, rebuildSuffix))
+	}
+	if _, err := conn.ExecContext(ctx, `SET SESSION lock_wait_timeout = 20`); err != nil {
+		return 0, err
+	}
+	if _, err := conn.ExecContext(ctx, `RENAME TABLE `+strings.Join(renames, ", ")); err != nil {
+		return 0, fmt.Errorf("swap in the rebuilt tables: %w", err)
+	}
+	swapped = true
+	return position, r.dropTables(ctx, st, oldSuffix)
+}
+
+// catchUp applies the log after position to the rebuild's tables, logging progress, until it
+// reaches the head.
+func (r *Runtime) catchUp(ctx context.Context, st *state, position int64) (int64, error) {
+	shadow := st.tables(rebuildSuffix)
+	checkpoint := "`" + st.checkpointTable() + rebuildSuffix + "`"
+	started, lastLog, from := time.Now(), time.Now(), position
+	for {
+		events, err := r.store.ReadAll(ctx, position, rebuildBatch)
+		if err != nil {
+			return 0, err
+		}
+		if len(events) == 0 {
+			return position, nil
+		}
+		last := events[len(events)-1].Position
+		if err := r.applyBatch(ctx, st, shadow, checkpoint, events, last); err != nil {
+			return 0, err
+		}
+		position = last
+		if time.Since(lastLog) > 2*time.Second {
+			lastLog = time.Now()
+			r.log.Info("rebuild progress", "projection", st.Name(), "position", position,
+				"events_per_s", int(float64(position-from)/time.Since(started).Seconds()))
+		}
+	}
+}
+
+func (r *Runtime) applyBatch(ctx context.Context, st *state, shadow Tables, checkpoint string, events []eventstore.Envelope, last int64) error {
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	if relevant := st.relevant(events); len(relevant) > 0 {
+		if err := st.Apply(ctx, tx, shadow, relevant); err != nil {
+			return fmt.Errorf("apply events %d..%d: %w", events[0].Position, last, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE `+checkpoint+` SET position = ?, updated_at = UTC_TIMESTAMP(6) WHERE id = 1`, last); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (r *Runtime) dropTables(ctx context.Context, st *state, suffixes ...string) error {
+	var names []string
+	for _, suffix := range suffixes {
+		for _, name := range append(tableNames(st), st.checkpointTable()) {
+			names = append(names, "`"+name+suffix+"`")
+		}
+	}
+	if _, err := r.db.ExecContext(ctx, `DROP TABLE IF EXISTS `+strings.Join(names, ", ")); err != nil {
+		return fmt.Errorf("drop %s: %w", strings.Join(names, ", "), err)
+	}
+	return nil
+}
+
+func tableNames(st *state) []string {
+	var names []string
+	for _, t := range st.Tables() {
+		names = append(names, t.Name)
+	}
+	return names
+}

@@ -1,0 +1,335 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/watch"
+)
+
+// Options tune a Runtime; the zero value is usable.
+type Options struct {
+	Logger *slog.Logger
+	// Poll is how often an idle projector looks for events appended by other processes (default
+	// 200 ms); this process's own appends wake it at once.
+	Poll time.Duration
+	// MaxLag is how many events a projector may be behind the head and still count as ready
+	// (default 10,000).
+	MaxLag int64
+	// Metrics receives the runtime's Prometheus collectors when set.
+	Metrics prometheus.Registerer
+}
+
+// Status is what GET /admin/projections shows of one projector.
+type Status struct {
+	Name        string     `json:"name"`
+	Position    int64      `json:"position"`
+	Lag         int64      `json:"lag"`
+	Status      string     `json:"status"` // starting, running, failing, rebuilding, stopped
+	LastError   string     `json:"last_error,omitempty"`
+	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
+}
+
+// Runtime runs projectors: live through watermill consumers, and rebuilds on demand.
+type Runtime struct {
+	db      *sql.DB
+	store   *eventstore.Store
+	log     *slog.Logger
+	opts    Options
+	states  []*state
+	byName  map[string]*state
+	metrics *runtimeMetrics
+
+	router    *message.Router
+	stopping  chan struct{}
+	stopped   chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// state is the runtime's view of one projector.
+type state struct {
+	*projector
+	position watch.Position // the committed checkpoint, as far as this process knows
+
+	mu          sync.Mutex
+	status      string
+	lastError   string
+	lastErrorAt time.Time
+	failures    int
+}
+
+func (s *state) setStatus(status string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status = status
+}
+
+// New registers projectors. It returns an error for invalid or duplicate names.
+func New(db *sql.DB, store *eventstore.Store, opts Options, projectors ...Projector) (*Runtime, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = 200 * time.Millisecond
+	}
+	if opts.MaxLag <= 0 {
+		opts.MaxLag = 10_000
+	}
+	r := &Runtime{db: db, store: store, log: opts.Logger, opts: opts, byName: map[string]*state{},
+		stopping: make(chan struct{}), stopped: make(chan struct{})}
+	for _, p := range projectors {
+		registered, err := newProjector(p)
+		if err != nil {
+			return nil, err
+		}
+		if r.byName[p.Name()] != nil {
+			return nil, fmt.Errorf("projections: %q registered twice", p.Name())
+		}
+		st := &state{projector: registered, status: "stopped"}
+		r.states = append(r.states, st)
+		r.byName[p.Name()] = st
+	}
+	r.metrics = newRuntimeMetrics(r, opts.Metrics)
+	return r, nil
+}
+
+// Names lists the registered projectors.
+func (r *Runtime) Names() []string {
+	names := make([]string, len(r.states))
+	for i, st := range r.states {
+		names[i] = st.Name()
+	}
+	return names
+}
+
+// Prepare creates missing read-model tables and rebuilds every read model whose table definitions
+// changed since it was built. Start calls it; the CLI calls it before a rebuild.
+func (r *Runtime) Prepare(ctx context.Context) error {
+	for _, st := range r.states {
+		if err := st.create(ctx, r.db, ""); err != nil {
+			return err
+		}
+		position, hash, err := st.checkpoint(ctx, r.db)
+		if err != nil {
+			return err
+		}
+		st.position.Reset(position)
+		if hash != st.schemaHash {
+			r.log.Info("read model definition changed, rebuilding", "projection", st.Name())
+			if err := r.Rebuild(ctx, st.Name()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Start prepares the read models and starts a watermill consumer per projector. It returns once
+// they run; Close stops them.
+func (r *Runtime) Start(ctx context.Context) error {
+	if err := r.Prepare(ctx); err != nil {
+		return err
+	}
+	logger := watermill.NewSlogLoggerWithLevelMapping(r.log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, logger)
+	if err != nil {
+		return fmt.Errorf("projections: router: %w", err)
+	}
+	router.AddMiddleware(middleware.Recoverer)
+	for _, st := range r.states {
+		backoff := &wakeOnAppend{store: r.store, poll: r.opts.Poll, stopping: r.stopping, log: r.log, name: st.Name()}
+		sub, err := newSubscriber(r.db, st.projector, backoff, func(position int64) { st.position.Advance(position) }, logger)
+		if err != nil {
+			return err
+		}
+		router.AddConsumerHandler(st.Name(), eventstore.Topic, sub, r.handler(st))
+		st.setStatus("running")
+	}
+	r.router = router
+	go func() {
+		defer close(r.stopped)
+		if err := router.Run(context.Background()); err != nil {
+			r.log.Error("projections stopped", "err", err)
+		}
+	}()
+	select {
+	case <-router.Running():
+		r.log.Info("projections running", "projections", r.Names())
+		return nil
+	case <-r.stopped:
+		return errors.New("projections: router stopped before running")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops the consumers after their current event; what they applied is committed, the rest
+// is applied at the next start.
+func (r *Runtime) Close() error {
+	if r.router == nil {
+		return nil
+	}
+	r.closeOnce.Do(func() {
+		close(r.stopping)
+		r.closeErr = r.router.Close()
+		<-r.stopped
+		for _, st := range r.states {
+			st.setStatus("stopped")
+		}
+	})
+	return r.closeErr
+}
+
+// handler applies one event inside the subscriber's batch transaction. A failing event rolls back
+// to its savepoint, is retried with backoff and holds the projector where it is.
+func (r *Runtime) handler(st *state) message.NoPublishHandlerFunc {
+	return func(msg *message.Message) error {
+		ctx := msg.Context()
+		env, err := eventstore.FromMessage(msg)
+		if err != nil {
+			return r.failed(ctx, st, env, err)
+		}
+		wtx, _ := wsql.TxFromContext(ctx)
+		batch, ok := wtx.(*batchTx)
+		if !ok {
+			return r.failed(ctx, st, env, errors.New("projections: no batch transaction in the message context"))
+		}
+		if st.handlesType(env.EventType) {
+			if err := applyInSavepoint(ctx, batch.Tx, st, env); err != nil {
+				return r.failed(ctx, st, env, err)
+			}
+			r.metrics.applied.WithLabelValues(st.Name()).Inc()
+		}
+		batch.applied = env.Position
+		r.recovered(st)
+		return nil
+	}
+}
+
+func applyInSavepoint(ctx context.Context, tx *sql.Tx, st *state, env eventstore.Envelope) error {
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT apply`); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
+	if err := st.Apply(ctx, tx, st.live, []eventstore.Envelope{env}); err != nil {
+		if _, rbErr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT apply`); rbErr != nil {
+			return fmt.Errorf("%w (and rollback to savepoint: %v)", err, rbErr)
+		}
+		return err
+	}
+	return nil
+}
+
+// failed records a failure, waits out the backoff and returns err, which makes watermill deliver
+// the same event again.
+func (r *Runtime) failed(ctx context.Context, st *state, env eventstore.Envelope, err error) error {
+	st.mu.Lock()
+	st.failures++
+	attempt := st.failures
+	st.status, st.lastError, st.lastErrorAt = "failing", err.Error(), time.Now().UTC()
+	st.mu.Unlock()
+	r.metrics.failures.WithLabelValues(st.Name()).Inc()
+	wait := min(100*time.Millisecond<<min(attempt-1, 6), 5*time.Second)
+	r.log.Error("projection failed on an event and holds there; retrying",
+		"projection", st.Name(), "position", env.Position, "event_type", env.EventType,
+		"attempt", attempt, "retry_in", wait, "err", err)
+	select {
+	case <-time.After(wait):
+	case <-ctx.Done():
+	case <-r.stopping:
+	}
+	return fmt.Errorf("projection %s at position %d: %w", st.Name(), env.Position, err)
+}
+
+func (r *Runtime) recovered(st *state) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.failures > 0 {
+		r.log.Info("projection recovered", "projection", st.Name(), "after_attempts", st.failures)
+		st.failures = 0
+		st.status = "running"
+	}
+}
+
+// WaitFor waits until every named projector (all when none is named) has applied the log up to
+// position, for read-your-writes after an append. It returns ctx's error, wrapped with where the
+// slowest projector stands, if ctx ends first.
+func (r *Runtime) WaitFor(ctx context.Context, position int64, names ...string) error {
+	if len(names) == 0 {
+		names = r.Names()
+	}
+	for _, name := range names {
+		st, ok := r.byName[name]
+		if !ok {
+			return fmt.Errorf("projections: no projection %q: %w", name, domain.ErrNotFound)
+		}
+		for {
+			current, advanced := st.position.Load()
+			if current >= position {
+				break
+			}
+			select {
+			case <-advanced:
+			case <-time.After(50 * time.Millisecond):
+				// Another process may be the one applying: look at the checkpoint itself.
+				if committed, _, err := st.checkpoint(ctx, r.db); err == nil {
+					st.position.Advance(committed)
+				}
+			case <-ctx.Done():
+				return fmt.Errorf("projections: %s is at %d, waiting for %d: %w", name, current, position, ctx.Err())
+			}
+		}
+	}
+	return nil
+}
+
+// Status reports every projector's position, lag behind the head of the log, and health.
+func (r *Runtime) Status(ctx context.Context) ([]Status, error) {
+	head, err := r.store.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Status, len(r.states))
+	for i, st := range r.states {
+		position, _ := st.position.Load()
+		st.mu.Lock()
+		out[i] = Status{Name: st.Name(), Position: position, Lag: max(head-position, 0), Status: st.status, LastError: st.lastError}
+		if !st.lastErrorAt.IsZero() {
+			at := st.lastErrorAt
+			out[i].LastErrorAt = &at
+		}
+		st.mu.Unlock()
+	}
+	return out, nil
+}
+
+// Ready returns an error naming every projector that is failing or further behind than MaxLag.
+func (r *Runtime) Ready(ctx context.Context) error {
+	statuses, err := r.Status(ctx)
+	if err != nil {
+		return err
+	}
+	var problems []error
+	for _, s := range statuses {
+		switch {
+		case s.Status == "failing":
+			problems = append(problems, fmt.Errorf("%s is failing: %s", s.Name, s.LastError))
+		case s.Lag > r.opts.MaxLag:
+			problems = append(problems, fmt.Errorf("%s is %d events behind", s.Name, s.Lag))
+		}
+	}
+	return errors.Join(problems...)
+}

@@ -1,0 +1,68 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"time"
+
+	"github.com/clouddbmanager/clouddb/eventstore"
+)
+
+// Streams is the catalog of every stream in the log: which aggregates exist, of which type, at
+// which version, and when they last changed. It reads only envelopes, so it is also the yardstick
+// for the runtime's own speed.
+type Streams struct{}
+
+func (Streams) Name() string { return "streams" }
+
+func (Streams) Handles() []string { return []string{AllEvents} }
+
+func (Streams) Tables() []Table {
+	return []Table{{Name: "streams", DDL: `CREATE TABLE IF NOT EXISTS {{table}} (
+		stream_id     VARBINARY(255) NOT NULL PRIMARY KEY,
+		stream_type   VARCHAR(64)  NOT NULL,
+		version       BIGINT       NOT NULL,
+		last_position BIGINT       NOT NULL,
+		created_at    DATETIME(6)  NOT NULL,
+		updated_at    DATETIME(6)  NOT NULL,
+		KEY streams_type (stream_type, updated_at)
+	) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin`}}
+}
+
+type streamRow struct {
+	streamType   string
+	version      int64
+	lastPosition int64
+	createdAt    time.Time
+	updatedAt    time.Time
+}
+
+// Apply folds the events into one row per stream and upserts them in one statement; GREATEST makes
+// a replayed event harmless.
+func (Streams) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []eventstore.Envelope) error {
+	rows := map[string]*streamRow{}
+	var order []string
+	for _, e := range events {
+		row, ok := rows[e.StreamID]
+		if !ok {
+			row = &streamRow{streamType: e.StreamType, createdAt: e.RecordedAt}
+			rows[e.StreamID] = row
+			order = append(order, e.StreamID)
+		}
+		row.version, row.lastPosition, row.updatedAt = e.StreamVersion, e.Position, e.RecordedAt
+	}
+	args := make([]any, 0, 6*len(order))
+	for _, id := range order {
+		row := rows[id]
+		args = append(args, id, row.streamType, row.version, row.lastPosition, row.createdAt, row.updatedAt)
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO `+t.Name("streams")+
+		` (stream_id, stream_type, version, last_position, created_at, updated_at) VALUES `+
+		strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?),", len(order)), ",")+
+		` ON DUPLICATE KEY UPDATE
+			updated_at = IF(VALUES(last_position) > last_position, VALUES(updated_at), updated_at),
+			version = GREATEST(version, VALUES(version)),
+			last_position = GREATEST(last_position, VALUES(last_position))`, args...)
+	return err
+}
