@@ -1,0 +1,171 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/clouddbmanager/clouddb/domain"
+)
+
+// Error is an error with its HTTP answer: handlers return one to raise a code of API.md that no
+// domain error kind carries (invalid_request, payload_too_large, ...). writeError sends it as it
+// is. A zero Status means 400; nil Details are sent as {}.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	Details map[string]any
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// errInternal is the answer to every error writeError does not know: a fixed text, the real error
+// goes to the log only.
+var errInternal = &Error{
+	Status:  http.StatusInternalServerError,
+	Code:    "internal",
+	Message: "An internal error occurred; quote the request id when you report it.",
+}
+
+// errorKinds maps the error kinds of package domain to their answer. They are matched in order
+// with errors.Is, so the more specific kind comes first; later issues add rows here.
+var errorKinds = []struct {
+	kind    error
+	status  int
+	code    string
+	message string
+}{
+	{domain.ErrNotFound, http.StatusNotFound, "not_found", "The resource does not exist."},
+	{domain.ErrVersionConflict, http.StatusConflict, "version_conflict", "The resource changed meanwhile; reload it and retry."},
+	{domain.ErrConflict, http.StatusConflict, "conflict", "The request conflicts with the current state of the resource."},
+	{domain.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "A service this request needs does not answer; nothing was changed, try again later."},
+}
+
+// toError is the one mapping from an error to its answer. The second result says the error is
+// not the client's doing and must be logged.
+func toError(err error) (e *Error, logIt bool) {
+	var (
+		apiErr   *Error
+		verr     *domain.ValidationError
+		tooLarge *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &apiErr):
+		return apiErr, apiErr.Status >= 500
+	case errors.As(err, &verr):
+		fields := verr.Fields
+		if fields == nil {
+			fields = map[string]string{}
+		}
+		return &Error{
+			Status:  http.StatusBadRequest,
+			Code:    "validation_failed",
+			Message: "Some fields are invalid; see details.fields.",
+			Details: map[string]any{"fields": fields},
+		}, false
+	case errors.As(err, &tooLarge):
+		return &Error{
+			Status:  http.StatusRequestEntityTooLarge,
+			Code:    "payload_too_large",
+			Message: fmt.Sprintf("The request body is larger than %d bytes.", tooLarge.Limit),
+			Details: map[string]any{"limit_bytes": tooLarge.Limit},
+		}, false
+	}
+	for _, k := range errorKinds {
+		if errors.Is(err, k.kind) {
+			return &Error{Status: k.status, Code: k.code, Message: k.message}, k.status >= 500
+		}
+	}
+	return errInternal, true
+}
+
+// writeError is the one place errors become responses, in the envelope of API.md. Errors that are
+// not the client's doing are logged with the request id; their text never reaches the client.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e, logIt := toError(err)
+	if logIt {
+		s.log.ErrorContext(r.Context(), "request failed",
+			"request_id", RequestID(r.Context()),
+			"method", r.Method,
+			"path", r.URL.Path,
+			"err", err,
+		)
+	}
+	s.respond(w, r, e)
+}
+
+type errorEnvelope struct {
+	Error errorBody `json:"error"`
+}
+
+type errorBody struct {
+	Code      string         `json:"code"`
+	Message   string         `json:"message"`
+	Details   map[string]any `json:"details"`
+	RequestID string         `json:"request_id"`
+}
+
+// respond writes e as the error envelope.
+func (s *Server) respond(w http.ResponseWriter, r *http.Request, e *Error) {
+	status, details := e.Status, e.Details
+	if status == 0 {
+		status = http.StatusBadRequest
+	}
+	if details == nil {
+		details = map[string]any{}
+	}
+	writeJSON(w, status, errorEnvelope{Error: errorBody{
+		Code:      e.Code,
+		Message:   e.Message,
+		Details:   details,
+		RequestID: RequestID(r.Context()),
+	}})
+}
+
+// handleNoRoute is mux's NotFoundHandler and MethodNotAllowedHandler: 405 method_not_allowed
+// with an Allow header when the path exists with other methods, else 404 not_found. mux's own
+// verdict is not trusted for the difference: a method mismatch inside a subrouter is forgotten as
+// soon as a later route of that subrouter is tried (mux v1.8 copies the prefix matcher into each
+// route, and its match clears the mismatch).
+func (s *Server) handleNoRoute(w http.ResponseWriter, r *http.Request) {
+	allowed := s.allowedMethods(r)
+	if len(allowed) == 0 {
+		s.respond(w, r, &Error{
+			Status:  http.StatusNotFound,
+			Code:    "not_found",
+			Message: "No such resource: " + r.URL.Path,
+		})
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	s.respond(w, r, &Error{
+		Status:  http.StatusMethodNotAllowed,
+		Code:    "method_not_allowed",
+		Message: fmt.Sprintf("%s is not allowed on %s.", r.Method, r.URL.Path),
+		Details: map[string]any{"allowed": allowed},
+	})
+}
+
+// allowProbe are the methods a 405's Allow header may list.
+var allowProbe = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete, http.MethodOptions,
+}
+
+// allowedMethods lists the methods some route accepts for r's path, by matching r again with each.
+func (s *Server) allowedMethods(r *http.Request) []string {
+	var allowed []string
+	for _, m := range allowProbe {
+		probe := r.WithContext(r.Context()) // a shallow copy
+		probe.Method = m
+		var match mux.RouteMatch
+		if s.router.Match(probe, &match) && match.MatchErr == nil {
+			allowed = append(allowed, m)
+		}
+	}
+	return allowed
+}

@@ -1,0 +1,242 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gorilla/mux"
+)
+
+// openAPIDoc is the part of the OpenAPI document the tests read.
+type openAPIDoc struct {
+	OpenAPI string `json:"openapi"`
+	Info    struct {
+		Title       string `json:"title"`
+		Version     string `json:"version"`
+		Description string `json:"description"`
+	} `json:"info"`
+	Servers    []struct{ URL string } `json:"servers"`
+	Paths      map[string]map[string]json.RawMessage
+	Components struct {
+		Schemas         map[string]json.RawMessage `json:"schemas"`
+		Responses       map[string]json.RawMessage `json:"responses"`
+		SecuritySchemes map[string]struct {
+			Type, Scheme, BearerFormat string
+		} `json:"securitySchemes"`
+	} `json:"components"`
+}
+
+func parseOpenAPI(t *testing.T) openAPIDoc {
+	t.Helper()
+	var doc openAPIDoc
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatalf("api/openapi.json is not valid JSON: %v", err)
+	}
+	return doc
+}
+
+// documentedOperations lists the operations of doc as "METHOD /full/path", the path prefixed by
+// the server that applies to it (the path's own, else the document's).
+func documentedOperations(t *testing.T, doc openAPIDoc) map[string]bool {
+	t.Helper()
+	ops := map[string]bool{}
+	for path, item := range doc.Paths {
+		base := doc.Servers[0].URL
+		if raw, ok := item["servers"]; ok {
+			var servers []struct{ URL string }
+			if err := json.Unmarshal(raw, &servers); err != nil || len(servers) == 0 {
+				t.Fatalf("paths[%s].servers: %v", path, err)
+			}
+			base = servers[0].URL
+		}
+		full := strings.TrimSuffix(base, "/") + path
+		for method := range item {
+			switch method {
+			case "get", "put", "post", "delete", "options", "head", "patch", "trace":
+				ops[strings.ToUpper(method)+" "+full] = true
+			}
+		}
+	}
+	return ops
+}
+
+var muxVarPattern = regexp.MustCompile(`\{([^}:]+):[^}]*\}`)
+
+// undocumentedRoutes lists the routes of router (as "METHOD /template") that doc lacks.
+func undocumentedRoutes(t *testing.T, router *mux.Router, doc openAPIDoc) []string {
+	t.Helper()
+	ops := documentedOperations(t, doc)
+	var missing []string
+	err := router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		if route.GetHandler() == nil {
+			return nil // a subrouter's prefix, not an endpoint
+		}
+		tmpl, err := route.GetPathTemplate()
+		if err != nil {
+			return err
+		}
+		tmpl = muxVarPattern.ReplaceAllString(tmpl, "{$1}") // {id:[0-9]+} is {id} in OpenAPI
+		methods, err := route.GetMethods()
+		if err != nil {
+			missing = append(missing, "(any method) "+tmpl+": routes must name their methods")
+			return nil
+		}
+		for _, m := range methods {
+			if !ops[m+" "+tmpl] {
+				missing = append(missing, m+" "+tmpl)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return missing
+}
+
+func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
+	doc := parseOpenAPI(t)
+	s := New(Config{})
+	if missing := undocumentedRoutes(t, s.Router(), doc); len(missing) > 0 {
+		t.Errorf("routes missing from api/openapi.json: %v", missing)
+	}
+	// The check itself catches a forgotten route.
+	s.API().HandleFunc("/databases/{id:[0-9a-f-]+}", func(http.ResponseWriter, *http.Request) {}).Methods(http.MethodDelete)
+	if missing := undocumentedRoutes(t, s.Router(), doc); !slices.Equal(missing, []string{"DELETE /api/v1/databases/{id}"}) {
+		t.Errorf("undocumentedRoutes = %v, want the new route", missing)
+	}
+}
+
+func TestOpenAPIDocument(t *testing.T) {
+	doc := parseOpenAPI(t)
+	if !strings.HasPrefix(doc.OpenAPI, "3.1.") {
+		t.Errorf("openapi = %q, want 3.1.x", doc.OpenAPI)
+	}
+	if doc.Info.Title != "CloudDB Manager API" || doc.Info.Version != "1" {
+		t.Errorf("info = %q %q", doc.Info.Title, doc.Info.Version)
+	}
+	if len(doc.Servers) == 0 || doc.Servers[0].URL != "/api/v1" {
+		t.Errorf("servers = %v, want /api/v1", doc.Servers)
+	}
+	if doc.Components.Schemas["Error"] == nil {
+		t.Error("components.schemas.Error is missing")
+	}
+	for name, format := range map[string]string{"bearerAuth": "JWT", "apiKey": "cdb_<api_key>"} {
+		sch := doc.Components.SecuritySchemes[name]
+		if sch.Type != "http" || sch.Scheme != "bearer" || sch.BearerFormat != format {
+			t.Errorf("securitySchemes.%s = %+v", name, sch)
+		}
+	}
+	for _, resp := range []string{"InvalidRequest", "NotFound", "MethodNotAllowed", "PayloadTooLarge", "UnsupportedMediaType", "Internal"} {
+		if doc.Components.Responses[resp] == nil {
+			t.Errorf("components.responses.%s is missing", resp)
+		}
+	}
+	for _, want := range []string{"X-Request-Id", "1 MiB", "Unknown fields", "limit", "cursor"} {
+		if !strings.Contains(doc.Info.Description, want) {
+			t.Errorf("info.description does not mention %q", want)
+		}
+	}
+}
+
+// TestOpenAPIErrorCodes: every code this package can send is in the ErrorCode enum and the
+// description's table.
+func TestOpenAPIErrorCodes(t *testing.T) {
+	doc := parseOpenAPI(t)
+	var codeSchema struct{ Enum []string }
+	if err := json.Unmarshal(doc.Components.Schemas["ErrorCode"], &codeSchema); err != nil {
+		t.Fatal(err)
+	}
+	codes := []string{"invalid_request", "validation_failed", "payload_too_large", "unsupported_media_type",
+		"not_found", "method_not_allowed", errInternal.Code}
+	for _, k := range errorKinds {
+		codes = append(codes, k.code)
+	}
+	for _, c := range codes {
+		if !slices.Contains(codeSchema.Enum, c) {
+			t.Errorf("ErrorCode enum lacks %q", c)
+		}
+		if !strings.Contains(doc.Info.Description, "`"+c+"`") {
+			t.Errorf("info.description lacks %q", c)
+		}
+	}
+}
+
+// TestOpenAPIRefsResolve: every "$ref" points at something in the document.
+func TestOpenAPIRefsResolve(t *testing.T) {
+	var root any
+	if err := json.Unmarshal(openAPIDocument, &root); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if ref, ok := v["$ref"].(string); ok {
+				if !resolves(root, ref) {
+					t.Errorf("$ref %q does not resolve", ref)
+				}
+			}
+			for _, child := range v {
+				walk(child)
+			}
+		case []any:
+			for _, child := range v {
+				walk(child)
+			}
+		}
+	}
+	walk(root)
+}
+
+func resolves(root any, ref string) bool {
+	if !strings.HasPrefix(ref, "#/") {
+		return false
+	}
+	cur := root
+	for _, part := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return false
+		}
+		if cur, ok = m[strings.NewReplacer("~1", "/", "~0", "~").Replace(part)]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func TestOpenAPIServed(t *testing.T) {
+	s, _ := newTestServer(t, Config{})
+	rec := do(t, s, http.MethodGet, "/api/v1/openapi.json", nil, nil)
+	if rec.Code != http.StatusOK || !bytes.Equal(rec.Body.Bytes(), openAPIDocument) {
+		t.Fatalf("GET /api/v1/openapi.json = %d, want 200 and the embedded document", rec.Code)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json; charset=utf-8" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+}
+
+// TestDocsOpenAPIIsTheSameDocument: docs/openapi.json is a symlink to api/openapi.json.
+func TestDocsOpenAPIIsTheSameDocument(t *testing.T) {
+	target, err := os.Readlink("../docs/openapi.json")
+	if err != nil {
+		t.Fatalf("docs/openapi.json should be a symlink to ../api/openapi.json: %v", err)
+	}
+	if target != "../api/openapi.json" {
+		t.Errorf("docs/openapi.json -> %s, want ../api/openapi.json", target)
+	}
+	b, err := os.ReadFile("../docs/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b, openAPIDocument) {
+		t.Error("docs/openapi.json differs from the embedded document")
+	}
+}
