@@ -1,0 +1,118 @@
+// Command clouddb is CloudDB Manager: one binary for the server and its operations.
+//
+//	clouddb [serve]                    run the API, projections and reactors
+//	clouddb migrate                    apply the management database migrations
+//	clouddb projections status         show every projection's position and lag
+//	clouddb projections rebuild NAME   rebuild a read model from the event log
+//	clouddb version                    print the version
+//
+// Configuration comes from the environment (see README.md).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/clouddbmanager/clouddb/internal/config"
+)
+
+const usage = `usage: clouddb [serve | migrate | projections status | projections rebuild NAME | version]`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the process exit code: 0 done, 1 failed, 2 misused.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		args = []string{"serve"}
+	}
+	switch {
+	case args[0] == "version" && len(args) == 1:
+		fmt.Fprintln(stdout, version())
+		return 0
+	case (args[0] == "serve" || args[0] == "migrate") && len(args) == 1,
+		args[0] == "projections" && len(args) == 2 && args[1] == "status",
+		args[0] == "projections" && len(args) == 3 && args[1] == "rebuild":
+	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
+		fmt.Fprintln(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintln(stderr, usage)
+		return 2
+	}
+	cfg, err := config.FromEnv(getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "clouddb: "+err.Error())
+		return 2
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if err := execute(ctx, args, cfg, log, stdout); err != nil {
+		log.Error("clouddb failed", "command", args[0], "err", err)
+		return 1
+	}
+	return 0
+}
+
+func execute(ctx context.Context, args []string, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	app, err := Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	switch args[0] {
+	case "migrate":
+		log.Info("management database is up to date")
+		return nil
+	case "projections":
+		if err := app.Projections.Prepare(ctx); err != nil {
+			return err
+		}
+		if args[1] == "rebuild" {
+			if err := app.Projections.Rebuild(ctx, args[2]); err != nil {
+				return err
+			}
+		}
+		statuses, err := app.Projections.Status(ctx)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(statuses)
+	}
+	if err := app.Serve(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("shutting down: finishing in-flight requests")
+	return app.Close()
+}
+
+// version is the module version, or the VCS revision the binary was built from.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := info.Main.Version
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v = s.Value[:12]
+		}
+		if s.Key == "vcs.modified" && s.Value == "true" {
+			v += "-dirty"
+		}
+	}
+	return v
+}

@@ -1,0 +1,219 @@
+// Package config reads CloudDB Manager's configuration from the environment, with the names and
+// defaults of DESIGN.md. Invalid values fail at start with one line naming the variable.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Config is the whole configuration of one clouddb process.
+type Config struct {
+	HTTPAddr string
+	// MgmtDSN is RDS-A; empty means "find or start a local server" (see internal/localmysql).
+	MgmtDSN           string
+	SandboxDSNs       []string // RDS-B admin DSNs; empty means the management server
+	SandboxPrefix     string
+	SandboxPublicHost string
+	SandboxPublicPort int
+	DataDir           string
+	PublicURL         *url.URL
+	SMTPAddr          string
+	SMTPFrom          string
+	SMTPUser          string
+	SMTPPassword      string
+	MailDir           string
+	BootstrapEmail    string
+	BootstrapPassword string
+	BcryptCost        int
+	LogLevel          slog.Level
+	// JWTSecret and SecretKey come from the environment or are generated once into the data dir
+	// by LoadKeys.
+	JWTSecret []byte
+	SecretKey []byte
+}
+
+// FromEnv reads the configuration through getenv (os.Getenv in production).
+func FromEnv(getenv func(string) string) (Config, error) {
+	get := func(name, fallback string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return fallback
+	}
+	c := Config{
+		HTTPAddr:          get("CLOUDDB_HTTP_ADDR", "127.0.0.1:8080"),
+		MgmtDSN:           get("CLOUDDB_MGMT_DSN", ""),
+		SandboxPrefix:     get("CLOUDDB_SANDBOX_PREFIX", "cdb_"),
+		SandboxPublicHost: get("CLOUDDB_SANDBOX_PUBLIC_HOST", ""),
+		DataDir:           get("CLOUDDB_DATA_DIR", "./data"),
+		SMTPAddr:          get("CLOUDDB_SMTP_ADDR", ""),
+		SMTPFrom:          get("CLOUDDB_SMTP_FROM", "CloudDB Manager <no-reply@localhost>"),
+		SMTPUser:          get("CLOUDDB_SMTP_USER", ""),
+		SMTPPassword:      getenv("CLOUDDB_SMTP_PASSWORD"),
+		BootstrapEmail:    get("CLOUDDB_BOOTSTRAP_ADMIN_EMAIL", ""),
+		BootstrapPassword: getenv("CLOUDDB_BOOTSTRAP_ADMIN_PASSWORD"),
+	}
+	c.MailDir = get("CLOUDDB_MAIL_DIR", filepath.Join(c.DataDir, "mail"))
+	var problems []string
+	fail := func(name, format string, args ...any) {
+		problems = append(problems, name+": "+fmt.Sprintf(format, args...))
+	}
+
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		fail("CLOUDDB_HTTP_ADDR", "%q is not host:port", c.HTTPAddr)
+	}
+	if c.MgmtDSN != "" {
+		if cfg, err := mysql.ParseDSN(c.MgmtDSN); err != nil {
+			fail("CLOUDDB_MGMT_DSN", "%v", err)
+		} else if cfg.DBName == "" {
+			fail("CLOUDDB_MGMT_DSN", "names no database (add /clouddb)")
+		}
+	}
+	for _, dsn := range strings.Split(get("CLOUDDB_SANDBOX_DSN", ""), ",") {
+		if dsn = strings.TrimSpace(dsn); dsn == "" {
+			continue
+		}
+		if _, err := mysql.ParseDSN(dsn); err != nil {
+			fail("CLOUDDB_SANDBOX_DSN", "%v", err)
+		}
+		c.SandboxDSNs = append(c.SandboxDSNs, dsn)
+	}
+	if !validPrefix(c.SandboxPrefix) {
+		fail("CLOUDDB_SANDBOX_PREFIX", "%q must be 1 to 16 lower-case letters, digits or underscores, starting with a letter", c.SandboxPrefix)
+	}
+	if port := get("CLOUDDB_SANDBOX_PUBLIC_PORT", ""); port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			fail("CLOUDDB_SANDBOX_PUBLIC_PORT", "%q is not a port number", port)
+		}
+		c.SandboxPublicPort = n
+	}
+	publicURL := get("CLOUDDB_PUBLIC_URL", "http://localhost:8080")
+	if u, err := url.Parse(publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		fail("CLOUDDB_PUBLIC_URL", "%q is not an http(s) URL", publicURL)
+	} else {
+		c.PublicURL = u
+	}
+	if c.SMTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.SMTPAddr); err != nil {
+			fail("CLOUDDB_SMTP_ADDR", "%q is not host:port", c.SMTPAddr)
+		}
+	}
+	if (c.BootstrapEmail == "") != (c.BootstrapPassword == "") {
+		fail("CLOUDDB_BOOTSTRAP_ADMIN_EMAIL", "and CLOUDDB_BOOTSTRAP_ADMIN_PASSWORD must be set together")
+	}
+	cost := get("CLOUDDB_BCRYPT_COST", "12")
+	if n, err := strconv.Atoi(cost); err != nil || n < 4 || n > 31 {
+		fail("CLOUDDB_BCRYPT_COST", "%q must be a number from 4 to 31", cost)
+	} else {
+		c.BcryptCost = n
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(get("CLOUDDB_LOG_LEVEL", "info"))); err != nil {
+		fail("CLOUDDB_LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	if v := getenv("CLOUDDB_JWT_SECRET"); v != "" {
+		if len(v) < 32 {
+			fail("CLOUDDB_JWT_SECRET", "must have at least 32 bytes")
+		}
+		c.JWTSecret = []byte(v)
+	}
+	if v := getenv("CLOUDDB_SECRET_KEY"); v != "" {
+		key, err := base64.StdEncoding.DecodeString(v)
+		if err != nil || len(key) != 32 {
+			fail("CLOUDDB_SECRET_KEY", "must be 32 bytes, base64-encoded")
+		}
+		c.SecretKey = key
+	}
+	if len(problems) > 0 {
+		return Config{}, errors.New("invalid configuration: " + strings.Join(problems, "; "))
+	}
+	return c, nil
+}
+
+func validPrefix(p string) bool {
+	if len(p) < 1 || len(p) > 16 || p[0] < 'a' || p[0] > 'z' {
+		return false
+	}
+	for _, r := range p {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// LoadKeys fills JWTSecret and SecretKey when the environment did not set them, from files in the
+// data dir, generating each once (mode 0600) so that tokens and stored secrets survive restarts.
+func (c *Config) LoadKeys() error {
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("CLOUDDB_DATA_DIR: %w", err)
+	}
+	var err error
+	if c.JWTSecret == nil {
+		if c.JWTSecret, err = keyFile(filepath.Join(c.DataDir, "jwt.key"), 32); err != nil {
+			return err
+		}
+	}
+	if c.SecretKey == nil {
+		if c.SecretKey, err = keyFile(filepath.Join(c.DataDir, "secret.key"), 32); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keyFile reads a base64 key of size bytes from path, creating it if missing. The new key is
+// written aside and linked into place, so two processes starting at once agree on one key.
+func keyFile(path string, size int) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := createKeyFile(path, size); err != nil {
+			return nil, err
+		}
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
+	if err != nil || len(key) != size {
+		return nil, fmt.Errorf("%s: not a base64 key of %d bytes; delete it to generate a new one", path, size)
+	}
+	return key, nil
+}
+
+func createKeyFile(path string, size int) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	key := make([]byte, size)
+	rand.Read(key)
+	_, err = tmp.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}

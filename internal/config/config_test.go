@@ -1,0 +1,108 @@
+package config
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func env(vars map[string]string) func(string) string {
+	return func(name string) string { return vars[name] }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := FromEnv(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:8080" || c.MgmtDSN != "" || c.SandboxPrefix != "cdb_" || c.DataDir != "./data" ||
+		c.MailDir != filepath.Join("data", "mail") || c.PublicURL.String() != "http://localhost:8080" || c.BcryptCost != 12 {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestValues(t *testing.T) {
+	c, err := FromEnv(env(map[string]string{
+		"CLOUDDB_HTTP_ADDR":           ":9000",
+		"CLOUDDB_MGMT_DSN":            "root@tcp(db:3306)/clouddb",
+		"CLOUDDB_SANDBOX_DSN":         "root@tcp(a:3306)/, root@tcp(b:3306)/",
+		"CLOUDDB_SANDBOX_PUBLIC_PORT": "13306",
+		"CLOUDDB_DATA_DIR":            "/var/lib/clouddb",
+		"CLOUDDB_BCRYPT_COST":         "4",
+		"CLOUDDB_SECRET_KEY":          "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"CLOUDDB_LOG_LEVEL":           "debug",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.SandboxDSNs) != 2 || c.SandboxPublicPort != 13306 || c.MailDir != "/var/lib/clouddb/mail" ||
+		c.BcryptCost != 4 || len(c.SecretKey) != 32 || c.LogLevel.String() != "DEBUG" {
+		t.Fatalf("values not read: %+v", c)
+	}
+}
+
+func TestInvalidValuesNameTheVariableOnOneLine(t *testing.T) {
+	tests := map[string]string{
+		"CLOUDDB_HTTP_ADDR":           "8080",
+		"CLOUDDB_MGMT_DSN":            "root@tcp(db:3306)/",
+		"CLOUDDB_SANDBOX_DSN":         "not a dsn",
+		"CLOUDDB_SANDBOX_PREFIX":      "Bad-Prefix",
+		"CLOUDDB_SANDBOX_PUBLIC_PORT": "70000",
+		"CLOUDDB_PUBLIC_URL":          "ftp://x",
+		"CLOUDDB_SMTP_ADDR":           "mail",
+		"CLOUDDB_BCRYPT_COST":         "3",
+		"CLOUDDB_LOG_LEVEL":           "loud",
+		"CLOUDDB_JWT_SECRET":          "short",
+		"CLOUDDB_SECRET_KEY":          "c2hvcnQ=",
+	}
+	for name, value := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := FromEnv(env(map[string]string{name: value}))
+			if err == nil || !strings.Contains(err.Error(), name) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("FromEnv(%s=%q) = %v, want one line naming the variable", name, value, err)
+			}
+		})
+	}
+	_, err := FromEnv(env(map[string]string{"CLOUDDB_BOOTSTRAP_ADMIN_EMAIL": "a@b.c"}))
+	if err == nil || !strings.Contains(err.Error(), "CLOUDDB_BOOTSTRAP_ADMIN_PASSWORD") {
+		t.Fatalf("bootstrap email without password: %v", err)
+	}
+}
+
+func TestLoadKeysGeneratesOnceAndAgreesAcrossConcurrentStarts(t *testing.T) {
+	dir := t.TempDir()
+	keys := make([][]byte, 8)
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := Config{DataDir: dir}
+			if err := c.LoadKeys(); err != nil {
+				t.Error(err)
+				return
+			}
+			keys[i] = append(append([]byte{}, c.JWTSecret...), c.SecretKey...)
+		}()
+	}
+	wg.Wait()
+	for _, k := range keys[1:] {
+		if !bytes.Equal(k, keys[0]) || len(k) != 64 {
+			t.Fatal("concurrent starts generated different keys")
+		}
+	}
+	info, err := os.Stat(filepath.Join(dir, "secret.key"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("secret.key: %v, mode %v; want 0600", err, info.Mode())
+	}
+	if err := os.WriteFile(filepath.Join(dir, "jwt.key"), []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := Config{DataDir: dir}
+	if err := c.LoadKeys(); err == nil || !strings.Contains(err.Error(), "jwt.key") {
+		t.Fatalf("a corrupt key file was accepted: %v", err)
+	}
+}

@@ -1,0 +1,91 @@
+// Package localmysql finds a management database for `clouddb serve` when CLOUDDB_MGMT_DSN is
+// unset, so that the system starts on a bare machine: it uses the MySQL server on
+// 127.0.0.1:3306 when one answers, otherwise it runs a private MariaDB under the data directory,
+// fetching Debian's server packages first if no server binaries are installed.
+package localmysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// sharedDSN is the conventional local server: what `apt-get install mariadb-server` gives.
+const sharedDSN = "root@tcp(127.0.0.1:3306)/clouddb"
+
+// errNoServer is the one line a user sees when nothing worked; the details are in the log.
+var errNoServer = errors.New(`no MySQL server at 127.0.0.1:3306 and none could be installed: install one with "apt-get install mariadb-server" or set CLOUDDB_MGMT_DSN`)
+
+// Resolve returns a DSN (go-sql-driver format, naming database "clouddb") for the management database.
+// stop shuts down anything Resolve started (nil-safe to call; no-op when nothing was started).
+//
+// ctx bounds only the search and the start-up; a private server then lives until stop is called
+// (or this process dies).
+func Resolve(ctx context.Context, dataDir string, log *slog.Logger) (dsn string, stop func() error, err error) {
+	noop := func() error { return nil }
+	err = ping(ctx, sharedDSN, time.Second)
+	if err == nil {
+		log.Info("using the MySQL server at 127.0.0.1:3306 as management database", "dsn", sharedDSN)
+		return sharedDSN, noop, nil
+	}
+	log.Info("no usable MySQL server at 127.0.0.1:3306, starting a private MariaDB", "err", err)
+
+	local, err := filepath.Abs(localDir)
+	if err != nil {
+		return "", noop, err
+	}
+	bin, found := findBinaries(local)
+	if !found {
+		log.Info("no MariaDB server binaries installed: fetching Debian's packages with apt-get download", "into", local)
+		if err := fetchPackages(ctx, local, log); err != nil {
+			log.Warn("fetching MariaDB packages without root failed", "err", err)
+			if !installSystemPackage(ctx, log) {
+				return "", noop, errNoServer
+			}
+			// The package's maintainer scripts may have started the system service.
+			if ping(ctx, sharedDSN, time.Second) == nil {
+				log.Info("using the freshly installed MySQL server at 127.0.0.1:3306", "dsn", sharedDSN)
+				return sharedDSN, noop, nil
+			}
+		}
+		if bin, found = findBinaries(local); !found {
+			return "", noop, errNoServer
+		}
+	}
+
+	dsn, stop, err = startPrivate(ctx, dataDir, bin, log)
+	if err != nil {
+		return "", noop, err
+	}
+	return dsn, stop, nil
+}
+
+// ping opens one connection to dsn (its database need not exist) and checks that the server
+// answers, giving up after timeout.
+func ping(ctx context.Context, dsn string, timeout time.Duration) error {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return err
+	}
+	cfg.DBName = ""
+	cfg.Timeout = timeout
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return err
+	}
+	db := sql.OpenDB(connector)
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return db.PingContext(ctx)
+}
+
+// isRoot reports whether this process runs as root: mariadbd then refuses to start without
+// --user=root, and apt-get may install system packages.
+func isRoot() bool { return os.Geteuid() == 0 }

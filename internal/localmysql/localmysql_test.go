@@ -1,0 +1,172 @@
+package localmysql
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+)
+
+// The machine's MariaDB answers at 127.0.0.1:3306 (.ci/run starts it), so Resolve takes it.
+func TestResolveUsesLocalServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var logs bytes.Buffer
+	dsn, stop, err := Resolve(ctx, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatalf("Resolve: %v (is MariaDB running at 127.0.0.1:3306?)", err)
+	}
+	if dsn != "root@tcp(127.0.0.1:3306)/clouddb" {
+		t.Fatalf("dsn = %q, want the local server", dsn)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("stop with nothing started: %v", err)
+	}
+	if !strings.Contains(logs.String(), "127.0.0.1:3306") {
+		t.Errorf("log does not say which server it uses: %s", logs.String())
+	}
+}
+
+func TestStartPrivate(t *testing.T) {
+	bin, ok := findBinaries(t.TempDir())
+	if !ok {
+		t.Fatal("no mariadbd and mariadb-install-db on this machine (apt-get install mariadb-server)")
+	}
+	if bin.unpacked != "" {
+		t.Fatalf("found an unpacked copy %s, want the installed server", bin.unpacked)
+	}
+	dataDir := t.TempDir()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+
+	pid := startAndQuery(t, dataDir, bin, log)
+	if !strings.Contains(logs.String(), "initializing") || !strings.Contains(logs.String(), "started private MariaDB") {
+		t.Errorf("log does not tell the start: %s", logs.String())
+	}
+	if !strings.Contains(logs.String(), filepath.Join(dataDir, "mysql.sock")) {
+		t.Errorf("log does not name the socket: %s", logs.String())
+	}
+	if fi, err := os.Stat(filepath.Join(dataDir, "mysql.log")); err != nil || fi.Size() == 0 {
+		t.Errorf("mysql.log missing or empty: %v", err)
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("mariadbd %d still exists after stop (kill 0: %v)", pid, err)
+	}
+
+	// A second start reuses the initialized datadir and keeps its data.
+	logs.Reset()
+	startAndQuery(t, dataDir, bin, log)
+	if strings.Contains(logs.String(), "initializing") {
+		t.Errorf("datadir initialized again: %s", logs.String())
+	}
+}
+
+// startAndQuery starts the private server on dataDir, checks that a connection to its DSN works,
+// stops it and returns the pid it had.
+func startAndQuery(t *testing.T, dataDir string, bin binaries, log *slog.Logger) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dsn, stop, err := startPrivate(ctx, dataDir, bin, log)
+	if err != nil {
+		t.Fatalf("startPrivate: %v", err)
+	}
+	t.Cleanup(func() { _ = stop() }) // if the test fails before stopping it
+	if want := "root@unix(" + filepath.Join(dataDir, "mysql.sock") + ")/clouddb"; dsn != want {
+		t.Errorf("dsn = %q, want %q", dsn, want)
+	}
+	raw, err := os.ReadFile(filepath.Join(dataDir, "mysql.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatalf("pid file: %v", err)
+	}
+
+	server, err := sql.Open("mysql", strings.TrimSuffix(dsn, "clouddb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS clouddb"); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	server.Close()
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var one int
+	if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("SELECT 1 = %d, %v", one, err)
+	}
+	// Over TCP too, as root without password: what a developer's client would use.
+	var port int
+	if err := db.QueryRowContext(ctx, "SELECT @@port").Scan(&port); err != nil {
+		t.Fatal(err)
+	}
+	if err := ping(ctx, "root@tcp(127.0.0.1:"+strconv.Itoa(port)+")/", time.Second); err != nil {
+		t.Errorf("TCP port %d: %v", port, err)
+	}
+
+	db.Close()
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("second stop: %v", err)
+	}
+	if err := ping(ctx, dsn, time.Second); err == nil {
+		t.Fatal("server still answers after stop")
+	}
+	return pid
+}
+
+func TestFetchCommands(t *testing.T) {
+	simulated := `NOTE: This is only a simulation!
+Reading package lists...
+Inst mysql-common (5.8+1.1.0 Debian:12.15/oldstable [all])
+Inst mariadb-common (1:10.11.19-0+deb12u1 Debian:12.15/oldstable [all])
+Inst liburing2 (2.3-3 Debian:12.15/oldstable [amd64])
+Inst libaio1 [0.3.112-13] (0.3.113-4 Debian:12.15/oldstable [amd64])
+Inst mariadb-server-core (1:10.11.19-0+deb12u1 Debian:12.15/oldstable [amd64])
+Conf liburing2 (2.3-3 Debian:12.15/oldstable [amd64])
+`
+	got := packagesToFetch(simulated, corePackages)
+	want := []string{"mariadb-server-core", "mariadb-client-core", "liburing2", "libaio1"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("packagesToFetch = %q, want %q", got, want)
+	}
+	if got := strings.Join(simulateArgs(corePackages), " "); got != "apt-get --simulate --no-install-recommends install mariadb-server-core mariadb-client-core" {
+		t.Errorf("simulateArgs = %s", got)
+	}
+	if got := strings.Join(downloadArgs(want[:2]), " "); got != "apt-get download mariadb-server-core mariadb-client-core" {
+		t.Errorf("downloadArgs = %s", got)
+	}
+	if got := strings.Join(unpackArgs("/d/x.deb", "/r"), " "); got != "dpkg-deb -x /d/x.deb /r" {
+		t.Errorf("unpackArgs = %s", got)
+	}
+}
+
+func TestSocketPathStaysShort(t *testing.T) {
+	if got := socketPath("/srv/data"); got != "/srv/data/mysql.sock" {
+		t.Errorf("socketPath = %s", got)
+	}
+	long := "/" + strings.Repeat("d", 120)
+	got := socketPath(long)
+	if len(got) >= 100 || got != socketPath(long) {
+		t.Errorf("socketPath(long) = %s: want a short path, the same each time", got)
+	}
+}
