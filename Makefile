@@ -2,7 +2,7 @@
 .PHONY: build run test bench lint migrate
 
 build:
-	go build -o bin/clouddb ./cmd/clouddb
+	go build -buildvcs=auto -o bin/clouddb ./cmd/clouddb
 
 # Starts the whole system on 127.0.0.1:8080 (see README: management database fallback).
 run: build

@@ -46,7 +46,7 @@ func Apply(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 		return fmt.Errorf("migrations: %w", err)
 	}
 	for _, r := range results {
-		log.Info("migration applied", "version", r.Source.Version, "file", r.Source.Path, "took", r.Duration)
+		log.Info("migration applied", "version", r.Source.Version, "file", r.Source.Path, "took_ms", r.Duration.Milliseconds())
 	}
 	return nil
 }

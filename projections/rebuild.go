@@ -52,7 +52,7 @@ func (r *Runtime) Rebuild(ctx context.Context, name string) error {
 		return fmt.Errorf("projections: rebuild %s: %w", name, err)
 	}
 	st.position.Reset(position)
-	r.log.Info("rebuild finished", "projection", name, "position", position, "took", time.Since(started).Round(time.Millisecond))
+	r.log.Info("rebuild finished", "projection", name, "position", position, "took_ms", time.Since(started).Milliseconds())
 	return nil
 }
 

@@ -245,7 +245,7 @@ func (r *Runtime) failed(ctx context.Context, st *state, env eventstore.Envelope
 	wait := min(100*time.Millisecond<<min(attempt-1, 6), 5*time.Second)
 	r.log.Error("projection failed on an event and holds there; retrying",
 		"projection", st.Name(), "position", env.Position, "event_type", env.EventType,
-		"attempt", attempt, "retry_in", wait, "err", err)
+		"attempt", attempt, "retry_in_ms", wait.Milliseconds(), "err", err)
 	select {
 	case <-time.After(wait):
 	case <-ctx.Done():

@@ -113,11 +113,16 @@ type wakeOnAppend struct {
 }
 
 func (w *wakeOnAppend) HandleError(_ watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
+	select {
+	case <-w.stopping:
+		return 0 // the router is closing the subscriber; its errors now are the shutdown's
+	default:
+	}
 	if err != nil {
 		w.failures++
 		wait := min(50*time.Millisecond<<min(w.failures, 7), 5*time.Second)
 		if msg := err.Error(); msg != w.lastError || w.failures%20 == 1 {
-			w.log.Error("projection cannot read the event log, retrying", "projection", w.name, "attempt", w.failures, "retry_in", wait, "err", err)
+			w.log.Error("projection cannot read the event log, retrying", "projection", w.name, "attempt", w.failures, "retry_in_ms", wait.Milliseconds(), "err", err)
 			w.lastError = msg
 		}
 		return wait

@@ -96,7 +96,11 @@ func execute(ctx context.Context, args []string, cfg config.Config, log *slog.Lo
 	}
 	<-ctx.Done()
 	log.Info("shutting down: finishing in-flight requests")
-	return app.Close()
+	if err := app.Close(); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
 }
 
 // version is the module version, or the VCS revision the binary was built from.

@@ -54,7 +54,7 @@ func Open(ctx context.Context, dsn string, wait time.Duration, log *slog.Logger)
 			// The server answered and refused (bad password, no privilege): retrying will not help.
 			return nil, fmt.Errorf("management database at %s: %w", cfg.Addr, err)
 		}
-		log.Warn("management database not reachable yet, retrying", "addr", cfg.Addr, "attempt", attempt, "retry_in", delay, "err", err)
+		log.Warn("management database not reachable yet, retrying", "addr", cfg.Addr, "attempt", attempt, "retry_in_ms", delay.Milliseconds(), "err", err)
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
