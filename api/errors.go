@@ -3,8 +3,11 @@ package api
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -19,6 +22,8 @@ type Error struct {
 	Code    string
 	Message string
 	Details map[string]any
+	// RetryAfter, when set, is sent as the Retry-After header (whole seconds, at least 1).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -40,6 +45,17 @@ var errorKinds = []struct {
 	message string
 }{
 	{domain.ErrNotFound, http.StatusNotFound, "not_found", "The resource does not exist."},
+	{domain.ErrUnauthenticated, http.StatusUnauthorized, "unauthenticated", "Authentication is missing, expired or revoked; log in again."},
+	{domain.ErrInvalidCredentials, http.StatusUnauthorized, "invalid_credentials", "The email or password is wrong."},
+	{domain.ErrTOTPRequired, http.StatusUnauthorized, "totp_required", "This account uses two-factor authentication: send totp_code."},
+	{domain.ErrInvalidTOTP, http.StatusUnauthorized, "invalid_totp", "The two-factor code is wrong or was used already."},
+	{domain.ErrForbidden, http.StatusForbidden, "forbidden", "Your role does not allow this."},
+	{domain.ErrEmailNotVerified, http.StatusForbidden, "email_not_verified", "Verify your email address first: follow the link we sent, or ask for a new one."},
+	{domain.ErrExpired, http.StatusGone, "expired", "This link is invalid, expired or used already."},
+	{domain.ErrPasswordReused, http.StatusBadRequest, "password_reused", "Choose a password you have not used recently."},
+	{domain.ErrEmailTaken, http.StatusConflict, "email_taken", "An account with this email exists already."},
+	{domain.ErrNameTaken, http.StatusConflict, "name_taken", "This name is taken."},
+	{domain.ErrLastAdmin, http.StatusConflict, "last_admin", "The tenant would be left without a tenant admin."},
 	{domain.ErrVersionConflict, http.StatusConflict, "version_conflict", "The resource changed meanwhile; reload it and retry."},
 	{domain.ErrConflict, http.StatusConflict, "conflict", "The request conflicts with the current state of the resource."},
 	{domain.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "A service this request needs does not answer; nothing was changed, try again later."},
@@ -52,8 +68,22 @@ func toError(err error) (e *Error, logIt bool) {
 		apiErr   *Error
 		verr     *domain.ValidationError
 		tooLarge *http.MaxBytesError
+		weak     *domain.WeakPasswordError
+		locked   *domain.AccountLockedError
+		quota    *domain.QuotaExceededError
 	)
 	switch {
+	case errors.As(err, &weak):
+		return &Error{Status: http.StatusBadRequest, Code: "weak_password", Message: weak.RuleMessage(),
+			Details: map[string]any{"rule": weak.Rule}}, false
+	case errors.As(err, &locked):
+		return &Error{Status: http.StatusLocked, Code: "account_locked",
+			Message:    "Too many failed logins: the account is locked for a while.",
+			Details:    map[string]any{"locked_until": locked.Until.UTC().Format(time.RFC3339)},
+			RetryAfter: time.Until(locked.Until)}, false
+	case errors.As(err, &quota):
+		return &Error{Status: http.StatusForbidden, Code: "quota_exceeded", Message: "This would exceed the " + quota.Resource + " quota.",
+			Details: map[string]any{"resource": quota.Resource, "used": quota.Used, "limit": quota.Limit}}, false
 	case errors.As(err, &apiErr):
 		return apiErr, apiErr.Status >= 500
 	case errors.As(err, &verr):
@@ -117,6 +147,9 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, e *Error) {
 	}
 	if details == nil {
 		details = map[string]any{}
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
 	}
 	writeJSON(w, status, errorEnvelope{Error: errorBody{
 		Code:      e.Code,

@@ -65,6 +65,7 @@ type Server struct {
 	ready        []ReadinessCheck
 	readyTimeout time.Duration
 	maxBody      int64
+	identity     Identity
 }
 
 // New builds a Server with its middleware and operational routes. It panics on a configuration

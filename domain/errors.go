@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Error kinds. Every error the core returns wraps one of these (or is a *ValidationError), and the
@@ -42,4 +43,59 @@ func (e *ValidationError) Error() string {
 		parts = append(parts, fmt.Sprintf("%s: %s", name, e.Fields[name]))
 	}
 	return "validation failed: " + strings.Join(parts, "; ")
+}
+
+// Error kinds of identity and access. Each maps to one code of API.md.
+var (
+	// ErrUnauthenticated: no credentials, or expired, revoked or tampered ones.
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrInvalidCredentials: the email or password is wrong (never saying which).
+	ErrInvalidCredentials = errors.New("invalid credentials")
+	// ErrForbidden: the caller's role is too low for the request.
+	ErrForbidden = errors.New("forbidden")
+	// ErrEmailNotVerified: the account exists but its email is not verified yet.
+	ErrEmailNotVerified = errors.New("email not verified")
+	// ErrExpired: a verification, reset or invitation link is past its validity or already used.
+	ErrExpired = errors.New("expired")
+	// ErrEmailTaken: another account uses this email.
+	ErrEmailTaken = fmt.Errorf("email taken: %w", ErrConflict)
+	// ErrNameTaken: another resource of the tenant (or platform, for slugs) uses this name.
+	ErrNameTaken = fmt.Errorf("name taken: %w", ErrConflict)
+	// ErrLastAdmin: the change would leave a tenant without a tenant admin.
+	ErrLastAdmin = fmt.Errorf("last tenant admin: %w", ErrConflict)
+	// ErrPasswordReused: the new password is one of the user's last five.
+	ErrPasswordReused = errors.New("password reused")
+	// ErrTOTPRequired: the account has two-factor authentication and no code was given.
+	ErrTOTPRequired = errors.New("totp code required")
+	// ErrInvalidTOTP: the two-factor code (or recovery code) is wrong or already used.
+	ErrInvalidTOTP = errors.New("invalid totp code")
+)
+
+// WeakPasswordError says which rule of the password policy a password breaks.
+type WeakPasswordError struct {
+	Rule string // "length", "lower", "upper", "digit", "symbol"
+}
+
+func (e *WeakPasswordError) Error() string {
+	return "weak password: " + passwordRules[e.Rule]
+}
+
+// AccountLockedError says an account is locked after repeated failed logins, and until when.
+type AccountLockedError struct {
+	Until time.Time
+}
+
+func (e *AccountLockedError) Error() string {
+	return "account locked until " + e.Until.UTC().Format(time.RFC3339)
+}
+
+// QuotaExceededError says a plan or sub-quota limit stops the request.
+type QuotaExceededError struct {
+	Resource string // "databases", "storage", "connections", "users"
+	Used     int64
+	Limit    int64
+}
+
+func (e *QuotaExceededError) Error() string {
+	return fmt.Sprintf("quota exceeded: %s %d of %d", e.Resource, e.Used, e.Limit)
 }

@@ -489,3 +489,15 @@ func (s *Store) Head(ctx context.Context) (int64, error) {
 func (s *Store) LocalHead() (int64, <-chan struct{}) {
 	return s.head.Load()
 }
+
+// ClaimHolder returns the stream holding a claim, or "" when nobody holds it.
+func (s *Store) ClaimHolder(ctx context.Context, key string) (string, error) {
+	var stream string
+	err := s.db.QueryRowContext(ctx, `SELECT stream_id FROM claims WHERE claim_key = ?`, key).Scan(&stream)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	} else if err != nil {
+		return "", fmt.Errorf("eventstore: read claim %q: %w", key, err)
+	}
+	return stream, nil
+}

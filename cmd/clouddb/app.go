@@ -15,10 +15,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/clouddbmanager/clouddb/api"
+	"github.com/clouddbmanager/clouddb/commands"
+	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/activity"
 	"github.com/clouddbmanager/clouddb/internal/config"
 	"github.com/clouddbmanager/clouddb/internal/localmysql"
+	"github.com/clouddbmanager/clouddb/internal/mail"
 	"github.com/clouddbmanager/clouddb/internal/mgmtdb"
+	"github.com/clouddbmanager/clouddb/internal/secrets"
 	"github.com/clouddbmanager/clouddb/migrations"
 	"github.com/clouddbmanager/clouddb/projections"
 )
@@ -31,7 +36,13 @@ type App struct {
 	DB          *sql.DB
 	Store       *eventstore.Store
 	Projections *projections.Runtime
+	Identity    *commands.Identity
+	Tenants     *commands.Tenants
+	Mail        *commands.MailDelivery
+	// Now is the clock of the whole process; tests move it.
+	Now func() time.Time
 
+	queries   *projections.Queries
 	metrics   *prometheus.Registry
 	stopMySQL func() error
 	server    *http.Server
@@ -39,6 +50,8 @@ type App struct {
 	served    chan error
 	closeOnce sync.Once
 	closeErr  error
+	stopWork  context.CancelFunc // ends background work: mail delivery, rebuilds started over the API
+	workDone  sync.WaitGroup
 }
 
 // startupWait is how long Open keeps retrying a management database that does not answer.
@@ -47,7 +60,7 @@ var startupWait = 30 * time.Second
 // Open connects to (or starts) the management database, migrates it and builds the event store
 // and the projection runtime, without starting anything that consumes events.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
-	a := &App{Config: cfg, Log: log, metrics: prometheus.NewRegistry(), stopMySQL: func() error { return nil }}
+	a := &App{Config: cfg, Log: log, Now: time.Now, metrics: prometheus.NewRegistry(), stopMySQL: func() error { return nil }}
 	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := a.open(ctx); err != nil {
 		a.Close()
@@ -73,21 +86,59 @@ func (a *App) open(ctx context.Context) error {
 	if err := migrations.Apply(ctx, db, a.Log); err != nil {
 		return err
 	}
-	a.Store = eventstore.New(db, eventstore.NewRegistry(), eventstore.Options{Logger: a.Log, Metrics: a.metrics})
+	if err := a.Config.LoadKeys(); err != nil {
+		return err
+	}
+	now := func() time.Time { return a.Now() }
+	registry := eventstore.NewRegistry(domain.Events()...)
+	a.Store = eventstore.New(db, registry, eventstore.Options{Logger: a.Log, Metrics: a.metrics, Clock: now})
 	a.Projections, err = projections.New(db, a.Store, projections.Options{Logger: a.Log, Metrics: a.metrics},
 		projections.Streams{},
+		projections.NewUsers(registry),
+		projections.NewTenants(registry),
+		projections.NewSessions(registry),
+		projections.NewMailDeliveries(registry),
 	)
-	return err
+	if err != nil {
+		return err
+	}
+	vault, err := secrets.NewVault(db, a.Config.SecretKey)
+	if err != nil {
+		return err
+	}
+	queries := projections.NewQueries(db)
+	a.queries = queries
+	a.Identity = commands.NewIdentity(a.Store, vault, queries, a.Projections, now, a.Config.BcryptCost)
+	a.Tenants = commands.NewTenants(a.Store, a.Projections, now)
+	a.Mail = commands.NewMailDelivery(a.Store, vault, db, a.mailSender(), a.Config.PublicURL, now, a.Log)
+	return nil
+}
+
+// mailSender delivers through SMTP when CLOUDDB_SMTP_ADDR is set, else into .eml files.
+func (a *App) mailSender() mail.Sender {
+	if a.Config.SMTPAddr == "" {
+		return mail.NewDir(a.Config.MailDir, a.Config.SMTPFrom)
+	}
+	return mail.NewSMTP(mail.SMTPConfig{Addr: a.Config.SMTPAddr, From: a.Config.SMTPFrom, User: a.Config.SMTPUser, Password: a.Config.SMTPPassword})
 }
 
 // Serve starts the projections and the HTTP API on Config.HTTPAddr, and returns once it listens.
 func (a *App) Serve(ctx context.Context) error {
-	if err := a.Config.LoadKeys(); err != nil {
-		return err
-	}
 	if err := a.Projections.Start(ctx); err != nil {
 		return err
 	}
+	if a.Config.BootstrapEmail != "" {
+		if _, err := a.Identity.Bootstrap(ctx, a.Config.BootstrapEmail, a.Config.BootstrapPassword); err != nil {
+			return fmt.Errorf("bootstrap admin (CLOUDDB_BOOTSTRAP_ADMIN_EMAIL): %w", err)
+		}
+	}
+	work, stop := context.WithCancel(context.Background())
+	a.stopWork = stop
+	a.workDone.Add(1)
+	go func() {
+		defer a.workDone.Done()
+		a.Mail.Run(work, func() <-chan struct{} { _, next := a.Store.LocalHead(); return next }, time.Second)
+	}()
 	handler := api.New(api.Config{
 		Logger:   a.Log,
 		Metrics:  a.metrics,
@@ -97,6 +148,19 @@ func (a *App) Serve(ctx context.Context) error {
 			{Name: "management_database", Check: a.DB.PingContext},
 			{Name: "projections", Check: a.Projections.Ready},
 		},
+	})
+	handler.MountIdentity(api.Identity{
+		Commands:     a.Identity,
+		Tenants:      a.Tenants,
+		Queries:      a.queries,
+		Activity:     activity.New(a.DB),
+		Tokens:       api.NewTokens(a.Config.JWTSecret, a.Config.AccessTokenTTL, a.Now),
+		Events:       a.Store,
+		Projections:  a.Projections,
+		Limits:       api.NewLimits(),
+		SecureCookie: a.Config.PublicURL.Scheme == "https",
+		Now:          a.Now,
+		Background:   work,
 	})
 	ln, err := net.Listen("tcp", a.Config.HTTPAddr)
 	if err != nil {
@@ -136,6 +200,10 @@ func (a *App) close() error {
 		if err := <-a.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if a.stopWork != nil {
+		a.stopWork()
+		a.workDone.Wait()
 	}
 	if a.Projections != nil {
 		errs = append(errs, a.Projections.Close())

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 )
@@ -37,6 +38,7 @@ type Config struct {
 	BootstrapEmail    string
 	BootstrapPassword string
 	BcryptCost        int
+	AccessTokenTTL    time.Duration
 	LogLevel          slog.Level
 	// JWTSecret and SecretKey come from the environment or are generated once into the data dir
 	// by LoadKeys.
@@ -119,6 +121,12 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		fail("CLOUDDB_BCRYPT_COST", "%q must be a number from 4 to 31", cost)
 	} else {
 		c.BcryptCost = n
+	}
+	ttl := get("CLOUDDB_ACCESS_TOKEN_TTL", "12h")
+	if d, err := time.ParseDuration(ttl); err != nil || d < time.Minute || d > 7*24*time.Hour {
+		fail("CLOUDDB_ACCESS_TOKEN_TTL", "%q must be a duration from 1m to 168h", ttl)
+	} else {
+		c.AccessTokenTTL = d
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(get("CLOUDDB_LOG_LEVEL", "info"))); err != nil {
 		fail("CLOUDDB_LOG_LEVEL", "must be debug, info, warn or error")

@@ -1,0 +1,175 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/projections"
+)
+
+// cookieName is the browser session cookie carrying the access token.
+const cookieName = "clouddb_session"
+
+// access is who may call a route. The route table in routes.go gives every route one; this file
+// is the one place that decides it.
+type access int
+
+const (
+	public        access = iota // anyone
+	authenticated               // any logged-in user, with or without a tenant
+	member                      // a member of the session's tenant (viewer and up)
+	developer
+	tenantAdmin
+	superAdmin
+)
+
+// Principal is who is calling: the session's user, tenant and role.
+type Principal struct {
+	UserID     domain.UserID
+	SessionID  domain.SessionID
+	TenantID   domain.TenantID // "" for a session without tenant
+	Role       domain.Role     // the role in TenantID
+	SuperAdmin bool
+	Session    projections.SessionView
+}
+
+type principalKey struct{}
+
+func principalFrom(ctx context.Context) Principal {
+	p, _ := ctx.Value(principalKey{}).(Principal)
+	return p
+}
+
+// allows reports whether p may call a route of level a. A super admin may do what a tenant admin
+// may, in the tenant of the session.
+func (p Principal) allows(a access) bool {
+	role := p.Role
+	if p.SuperAdmin && p.TenantID != "" {
+		role = domain.RoleSuperAdmin
+	}
+	switch a {
+	case public, authenticated:
+		return true
+	case member:
+		return role.AtLeast(domain.RoleViewer)
+	case developer:
+		return role.AtLeast(domain.RoleDeveloper)
+	case tenantAdmin:
+		return role.AtLeast(domain.RoleTenantAdmin)
+	case superAdmin:
+		return p.SuperAdmin
+	}
+	return false
+}
+
+// guard authenticates the request (unless the route is public) and checks its access level
+// before calling h.
+func (s *Server) guard(a access, h http.HandlerFunc) http.HandlerFunc {
+	if a == public {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.authenticate(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if !p.allows(a) {
+			err := domain.ErrForbidden
+			if a >= member && a < superAdmin && p.TenantID == "" {
+				err = &Error{Status: http.StatusForbidden, Code: "forbidden",
+					Message: "This needs a tenant: log in to one of your tenants, or create one with POST /api/v1/tenants."}
+			}
+			s.writeError(w, r, err)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	}
+}
+
+// authenticate resolves the bearer token, or the session cookie (then a mutating request must
+// carry X-CSRF-Token), and checks that its session is live and not idle.
+func (s *Server) authenticate(r *http.Request) (Principal, error) {
+	id := s.identity
+	token, fromCookie := bearer(r)
+	if token == "" {
+		return Principal{}, domain.ErrUnauthenticated
+	}
+	claims, err := id.Tokens.parse(token)
+	if err != nil {
+		return Principal{}, err
+	}
+	sid := domain.SessionID(claims.SessionID)
+	if fromCookie && !safeMethod(r.Method) && !id.Tokens.validCSRF(sid, r.Header.Get("X-CSRF-Token")) {
+		return Principal{}, &Error{Status: http.StatusForbidden, Code: "forbidden",
+			Message: "A request authenticated by cookie must carry the X-CSRF-Token returned at login."}
+	}
+	session, err := id.Queries.Session(r.Context(), sid)
+	if errors.Is(err, domain.ErrNotFound) {
+		return Principal{}, domain.ErrUnauthenticated
+	} else if err != nil {
+		return Principal{}, err
+	}
+	now := id.Now()
+	if session.EndedAt != nil || !now.Before(session.ExpiresAt) || string(session.UserID) != claims.Subject {
+		return Principal{}, domain.ErrUnauthenticated
+	}
+	active, err := id.Activity.Touch(r.Context(), string(sid), session.LastActive(), session.IdleTimeout, now)
+	if err != nil {
+		return Principal{}, err
+	}
+	if !active {
+		s.endIdleSession(r.Context(), session)
+		return Principal{}, domain.ErrUnauthenticated
+	}
+	return Principal{UserID: session.UserID, SessionID: sid, TenantID: session.TenantID, Role: session.Role,
+		SuperAdmin: session.SuperAdmin, Session: session}, nil
+}
+
+// endIdleSession records the idle timeout; failing to record it changes nothing for the caller,
+// whose request is refused either way.
+func (s *Server) endIdleSession(ctx context.Context, session projections.SessionView) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.identity.Commands.EndSession(ctx, session.UserID, session.ID, domain.EndIdle, metadata(ctx, nil)); err != nil {
+		s.log.Warn("could not record an idle session's end", "session_id", session.ID, "err", err)
+	}
+}
+
+func bearer(r *http.Request) (token string, fromCookie bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, value, _ := strings.Cut(h, " ")
+		if strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(value), false
+		}
+		return "", false
+	}
+	if c, err := r.Cookie(cookieName); err == nil {
+		return c.Value, true
+	}
+	return "", false
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// permissions is what GET /me tells a UI the caller may do.
+func (p Principal) permissions() []string {
+	var perms []string
+	add := func(a access, names ...string) {
+		if p.allows(a) && (a == authenticated || a == superAdmin || p.TenantID != "") {
+			perms = append(perms, names...)
+		}
+	}
+	add(authenticated, "profile:write", "tenants:create")
+	add(member, "tenant:read", "databases:read", "queries:read", "metrics:read")
+	add(developer, "databases:write", "queries:write")
+	add(tenantAdmin, "tenant:settings", "members:manage", "audit:read", "alerts:manage")
+	add(superAdmin, "platform:admin")
+	return perms
+}

@@ -1,0 +1,110 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/clouddbmanager/clouddb/domain"
+)
+
+func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
+	p := principalFrom(r.Context())
+	user, err := s.identity.Queries.User(r.Context(), p.UserID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	doc := map[string]any{
+		"user": map[string]any{"id": user.ID, "email": user.Email, "name": user.Name, "status": user.Status,
+			"totp_enabled": false, "super_admin": user.SuperAdmin},
+		"tenant":      nil,
+		"permissions": p.permissions(),
+		"session": map[string]any{"id": p.SessionID, "expires_at": p.Session.ExpiresAt.UTC().Format(time.RFC3339),
+			"idle_timeout_s": int(p.Session.IdleTimeout / time.Second)},
+	}
+	if p.TenantID != "" {
+		t, err := s.identity.Queries.Tenant(r.Context(), p.TenantID)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		doc["tenant"] = tenantRef{ID: t.ID, Slug: t.Slug, Name: t.Name, Role: p.Role}
+	} else {
+		// Onboarding: what a user without a tenant can do next.
+		doc["next_steps"] = []map[string]string{
+			{"action": "create_tenant", "method": "POST", "path": "/api/v1/tenants"},
+			{"action": "list_tenants", "method": "GET", "path": "/api/v1/me/tenants"},
+			{"action": "accept_invitation", "method": "POST", "path": "/api/v1/invitations/accept"},
+		}
+	}
+	writeJSON(w, http.StatusOK, doc)
+}
+
+func (s *Server) handleMyTenants(w http.ResponseWriter, r *http.Request) {
+	memberships, err := s.identity.Queries.MembershipsOf(r.Context(), principalFrom(r.Context()).UserID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	items := make([]tenantRef, len(memberships))
+	for i, m := range memberships {
+		items[i] = tenantRef{ID: m.TenantID, Slug: m.Slug, Name: m.Name, Role: m.Role}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+}
+
+func (s *Server) handleChangePassword(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		CurrentPassword string `json:"current_password"`
+		NewPassword     string `json:"new_password"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p := principalFrom(r.Context())
+	if err := s.identity.Commands.ChangePassword(r.Context(), p.UserID, req.CurrentPassword, req.NewPassword, metadata(r.Context(), r)); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleMySessions(w http.ResponseWriter, r *http.Request) {
+	p := principalFrom(r.Context())
+	sessions, err := s.identity.Queries.LiveSessionsOf(r.Context(), p.UserID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	items := make([]map[string]any, len(sessions))
+	for i, ses := range sessions {
+		items[i] = map[string]any{
+			"id": ses.ID, "tenant_id": nullable(string(ses.TenantID)), "role": nullable(string(ses.Role)),
+			"ip": ses.IP, "user_agent": ses.UserAgent,
+			"started_at": ses.StartedAt.UTC().Format(time.RFC3339), "expires_at": ses.ExpiresAt.UTC().Format(time.RFC3339),
+			"current": ses.ID == p.SessionID,
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": nil})
+}
+
+func (s *Server) handleEndMySession(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r, domain.ParseSessionID)
+	if err == nil {
+		p := principalFrom(r.Context())
+		err = s.identity.Commands.EndSession(r.Context(), p.UserID, id, domain.EndRevoked, metadata(r.Context(), r))
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

@@ -1,0 +1,191 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/clouddbmanager/clouddb/commands"
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/projections"
+)
+
+func (s *Server) handlePlans(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"items": domain.Plans})
+}
+
+func (s *Server) handleCreateTenant(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name string `json:"name"`
+		Slug string `json:"slug"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p := principalFrom(r.Context())
+	tenant, err := s.identity.Tenants.CreateTenant(r.Context(), commands.CreateTenant{
+		Name: req.Name, Slug: req.Slug, Plan: domain.PlanFree, Creator: p.UserID, Meta: metadata(r.Context(), r)})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"id": tenant.ID(), "slug": tenant.Slug(), "name": tenant.Name(), "plan": tenant.Plan()})
+}
+
+// tenantDocument is GET /tenant: the tenant with its plan's limits, its usage and settings.
+func tenantDocument(t projections.TenantView) map[string]any {
+	plan, _ := domain.PlanByID(t.Plan)
+	return map[string]any{
+		"id": t.ID, "slug": t.Slug, "name": t.Name, "plan": t.Plan, "limits": plan.Limits,
+		"usage":      map[string]any{"databases": 0, "storage_bytes": 0, "connections": 0, "users": t.Members},
+		"settings":   t.Settings,
+		"created_at": t.CreatedAt.UTC().Format(time.RFC3339),
+	}
+}
+
+func (s *Server) handleTenant(w http.ResponseWriter, r *http.Request) {
+	t, err := s.identity.Queries.Tenant(r.Context(), principalFrom(r.Context()).TenantID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, tenantDocument(t))
+}
+
+func (s *Server) handleTenantSettings(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		QueryTimeoutS        *int64 `json:"query_timeout_s"`
+		RowLimit             *int64 `json:"row_limit"`
+		IdleTimeoutMinutes   *int64 `json:"idle_timeout_minutes"`
+		AutoStopMinutes      *int64 `json:"auto_stop_minutes"`
+		AllowProcedures      *bool  `json:"allow_procedures"`
+		AllowForeignKeys     *bool  `json:"allow_foreign_keys"`
+		AllowHighImpactAlter *bool  `json:"allow_high_impact_alter"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p := principalFrom(r.Context())
+	_, err := s.identity.Tenants.ChangeSettings(r.Context(), p.TenantID, commands.SettingsPatch(req), metadata(r.Context(), r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.handleTenant(w, r)
+}
+
+func (s *Server) handleAdminTenants(w http.ResponseWriter, r *http.Request) {
+	limit, err := pageLimit(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	items, next, err := s.identity.Queries.Tenants(r.Context(), r.URL.Query().Get("cursor"), limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	docs := make([]map[string]any, len(items))
+	for i, t := range items {
+		docs[i] = tenantDocument(t)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": docs, "next_cursor": nullable(next)})
+}
+
+func (s *Server) handleAdminPlan(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Plan domain.PlanID `json:"plan"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	id, err := pathID(r, domain.ParseTenantID)
+	if err == nil {
+		_, err = s.identity.Tenants.ChangePlan(r.Context(), id, req.Plan, metadata(r.Context(), r))
+	}
+	var t projections.TenantView
+	if err == nil {
+		t, err = s.identity.Queries.Tenant(r.Context(), id)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, tenantDocument(t))
+}
+
+// pageLimit reads ?limit= (default 50, 1 to 500).
+func pageLimit(r *http.Request) (int, error) {
+	raw := r.URL.Query().Get("limit")
+	if raw == "" {
+		return 50, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 || n > 500 {
+		return 0, domain.NewValidationError("limit", "must be a number from 1 to 500")
+	}
+	return n, nil
+}
+
+func (s *Server) handleAdminEvents(w http.ResponseWriter, r *http.Request) {
+	limit, err := pageLimit(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var after int64
+	if raw := r.URL.Query().Get("after"); raw != "" {
+		if after, err = strconv.ParseInt(raw, 10, 64); err != nil || after < 0 {
+			s.writeError(w, r, domain.NewValidationError("after", "must be a position (a number ≥ 0)"))
+			return
+		}
+	}
+	events, err := s.identity.Events.ReadAll(r.Context(), after, limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	items := make([]map[string]any, len(events))
+	next := after
+	for i, e := range events {
+		items[i] = map[string]any{"position": e.Position, "stream_id": e.StreamID, "stream_type": e.StreamType,
+			"version": e.StreamVersion, "type": e.EventType, "data": e.Payload, "metadata": e.Metadata,
+			"recorded_at": e.RecordedAt.UTC().Format(time.RFC3339Nano)}
+		next = e.Position
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_after": next})
+}
+
+func (s *Server) handleAdminProjections(w http.ResponseWriter, r *http.Request) {
+	statuses, err := s.identity.Projections.Status(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": statuses})
+}
+
+// handleAdminRebuild starts a rebuild and answers 202 at once; the rebuild runs on in the
+// background (GET /admin/projections shows it as rebuilding).
+func (s *Server) handleAdminRebuild(w http.ResponseWriter, r *http.Request) {
+	name := mux.Vars(r)["name"]
+	known := false
+	for _, n := range s.identity.Projections.Names() {
+		known = known || n == name
+	}
+	if !known {
+		s.writeError(w, r, domain.ErrNotFound)
+		return
+	}
+	go func() {
+		if err := s.identity.Projections.Rebuild(s.identity.Background, name); err != nil {
+			s.log.Error("rebuild requested over the API failed", "projection", name, "err", err)
+		}
+	}()
+	writeJSON(w, http.StatusAccepted, map[string]any{"name": name, "status": "rebuilding"})
+}

@@ -1,0 +1,91 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/clouddbmanager/clouddb/commands"
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/activity"
+	"github.com/clouddbmanager/clouddb/projections"
+)
+
+// Identity is what the authentication, tenant and admin routes need.
+type Identity struct {
+	Commands    *commands.Identity
+	Tenants     *commands.Tenants
+	Queries     *projections.Queries
+	Activity    *activity.Tracker
+	Tokens      *Tokens
+	Events      *eventstore.Store
+	Projections *projections.Runtime
+	Limits      *Limits
+	// SecureCookie marks the session cookie Secure (CLOUDDB_PUBLIC_URL is https).
+	SecureCookie bool
+	Now          func() time.Time
+	// Background is cancelled when the server stops; work started by a request that outlives it
+	// (a projection rebuild) runs under it.
+	Background context.Context
+}
+
+// MountIdentity adds the routes of authentication, sessions, tenants, plans and platform
+// administration.
+func (s *Server) MountIdentity(id Identity) {
+	s.identity = id
+	routes := []struct {
+		method, path string
+		access       access
+		handler      http.HandlerFunc
+	}{
+		{"POST", "/auth/register", public, s.limited(limitRegister, s.handleRegister)},
+		{"POST", "/auth/verify", public, s.handleVerify},
+		{"POST", "/auth/verify/resend", public, s.limited(limitMail, s.handleResend)},
+		{"POST", "/auth/login", public, s.limited(limitLogin, s.handleLogin)},
+		{"POST", "/auth/refresh", public, s.handleRefresh},
+		{"POST", "/auth/logout", authenticated, s.handleLogout},
+		{"POST", "/auth/password/forgot", public, s.limited(limitMail, s.handleForgot)},
+		{"POST", "/auth/password/reset", public, s.limited(limitRegister, s.handleReset)},
+		{"GET", "/me", authenticated, s.handleMe},
+		{"GET", "/me/tenants", authenticated, s.handleMyTenants},
+		{"PUT", "/me/password", authenticated, s.handleChangePassword},
+		{"GET", "/me/sessions", authenticated, s.handleMySessions},
+		{"DELETE", "/me/sessions/{id}", authenticated, s.handleEndMySession},
+		{"GET", "/plans", public, s.handlePlans},
+		{"POST", "/tenants", authenticated, s.handleCreateTenant},
+		{"GET", "/tenant", member, s.handleTenant},
+		{"PATCH", "/tenant/settings", tenantAdmin, s.handleTenantSettings},
+		{"GET", "/admin/tenants", superAdmin, s.handleAdminTenants},
+		{"PUT", "/admin/tenants/{id}/plan", superAdmin, s.handleAdminPlan},
+		{"GET", "/admin/events", superAdmin, s.handleAdminEvents},
+		{"GET", "/admin/projections", superAdmin, s.handleAdminProjections},
+		{"POST", "/admin/projections/{name}/rebuild", superAdmin, s.handleAdminRebuild},
+	}
+	for _, rt := range routes {
+		s.api.HandleFunc(rt.path, s.guard(rt.access, rt.handler)).Methods(rt.method)
+	}
+}
+
+// metadata is the audit metadata of the events a request causes.
+func metadata(ctx context.Context, r *http.Request) eventstore.Metadata {
+	m := eventstore.Metadata{RequestID: RequestID(ctx), CorrelationID: RequestID(ctx)}
+	if p := principalFrom(ctx); p.UserID != "" {
+		m.ActorID, m.TenantID = string(p.UserID), string(p.TenantID)
+	}
+	if r != nil {
+		m.IP, m.UserAgent = remoteIP(r), r.UserAgent()
+	}
+	return m
+}
+
+func pathID[T ~string](r *http.Request, parse func(string) (T, error)) (T, error) {
+	id, err := parse(mux.Vars(r)["id"])
+	if err != nil {
+		var zero T
+		return zero, domain.ErrNotFound // a malformed id names nothing that exists
+	}
+	return id, nil
+}

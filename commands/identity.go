@@ -1,0 +1,301 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/eventstore"
+)
+
+// Directory answers the lookups login needs from the read models.
+type Directory interface {
+	MembershipsOf(ctx context.Context, user domain.UserID) ([]domain.Membership, error)
+	// SessionLive reports whether the sessions read model still has the session open: rules
+	// applied there (a password or role change) end sessions that their own stream does not know
+	// about.
+	SessionLive(ctx context.Context, session domain.SessionID) (bool, error)
+}
+
+// Read models that identity commands wait for before answering, so the caller's next request
+// sees the change.
+var identityReadModels = []string{"users", "sessions", "tenants"}
+
+// Identity handles sign-up, verification, login, sessions and passwords.
+type Identity struct {
+	events     EventStore
+	secrets    Secrets
+	directory  Directory
+	readModels ReadModels
+	now        func() time.Time
+	bcryptCost int
+	dummyHash  []byte // compared against for unknown emails, so they take as long as wrong passwords
+}
+
+// NewIdentity returns the identity handlers. bcryptCost is CLOUDDB_BCRYPT_COST.
+func NewIdentity(events EventStore, secrets Secrets, directory Directory, readModels ReadModels, now func() time.Time, bcryptCost int) *Identity {
+	if events == nil || secrets == nil || directory == nil || readModels == nil || now == nil {
+		panic("commands: NewIdentity needs all its dependencies")
+	}
+	dummy, err := bcrypt.GenerateFromPassword([]byte(uuid.NewString()), bcryptCost)
+	if err != nil {
+		panic(fmt.Sprintf("commands: bcrypt cost %d: %v", bcryptCost, err))
+	}
+	return &Identity{events: events, secrets: secrets, directory: directory, readModels: readModels, now: now, bcryptCost: bcryptCost, dummyHash: dummy}
+}
+
+func (h *Identity) hash(password string) (string, error) {
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), h.bcryptCost)
+	return string(hash), err
+}
+
+func passwordMatches(password string) func(hash string) bool {
+	return func(hash string) bool {
+		return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
+	}
+}
+
+func (h *Identity) loadUser(ctx context.Context, id domain.UserID) (*domain.User, error) {
+	return load(ctx, h.events, id.Stream(), domain.RebuildUser)
+}
+
+func (h *Identity) loadSession(ctx context.Context, id domain.SessionID) (*domain.Session, error) {
+	return load(ctx, h.events, id.Stream(), domain.RebuildSession)
+}
+
+// append writes streams (and claims) and waits until the identity read models show them.
+func (h *Identity) append(ctx context.Context, a eventstore.Append) error {
+	res, err := h.events.Append(ctx, a)
+	if err != nil {
+		return err
+	}
+	return h.readModels.WaitFor(ctx, res.LastPosition, identityReadModels...)
+}
+
+// userByEmail finds the account of an email through its claim; ok is false when there is none.
+func (h *Identity) userByEmail(ctx context.Context, email string) (id domain.UserID, ok bool, err error) {
+	holder, err := h.events.ClaimHolder(ctx, domain.EmailClaim(email))
+	if err != nil || holder == "" {
+		return "", false, err
+	}
+	id, err = domain.StreamUser(holder)
+	return id, err == nil, err
+}
+
+// Register is POST /auth/register.
+type Register struct {
+	Email, Password, Name string
+	Meta                  eventstore.Metadata
+}
+
+// Register creates an account pending verification and sends the verification mail. Returns a
+// *domain.ValidationError for a bad email or name, a *domain.WeakPasswordError, or
+// domain.ErrEmailTaken.
+func (h *Identity) Register(ctx context.Context, cmd Register) (domain.UserID, string, error) {
+	email, emailErr := domain.NormalizeEmail(cmd.Email)
+	name, nameErr := domain.ValidateName("name", cmd.Name)
+	if err := joinValidation(emailErr, nameErr); err != nil {
+		return "", "", err
+	}
+	if err := domain.CheckPasswordStrength(cmd.Password); err != nil {
+		return "", "", err
+	}
+	hash, err := h.hash(cmd.Password)
+	if err != nil {
+		return "", "", err
+	}
+	id := domain.UserID(uuid.NewString())
+	user := domain.RegisterUser(id, email, name, hash, false)
+	token, tokenHash := newToken(string(id))
+	if err := user.IssueVerification(tokenHash, h.now()); err != nil {
+		return "", "", err
+	}
+	mail, err := h.requestMail(ctx, email, domain.MailVerification, token, id, map[string]string{"name": name})
+	if err != nil {
+		return "", "", err
+	}
+	cmd.Meta.ActorID = string(id)
+	err = h.append(ctx, eventstore.Append{
+		Streams:  []eventstore.Stream{stream(id.Stream(), "user", user), mailStream(mail)},
+		Claims:   []eventstore.Claim{{Key: domain.EmailClaim(email), StreamID: id.Stream()}},
+		Metadata: cmd.Meta,
+	})
+	if err != nil {
+		h.forgetMail(mail)
+		var taken *eventstore.ClaimTakenError
+		if errors.As(err, &taken) {
+			return "", "", domain.ErrEmailTaken
+		}
+		return "", "", err
+	}
+	return id, email, nil
+}
+
+// Verify redeems a verification link. Returns domain.ErrExpired for a wrong, used or expired one.
+func (h *Identity) Verify(ctx context.Context, token string, meta eventstore.Metadata) error {
+	rawID, hash, err := parseToken(token)
+	if err != nil {
+		return err
+	}
+	id := domain.UserID(rawID)
+	return retry(ctx, func() error {
+		user, err := h.loadUser(ctx, id)
+		if errors.Is(err, domain.ErrNotFound) {
+			return domain.ErrExpired
+		} else if err != nil {
+			return err
+		}
+		if err := user.Verify(hash, h.now()); err != nil {
+			return err
+		}
+		meta.ActorID = string(id)
+		return h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "user", user)}, Metadata: meta})
+	})
+}
+
+// ResendVerification sends a new verification link if the email belongs to an unverified account;
+// otherwise it does nothing, and says nothing (no account enumeration).
+func (h *Identity) ResendVerification(ctx context.Context, email string, meta eventstore.Metadata) error {
+	email, err := domain.NormalizeEmail(email)
+	if err != nil {
+		return err
+	}
+	id, ok, err := h.userByEmail(ctx, email)
+	if err != nil || !ok {
+		return err
+	}
+	return retry(ctx, func() error {
+		user, err := h.loadUser(ctx, id)
+		if err != nil {
+			return err
+		}
+		token, tokenHash := newToken(string(id))
+		if err := user.IssueVerification(tokenHash, h.now()); errors.Is(err, domain.ErrConflict) {
+			return nil // verified already
+		} else if err != nil {
+			return err
+		}
+		mail, err := h.requestMail(ctx, email, domain.MailVerification, token, id, map[string]string{"name": user.Name()})
+		if err != nil {
+			return err
+		}
+		err = h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "user", user), mailStream(mail)}, Metadata: meta})
+		if err != nil {
+			h.forgetMail(mail)
+		}
+		return err
+	})
+}
+
+// ForgotPassword sends a password reset link if the email has an account; otherwise it does
+// nothing, and says nothing.
+func (h *Identity) ForgotPassword(ctx context.Context, email string, meta eventstore.Metadata) error {
+	email, err := domain.NormalizeEmail(email)
+	if err != nil {
+		return err
+	}
+	id, ok, err := h.userByEmail(ctx, email)
+	if err != nil || !ok {
+		return err
+	}
+	return retry(ctx, func() error {
+		user, err := h.loadUser(ctx, id)
+		if err != nil {
+			return err
+		}
+		token, tokenHash := newToken(string(id))
+		user.IssuePasswordReset(tokenHash, h.now())
+		mail, err := h.requestMail(ctx, email, domain.MailPasswordReset, token, id, map[string]string{"name": user.Name()})
+		if err != nil {
+			return err
+		}
+		err = h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "user", user), mailStream(mail)}, Metadata: meta})
+		if err != nil {
+			h.forgetMail(mail)
+		}
+		return err
+	})
+}
+
+// ResetPassword redeems a reset link with a new password; every session of the user ends.
+// Returns domain.ErrExpired, a *domain.WeakPasswordError or domain.ErrPasswordReused.
+func (h *Identity) ResetPassword(ctx context.Context, token, newPassword string, meta eventstore.Metadata) error {
+	rawID, tokenHash, err := parseToken(token)
+	if err != nil {
+		return err
+	}
+	if err := domain.CheckPasswordStrength(newPassword); err != nil {
+		return err
+	}
+	newHash, err := h.hash(newPassword)
+	if err != nil {
+		return err
+	}
+	id := domain.UserID(rawID)
+	return retry(ctx, func() error {
+		user, err := h.loadUser(ctx, id)
+		if errors.Is(err, domain.ErrNotFound) {
+			return domain.ErrExpired
+		} else if err != nil {
+			return err
+		}
+		if err := user.ResetPassword(tokenHash, newHash, passwordMatches(newPassword), h.now()); err != nil {
+			return err
+		}
+		meta.ActorID = string(id)
+		return h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "user", user)}, Metadata: meta})
+	})
+}
+
+// ChangePassword is PUT /me/password: the current password proves it is the user; every
+// session of the user ends, this one included. Returns domain.ErrInvalidCredentials for a
+// wrong current password.
+func (h *Identity) ChangePassword(ctx context.Context, id domain.UserID, current, next string, meta eventstore.Metadata) error {
+	if err := domain.CheckPasswordStrength(next); err != nil {
+		return err
+	}
+	user, err := h.loadUser(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !passwordMatches(current)(user.PasswordHash()) {
+		return domain.ErrInvalidCredentials
+	}
+	newHash, err := h.hash(next)
+	if err != nil {
+		return err
+	}
+	return retry(ctx, func() error {
+		user, err := h.loadUser(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := user.ChangePassword(newHash, passwordMatches(next), "change", h.now()); err != nil {
+			return err
+		}
+		return h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "user", user)}, Metadata: meta})
+	})
+}
+
+func joinValidation(errs ...error) error {
+	fields := map[string]string{}
+	for _, err := range errs {
+		var v *domain.ValidationError
+		if errors.As(err, &v) {
+			for k, msg := range v.Fields {
+				fields[k] = msg
+			}
+		} else if err != nil {
+			return err
+		}
+	}
+	if len(fields) > 0 {
+		return &domain.ValidationError{Fields: fields}
+	}
+	return nil
+}

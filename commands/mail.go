@@ -1,0 +1,140 @@
+package commands
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/mail"
+)
+
+func mailSecret(id domain.MailID) string { return "mail:" + string(id) }
+
+// requestMail records a mail whose link carries token. The token goes to the secrets vault, never
+// into the log; the delivery reads it from there and erases it once the mail is done.
+func (h *Identity) requestMail(ctx context.Context, to, kind, token string, user domain.UserID, data map[string]string) (*domain.Mail, error) {
+	id := domain.MailID(uuid.NewString())
+	if err := h.secrets.Put(ctx, mailSecret(id), []byte(token)); err != nil {
+		return nil, fmt.Errorf("keep mail token: %w", err)
+	}
+	return domain.RequestMail(domain.MailRequested{MailID: id, To: to, Kind: kind, Data: data, UserID: user}), nil
+}
+
+// forgetMail erases the token of a mail whose request was not stored after all.
+func (h *Identity) forgetMail(m *domain.Mail) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h.secrets.Erase(ctx, mailSecret(m.Requested().MailID)) //nolint:errcheck // an orphaned token opens nothing: its hash was never stored
+}
+
+func mailStream(m *domain.Mail) eventstore.Stream {
+	return stream(m.Requested().MailID.Stream(), "mail", m)
+}
+
+// MailDelivery is the reactor that sends requested mails: it takes due mails from the
+// mail_deliveries read model, sends each through Sender and records the outcome as an event.
+// Temporary failures are retried with backoff (the read model's next_attempt_at); a mail that
+// is sent or given up is never sent again.
+type MailDelivery struct {
+	events    EventStore
+	secrets   Secrets
+	db        *sql.DB
+	sender    mail.Sender
+	publicURL *url.URL
+	now       func() time.Time
+	log       *slog.Logger
+}
+
+// NewMailDelivery returns the mail reactor. db holds the mail_deliveries read model.
+func NewMailDelivery(events EventStore, secrets Secrets, db *sql.DB, sender mail.Sender, publicURL *url.URL, now func() time.Time, log *slog.Logger) *MailDelivery {
+	return &MailDelivery{events: events, secrets: secrets, db: db, sender: sender, publicURL: publicURL, now: now, log: log}
+}
+
+// Run delivers due mails until ctx ends, looking again when wake fires or every poll.
+func (d *MailDelivery) Run(ctx context.Context, wake func() <-chan struct{}, poll time.Duration) {
+	for {
+		n, err := d.DeliverDue(ctx)
+		if err != nil && ctx.Err() == nil {
+			d.log.Error("mail delivery failed, retrying", "err", err)
+		}
+		if n > 0 && err == nil {
+			continue // there may be more
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake():
+		case <-time.After(poll):
+		}
+	}
+}
+
+// DeliverDue sends the mails that are due, up to a batch, and returns how many it handled. Rows
+// are locked with SKIP LOCKED while their mail is sent, so several processes never send the same
+// mail at once.
+func (d *MailDelivery) DeliverDue(ctx context.Context) (int, error) {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	rows, err := tx.QueryContext(ctx, `SELECT mail_id FROM mail_deliveries
+		WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 20 FOR UPDATE SKIP LOCKED`, d.now().UTC())
+	if err != nil {
+		return 0, fmt.Errorf("due mails: %w", err)
+	}
+	var due []domain.MailID
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		due = append(due, domain.MailID(id))
+	}
+	rows.Close()
+	for _, id := range due {
+		if err := d.deliver(ctx, id); err != nil {
+			return 0, fmt.Errorf("mail %s: %w", id, err)
+		}
+	}
+	return len(due), tx.Commit()
+}
+
+func (d *MailDelivery) deliver(ctx context.Context, id domain.MailID) error {
+	m, err := load(ctx, d.events, id.Stream(), domain.RebuildMail)
+	if err != nil {
+		return err
+	}
+	if m.Done() {
+		return nil // the read model lags behind the mail's own stream
+	}
+	req := m.Requested()
+	msg, err := d.compose(ctx, req)
+	if err == nil {
+		err = d.sender.Send(ctx, msg)
+	}
+	if err == nil {
+		m.Sent(d.now())
+		d.log.Info("mail sent", "mail_id", req.MailID, "kind", req.Kind)
+	} else {
+		permanent := errors.Is(err, mail.ErrPermanent) || errors.Is(err, domain.ErrNotFound)
+		m.Failed(err, permanent, d.now())
+		d.log.Warn("mail not delivered", "mail_id", req.MailID, "kind", req.Kind, "attempt", m.Attempts(), "permanent", m.Done(), "err", err)
+	}
+	if _, err := d.events.Append(ctx, eventstore.Append{Streams: []eventstore.Stream{mailStream(m)}}); err != nil {
+		return err
+	}
+	if m.Done() {
+		return d.secrets.Erase(ctx, mailSecret(req.MailID))
+	}
+	return nil
+}

@@ -1,0 +1,236 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/eventstore"
+)
+
+// DefaultIdleTimeout ends a session without a tenant after this long without activity; a
+// tenant's sessions use its idle_timeout_minutes setting.
+const DefaultIdleTimeout = 30 * time.Minute
+
+// Login is POST /auth/login.
+type Login struct {
+	Email, Password string
+	Tenant          string // id or slug; optional when the user belongs to one tenant or none
+	IP, UserAgent   string
+	Meta            eventstore.Metadata
+}
+
+// LoginResult is a started session and the refresh token that continues it.
+type LoginResult struct {
+	Session      domain.SessionStarted
+	RefreshToken string
+	User         *domain.User
+	Tenant       *domain.Membership // nil when the session has no tenant
+}
+
+// Login authenticates and starts a session. Returns domain.ErrInvalidCredentials for an unknown
+// email or wrong password (taking as long either way), a *domain.AccountLockedError while the
+// account is locked (the fifth failure within 15 minutes locks it), domain.ErrEmailNotVerified,
+// or a *domain.ValidationError for the tenant.
+func (h *Identity) Login(ctx context.Context, cmd Login) (LoginResult, error) {
+	email, err := domain.NormalizeEmail(cmd.Email)
+	if err != nil {
+		return LoginResult{}, domain.ErrInvalidCredentials
+	}
+	id, ok, err := h.userByEmail(ctx, email)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if !ok {
+		bcrypt.CompareHashAndPassword(h.dummyHash, []byte(cmd.Password)) //nolint:errcheck // only its duration matters
+		return LoginResult{}, domain.ErrInvalidCredentials
+	}
+	user, err := h.loadUser(ctx, id)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if err := user.Locked(h.now()); err != nil {
+		return LoginResult{}, err
+	}
+	if !passwordMatches(cmd.Password)(user.PasswordHash()) {
+		return LoginResult{}, h.failLogin(ctx, id, "password", cmd)
+	}
+	if user.Status() != domain.UserActive {
+		return LoginResult{}, domain.ErrEmailNotVerified
+	}
+	membership, err := h.pickTenant(ctx, id, cmd.Tenant)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	var result LoginResult
+	err = retry(ctx, func() error {
+		user, err := h.loadUser(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := user.Locked(h.now()); err != nil {
+			return err
+		}
+		started, idle, err := h.sessionStart(ctx, user, membership)
+		if err != nil {
+			return err
+		}
+		token, refreshHash := newToken(string(started.SessionID))
+		started.RefreshHash = refreshHash
+		started.IP, started.UserAgent = cmd.IP, truncate(cmd.UserAgent, 512)
+		started.StartedAt = h.now().UTC()
+		started.ExpiresAt = started.StartedAt.Add(domain.SessionLifetime)
+		started.IdleTimeout = int64(idle / time.Second)
+		session := domain.StartSession(started)
+		if err := user.SucceedLogin(started.SessionID, started.TenantID); err != nil {
+			return err
+		}
+		meta := cmd.Meta
+		meta.ActorID, meta.TenantID = string(id), string(started.TenantID)
+		if err := h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{
+			stream(id.Stream(), "user", user), stream(started.SessionID.Stream(), "session", session),
+		}, Metadata: meta}); err != nil {
+			return err
+		}
+		result = LoginResult{Session: started, RefreshToken: token, User: user, Tenant: membership}
+		return nil
+	})
+	return result, err
+}
+
+// failLogin records a failed attempt (which may lock the account) and returns what to answer.
+func (h *Identity) failLogin(ctx context.Context, id domain.UserID, reason string, cmd Login) error {
+	var answer error
+	err := retry(ctx, func() error {
+		user, err := h.loadUser(ctx, id)
+		if err != nil {
+			return err
+		}
+		if answer = user.Locked(h.now()); answer != nil {
+			return nil // a racing attempt locked it meanwhile
+		}
+		answer = user.FailLogin(reason, cmd.IP, truncate(cmd.UserAgent, 512), h.now())
+		meta := cmd.Meta
+		meta.ActorID = string(id)
+		_, err = h.events.Append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "user", user)}, Metadata: meta})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return answer
+}
+
+// pickTenant resolves the tenant of a login among the user's memberships: the one named by id or
+// slug, the only one, or none.
+func (h *Identity) pickTenant(ctx context.Context, user domain.UserID, wanted string) (*domain.Membership, error) {
+	memberships, err := h.directory.MembershipsOf(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	if wanted == "" {
+		switch len(memberships) {
+		case 0:
+			return nil, nil
+		case 1:
+			return &memberships[0], nil
+		}
+		return nil, domain.NewValidationError("tenant", "you belong to several tenants: name the one to log in to (id or slug)")
+	}
+	for i, m := range memberships {
+		if string(m.TenantID) == wanted || m.Slug == wanted {
+			return &memberships[i], nil
+		}
+	}
+	return nil, domain.NewValidationError("tenant", "you are not a member of this tenant")
+}
+
+// sessionStart fills in who the session is for: the role comes from the tenant's own stream,
+// not the read model, so a role changed a moment ago is the one used.
+func (h *Identity) sessionStart(ctx context.Context, user *domain.User, m *domain.Membership) (domain.SessionStarted, time.Duration, error) {
+	started := domain.SessionStarted{SessionID: domain.SessionID(uuid.NewString()), UserID: user.ID(), SuperAdmin: user.SuperAdmin()}
+	if m == nil {
+		return started, DefaultIdleTimeout, nil
+	}
+	tenant, err := load(ctx, h.events, m.TenantID.Stream(), domain.RebuildTenant)
+	if err != nil {
+		return started, 0, err
+	}
+	role := tenant.Role(user.ID())
+	if role == "" {
+		return started, 0, domain.NewValidationError("tenant", "you are not a member of this tenant")
+	}
+	m.Role = role
+	started.TenantID, started.Role = tenant.ID(), role
+	return started, time.Duration(tenant.Settings().IdleTimeoutMinutes) * time.Minute, nil
+}
+
+// Refresh rotates a session's refresh token. Returns domain.ErrUnauthenticated for an ended,
+// expired or unknown session or token; presenting a spent token ends the session.
+func (h *Identity) Refresh(ctx context.Context, refreshToken string, meta eventstore.Metadata) (domain.SessionStarted, string, error) {
+	rawID, presented, err := parseToken(refreshToken)
+	if err != nil {
+		return domain.SessionStarted{}, "", domain.ErrUnauthenticated
+	}
+	id := domain.SessionID(rawID)
+	if live, err := h.directory.SessionLive(ctx, id); err != nil {
+		return domain.SessionStarted{}, "", err
+	} else if !live {
+		return domain.SessionStarted{}, "", domain.ErrUnauthenticated
+	}
+	var started domain.SessionStarted
+	var token string
+	err = retry(ctx, func() error {
+		session, err := h.loadSession(ctx, id)
+		if errors.Is(err, domain.ErrNotFound) {
+			return domain.ErrUnauthenticated
+		} else if err != nil {
+			return err
+		}
+		var next string
+		token, next = newToken(rawID)
+		refreshErr := session.Refresh(presented, next, h.now())
+		if len(session.PendingEvents()) > 0 {
+			meta.ActorID, meta.TenantID = string(session.UserID()), string(session.Started().TenantID)
+			if err := h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "session", session)}, Metadata: meta}); err != nil {
+				return err
+			}
+		}
+		started = session.Started()
+		return refreshErr
+	})
+	return started, token, err
+}
+
+// EndSession ends one of the user's sessions (logout, or revoking another device). Returns
+// domain.ErrNotFound for a session of someone else.
+func (h *Identity) EndSession(ctx context.Context, user domain.UserID, id domain.SessionID, reason string, meta eventstore.Metadata) error {
+	return retry(ctx, func() error {
+		session, err := h.loadSession(ctx, id)
+		if err != nil {
+			return err
+		}
+		if session.UserID() != user {
+			return domain.ErrNotFound
+		}
+		session.End(reason, h.now())
+		if len(session.PendingEvents()) == 0 {
+			return nil
+		}
+		return h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "session", session)}, Metadata: meta})
+	})
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n-- // do not cut a UTF-8 sequence
+	}
+	return s[:n]
+}

@@ -1,0 +1,96 @@
+package domain
+
+import (
+	"net/mail"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// NormalizeEmail validates an email address and returns the form under which it is unique:
+// trimmed and lower-cased (emails are case-insensitive across the platform). Returns a
+// *ValidationError for the field "email" if the address is malformed or too long.
+func NormalizeEmail(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	invalid := NewValidationError("email", "must be an email address like name@example.com")
+	if s == "" || len(s) > 254 || !utf8.ValidString(s) {
+		return "", invalid
+	}
+	addr, err := mail.ParseAddress(s)
+	if err != nil || addr.Address != s || addr.Name != "" {
+		return "", invalid
+	}
+	at := strings.LastIndexByte(s, '@')
+	local, domainPart := s[:at], s[at+1:]
+	if len(local) > 64 || !strings.Contains(domainPart, ".") || strings.HasPrefix(domainPart, ".") || strings.HasSuffix(domainPart, ".") {
+		return "", invalid
+	}
+	for _, r := range s {
+		// net/mail lets non-ASCII controls and spaces through: "a\u00a0b@x.io" would be an
+		// account that looks like "a b@x.io".
+		if unicode.IsControl(r) || unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) {
+			return "", invalid
+		}
+	}
+	return strings.ToLower(s), nil
+}
+
+// ValidateName checks a person's or tenant's display name: 1 to 100 characters of printable
+// Unicode after trimming. Returns the trimmed name.
+func ValidateName(field, s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if !utf8.ValidString(s) {
+		return "", NewValidationError(field, "must be valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(s); n < 1 || n > 100 {
+		return "", NewValidationError(field, "must have 1 to 100 characters")
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return "", NewValidationError(field, "must not contain control characters")
+		}
+	}
+	return s, nil
+}
+
+var passwordRules = map[string]string{
+	"length": "a password needs at least 8 characters (and at most 72 bytes)",
+	"lower":  "a password needs a lower-case letter",
+	"upper":  "a password needs an upper-case letter",
+	"digit":  "a password needs a digit",
+	"symbol": "a password needs a symbol (neither letter nor digit)",
+}
+
+// CheckPasswordStrength applies the password policy: at least 8 characters with lower case,
+// upper case, a digit and a symbol; at most 72 bytes, bcrypt's limit. Returns a
+// *WeakPasswordError naming the first rule broken.
+func CheckPasswordStrength(password string) error {
+	if utf8.RuneCountInString(password) < 8 || len(password) > 72 || !utf8.ValidString(password) {
+		return &WeakPasswordError{Rule: "length"}
+	}
+	var lower, upper, digit, symbol bool
+	for _, r := range password {
+		switch {
+		case unicode.IsLower(r):
+			lower = true
+		case unicode.IsUpper(r):
+			upper = true
+		case unicode.IsDigit(r):
+			digit = true
+		case unicode.IsPunct(r) || unicode.IsSymbol(r) || unicode.IsSpace(r):
+			symbol = true
+		}
+	}
+	for _, rule := range []struct {
+		ok   bool
+		name string
+	}{{lower, "lower"}, {upper, "upper"}, {digit, "digit"}, {symbol, "symbol"}} {
+		if !rule.ok {
+			return &WeakPasswordError{Rule: rule.name}
+		}
+	}
+	return nil
+}
+
+// RuleMessage is the sentence that explains a password rule.
+func (e *WeakPasswordError) RuleMessage() string { return passwordRules[e.Rule] }

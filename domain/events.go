@@ -1,0 +1,12 @@
+package domain
+
+// Events lists one value of every event type, for the event store's registry.
+func Events() []Event {
+	return []Event{
+		UserRegistered{}, UserVerificationIssued{}, UserVerified{}, UserLoginSucceeded{}, UserLoginFailed{},
+		UserLocked{}, UserPasswordChanged{}, UserPasswordResetIssued{}, UserSuperAdminGranted{},
+		SessionStarted{}, SessionRefreshed{}, SessionEnded{},
+		TenantCreated{}, TenantMemberAdded{}, TenantMemberRoleChanged{}, TenantSettingsChanged{}, TenantPlanChanged{},
+		MailRequested{}, MailSent{}, MailFailed{},
+	}
+}

@@ -1,0 +1,69 @@
+// Package activity tracks when sessions were last used, so that sessions without activity end
+// after their idle timeout. Writing an event per request would flood the log; instead each
+// process records a session's activity at most once per Resolution in session_activity.
+package activity
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Resolution is how stale a recorded activity may be: idle timeouts are at least this coarse.
+const Resolution = time.Minute
+
+const maxCached = 100_000
+
+// Tracker records and reads session activity.
+type Tracker struct {
+	db *sql.DB
+	mu sync.Mutex
+	// recorded is when this process last wrote each session's activity.
+	recorded map[string]time.Time
+}
+
+// New returns a tracker on the management database.
+func New(db *sql.DB) *Tracker {
+	return &Tracker{db: db, recorded: map[string]time.Time{}}
+}
+
+// Touch records that session is used now, unless it has been idle for longer than idle since
+// lastKnown (its start or last refresh) and since its last recorded activity; then it returns
+// false and records nothing.
+func (t *Tracker) Touch(ctx context.Context, session string, lastKnown time.Time, idle time.Duration, now time.Time) (bool, error) {
+	t.mu.Lock()
+	recorded, ok := t.recorded[session]
+	t.mu.Unlock()
+	if ok && now.Sub(recorded) < Resolution {
+		return true, nil
+	}
+	var seen sql.NullTime
+	err := t.db.QueryRowContext(ctx, `SELECT last_seen_at FROM session_activity WHERE session_id = ?`, session).Scan(&seen)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("activity of session %s: %w", session, err)
+	}
+	last := lastKnown
+	if seen.Valid && seen.Time.After(last) {
+		last = seen.Time
+	}
+	if ok && recorded.After(last) {
+		last = recorded
+	}
+	if now.Sub(last) > idle {
+		return false, nil
+	}
+	if _, err := t.db.ExecContext(ctx, `INSERT INTO session_activity (session_id, last_seen_at) VALUES (?, ?)
+		ON DUPLICATE KEY UPDATE last_seen_at = GREATEST(last_seen_at, VALUES(last_seen_at))`, session, now.UTC()); err != nil {
+		return false, fmt.Errorf("record activity of session %s: %w", session, err)
+	}
+	t.mu.Lock()
+	if len(t.recorded) >= maxCached {
+		clear(t.recorded) // cheaper than LRU bookkeeping; costs one read per session afterwards
+	}
+	t.recorded[session] = now
+	t.mu.Unlock()
+	return true, nil
+}

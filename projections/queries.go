@@ -1,0 +1,209 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/clouddbmanager/clouddb/domain"
+)
+
+// Queries reads the identity read models for the API and for commands that need a lookup.
+type Queries struct {
+	db *sql.DB
+}
+
+// NewQueries returns the read side on db.
+func NewQueries(db *sql.DB) *Queries { return &Queries{db: db} }
+
+// UserView is a row of the users read model.
+type UserView struct {
+	ID                domain.UserID
+	Email, Name       string
+	Status            domain.UserStatus
+	SuperAdmin        bool
+	CreatedAt         time.Time
+	LastLoginAt       *time.Time
+	PasswordChangedAt *time.Time
+}
+
+// User returns a user. Returns domain.ErrNotFound when there is none.
+func (q *Queries) User(ctx context.Context, id domain.UserID) (UserView, error) {
+	var u UserView
+	var lastLogin, changed sql.NullTime
+	err := q.db.QueryRowContext(ctx, `SELECT user_id, email, name, status, super_admin, created_at, last_login_at, password_changed_at
+		FROM users WHERE user_id = ?`, id).Scan(&u.ID, &u.Email, &u.Name, &u.Status, &u.SuperAdmin, &u.CreatedAt, &lastLogin, &changed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return UserView{}, fmt.Errorf("user %s: %w", id, domain.ErrNotFound)
+	} else if err != nil {
+		return UserView{}, fmt.Errorf("read user %s: %w", id, err)
+	}
+	u.LastLoginAt, u.PasswordChangedAt = nullTime(lastLogin), nullTime(changed)
+	return u, nil
+}
+
+// MembershipsOf lists the tenants a user belongs to, by name.
+func (q *Queries) MembershipsOf(ctx context.Context, user domain.UserID) ([]domain.Membership, error) {
+	rows, err := q.db.QueryContext(ctx, `SELECT t.tenant_id, t.slug, t.name, m.role
+		FROM memberships m JOIN tenants t ON t.tenant_id = m.tenant_id
+		WHERE m.user_id = ? ORDER BY t.name, t.tenant_id`, user)
+	if err != nil {
+		return nil, fmt.Errorf("read memberships of %s: %w", user, err)
+	}
+	defer rows.Close()
+	out := []domain.Membership{}
+	for rows.Next() {
+		var m domain.Membership
+		if err := rows.Scan(&m.TenantID, &m.Slug, &m.Name, &m.Role); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// SessionView is a row of the sessions read model.
+type SessionView struct {
+	ID          domain.SessionID
+	UserID      domain.UserID
+	TenantID    domain.TenantID
+	Role        domain.Role
+	SuperAdmin  bool
+	StartedAt   time.Time
+	ExpiresAt   time.Time
+	IdleTimeout time.Duration
+	IP          string
+	UserAgent   string
+	RefreshedAt *time.Time
+	EndedAt     *time.Time
+	EndReason   string
+}
+
+// LastActive is the later of its start and last refresh.
+func (s SessionView) LastActive() time.Time {
+	if s.RefreshedAt != nil && s.RefreshedAt.After(s.StartedAt) {
+		return *s.RefreshedAt
+	}
+	return s.StartedAt
+}
+
+const sessionColumns = `session_id, user_id, COALESCE(tenant_id, ''), COALESCE(role, ''), super_admin, started_at, expires_at,
+	idle_timeout_s, ip, user_agent, refreshed_at, ended_at, COALESCE(end_reason, '')`
+
+func scanSession(row interface{ Scan(...any) error }) (SessionView, error) {
+	var s SessionView
+	var idle int64
+	var refreshed, ended sql.NullTime
+	err := row.Scan(&s.ID, &s.UserID, &s.TenantID, &s.Role, &s.SuperAdmin, &s.StartedAt, &s.ExpiresAt, &idle,
+		&s.IP, &s.UserAgent, &refreshed, &ended, &s.EndReason)
+	s.IdleTimeout = time.Duration(idle) * time.Second
+	s.RefreshedAt, s.EndedAt = nullTime(refreshed), nullTime(ended)
+	return s, err
+}
+
+// Session returns a session. Returns domain.ErrNotFound when there is none.
+func (q *Queries) Session(ctx context.Context, id domain.SessionID) (SessionView, error) {
+	s, err := scanSession(q.db.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE session_id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return SessionView{}, fmt.Errorf("session %s: %w", id, domain.ErrNotFound)
+	} else if err != nil {
+		return SessionView{}, fmt.Errorf("read session %s: %w", id, err)
+	}
+	return s, nil
+}
+
+// SessionLive reports whether a session exists and has not ended.
+func (q *Queries) SessionLive(ctx context.Context, id domain.SessionID) (bool, error) {
+	s, err := q.Session(ctx, id)
+	if errors.Is(err, domain.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil && s.EndedAt == nil, err
+}
+
+// LiveSessionsOf lists a user's sessions that have not ended, newest first.
+func (q *Queries) LiveSessionsOf(ctx context.Context, user domain.UserID) ([]SessionView, error) {
+	rows, err := q.db.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions
+		WHERE user_id = ? AND ended_at IS NULL ORDER BY started_at DESC LIMIT 500`, user)
+	if err != nil {
+		return nil, fmt.Errorf("read sessions of %s: %w", user, err)
+	}
+	defer rows.Close()
+	out := []SessionView{}
+	for rows.Next() {
+		s, err := scanSession(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// TenantView is a row of the tenants read model with its member count.
+type TenantView struct {
+	ID        domain.TenantID
+	Slug      string
+	Name      string
+	Plan      domain.PlanID
+	Settings  domain.TenantSettings
+	CreatedAt time.Time
+	Members   int64
+}
+
+const tenantColumns = `t.tenant_id, t.slug, t.name, t.plan, t.settings, t.created_at,
+	(SELECT COUNT(*) FROM memberships m WHERE m.tenant_id = t.tenant_id)`
+
+func scanTenant(row interface{ Scan(...any) error }) (TenantView, error) {
+	var t TenantView
+	var settings []byte
+	if err := row.Scan(&t.ID, &t.Slug, &t.Name, &t.Plan, &settings, &t.CreatedAt, &t.Members); err != nil {
+		return TenantView{}, err
+	}
+	return t, json.Unmarshal(settings, &t.Settings)
+}
+
+// Tenant returns a tenant. Returns domain.ErrNotFound when there is none.
+func (q *Queries) Tenant(ctx context.Context, id domain.TenantID) (TenantView, error) {
+	t, err := scanTenant(q.db.QueryRowContext(ctx, `SELECT `+tenantColumns+` FROM tenants t WHERE t.tenant_id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return TenantView{}, fmt.Errorf("tenant %s: %w", id, domain.ErrNotFound)
+	} else if err != nil {
+		return TenantView{}, fmt.Errorf("read tenant %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// Tenants lists tenants ordered by id, limit at a time after the id in cursor ("" for the first
+// page). next is the cursor of the following page, "" at the end.
+func (q *Queries) Tenants(ctx context.Context, cursor string, limit int) (items []TenantView, next string, err error) {
+	rows, err := q.db.QueryContext(ctx, `SELECT `+tenantColumns+` FROM tenants t WHERE t.tenant_id > ? ORDER BY t.tenant_id LIMIT ?`, cursor, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list tenants: %w", err)
+	}
+	defer rows.Close()
+	items = []TenantView{}
+	for rows.Next() {
+		t, err := scanTenant(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		items = append(items, t)
+	}
+	if len(items) > limit {
+		items = items[:limit]
+		next = string(items[limit-1].ID)
+	}
+	return items, next, rows.Err()
+}
+
+func nullTime(t sql.NullTime) *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	v := t.Time.UTC()
+	return &v
+}

@@ -1,0 +1,147 @@
+package projections_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/projections"
+)
+
+var sessionsOrder = map[string]string{"sessions": "session_id"}
+
+// startSession appends a session of user in tenant (none for "") that started at startedAt.
+func startSession(t *testing.T, f *identityFixture, user domain.UserID, tenant domain.TenantID, startedAt time.Time) domain.SessionID {
+	t.Helper()
+	id := domain.SessionID(newID())
+	role := domain.RoleDeveloper
+	if tenant == "" {
+		role = ""
+	}
+	f.appendAt(t, startedAt, id.Stream(), domain.SessionStarted{
+		SessionID: id, UserID: user, TenantID: tenant, Role: role, SuperAdmin: tenant == "", RefreshHash: "r0",
+		StartedAt: startedAt, ExpiresAt: startedAt.Add(domain.SessionLifetime), IdleTimeout: 1800,
+		IP: "198.51.100.1", UserAgent: "test",
+	})
+	return id
+}
+
+// ended returns a session's ended_at and end_reason.
+func ended(t *testing.T, f *identityFixture, id domain.SessionID) (at, reason string) {
+	t.Helper()
+	rows, _ := query(t, f.db, `SELECT ended_at, end_reason FROM sessions WHERE session_id = ?`, string(id))
+	if len(rows) != 1 {
+		t.Fatalf("session %s has %d rows", id, len(rows))
+	}
+	return rows[0]["ended_at"], rows[0]["end_reason"]
+}
+
+func assertEnded(t *testing.T, f *identityFixture, what string, id domain.SessionID, at time.Time, reason string) {
+	t.Helper()
+	if gotAt, gotReason := ended(t, f, id); gotAt != ts(at) || gotReason != reason {
+		t.Errorf("%s: ended %s for %s, want %s for %s", what, gotAt, gotReason, ts(at), reason)
+	}
+}
+
+func assertLive(t *testing.T, f *identityFixture, what string, id domain.SessionID) {
+	t.Helper()
+	if at, reason := ended(t, f, id); at != "NULL" || reason != "NULL" {
+		t.Errorf("%s: ended %s for %s, want it live", what, at, reason)
+	}
+}
+
+func TestSessionsFollowStartRefreshAndEnd(t *testing.T) {
+	f := newIdentityFixture(t)
+	r := f.start(t, projections.NewSessions(production))
+	user, tenant := domain.UserID(newID()), domain.TenantID(newID())
+	member, admin := domain.SessionID(newID()), domain.SessionID(newID())
+	longAgent := strings.Repeat("é", 600) // 600 characters, 1,200 bytes
+
+	f.appendAt(t, t0, member.Stream(), domain.SessionStarted{
+		SessionID: member, UserID: user, TenantID: tenant, Role: domain.RoleDeveloper, RefreshHash: "r0",
+		StartedAt: t0, ExpiresAt: t0.Add(domain.SessionLifetime), IdleTimeout: 1800, IP: "203.0.113.7", UserAgent: longAgent,
+	})
+	f.appendAt(t, t0.Add(time.Second), admin.Stream(), domain.SessionStarted{
+		SessionID: admin, UserID: user, SuperAdmin: true, RefreshHash: "a0",
+		StartedAt: t0.Add(time.Second), ExpiresAt: t0.Add(time.Hour), IdleTimeout: 600, IP: "2001:db8::1", UserAgent: "curl/8.5",
+	})
+	f.appendAt(t, t0.Add(10*time.Minute), member.Stream(), domain.SessionRefreshed{RefreshHash: "r1", At: t0.Add(10 * time.Minute)})
+	f.appendAt(t, t0.Add(20*time.Minute), member.Stream(), domain.SessionRefreshed{RefreshHash: "r2", At: t0.Add(20 * time.Minute)})
+	last := f.appendAt(t, t0.Add(30*time.Minute), member.Stream(), domain.SessionEnded{Reason: domain.EndLogout, At: t0.Add(30 * time.Minute)})
+	wait(t, r, last.LastPosition, "sessions")
+
+	assertRow(t, f.db, "sessions", "session_id", string(member), row{
+		"session_id": string(member), "user_id": string(user), "tenant_id": string(tenant), "role": "developer",
+		"super_admin": "0", "started_at": ts(t0), "expires_at": ts(t0.Add(domain.SessionLifetime)), "idle_timeout_s": "1800",
+		"ip": "203.0.113.7", "user_agent": strings.Repeat("é", 512), "refreshed_at": ts(t0.Add(20 * time.Minute)),
+		"ended_at": ts(t0.Add(30 * time.Minute)), "end_reason": "logout",
+	})
+	assertRow(t, f.db, "sessions", "session_id", string(admin), row{
+		"session_id": string(admin), "user_id": string(user), "tenant_id": "NULL", "role": "NULL",
+		"super_admin": "1", "started_at": ts(t0.Add(time.Second)), "expires_at": ts(t0.Add(time.Hour)), "idle_timeout_s": "600",
+		"ip": "2001:db8::1", "user_agent": "curl/8.5", "refreshed_at": "NULL", "ended_at": "NULL", "end_reason": "NULL",
+	})
+
+	t.Run("rebuild and redelivery change nothing", func(t *testing.T) {
+		checkReplay(t, f, r, projections.NewSessions(production), sessionsOrder)
+	})
+}
+
+func TestPasswordChangeEndsTheUsersSessionsStartedBeforeIt(t *testing.T) {
+	f := newIdentityFixture(t)
+	sessions := projections.NewSessions(production)
+	r := f.start(t, sessions)
+	user, other := domain.UserID(newID()), domain.UserID(newID())
+	changedAt := t0.Add(5 * time.Minute)
+
+	before := startSession(t, f, user, "", t0)
+	loggedOut := startSession(t, f, user, "", t0)
+	f.appendAt(t, t0.Add(time.Minute), loggedOut.Stream(), domain.SessionEnded{Reason: domain.EndLogout, At: t0.Add(time.Minute)})
+	// Started after the change although appended before it (the clocks of two commands): kept.
+	startedLater := startSession(t, f, user, "", changedAt.Add(time.Second))
+	othersSession := startSession(t, f, other, "", t0)
+	// The change is recorded a little after its own time: ended_at is the change's time.
+	f.appendAt(t, changedAt.Add(3*time.Millisecond), user.Stream(), domain.UserPasswordChanged{At: changedAt, PasswordHash: "h2", Reason: "change"})
+	after := startSession(t, f, user, "", changedAt.Add(time.Minute))
+	last := f.appendAt(t, changedAt.Add(2*time.Minute), after.Stream(), domain.SessionRefreshed{RefreshHash: "r1", At: changedAt.Add(2 * time.Minute)})
+	wait(t, r, last.LastPosition, "sessions")
+
+	assertEnded(t, f, "session started before the change", before, changedAt, "password_changed")
+	assertEnded(t, f, "session logged out before the change", loggedOut, t0.Add(time.Minute), "logout")
+	assertLive(t, f, "session started after the change, appended before it", startedLater)
+	assertLive(t, f, "another user's session", othersSession)
+	assertLive(t, f, "session started after the change", after)
+
+	t.Run("rebuild and redelivery change nothing", func(t *testing.T) {
+		checkReplay(t, f, r, sessions, sessionsOrder)
+	})
+}
+
+func TestRoleChangeEndsTheMembersSessionsInThatTenantOnly(t *testing.T) {
+	f := newIdentityFixture(t)
+	sessions := projections.NewSessions(production)
+	r := f.start(t, sessions)
+	user, other := domain.UserID(newID()), domain.UserID(newID())
+	acme, globex := domain.TenantID(newID()), domain.TenantID(newID())
+	changedAt := t0.Add(5 * time.Minute)
+
+	inAcme := startSession(t, f, user, acme, t0)
+	inGlobex := startSession(t, f, user, globex, t0)
+	noTenant := startSession(t, f, user, "", t0)
+	othersInAcme := startSession(t, f, other, acme, t0)
+	f.appendAt(t, changedAt, acme.Stream(), domain.TenantMemberRoleChanged{UserID: user, From: domain.RoleDeveloper, To: domain.RoleViewer})
+	laterInAcme := startSession(t, f, user, acme, changedAt.Add(time.Second))
+	last := f.appendAt(t, changedAt.Add(time.Minute), globex.Stream(), domain.TenantMemberRoleChanged{UserID: other, From: domain.RoleViewer, To: domain.RoleDeveloper})
+	wait(t, r, last.LastPosition, "sessions")
+
+	assertEnded(t, f, "the member's session in the tenant", inAcme, changedAt, "role_changed")
+	assertLive(t, f, "the member's session in another tenant", inGlobex)
+	assertLive(t, f, "the member's session without a tenant", noTenant)
+	assertLive(t, f, "another member's session in the tenant", othersInAcme)
+	assertLive(t, f, "the member's session started after the change", laterInAcme)
+
+	t.Run("rebuild and redelivery change nothing", func(t *testing.T) {
+		checkReplay(t, f, r, sessions, sessionsOrder)
+	})
+}

@@ -1,0 +1,183 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/google/uuid"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/eventstore"
+)
+
+// Users is the read model of accounts: one row per user with its status, login and lockout times.
+// Every row keeps the stream version it reflects, so a redelivered or replayed event is skipped.
+type Users struct {
+	reg *eventstore.Registry
+}
+
+// NewUsers returns the users projector, decoding events with reg (in production
+// eventstore.NewRegistry(domain.Events()...)). It panics on a nil registry.
+func NewUsers(reg *eventstore.Registry) Users {
+	if reg == nil {
+		panic("projections: NewUsers needs a registry")
+	}
+	return Users{reg: reg}
+}
+
+func (Users) Name() string { return "users" }
+
+func (Users) Handles() []string {
+	return []string{
+		domain.UserRegistered{}.EventType(),
+		domain.UserVerified{}.EventType(),
+		domain.UserLoginSucceeded{}.EventType(),
+		domain.UserLocked{}.EventType(),
+		domain.UserPasswordChanged{}.EventType(),
+		domain.UserSuperAdminGranted{}.EventType(),
+	}
+}
+
+func (Users) Tables() []Table {
+	return []Table{{Name: "users", DDL: `CREATE TABLE IF NOT EXISTS {{table}} (
+		user_id             CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+		email               VARCHAR(254) NOT NULL,
+		name                VARCHAR(400) NOT NULL,
+		status              VARCHAR(32)  NOT NULL,
+		super_admin         BOOL         NOT NULL DEFAULT 0,
+		created_at          DATETIME(6)  NOT NULL,
+		verified_at         DATETIME(6)  NULL,
+		last_login_at       DATETIME(6)  NULL,
+		password_changed_at DATETIME(6)  NULL,
+		locked_until        DATETIME(6)  NULL,
+		version             BIGINT       NOT NULL,
+		UNIQUE KEY users_email (email)
+	) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin`}}
+}
+
+// Apply applies the events in order. A user's row changes only for an event newer than the
+// version it holds.
+func (p Users) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []eventstore.Envelope) error {
+	table := t.Name("users")
+	for _, env := range events {
+		if err := p.apply(ctx, tx, table, env); err != nil {
+			return fmt.Errorf("projections: users: %s at position %d: %w", env.EventType, env.Position, err)
+		}
+	}
+	return nil
+}
+
+func (p Users) apply(ctx context.Context, tx *sql.Tx, table string, env eventstore.Envelope) error {
+	ev, err := p.reg.Decode(env)
+	if err != nil {
+		return err
+	}
+	if e, ok := ev.(domain.UserRegistered); ok {
+		status, verifiedAt := domain.UserPendingVerification, any(nil)
+		if e.Verified {
+			status, verifiedAt = domain.UserActive, dbTime(env.RecordedAt)
+		}
+		return insertNew(ctx, tx, table, "user_id", string(e.UserID), `INSERT INTO `+table+`
+			(user_id, email, name, status, super_admin, created_at, verified_at, version)
+			VALUES (?, ?, ?, ?, 0, ?, ?, ?)`,
+			string(e.UserID), e.Email, clip(e.Name, 400), string(status), dbTime(env.RecordedAt), verifiedAt, env.StreamVersion)
+	}
+	user, err := domain.StreamUser(env.StreamID)
+	if err != nil {
+		return err
+	}
+	var set string
+	var args []any
+	switch e := ev.(type) {
+	case domain.UserVerified:
+		set, args = "status = ?, verified_at = ?", []any{string(domain.UserActive), dbTime(env.RecordedAt)}
+	case domain.UserLoginSucceeded:
+		set, args = "last_login_at = ?", []any{dbTime(env.RecordedAt)}
+	case domain.UserLocked:
+		set, args = "locked_until = ?", []any{dbTime(e.Until)}
+	case domain.UserPasswordChanged:
+		// A new password lifts a lockout, as in domain.User: the reset link reached the owner, or
+		// the owner was signed in to change it.
+		set, args = "password_changed_at = ?, locked_until = NULL", []any{dbTime(e.At)}
+	case domain.UserSuperAdminGranted:
+		set = "super_admin = 1"
+	default:
+		return fmt.Errorf("unexpected event %T", ev)
+	}
+	args = append(args, env.StreamVersion, string(user), env.StreamVersion)
+	_, err = tx.ExecContext(ctx, `UPDATE `+table+` SET `+set+`, version = ? WHERE user_id = ? AND version < ?`, args...)
+	return err
+}
+
+// insertNew runs insert, which adds the first row of an aggregate whose id is in idColumn. A
+// duplicate of that id is a redelivery and is ignored. A duplicate of another unique key (an email
+// or slug that another row holds) is returned: claims should have made it impossible, and skipping
+// it would hide the row.
+func insertNew(ctx context.Context, tx *sql.Tx, table, idColumn, id, insert string, args ...any) error {
+	_, err := tx.ExecContext(ctx, insert, args...)
+	if !isDuplicateKey(err) {
+		return err
+	}
+	var one int
+	switch qerr := tx.QueryRowContext(ctx, `SELECT 1 FROM `+table+` WHERE `+idColumn+` = ?`, id).Scan(&one); {
+	case qerr == nil:
+		return nil
+	case errors.Is(qerr, sql.ErrNoRows):
+		return err
+	default:
+		return qerr
+	}
+}
+
+func isDuplicateKey(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1062
+}
+
+// dbTime is t as a DATETIME(6) stores it: UTC, whole microseconds. The zero time is NULL.
+func dbTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// nullString is s, or NULL when empty.
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// clip shortens s to at most n characters, as a VARCHAR(n) counts them.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := 0
+	for at := range s {
+		if i == n {
+			return s[:at]
+		}
+		i++
+	}
+	return s
+}
+
+// streamEntity returns the uuid of an aggregate from its stream id "<prefix><uuid>".
+func streamEntity(stream, prefix string) (string, error) {
+	id, ok := strings.CutPrefix(stream, prefix)
+	if !ok || len(id) != 36 {
+		return "", fmt.Errorf("stream %q is not a %q stream", stream, strings.TrimSuffix(prefix, "-"))
+	}
+	if _, err := uuid.Parse(id); err != nil {
+		return "", fmt.Errorf("stream %q: %w", stream, err)
+	}
+	return id, nil
+}
