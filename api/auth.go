@@ -2,11 +2,13 @@ package api
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/clouddbmanager/clouddb/commands"
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/projections"
 )
@@ -34,7 +36,8 @@ type Principal struct {
 	TenantID   domain.TenantID // "" for a session without tenant
 	Role       domain.Role     // the role in TenantID
 	SuperAdmin bool
-	Session    projections.SessionView
+	Session    projections.SessionView // zero for an API key
+	APIKeyID   domain.APIKeyID         // set when an API key authenticated the request
 }
 
 type principalKey struct{}
@@ -99,6 +102,9 @@ func (s *Server) authenticate(r *http.Request) (Principal, error) {
 	if token == "" {
 		return Principal{}, domain.ErrUnauthenticated
 	}
+	if strings.HasPrefix(token, commands.APIKeyPrefix) {
+		return s.authenticateAPIKey(r.Context(), token)
+	}
 	claims, err := id.Tokens.parse(token)
 	if err != nil {
 		return Principal{}, err
@@ -128,6 +134,39 @@ func (s *Server) authenticate(r *http.Request) (Principal, error) {
 	}
 	return Principal{UserID: session.UserID, SessionID: sid, TenantID: session.TenantID, Role: session.Role,
 		SuperAdmin: session.SuperAdmin, Session: session}, nil
+}
+
+// authenticateAPIKey resolves a "cdb_..." key: unrevoked, unexpired, its hash matching, and the
+// owner's current role in the key's tenant.
+func (s *Server) authenticateAPIKey(ctx context.Context, key string) (Principal, error) {
+	id, hash, err := commands.ParseAPIKey(key)
+	if err != nil {
+		return Principal{}, err
+	}
+	k, err := s.identity.Queries.APIKey(ctx, id)
+	if errors.Is(err, domain.ErrNotFound) {
+		return Principal{}, domain.ErrUnauthenticated
+	} else if err != nil {
+		return Principal{}, err
+	}
+	if subtle.ConstantTimeCompare([]byte(k.Hash), []byte(hash)) != 1 || k.RevokedAt != nil ||
+		(k.ExpiresAt != nil && !s.identity.Now().Before(*k.ExpiresAt)) {
+		return Principal{}, domain.ErrUnauthenticated
+	}
+	user, err := s.identity.Queries.User(ctx, k.UserID)
+	if err != nil {
+		return Principal{}, err
+	}
+	p := Principal{UserID: k.UserID, TenantID: k.TenantID, SuperAdmin: user.SuperAdmin, APIKeyID: k.ID}
+	if k.TenantID != "" {
+		if p.Role, err = s.identity.Queries.RoleIn(ctx, k.TenantID, k.UserID); err != nil {
+			return Principal{}, err
+		}
+		if p.Role == "" {
+			return Principal{}, domain.ErrUnauthenticated // the owner left the tenant
+		}
+	}
+	return p, nil
 }
 
 // endIdleSession records the idle timeout; failing to record it changes nothing for the caller,

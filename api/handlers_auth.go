@@ -131,7 +131,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.identity.Commands.Login(r.Context(), commands.Login{
-		Email: req.Email, Password: req.Password, Tenant: req.Tenant,
+		Email: req.Email, Password: req.Password, Tenant: req.Tenant, TOTPCode: req.TOTPCode,
 		IP: remoteIP(r), UserAgent: r.UserAgent(), Meta: metadata(r.Context(), r),
 	})
 	if err != nil {
@@ -193,6 +193,10 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	p := principalFrom(r.Context())
+	if p.APIKeyID != "" {
+		s.writeError(w, r, errNoSession)
+		return
+	}
 	if err := s.identity.Commands.EndSession(r.Context(), p.UserID, p.SessionID, domain.EndLogout, metadata(r.Context(), r)); err != nil {
 		s.writeError(w, r, err)
 		return

@@ -16,11 +16,14 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 	}
 	doc := map[string]any{
 		"user": map[string]any{"id": user.ID, "email": user.Email, "name": user.Name, "status": user.Status,
-			"totp_enabled": false, "super_admin": user.SuperAdmin},
+			"totp_enabled": user.TOTPEnabled, "super_admin": user.SuperAdmin},
 		"tenant":      nil,
 		"permissions": p.permissions(),
-		"session": map[string]any{"id": p.SessionID, "expires_at": p.Session.ExpiresAt.UTC().Format(time.RFC3339),
-			"idle_timeout_s": int(p.Session.IdleTimeout / time.Second)},
+		"session":     nil, // an API key has no session
+	}
+	if p.APIKeyID == "" {
+		doc["session"] = map[string]any{"id": p.SessionID, "expires_at": p.Session.ExpiresAt.UTC().Format(time.RFC3339),
+			"idle_timeout_s": int(p.Session.IdleTimeout / time.Second)}
 	}
 	if p.TenantID != "" {
 		t, err := s.identity.Queries.Tenant(r.Context(), p.TenantID)
@@ -91,6 +94,9 @@ func (s *Server) handleMySessions(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleEndMySession(w http.ResponseWriter, r *http.Request) {
 	id, err := pathID(r, domain.ParseSessionID)
+	if principalFrom(r.Context()).APIKeyID != "" {
+		err = errNoSession
+	}
 	if err == nil {
 		p := principalFrom(r.Context())
 		err = s.identity.Commands.EndSession(r.Context(), p.UserID, id, domain.EndRevoked, metadata(r.Context(), r))
@@ -107,4 +113,96 @@ func nullable(s string) any {
 		return nil
 	}
 	return s
+}
+
+// errNoSession answers session routes called with an API key.
+var errNoSession = &Error{Status: http.StatusBadRequest, Code: "invalid_request",
+	Message: "This request authenticated with an API key, which has no session: revoke the key instead."}
+
+func (s *Server) handleTOTPSetup(w http.ResponseWriter, r *http.Request) {
+	secret, url, err := s.identity.Commands.StartTOTP(r.Context(), principalFrom(r.Context()).UserID, metadata(r.Context(), r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]any{"secret": secret, "otpauth_url": url})
+}
+
+type codeRequest struct {
+	Code string `json:"code"`
+}
+
+func (s *Server) handleTOTPEnable(w http.ResponseWriter, r *http.Request) {
+	var req codeRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	codes, err := s.identity.Commands.EnableTOTP(r.Context(), principalFrom(r.Context()).UserID, req.Code, metadata(r.Context(), r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]any{"recovery_codes": codes})
+}
+
+func (s *Server) handleTOTPDisable(w http.ResponseWriter, r *http.Request) {
+	var req codeRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.identity.Commands.DisableTOTP(r.Context(), principalFrom(r.Context()).UserID, req.Code, metadata(r.Context(), r)); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleCreateAPIKey(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name      string     `json:"name"`
+		ExpiresAt *time.Time `json:"expires_at"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p := principalFrom(r.Context())
+	id, key, err := s.identity.Commands.CreateAPIKey(r.Context(), p.UserID, p.TenantID, req.Name, req.ExpiresAt, metadata(r.Context(), r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, map[string]any{"id": id, "name": req.Name, "key": key,
+		"tenant_id": nullable(string(p.TenantID)), "expires_at": req.ExpiresAt})
+}
+
+func (s *Server) handleAPIKeys(w http.ResponseWriter, r *http.Request) {
+	keys, err := s.identity.Queries.APIKeysOf(r.Context(), principalFrom(r.Context()).UserID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	items := make([]map[string]any, len(keys))
+	for i, k := range keys {
+		items[i] = map[string]any{"id": k.ID, "name": k.Name, "tenant_id": nullable(string(k.TenantID)),
+			"created_at": k.CreatedAt.UTC().Format(time.RFC3339), "expires_at": k.ExpiresAt}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": nil})
+}
+
+func (s *Server) handleRevokeAPIKey(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r, domain.ParseAPIKeyID)
+	if err == nil {
+		err = s.identity.Commands.RevokeAPIKey(r.Context(), principalFrom(r.Context()).UserID, id, metadata(r.Context(), r))
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

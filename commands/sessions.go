@@ -20,6 +20,7 @@ const DefaultIdleTimeout = 30 * time.Minute
 type Login struct {
 	Email, Password string
 	Tenant          string // id or slug; optional when the user belongs to one tenant or none
+	TOTPCode        string // a 6-digit code or a recovery code, when the account has two factors
 	IP, UserAgent   string
 	Meta            eventstore.Metadata
 }
@@ -62,6 +63,9 @@ func (h *Identity) Login(ctx context.Context, cmd Login) (LoginResult, error) {
 	if user.Status() != domain.UserActive {
 		return LoginResult{}, domain.ErrEmailNotVerified
 	}
+	if user.TOTPEnabled() && cmd.TOTPCode == "" {
+		return LoginResult{}, domain.ErrTOTPRequired
+	}
 	membership, err := h.pickTenant(ctx, id, cmd.Tenant)
 	if err != nil {
 		return LoginResult{}, err
@@ -75,6 +79,12 @@ func (h *Identity) Login(ctx context.Context, cmd Login) (LoginResult, error) {
 		if err := user.Locked(h.now()); err != nil {
 			return err
 		}
+		var step int64
+		if user.TOTPEnabled() {
+			if step, err = h.secondFactor(ctx, user, cmd.TOTPCode); err != nil {
+				return err
+			}
+		}
 		started, idle, err := h.sessionStart(ctx, user, membership)
 		if err != nil {
 			return err
@@ -86,7 +96,7 @@ func (h *Identity) Login(ctx context.Context, cmd Login) (LoginResult, error) {
 		started.ExpiresAt = started.StartedAt.Add(domain.SessionLifetime)
 		started.IdleTimeout = int64(idle / time.Second)
 		session := domain.StartSession(started)
-		if err := user.SucceedLogin(started.SessionID, started.TenantID); err != nil {
+		if err := user.SucceedLogin(started.SessionID, started.TenantID, step); err != nil {
 			return err
 		}
 		meta := cmd.Meta
@@ -99,6 +109,9 @@ func (h *Identity) Login(ctx context.Context, cmd Login) (LoginResult, error) {
 		result = LoginResult{Session: started, RefreshToken: token, User: user, Tenant: membership}
 		return nil
 	})
+	if errors.Is(err, domain.ErrInvalidTOTP) {
+		return LoginResult{}, h.failLogin(ctx, id, "totp", cmd)
+	}
 	return result, err
 }
 

@@ -5,6 +5,7 @@ func Events() []Event {
 	return []Event{
 		UserRegistered{}, UserVerificationIssued{}, UserVerified{}, UserLoginSucceeded{}, UserLoginFailed{},
 		UserLocked{}, UserPasswordChanged{}, UserPasswordResetIssued{}, UserSuperAdminGranted{},
+		UserTOTPSetupStarted{}, UserTOTPEnabled{}, UserTOTPDisabled{}, UserRecoveryCodeUsed{}, UserAPIKeyCreated{}, UserAPIKeyRevoked{},
 		SessionStarted{}, SessionRefreshed{}, SessionEnded{},
 		TenantCreated{}, TenantMemberAdded{}, TenantMemberRoleChanged{}, TenantSettingsChanged{}, TenantPlanChanged{},
 		MailRequested{}, MailSent{}, MailFailed{},

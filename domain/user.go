@@ -47,6 +47,8 @@ type (
 	UserLoginSucceeded struct {
 		SessionID SessionID `json:"session_id"`
 		TenantID  TenantID  `json:"tenant_id,omitempty"`
+		// TOTPStep is the time step of the two-factor code used, so no code works twice.
+		TOTPStep int64 `json:"totp_step,omitempty"`
 	}
 	UserLoginFailed struct {
 		At        time.Time `json:"at"`
@@ -67,6 +69,27 @@ type (
 		ExpiresAt time.Time `json:"expires_at"`
 	}
 	UserSuperAdminGranted struct{}
+	// UserTOTPSetupStarted: a secret was generated (kept in the vault) and awaits a first code.
+	UserTOTPSetupStarted struct{}
+	UserTOTPEnabled      struct {
+		RecoveryCodeHashes []string `json:"recovery_code_hashes"`
+		TOTPStep           int64    `json:"totp_step"`
+	}
+	UserTOTPDisabled     struct{}
+	UserRecoveryCodeUsed struct {
+		Hash string `json:"hash"`
+	}
+	UserAPIKeyCreated struct {
+		KeyID     APIKeyID   `json:"key_id"`
+		Name      string     `json:"name"`
+		TenantID  TenantID   `json:"tenant_id,omitempty"`
+		Hash      string     `json:"hash"`
+		CreatedAt time.Time  `json:"created_at"`
+		ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	}
+	UserAPIKeyRevoked struct {
+		KeyID APIKeyID `json:"key_id"`
+	}
 )
 
 func (UserRegistered) EventType() string          { return "user.registered.v1" }
@@ -78,6 +101,15 @@ func (UserLocked) EventType() string              { return "user.locked.v1" }
 func (UserPasswordChanged) EventType() string     { return "user.password_changed.v1" }
 func (UserPasswordResetIssued) EventType() string { return "user.password_reset_issued.v1" }
 func (UserSuperAdminGranted) EventType() string   { return "user.super_admin_granted.v1" }
+func (UserTOTPSetupStarted) EventType() string    { return "user.totp_setup_started.v1" }
+func (UserTOTPEnabled) EventType() string         { return "user.totp_enabled.v1" }
+func (UserTOTPDisabled) EventType() string        { return "user.totp_disabled.v1" }
+func (UserRecoveryCodeUsed) EventType() string    { return "user.recovery_code_used.v1" }
+func (UserAPIKeyCreated) EventType() string       { return "user.api_key_created.v1" }
+func (UserAPIKeyRevoked) EventType() string       { return "user.api_key_revoked.v1" }
+
+// MaxAPIKeys is how many unrevoked API keys one user may hold.
+const MaxAPIKeys = 20
 
 // oneTimeToken is a link sent by email: its hash, validity, and whether it was used.
 type oneTimeToken struct {
@@ -106,6 +138,11 @@ type User struct {
 	lockedUntil     time.Time
 	superAdmin      bool
 	passwordChanged time.Time // sessions started before it are void
+	totpPending     bool
+	totpEnabled     bool
+	totpStep        int64           // the last time step accepted; older codes are replays
+	recoveryCodes   map[string]bool // hash → still usable
+	apiKeys         map[APIKeyID]bool
 }
 
 // RegisterUser records a new account. The caller has validated and normalized email and name,
@@ -142,6 +179,7 @@ func (u *User) apply(e Event) {
 		u.verification.used = true
 	case UserLoginSucceeded:
 		u.recentFailures = nil
+		u.totpStep = max(u.totpStep, e.TOTPStep)
 	case UserLoginFailed:
 		u.recentFailures = append(u.recentFailures, e.At)
 	case UserLocked:
@@ -158,7 +196,97 @@ func (u *User) apply(e Event) {
 		u.reset = oneTimeToken{hash: e.TokenHash, expiresAt: e.ExpiresAt}
 	case UserSuperAdminGranted:
 		u.superAdmin = true
+	case UserTOTPSetupStarted:
+		u.totpPending = true
+	case UserTOTPEnabled:
+		u.totpPending, u.totpEnabled = false, true
+		u.totpStep = max(u.totpStep, e.TOTPStep)
+		u.recoveryCodes = map[string]bool{}
+		for _, h := range e.RecoveryCodeHashes {
+			u.recoveryCodes[h] = true
+		}
+	case UserTOTPDisabled:
+		u.totpEnabled, u.recoveryCodes = false, nil
+	case UserRecoveryCodeUsed:
+		delete(u.recoveryCodes, e.Hash)
+	case UserAPIKeyCreated:
+		if u.apiKeys == nil {
+			u.apiKeys = map[APIKeyID]bool{}
+		}
+		u.apiKeys[e.KeyID] = true
+	case UserAPIKeyRevoked:
+		delete(u.apiKeys, e.KeyID)
 	}
+}
+
+// TOTPEnabled reports whether logins need a second factor.
+func (u *User) TOTPEnabled() bool { return u.totpEnabled }
+
+// StartTOTPSetup records that a secret awaits confirmation. Returns ErrConflict when two-factor
+// authentication is on already.
+func (u *User) StartTOTPSetup() error {
+	if u.totpEnabled {
+		return fmt.Errorf("two-factor authentication is on already: %w", ErrConflict)
+	}
+	u.record(u, UserTOTPSetupStarted{})
+	return nil
+}
+
+// EnableTOTP turns two-factor authentication on after a first valid code (of time step step).
+// Returns ErrConflict without a pending setup or when it is on already.
+func (u *User) EnableTOTP(recoveryCodeHashes []string, step int64) error {
+	if u.totpEnabled || !u.totpPending {
+		return fmt.Errorf("no two-factor setup to confirm: %w", ErrConflict)
+	}
+	u.record(u, UserTOTPEnabled{RecoveryCodeHashes: recoveryCodeHashes, TOTPStep: step})
+	return nil
+}
+
+// DisableTOTP turns two-factor authentication off. Returns ErrConflict when it is off.
+func (u *User) DisableTOTP() error {
+	if !u.totpEnabled {
+		return fmt.Errorf("two-factor authentication is off: %w", ErrConflict)
+	}
+	u.record(u, UserTOTPDisabled{})
+	return nil
+}
+
+// CheckTOTPStep refuses a code of a time step at or before the last one accepted: a code that was
+// seen (by an eavesdropper, say) cannot be used again.
+func (u *User) CheckTOTPStep(step int64) error {
+	if step <= u.totpStep {
+		return ErrInvalidTOTP
+	}
+	return nil
+}
+
+// UseRecoveryCode spends a recovery code. Returns ErrInvalidTOTP for an unknown or spent one.
+func (u *User) UseRecoveryCode(hash string) error {
+	if !u.recoveryCodes[hash] {
+		return ErrInvalidTOTP
+	}
+	u.record(u, UserRecoveryCodeUsed{Hash: hash})
+	return nil
+}
+
+// CreateAPIKey records a new API key (only its hash). Returns a *QuotaExceededError past
+// MaxAPIKeys unrevoked keys.
+func (u *User) CreateAPIKey(key UserAPIKeyCreated) error {
+	if len(u.apiKeys) >= MaxAPIKeys {
+		return &QuotaExceededError{Resource: "api_keys", Used: int64(len(u.apiKeys)), Limit: MaxAPIKeys}
+	}
+	u.record(u, key)
+	return nil
+}
+
+// RevokeAPIKey revokes one of the user's keys. Returns ErrNotFound for a key that is not theirs
+// or revoked already.
+func (u *User) RevokeAPIKey(id APIKeyID) error {
+	if !u.apiKeys[id] {
+		return fmt.Errorf("api key %s: %w", id, ErrNotFound)
+	}
+	u.record(u, UserAPIKeyRevoked{KeyID: id})
+	return nil
 }
 
 func (u *User) ID() UserID                   { return u.id }
@@ -220,13 +348,14 @@ func (u *User) FailLogin(reason, ip, userAgent string, now time.Time) error {
 	return ErrInvalidCredentials
 }
 
-// SucceedLogin records a login that passed every check, for the given session and tenant.
+// SucceedLogin records a login that passed every check, for the given session and tenant, with
+// the time step of its two-factor code (0 without).
 // Returns ErrEmailNotVerified for an unverified account.
-func (u *User) SucceedLogin(session SessionID, tenant TenantID) error {
+func (u *User) SucceedLogin(session SessionID, tenant TenantID, totpStep int64) error {
 	if u.status != UserActive {
 		return ErrEmailNotVerified
 	}
-	u.record(u, UserLoginSucceeded{SessionID: session, TenantID: tenant})
+	u.record(u, UserLoginSucceeded{SessionID: session, TenantID: tenant, TOTPStep: totpStep})
 	return nil
 }
 

@@ -364,7 +364,7 @@ func TestUserSucceedLogin(t *testing.T) {
 	t.Run("resets the failure count", func(t *testing.T) {
 		u := newUser(t, true)
 		failAt(u, "password", t0, t0, t0, t0)
-		if err := u.SucceedLogin(domain.SessionID(uuidB), domain.TenantID(uuidC)); err != nil {
+		if err := u.SucceedLogin(domain.SessionID(uuidB), domain.TenantID(uuidC), 0); err != nil {
 			t.Fatalf("SucceedLogin: %v", err)
 		}
 		// The reset survives a reload.
@@ -381,7 +381,7 @@ func TestUserSucceedLogin(t *testing.T) {
 	})
 	t.Run("records session and tenant", func(t *testing.T) {
 		u := newUser(t, true)
-		if err := u.SucceedLogin(domain.SessionID(uuidB), ""); err != nil {
+		if err := u.SucceedLogin(domain.SessionID(uuidB), "", 0); err != nil {
 			t.Fatalf("SucceedLogin: %v", err)
 		}
 		wantPending(t, u.PendingEvents(), "user.login_succeeded.v1")
@@ -391,7 +391,7 @@ func TestUserSucceedLogin(t *testing.T) {
 	})
 	t.Run("unverified account", func(t *testing.T) {
 		u := newUser(t, false)
-		if err := u.SucceedLogin(domain.SessionID(uuidB), ""); !errors.Is(err, domain.ErrEmailNotVerified) {
+		if err := u.SucceedLogin(domain.SessionID(uuidB), "", 0); !errors.Is(err, domain.ErrEmailNotVerified) {
 			t.Errorf("SucceedLogin = %v, want ErrEmailNotVerified", err)
 		}
 		wantPending(t, u.PendingEvents())
@@ -576,7 +576,7 @@ func TestUserResetPassword(t *testing.T) {
 		if err := u.IssueVerification("v2", t0); !errors.Is(err, domain.ErrConflict) {
 			t.Errorf("IssueVerification after the reset = %v, want ErrConflict", err)
 		}
-		if err := u.SucceedLogin(domain.SessionID(uuidB), ""); err != nil {
+		if err := u.SucceedLogin(domain.SessionID(uuidB), "", 0); err != nil {
 			t.Errorf("SucceedLogin after the reset = %v, want nil", err)
 		}
 	})
@@ -650,7 +650,7 @@ func TestRebuildUser(t *testing.T) {
 				}
 			}
 			failAt(u, "password", t0, t0)
-			if err := u.SucceedLogin(domain.SessionID(uuidB), domain.TenantID(uuidC)); err != nil {
+			if err := u.SucceedLogin(domain.SessionID(uuidB), domain.TenantID(uuidC), 0); err != nil {
 				t.Fatal(err)
 			}
 			failAt(u, "totp", t0, t0, t0, t0, t0)
@@ -682,7 +682,7 @@ func TestRebuildUser(t *testing.T) {
 		for i := 0; i < 5; i++ {
 			note("fail", u.FailLogin("password", "", "", at))
 		}
-		note("login", u.SucceedLogin(domain.SessionID(uuidB), ""))
+		note("login", u.SucceedLogin(domain.SessionID(uuidB), "", 0))
 		u.GrantSuperAdmin()
 		return append(out, typesOf(u.PendingEvents()[skip:])...)
 	}
@@ -735,7 +735,7 @@ func TestUserVersionAndPending(t *testing.T) {
 		t.Fatalf("loaded: Version() = %d, pending %v; want 7, none", u.Version(), u.PendingEvents())
 	}
 	// A refused decision records nothing.
-	if err := u.SucceedLogin(domain.SessionID(uuidB), ""); err == nil {
+	if err := u.SucceedLogin(domain.SessionID(uuidB), "", 0); err == nil {
 		t.Fatal("SucceedLogin on a pending account succeeded")
 	}
 	wantPending(t, u.PendingEvents())

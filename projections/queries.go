@@ -25,6 +25,7 @@ type UserView struct {
 	Email, Name       string
 	Status            domain.UserStatus
 	SuperAdmin        bool
+	TOTPEnabled       bool
 	CreatedAt         time.Time
 	LastLoginAt       *time.Time
 	PasswordChangedAt *time.Time
@@ -34,8 +35,8 @@ type UserView struct {
 func (q *Queries) User(ctx context.Context, id domain.UserID) (UserView, error) {
 	var u UserView
 	var lastLogin, changed sql.NullTime
-	err := q.db.QueryRowContext(ctx, `SELECT user_id, email, name, status, super_admin, created_at, last_login_at, password_changed_at
-		FROM users WHERE user_id = ?`, id).Scan(&u.ID, &u.Email, &u.Name, &u.Status, &u.SuperAdmin, &u.CreatedAt, &lastLogin, &changed)
+	err := q.db.QueryRowContext(ctx, `SELECT user_id, email, name, status, super_admin, totp_enabled, created_at, last_login_at, password_changed_at
+		FROM users WHERE user_id = ?`, id).Scan(&u.ID, &u.Email, &u.Name, &u.Status, &u.SuperAdmin, &u.TOTPEnabled, &u.CreatedAt, &lastLogin, &changed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return UserView{}, fmt.Errorf("user %s: %w", id, domain.ErrNotFound)
 	} else if err != nil {
@@ -206,4 +207,66 @@ func nullTime(t sql.NullTime) *time.Time {
 	}
 	v := t.Time.UTC()
 	return &v
+}
+
+// APIKeyView is a row of the api_keys read model.
+type APIKeyView struct {
+	ID        domain.APIKeyID
+	UserID    domain.UserID
+	TenantID  domain.TenantID
+	Name      string
+	Hash      string
+	CreatedAt time.Time
+	ExpiresAt *time.Time
+	RevokedAt *time.Time
+}
+
+const apiKeyColumns = `key_id, user_id, COALESCE(tenant_id, ''), name, key_hash, created_at, expires_at, revoked_at`
+
+func scanAPIKey(row interface{ Scan(...any) error }) (APIKeyView, error) {
+	var k APIKeyView
+	var expires, revoked sql.NullTime
+	err := row.Scan(&k.ID, &k.UserID, &k.TenantID, &k.Name, &k.Hash, &k.CreatedAt, &expires, &revoked)
+	k.ExpiresAt, k.RevokedAt = nullTime(expires), nullTime(revoked)
+	return k, err
+}
+
+// APIKey returns a key. Returns domain.ErrNotFound when there is none.
+func (q *Queries) APIKey(ctx context.Context, id domain.APIKeyID) (APIKeyView, error) {
+	k, err := scanAPIKey(q.db.QueryRowContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE key_id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return APIKeyView{}, fmt.Errorf("api key %s: %w", id, domain.ErrNotFound)
+	} else if err != nil {
+		return APIKeyView{}, fmt.Errorf("read api key %s: %w", id, err)
+	}
+	return k, nil
+}
+
+// APIKeysOf lists a user's unrevoked keys, newest first.
+func (q *Queries) APIKeysOf(ctx context.Context, user domain.UserID) ([]APIKeyView, error) {
+	rows, err := q.db.QueryContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys
+		WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at DESC`, user)
+	if err != nil {
+		return nil, fmt.Errorf("read api keys of %s: %w", user, err)
+	}
+	defer rows.Close()
+	out := []APIKeyView{}
+	for rows.Next() {
+		k, err := scanAPIKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// RoleIn returns a user's role in a tenant, or "" when the user is not a member.
+func (q *Queries) RoleIn(ctx context.Context, tenant domain.TenantID, user domain.UserID) (domain.Role, error) {
+	var role domain.Role
+	err := q.db.QueryRowContext(ctx, `SELECT role FROM memberships WHERE tenant_id = ? AND user_id = ?`, tenant, user).Scan(&role)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return role, err
 }

@@ -40,6 +40,8 @@ func (Users) Handles() []string {
 		domain.UserLocked{}.EventType(),
 		domain.UserPasswordChanged{}.EventType(),
 		domain.UserSuperAdminGranted{}.EventType(),
+		domain.UserTOTPEnabled{}.EventType(),
+		domain.UserTOTPDisabled{}.EventType(),
 	}
 }
 
@@ -50,6 +52,7 @@ func (Users) Tables() []Table {
 		name                VARCHAR(400) NOT NULL,
 		status              VARCHAR(32)  NOT NULL,
 		super_admin         BOOL         NOT NULL DEFAULT 0,
+		totp_enabled        BOOL         NOT NULL DEFAULT 0,
 		created_at          DATETIME(6)  NOT NULL,
 		verified_at         DATETIME(6)  NULL,
 		last_login_at       DATETIME(6)  NULL,
@@ -106,6 +109,10 @@ func (p Users) apply(ctx context.Context, tx *sql.Tx, table string, env eventsto
 		set, args = "password_changed_at = ?, locked_until = NULL", []any{dbTime(e.At)}
 	case domain.UserSuperAdminGranted:
 		set = "super_admin = 1"
+	case domain.UserTOTPEnabled:
+		set = "totp_enabled = 1"
+	case domain.UserTOTPDisabled:
+		set = "totp_enabled = 0"
 	default:
 		return fmt.Errorf("unexpected event %T", ev)
 	}

@@ -26,12 +26,12 @@ func TestUsersFollowRegistrationVerificationLoginsLockoutsAndPasswords(t *testin
 	wait(t, r, last.LastPosition, "users")
 	assertRow(t, f.db, "users", "user_id", string(alice), row{
 		"user_id": string(alice), "email": "alice@example.com", "name": "Alice Émile", "status": "pending_verification",
-		"super_admin": "0", "created_at": ts(t0), "verified_at": "NULL", "last_login_at": "NULL",
+		"super_admin": "0", "totp_enabled": "0", "created_at": ts(t0), "verified_at": "NULL", "last_login_at": "NULL",
 		"password_changed_at": "NULL", "locked_until": "NULL", "version": "1", // verification_issued is not applied
 	})
 	assertRow(t, f.db, "users", "user_id", string(bob), row{
 		"user_id": string(bob), "email": "bob@example.com", "name": "Bob", "status": "active",
-		"super_admin": "0", "created_at": ts(t0.Add(time.Minute)), "verified_at": ts(t0.Add(time.Minute)), "last_login_at": "NULL",
+		"super_admin": "0", "totp_enabled": "0", "created_at": ts(t0.Add(time.Minute)), "verified_at": ts(t0.Add(time.Minute)), "last_login_at": "NULL",
 		"password_changed_at": "NULL", "locked_until": "NULL", "version": "1",
 	})
 
@@ -46,7 +46,7 @@ func TestUsersFollowRegistrationVerificationLoginsLockoutsAndPasswords(t *testin
 	wait(t, r, last.LastPosition, "users")
 	assertRow(t, f.db, "users", "user_id", string(alice), row{
 		"user_id": string(alice), "email": "alice@example.com", "name": "Alice Émile", "status": "active",
-		"super_admin": "0", "created_at": ts(t0), "verified_at": ts(t0.Add(2 * time.Minute)),
+		"super_admin": "0", "totp_enabled": "0", "created_at": ts(t0), "verified_at": ts(t0.Add(2 * time.Minute)),
 		"last_login_at": ts(t0.Add(3 * time.Minute)), "password_changed_at": "NULL", "locked_until": ts(lockedUntil),
 		"version": "10",
 	})
@@ -62,14 +62,27 @@ func TestUsersFollowRegistrationVerificationLoginsLockoutsAndPasswords(t *testin
 	wait(t, r, last.LastPosition, "users")
 	assertRow(t, f.db, "users", "user_id", string(alice), row{
 		"user_id": string(alice), "email": "alice@example.com", "name": "Alice Émile", "status": "active",
-		"super_admin": "0", "created_at": ts(t0), "verified_at": ts(t0.Add(2 * time.Minute)),
+		"super_admin": "0", "totp_enabled": "0", "created_at": ts(t0), "verified_at": ts(t0.Add(2 * time.Minute)),
 		"last_login_at": ts(t0.Add(3 * time.Minute)), "password_changed_at": "2026-03-01 09:04:59.998765",
 		"locked_until": "NULL", "version": "12",
 	})
 	assertRow(t, f.db, "users", "user_id", string(bob), row{
 		"user_id": string(bob), "email": "bob@example.com", "name": "Bob", "status": "active",
-		"super_admin": "1", "created_at": ts(t0.Add(time.Minute)), "verified_at": ts(t0.Add(time.Minute)),
+		"super_admin": "1", "totp_enabled": "0", "created_at": ts(t0.Add(time.Minute)), "verified_at": ts(t0.Add(time.Minute)),
 		"last_login_at": ts(t0.Add(6 * time.Minute)), "password_changed_at": "NULL", "locked_until": "NULL", "version": "3",
+	})
+
+	t.Run("two-factor authentication on and off", func(t *testing.T) {
+		last := f.appendAt(t, t0.Add(7*time.Minute), bob.Stream(), domain.UserTOTPSetupStarted{}, domain.UserTOTPEnabled{RecoveryCodeHashes: []string{"x"}, TOTPStep: 9})
+		wait(t, r, last.LastPosition, "users")
+		if got, _ := query(t, f.db, "SELECT totp_enabled FROM users WHERE user_id = ?", string(bob)); got[0]["totp_enabled"] != "1" {
+			t.Fatalf("totp_enabled after enabling = %v, want 1", got)
+		}
+		last = f.appendAt(t, t0.Add(8*time.Minute), bob.Stream(), domain.UserTOTPDisabled{})
+		wait(t, r, last.LastPosition, "users")
+		if got, _ := query(t, f.db, "SELECT totp_enabled FROM users WHERE user_id = ?", string(bob)); got[0]["totp_enabled"] != "0" {
+			t.Fatalf("totp_enabled after disabling = %v, want 0", got)
+		}
 	})
 
 	t.Run("rebuild and redelivery change nothing", func(t *testing.T) {

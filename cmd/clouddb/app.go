@@ -98,6 +98,7 @@ func (a *App) open(ctx context.Context) error {
 		projections.NewTenants(registry),
 		projections.NewSessions(registry),
 		projections.NewMailDeliveries(registry),
+		projections.NewAPIKeys(registry),
 	)
 	if err != nil {
 		return err
