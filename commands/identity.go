@@ -24,7 +24,7 @@ type Directory interface {
 
 // Read models that identity commands wait for before answering, so the caller's next request
 // sees the change.
-var identityReadModels = []string{"users", "sessions", "tenants", "api_keys"}
+var identityReadModels = []string{"users", "sessions", "tenants", "api_keys", "invitations"}
 
 // Identity handles sign-up, verification, login, sessions and passwords.
 type Identity struct {

@@ -30,6 +30,21 @@ within 24 hours:
 If you did not sign up, ignore this message: nothing happens without the link.
 `,
 	},
+	domain.MailInvitation: {
+		subject: "You are invited to join {tenant} on CloudDB Manager",
+		path:    "/invitations/accept",
+		text: `Hello,
+
+you are invited to join {tenant} on CloudDB Manager as {role}.
+{message}
+Open this link within 7 days to accept (you can create your account there if you do not
+have one yet):
+
+{link}
+
+If you do not know this tenant, ignore this message.
+`,
+	},
 	domain.MailPasswordReset: {
 		subject: "Reset your CloudDB Manager password",
 		path:    "/reset-password",
@@ -57,10 +72,17 @@ func (d *MailDelivery) compose(ctx context.Context, req domain.MailRequested) (m
 	}
 	link := d.publicURL.JoinPath(text.path)
 	link.RawQuery = url.Values{"token": {string(token)}}.Encode()
-	name := req.Data["name"]
-	if name == "" {
-		name = "there"
+	// NewReplacer takes the first pair for a repeated key: the mail's data, then the defaults.
+	var values []string
+	for key, value := range req.Data {
+		if key == "message" && value != "" {
+			value = "\nTheir message:\n\n    " + strings.ReplaceAll(value, "\n", "\n    ") + "\n"
+		}
+		if value != "" {
+			values = append(values, "{"+key+"}", value)
+		}
 	}
-	body := strings.NewReplacer("{name}", name, "{link}", link.String()).Replace(text.text)
-	return mail.Message{ID: string(req.MailID), To: req.To, Subject: text.subject, Text: body}, nil
+	values = append(values, "{link}", link.String(), "{name}", "there", "{message}", "")
+	fill := strings.NewReplacer(values...)
+	return mail.Message{ID: string(req.MailID), To: req.To, Subject: fill.Replace(text.subject), Text: fill.Replace(text.text)}, nil
 }

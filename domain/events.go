@@ -8,6 +8,7 @@ func Events() []Event {
 		UserTOTPSetupStarted{}, UserTOTPEnabled{}, UserTOTPDisabled{}, UserRecoveryCodeUsed{}, UserAPIKeyCreated{}, UserAPIKeyRevoked{},
 		SessionStarted{}, SessionRefreshed{}, SessionEnded{},
 		TenantCreated{}, TenantMemberAdded{}, TenantMemberRoleChanged{}, TenantSettingsChanged{}, TenantPlanChanged{},
+		TenantInvitationCreated{}, TenantInvitationAccepted{}, TenantInvitationRevoked{},
 		MailRequested{}, MailSent{}, MailFailed{},
 	}
 }

@@ -9,6 +9,7 @@ import (
 const (
 	MailVerification  = "verification"
 	MailPasswordReset = "password_reset"
+	MailInvitation    = "invitation"
 )
 
 // MaxMailAttempts is how often a temporary delivery failure is retried before the mail is given up.

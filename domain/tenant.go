@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"time"
 )
@@ -34,23 +35,58 @@ type (
 		To       PlanID         `json:"to"`
 		Settings TenantSettings `json:"settings"` // lowered where the new plan allows less
 	}
+	TenantInvitationCreated struct {
+		InvitationID InvitationID `json:"invitation_id"`
+		Email        string       `json:"email"`
+		Role         Role         `json:"role"`
+		TokenHash    string       `json:"token_hash"`
+		ExpiresAt    time.Time    `json:"expires_at"`
+		InvitedBy    UserID       `json:"invited_by"`
+		Message      string       `json:"message,omitempty"`
+		At           time.Time    `json:"at"`
+	}
+	TenantInvitationAccepted struct {
+		InvitationID InvitationID `json:"invitation_id"`
+		UserID       UserID       `json:"user_id"`
+		At           time.Time    `json:"at"`
+	}
+	TenantInvitationRevoked struct {
+		InvitationID InvitationID `json:"invitation_id"`
+	}
 )
 
-func (TenantCreated) EventType() string           { return "tenant.created.v1" }
-func (TenantMemberAdded) EventType() string       { return "tenant.member_added.v1" }
-func (TenantMemberRoleChanged) EventType() string { return "tenant.member_role_changed.v1" }
-func (TenantSettingsChanged) EventType() string   { return "tenant.settings_changed.v1" }
-func (TenantPlanChanged) EventType() string       { return "tenant.plan_changed.v1" }
+// InvitationValidity is how long an invitation link works.
+const InvitationValidity = 7 * 24 * time.Hour
+
+func (TenantCreated) EventType() string            { return "tenant.created.v1" }
+func (TenantMemberAdded) EventType() string        { return "tenant.member_added.v1" }
+func (TenantMemberRoleChanged) EventType() string  { return "tenant.member_role_changed.v1" }
+func (TenantSettingsChanged) EventType() string    { return "tenant.settings_changed.v1" }
+func (TenantPlanChanged) EventType() string        { return "tenant.plan_changed.v1" }
+func (TenantInvitationCreated) EventType() string  { return "tenant.invitation_created.v1" }
+func (TenantInvitationAccepted) EventType() string { return "tenant.invitation_accepted.v1" }
+func (TenantInvitationRevoked) EventType() string  { return "tenant.invitation_revoked.v1" }
+
+// invitation is a pending, accepted or revoked invitation of a tenant.
+type invitation struct {
+	TenantInvitationCreated
+	accepted, revoked bool
+}
+
+func (i *invitation) pending(now time.Time) bool {
+	return !i.accepted && !i.revoked && now.Before(i.ExpiresAt)
+}
 
 // Tenant is an organisation: its plan, settings and members.
 type Tenant struct {
 	aggregate
-	id       TenantID
-	name     string
-	slug     string
-	plan     PlanID
-	settings TenantSettings
-	members  map[UserID]Role
+	id          TenantID
+	name        string
+	slug        string
+	plan        PlanID
+	settings    TenantSettings
+	members     map[UserID]Role
+	invitations map[InvitationID]*invitation
 }
 
 // CreateTenant records a new tenant on plan with creator as its first tenant admin (none when a
@@ -78,7 +114,7 @@ func (t *Tenant) apply(e Event) {
 	switch e := e.(type) {
 	case TenantCreated:
 		t.id, t.name, t.slug, t.plan, t.settings = e.TenantID, e.Name, e.Slug, e.Plan, e.Settings
-		t.members = map[UserID]Role{}
+		t.members, t.invitations = map[UserID]Role{}, map[InvitationID]*invitation{}
 	case TenantMemberAdded:
 		t.members[e.UserID] = e.Role
 	case TenantMemberRoleChanged:
@@ -87,7 +123,118 @@ func (t *Tenant) apply(e Event) {
 		t.settings = e.Settings
 	case TenantPlanChanged:
 		t.plan, t.settings = e.To, e.Settings
+	case TenantInvitationCreated:
+		t.invitations[e.InvitationID] = &invitation{TenantInvitationCreated: e}
+	case TenantInvitationAccepted:
+		t.invitations[e.InvitationID].accepted = true
+	case TenantInvitationRevoked:
+		t.invitations[e.InvitationID].revoked = true
 	}
+}
+
+// seats counts members and pending invitations: what the plan's user limit bounds.
+func (t *Tenant) seats(now time.Time) int64 {
+	n := int64(len(t.members))
+	for _, inv := range t.invitations {
+		if inv.pending(now) {
+			n++
+		}
+	}
+	return n
+}
+
+// Invite records an invitation of email with role, by a member whose role is actorRole (a super
+// admin passes RoleSuperAdmin). Returns ErrForbidden for a role above the inviter's, ErrConflict
+// (with a reason) for a member or a pending invitation of that email, and a *QuotaExceededError
+// when members and pending invitations would pass the plan's user limit.
+func (t *Tenant) Invite(inv TenantInvitationCreated, actorRole Role, isMember func(email string) bool) error {
+	if !actorRole.CanAssign(inv.Role) || inv.Role == RoleSuperAdmin {
+		return fmt.Errorf("a %s cannot invite a %s: %w", actorRole, inv.Role, ErrForbidden)
+	}
+	if isMember(inv.Email) {
+		return fmt.Errorf("%s is a member already: %w", inv.Email, ErrConflict)
+	}
+	for _, other := range t.invitations {
+		if other.Email == inv.Email && other.pending(inv.At) {
+			return fmt.Errorf("%s has a pending invitation: %w", inv.Email, ErrConflict)
+		}
+	}
+	if limit := t.Limits().MaxUsers; t.seats(inv.At) >= limit {
+		return &QuotaExceededError{Resource: "users", Used: t.seats(inv.At), Limit: limit}
+	}
+	t.record(t, inv)
+	return nil
+}
+
+// InvitationByToken finds the pending invitation whose token hash matches. Returns ErrExpired
+// when none does (wrong, used, revoked or expired link).
+func (t *Tenant) InvitationByToken(tokenHash string, now time.Time) (TenantInvitationCreated, error) {
+	for _, inv := range t.invitations {
+		if subtle.ConstantTimeCompare([]byte(inv.TokenHash), []byte(tokenHash)) == 1 && inv.pending(now) {
+			return inv.TenantInvitationCreated, nil
+		}
+	}
+	return TenantInvitationCreated{}, ErrExpired
+}
+
+// AcceptInvitation makes user a member with the invitation's role. Returns ErrExpired for an
+// invitation that is no longer pending, ErrConflict when the user is a member already.
+func (t *Tenant) AcceptInvitation(id InvitationID, user UserID, now time.Time) error {
+	inv, ok := t.invitations[id]
+	if !ok || !inv.pending(now) {
+		return ErrExpired
+	}
+	if _, member := t.members[user]; member {
+		return fmt.Errorf("user %s is a member already: %w", user, ErrConflict)
+	}
+	t.record(t, TenantInvitationAccepted{InvitationID: id, UserID: user, At: now})
+	t.record(t, TenantMemberAdded{UserID: user, Role: inv.Role, At: now})
+	return nil
+}
+
+// RevokeInvitation withdraws a pending invitation. Returns ErrNotFound for an unknown one,
+// ErrConflict for one no longer pending.
+func (t *Tenant) RevokeInvitation(id InvitationID, now time.Time) error {
+	inv, ok := t.invitations[id]
+	if !ok {
+		return fmt.Errorf("invitation %s: %w", id, ErrNotFound)
+	}
+	if !inv.pending(now) {
+		return fmt.Errorf("invitation %s is no longer pending: %w", id, ErrConflict)
+	}
+	t.record(t, TenantInvitationRevoked{InvitationID: id})
+	return nil
+}
+
+// ChangeRole sets a member's role, decided by a member whose role is actorRole. A role may only
+// grant, change or remove roles at or below its own; the last tenant admin cannot be demoted
+// (ErrLastAdmin); a non-member is ErrNotFound.
+func (t *Tenant) ChangeRole(user UserID, to Role, actorRole Role) error {
+	from, ok := t.members[user]
+	if !ok {
+		return fmt.Errorf("member %s: %w", user, ErrNotFound)
+	}
+	if !actorRole.CanAssign(from) || !actorRole.CanAssign(to) || to == RoleSuperAdmin {
+		return fmt.Errorf("a %s cannot change a %s into a %s: %w", actorRole, from, to, ErrForbidden)
+	}
+	if from == to {
+		return nil
+	}
+	if from == RoleTenantAdmin && t.admins() == 1 {
+		return ErrLastAdmin
+	}
+	t.record(t, TenantMemberRoleChanged{UserID: user, From: from, To: to})
+	return nil
+}
+
+func (t *Tenant) admins() int {
+	n := 0
+	for _, r := range t.members {
+		if r == RoleTenantAdmin {
+			n++
+		}
+	}
+	return n
 }
 
 func (t *Tenant) ID() TenantID             { return t.id }

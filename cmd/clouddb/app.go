@@ -99,6 +99,7 @@ func (a *App) open(ctx context.Context) error {
 		projections.NewSessions(registry),
 		projections.NewMailDeliveries(registry),
 		projections.NewAPIKeys(registry),
+		projections.NewInvitations(registry),
 	)
 	if err != nil {
 		return err

@@ -1,0 +1,204 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/clouddbmanager/clouddb/commands"
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/projections"
+)
+
+// actorRole is the role a member-management decision starts from: super admin, or the session's
+// role (the command re-reads it from the tenant).
+func (p Principal) actorRole() domain.Role {
+	if p.SuperAdmin {
+		return domain.RoleSuperAdmin
+	}
+	return p.Role
+}
+
+func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Emails  []string `json:"emails"`
+		Role    string   `json:"role"`
+		Message string   `json:"message"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p := principalFrom(r.Context())
+	invited, failures, err := s.identity.Commands.Invite(r.Context(), commands.Invite{
+		Tenant: p.TenantID, Actor: p.UserID, ActorRole: p.actorRole(), Emails: req.Emails, Role: req.Role,
+		Message: req.Message, Meta: metadata(r.Context(), r)})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	items := make([]map[string]any, len(invited))
+	for i, inv := range invited {
+		items[i] = map[string]any{"id": inv.InvitationID, "email": inv.Email, "role": inv.Role, "status": "pending",
+			"expires_at": inv.ExpiresAt.UTC().Format(time.RFC3339)}
+	}
+	errs := make([]map[string]any, len(failures))
+	for i, f := range failures {
+		errs[i] = map[string]any{"email": f.Email, "code": f.Code, "message": f.Message}
+	}
+	status := http.StatusCreated
+	if len(invited) == 0 {
+		status = http.StatusOK // nothing was created; errors says why
+	}
+	writeJSON(w, status, map[string]any{"items": items, "errors": errs})
+}
+
+func (s *Server) handleInvitations(w http.ResponseWriter, r *http.Request) {
+	invitations, err := s.identity.Queries.InvitationsOf(r.Context(), principalFrom(r.Context()).TenantID, s.identity.Now())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	items := make([]map[string]any, len(invitations))
+	for i, inv := range invitations {
+		items[i] = map[string]any{"id": inv.ID, "email": inv.Email, "role": inv.Role, "status": inv.Status,
+			"invited_by": inv.InvitedBy, "created_at": inv.CreatedAt.UTC().Format(time.RFC3339),
+			"expires_at": inv.ExpiresAt.UTC().Format(time.RFC3339)}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": nil})
+}
+
+func (s *Server) handleRevokeInvitation(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r, domain.ParseInvitationID)
+	if err == nil {
+		err = s.identity.Commands.RevokeInvitation(r.Context(), principalFrom(r.Context()).TenantID, id, metadata(r.Context(), r))
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleAcceptInvitation(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Token    string `json:"token"`
+		Name     string `json:"name"`
+		Password string `json:"password"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	m, user, err := s.identity.Commands.AcceptInvitation(r.Context(), req.Token, req.Name, req.Password, metadata(r.Context(), r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tenant": tenantRef{ID: m.TenantID, Slug: m.Slug, Name: m.Name, Role: m.Role}, "user_id": user})
+}
+
+func (s *Server) handleRoles(w http.ResponseWriter, r *http.Request) {
+	actor := principalFrom(r.Context()).actorRole()
+	items := make([]map[string]any, len(domain.TenantRoles))
+	for i, role := range domain.TenantRoles {
+		items[i] = map[string]any{"name": role, "level": role.Level(), "assignable": actor.CanAssign(role)}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+}
+
+func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var f projections.MemberFilter
+	var fields = map[string]string{}
+	if raw := q.Get("role"); raw != "" {
+		role, err := domain.ParseTenantRole("role", raw)
+		if err != nil {
+			fields["role"] = "must be viewer, developer or tenant_admin"
+		}
+		f.Role = role
+	}
+	switch status := domain.UserStatus(q.Get("status")); status {
+	case "", domain.UserActive, domain.UserPendingVerification:
+		f.Status = status
+	default:
+		fields["status"] = "must be active or pending_verification"
+	}
+	if raw := q.Get("active_since"); raw != "" {
+		at, err := time.Parse(time.RFC3339, raw)
+		if err != nil {
+			fields["active_since"] = "must be an RFC 3339 time"
+		}
+		f.ActiveSince = &at
+	}
+	if len(fields) > 0 {
+		s.writeError(w, r, &domain.ValidationError{Fields: fields})
+		return
+	}
+	members, err := s.identity.Queries.Members(r.Context(), principalFrom(r.Context()).TenantID, f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	items := make([]map[string]any, len(members))
+	for i, m := range members {
+		items[i] = map[string]any{"id": m.ID, "email": m.Email, "name": m.Name, "role": m.Role, "status": m.Status,
+			"last_login_at": m.LastLoginAt, "joined_at": m.JoinedAt.UTC().Format(time.RFC3339),
+			"usage": map[string]any{"databases": 0, "storage_bytes": 0}, "quota": nil}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": nil})
+}
+
+func (s *Server) handleChangeRole(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Role string `json:"role"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	user, err := pathID(r, domain.ParseUserID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p := principalFrom(r.Context())
+	dryRun := r.URL.Query().Get("dry_run") == "true"
+	from, to, err := s.identity.Commands.ChangeRole(r.Context(), p.TenantID, p.UserID, p.actorRole(), user, req.Role, dryRun, metadata(r.Context(), r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if dryRun {
+		sessions, err := s.identity.Queries.LiveSessionsOf(r.Context(), user)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		ended := 0
+		for _, ses := range sessions {
+			if ses.TenantID == p.TenantID && from != to {
+				ended++
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"impact": map[string]any{"user_id": user, "from": from, "to": to,
+			"sessions_ended": ended, "permissions_before": rolePermissions(from), "permissions_after": rolePermissions(to)}})
+		return
+	}
+	members, err := s.identity.Queries.Members(r.Context(), p.TenantID, projections.MemberFilter{})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	for _, m := range members {
+		if m.ID == user {
+			writeJSON(w, http.StatusOK, map[string]any{"id": m.ID, "email": m.Email, "name": m.Name, "role": m.Role, "status": m.Status})
+			return
+		}
+	}
+	s.writeError(w, r, domain.ErrNotFound)
+}
+
+// rolePermissions are the permissions a member with role has in the tenant.
+func rolePermissions(role domain.Role) []string {
+	return Principal{TenantID: "x", Role: role}.permissions()
+}
