@@ -49,16 +49,14 @@ func Open(ctx context.Context, dsn string, wait time.Duration, log *slog.Logger)
 		if err == nil {
 			break
 		}
-		var me *mysql.MySQLError
-		if errors.As(err, &me) || time.Now().Add(delay).After(deadline) {
-			// The server answered and refused (bad password, no privilege): retrying will not help.
+		if permanent(err) || time.Now().After(deadline) {
 			return nil, fmt.Errorf("management database at %s: %w", cfg.Addr, err)
 		}
 		log.Warn("management database not reachable yet, retrying", "addr", cfg.Addr, "attempt", attempt, "retry_in_ms", delay.Milliseconds(), "err", err)
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(delay):
+			return nil, fmt.Errorf("management database at %s: %w", cfg.Addr, ctx.Err())
+		case <-time.After(min(delay, max(time.Until(deadline), 0))):
 		}
 		delay = min(2*delay, 5*time.Second)
 	}
@@ -76,7 +74,36 @@ func Open(ctx context.Context, dsn string, wait time.Duration, log *slog.Logger)
 	return db, nil
 }
 
+// permanent reports whether the server answered with a refusal that retrying will not change (a
+// bad password, a missing privilege), as opposed to not answering or being busy (too many
+// connections, shutting down, starting).
+func permanent(err error) bool {
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) {
+		return false
+	}
+	switch me.Number {
+	case 1040, 1053, 1205, 1213, 2002, 2003, 2006, 2013:
+		return false
+	}
+	return true
+}
+
+// createDatabase creates the database if a connection to it says it does not exist; a user that
+// may use but not create databases is fine when it exists.
 func createDatabase(ctx context.Context, cfg *mysql.Config) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	probe, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return err
+	}
+	err = probe.PingContext(ctx)
+	probe.Close()
+	var me *mysql.MySQLError
+	if err == nil || !errors.As(err, &me) || me.Number != 1049 { // 1049: unknown database
+		return err
+	}
 	server := cfg.Clone()
 	server.DBName = ""
 	db, err := sql.Open("mysql", server.FormatDSN())
@@ -84,8 +111,6 @@ func createDatabase(ctx context.Context, cfg *mysql.Config) error {
 		return err
 	}
 	defer db.Close()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
 	_, err = db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS "+QuoteIdentifier(cfg.DBName)+" CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
 	return err
 }
