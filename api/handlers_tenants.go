@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -94,6 +95,46 @@ func (s *Server) handleAdminTenants(w http.ResponseWriter, r *http.Request) {
 		docs[i] = tenantDocument(t)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": docs, "next_cursor": nullable(next)})
+}
+
+// handleAdminCreateTenant creates a tenant on a plan for someone else: it starts without members,
+// and its first tenant admin is invited at admin_email.
+func (s *Server) handleAdminCreateTenant(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name       string        `json:"name"`
+		Slug       string        `json:"slug"`
+		Plan       domain.PlanID `json:"plan"`
+		AdminEmail string        `json:"admin_email"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := domain.NormalizeEmail(req.AdminEmail); err != nil {
+		s.writeError(w, r, domain.NewValidationError("admin_email", "must be an email address"))
+		return
+	}
+	p := principalFrom(r.Context())
+	meta := metadata(r.Context(), r)
+	tenant, err := s.identity.Tenants.CreateTenant(r.Context(), commands.CreateTenant{Name: req.Name, Slug: req.Slug, Plan: req.Plan, Meta: meta})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	meta.TenantID = string(tenant.ID())
+	invited, failures, err := s.identity.Commands.Invite(r.Context(), commands.Invite{Tenant: tenant.ID(), Actor: p.UserID,
+		ActorRole: domain.RoleSuperAdmin, Emails: []string{req.AdminEmail}, Role: string(domain.RoleTenantAdmin), Meta: meta})
+	if err == nil && len(invited) != 1 {
+		err = fmt.Errorf("inviting the first admin of tenant %s: %s", tenant.ID(), failures[0].Message)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	inv := invited[0]
+	writeJSON(w, http.StatusCreated, map[string]any{"id": tenant.ID(), "slug": tenant.Slug(), "name": tenant.Name(), "plan": tenant.Plan(),
+		"invitation": map[string]any{"id": inv.InvitationID, "email": inv.Email, "role": inv.Role, "status": "pending",
+			"expires_at": inv.ExpiresAt.UTC().Format(time.RFC3339)}})
 }
 
 func (s *Server) handleAdminPlan(w http.ResponseWriter, r *http.Request) {

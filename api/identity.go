@@ -72,6 +72,7 @@ func (s *Server) MountIdentity(id Identity) {
 		{"GET", "/users", tenantAdmin, s.handleUsers},
 		{"PUT", "/users/{id}/role", tenantAdmin, s.handleChangeRole},
 		{"GET", "/admin/tenants", superAdmin, s.handleAdminTenants},
+		{"POST", "/admin/tenants", superAdmin, s.handleAdminCreateTenant},
 		{"PUT", "/admin/tenants/{id}/plan", superAdmin, s.handleAdminPlan},
 		{"GET", "/admin/events", superAdmin, s.handleAdminEvents},
 		{"GET", "/admin/projections", superAdmin, s.handleAdminProjections},
