@@ -169,6 +169,30 @@ func (s *Server) authenticateAPIKey(ctx context.Context, key string) (Principal,
 	return p, nil
 }
 
+// checkIdle refuses a refresh token whose session has been idle past its timeout: refreshing
+// must not revive it.
+func (s *Server) checkIdle(ctx context.Context, refreshToken string) error {
+	sid, err := commands.SessionOfRefreshToken(refreshToken)
+	if err != nil {
+		return err
+	}
+	session, err := s.identity.Queries.Session(ctx, sid)
+	if errors.Is(err, domain.ErrNotFound) {
+		return domain.ErrUnauthenticated
+	} else if err != nil {
+		return err
+	}
+	active, err := s.identity.Activity.Touch(ctx, string(sid), session.LastActive(), session.IdleTimeout, s.identity.Now())
+	if err != nil {
+		return err
+	}
+	if !active && session.EndedAt == nil {
+		s.endIdleSession(ctx, session)
+		return domain.ErrUnauthenticated
+	}
+	return nil
+}
+
 // endIdleSession records the idle timeout; failing to record it changes nothing for the caller,
 // whose request is refused either way.
 func (s *Server) endIdleSession(ctx context.Context, session projections.SessionView) {

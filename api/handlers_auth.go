@@ -173,6 +173,10 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if err := s.checkIdle(r.Context(), req.RefreshToken); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	session, refresh, err := s.identity.Commands.Refresh(r.Context(), req.RefreshToken, metadata(r.Context(), r))
 	if err != nil {
 		s.writeError(w, r, err)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/clouddbmanager/clouddb/domain"
@@ -177,7 +178,7 @@ func (s *Server) handleCreateAPIKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusCreated, map[string]any{"id": id, "name": req.Name, "key": key,
+	writeJSON(w, http.StatusCreated, map[string]any{"id": id, "name": strings.TrimSpace(req.Name), "key": key,
 		"tenant_id": nullable(string(p.TenantID)), "expires_at": req.ExpiresAt})
 }
 

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/clouddbmanager/clouddb/commands"
@@ -161,8 +162,16 @@ func (s *Server) handleChangeRole(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if req.Role == "" {
+		s.writeError(w, r, domain.NewValidationError("role", "is required: viewer, developer or tenant_admin"))
+		return
+	}
+	dryRun, err := dryRunParam(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	p := principalFrom(r.Context())
-	dryRun := r.URL.Query().Get("dry_run") == "true"
 	from, to, err := s.identity.Commands.ChangeRole(r.Context(), p.TenantID, p.UserID, p.actorRole(), user, req.Role, dryRun, metadata(r.Context(), r))
 	if err != nil {
 		s.writeError(w, r, err)
@@ -201,4 +210,18 @@ func (s *Server) handleChangeRole(w http.ResponseWriter, r *http.Request) {
 // rolePermissions are the permissions a member with role has in the tenant.
 func rolePermissions(role domain.Role) []string {
 	return Principal{TenantID: "x", Role: role}.permissions()
+}
+
+// dryRunParam reads ?dry_run= as a boolean; anything but a boolean is refused, so a typo never
+// makes a real change.
+func dryRunParam(r *http.Request) (bool, error) {
+	raw := r.URL.Query().Get("dry_run")
+	if raw == "" {
+		return false, nil
+	}
+	v, err := strconv.ParseBool(raw)
+	if err != nil {
+		return false, domain.NewValidationError("dry_run", "must be true or false")
+	}
+	return v, nil
 }

@@ -3,12 +3,20 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"maps"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/mux"
 )
@@ -66,7 +74,10 @@ func documentedOperations(t *testing.T, doc openAPIDoc) map[string]bool {
 	return ops
 }
 
-var muxVarPattern = regexp.MustCompile(`\{([^}:]+):[^}]*\}`)
+var (
+	muxVarPattern  = regexp.MustCompile(`\{([^}:]+):[^}]*\}`)
+	pathVarPattern = regexp.MustCompile(`\{[^}]+\}`)
+)
 
 // undocumentedRoutes lists the routes of router (as "METHOD /template") that doc lacks.
 func undocumentedRoutes(t *testing.T, router *mux.Router, doc openAPIDoc) []string {
@@ -100,16 +111,131 @@ func undocumentedRoutes(t *testing.T, router *mux.Router, doc openAPIDoc) []stri
 	return missing
 }
 
+// newDocumentedServer is a Server with every route that production mounts: the operational ones
+// and those of MountIdentity. A zero Identity is enough to register (and walk) routes, since no
+// handler runs; Limits and Now let the public handlers answer without dependencies.
+func newDocumentedServer() *Server {
+	s := New(Config{})
+	s.MountIdentity(Identity{Limits: NewLimits(), Now: time.Now})
+	return s
+}
+
 func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	doc := parseOpenAPI(t)
-	s := New(Config{})
+	s := newDocumentedServer()
 	if missing := undocumentedRoutes(t, s.Router(), doc); len(missing) > 0 {
 		t.Errorf("routes missing from api/openapi.json: %v", missing)
+	}
+	// The routes of MountIdentity are walked too: one left out of the document is reported.
+	withoutLogin := doc
+	withoutLogin.Paths = maps.Clone(doc.Paths)
+	delete(withoutLogin.Paths, "/auth/login")
+	if missing := undocumentedRoutes(t, s.Router(), withoutLogin); !slices.Equal(missing, []string{"POST /api/v1/auth/login"}) {
+		t.Errorf("undocumentedRoutes without /auth/login = %v, want POST /api/v1/auth/login", missing)
 	}
 	// The check itself catches a forgotten route.
 	s.API().HandleFunc("/databases/{id:[0-9a-f-]+}", func(http.ResponseWriter, *http.Request) {}).Methods(http.MethodDelete)
 	if missing := undocumentedRoutes(t, s.Router(), doc); !slices.Equal(missing, []string{"DELETE /api/v1/databases/{id}"}) {
 		t.Errorf("undocumentedRoutes = %v, want the new route", missing)
+	}
+}
+
+// routeOperations lists the routes of router under /api/v1 as "METHOD /template" with an example
+// path (variables replaced by a well-formed value), skipping the document itself.
+func routeOperations(t *testing.T, router *mux.Router) map[string]string {
+	t.Helper()
+	routes := map[string]string{}
+	err := router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		if route.GetHandler() == nil {
+			return nil
+		}
+		tmpl, err := route.GetPathTemplate()
+		if err != nil {
+			return err
+		}
+		tmpl = muxVarPattern.ReplaceAllString(tmpl, "{$1}")
+		if !strings.HasPrefix(tmpl, "/api/v1/") || tmpl == "/api/v1/openapi.json" {
+			return nil
+		}
+		methods, err := route.GetMethods()
+		if err != nil {
+			return err
+		}
+		example := pathVarPattern.ReplaceAllString(tmpl, "0b6f4c1e-6a57-4c3e-9a53-2f1f8f0e2d11")
+		for _, m := range methods {
+			routes[m+" "+tmpl] = example
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return routes
+}
+
+// operation is the part of an operation object the access checks read.
+type operation struct {
+	Security    *[]map[string][]string `json:"security"`
+	Access      string                 `json:"x-access"`
+	Description string                 `json:"description"`
+	Responses   map[string]json.RawMessage
+}
+
+// TestOpenAPIAccessLevels: every /api/v1 route documents its access level (x-access, also in the
+// description) and security that match what the route does: a public route (security: [])
+// serves an anonymous request, every other one answers it 401 and documents 401 (and 403 where
+// a role or the CSRF check can refuse it).
+func TestOpenAPIAccessLevels(t *testing.T) {
+	doc := parseOpenAPI(t)
+	s := newDocumentedServer()
+	levels := []string{"public", "authenticated", "member", "developer", "tenant_admin", "super_admin"}
+	routes := routeOperations(t, s.Router())
+	if len(routes) < 20 {
+		t.Fatalf("only %d routes under /api/v1: MountIdentity's routes are not walked", len(routes))
+	}
+	for key, example := range routes {
+		method, tmpl, _ := strings.Cut(key, " ")
+		raw := doc.Paths[strings.TrimPrefix(tmpl, "/api/v1")][strings.ToLower(method)]
+		if raw == nil {
+			continue // TestOpenAPIDocumentsEveryRoute reports it
+		}
+		var op operation
+		if err := json.Unmarshal(raw, &op); err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		if !slices.Contains(levels, op.Access) {
+			t.Errorf("%s: x-access = %q, want one of %v", key, op.Access, levels)
+			continue
+		}
+		if !strings.Contains(op.Description, "**Access: "+op.Access+"**") {
+			t.Errorf("%s: the description does not state the access level (**Access: %s**)", key, op.Access)
+		}
+		if op.Security == nil {
+			t.Errorf("%s: no security of its own", key)
+			continue
+		}
+		public := op.Access == "public"
+		if public != (len(*op.Security) == 0) {
+			t.Errorf("%s: x-access %s but security %v", key, op.Access, *op.Security)
+		}
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest(method, example, nil))
+		if got := rec.Code == http.StatusUnauthorized; got == public {
+			t.Errorf("%s without credentials = %d: documented as %s", key, rec.Code, op.Access)
+		}
+		for _, status := range []string{"405", "500"} {
+			if op.Responses[status] == nil {
+				t.Errorf("%s does not document %s", key, status)
+			}
+		}
+		if !public && op.Responses["401"] == nil {
+			t.Errorf("%s does not document 401", key)
+		}
+		// 403: a role too low, or a cookie-authenticated mutating request without its CSRF token.
+		mutating := method != http.MethodGet && method != http.MethodHead
+		if !public && (op.Access != "authenticated" || mutating) && op.Responses["403"] == nil {
+			t.Errorf("%s does not document 403", key)
+		}
 	}
 }
 
@@ -153,10 +279,15 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 	if err := json.Unmarshal(doc.Components.Schemas["ErrorCode"], &codeSchema); err != nil {
 		t.Fatal(err)
 	}
-	codes := []string{"invalid_request", "validation_failed", "payload_too_large", "unsupported_media_type",
-		"not_found", "method_not_allowed", errInternal.Code}
+	codes := append(sentCodes(t), errInternal.Code)
 	for _, k := range errorKinds {
 		codes = append(codes, k.code)
+	}
+	for _, c := range []string{"invalid_request", "validation_failed", "payload_too_large", "unsupported_media_type",
+		"method_not_allowed", "forbidden", "weak_password", "account_locked", "quota_exceeded", "rate_limited"} {
+		if !slices.Contains(codes, c) {
+			t.Errorf("sentCodes misses %q: the scan of the package's sources is broken", c)
+		}
 	}
 	for _, c := range codes {
 		if !slices.Contains(codeSchema.Enum, c) {
@@ -166,6 +297,46 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 			t.Errorf("info.description lacks %q", c)
 		}
 	}
+}
+
+// sentCodes are the codes this package's sources give an *Error (Code: "..." in a composite
+// literal), so a code added in a handler cannot be forgotten in the document.
+func sentCodes(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []string
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			kv, ok := n.(*ast.KeyValueExpr)
+			if !ok {
+				return true
+			}
+			key, ok := kv.Key.(*ast.Ident)
+			lit, isLit := kv.Value.(*ast.BasicLit)
+			if ok && key.Name == "Code" && isLit && lit.Kind == token.STRING {
+				code, err := strconv.Unquote(lit.Value)
+				if err != nil {
+					t.Fatalf("%s: %v", fset.Position(lit.Pos()), err)
+				}
+				if !slices.Contains(codes, code) {
+					codes = append(codes, code)
+				}
+			}
+			return true
+		})
+	}
+	return codes
 }
 
 // TestOpenAPIRefsResolve: every "$ref" points at something in the document.

@@ -219,6 +219,16 @@ func (h *Identity) Refresh(ctx context.Context, refreshToken string, meta events
 	return started, token, err
 }
 
+// SessionOfRefreshToken returns the session a refresh token belongs to, without checking it.
+// Returns domain.ErrUnauthenticated for a malformed token.
+func SessionOfRefreshToken(token string) (domain.SessionID, error) {
+	id, _, err := parseToken(token)
+	if err != nil {
+		return "", domain.ErrUnauthenticated
+	}
+	return domain.SessionID(id), nil
+}
+
 // EndSession ends one of the user's sessions (logout, or revoking another device). Returns
 // domain.ErrNotFound for a session of someone else.
 func (h *Identity) EndSession(ctx context.Context, user domain.UserID, id domain.SessionID, reason string, meta eventstore.Metadata) error {
