@@ -85,7 +85,7 @@ func (h *Identity) Login(ctx context.Context, cmd Login) (LoginResult, error) {
 				return err
 			}
 		}
-		started, idle, err := h.sessionStart(ctx, user, membership)
+		started, idle, guard, err := h.sessionStart(ctx, user, membership)
 		if err != nil {
 			return err
 		}
@@ -101,9 +101,11 @@ func (h *Identity) Login(ctx context.Context, cmd Login) (LoginResult, error) {
 		}
 		meta := cmd.Meta
 		meta.ActorID, meta.TenantID = string(id), string(started.TenantID)
-		if err := h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{
-			stream(id.Stream(), "user", user), stream(started.SessionID.Stream(), "session", session),
-		}, Metadata: meta}); err != nil {
+		streams := []eventstore.Stream{stream(id.Stream(), "user", user), stream(started.SessionID.Stream(), "session", session)}
+		if guard != nil {
+			streams = append(streams, *guard)
+		}
+		if err := h.append(ctx, eventstore.Append{Streams: streams, Metadata: meta}); err != nil {
 			return err
 		}
 		result = LoginResult{Session: started, RefreshToken: token, User: user, Tenant: membership}
@@ -163,23 +165,26 @@ func (h *Identity) pickTenant(ctx context.Context, user domain.UserID, wanted st
 }
 
 // sessionStart fills in who the session is for: the role comes from the tenant's own stream,
-// not the read model, so a role changed a moment ago is the one used.
-func (h *Identity) sessionStart(ctx context.Context, user *domain.User, m *domain.Membership) (domain.SessionStarted, time.Duration, error) {
-	started := domain.SessionStarted{SessionID: domain.SessionID(uuid.NewString()), UserID: user.ID(), SuperAdmin: user.SuperAdmin()}
+// not the read model. guard appends nothing to the tenant's stream but expects the version the
+// role was read at, so a role change committed meanwhile makes the login decide again instead of
+// starting a session with the old role.
+func (h *Identity) sessionStart(ctx context.Context, user *domain.User, m *domain.Membership) (started domain.SessionStarted, idle time.Duration, guard *eventstore.Stream, err error) {
+	started = domain.SessionStarted{SessionID: domain.SessionID(uuid.NewString()), UserID: user.ID(), SuperAdmin: user.SuperAdmin()}
 	if m == nil {
-		return started, DefaultIdleTimeout, nil
+		return started, DefaultIdleTimeout, nil, nil
 	}
 	tenant, err := load(ctx, h.events, m.TenantID.Stream(), domain.RebuildTenant)
 	if err != nil {
-		return started, 0, err
+		return started, 0, nil, err
 	}
 	role := tenant.Role(user.ID())
 	if role == "" {
-		return started, 0, domain.NewValidationError("tenant", "you are not a member of this tenant")
+		return started, 0, nil, domain.NewValidationError("tenant", "you are not a member of this tenant")
 	}
 	m.Role = role
 	started.TenantID, started.Role = tenant.ID(), role
-	return started, time.Duration(tenant.Settings().IdleTimeoutMinutes) * time.Minute, nil
+	g := stream(tenant.ID().Stream(), "tenant", tenant)
+	return started, time.Duration(tenant.Settings().IdleTimeoutMinutes) * time.Minute, &g, nil
 }
 
 // Refresh rotates a session's refresh token. Returns domain.ErrUnauthenticated for an ended,

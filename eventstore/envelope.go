@@ -35,7 +35,8 @@ type Metadata struct {
 // only ever grow (a log of executed queries, say) and have no decision to protect.
 const AnyVersion int64 = -1
 
-// Stream is what one append adds to one stream.
+// Stream is what one append adds to one stream. A Stream without events appends nothing but still
+// checks ExpectedVersion: a guard that fails the append if a stream the decision read has moved.
 type Stream struct {
 	ID   string // "database-<uuid>"
 	Type string // "database"

@@ -838,3 +838,27 @@ func TestLocalHead(t *testing.T) {
 	default:
 	}
 }
+
+func TestStreamWithoutEventsGuardsItsVersion(t *testing.T) {
+	s, db := newStore(t, eventstore.Options{})
+	ctx := context.Background()
+	read, write := "tenant-"+uuid.NewString(), "session-"+uuid.NewString()
+	mustAppend(t, s, one(read, 0, items(2)...))
+	guarded := func(expected int64) eventstore.Append {
+		a := one(write, eventstore.AnyVersion, items(1)...)
+		a.Streams = append(a.Streams, eventstore.Stream{ID: read, Type: "tenant", ExpectedVersion: expected})
+		return a
+	}
+	mustAppend(t, s, guarded(2))
+	if v := streamVersion(t, db, read); v != 2 {
+		t.Fatalf("the guard appended to its stream: version %d, want 2", v)
+	}
+	_, err := s.Append(ctx, guarded(1))
+	var vc *eventstore.VersionConflictError
+	if !errors.As(err, &vc) || vc.StreamID != read {
+		t.Fatalf("append with a stale guard = %v, want a version conflict on %s", err, read)
+	}
+	if v := streamVersion(t, db, write); v != 1 {
+		t.Fatalf("a failed guard let %d events through, want 1 in all", v)
+	}
+}
