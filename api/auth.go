@@ -170,7 +170,8 @@ func (s *Server) authenticateAPIKey(ctx context.Context, key string) (Principal,
 }
 
 // checkIdle refuses a refresh token whose session has been idle past its timeout: refreshing
-// must not revive it.
+// must not revive it. It records nothing: only a refresh that succeeds counts as activity (its
+// refreshed_at), so guessing refresh tokens cannot keep someone's session alive.
 func (s *Server) checkIdle(ctx context.Context, refreshToken string) error {
 	sid, err := commands.SessionOfRefreshToken(refreshToken)
 	if err != nil {
@@ -182,7 +183,7 @@ func (s *Server) checkIdle(ctx context.Context, refreshToken string) error {
 	} else if err != nil {
 		return err
 	}
-	active, err := s.identity.Activity.Touch(ctx, string(sid), session.LastActive(), session.IdleTimeout, s.identity.Now())
+	active, err := s.identity.Activity.Active(ctx, string(sid), session.LastActive(), session.IdleTimeout, s.identity.Now())
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,7 @@ var errorKinds = []struct {
 
 // toError is the one mapping from an error to its answer. The second result says the error is
 // not the client's doing and must be logged.
-func toError(err error) (e *Error, logIt bool) {
+func toError(err error, now time.Time) (e *Error, logIt bool) {
 	var (
 		apiErr   *Error
 		verr     *domain.ValidationError
@@ -80,7 +80,7 @@ func toError(err error) (e *Error, logIt bool) {
 		return &Error{Status: http.StatusLocked, Code: "account_locked",
 			Message:    "Too many failed logins: the account is locked for a while.",
 			Details:    map[string]any{"locked_until": locked.Until.UTC().Format(time.RFC3339)},
-			RetryAfter: time.Until(locked.Until)}, false
+			RetryAfter: locked.Until.Sub(now)}, false
 	case errors.As(err, &quota):
 		return &Error{Status: http.StatusForbidden, Code: "quota_exceeded", Message: "This would exceed the " + quota.Resource + " quota.",
 			Details: map[string]any{"resource": quota.Resource, "used": quota.Used, "limit": quota.Limit}}, false
@@ -116,7 +116,7 @@ func toError(err error) (e *Error, logIt bool) {
 // writeError is the one place errors become responses, in the envelope of API.md. Errors that are
 // not the client's doing are logged with the request id; their text never reaches the client.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	e, logIt := toError(err)
+	e, logIt := toError(err, s.now())
 	if logIt {
 		s.log.ErrorContext(r.Context(), "request failed",
 			"request_id", RequestID(r.Context()),

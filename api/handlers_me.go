@@ -76,7 +76,7 @@ func (s *Server) handleChangePassword(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleMySessions(w http.ResponseWriter, r *http.Request) {
 	p := principalFrom(r.Context())
-	sessions, err := s.identity.Queries.LiveSessionsOf(r.Context(), p.UserID)
+	sessions, err := s.identity.Queries.LiveSessionsOf(r.Context(), p.UserID, s.identity.Now())
 	if err != nil {
 		s.writeError(w, r, err)
 		return

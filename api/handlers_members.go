@@ -178,7 +178,7 @@ func (s *Server) handleChangeRole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if dryRun {
-		sessions, err := s.identity.Queries.LiveSessionsOf(r.Context(), user)
+		sessions, err := s.identity.Queries.LiveSessionsOf(r.Context(), user, s.identity.Now())
 		if err != nil {
 			s.writeError(w, r, err)
 			return

@@ -215,27 +215,9 @@ func (s *Server) handleAdminProjections(w http.ResponseWriter, r *http.Request) 
 // background (GET /admin/projections shows it as rebuilding).
 func (s *Server) handleAdminRebuild(w http.ResponseWriter, r *http.Request) {
 	name := mux.Vars(r)["name"]
-	statuses, err := s.identity.Projections.Status(r.Context())
-	if err != nil {
+	if err := s.identity.Projections.StartRebuild(name); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	known := false
-	for _, st := range statuses {
-		if st.Name == name && st.Status == "rebuilding" {
-			s.writeError(w, r, fmt.Errorf("projection %s is being rebuilt: %w", name, domain.ErrConflict))
-			return
-		}
-		known = known || st.Name == name
-	}
-	if !known {
-		s.writeError(w, r, domain.ErrNotFound)
-		return
-	}
-	go func() {
-		if err := s.identity.Projections.Rebuild(s.identity.Background, name); err != nil {
-			s.log.Error("rebuild requested over the API failed", "projection", name, "err", err)
-		}
-	}()
 	writeJSON(w, http.StatusAccepted, map[string]any{"name": name, "status": "rebuilding"})
 }

@@ -27,9 +27,6 @@ type Identity struct {
 	// SecureCookie marks the session cookie Secure (CLOUDDB_PUBLIC_URL is https).
 	SecureCookie bool
 	Now          func() time.Time
-	// Background is cancelled when the server stops; work started by a request that outlives it
-	// (a projection rebuild) runs under it.
-	Background context.Context
 }
 
 // MountIdentity adds the routes of authentication, sessions, tenants, plans and platform

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDecodeJSON(t *testing.T) {
@@ -98,7 +99,7 @@ func TestDecodeJSONBadTarget(t *testing.T) {
 	req.Header.Set("Content-Type", "application/json")
 	var notAPointer testPayload
 	err := decodeJSON(httptest.NewRecorder(), req, notAPointer)
-	if e, _ := toError(err); e.Code != "internal" {
+	if e, _ := toError(err, time.Now()); e.Code != "internal" {
 		t.Errorf("decoding into a non-pointer: %v maps to %q, want internal", err, e.Code)
 	}
 }

@@ -126,6 +126,14 @@ func New(cfg Config) *Server {
 	return s
 }
 
+// now is the process clock: the identity routes' when mounted.
+func (s *Server) now() time.Time {
+	if s.identity.Now != nil {
+		return s.identity.Now()
+	}
+	return time.Now()
+}
+
 // ServeHTTP serves a request through the middleware chain and the router.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.handler.ServeHTTP(w, r)

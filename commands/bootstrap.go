@@ -11,7 +11,8 @@ import (
 )
 
 // Bootstrap makes the account of email a verified super admin, creating it with password if it
-// does not exist. Restarts and processes starting at once all end with one such account: the
+// does not exist, and taking it over with password if it exists unverified (see
+// domain.User.ClaimForBootstrap). Restarts and processes starting at once all end with one such account: the
 // email claim lets one create it, and the others then find it.
 func (h *Identity) Bootstrap(ctx context.Context, email, password string) (domain.UserID, error) {
 	email, err := domain.NormalizeEmail(email)
@@ -28,11 +29,16 @@ func (h *Identity) Bootstrap(ctx context.Context, email, password string) (domai
 			return "", err
 		}
 		if exists {
+			hash, err := h.hash(password)
+			if err != nil {
+				return "", err
+			}
 			return id, retry(ctx, func() error {
 				user, err := h.loadUser(ctx, id)
 				if err != nil {
 					return err
 				}
+				user.ClaimForBootstrap(hash, h.now())
 				if user.GrantSuperAdmin(); len(user.PendingEvents()) == 0 {
 					return nil
 				}

@@ -11,7 +11,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mathrand "math/rand/v2"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -59,16 +61,20 @@ func load[A any](ctx context.Context, store EventStore, stream string, rebuild f
 	return rebuild(history, version)
 }
 
-// retry runs decide again when its append lost a race, up to a few times: the decision is made
-// again on the state that won.
+// retry runs decide again when its append lost a race: the decision is made again on the state
+// that won. Concurrent deciders on one stream would keep colliding in the same group commit, so
+// each retry waits a random, growing moment first.
 func retry(ctx context.Context, decide func() error) error {
 	var err error
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 0; attempt < 12; attempt++ {
 		if err = decide(); !errors.Is(err, domain.ErrVersionConflict) {
 			return err
 		}
-		if ctx.Err() != nil {
+		backoff := time.Duration(mathrand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+		select {
+		case <-ctx.Done():
 			return ctx.Err()
+		case <-time.After(backoff):
 		}
 	}
 	return err

@@ -393,6 +393,18 @@ func (u *User) ResetPassword(tokenHash, newHash string, matches func(hash string
 	return nil
 }
 
+// ClaimForBootstrap hands an account that nobody has verified to the operator who named its
+// address as the bootstrap admin: the bootstrap password replaces the registrant's, and the
+// account becomes verified. Whoever registered it never proved the address theirs. A verified
+// account is left as it is.
+func (u *User) ClaimForBootstrap(passwordHash string, now time.Time) {
+	if u.status != UserPendingVerification {
+		return
+	}
+	u.record(u, UserPasswordChanged{At: now, PasswordHash: passwordHash, Reason: "bootstrap"})
+	u.record(u, UserVerified{})
+}
+
 // GrantSuperAdmin makes the user a platform super admin; granting twice records nothing.
 func (u *User) GrantSuperAdmin() {
 	if !u.superAdmin {

@@ -760,3 +760,16 @@ func TestAccountLockedErrorMessage(t *testing.T) {
 		t.Errorf("Error() = %q, want %q (RFC 3339 UTC)", got, want)
 	}
 }
+
+func TestClaimForBootstrapTakesOverOnlyUnverifiedAccounts(t *testing.T) {
+	pending := domain.RegisterUser(domain.UserID(uuidA), "ada@example.com", "Ada", "registrant-hash", false)
+	pending.ClaimForBootstrap("operator-hash", t0)
+	if pending.Status() != domain.UserActive || pending.PasswordHash() != "operator-hash" {
+		t.Fatalf("unverified account after bootstrap: status %s, hash %q; want active with the operator's password", pending.Status(), pending.PasswordHash())
+	}
+	verified := domain.RegisterUser(domain.UserID(uuidA), "ada@example.com", "Ada", "owner-hash", true)
+	verified.ClaimForBootstrap("operator-hash", t0)
+	if verified.PasswordHash() != "owner-hash" || len(verified.PendingEvents()) != 1 {
+		t.Fatalf("a verified account was taken over: hash %q, %d events", verified.PasswordHash(), len(verified.PendingEvents()))
+	}
+}

@@ -91,8 +91,8 @@ func (s SessionView) LastActive() time.Time {
 	return s.StartedAt
 }
 
-const sessionColumns = `session_id, user_id, COALESCE(tenant_id, ''), COALESCE(role, ''), super_admin, started_at, expires_at,
-	idle_timeout_s, ip, user_agent, refreshed_at, ended_at, COALESCE(end_reason, '')`
+const sessionColumns = `s.session_id, s.user_id, COALESCE(s.tenant_id, ''), COALESCE(s.role, ''), s.super_admin, s.started_at,
+	s.expires_at, s.idle_timeout_s, s.ip, s.user_agent, s.refreshed_at, s.ended_at, COALESCE(s.end_reason, '')`
 
 func scanSession(row interface{ Scan(...any) error }) (SessionView, error) {
 	var s SessionView
@@ -107,7 +107,7 @@ func scanSession(row interface{ Scan(...any) error }) (SessionView, error) {
 
 // Session returns a session. Returns domain.ErrNotFound when there is none.
 func (q *Queries) Session(ctx context.Context, id domain.SessionID) (SessionView, error) {
-	s, err := scanSession(q.db.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE session_id = ?`, id))
+	s, err := scanSession(q.db.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions s WHERE s.session_id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return SessionView{}, fmt.Errorf("session %s: %w", id, domain.ErrNotFound)
 	} else if err != nil {
@@ -125,10 +125,15 @@ func (q *Queries) SessionLive(ctx context.Context, id domain.SessionID) (bool, e
 	return err == nil && s.EndedAt == nil, err
 }
 
-// LiveSessionsOf lists a user's sessions that have not ended, newest first.
-func (q *Queries) LiveSessionsOf(ctx context.Context, user domain.UserID) ([]SessionView, error) {
-	rows, err := q.db.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions
-		WHERE user_id = ? AND ended_at IS NULL ORDER BY started_at DESC LIMIT 500`, user)
+// LiveSessionsOf lists a user's sessions that have not ended, expired or idled out by now (its
+// last activity is the latest of start, refresh and recorded use), newest first.
+func (q *Queries) LiveSessionsOf(ctx context.Context, user domain.UserID, now time.Time) ([]SessionView, error) {
+	rows, err := q.db.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions s
+		LEFT JOIN session_activity a ON a.session_id = s.session_id
+		WHERE s.user_id = ? AND s.ended_at IS NULL AND s.expires_at > ?
+		AND GREATEST(s.started_at, COALESCE(s.refreshed_at, s.started_at), COALESCE(a.last_seen_at, s.started_at))
+			+ INTERVAL s.idle_timeout_s SECOND >= ?
+		ORDER BY s.started_at DESC LIMIT 500`, user, now.UTC(), now.UTC())
 	if err != nil {
 		return nil, fmt.Errorf("read sessions of %s: %w", user, err)
 	}

@@ -14,6 +14,35 @@ import (
 // rebuildBatch is how many events a rebuild reads and applies per transaction.
 const rebuildBatch = 5000
 
+// StartRebuild starts Rebuild in the background and returns at once; Close waits for it. A
+// rebuild of the same projector already running in this process is domain.ErrConflict.
+func (r *Runtime) StartRebuild(name string) error {
+	st, ok := r.byName[name]
+	if !ok {
+		return fmt.Errorf("projections: no projection %q: %w", name, domain.ErrNotFound)
+	}
+	st.mu.Lock()
+	if st.status == "rebuilding" || st.rebuildStarted {
+		st.mu.Unlock()
+		return fmt.Errorf("projections: %s is already being rebuilt: %w", name, domain.ErrConflict)
+	}
+	st.rebuildStarted = true // claimed now, so a second request cannot slip in before the goroutine runs
+	st.mu.Unlock()
+	r.rebuilds.Add(1)
+	go func() {
+		defer r.rebuilds.Done()
+		defer func() {
+			st.mu.Lock()
+			st.rebuildStarted = false
+			st.mu.Unlock()
+		}()
+		if err := r.Rebuild(r.background, name); err != nil {
+			r.log.Error("rebuild failed", "projection", name, "err", err)
+		}
+	}()
+	return nil
+}
+
 // Rebuild builds the named read model from position zero into fresh tables beside the live ones,
 // then swaps them in with one RENAME TABLE that includes the checkpoint, while the live projector
 // keeps serving the old model. Only one rebuild of a projector runs at a time across all

@@ -58,6 +58,10 @@ type Runtime struct {
 	stopped   chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+
+	background     context.Context // ends at Close: rebuilds started by StartRebuild run under it
+	stopBackground context.CancelFunc
+	rebuilds       sync.WaitGroup
 }
 
 // state is the runtime's view of one projector.
@@ -65,11 +69,12 @@ type state struct {
 	*projector
 	position watch.Position // the committed checkpoint, as far as this process knows
 
-	mu          sync.Mutex
-	status      string
-	lastError   string
-	lastErrorAt time.Time
-	failures    int
+	mu             sync.Mutex
+	rebuildStarted bool // by StartRebuild, until its goroutine ends
+	status         string
+	lastError      string
+	lastErrorAt    time.Time
+	failures       int
 }
 
 func (s *state) setStatus(status string) {
@@ -91,6 +96,7 @@ func New(db *sql.DB, store *eventstore.Store, opts Options, projectors ...Projec
 	}
 	r := &Runtime{db: db, store: store, log: opts.Logger, opts: opts, byName: map[string]*state{},
 		stopping: make(chan struct{}), stopped: make(chan struct{})}
+	r.background, r.stopBackground = context.WithCancel(context.Background())
 	for _, p := range projectors {
 		registered, err := newProjector(p)
 		if err != nil {
@@ -180,6 +186,8 @@ func (r *Runtime) Start(ctx context.Context) error {
 // Close stops the consumers after their current event; what they applied is committed, the rest
 // is applied at the next start.
 func (r *Runtime) Close() error {
+	r.stopBackground()
+	r.rebuilds.Wait()
 	if r.router == nil {
 		return nil
 	}
@@ -262,6 +270,13 @@ func (r *Runtime) recovered(st *state) {
 		st.failures = 0
 		st.status = "running"
 	}
+}
+
+// Advanced returns a channel closed when the named projector next commits in this process, for
+// reactors that act on what a read model shows.
+func (r *Runtime) Advanced(name string) <-chan struct{} {
+	_, next := r.byName[name].position.Load()
+	return next
 }
 
 // WaitFor waits until every named projector (all when none is named) has applied the log up to

@@ -56,7 +56,10 @@ type committer struct {
 }
 
 func (c committer) BeginTx(ctx context.Context, opts *sql.TxOptions) (wsql.Tx, error) {
-	tx, err := c.db.BeginTx(ctx, opts)
+	// Not bound to ctx: database/sql would roll the transaction back by itself when the router
+	// cancels ctx at shutdown, and watermill's own rollback would then log a failure. Watermill
+	// ends every transaction it begins; the statements in it still honour ctx.
+	tx, err := c.db.BeginTx(context.WithoutCancel(ctx), opts)
 	if err != nil {
 		return nil, err
 	}

@@ -139,7 +139,7 @@ func (a *App) Serve(ctx context.Context) error {
 	a.workDone.Add(1)
 	go func() {
 		defer a.workDone.Done()
-		a.Mail.Run(work, func() <-chan struct{} { _, next := a.Store.LocalHead(); return next }, time.Second)
+		a.Mail.Run(work, func() <-chan struct{} { return a.Projections.Advanced("mail_deliveries") }, time.Second)
 	}()
 	handler := api.New(api.Config{
 		Logger:   a.Log,
@@ -162,7 +162,6 @@ func (a *App) Serve(ctx context.Context) error {
 		Limits:       api.NewLimits(),
 		SecureCookie: a.Config.PublicURL.Scheme == "https",
 		Now:          a.Now,
-		Background:   work,
 	})
 	ln, err := net.Listen("tcp", a.Config.HTTPAddr)
 	if err != nil {

@@ -34,12 +34,18 @@ func New(db *sql.DB) *Tracker {
 // lastKnown (its start or last refresh) and since its last recorded activity; then it returns
 // false and records nothing.
 func (t *Tracker) Touch(ctx context.Context, session string, lastKnown time.Time, idle time.Duration, now time.Time) (bool, error) {
-	t.mu.Lock()
-	recorded, ok := t.recorded[session]
-	t.mu.Unlock()
-	if ok && now.Sub(recorded) < Resolution {
+	if t.recentlyRecorded(session, now) {
 		return true, nil
 	}
+	active, err := t.Active(ctx, session, lastKnown, idle, now)
+	if err != nil || !active {
+		return false, err
+	}
+	return true, t.Record(ctx, session, now)
+}
+
+// Active reports, without recording anything, whether session was used within idle of now.
+func (t *Tracker) Active(ctx context.Context, session string, lastKnown time.Time, idle time.Duration, now time.Time) (bool, error) {
 	var seen sql.NullTime
 	err := t.db.QueryRowContext(ctx, `SELECT last_seen_at FROM session_activity WHERE session_id = ?`, session).Scan(&seen)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -49,21 +55,32 @@ func (t *Tracker) Touch(ctx context.Context, session string, lastKnown time.Time
 	if seen.Valid && seen.Time.After(last) {
 		last = seen.Time
 	}
-	if ok && recorded.After(last) {
+	t.mu.Lock()
+	if recorded, ok := t.recorded[session]; ok && recorded.After(last) {
 		last = recorded
 	}
-	if now.Sub(last) > idle {
-		return false, nil
-	}
+	t.mu.Unlock()
+	return now.Sub(last) <= idle, nil
+}
+
+// Record notes that session was used at now.
+func (t *Tracker) Record(ctx context.Context, session string, now time.Time) error {
 	if _, err := t.db.ExecContext(ctx, `INSERT INTO session_activity (session_id, last_seen_at) VALUES (?, ?)
 		ON DUPLICATE KEY UPDATE last_seen_at = GREATEST(last_seen_at, VALUES(last_seen_at))`, session, now.UTC()); err != nil {
-		return false, fmt.Errorf("record activity of session %s: %w", session, err)
+		return fmt.Errorf("record activity of session %s: %w", session, err)
 	}
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	if len(t.recorded) >= maxCached {
 		clear(t.recorded) // cheaper than LRU bookkeeping; costs one read per session afterwards
 	}
 	t.recorded[session] = now
-	t.mu.Unlock()
-	return true, nil
+	return nil
+}
+
+func (t *Tracker) recentlyRecorded(session string, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	recorded, ok := t.recorded[session]
+	return ok && now.Sub(recorded) < Resolution && !now.Before(recorded)
 }
