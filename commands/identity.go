@@ -263,7 +263,8 @@ func (h *Identity) ChangePassword(ctx context.Context, id domain.UserID, current
 	if err != nil {
 		return err
 	}
-	if !passwordMatches(current)(user.PasswordHash()) {
+	checkedHash := user.PasswordHash()
+	if !passwordMatches(current)(checkedHash) {
 		return domain.ErrInvalidCredentials
 	}
 	newHash, err := h.hash(next)
@@ -274,6 +275,9 @@ func (h *Identity) ChangePassword(ctx context.Context, id domain.UserID, current
 		user, err := h.loadUser(ctx, id)
 		if err != nil {
 			return err
+		}
+		if user.PasswordHash() != checkedHash {
+			return domain.ErrInvalidCredentials // changed meanwhile: current_password is no longer current
 		}
 		if err := user.ChangePassword(newHash, passwordMatches(next), "change", h.now()); err != nil {
 			return err

@@ -114,8 +114,8 @@ func (d *MailDelivery) deliver(ctx context.Context, id domain.MailID) error {
 	if err != nil {
 		return err
 	}
-	if m.Done() {
-		return nil // the read model lags behind the mail's own stream
+	if !m.Due(d.now()) {
+		return nil // the read model lags behind the mail's own stream: sent, given up, or backing off
 	}
 	req := m.Requested()
 	msg, err := d.compose(ctx, req)

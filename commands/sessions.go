@@ -57,7 +57,8 @@ func (h *Identity) Login(ctx context.Context, cmd Login) (LoginResult, error) {
 	if err := user.Locked(h.now()); err != nil {
 		return LoginResult{}, err
 	}
-	if !passwordMatches(cmd.Password)(user.PasswordHash()) {
+	checkedHash := user.PasswordHash()
+	if !passwordMatches(cmd.Password)(checkedHash) {
 		return LoginResult{}, h.failLogin(ctx, id, "password", cmd)
 	}
 	if user.Status() != domain.UserActive {
@@ -78,6 +79,9 @@ func (h *Identity) Login(ctx context.Context, cmd Login) (LoginResult, error) {
 		}
 		if err := user.Locked(h.now()); err != nil {
 			return err
+		}
+		if user.PasswordHash() != checkedHash {
+			return domain.ErrInvalidCredentials // the password changed since it was checked
 		}
 		var step int64
 		if user.TOTPEnabled() {

@@ -69,6 +69,10 @@ var (
 	ErrTOTPRequired = errors.New("totp code required")
 	// ErrInvalidTOTP: the two-factor code (or recovery code) is wrong or already used.
 	ErrInvalidTOTP = errors.New("invalid totp code")
+	// ErrInvalidName: a database name is not 1 to 64 letters, digits and underscores.
+	ErrInvalidName = errors.New("invalid name")
+	// ErrDatabaseStopped: the database is stopped; start it first.
+	ErrDatabaseStopped = errors.New("database stopped")
 )
 
 // WeakPasswordError says which rule of the password policy a password breaks.

@@ -13,7 +13,7 @@ import (
 )
 
 var (
-	eventTypePattern = regexp.MustCompile(`^(user|session|tenant|mail)\.[a-z]+(_[a-z]+)*\.v1$`)
+	eventTypePattern = regexp.MustCompile(`^(user|session|tenant|mail|database|quota)\.[a-z]+(_[a-z]+)*\.v1$`)
 	jsonNamePattern  = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 )
 

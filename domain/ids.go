@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/google/uuid"
 )
@@ -72,4 +73,24 @@ func StreamUser(stream string) (UserID, error) {
 		return "", fmt.Errorf("stream %q is not a user stream", stream)
 	}
 	return ParseUserID(stream[len(prefix):])
+}
+
+// DatabaseID identifies a tenant database.
+type DatabaseID string
+
+// ParseDatabaseID validates s as a database id.
+func ParseDatabaseID(s string) (DatabaseID, error) {
+	id, err := parseUUID("database_id", s)
+	return DatabaseID(id), err
+}
+
+func (id DatabaseID) Stream() string { return "database-" + string(id) }
+
+// QuotaStream is the stream of a tenant's resource accounting.
+func (id TenantID) QuotaStream() string { return "quota-" + string(id) }
+
+// DatabaseNameClaim makes a database name unique among a tenant's databases that are not
+// deleted, ignoring case.
+func DatabaseNameClaim(tenant TenantID, name string) string {
+	return "dbname:" + string(tenant) + ":" + strings.ToLower(name)
 }

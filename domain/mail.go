@@ -15,6 +15,22 @@ const (
 // MaxMailAttempts is how often a temporary delivery failure is retried before the mail is given up.
 const MaxMailAttempts = 8
 
+// Mail delivery retries back off exponentially from 30 seconds up to an hour.
+const (
+	mailFirstRetry = 30 * time.Second
+	mailMaxRetry   = time.Hour
+)
+
+// MailRetryDelay is how long after the attempt-th failed delivery the next one is due:
+// min(30 s·2^(attempt-1), 1 h).
+func MailRetryDelay(attempt int) time.Duration {
+	d := mailFirstRetry
+	for i := 1; i < attempt && d < mailMaxRetry; i++ {
+		d *= 2
+	}
+	return min(d, mailMaxRetry)
+}
+
 // Mail events, in the mail's stream. A mail is requested first and delivered by a reactor; the
 // one-time token its link carries is kept encrypted outside the log (secrets id "mail:<id>").
 type (
@@ -46,6 +62,7 @@ type Mail struct {
 	requested MailRequested
 	attempts  int
 	done      bool
+	nextDue   time.Time // after a failure: when the next attempt may be made
 }
 
 // RequestMail records a mail to deliver.
@@ -74,6 +91,7 @@ func (m *Mail) apply(e Event) {
 	case MailFailed:
 		m.attempts = e.Attempt
 		m.done = e.Permanent
+		m.nextDue = e.At.Add(MailRetryDelay(e.Attempt))
 	}
 }
 
@@ -81,6 +99,10 @@ func (m *Mail) Requested() MailRequested { return m.requested }
 
 // Done reports whether the mail was sent or given up: a done mail is never sent again.
 func (m *Mail) Done() bool { return m.done }
+
+// Due reports whether a delivery may be attempted now: not done, and past the backoff of its
+// last failure.
+func (m *Mail) Due(now time.Time) bool { return !m.done && !now.Before(m.nextDue) }
 
 // Attempts is how many deliveries failed so far.
 func (m *Mail) Attempts() int { return m.attempts }

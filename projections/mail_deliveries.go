@@ -4,27 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
 )
-
-// Mail delivery retries back off exponentially from mailFirstRetry up to mailMaxRetry.
-const (
-	mailFirstRetry = 30 * time.Second
-	mailMaxRetry   = time.Hour
-)
-
-// mailRetryDelay is how long after the attempt-th failed delivery the next one is due:
-// min(30 s·2^(attempt-1), 1 h).
-func mailRetryDelay(attempt int) time.Duration {
-	d := mailFirstRetry
-	for i := 1; i < attempt && d < mailMaxRetry; i++ {
-		d *= 2
-	}
-	return min(d, mailMaxRetry)
-}
 
 // MailDeliveries is the read model of outgoing mail: its status, attempts and when the next
 // delivery is due (KEY mail_due serves "pending and due"). Mails are pending until sent or given
@@ -101,7 +84,7 @@ func (p MailDeliveries) apply(ctx context.Context, tx *sql.Tx, table string, env
 		_, err = tx.ExecContext(ctx, `UPDATE `+table+` SET status = 'sent', sent_at = ?, next_attempt_at = NULL
 			WHERE mail_id = ? AND status = 'pending'`, dbTime(e.At), mail)
 	case domain.MailFailed:
-		status, next := "pending", dbTime(e.At.Add(mailRetryDelay(e.Attempt)))
+		status, next := "pending", dbTime(e.At.Add(domain.MailRetryDelay(e.Attempt)))
 		if e.Permanent {
 			status, next = "failed", nil
 		}

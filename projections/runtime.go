@@ -216,13 +216,16 @@ func (r *Runtime) handler(st *state) message.NoPublishHandlerFunc {
 		if !ok {
 			return r.failed(ctx, st, env, errors.New("projections: no batch transaction in the message context"))
 		}
+		batch.mu.Lock()
 		if st.handlesType(env.EventType) {
 			if err := applyInSavepoint(ctx, batch.Tx, st, env); err != nil {
+				batch.mu.Unlock()
 				return r.failed(ctx, st, env, err)
 			}
 			r.metrics.applied.WithLabelValues(st.Name()).Inc()
 		}
 		batch.applied = env.Position
+		batch.mu.Unlock()
 		r.recovered(st)
 		return nil
 	}

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -28,9 +30,12 @@ func (checkpointOffsets) NextOffsetQuery(params wsql.NextOffsetQueryParams) (wsq
 		` WHERE id = 1 AND (paused_until IS NULL OR paused_until < UTC_TIMESTAMP(6)) FOR UPDATE`}, nil
 }
 
+// ackMarker starts the ack query, so the batch transaction recognises it (see batchTx.ExecContext).
+const ackMarker = "/* checkpoint ack */ "
+
 func (checkpointOffsets) AckMessageQuery(params wsql.AckMessageQueryParams) (wsql.Query, error) {
 	return wsql.Query{
-		Query: `UPDATE ` + checkpointOf(params.ConsumerGroup) + ` SET position = ?, updated_at = UTC_TIMESTAMP(6) WHERE id = 1`,
+		Query: ackMarker + `UPDATE ` + checkpointOf(params.ConsumerGroup) + ` SET position = ?, updated_at = UTC_TIMESTAMP(6) WHERE id = 1`,
 		Args:  []any{params.LastRow.Offset},
 	}, nil
 }
@@ -76,14 +81,29 @@ func (c committer) QueryContext(ctx context.Context, query string, args ...any) 
 
 // batchTx is one subscriber batch: the handler applies events in it, the subscriber acks the last
 // one in it, and its commit makes both visible at once.
+//
+// At shutdown watermill stops waiting for the handler and commits what was acked while the
+// handler may still be applying the next event. So the batch remembers the last position applied
+// and the one acked, and a commit that would store writes beyond its checkpoint rolls back
+// instead: the whole batch is applied again at the next start, exactly once.
 type batchTx struct {
 	*sql.Tx
-	applied  int64 // the last position the handler applied in this transaction
+	mu       sync.Mutex // held by the handler while it applies, and by Commit
+	applied  int64      // the last position the handler applied in this transaction
+	acked    int64      // the position the ack query stored
 	onCommit func(position int64)
 }
 
 func (t *batchTx) ExecContext(ctx context.Context, query string, args ...any) (wsql.Result, error) {
-	return t.Tx.ExecContext(ctx, query, args...)
+	res, err := t.Tx.ExecContext(ctx, query, args...)
+	if err == nil && strings.HasPrefix(query, ackMarker) {
+		if position, ok := args[0].(int64); ok {
+			t.mu.Lock()
+			t.acked = position
+			t.mu.Unlock()
+		}
+	}
+	return res, err
 }
 
 func (t *batchTx) QueryContext(ctx context.Context, query string, args ...any) (wsql.Rows, error) {
@@ -91,11 +111,18 @@ func (t *batchTx) QueryContext(ctx context.Context, query string, args ...any) (
 }
 
 func (t *batchTx) Commit() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.applied > t.acked {
+		// Interrupted: an applied event was never acked. Keep the checkpoint and the read model
+		// as they were; watermill only logs what Commit returns, so nil after a clean rollback.
+		return t.Tx.Rollback()
+	}
 	if err := t.Tx.Commit(); err != nil {
 		return err
 	}
-	if t.applied > 0 {
-		t.onCommit(t.applied)
+	if t.acked > 0 {
+		t.onCommit(t.acked)
 	}
 	return nil
 }

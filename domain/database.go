@@ -1,0 +1,260 @@
+package domain
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// DatabaseState is where a tenant database stands.
+type DatabaseState string
+
+// The states of a database.
+const (
+	StateProvisioning DatabaseState = "provisioning"
+	StateRunning      DatabaseState = "running"
+	StateStopped      DatabaseState = "stopped"
+	StateDeleted      DatabaseState = "deleted"
+	StateFailed       DatabaseState = "failed"
+	StatePurged       DatabaseState = "purged" // gone for good; never shown
+)
+
+// RecoveryWindow is how long a deleted database can be restored.
+const RecoveryWindow = 30 * 24 * time.Hour
+
+// Templates a database can start from.
+const (
+	TemplateBlank  = "blank"
+	TemplateSample = "sample"
+)
+
+var databaseName = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
+
+// ValidateDatabaseName checks a database name: 1 to 64 ASCII letters, digits and underscores.
+// Returns ErrInvalidName.
+func ValidateDatabaseName(name string) error {
+	if !databaseName.MatchString(name) {
+		return fmt.Errorf("database name %q: use 1 to 64 letters, digits and underscores: %w", name, ErrInvalidName)
+	}
+	return nil
+}
+
+// Database events, in the database's stream.
+type (
+	DatabaseRequested struct {
+		DatabaseID DatabaseID `json:"database_id"`
+		TenantID   TenantID   `json:"tenant_id"`
+		Name       string     `json:"name"`
+		Charset    string     `json:"charset"`
+		Collation  string     `json:"collation"`
+		Template   string     `json:"template"`
+		OwnerID    UserID     `json:"owner_id"`
+		Server     string     `json:"server"` // the sandbox server it is placed on
+		At         time.Time  `json:"at"`
+	}
+	DatabaseProvisioned struct {
+		At time.Time `json:"at"`
+	}
+	DatabaseProvisioningFailed struct {
+		Reason string    `json:"reason"`
+		At     time.Time `json:"at"`
+	}
+	DatabaseStopped struct {
+		Reason string    `json:"reason"` // "manual", "idle"
+		At     time.Time `json:"at"`
+	}
+	DatabaseStarted struct {
+		At time.Time `json:"at"`
+	}
+	DatabaseDeleted struct {
+		At               time.Time `json:"at"`
+		RecoverableUntil time.Time `json:"recoverable_until"`
+	}
+	DatabaseRestored struct {
+		At time.Time `json:"at"`
+	}
+	DatabasePurged struct {
+		At time.Time `json:"at"`
+	}
+	DatabaseOwnerChanged struct {
+		From UserID `json:"from"`
+		To   UserID `json:"to"`
+	}
+	DatabaseCredentialsRotated struct {
+		At time.Time `json:"at"`
+	}
+)
+
+func (DatabaseRequested) EventType() string          { return "database.requested.v1" }
+func (DatabaseProvisioned) EventType() string        { return "database.provisioned.v1" }
+func (DatabaseProvisioningFailed) EventType() string { return "database.provisioning_failed.v1" }
+func (DatabaseStopped) EventType() string            { return "database.stopped.v1" }
+func (DatabaseStarted) EventType() string            { return "database.started.v1" }
+func (DatabaseDeleted) EventType() string            { return "database.deleted.v1" }
+func (DatabaseRestored) EventType() string           { return "database.restored.v1" }
+func (DatabasePurged) EventType() string             { return "database.purged.v1" }
+func (DatabaseOwnerChanged) EventType() string       { return "database.owner_changed.v1" }
+func (DatabaseCredentialsRotated) EventType() string { return "database.credentials_rotated.v1" }
+
+// Database is a tenant database on a sandbox server.
+type Database struct {
+	aggregate
+	requested        DatabaseRequested
+	state            DatabaseState
+	owner            UserID
+	beforeDelete     DatabaseState
+	recoverableUntil time.Time
+}
+
+// RequestDatabase records a new database; the caller has validated the name, charset and
+// collation, placed it on a server and reserved the quota.
+func RequestDatabase(r DatabaseRequested) *Database {
+	d := &Database{}
+	d.record(d, r)
+	return d
+}
+
+// RebuildDatabase replays a database's history. Returns ErrNotFound for an empty history.
+func RebuildDatabase(history []Event, version int64) (*Database, error) {
+	if len(history) == 0 {
+		return nil, fmt.Errorf("database: %w", ErrNotFound)
+	}
+	d := &Database{}
+	d.replay(d, history, version)
+	return d, nil
+}
+
+func (d *Database) apply(e Event) {
+	switch e := e.(type) {
+	case DatabaseRequested:
+		d.requested, d.state, d.owner = e, StateProvisioning, e.OwnerID
+	case DatabaseProvisioned:
+		d.state = StateRunning
+	case DatabaseProvisioningFailed:
+		d.state = StateFailed
+	case DatabaseStopped:
+		d.state = StateStopped
+	case DatabaseStarted:
+		d.state = StateRunning
+	case DatabaseDeleted:
+		d.beforeDelete, d.state, d.recoverableUntil = d.state, StateDeleted, e.RecoverableUntil
+	case DatabaseRestored:
+		d.state = d.beforeDelete
+	case DatabasePurged:
+		d.state = StatePurged
+	case DatabaseOwnerChanged:
+		d.owner = e.To
+	}
+}
+
+func (d *Database) ID() DatabaseID               { return d.requested.DatabaseID }
+func (d *Database) TenantID() TenantID           { return d.requested.TenantID }
+func (d *Database) Name() string                 { return d.requested.Name }
+func (d *Database) Requested() DatabaseRequested { return d.requested }
+func (d *Database) State() DatabaseState         { return d.state }
+func (d *Database) Owner() UserID                { return d.owner }
+func (d *Database) RecoverableUntil() time.Time  { return d.recoverableUntil }
+
+// conflict is the error of a transition that does not apply in the current state.
+func (d *Database) conflict(action string) error {
+	return fmt.Errorf("cannot %s database %s while it is %s: %w", action, d.ID(), d.state, ErrConflict)
+}
+
+// Provisioned records that its schema and accounts exist; recording it twice records nothing.
+func (d *Database) Provisioned(now time.Time) error {
+	switch d.state {
+	case StateRunning:
+		return nil
+	case StateProvisioning:
+		d.record(d, DatabaseProvisioned{At: now})
+		return nil
+	}
+	return d.conflict("finish provisioning")
+}
+
+// ProvisioningFailed records why provisioning gave up.
+func (d *Database) ProvisioningFailed(reason string, now time.Time) error {
+	if d.state != StateProvisioning {
+		return d.conflict("fail provisioning")
+	}
+	d.record(d, DatabaseProvisioningFailed{Reason: reason, At: now})
+	return nil
+}
+
+// Stop stops a running database ("manual" or "idle"); stopping a stopped one records nothing.
+func (d *Database) Stop(reason string, now time.Time) error {
+	switch d.state {
+	case StateStopped:
+		return nil
+	case StateRunning:
+		d.record(d, DatabaseStopped{Reason: reason, At: now})
+		return nil
+	}
+	return d.conflict("stop")
+}
+
+// Start starts a stopped database; starting a running one records nothing.
+func (d *Database) Start(now time.Time) error {
+	switch d.state {
+	case StateRunning:
+		return nil
+	case StateStopped:
+		d.record(d, DatabaseStarted{At: now})
+		return nil
+	}
+	return d.conflict("start")
+}
+
+// Delete soft-deletes the database, recoverable for RecoveryWindow. confirmName must be its name.
+func (d *Database) Delete(confirmName string, now time.Time) error {
+	if confirmName != d.Name() {
+		return NewValidationError("confirm_name", "must be the database's name")
+	}
+	if d.state != StateRunning && d.state != StateStopped && d.state != StateFailed {
+		return d.conflict("delete")
+	}
+	d.record(d, DatabaseDeleted{At: now, RecoverableUntil: now.Add(RecoveryWindow)})
+	return nil
+}
+
+// Restore brings a deleted database back within its recovery window. Returns ErrExpired after
+// the window.
+func (d *Database) Restore(now time.Time) error {
+	if d.state != StateDeleted {
+		return d.conflict("restore")
+	}
+	if !now.Before(d.recoverableUntil) {
+		return fmt.Errorf("database %s was deleted more than %v ago: %w", d.ID(), RecoveryWindow, ErrExpired)
+	}
+	d.record(d, DatabaseRestored{At: now})
+	return nil
+}
+
+// Purge records that a deleted database's schema and accounts are gone, once its window passed.
+func (d *Database) Purge(now time.Time) error {
+	if d.state != StateDeleted || now.Before(d.recoverableUntil) {
+		return d.conflict("purge")
+	}
+	d.record(d, DatabasePurged{At: now})
+	return nil
+}
+
+// ChangeOwner gives the database to another member.
+func (d *Database) ChangeOwner(to UserID) error {
+	if d.state == StateDeleted || d.state == StatePurged {
+		return d.conflict("change the owner of")
+	}
+	if to != d.owner {
+		d.record(d, DatabaseOwnerChanged{From: d.owner, To: to})
+	}
+	return nil
+}
+
+// RotateCredentials records a new password of the read-write account.
+func (d *Database) RotateCredentials(now time.Time) error {
+	if d.state != StateRunning && d.state != StateStopped {
+		return d.conflict("rotate the credentials of")
+	}
+	d.record(d, DatabaseCredentialsRotated{At: now})
+	return nil
+}
