@@ -56,6 +56,8 @@ var errorKinds = []struct {
 	{domain.ErrEmailTaken, http.StatusConflict, "email_taken", "An account with this email exists already."},
 	{domain.ErrNameTaken, http.StatusConflict, "name_taken", "This name is taken."},
 	{domain.ErrLastAdmin, http.StatusConflict, "last_admin", "The tenant would be left without a tenant admin."},
+	{domain.ErrInvalidName, http.StatusBadRequest, "invalid_name", "A database name has 1 to 64 letters, digits and underscores."},
+	{domain.ErrDatabaseStopped, http.StatusLocked, "database_stopped", "The database is stopped; start it first."},
 	{domain.ErrVersionConflict, http.StatusConflict, "version_conflict", "The resource changed meanwhile; reload it and retry."},
 	{domain.ErrConflict, http.StatusConflict, "conflict", "The request conflicts with the current state of the resource."},
 	{domain.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "A service this request needs does not answer; nothing was changed, try again later."},

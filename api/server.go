@@ -66,6 +66,7 @@ type Server struct {
 	readyTimeout time.Duration
 	maxBody      int64
 	identity     Identity
+	databases    Databases
 }
 
 // New builds a Server with its middleware and operational routes. It panics on a configuration

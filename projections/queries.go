@@ -359,3 +359,74 @@ func (q *Queries) Members(ctx context.Context, tenant domain.TenantID, f MemberF
 	}
 	return out, rows.Err()
 }
+
+// DatabaseView is a row of the databases read model.
+type DatabaseView struct {
+	ID               domain.DatabaseID
+	TenantID         domain.TenantID
+	Name             string
+	State            domain.DatabaseState
+	Charset          string
+	Collation        string
+	Template         string
+	OwnerID          domain.UserID
+	Server           string
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+	LastUsedAt       *time.Time
+	StorageBytes     int64
+	RecoverableUntil *time.Time
+	FailureReason    string
+}
+
+const databaseColumns = `database_id, tenant_id, name, state, charset, collation, template, owner_id, server,
+	created_at, updated_at, last_used_at, storage_bytes, recoverable_until, COALESCE(failure_reason, '')`
+
+func scanDatabase(row interface{ Scan(...any) error }) (DatabaseView, error) {
+	var d DatabaseView
+	var lastUsed, recoverable sql.NullTime
+	err := row.Scan(&d.ID, &d.TenantID, &d.Name, &d.State, &d.Charset, &d.Collation, &d.Template, &d.OwnerID, &d.Server,
+		&d.CreatedAt, &d.UpdatedAt, &lastUsed, &d.StorageBytes, &recoverable, &d.FailureReason)
+	d.LastUsedAt, d.RecoverableUntil = nullTime(lastUsed), nullTime(recoverable)
+	return d, err
+}
+
+// Database returns one of a tenant's databases. Returns domain.ErrNotFound for a database that
+// does not exist, was purged, or belongs to another tenant.
+func (q *Queries) Database(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID) (DatabaseView, error) {
+	d, err := scanDatabase(q.db.QueryRowContext(ctx, `SELECT `+databaseColumns+` FROM database_list
+		WHERE database_id = ? AND tenant_id = ? AND state <> 'purged'`, id, tenant))
+	if errors.Is(err, sql.ErrNoRows) {
+		return DatabaseView{}, fmt.Errorf("database %s: %w", id, domain.ErrNotFound)
+	} else if err != nil {
+		return DatabaseView{}, fmt.Errorf("read database %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// DatabasesOf lists a tenant's databases by name: those in state when given, deleted ones only
+// with includeDeleted (or when state is "deleted").
+func (q *Queries) DatabasesOf(ctx context.Context, tenant domain.TenantID, state domain.DatabaseState, includeDeleted bool) ([]DatabaseView, error) {
+	query := `SELECT ` + databaseColumns + ` FROM database_list WHERE tenant_id = ? AND state <> 'purged'`
+	args := []any{tenant}
+	if state != "" {
+		query += ` AND state = ?`
+		args = append(args, state)
+	} else if !includeDeleted {
+		query += ` AND state <> 'deleted'`
+	}
+	rows, err := q.db.QueryContext(ctx, query+` ORDER BY name, database_id LIMIT 1000`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read databases of %s: %w", tenant, err)
+	}
+	defer rows.Close()
+	out := []DatabaseView{}
+	for rows.Next() {
+		d, err := scanDatabase(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/clouddbmanager/clouddb/internal/secrets"
 	"github.com/clouddbmanager/clouddb/migrations"
 	"github.com/clouddbmanager/clouddb/projections"
+	"github.com/clouddbmanager/clouddb/queryexec"
 )
 
 // App is one clouddb process: the management database, the event store, the projections and,
@@ -39,6 +41,8 @@ type App struct {
 	Identity    *commands.Identity
 	Tenants     *commands.Tenants
 	Mail        *commands.MailDelivery
+	Databases   *commands.Databases
+	Fleet       *queryexec.Fleet
 	// Now is the clock of the whole process; tests move it.
 	Now func() time.Time
 
@@ -100,6 +104,7 @@ func (a *App) open(ctx context.Context) error {
 		projections.NewMailDeliveries(registry),
 		projections.NewAPIKeys(registry),
 		projections.NewInvitations(registry),
+		projections.NewDatabases(registry),
 	)
 	if err != nil {
 		return err
@@ -113,7 +118,25 @@ func (a *App) open(ctx context.Context) error {
 	a.Identity = commands.NewIdentity(a.Store, vault, queries, a.Projections, now, a.Config.BcryptCost)
 	a.Tenants = commands.NewTenants(a.Store, a.Projections, now)
 	a.Mail = commands.NewMailDelivery(a.Store, vault, db, a.mailSender(), a.Config.PublicURL, now, a.Log)
+	sandboxes := a.Config.SandboxDSNs
+	if len(sandboxes) == 0 {
+		sandboxes = []string{serverDSN(dsn)}
+	}
+	if a.Fleet, err = queryexec.OpenFleet(ctx, sandboxes, a.Config.SandboxPrefix, a.Log); err != nil {
+		return fmt.Errorf("sandbox servers (CLOUDDB_SANDBOX_DSN): %w", err)
+	}
+	a.Databases = commands.NewDatabases(a.Store, vault, a.Fleet, a.Projections, db, now, a.Log)
 	return nil
+}
+
+// serverDSN is a DSN's server without its database: the management server as the default sandbox.
+func serverDSN(dsn string) string {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return dsn
+	}
+	cfg.DBName = ""
+	return cfg.FormatDSN()
 }
 
 // mailSender delivers through SMTP when CLOUDDB_SMTP_ADDR is set, else into .eml files.
@@ -136,7 +159,11 @@ func (a *App) Serve(ctx context.Context) error {
 	}
 	work, stop := context.WithCancel(context.Background())
 	a.stopWork = stop
-	a.workDone.Add(1)
+	a.workDone.Add(2)
+	go func() {
+		defer a.workDone.Done()
+		a.Databases.RunProvisioning(work, func() <-chan struct{} { return a.Projections.Advanced("databases") }, time.Second)
+	}()
 	go func() {
 		defer a.workDone.Done()
 		a.Mail.Run(work, func() <-chan struct{} { return a.Projections.Advanced("mail_deliveries") }, time.Second)
@@ -149,6 +176,7 @@ func (a *App) Serve(ctx context.Context) error {
 		Ready: []api.ReadinessCheck{
 			{Name: "management_database", Check: a.DB.PingContext},
 			{Name: "projections", Check: a.Projections.Ready},
+			{Name: "sandbox_servers", Check: func(ctx context.Context) error { _, err := a.Fleet.Place(ctx); return err }},
 		},
 	})
 	handler.MountIdentity(api.Identity{
@@ -163,6 +191,7 @@ func (a *App) Serve(ctx context.Context) error {
 		SecureCookie: a.Config.PublicURL.Scheme == "https",
 		Now:          a.Now,
 	})
+	handler.MountDatabases(api.Databases{Commands: a.Databases, PublicHost: a.Config.SandboxPublicHost, PublicPort: a.Config.SandboxPublicPort})
 	ln, err := net.Listen("tcp", a.Config.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", a.Config.HTTPAddr, err)
@@ -211,6 +240,9 @@ func (a *App) close() error {
 	}
 	if a.Store != nil {
 		errs = append(errs, a.Store.Close())
+	}
+	if a.Fleet != nil {
+		errs = append(errs, a.Fleet.Close())
 	}
 	if a.DB != nil {
 		errs = append(errs, a.DB.Close())

@@ -93,7 +93,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		c.SandboxDSNs = append(c.SandboxDSNs, dsn)
 	}
 	if !validPrefix(c.SandboxPrefix) {
-		fail("CLOUDDB_SANDBOX_PREFIX", "%q must be 1 to 16 lower-case letters, digits or underscores, starting with a letter", c.SandboxPrefix)
+		fail("CLOUDDB_SANDBOX_PREFIX", "%q must be 1 to 9 lower-case letters, digits or underscores, starting with a letter (account names stay within 32 characters)", c.SandboxPrefix)
 	}
 	if port := get("CLOUDDB_SANDBOX_PUBLIC_PORT", ""); port != "" {
 		n, err := strconv.Atoi(port)
@@ -151,7 +151,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 }
 
 func validPrefix(p string) bool {
-	if len(p) < 1 || len(p) > 16 || p[0] < 'a' || p[0] > 'z' {
+	if len(p) < 1 || len(p) > 9 || p[0] < 'a' || p[0] > 'z' {
 		return false
 	}
 	for _, r := range p {

@@ -1,0 +1,328 @@
+package commands
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/queryexec"
+)
+
+// provisioningDeadline is how long a database may wait for an unreachable sandbox server before
+// its provisioning is given up.
+const provisioningDeadline = 2 * time.Minute
+
+// Databases handles tenant databases: creation within the quota, provisioning on RDS-B, and their
+// lifecycle.
+type Databases struct {
+	events     EventStore
+	secrets    Secrets
+	fleet      *queryexec.Fleet
+	readModels ReadModels
+	db         *sql.DB // the databases read model, the provisioning reactor's queue
+	now        func() time.Time
+	log        *slog.Logger
+}
+
+// NewDatabases returns the database handlers.
+func NewDatabases(events EventStore, secrets Secrets, fleet *queryexec.Fleet, readModels ReadModels, db *sql.DB, now func() time.Time, log *slog.Logger) *Databases {
+	return &Databases{events: events, secrets: secrets, fleet: fleet, readModels: readModels, db: db, now: now, log: log}
+}
+
+func rwSecret(id domain.DatabaseID) string { return "db:" + string(id) + ":rw" }
+func roSecret(id domain.DatabaseID) string { return "db:" + string(id) + ":ro" }
+
+func (h *Databases) load(ctx context.Context, id domain.DatabaseID) (*domain.Database, error) {
+	return load(ctx, h.events, id.Stream(), domain.RebuildDatabase)
+}
+
+func (h *Databases) append(ctx context.Context, a eventstore.Append) error {
+	res, err := h.events.Append(ctx, a)
+	if err != nil {
+		return err
+	}
+	return h.readModels.WaitFor(ctx, res.LastPosition, "databases")
+}
+
+// CreateDatabase is POST /databases.
+type CreateDatabase struct {
+	Tenant                             domain.TenantID
+	Owner                              domain.UserID
+	Name, Charset, Collation, Template string
+	DryRun                             bool
+	Meta                               eventstore.Metadata
+}
+
+// Usage is a count before and after a change, and its limit.
+type Usage struct {
+	Used  int64 `json:"used"`
+	After int64 `json:"after"`
+	Limit int64 `json:"limit"`
+}
+
+// Impact is what a creation would change, for ?dry_run=true.
+type Impact struct {
+	Databases     Usage  `json:"databases"`
+	UserDatabases *Usage `json:"user_databases"` // nil without a sub-quota
+	Server        string `json:"server"`
+	Charset       string `json:"charset"`
+	Collation     string `json:"collation"`
+}
+
+// CreateDatabase validates, places and records a new database, counting it against the tenant's
+// quota (and the owner's sub-quota) in the same append, so concurrent creates cannot pass the
+// limit. The provisioning reactor then creates it on its server. Returns domain.ErrInvalidName,
+// a *domain.ValidationError, a *domain.QuotaExceededError, domain.ErrNameTaken, or
+// domain.ErrUnavailable when no sandbox server answers. With DryRun, nothing is recorded and the
+// impact is returned.
+func (h *Databases) CreateDatabase(ctx context.Context, cmd CreateDatabase) (*domain.Database, Impact, error) {
+	if err := domain.ValidateDatabaseName(cmd.Name); err != nil {
+		return nil, Impact{}, err
+	}
+	template := cmd.Template
+	if template == "" {
+		template = domain.TemplateBlank
+	}
+	if template != domain.TemplateBlank && template != domain.TemplateSample {
+		return nil, Impact{}, domain.NewValidationError("template", "must be blank or sample")
+	}
+	server, err := h.fleet.Place(ctx)
+	if err != nil {
+		return nil, Impact{}, err
+	}
+	charset, collation, err := server.ValidateCharset(ctx, cmd.Charset, cmd.Collation)
+	if err != nil {
+		return nil, Impact{}, err
+	}
+	tenant, err := load(ctx, h.events, cmd.Tenant.Stream(), domain.RebuildTenant)
+	if err != nil {
+		return nil, Impact{}, err
+	}
+	limits := tenant.Limits()
+	id := domain.DatabaseID(uuid.NewString())
+	var database *domain.Database
+	var impact Impact
+	err = retry(ctx, func() error {
+		quota, err := load(ctx, h.events, cmd.Tenant.QuotaStream(), domain.RebuildQuota)
+		if err != nil {
+			return err
+		}
+		impact = Impact{Server: server.Name(), Charset: charset, Collation: collation,
+			Databases: Usage{Used: quota.Databases(), After: quota.Databases() + 1, Limit: limits.MaxDatabases}}
+		if limit, ok := quota.SubQuota(cmd.Owner); ok {
+			used := quota.DatabasesOf(cmd.Owner)
+			impact.UserDatabases = &Usage{Used: used, After: used + 1, Limit: limit}
+		}
+		if err := quota.ReserveDatabase(id, cmd.Owner, limits); err != nil || cmd.DryRun {
+			return err
+		}
+		database = domain.RequestDatabase(domain.DatabaseRequested{
+			DatabaseID: id, TenantID: cmd.Tenant, Name: cmd.Name, Charset: charset, Collation: collation,
+			Template: template, OwnerID: cmd.Owner, Server: server.Name(), At: h.now().UTC(),
+		})
+		err = h.append(ctx, eventstore.Append{
+			Streams: []eventstore.Stream{
+				stream(id.Stream(), "database", database),
+				stream(cmd.Tenant.QuotaStream(), "quota", quota),
+			},
+			Claims:   []eventstore.Claim{{Key: domain.DatabaseNameClaim(cmd.Tenant, cmd.Name), StreamID: id.Stream()}},
+			Metadata: cmd.Meta,
+		})
+		var taken *eventstore.ClaimTakenError
+		if errors.As(err, &taken) {
+			return fmt.Errorf("database name %q: %w", cmd.Name, domain.ErrNameTaken)
+		}
+		return err
+	})
+	return database, impact, err
+}
+
+// ProvisionDue provisions the databases waiting in the read model, up to a batch, and returns how
+// many it handled. Rows are locked with SKIP LOCKED while provisioning, so processes share the
+// work without doing any twice at once; provisioning itself is idempotent, so a crash at any step
+// is resumed by the next attempt.
+func (h *Databases) ProvisionDue(ctx context.Context) (int, error) {
+	tx, err := h.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	rows, err := tx.QueryContext(ctx, `SELECT database_id FROM database_list WHERE state = 'provisioning'
+		ORDER BY created_at LIMIT 10 FOR UPDATE SKIP LOCKED`)
+	if err != nil {
+		return 0, fmt.Errorf("databases to provision: %w", err)
+	}
+	var due []domain.DatabaseID
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		due = append(due, domain.DatabaseID(id))
+	}
+	rows.Close()
+	handled := 0
+	for _, id := range due {
+		done, err := h.provision(ctx, id)
+		if err != nil {
+			return handled, fmt.Errorf("provision %s: %w", id, err)
+		}
+		if done {
+			handled++
+		}
+	}
+	return handled, tx.Commit()
+}
+
+// provision creates one database on its server. done is false when the server does not answer
+// and the database waits for the next attempt.
+func (h *Databases) provision(ctx context.Context, id domain.DatabaseID) (done bool, err error) {
+	database, err := h.load(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	if database.State() != domain.StateProvisioning {
+		return true, nil // the read model lags behind the database's stream
+	}
+	req := database.Requested()
+	tenant, err := load(ctx, h.events, req.TenantID.Stream(), domain.RebuildTenant)
+	if err != nil {
+		return false, err
+	}
+	started := time.Now()
+	err = h.createOnServer(ctx, req, tenant.Limits())
+	switch {
+	case err == nil:
+		if err := database.Provisioned(h.now()); err != nil {
+			return false, err
+		}
+		h.log.Info("database provisioned", "database_id", id, "server", req.Server, "template", req.Template, "took_ms", time.Since(started).Milliseconds())
+		// No waiting for the read model here: this transaction holds the row it would update.
+		_, err := h.events.Append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "database", database)}})
+		return true, err
+	case errors.Is(err, domain.ErrUnavailable) && h.now().Sub(req.At) < provisioningDeadline:
+		h.log.Warn("sandbox server unavailable, provisioning waits", "database_id", id, "server", req.Server, "err", err)
+		return false, nil
+	}
+	h.log.Error("provisioning failed; the quota is released", "database_id", id, "server", req.Server, "err", err)
+	return true, h.failProvisioning(ctx, database, err)
+}
+
+func (h *Databases) createOnServer(ctx context.Context, req domain.DatabaseRequested, limits domain.Limits) error {
+	server, err := h.fleet.Get(req.Server)
+	if err != nil {
+		return err
+	}
+	rw, ro, err := server.Provision(ctx, queryexec.Spec{ID: string(req.DatabaseID), Charset: req.Charset,
+		Collation: req.Collation, MaxUserConnections: int(limits.MaxConnections)})
+	if err != nil {
+		return err
+	}
+	if err := h.secrets.Put(ctx, rwSecret(req.DatabaseID), []byte(rw)); err != nil {
+		return err
+	}
+	if err := h.secrets.Put(ctx, roSecret(req.DatabaseID), []byte(ro)); err != nil {
+		return err
+	}
+	if req.Template == domain.TemplateSample {
+		return server.LoadSample(ctx, string(req.DatabaseID))
+	}
+	return nil
+}
+
+// failProvisioning records the failure and gives back the quota and the name, in one append.
+func (h *Databases) failProvisioning(ctx context.Context, database *domain.Database, cause error) error {
+	req := database.Requested()
+	return retry(ctx, func() error {
+		database, err := h.load(ctx, req.DatabaseID)
+		if err != nil {
+			return err
+		}
+		quota, err := load(ctx, h.events, req.TenantID.QuotaStream(), domain.RebuildQuota)
+		if err != nil {
+			return err
+		}
+		if err := database.ProvisioningFailed(cause.Error(), h.now()); err != nil {
+			return err
+		}
+		quota.ReleaseDatabase(req.DatabaseID)
+		_, err = h.events.Append(ctx, eventstore.Append{
+			Streams:  []eventstore.Stream{stream(req.DatabaseID.Stream(), "database", database), stream(req.TenantID.QuotaStream(), "quota", quota)},
+			Releases: []eventstore.Claim{{Key: domain.DatabaseNameClaim(req.TenantID, req.Name), StreamID: req.DatabaseID.Stream()}},
+		})
+		return err
+	})
+}
+
+// RunProvisioning provisions requested databases until ctx ends, looking again when wake fires
+// or every poll.
+func (h *Databases) RunProvisioning(ctx context.Context, wake func() <-chan struct{}, poll time.Duration) {
+	for {
+		n, err := h.ProvisionDue(ctx)
+		if err != nil && ctx.Err() == nil {
+			h.log.Error("provisioning round failed, retrying", "err", err)
+		}
+		if n > 0 && err == nil {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake():
+		case <-time.After(poll):
+		}
+	}
+}
+
+// Connection is how to reach a database with a MySQL client, password included.
+type Connection struct {
+	Host     string `json:"host"`
+	Port     int    `json:"port"`
+	Database string `json:"database"`
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// Connection returns the read-write connection details of a provisioned database, password
+// included (only create and rotate show it). publicHost/publicPort override the server's own.
+func (h *Databases) Connection(ctx context.Context, d *domain.Database, publicHost string, publicPort int) (Connection, error) {
+	req := d.Requested()
+	server, err := h.fleet.Get(req.Server)
+	if err != nil {
+		return Connection{}, err
+	}
+	password, err := h.secrets.Get(ctx, rwSecret(req.DatabaseID))
+	if err != nil {
+		return Connection{}, err
+	}
+	host, port := server.Host()
+	if publicHost != "" {
+		host = publicHost
+	}
+	if publicPort != 0 {
+		port = publicPort
+	}
+	rw, _ := queryexec.AccountNames(server.Prefix(), string(req.DatabaseID))
+	return Connection{Host: host, Port: port, Database: queryexec.SchemaName(server.Prefix(), string(req.DatabaseID)),
+		Username: rw, Password: string(password)}, nil
+}
+
+// Database loads a database of the tenant; another tenant's is domain.ErrNotFound.
+func (h *Databases) Database(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID) (*domain.Database, error) {
+	d, err := h.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if d.TenantID() != tenant || d.State() == domain.StatePurged {
+		return nil, fmt.Errorf("database %s: %w", id, domain.ErrNotFound)
+	}
+	return d, nil
+}

@@ -1,0 +1,112 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/eventstore"
+)
+
+// Databases is the read model of tenant databases (table database_list: "databases" is a
+// reserved word): GET /databases, and the provisioning reactor's queue (state provisioning).
+type Databases struct {
+	reg *eventstore.Registry
+}
+
+// NewDatabases returns the projector decoding with reg.
+func NewDatabases(reg *eventstore.Registry) Databases {
+	if reg == nil {
+		panic("projections: NewDatabases needs a registry")
+	}
+	return Databases{reg: reg}
+}
+
+func (Databases) Name() string { return "databases" }
+
+func (Databases) Handles() []string {
+	return []string{
+		domain.DatabaseRequested{}.EventType(), domain.DatabaseProvisioned{}.EventType(),
+		domain.DatabaseProvisioningFailed{}.EventType(), domain.DatabaseStopped{}.EventType(),
+		domain.DatabaseStarted{}.EventType(), domain.DatabaseDeleted{}.EventType(),
+		domain.DatabaseRestored{}.EventType(), domain.DatabasePurged{}.EventType(),
+		domain.DatabaseOwnerChanged{}.EventType(), domain.DatabaseCredentialsRotated{}.EventType(),
+	}
+}
+
+func (Databases) Tables() []Table {
+	return []Table{{Name: "database_list", DDL: `CREATE TABLE IF NOT EXISTS {{table}} (
+		database_id       CHAR(36) CHARACTER SET ascii NOT NULL PRIMARY KEY,
+		tenant_id         CHAR(36) CHARACTER SET ascii NOT NULL,
+		name              VARCHAR(64) NOT NULL,
+		state             VARCHAR(16) NOT NULL,
+		state_before      VARCHAR(16) NULL,
+		charset           VARCHAR(64) NOT NULL,
+		collation         VARCHAR(64) NOT NULL,
+		template          VARCHAR(16) NOT NULL,
+		owner_id          CHAR(36) CHARACTER SET ascii NOT NULL,
+		server            VARCHAR(300) NOT NULL,
+		created_at        DATETIME(6) NOT NULL,
+		updated_at        DATETIME(6) NOT NULL,
+		last_used_at      DATETIME(6) NULL,
+		storage_bytes     BIGINT NOT NULL DEFAULT 0,
+		recoverable_until DATETIME(6) NULL,
+		failure_reason    VARCHAR(1000) NULL,
+		version           BIGINT NOT NULL,
+		KEY databases_tenant (tenant_id, state),
+		KEY databases_state (state, created_at)
+	) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin`}}
+}
+
+// Apply keeps one row per database; each change is guarded by the stream version, so a redelivered
+// event changes nothing.
+func (p Databases) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []eventstore.Envelope) error {
+	table := t.Name("database_list")
+	for _, env := range events {
+		e, err := p.reg.Decode(env)
+		if err != nil {
+			return err
+		}
+		if r, ok := e.(domain.DatabaseRequested); ok {
+			_, err = tx.ExecContext(ctx, `INSERT IGNORE INTO `+table+` (database_id, tenant_id, name, state, charset, collation,
+				template, owner_id, server, created_at, updated_at, version) VALUES (?, ?, ?, 'provisioning', ?, ?, ?, ?, ?, ?, ?, ?)`,
+				r.DatabaseID, r.TenantID, r.Name, r.Charset, r.Collation, r.Template, r.OwnerID, r.Server,
+				r.At.UTC(), env.RecordedAt, env.StreamVersion)
+			if err != nil {
+				return fmt.Errorf("databases at %d: %w", env.Position, err)
+			}
+			continue
+		}
+		set, args := databaseChange(e)
+		args = append(args, env.RecordedAt, env.StreamVersion, env.StreamID[len("database-"):], env.StreamVersion)
+		if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET `+set+`, updated_at = ?, version = ?
+			WHERE database_id = ? AND version < ?`, args...); err != nil {
+			return fmt.Errorf("databases at %d: %w", env.Position, err)
+		}
+	}
+	return nil
+}
+
+// databaseChange is the column update of an event after the request.
+func databaseChange(e domain.Event) (string, []any) {
+	switch e := e.(type) {
+	case domain.DatabaseProvisioned:
+		return "state = 'running'", nil
+	case domain.DatabaseProvisioningFailed:
+		return "state = 'failed', failure_reason = ?", []any{clip(e.Reason, 1000)}
+	case domain.DatabaseStopped:
+		return "state = 'stopped'", nil
+	case domain.DatabaseStarted:
+		return "state = 'running'", nil
+	case domain.DatabaseDeleted:
+		return "state_before = state, state = 'deleted', recoverable_until = ?", []any{e.RecoverableUntil.UTC()}
+	case domain.DatabaseRestored:
+		return "state = COALESCE(state_before, 'running'), state_before = NULL, recoverable_until = NULL", nil
+	case domain.DatabasePurged:
+		return "state = 'purged'", nil
+	case domain.DatabaseOwnerChanged:
+		return "owner_id = ?", []any{e.To}
+	}
+	return "state = state", nil // credentials rotated: only updated_at moves
+}
