@@ -18,6 +18,8 @@ type Databases struct {
 	Commands   *commands.Databases
 	PublicHost string // CLOUDDB_SANDBOX_PUBLIC_HOST: overrides the host connection details show
 	PublicPort int
+	// RecoveryWindow is how long a deleted database can be restored (CLOUDDB_RECOVERY_WINDOW).
+	RecoveryWindow time.Duration
 }
 
 // MountDatabases adds the routes of tenant databases.
@@ -31,6 +33,13 @@ func (s *Server) MountDatabases(d Databases) {
 		{"POST", "/databases", developer, s.handleCreateDatabase},
 		{"GET", "/databases", member, s.handleListDatabases},
 		{"GET", "/databases/{id}", member, s.handleGetDatabase},
+		{"POST", "/databases/{id}/start", developer, s.handleStartDatabase},
+		{"POST", "/databases/{id}/stop", developer, s.handleStopDatabase},
+		{"DELETE", "/databases/{id}", developer, s.handleDeleteDatabase},
+		{"POST", "/databases/{id}/restore", developer, s.handleRestoreDatabase},
+		{"POST", "/databases/{id}/credentials/rotate", developer, s.handleRotateCredentials},
+		{"PUT", "/databases/{id}/owner", tenantAdmin, s.handleChangeDatabaseOwner},
+		{"GET", "/databases/{id}/schema", member, s.handleDatabaseSchema},
 	}
 	for _, rt := range routes {
 		s.api.HandleFunc(rt.path, s.guard(rt.access, rt.handler)).Methods(rt.method)

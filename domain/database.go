@@ -205,15 +205,16 @@ func (d *Database) Start(now time.Time) error {
 	return d.conflict("start")
 }
 
-// Delete soft-deletes the database, recoverable for RecoveryWindow. confirmName must be its name.
-func (d *Database) Delete(confirmName string, now time.Time) error {
+// Delete soft-deletes the database, recoverable for window (RecoveryWindow in production).
+// confirmName must be its name.
+func (d *Database) Delete(confirmName string, window time.Duration, now time.Time) error {
 	if confirmName != d.Name() {
 		return NewValidationError("confirm_name", "must be the database's name")
 	}
 	if d.state != StateRunning && d.state != StateStopped && d.state != StateFailed {
 		return d.conflict("delete")
 	}
-	d.record(d, DatabaseDeleted{At: now, RecoverableUntil: now.Add(RecoveryWindow)})
+	d.record(d, DatabaseDeleted{At: now, RecoverableUntil: now.Add(window)})
 	return nil
 }
 

@@ -313,11 +313,11 @@ func TestDatabaseDelete(t *testing.T) {
 		cases = append(cases, dbCase{name: "from " + string(s), history: dbHistory(s), want: deleted, wantState: domain.StateDeleted})
 	}
 	cases = append(cases, conflictsFrom(domain.StateProvisioning, domain.StateDeleted, domain.StatePurged)...)
-	runDatabaseCases(t, cases, func(d *domain.Database, now time.Time) error { return d.Delete(dbName, now) })
+	runDatabaseCases(t, cases, func(d *domain.Database, now time.Time) error { return d.Delete(dbName, domain.RecoveryWindow, now) })
 
 	t.Run("recoverable until", func(t *testing.T) {
 		d := loadDatabase(t, dbHistory(domain.StateRunning))
-		if err := d.Delete(dbName, dbNow); err != nil {
+		if err := d.Delete(dbName, domain.RecoveryWindow, dbNow); err != nil {
 			t.Fatal(err)
 		}
 		if want := dbNow.Add(30 * 24 * time.Hour); !d.RecoverableUntil().Equal(want) {
@@ -332,7 +332,7 @@ func TestDatabaseDelete(t *testing.T) {
 			wrong = append(wrong, dbCase{name: "from " + string(s), history: dbHistory(s), wantField: "confirm_name"})
 		}
 		t.Run("confirm "+strconv.Quote(confirm), func(t *testing.T) {
-			runDatabaseCases(t, wrong, func(d *domain.Database, now time.Time) error { return d.Delete(confirm, now) })
+			runDatabaseCases(t, wrong, func(d *domain.Database, now time.Time) error { return d.Delete(confirm, domain.RecoveryWindow, now) })
 		})
 	}
 }
@@ -429,10 +429,10 @@ func TestRebuildDatabase(t *testing.T) {
 			{"rotated", func(d *domain.Database) error { return d.RotateCredentials(at(4)) }},
 			{"owner changed", func(d *domain.Database) error { return d.ChangeOwner(dbNewOwner) }},
 			{"stopped again", func(d *domain.Database) error { return d.Stop("manual", at(5)) }},
-			{"deleted", func(d *domain.Database) error { return d.Delete(dbName, at(6)) }},
+			{"deleted", func(d *domain.Database) error { return d.Delete(dbName, domain.RecoveryWindow, at(6)) }},
 			{"restored", func(d *domain.Database) error { return d.Restore(at(7)) }},
 			{"started again", func(d *domain.Database) error { return d.Start(at(8)) }},
-			{"deleted again", func(d *domain.Database) error { return d.Delete(dbName, at(9)) }},
+			{"deleted again", func(d *domain.Database) error { return d.Delete(dbName, domain.RecoveryWindow, at(9)) }},
 			{"purged", func(d *domain.Database) error { return d.Purge(at(9).Add(domain.RecoveryWindow)) }},
 		}
 		d := domain.RequestDatabase(dbRequested())

@@ -103,28 +103,28 @@ func (s *Sandbox) Count(ctx context.Context) (int, error) {
 
 // Column is one column of a table or view, as the schema browser shows it.
 type Column struct {
-	Name     string
-	Type     string // the full column type, e.g. "varchar(255)", "int(10) unsigned"
-	Nullable bool
-	Key      string  // "PRI", "UNI", "MUL" or ""
-	Default  *string // nil: no default, or DEFAULT NULL; else the value or expression (unquoted)
+	Name     string  `json:"name"`
+	Type     string  `json:"type"` // the full column type, e.g. "varchar(255)", "int(10) unsigned"
+	Nullable bool    `json:"nullable"`
+	Key      string  `json:"key"`     // "PRI", "UNI", "MUL" or ""
+	Default  *string `json:"default"` // nil: no default, or DEFAULT NULL; else the value or expression (unquoted)
 }
 
 // Index is one index of a table; Columns are in index order (a functional key part shows as
 // "(expression)").
 type Index struct {
-	Name    string
-	Unique  bool
-	Columns []string
+	Name    string   `json:"name"`
+	Unique  bool     `json:"unique"`
+	Columns []string `json:"columns"`
 }
 
 // Table is one table or view of a database's schema.
 type Table struct {
-	Name         string
-	Type         string // "table", "view" or "sequence" (MariaDB)
-	RowsEstimate int64  // the engine's estimate; 0 for views
-	Columns      []Column
-	Indexes      []Index
+	Name         string   `json:"name"`
+	Type         string   `json:"type"`          // "table", "view" or "sequence" (MariaDB)
+	RowsEstimate int64    `json:"rows_estimate"` // the engine's estimate; 0 for views
+	Columns      []Column `json:"columns"`
+	Indexes      []Index  `json:"indexes"`
 }
 
 // Schema lists the tables, views and sequences of database id's schema, ordered by name, with

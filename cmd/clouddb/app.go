@@ -159,7 +159,11 @@ func (a *App) Serve(ctx context.Context) error {
 	}
 	work, stop := context.WithCancel(context.Background())
 	a.stopWork = stop
-	a.workDone.Add(2)
+	a.workDone.Add(3)
+	go func() {
+		defer a.workDone.Done()
+		a.Databases.RunPurge(work, min(time.Minute, a.Config.RecoveryWindow/4+time.Second))
+	}()
 	go func() {
 		defer a.workDone.Done()
 		a.Databases.RunProvisioning(work, func() <-chan struct{} { return a.Projections.Advanced("databases") }, time.Second)
@@ -191,7 +195,8 @@ func (a *App) Serve(ctx context.Context) error {
 		SecureCookie: a.Config.PublicURL.Scheme == "https",
 		Now:          a.Now,
 	})
-	handler.MountDatabases(api.Databases{Commands: a.Databases, PublicHost: a.Config.SandboxPublicHost, PublicPort: a.Config.SandboxPublicPort})
+	handler.MountDatabases(api.Databases{Commands: a.Databases, PublicHost: a.Config.SandboxPublicHost,
+		PublicPort: a.Config.SandboxPublicPort, RecoveryWindow: a.Config.RecoveryWindow})
 	ln, err := net.Listen("tcp", a.Config.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", a.Config.HTTPAddr, err)

@@ -39,6 +39,7 @@ type Config struct {
 	BootstrapPassword string
 	BcryptCost        int
 	AccessTokenTTL    time.Duration
+	RecoveryWindow    time.Duration // how long a deleted database can be restored
 	LogLevel          slog.Level
 	// JWTSecret and SecretKey come from the environment or are generated once into the data dir
 	// by LoadKeys.
@@ -121,6 +122,12 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		fail("CLOUDDB_BCRYPT_COST", "%q must be a number from 4 to 31", cost)
 	} else {
 		c.BcryptCost = n
+	}
+	window := get("CLOUDDB_RECOVERY_WINDOW", "720h")
+	if d, err := time.ParseDuration(window); err != nil || d < time.Second {
+		fail("CLOUDDB_RECOVERY_WINDOW", "%q must be a duration of at least 1s", window)
+	} else {
+		c.RecoveryWindow = d
 	}
 	ttl := get("CLOUDDB_ACCESS_TOKEN_TTL", "12h")
 	if d, err := time.ParseDuration(ttl); err != nil || d < time.Minute || d > 7*24*time.Hour {
