@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -37,23 +38,32 @@ func (s *Server) handleCreateTenant(w http.ResponseWriter, r *http.Request) {
 }
 
 // tenantDocument is GET /tenant: the tenant with its plan's limits, its usage and settings.
-func tenantDocument(t projections.TenantView) map[string]any {
+func (s *Server) tenantDocument(ctx context.Context, t projections.TenantView) (map[string]any, error) {
 	plan, _ := domain.PlanByID(t.Plan)
+	databases, storage, err := s.identity.Queries.DatabaseUsage(ctx, t.ID)
+	if err != nil {
+		return nil, err
+	}
 	return map[string]any{
 		"id": t.ID, "slug": t.Slug, "name": t.Name, "plan": t.Plan, "limits": plan.Limits,
-		"usage":      map[string]any{"databases": 0, "storage_bytes": 0, "connections": 0, "users": t.Members},
+		// connections: live connections are counted by the query module (upcoming); 0 until then.
+		"usage":      map[string]any{"databases": databases, "storage_bytes": storage, "connections": 0, "users": t.Members},
 		"settings":   t.Settings,
 		"created_at": t.CreatedAt.UTC().Format(time.RFC3339),
-	}
+	}, nil
 }
 
 func (s *Server) handleTenant(w http.ResponseWriter, r *http.Request) {
 	t, err := s.identity.Queries.Tenant(r.Context(), principalFrom(r.Context()).TenantID)
+	var doc map[string]any
+	if err == nil {
+		doc, err = s.tenantDocument(r.Context(), t)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, tenantDocument(t))
+	writeJSON(w, http.StatusOK, doc)
 }
 
 func (s *Server) handleTenantSettings(w http.ResponseWriter, r *http.Request) {
@@ -92,7 +102,10 @@ func (s *Server) handleAdminTenants(w http.ResponseWriter, r *http.Request) {
 	}
 	docs := make([]map[string]any, len(items))
 	for i, t := range items {
-		docs[i] = tenantDocument(t)
+		if docs[i], err = s.tenantDocument(r.Context(), t); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": docs, "next_cursor": nullable(next)})
 }
@@ -153,11 +166,15 @@ func (s *Server) handleAdminPlan(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		t, err = s.identity.Queries.Tenant(r.Context(), id)
 	}
+	var doc map[string]any
+	if err == nil {
+		doc, err = s.tenantDocument(r.Context(), t)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, tenantDocument(t))
+	writeJSON(w, http.StatusOK, doc)
 }
 
 // pageLimit reads ?limit= (default 50, 1 to 500).

@@ -243,3 +243,118 @@ func (h *Databases) PurgeDue(ctx context.Context) (int, error) {
 	}
 	return purged, tx.Commit()
 }
+
+// StopIdle stops running databases that nobody used for their tenant's auto_stop_minutes
+// (counted from the later of the last query and the moment they became usable), recording the
+// reason "idle". It returns how many it stopped.
+func (h *Databases) StopIdle(ctx context.Context) (int, error) {
+	rows, err := h.db.QueryContext(ctx, `SELECT d.tenant_id, d.database_id FROM database_list d JOIN tenants t ON t.tenant_id = d.tenant_id
+		WHERE d.state = 'running'
+		AND GREATEST(COALESCE(d.last_used_at, d.idle_since), COALESCE(d.idle_since, d.created_at))
+			+ INTERVAL CAST(JSON_VALUE(t.settings, '$.auto_stop_minutes') AS INTEGER) MINUTE < ?
+		LIMIT 100`, h.now().UTC())
+	if err != nil {
+		return 0, fmt.Errorf("idle databases: %w", err)
+	}
+	type idle struct {
+		tenant domain.TenantID
+		id     domain.DatabaseID
+	}
+	var due []idle
+	for rows.Next() {
+		var d idle
+		if err := rows.Scan(&d.tenant, &d.id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		due = append(due, d)
+	}
+	rows.Close()
+	stopped := 0
+	for _, d := range due {
+		if _, err := h.Stop(ctx, d.tenant, d.id, "idle", eventstore.Metadata{UserAgent: "clouddb auto-stop"}); err != nil {
+			h.log.Warn("auto-stop failed, retrying later", "database_id", d.id, "err", err)
+			continue
+		}
+		h.log.Info("database stopped after idling", "database_id", d.id)
+		stopped++
+	}
+	return stopped, rows.Err()
+}
+
+// SampleStorage measures the schemas of every database that has one, server by server, and records
+// the sizes that changed. It returns how many changed.
+func (h *Databases) SampleStorage(ctx context.Context) (int, error) {
+	rows, err := h.db.QueryContext(ctx, `SELECT server, database_id, storage_bytes FROM database_list
+		WHERE state IN ('running', 'stopped', 'deleted')`)
+	if err != nil {
+		return 0, fmt.Errorf("databases to measure: %w", err)
+	}
+	byServer := map[string][]string{}
+	known := map[string]int64{}
+	for rows.Next() {
+		var server, id string
+		var bytes int64
+		if err := rows.Scan(&server, &id, &bytes); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		byServer[server] = append(byServer[server], id)
+		known[id] = bytes
+	}
+	rows.Close()
+	changed := 0
+	for name, ids := range byServer {
+		server, err := h.fleet.Get(name)
+		if err != nil {
+			continue
+		}
+		sizes, err := server.StorageBytes(ctx, ids)
+		if err != nil {
+			h.log.Warn("storage sampling skipped a server", "server", name, "err", err)
+			continue
+		}
+		for id, bytes := range sizes {
+			if bytes == known[id] {
+				continue
+			}
+			if err := h.recordStorage(ctx, domain.DatabaseID(id), bytes); err != nil {
+				return changed, err
+			}
+			changed++
+		}
+	}
+	return changed, nil
+}
+
+func (h *Databases) recordStorage(ctx context.Context, id domain.DatabaseID, bytes int64) error {
+	return retry(ctx, func() error {
+		d, err := h.load(ctx, id)
+		if err != nil {
+			return err
+		}
+		if d.MeasureStorage(bytes, h.now()); len(d.PendingEvents()) == 0 {
+			return nil
+		}
+		_, err = h.events.Append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "database", d)},
+			Metadata: eventstore.Metadata{UserAgent: "clouddb storage sampler"}})
+		return err
+	})
+}
+
+// RunHousekeeping samples storage and stops idle databases every interval until ctx ends.
+func (h *Databases) RunHousekeeping(ctx context.Context, interval time.Duration) {
+	for {
+		if _, err := h.SampleStorage(ctx); err != nil && ctx.Err() == nil {
+			h.log.Error("storage sampling failed", "err", err)
+		}
+		if _, err := h.StopIdle(ctx); err != nil && ctx.Err() == nil {
+			h.log.Error("auto-stop round failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
+}

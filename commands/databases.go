@@ -22,6 +22,7 @@ const provisioningDeadline = 2 * time.Minute
 // Databases handles tenant databases: creation within the quota, provisioning on RDS-B, and their
 // lifecycle.
 type Databases struct {
+	usage      DatabaseUsage
 	events     EventStore
 	secrets    Secrets
 	fleet      *queryexec.Fleet
@@ -31,9 +32,14 @@ type Databases struct {
 	log        *slog.Logger
 }
 
+// DatabaseUsage reads what a tenant's databases use from the read model (*projections.Queries).
+type DatabaseUsage interface {
+	DatabaseUsage(ctx context.Context, tenant domain.TenantID) (databases, storageBytes int64, err error)
+}
+
 // NewDatabases returns the database handlers.
-func NewDatabases(events EventStore, secrets Secrets, fleet *queryexec.Fleet, readModels ReadModels, db *sql.DB, now func() time.Time, log *slog.Logger) *Databases {
-	return &Databases{events: events, secrets: secrets, fleet: fleet, readModels: readModels, db: db, now: now, log: log}
+func NewDatabases(events EventStore, secrets Secrets, fleet *queryexec.Fleet, readModels ReadModels, usage DatabaseUsage, db *sql.DB, now func() time.Time, log *slog.Logger) *Databases {
+	return &Databases{events: events, secrets: secrets, fleet: fleet, readModels: readModels, usage: usage, db: db, now: now, log: log}
 }
 
 func rwSecret(id domain.DatabaseID) string { return "db:" + string(id) + ":rw" }
@@ -93,7 +99,11 @@ func (h *Databases) CreateDatabase(ctx context.Context, cmd CreateDatabase) (*do
 	if template != domain.TemplateBlank && template != domain.TemplateSample {
 		return nil, Impact{}, domain.NewValidationError("template", "must be blank or sample")
 	}
-	server, err := h.fleet.Place(ctx)
+	placed, err := h.placed(ctx)
+	if err != nil {
+		return nil, Impact{}, err
+	}
+	server, err := h.fleet.Place(ctx, placed)
 	if err != nil {
 		return nil, Impact{}, err
 	}
@@ -106,6 +116,11 @@ func (h *Databases) CreateDatabase(ctx context.Context, cmd CreateDatabase) (*do
 		return nil, Impact{}, err
 	}
 	limits := tenant.Limits()
+	if _, stored, err := h.usage.DatabaseUsage(ctx, cmd.Tenant); err != nil {
+		return nil, Impact{}, err
+	} else if stored >= limits.MaxStorageBytes {
+		return nil, Impact{}, &domain.QuotaExceededError{Resource: "storage", Used: stored, Limit: limits.MaxStorageBytes}
+	}
 	id := domain.DatabaseID(uuid.NewString())
 	var database *domain.Database
 	var impact Impact
@@ -142,6 +157,25 @@ func (h *Databases) CreateDatabase(ctx context.Context, cmd CreateDatabase) (*do
 		return err
 	})
 	return database, impact, err
+}
+
+// placed counts the databases on each server (all but purged ones: deleted ones keep their schema).
+func (h *Databases) placed(ctx context.Context) (map[string]int, error) {
+	rows, err := h.db.QueryContext(ctx, `SELECT server, COUNT(*) FROM database_list WHERE state <> 'purged' GROUP BY server`)
+	if err != nil {
+		return nil, fmt.Errorf("count databases per server: %w", err)
+	}
+	defer rows.Close()
+	placed := map[string]int{}
+	for rows.Next() {
+		var server string
+		var n int
+		if err := rows.Scan(&server, &n); err != nil {
+			return nil, err
+		}
+		placed[server] = n
+	}
+	return placed, rows.Err()
 }
 
 // ProvisionDue provisions the databases waiting in the read model, up to a batch, and returns how

@@ -83,6 +83,11 @@ type (
 	DatabaseCredentialsRotated struct {
 		At time.Time `json:"at"`
 	}
+	// DatabaseStorageMeasured: the sampler found the schema's data and index size changed.
+	DatabaseStorageMeasured struct {
+		Bytes int64     `json:"bytes"`
+		At    time.Time `json:"at"`
+	}
 )
 
 func (DatabaseRequested) EventType() string          { return "database.requested.v1" }
@@ -95,6 +100,7 @@ func (DatabaseRestored) EventType() string           { return "database.restored
 func (DatabasePurged) EventType() string             { return "database.purged.v1" }
 func (DatabaseOwnerChanged) EventType() string       { return "database.owner_changed.v1" }
 func (DatabaseCredentialsRotated) EventType() string { return "database.credentials_rotated.v1" }
+func (DatabaseStorageMeasured) EventType() string    { return "database.storage_measured.v1" }
 
 // Database is a tenant database on a sandbox server.
 type Database struct {
@@ -104,6 +110,7 @@ type Database struct {
 	owner            UserID
 	beforeDelete     DatabaseState
 	recoverableUntil time.Time
+	storageBytes     int64
 }
 
 // RequestDatabase records a new database; the caller has validated the name, charset and
@@ -144,6 +151,15 @@ func (d *Database) apply(e Event) {
 		d.state = StatePurged
 	case DatabaseOwnerChanged:
 		d.owner = e.To
+	case DatabaseStorageMeasured:
+		d.storageBytes = e.Bytes
+	}
+}
+
+// MeasureStorage records a new size of the schema; the same size records nothing.
+func (d *Database) MeasureStorage(bytes int64, now time.Time) {
+	if bytes != d.storageBytes && d.state != StatePurged {
+		d.record(d, DatabaseStorageMeasured{Bytes: bytes, At: now})
 	}
 }
 

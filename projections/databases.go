@@ -32,6 +32,7 @@ func (Databases) Handles() []string {
 		domain.DatabaseStarted{}.EventType(), domain.DatabaseDeleted{}.EventType(),
 		domain.DatabaseRestored{}.EventType(), domain.DatabasePurged{}.EventType(),
 		domain.DatabaseOwnerChanged{}.EventType(), domain.DatabaseCredentialsRotated{}.EventType(),
+		domain.DatabaseStorageMeasured{}.EventType(),
 	}
 }
 
@@ -50,6 +51,7 @@ func (Databases) Tables() []Table {
 		created_at        DATETIME(6) NOT NULL,
 		updated_at        DATETIME(6) NOT NULL,
 		last_used_at      DATETIME(6) NULL,
+		idle_since        DATETIME(6) NULL,
 		storage_bytes     BIGINT NOT NULL DEFAULT 0,
 		recoverable_until DATETIME(6) NULL,
 		failure_reason    VARCHAR(1000) NULL,
@@ -88,25 +90,29 @@ func (p Databases) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []eve
 	return nil
 }
 
-// databaseChange is the column update of an event after the request.
+// databaseChange is the column update of an event after the request. idle_since is when the
+// database last became usable (provisioned, started, restored); the auto-stop reactor counts its
+// idle time from the later of it and last_used_at.
 func databaseChange(e domain.Event) (string, []any) {
 	switch e := e.(type) {
 	case domain.DatabaseProvisioned:
-		return "state = 'running'", nil
+		return "state = 'running', idle_since = ?", []any{e.At.UTC()}
 	case domain.DatabaseProvisioningFailed:
 		return "state = 'failed', failure_reason = ?", []any{clip(e.Reason, 1000)}
 	case domain.DatabaseStopped:
 		return "state = 'stopped'", nil
 	case domain.DatabaseStarted:
-		return "state = 'running'", nil
+		return "state = 'running', idle_since = ?", []any{e.At.UTC()}
 	case domain.DatabaseDeleted:
 		return "state_before = state, state = 'deleted', recoverable_until = ?", []any{e.RecoverableUntil.UTC()}
 	case domain.DatabaseRestored:
-		return "state = COALESCE(state_before, 'running'), state_before = NULL, recoverable_until = NULL", nil
+		return "state = COALESCE(state_before, 'running'), state_before = NULL, recoverable_until = NULL, idle_since = ?", []any{e.At.UTC()}
 	case domain.DatabasePurged:
 		return "state = 'purged'", nil
 	case domain.DatabaseOwnerChanged:
 		return "owner_id = ?", []any{e.To}
+	case domain.DatabaseStorageMeasured:
+		return "storage_bytes = ?", []any{e.Bytes}
 	}
 	return "state = state", nil // credentials rotated: only updated_at moves
 }

@@ -430,3 +430,15 @@ func (q *Queries) DatabasesOf(ctx context.Context, tenant domain.TenantID, state
 	}
 	return out, rows.Err()
 }
+
+// DatabaseUsage is what a tenant's databases use: how many count against the plan (not deleted,
+// not failed) and the storage of all that still have a schema.
+func (q *Queries) DatabaseUsage(ctx context.Context, tenant domain.TenantID) (databases, storageBytes int64, err error) {
+	err = q.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(state IN ('provisioning', 'running', 'stopped')), 0),
+		COALESCE(SUM(IF(state IN ('running', 'stopped', 'deleted'), storage_bytes, 0)), 0)
+		FROM database_list WHERE tenant_id = ?`, tenant).Scan(&databases, &storageBytes)
+	if err != nil {
+		return 0, 0, fmt.Errorf("database usage of %s: %w", tenant, err)
+	}
+	return databases, storageBytes, nil
+}

@@ -60,20 +60,19 @@ func (f *Fleet) Get(name string) (*Sandbox, error) {
 	return s, nil
 }
 
-// Place picks the server for a new database: the one with the fewest databases among those that
-// answer. Returns domain.ErrUnavailable when none does.
-func (f *Fleet) Place(ctx context.Context) (*Sandbox, error) {
+// Place picks the server for a new database: among those that answer, the one with the fewest
+// databases placed on it (placed counts them by server name; servers sharing one MySQL are told
+// apart that way). Returns domain.ErrUnavailable when none answers.
+func (f *Fleet) Place(ctx context.Context, placed map[string]int) (*Sandbox, error) {
 	var best *Sandbox
-	bestCount := 0
 	var problems []string
 	for _, s := range f.servers {
-		n, err := s.Count(ctx)
-		if err != nil {
-			problems = append(problems, err.Error())
+		if err := s.db.PingContext(ctx); err != nil {
+			problems = append(problems, s.wrap("ping", err).Error())
 			continue
 		}
-		if best == nil || n < bestCount {
-			best, bestCount = s, n
+		if best == nil || placed[s.name] < placed[best.name] {
+			best = s
 		}
 	}
 	if best == nil {

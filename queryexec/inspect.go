@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/clouddbmanager/clouddb/domain"
@@ -69,36 +68,6 @@ func (s *Sandbox) StorageBytes(ctx context.Context, ids []string) (map[string]in
 		}
 	}
 	return out, nil
-}
-
-// Count is the number of schemas of this sandbox's prefix on the server (its prefix followed by 32
-// lower-case hex digits), the load figure that placement compares.
-//
-// Returns an error wrapping domain.ErrUnavailable when the server does not answer.
-func (s *Sandbox) Count(ctx context.Context) (int, error) {
-	// LIKE on information_schema is case-insensitive: select a superset, then match exactly here.
-	like := strings.NewReplacer("!", "!!", "_", "!_", "%", "!%").Replace(s.prefix) + "%"
-	rows, err := s.db.QueryContext(ctx, `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA
-		WHERE SCHEMA_NAME LIKE ? ESCAPE '!' AND CHAR_LENGTH(SCHEMA_NAME) = ?`, like, len(s.prefix)+32)
-	if err != nil {
-		return 0, s.wrap("count schemas", err)
-	}
-	defer rows.Close()
-	exact := regexp.MustCompile(`^` + regexp.QuoteMeta(s.prefix) + `[0-9a-f]{32}$`)
-	count := 0
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return 0, s.wrap("count schemas", err)
-		}
-		if exact.MatchString(name) {
-			count++
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return 0, s.wrap("count schemas", err)
-	}
-	return count, nil
 }
 
 // Column is one column of a table or view, as the schema browser shows it.

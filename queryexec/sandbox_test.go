@@ -2,10 +2,8 @@ package queryexec
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"database/sql/driver"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -752,27 +750,6 @@ func TestValidateCharset(t *testing.T) {
 		if !errors.As(err, &verr) || verr.Fields[tt.field] == "" {
 			t.Errorf("ValidateCharset(%q, %q) = %v, want a validation error on %s", tt.charset, tt.collation, err, tt.field)
 		}
-	}
-}
-
-func TestCount(t *testing.T) {
-	t.Parallel()
-	b := make([]byte, 3)
-	rand.Read(b)
-	prefix := "t" + hex.EncodeToString(b) + "_" // a prefix of its own: other tests do not disturb the count
-	s := newSandbox(t, prefix)
-	ctx := testContext(t)
-	if n, err := s.Count(ctx); err != nil || n != 0 {
-		t.Fatalf("count before: %d, %v", n, err)
-	}
-	provision(t, s, "utf8mb4", "utf8mb4_bin", 1)
-	provision(t, s, "utf8mb4", "utf8mb4_bin", 1)
-	root := admin(t)
-	decoy := prefix + strings.Repeat("z", 32) // right length, not hex: not ours
-	mustExec(t, root, "CREATE DATABASE "+quoteIdent(decoy))
-	t.Cleanup(func() { root.Exec("DROP DATABASE IF EXISTS " + quoteIdent(decoy)) })
-	if n, err := s.Count(ctx); err != nil || n != 2 {
-		t.Errorf("count after two: %d, %v", n, err)
 	}
 }
 

@@ -125,7 +125,7 @@ func (a *App) open(ctx context.Context) error {
 	if a.Fleet, err = queryexec.OpenFleet(ctx, sandboxes, a.Config.SandboxPrefix, a.Log); err != nil {
 		return fmt.Errorf("sandbox servers (CLOUDDB_SANDBOX_DSN): %w", err)
 	}
-	a.Databases = commands.NewDatabases(a.Store, vault, a.Fleet, a.Projections, db, now, a.Log)
+	a.Databases = commands.NewDatabases(a.Store, vault, a.Fleet, a.Projections, queries, db, now, a.Log)
 	return nil
 }
 
@@ -159,7 +159,11 @@ func (a *App) Serve(ctx context.Context) error {
 	}
 	work, stop := context.WithCancel(context.Background())
 	a.stopWork = stop
-	a.workDone.Add(3)
+	a.workDone.Add(4)
+	go func() {
+		defer a.workDone.Done()
+		a.Databases.RunHousekeeping(work, 30*time.Second)
+	}()
 	go func() {
 		defer a.workDone.Done()
 		a.Databases.RunPurge(work, min(time.Minute, a.Config.RecoveryWindow/4+time.Second))
@@ -180,7 +184,7 @@ func (a *App) Serve(ctx context.Context) error {
 		Ready: []api.ReadinessCheck{
 			{Name: "management_database", Check: a.DB.PingContext},
 			{Name: "projections", Check: a.Projections.Ready},
-			{Name: "sandbox_servers", Check: func(ctx context.Context) error { _, err := a.Fleet.Place(ctx); return err }},
+			{Name: "sandbox_servers", Check: func(ctx context.Context) error { _, err := a.Fleet.Place(ctx, nil); return err }},
 		},
 	})
 	handler.MountIdentity(api.Identity{
