@@ -1,0 +1,61 @@
+package activity_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/clouddbmanager/clouddb/internal/activity"
+	"github.com/clouddbmanager/clouddb/internal/testdb"
+)
+
+func TestIdleSessionsAreRefusedAndActiveOnesKeptAlive(t *testing.T) {
+	db := testdb.New(t)
+	ctx := context.Background()
+	start := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	idle := 30 * time.Minute
+	tests := []struct {
+		name  string
+		steps []time.Duration // requests, as offsets from the session's start
+		want  []bool
+	}{
+		{"used within the timeout", []time.Duration{10 * time.Minute, 35 * time.Minute, 60 * time.Minute}, []bool{true, true, true}},
+		{"idle longer than the timeout", []time.Duration{31 * time.Minute}, []bool{false}},
+		{"idle after some use", []time.Duration{20 * time.Minute, 51 * time.Minute}, []bool{true, false}},
+		{"exactly at the timeout", []time.Duration{30 * time.Minute}, []bool{true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tracker := activity.New(db) // a new process for each case: nothing cached
+			session := uuid.NewString()
+			for i, offset := range tt.steps {
+				got, err := tracker.Touch(ctx, session, start, idle, start.Add(offset))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != tt.want[i] {
+					t.Fatalf("request at +%v: active = %v, want %v", offset, got, tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestActivityRecordedByOneProcessCountsInAnother(t *testing.T) {
+	db := testdb.New(t)
+	ctx := context.Background()
+	start := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	session := uuid.NewString()
+	if ok, err := activity.New(db).Touch(ctx, session, start, 30*time.Minute, start.Add(25*time.Minute)); err != nil || !ok {
+		t.Fatalf("first process: %v, %v", ok, err)
+	}
+	other := activity.New(db)
+	if ok, err := other.Active(ctx, session, start, 30*time.Minute, start.Add(50*time.Minute)); err != nil || !ok {
+		t.Fatalf("the other process does not see the recorded use: %v, %v", ok, err)
+	}
+	if ok, err := other.Active(ctx, session, start, 30*time.Minute, start.Add(56*time.Minute)); err != nil || ok {
+		t.Fatalf("31 minutes after the last use: active = %v, %v; want idle", ok, err)
+	}
+}
