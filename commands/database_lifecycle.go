@@ -20,6 +20,7 @@ func (h *Databases) change(ctx context.Context, tenant domain.TenantID, id domai
 	decide func(d *domain.Database) (extra []eventstore.Stream, claims, releases []eventstore.Claim, err error),
 	act func(server *queryexec.Sandbox, d *domain.Database) error) (*domain.Database, error) {
 	var database *domain.Database
+	var acted *queryexec.Sandbox // set once act changed the server
 	err := retry(ctx, func() error {
 		d, err := h.Database(ctx, tenant, id)
 		if err != nil {
@@ -38,6 +39,7 @@ func (h *Databases) change(ctx context.Context, tenant domain.TenantID, id domai
 			if err := act(server, d); err != nil {
 				return err
 			}
+			acted = server
 		}
 		err = h.append(ctx, eventstore.Append{
 			Streams: append([]eventstore.Stream{stream(id.Stream(), "database", d)}, extra...),
@@ -49,7 +51,36 @@ func (h *Databases) change(ctx context.Context, tenant domain.TenantID, id domai
 		}
 		return err
 	})
+	if err != nil && acted != nil {
+		h.reconcile(ctx, acted, id)
+	}
 	return database, err
+}
+
+// reconcile sets the accounts' lock to what the database's stream says, after a change acted on
+// the server but was not recorded (it lost a race, say): a stop that lost to a start must not leave
+// the accounts locked, a start that lost to a delete must not leave them open.
+func (h *Databases) reconcile(ctx context.Context, server *queryexec.Sandbox, id domain.DatabaseID) {
+	ctx = context.WithoutCancel(ctx)
+	d, err := h.load(ctx, id)
+	if err == nil {
+		if d.State() == domain.StateRunning {
+			err = server.Unlock(ctx, string(id))
+		} else {
+			err = ignoreMissing(server.Lock(ctx, string(id)))
+		}
+	}
+	if err != nil {
+		h.log.Error("could not set the accounts' lock after an unrecorded change", "database_id", id, "err", err)
+	}
+}
+
+// ignoreMissing treats accounts that do not exist (a database whose provisioning failed) as locked.
+func ignoreMissing(err error) error {
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 func nameClaim(d *domain.Database) eventstore.Claim {
@@ -89,7 +120,7 @@ func (h *Databases) Delete(ctx context.Context, tenant domain.TenantID, id domai
 		quota.ReleaseDatabase(id)
 		return []eventstore.Stream{stream(tenant.QuotaStream(), "quota", quota)}, nil, []eventstore.Claim{nameClaim(d)}, nil
 	}, func(server *queryexec.Sandbox, d *domain.Database) error {
-		return server.Lock(ctx, string(d.ID()))
+		return ignoreMissing(server.Lock(ctx, string(d.ID())))
 	})
 }
 
@@ -101,6 +132,9 @@ func (h *Databases) Restore(ctx context.Context, tenant domain.TenantID, id doma
 	return h.change(ctx, tenant, id, meta, func(d *domain.Database) ([]eventstore.Stream, []eventstore.Claim, []eventstore.Claim, error) {
 		if err := d.Restore(h.now()); err != nil {
 			return nil, nil, nil, err
+		}
+		if d.State() == domain.StateFailed {
+			return nil, []eventstore.Claim{nameClaim(d)}, nil, nil // a failed database counts against no quota
 		}
 		t, err := load(ctx, h.events, tenant.Stream(), domain.RebuildTenant)
 		if err != nil {

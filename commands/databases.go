@@ -272,9 +272,15 @@ func (h *Databases) createOnServer(ctx context.Context, req domain.DatabaseReque
 	return nil
 }
 
-// failProvisioning records the failure and gives back the quota and the name, in one append.
+// failProvisioning undoes what was made on the server, records the failure and gives back the
+// quota and the name, in one append.
 func (h *Databases) failProvisioning(ctx context.Context, database *domain.Database, cause error) error {
 	req := database.Requested()
+	if server, err := h.fleet.Get(req.Server); err == nil {
+		if err := server.Drop(ctx, string(req.DatabaseID)); err != nil {
+			h.log.Warn("could not drop what a failed provisioning made; the purge of a deleted database drops it", "database_id", req.DatabaseID, "err", err)
+		}
+	}
 	return retry(ctx, func() error {
 		database, err := h.load(ctx, req.DatabaseID)
 		if err != nil {

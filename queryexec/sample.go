@@ -34,10 +34,19 @@ func (s *Sandbox) LoadSample(ctx context.Context, id string) error {
 	if rows > 0 {
 		return nil // loaded by an attempt that was interrupted before it was recorded
 	}
+	// The rows go in one transaction: an interrupted load leaves none, and the next attempt loads all.
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return s.wrap("load sample", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
 	for _, stmt := range data {
-		if _, err := conn.ExecContext(ctx, stmt); err != nil {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return s.wrap("load sample", err)
 		}
+	}
+	if err := tx.Commit(); err != nil {
+		return s.wrap("load sample", err)
 	}
 	return nil
 }
@@ -79,15 +88,17 @@ func sampleStatements() (tables, data []string) {
 	var rows []string
 	for i := 0; i < 100; i++ {
 		first, last := firstNames[i%len(firstNames)], lastNames[(i/len(firstNames))%len(lastNames)]
-		rows = append(rows, fmt.Sprintf("('%s %s', '%s.%s%d@example.com', '%s', '2024-01-01' + INTERVAL %d DAY)",
-			first, last, strings.ToLower(first), strings.ToLower(last), i, countries[i%len(countries)], i*3))
+		rows = append(rows, fmt.Sprintf("(%d, '%s %s', '%s.%s%d@example.com', '%s', '2024-01-01' + INTERVAL %d DAY)",
+			i+1, first, last, strings.ToLower(first), strings.ToLower(last), i, countries[i%len(countries)], i*3))
 	}
-	data = append(data, "INSERT INTO customers (name, email, country, created_at) VALUES "+strings.Join(rows, ", "))
+	// Explicit ids: orders refer to them, and AUTO_INCREMENT values of an interrupted load are not
+	// given back.
+	data = append(data, "INSERT INTO customers (id, name, email, country, created_at) VALUES "+strings.Join(rows, ", "))
 	rows = rows[:0]
 	for i, p := range products {
-		rows = append(rows, fmt.Sprintf("('%s', %d.%02d, %d)", p, 5+i*7, (i*37)%100, 10+i*13))
+		rows = append(rows, fmt.Sprintf("(%d, '%s', %d.%02d, %d)", i+1, p, 5+i*7, (i*37)%100, 10+i*13))
 	}
-	data = append(data, "INSERT INTO products (name, price, stock) VALUES "+strings.Join(rows, ", "))
+	data = append(data, "INSERT INTO products (id, name, price, stock) VALUES "+strings.Join(rows, ", "))
 	rows = rows[:0]
 	for i := 0; i < 300; i++ {
 		rows = append(rows, fmt.Sprintf("(%d, %d, %d, '2024-02-01' + INTERVAL %d HOUR)", 1+(i*7)%100, 1+(i*3)%len(products), 1+i%4, i*5))
