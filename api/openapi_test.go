@@ -2,13 +2,16 @@ package api
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,7 +21,11 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/go-sql-driver/mysql"
 	"github.com/gorilla/mux"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/projections"
 )
 
 // openAPIDoc is the part of the OpenAPI document the tests read.
@@ -112,11 +119,13 @@ func undocumentedRoutes(t *testing.T, router *mux.Router, doc openAPIDoc) []stri
 }
 
 // newDocumentedServer is a Server with every route that production mounts: the operational ones
-// and those of MountIdentity. A zero Identity is enough to register (and walk) routes, since no
-// handler runs; Limits and Now let the public handlers answer without dependencies.
+// and those of MountIdentity and MountDatabases. A zero Identity and a zero Databases are enough to
+// register (and walk) routes, since no handler runs; Limits and Now let the public handlers answer
+// without dependencies.
 func newDocumentedServer() *Server {
 	s := New(Config{})
 	s.MountIdentity(Identity{Limits: NewLimits(), Now: time.Now})
+	s.MountDatabases(Databases{})
 	return s
 }
 
@@ -133,11 +142,154 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	if missing := undocumentedRoutes(t, s.Router(), withoutLogin); !slices.Equal(missing, []string{"POST /api/v1/auth/login"}) {
 		t.Errorf("undocumentedRoutes without /auth/login = %v, want POST /api/v1/auth/login", missing)
 	}
+	// So are those of MountDatabases.
+	withoutDatabases := doc
+	withoutDatabases.Paths = maps.Clone(doc.Paths)
+	delete(withoutDatabases.Paths, "/databases")
+	delete(withoutDatabases.Paths, "/databases/{id}")
+	missing := undocumentedRoutes(t, s.Router(), withoutDatabases)
+	slices.Sort(missing)
+	if want := []string{"DELETE /api/v1/databases/{id}", "GET /api/v1/databases", "GET /api/v1/databases/{id}", "POST /api/v1/databases"}; !slices.Equal(missing, want) {
+		t.Errorf("undocumentedRoutes without /databases and /databases/{id} = %v, want %v", missing, want)
+	}
 	// The check itself catches a forgotten route.
-	s.API().HandleFunc("/databases/{id:[0-9a-f-]+}", func(http.ResponseWriter, *http.Request) {}).Methods(http.MethodDelete)
-	if missing := undocumentedRoutes(t, s.Router(), doc); !slices.Equal(missing, []string{"DELETE /api/v1/databases/{id}"}) {
+	s.API().HandleFunc("/databases/{id:[0-9a-f-]+}/clone", func(http.ResponseWriter, *http.Request) {}).Methods(http.MethodPost)
+	if missing := undocumentedRoutes(t, s.Router(), doc); !slices.Equal(missing, []string{"POST /api/v1/databases/{id}/clone"}) {
 		t.Errorf("undocumentedRoutes = %v, want the new route", missing)
 	}
+}
+
+// TestOpenAPIDatabases: the database routes document what their handlers do — the statuses of
+// POST /databases (200 dry run, 201 running or failed, 202 still provisioning, the errors), the
+// query parameters, the states GET /databases accepts, and a Database schema whose fields are
+// exactly those databaseDocument writes.
+func TestOpenAPIDatabases(t *testing.T) {
+	doc := parseOpenAPI(t)
+	type parameter struct {
+		Name, In string
+		Ref      string `json:"$ref"`
+		Schema   struct {
+			Ref  string   `json:"$ref"`
+			Enum []string `json:"enum"`
+		}
+	}
+	type op struct {
+		Access     string `json:"x-access"`
+		Parameters []parameter
+		Responses  map[string]json.RawMessage
+	}
+	get := func(path, method string) op {
+		t.Helper()
+		var o op
+		raw := doc.Paths[path][method]
+		if raw == nil {
+			t.Fatalf("%s %s is not documented", method, path)
+		}
+		if err := json.Unmarshal(raw, &o); err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		return o
+	}
+	params := func(o op) map[string]parameter {
+		m := map[string]parameter{}
+		for _, p := range o.Parameters {
+			m[p.Name] = p
+		}
+		return m
+	}
+	statuses := func(o op) []string {
+		return slices.Sorted(maps.Keys(o.Responses))
+	}
+
+	create := get("/databases", "post")
+	if create.Access != "developer" {
+		t.Errorf("POST /databases x-access = %q, want developer", create.Access)
+	}
+	if want := []string{"200", "201", "202", "400", "401", "403", "405", "409", "413", "415", "500", "503"}; !slices.Equal(statuses(create), want) {
+		t.Errorf("POST /databases documents %v, want %v", statuses(create), want)
+	}
+	if p, ok := params(create)["dry_run"]; !ok || p.In != "query" {
+		t.Errorf("POST /databases does not document ?dry_run")
+	}
+	for status, want := range map[string][]string{
+		"201": {"DatabaseCreated", "failure_reason", "connection", "Location"},
+		"202": {"Database", "provisioning"},
+		"403": {"quota_exceeded", "resource", "used", "limit"},
+		"400": {"invalid_name", "validation_failed", "charset", "collation"},
+		"409": {"name_taken"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(string(create.Responses[status]), w) {
+				t.Errorf("POST /databases %s does not mention %q", status, w)
+			}
+		}
+	}
+
+	list := get("/databases", "get")
+	ps := params(list)
+	if ps["include_deleted"].In != "query" || ps["state"].Schema.Ref != "#/components/schemas/DatabaseState" {
+		t.Errorf("GET /databases parameters = %+v, want state (DatabaseState) and include_deleted", list.Parameters)
+	}
+	var state struct{ Enum []string }
+	if err := json.Unmarshal(doc.Components.Schemas["DatabaseState"], &state); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{string(domain.StateProvisioning), string(domain.StateRunning), string(domain.StateStopped),
+		string(domain.StateDeleted), string(domain.StateFailed)}; !slices.Equal(state.Enum, want) {
+		t.Errorf("DatabaseState enum = %v, want %v", state.Enum, want)
+	}
+	// The handler accepts exactly these states and refuses others with 400.
+	for _, v := range state.Enum {
+		if status := listDatabasesStatus(t, v); status == http.StatusBadRequest {
+			t.Errorf("state %q is documented but GET /databases refuses it", v)
+		}
+	}
+	for _, v := range []string{"purged", "RUNNING", "bogus"} {
+		if status := listDatabasesStatus(t, v); status != http.StatusBadRequest {
+			t.Errorf("GET /databases?state=%s = %d, want 400: the state is not documented", v, status)
+		}
+	}
+	if want := []string{"200", "400", "401", "403", "405", "413", "500"}; !slices.Equal(statuses(list), want) {
+		t.Errorf("GET /databases documents %v, want %v", statuses(list), want)
+	}
+	if one := get("/databases/{id}", "get"); one.Access != "member" || one.Responses["404"] == nil || one.Responses["200"] == nil {
+		t.Errorf("GET /databases/{id}: access %q, responses %v", one.Access, statuses(one))
+	}
+
+	// The Database schema has exactly the fields databaseDocument writes; optional ones only in
+	// their state.
+	var schema struct {
+		Required   []string
+		Properties map[string]json.RawMessage
+	}
+	if err := json.Unmarshal(doc.Components.Schemas["Database"], &schema); err != nil {
+		t.Fatal(err)
+	}
+	until := time.Now()
+	full := databaseDocument(projections.DatabaseView{RecoverableUntil: &until, FailureReason: "x"})
+	if got, want := slices.Sorted(maps.Keys(full)), slices.Sorted(maps.Keys(schema.Properties)); !slices.Equal(got, want) {
+		t.Errorf("databaseDocument writes %v, the Database schema has %v", got, want)
+	}
+	if got, want := slices.Sorted(maps.Keys(databaseDocument(projections.DatabaseView{}))), slices.Sorted(slices.Values(schema.Required)); !slices.Equal(got, want) {
+		t.Errorf("databaseDocument always writes %v, the Database schema requires %v", got, want)
+	}
+}
+
+// listDatabasesStatus is the status GET /databases?state=state answers, past authentication: 400
+// when the handler refuses the state, otherwise whatever the read model query gives (a read model
+// that does not answer: 500).
+func listDatabasesStatus(t *testing.T, state string) int {
+	t.Helper()
+	db, err := sql.Open("mysql", "nobody@tcp(127.0.0.1:1)/none?timeout=200ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := New(Config{Logger: slog.New(slog.DiscardHandler)})
+	s.MountIdentity(Identity{Queries: projections.NewQueries(db), Limits: NewLimits(), Now: time.Now})
+	rec := httptest.NewRecorder()
+	s.handleListDatabases(rec, httptest.NewRequest(http.MethodGet, "/api/v1/databases?state="+url.QueryEscape(state), nil))
+	return rec.Code
 }
 
 // routeOperations lists the routes of router under /api/v1 as "METHOD /template" with an example

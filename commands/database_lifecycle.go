@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -226,7 +227,7 @@ func (h *Databases) RunPurge(ctx context.Context, interval time.Duration) {
 // PurgeDue drops the schema and accounts of deleted databases whose recovery window has passed,
 // up to a batch, and returns how many it purged.
 func (h *Databases) PurgeDue(ctx context.Context) (int, error) {
-	tx, err := h.db.BeginTx(ctx, nil)
+	tx, err := h.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return 0, err
 	}

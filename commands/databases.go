@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -135,7 +136,14 @@ func (h *Databases) CreateDatabase(ctx context.Context, cmd CreateDatabase) (*do
 			used := quota.DatabasesOf(cmd.Owner)
 			impact.UserDatabases = &Usage{Used: used, After: used + 1, Limit: limit}
 		}
-		if err := quota.ReserveDatabase(id, cmd.Owner, limits); err != nil || cmd.DryRun {
+		if err := quota.ReserveDatabase(id, cmd.Owner, limits); err != nil {
+			return err
+		}
+		if cmd.DryRun {
+			holder, err := h.events.ClaimHolder(ctx, domain.DatabaseNameClaim(cmd.Tenant, cmd.Name))
+			if err == nil && holder != "" {
+				err = fmt.Errorf("database name %q: %w", cmd.Name, domain.ErrNameTaken)
+			}
 			return err
 		}
 		database = domain.RequestDatabase(domain.DatabaseRequested{
@@ -179,52 +187,58 @@ func (h *Databases) placed(ctx context.Context) (map[string]int, error) {
 }
 
 // ProvisionDue provisions the databases waiting in the read model, up to a batch, and returns how
-// many it handled. Rows are locked with SKIP LOCKED while provisioning, so processes share the
-// work without doing any twice at once; provisioning itself is idempotent, so a crash at any step
-// is resumed by the next attempt.
+// many it handled. Each is taken in a transaction of its own that locks its row (READ COMMITTED:
+// no gap locks, so the read model keeps taking new databases) with SKIP LOCKED, so processes
+// share the work without doing any twice at once; provisioning itself is idempotent, so a crash
+// at any step is resumed by the next attempt.
 func (h *Databases) ProvisionDue(ctx context.Context) (int, error) {
-	tx, err := h.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after Commit
-	rows, err := tx.QueryContext(ctx, `SELECT database_id FROM database_list WHERE state = 'provisioning'
-		ORDER BY created_at LIMIT 10 FOR UPDATE SKIP LOCKED`)
-	if err != nil {
-		return 0, fmt.Errorf("databases to provision: %w", err)
-	}
-	var due []domain.DatabaseID
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		due = append(due, domain.DatabaseID(id))
-	}
-	rows.Close()
 	handled := 0
-	for _, id := range due {
-		done, err := h.provision(ctx, id)
-		if err != nil {
-			return handled, fmt.Errorf("provision %s: %w", id, err)
+	var seen []any // taken this round: provisioned (the read model may lag) or waiting for its server
+	for range 10 {
+		id, changed, err := h.provisionNext(ctx, seen)
+		if err != nil || id == "" {
+			return handled, err
 		}
-		if done {
+		seen = append(seen, string(id))
+		if changed {
 			handled++
 		}
 	}
-	return handled, tx.Commit()
+	return handled, nil
 }
 
-// provision creates one database on its server. done is false when the server does not answer
-// and the database waits for the next attempt.
-func (h *Databases) provision(ctx context.Context, id domain.DatabaseID) (done bool, err error) {
+// provisionNext provisions the oldest waiting database not in seen; id is "" when none waits.
+func (h *Databases) provisionNext(ctx context.Context, seen []any) (id domain.DatabaseID, changed bool, err error) {
+	tx, err := h.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return "", false, err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	query := `SELECT database_id FROM database_list WHERE state = 'provisioning'`
+	if len(seen) > 0 {
+		query += ` AND database_id NOT IN (` + strings.TrimSuffix(strings.Repeat("?,", len(seen)), ",") + `)`
+	}
+	err = tx.QueryRowContext(ctx, query+` ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED`, seen...).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	} else if err != nil {
+		return "", false, fmt.Errorf("databases to provision: %w", err)
+	}
+	if changed, err = h.provision(ctx, id); err != nil {
+		return id, false, fmt.Errorf("provision %s: %w", id, err)
+	}
+	return id, changed, tx.Commit()
+}
+
+// provision creates one database on its server and records the outcome; changed is false when
+// there was nothing to do (the read model lags) or the server does not answer (it waits).
+func (h *Databases) provision(ctx context.Context, id domain.DatabaseID) (changed bool, err error) {
 	database, err := h.load(ctx, id)
 	if err != nil {
 		return false, err
 	}
 	if database.State() != domain.StateProvisioning {
-		return true, nil // the read model lags behind the database's stream
+		return false, nil // the read model lags behind the database's stream
 	}
 	req := database.Requested()
 	tenant, err := load(ctx, h.events, req.TenantID.Stream(), domain.RebuildTenant)

@@ -81,7 +81,7 @@ func (d *MailDelivery) Run(ctx context.Context, wake func() <-chan struct{}, pol
 // are locked with SKIP LOCKED while their mail is sent, so several processes never send the same
 // mail at once.
 func (d *MailDelivery) DeliverDue(ctx context.Context) (int, error) {
-	tx, err := d.db.BeginTx(ctx, nil)
+	tx, err := d.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return 0, err
 	}

@@ -83,6 +83,9 @@ func (s *Sandbox) Provision(ctx context.Context, spec Spec) (rwPassword, roPassw
 	res, err := conn.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(n.schema)+charset)
 	switch mysqlErrno(err) {
 	case 0:
+		if err != nil { // not a server's answer: the connection broke
+			return "", "", s.wrap("provision "+spec.ID+": create schema", err)
+		}
 	case 1115: // unknown character set
 		return "", "", domain.NewValidationError("charset", "unknown character set")
 	case 1273, 1253: // unknown collation, collation not of this character set
