@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,8 +17,6 @@ import (
 
 	"github.com/clouddbmanager/clouddb/commands"
 	"github.com/clouddbmanager/clouddb/domain"
-	"github.com/clouddbmanager/clouddb/eventstore"
-	"github.com/clouddbmanager/clouddb/internal/secrets"
 	"github.com/clouddbmanager/clouddb/internal/testdb"
 	"github.com/clouddbmanager/clouddb/projections"
 	"github.com/clouddbmanager/clouddb/queryexec"
@@ -66,51 +63,9 @@ func newDBFixture(t *testing.T, dsns ...string) *dbFixture {
 		dropPrefixed(t, admin, prefix)
 	})
 
-	db := testdb.New(t)
-	clk := &clock{now: t0}
-	registry := eventstore.NewRegistry(domain.Events()...)
-	store := eventstore.New(db, registry, eventstore.Options{Logger: quiet(), Clock: clk.Now})
-	t.Cleanup(func() { store.Close() })
-	runtime, err := projections.New(db, store, projections.Options{Logger: quiet(), Poll: 20 * time.Millisecond},
-		projections.Streams{},
-		projections.NewUsers(registry),
-		projections.NewTenants(registry),
-		projections.NewSessions(registry),
-		projections.NewMailDeliveries(registry),
-		projections.NewAPIKeys(registry),
-		projections.NewInvitations(registry),
-		projections.NewDatabases(registry),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newFixture(t)
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := runtime.Start(c); err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{}
-	t.Cleanup(func() { f.stopProjections(t) })
-	key := make([]byte, secrets.KeySize)
-	rand.Read(key)
-	vault, err := secrets.NewVault(db, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	publicURL, err := url.Parse("https://clouddb.example.test/app")
-	if err != nil {
-		t.Fatal(err)
-	}
-	queries := projections.NewQueries(db)
-	sender := &fakeSender{}
-	*f = fixture{
-		db: db, store: store, runtime: runtime, vault: vault, queries: queries, clock: clk,
-		identity:  commands.NewIdentity(store, vault, queries, runtime, clk.Now, bcryptCost),
-		tenants:   commands.NewTenants(store, runtime, clk.Now),
-		sender:    sender,
-		mail:      commands.NewMailDelivery(store, vault, db, sender, publicURL, clk.Now, quiet()),
-		publicURL: publicURL,
-	}
 	fleet, err := queryexec.OpenFleet(c, dsns, prefix, quiet())
 	if err != nil {
 		t.Fatalf("open fleet %v: %v", dsns, err)
@@ -118,7 +73,7 @@ func newDBFixture(t *testing.T, dsns ...string) *dbFixture {
 	t.Cleanup(func() { fleet.Close() })
 	return &dbFixture{
 		fixture: f, prefix: prefix, fleet: fleet, admin: admin,
-		dbs: commands.NewDatabases(store, vault, fleet, runtime, queries, db, clk.Now, quiet()),
+		dbs: commands.NewDatabases(f.store, f.vault, fleet, f.runtime, f.queries, f.db, f.clock.Now, quiet()),
 	}
 }
 

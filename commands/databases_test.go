@@ -1010,7 +1010,7 @@ func TestDatabaseProvisioningFailure(t *testing.T) {
 	t.Run("no working account is left behind", func(t *testing.T) {
 		c, err := f.dbs.Connection(ctx(t), f.load(t, tenant, d.ID()), "", 0)
 		if err != nil {
-			t.Skipf("no stored credentials: %v", err)
+			return // no stored password: no account that anyone was given
 		}
 		if db, err := dial(t, c); err == nil {
 			var n int
@@ -1022,7 +1022,7 @@ func TestDatabaseProvisioningFailure(t *testing.T) {
 
 	t.Run("restoring a failed database does not count it", func(t *testing.T) {
 		if _, err := f.dbs.Delete(ctx(t), tenant, d.ID(), "broken", time.Hour, meta); err != nil {
-			t.Skipf("Delete of the failed database: %v", err)
+			t.Fatalf("Delete of the failed database: %v", err)
 		}
 		restored, err := f.dbs.Restore(ctx(t), tenant, d.ID(), meta)
 		if err != nil {

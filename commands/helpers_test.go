@@ -161,6 +161,7 @@ func newFixture(t *testing.T) *fixture {
 		projections.NewMailDeliveries(registry),
 		projections.NewAPIKeys(registry),
 		projections.NewInvitations(registry),
+		projections.NewDatabases(registry),
 	)
 	if err != nil {
 		t.Fatal(err)

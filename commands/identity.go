@@ -161,32 +161,10 @@ func (h *Identity) Verify(ctx context.Context, token string, meta eventstore.Met
 // ResendVerification sends a new verification link if the email belongs to an unverified account;
 // otherwise it does nothing, and says nothing (no account enumeration).
 func (h *Identity) ResendVerification(ctx context.Context, email string, meta eventstore.Metadata) error {
-	email, err := domain.NormalizeEmail(email)
-	if err != nil {
-		return err
-	}
-	id, ok, err := h.userByEmail(ctx, email)
-	if err != nil || !ok {
-		return err
-	}
-	return retry(ctx, func() error {
-		user, err := h.loadUser(ctx, id)
-		if err != nil {
-			return err
-		}
-		token, tokenHash := newToken(string(id))
-		if err := user.IssueVerification(tokenHash, h.now()); errors.Is(err, domain.ErrConflict) {
-			return nil // verified already
-		} else if err != nil {
-			return err
-		}
-		mail, err := h.requestMail(ctx, email, domain.MailVerification, token, id, map[string]string{"name": user.Name()})
-		if err != nil {
-			return err
-		}
-		err = h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "user", user), mailStream(mail)}, Metadata: meta})
-		if err != nil {
-			h.forgetMail(mail)
+	return h.mailLink(ctx, email, domain.MailVerification, meta, func(user *domain.User, tokenHash string) error {
+		err := user.IssueVerification(tokenHash, h.now())
+		if errors.Is(err, domain.ErrConflict) {
+			return errNothingToSend // verified already
 		}
 		return err
 	})
@@ -195,6 +173,19 @@ func (h *Identity) ResendVerification(ctx context.Context, email string, meta ev
 // ForgotPassword sends a password reset link if the email has an account; otherwise it does
 // nothing, and says nothing.
 func (h *Identity) ForgotPassword(ctx context.Context, email string, meta eventstore.Metadata) error {
+	return h.mailLink(ctx, email, domain.MailPasswordReset, meta, func(user *domain.User, tokenHash string) error {
+		user.IssuePasswordReset(tokenHash, h.now())
+		return nil
+	})
+}
+
+// errNothingToSend tells mailLink that the account needs no link after all.
+var errNothingToSend = errors.New("nothing to send")
+
+// mailLink mails a one-time link of kind to the account of email, if there is one: issue records
+// the link's hash on the user (or answers errNothingToSend), and the mail is requested in the same
+// append.
+func (h *Identity) mailLink(ctx context.Context, email, kind string, meta eventstore.Metadata, issue func(*domain.User, string) error) error {
 	email, err := domain.NormalizeEmail(email)
 	if err != nil {
 		return err
@@ -209,8 +200,12 @@ func (h *Identity) ForgotPassword(ctx context.Context, email string, meta events
 			return err
 		}
 		token, tokenHash := newToken(string(id))
-		user.IssuePasswordReset(tokenHash, h.now())
-		mail, err := h.requestMail(ctx, email, domain.MailPasswordReset, token, id, map[string]string{"name": user.Name()})
+		if err := issue(user, tokenHash); errors.Is(err, errNothingToSend) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		mail, err := h.requestMail(ctx, email, kind, token, id, map[string]string{"name": user.Name()})
 		if err != nil {
 			return err
 		}
