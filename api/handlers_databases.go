@@ -25,11 +25,7 @@ type Databases struct {
 // MountDatabases adds the routes of tenant databases.
 func (s *Server) MountDatabases(d Databases) {
 	s.databases = d
-	routes := []struct {
-		method, path string
-		access       access
-		handler      http.HandlerFunc
-	}{
+	s.mount([]route{
 		{"POST", "/databases", developer, s.handleCreateDatabase},
 		{"GET", "/databases", member, s.handleListDatabases},
 		{"GET", "/databases/{id}", member, s.handleGetDatabase},
@@ -40,10 +36,7 @@ func (s *Server) MountDatabases(d Databases) {
 		{"POST", "/databases/{id}/credentials/rotate", developer, s.handleRotateCredentials},
 		{"PUT", "/databases/{id}/owner", tenantAdmin, s.handleChangeDatabaseOwner},
 		{"GET", "/databases/{id}/schema", member, s.handleDatabaseSchema},
-	}
-	for _, rt := range routes {
-		s.api.HandleFunc(rt.path, s.guard(rt.access, rt.handler)).Methods(rt.method)
-	}
+	})
 }
 
 // databaseDocument is the database object of API.md.

@@ -54,7 +54,12 @@ func (s *Server) tenantDocument(ctx context.Context, t projections.TenantView) (
 }
 
 func (s *Server) handleTenant(w http.ResponseWriter, r *http.Request) {
-	t, err := s.identity.Queries.Tenant(r.Context(), principalFrom(r.Context()).TenantID)
+	s.writeTenant(w, r, principalFrom(r.Context()).TenantID)
+}
+
+// writeTenant answers the tenant document of id.
+func (s *Server) writeTenant(w http.ResponseWriter, r *http.Request, id domain.TenantID) {
+	t, err := s.identity.Queries.Tenant(r.Context(), id)
 	var doc map[string]any
 	if err == nil {
 		doc, err = s.tenantDocument(r.Context(), t)
@@ -162,19 +167,11 @@ func (s *Server) handleAdminPlan(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		_, err = s.identity.Tenants.ChangePlan(r.Context(), id, req.Plan, metadata(r.Context(), r))
 	}
-	var t projections.TenantView
-	if err == nil {
-		t, err = s.identity.Queries.Tenant(r.Context(), id)
-	}
-	var doc map[string]any
-	if err == nil {
-		doc, err = s.tenantDocument(r.Context(), t)
-	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, doc)
+	s.writeTenant(w, r, id)
 }
 
 // pageLimit reads ?limit= (default 50, 1 to 500).

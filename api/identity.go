@@ -33,11 +33,7 @@ type Identity struct {
 // administration.
 func (s *Server) MountIdentity(id Identity) {
 	s.identity = id
-	routes := []struct {
-		method, path string
-		access       access
-		handler      http.HandlerFunc
-	}{
+	s.mount([]route{
 		{"POST", "/auth/register", public, s.limited(limitRegister, s.handleRegister)},
 		{"POST", "/auth/verify", public, s.handleVerify},
 		{"POST", "/auth/verify/resend", public, s.limited(limitMail, s.handleResend)},
@@ -74,7 +70,18 @@ func (s *Server) MountIdentity(id Identity) {
 		{"GET", "/admin/events", superAdmin, s.handleAdminEvents},
 		{"GET", "/admin/projections", superAdmin, s.handleAdminProjections},
 		{"POST", "/admin/projections/{name}/rebuild", superAdmin, s.handleAdminRebuild},
-	}
+	})
+}
+
+// route is one /api/v1 route and who may call it.
+type route struct {
+	method, path string
+	access       access
+	handler      http.HandlerFunc
+}
+
+// mount adds routes under /api/v1, each behind the guard of its access level.
+func (s *Server) mount(routes []route) {
 	for _, rt := range routes {
 		s.api.HandleFunc(rt.path, s.guard(rt.access, rt.handler)).Methods(rt.method)
 	}
