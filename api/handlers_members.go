@@ -135,16 +135,31 @@ func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &domain.ValidationError{Fields: fields})
 		return
 	}
-	members, err := s.identity.Queries.Members(r.Context(), principalFrom(r.Context()).TenantID, f)
+	tenant := principalFrom(r.Context()).TenantID
+	members, err := s.identity.Queries.Members(r.Context(), tenant, f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	quota, err := s.databases.Commands.Quota(r.Context(), tenant)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	storage, err := s.identity.Queries.StorageByOwner(r.Context(), tenant)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	items := make([]map[string]any, len(members))
 	for i, m := range members {
+		var sub any
+		if limit, ok := quota.SubQuota(m.ID); ok {
+			sub = map[string]any{"max_databases": limit}
+		}
 		items[i] = map[string]any{"id": m.ID, "email": m.Email, "name": m.Name, "role": m.Role, "status": m.Status,
 			"last_login_at": m.LastLoginAt, "joined_at": m.JoinedAt.UTC().Format(time.RFC3339),
-			"usage": map[string]any{"databases": 0, "storage_bytes": 0}, "quota": nil}
+			"usage": map[string]any{"databases": quota.DatabasesOf(m.ID), "storage_bytes": storage[m.ID]}, "quota": sub}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": nil})
 }
@@ -224,4 +239,32 @@ func dryRunParam(r *http.Request) (bool, error) {
 		return false, domain.NewValidationError("dry_run", "must be true or false")
 	}
 	return v, nil
+}
+
+func (s *Server) handleSetSubQuota(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		MaxDatabases    *int64 `json:"max_databases"`
+		MaxStorageBytes *int64 `json:"max_storage_bytes"`
+		MaxConnections  *int64 `json:"max_connections"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.MaxStorageBytes != nil || req.MaxConnections != nil {
+		s.writeError(w, r, &domain.ValidationError{Fields: map[string]string{
+			"max_storage_bytes": "sub-quotas on storage and connections are not available yet; set max_databases",
+			"max_connections":   "sub-quotas on storage and connections are not available yet; set max_databases",
+		}})
+		return
+	}
+	user, err := pathID(r, domain.ParseUserID)
+	if err == nil {
+		err = s.databases.Commands.SetSubQuota(r.Context(), principalFrom(r.Context()).TenantID, user, req.MaxDatabases, metadata(r.Context(), r))
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user_id": user, "quota": map[string]any{"max_databases": req.MaxDatabases}})
 }

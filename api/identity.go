@@ -64,6 +64,7 @@ func (s *Server) MountIdentity(id Identity) {
 		{"GET", "/roles", member, s.handleRoles},
 		{"GET", "/users", tenantAdmin, s.handleUsers},
 		{"PUT", "/users/{id}/role", tenantAdmin, s.handleChangeRole},
+		{"PUT", "/users/{id}/quota", tenantAdmin, s.handleSetSubQuota},
 		{"GET", "/admin/tenants", superAdmin, s.handleAdminTenants},
 		{"POST", "/admin/tenants", superAdmin, s.handleAdminCreateTenant},
 		{"PUT", "/admin/tenants/{id}/plan", superAdmin, s.handleAdminPlan},

@@ -380,3 +380,31 @@ func (h *Databases) Database(ctx context.Context, tenant domain.TenantID, id dom
 	}
 	return d, nil
 }
+
+// SetSubQuota is PUT /users/{id}/quota: a member's database sub-quota (nil removes it). The
+// sub-quotas of a tenant may not add up to more than its plan allows. Returns domain.ErrNotFound
+// for a user who is not a member.
+func (h *Databases) SetSubQuota(ctx context.Context, tenant domain.TenantID, user domain.UserID, maxDatabases *int64, meta eventstore.Metadata) error {
+	return retry(ctx, func() error {
+		t, err := load(ctx, h.events, tenant.Stream(), domain.RebuildTenant)
+		if err != nil {
+			return err
+		}
+		if t.Role(user) == "" {
+			return fmt.Errorf("user %s is not a member: %w", user, domain.ErrNotFound)
+		}
+		quota, err := load(ctx, h.events, tenant.QuotaStream(), domain.RebuildQuota)
+		if err != nil {
+			return err
+		}
+		if err := quota.SetSubQuota(user, maxDatabases, t.Limits()); err != nil {
+			return err
+		}
+		return h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(tenant.QuotaStream(), "quota", quota)}, Metadata: meta})
+	})
+}
+
+// Quota loads a tenant's quota accounting: databases per owner and sub-quotas.
+func (h *Databases) Quota(ctx context.Context, tenant domain.TenantID) (*domain.Quota, error) {
+	return load(ctx, h.events, tenant.QuotaStream(), domain.RebuildQuota)
+}

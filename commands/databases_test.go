@@ -1124,3 +1124,36 @@ func TestDatabaseStartDeleteRace(t *testing.T) {
 		t.Errorf("connection to the deleted database: %v, want error %d (locked)", err, errAccountLocked)
 	}
 }
+
+func TestSetSubQuotaLimitsAMembersDatabases(t *testing.T) {
+	f := newDBFixture(t)
+	owner, tenant := f.owner(t, "quota@example.com")
+	meta := eventstore.Metadata{}
+	stranger := domain.UserID(uuid.NewString())
+	if err := f.dbs.SetSubQuota(ctx(t), tenant, stranger, ptr(int64(1)), meta); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("sub-quota of a non-member = %v, want ErrNotFound", err)
+	}
+	if err := f.dbs.SetSubQuota(ctx(t), tenant, owner, ptr(int64(6)), meta); err == nil {
+		t.Fatal("a sub-quota above the free plan's 5 databases was accepted")
+	}
+	if err := f.dbs.SetSubQuota(ctx(t), tenant, owner, ptr(int64(1)), meta); err != nil {
+		t.Fatal(err)
+	}
+	f.create(t, tenant, owner, "first", domain.TemplateBlank)
+	_, _, err := f.dbs.CreateDatabase(ctx(t), commands.CreateDatabase{Tenant: tenant, Owner: owner, Name: "second"})
+	var quota *domain.QuotaExceededError
+	if !errors.As(err, &quota) || quota.Resource != "user_databases" || quota.Limit != 1 {
+		t.Fatalf("create over the sub-quota = %v, want quota_exceeded on user_databases (limit 1)", err)
+	}
+	if err := f.dbs.SetSubQuota(ctx(t), tenant, owner, nil, meta); err != nil {
+		t.Fatal(err)
+	}
+	f.create(t, tenant, owner, "second", domain.TemplateBlank)
+	q, err := f.dbs.Quota(ctx(t), tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := q.SubQuota(owner); ok || q.DatabasesOf(owner) != 2 {
+		t.Fatalf("after removing the sub-quota: sub-quota set %v, owner has %d databases; want none and 2", ok, q.DatabasesOf(owner))
+	}
+}

@@ -132,6 +132,10 @@ func (q *Quota) SetSubQuota(user UserID, maxDatabases *int64, limits Limits) err
 				&QuotaExceededError{Resource: "databases", Used: sum, Limit: limits.MaxDatabases})
 		}
 	}
+	if maxDatabases != nil {
+		v := *maxDatabases // the event keeps its own copy, whatever the caller does with theirs
+		maxDatabases = &v
+	}
 	q.record(q, QuotaSubQuotaSet{UserID: user, MaxDatabases: maxDatabases})
 	return nil
 }

@@ -442,3 +442,23 @@ func (q *Queries) DatabaseUsage(ctx context.Context, tenant domain.TenantID) (da
 	}
 	return databases, storageBytes, nil
 }
+
+// StorageByOwner sums the storage of a tenant's databases (those with a schema) per owner.
+func (q *Queries) StorageByOwner(ctx context.Context, tenant domain.TenantID) (map[domain.UserID]int64, error) {
+	rows, err := q.db.QueryContext(ctx, `SELECT owner_id, SUM(storage_bytes) FROM database_list
+		WHERE tenant_id = ? AND state IN ('running', 'stopped', 'deleted') GROUP BY owner_id`, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("storage by owner in %s: %w", tenant, err)
+	}
+	defer rows.Close()
+	out := map[domain.UserID]int64{}
+	for rows.Next() {
+		var owner domain.UserID
+		var bytes int64
+		if err := rows.Scan(&owner, &bytes); err != nil {
+			return nil, err
+		}
+		out[owner] = bytes
+	}
+	return out, rows.Err()
+}
