@@ -38,6 +38,7 @@ type Principal struct {
 	SuperAdmin bool
 	Session    projections.SessionView // zero for an API key
 	APIKeyID   domain.APIKeyID         // set when an API key authenticated the request
+	User       projections.UserView    // the caller's account as the request found it
 }
 
 type principalKey struct{}
@@ -114,7 +115,7 @@ func (s *Server) authenticate(r *http.Request) (Principal, error) {
 		return Principal{}, &Error{Status: http.StatusForbidden, Code: "forbidden",
 			Message: "A request authenticated by cookie must carry the X-CSRF-Token returned at login."}
 	}
-	session, err := id.Queries.Session(r.Context(), sid)
+	session, user, err := id.Queries.SessionAndUser(r.Context(), sid)
 	if errors.Is(err, domain.ErrNotFound) {
 		return Principal{}, domain.ErrUnauthenticated
 	} else if err != nil {
@@ -133,7 +134,7 @@ func (s *Server) authenticate(r *http.Request) (Principal, error) {
 		return Principal{}, domain.ErrUnauthenticated
 	}
 	return Principal{UserID: session.UserID, SessionID: sid, TenantID: session.TenantID, Role: session.Role,
-		SuperAdmin: session.SuperAdmin, Session: session}, nil
+		SuperAdmin: session.SuperAdmin, Session: session, User: user}, nil
 }
 
 // authenticateAPIKey resolves a "cdb_..." key: unrevoked, unexpired, its hash matching, and the
@@ -157,7 +158,7 @@ func (s *Server) authenticateAPIKey(ctx context.Context, key string) (Principal,
 	if err != nil {
 		return Principal{}, err
 	}
-	p := Principal{UserID: k.UserID, TenantID: k.TenantID, SuperAdmin: user.SuperAdmin, APIKeyID: k.ID}
+	p := Principal{UserID: k.UserID, TenantID: k.TenantID, SuperAdmin: user.SuperAdmin, APIKeyID: k.ID, User: user}
 	if k.TenantID != "" {
 		if p.Role, err = s.identity.Queries.RoleIn(ctx, k.TenantID, k.UserID); err != nil {
 			return Principal{}, err

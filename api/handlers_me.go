@@ -10,11 +10,7 @@ import (
 
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 	p := principalFrom(r.Context())
-	user, err := s.identity.Queries.User(r.Context(), p.UserID)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+	user := p.User
 	doc := map[string]any{
 		"user": map[string]any{"id": user.ID, "email": user.Email, "name": user.Name, "status": user.Status,
 			"totp_enabled": user.TOTPEnabled, "super_admin": user.SuperAdmin},

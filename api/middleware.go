@@ -230,9 +230,10 @@ func newHTTPMetrics(reg prometheus.Registerer, version string) *httpMetrics {
 			Help: "HTTP requests by method, route template (\"unmatched\" when none matched) and status.",
 		}, []string{"method", "route", "status"})),
 		duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "clouddb_http_request_duration_seconds",
-			Help:    "Time to serve an HTTP request, by method and route template.",
-			Buckets: prometheus.DefBuckets,
+			Name: "clouddb_http_request_duration_seconds",
+			Help: "Time to serve an HTTP request, by method and route template.",
+			// Fine below 5 ms too: authenticated requests take a fraction of a millisecond.
+			Buckets: []float64{.00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"method", "route"})),
 	}
 	if version == "" {

@@ -31,12 +31,14 @@ type UserView struct {
 	PasswordChangedAt *time.Time
 }
 
+const userColumns = `u.user_id, u.email, u.name, u.status, u.super_admin, u.totp_enabled, u.created_at, u.last_login_at, u.password_changed_at`
+
 // User returns a user. Returns domain.ErrNotFound when there is none.
 func (q *Queries) User(ctx context.Context, id domain.UserID) (UserView, error) {
 	var u UserView
 	var lastLogin, changed sql.NullTime
-	err := q.db.QueryRowContext(ctx, `SELECT user_id, email, name, status, super_admin, totp_enabled, created_at, last_login_at, password_changed_at
-		FROM users WHERE user_id = ?`, id).Scan(&u.ID, &u.Email, &u.Name, &u.Status, &u.SuperAdmin, &u.TOTPEnabled, &u.CreatedAt, &lastLogin, &changed)
+	err := q.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users u WHERE u.user_id = ?`, id).
+		Scan(&u.ID, &u.Email, &u.Name, &u.Status, &u.SuperAdmin, &u.TOTPEnabled, &u.CreatedAt, &lastLogin, &changed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return UserView{}, fmt.Errorf("user %s: %w", id, domain.ErrNotFound)
 	} else if err != nil {
@@ -115,6 +117,30 @@ func (q *Queries) Session(ctx context.Context, id domain.SessionID) (SessionView
 	}
 	return s, nil
 }
+
+// SessionAndUser returns a session with its user's account, in one round trip: what every
+// authenticated request reads. Returns domain.ErrNotFound when there is no such session.
+func (q *Queries) SessionAndUser(ctx context.Context, id domain.SessionID) (SessionView, UserView, error) {
+	var u UserView
+	var lastLogin, changed sql.NullTime
+	row := q.db.QueryRowContext(ctx, `SELECT `+sessionColumns+`, `+userColumns+`
+		FROM sessions s JOIN users u ON u.user_id = s.user_id WHERE s.session_id = ?`, id)
+	s, err := scanSession(rowScanner(func(dest ...any) error {
+		return row.Scan(append(dest, &u.ID, &u.Email, &u.Name, &u.Status, &u.SuperAdmin, &u.TOTPEnabled, &u.CreatedAt, &lastLogin, &changed)...)
+	}))
+	if errors.Is(err, sql.ErrNoRows) {
+		return SessionView{}, UserView{}, fmt.Errorf("session %s: %w", id, domain.ErrNotFound)
+	} else if err != nil {
+		return SessionView{}, UserView{}, fmt.Errorf("read session %s: %w", id, err)
+	}
+	u.LastLoginAt, u.PasswordChangedAt = nullTime(lastLogin), nullTime(changed)
+	return s, u, nil
+}
+
+// rowScanner adapts a function to the Scan of a row.
+type rowScanner func(dest ...any) error
+
+func (f rowScanner) Scan(dest ...any) error { return f(dest...) }
 
 // SessionLive reports whether a session exists and has not ended.
 func (q *Queries) SessionLive(ctx context.Context, id domain.SessionID) (bool, error) {
