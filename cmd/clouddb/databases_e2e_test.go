@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"slices"
 	"sort"
@@ -30,7 +29,6 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/google/uuid"
 
-	"github.com/clouddbmanager/clouddb/internal/config"
 	"github.com/clouddbmanager/clouddb/internal/testdb"
 	"github.com/clouddbmanager/clouddb/queryexec"
 )
@@ -161,48 +159,8 @@ func startDatabaseE2E(t *testing.T, opts dbEnvOptions) (*e2eEnv, string) {
 	prefix := newSandboxPrefix()
 	// Registered first, so it runs last: after the App (and its provisioning reactor) is closed.
 	t.Cleanup(func() { dropSandboxObjects(t, prefix) })
-	dsn := opts.DSN
-	if dsn == "" {
-		dsn = testdb.DSN(t)
-	}
-	vars := map[string]string{
-		"CLOUDDB_MGMT_DSN":                 dsn,
-		"CLOUDDB_HTTP_ADDR":                "127.0.0.1:0",
-		"CLOUDDB_DATA_DIR":                 t.TempDir(),
-		"CLOUDDB_BCRYPT_COST":              "4",
-		"CLOUDDB_PUBLIC_URL":               e2ePublicURL,
-		"CLOUDDB_LOG_LEVEL":                "debug",
-		"CLOUDDB_BOOTSTRAP_ADMIN_EMAIL":    opts.BootstrapEmail,
-		"CLOUDDB_BOOTSTRAP_ADMIN_PASSWORD": opts.BootstrapPassword,
-		"CLOUDDB_SANDBOX_PREFIX":           prefix,
-		"CLOUDDB_SANDBOX_DSN":              opts.SandboxDSN,
-	}
-	cfg, err := config.FromEnv(func(name string) string { return vars[name] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &e2eEnv{t: t, dsn: dsn, clock: &e2eClock{}, logs: &syncBuffer{},
-		secrets: map[string]string{}, seen: map[string]bool{}}
-	if opts.BootstrapPassword != "" {
-		env.secret(opts.BootstrapPassword, "bootstrap admin password")
-	}
-	t.Cleanup(env.assertNoSecretLeaked) // runs after the App's Close: the log is complete by then
-	log := slog.New(slog.NewJSONHandler(env.logs, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	app, err := Open(context.Background(), cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := app.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	app.Now = env.clock.Now
-	if err := app.Serve(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	env.app = app
-	env.base = "http://" + app.Addr() + "/api/v1"
+	opts.Env = map[string]string{"CLOUDDB_SANDBOX_PREFIX": prefix, "CLOUDDB_SANDBOX_DSN": opts.SandboxDSN}
+	env := startE2E(t, opts.e2eOptions)
 	return env, prefix
 }
 

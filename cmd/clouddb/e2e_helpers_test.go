@@ -74,6 +74,8 @@ type e2eOptions struct {
 	// DSN reuses the management database of an earlier App; empty means a fresh one.
 	DSN                               string
 	BootstrapEmail, BootstrapPassword string
+	// Env adds or overrides configuration variables.
+	Env map[string]string
 }
 
 // e2eEnv is one started App and what the test knows about it.
@@ -108,6 +110,9 @@ func startE2E(t *testing.T, opts e2eOptions) *e2eEnv {
 		"CLOUDDB_LOG_LEVEL":                "debug",
 		"CLOUDDB_BOOTSTRAP_ADMIN_EMAIL":    opts.BootstrapEmail,
 		"CLOUDDB_BOOTSTRAP_ADMIN_PASSWORD": opts.BootstrapPassword,
+	}
+	for name, value := range opts.Env {
+		vars[name] = value
 	}
 	cfg, err := config.FromEnv(func(name string) string { return vars[name] })
 	if err != nil {
