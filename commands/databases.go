@@ -304,7 +304,7 @@ func (h *Databases) failProvisioning(ctx context.Context, database *domain.Datab
 		if err != nil {
 			return err
 		}
-		if err := database.ProvisioningFailed(cause.Error(), h.now()); err != nil {
+		if err := database.ProvisioningFailed(failureReason(cause), h.now()); err != nil {
 			return err
 		}
 		quota.ReleaseDatabase(req.DatabaseID)
@@ -314,6 +314,19 @@ func (h *Databases) failProvisioning(ctx context.Context, database *domain.Datab
 		})
 		return err
 	})
+}
+
+// failureReason is what the database's users are told of a failed provisioning; the details
+// (server address, driver errors) go to the log only.
+func failureReason(err error) string {
+	var invalid *domain.ValidationError
+	switch {
+	case errors.As(err, &invalid):
+		return invalid.Error()
+	case errors.Is(err, domain.ErrUnavailable):
+		return "the database server did not answer in time; nothing was kept"
+	}
+	return "the database server could not create the database; nothing was kept"
 }
 
 // RunProvisioning provisions requested databases until ctx ends, looking again when wake fires

@@ -314,7 +314,9 @@ func TestDatabaseProvisioningUnreachableServer(t *testing.T) {
 	if v.State != domain.StateFailed || v.FailureReason == "" {
 		t.Fatalf("after the deadline: state %s, reason %q; want failed with a reason", v.State, v.FailureReason)
 	}
-	t.Logf("failure reason: %s", v.FailureReason)
+	if strings.Contains(v.FailureReason, "127.0.0.1") || strings.Contains(v.FailureReason, "tcp") {
+		t.Errorf("failure reason %q shows the tenant the server's address or driver errors", v.FailureReason)
+	}
 	if q := f.quota(t, tenant); q.Databases() != 3 {
 		t.Errorf("quota counts %d after the failure, want 3 (released)", q.Databases())
 	}
