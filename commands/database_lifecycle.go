@@ -377,9 +377,13 @@ func (h *Databases) recordStorage(ctx context.Context, id domain.DatabaseID, byt
 	})
 }
 
-// RunHousekeeping samples storage and stops idle databases every interval until ctx ends.
+// RunHousekeeping reconnects sandbox servers that are down, samples storage and stops idle
+// databases every interval until ctx ends.
 func (h *Databases) RunHousekeeping(ctx context.Context, interval time.Duration) {
 	for {
+		if err := h.fleet.Reconnect(ctx); err != nil && ctx.Err() == nil {
+			h.log.Error("a sandbox server answers but cannot be used", "err", err)
+		}
 		if _, err := h.SampleStorage(ctx); err != nil && ctx.Err() == nil {
 			h.log.Error("storage sampling failed", "err", err)
 		}
