@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -209,7 +211,7 @@ func (s *Server) handleAdminEvents(w http.ResponseWriter, r *http.Request) {
 	next := after
 	for i, e := range events {
 		items[i] = map[string]any{"position": e.Position, "stream_id": e.StreamID, "stream_type": e.StreamType,
-			"version": e.StreamVersion, "type": e.EventType, "data": e.Payload, "metadata": e.Metadata,
+			"version": e.StreamVersion, "type": e.EventType, "data": redactHashes(e.Payload), "metadata": e.Metadata,
 			"recorded_at": e.RecordedAt.UTC().Format(time.RFC3339Nano)}
 		next = e.Position
 	}
@@ -234,4 +236,19 @@ func (s *Server) handleAdminRebuild(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"name": name, "status": "rebuilding"})
+}
+
+// redactHashes hides the values of payload fields that hold password or token hashes: the log
+// keeps them (logins need them), but no one reading events needs to see them.
+func redactHashes(payload json.RawMessage) any {
+	var fields map[string]any
+	if err := json.Unmarshal(payload, &fields); err != nil {
+		return payload
+	}
+	for name := range fields {
+		if strings.Contains(name, "hash") {
+			fields[name] = "[redacted]"
+		}
+	}
+	return fields
 }

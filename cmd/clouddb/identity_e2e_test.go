@@ -912,6 +912,9 @@ func TestE2ESuperAdmin(t *testing.T) {
 	if len(items) != 5 {
 		t.Fatalf("GET /admin/events?limit=5 = %d items, want 5", len(items))
 	}
+	if first := items[0].(map[string]any); first["type"] != "user.registered.v1" {
+		t.Fatalf("the first event is %v, want the bootstrap admin's registration (with its password hash)", first["type"])
+	}
 	last := 0.0
 	for i, it := range items {
 		m := it.(map[string]any)
@@ -925,8 +928,14 @@ func TestE2ESuperAdmin(t *testing.T) {
 				t.Errorf("event %v lacks %s: %v", pos, k, m)
 			}
 		}
-		if _, ok := m["data"].(map[string]any); !ok {
+		data, ok := m["data"].(map[string]any)
+		if !ok {
 			t.Errorf("event %v data = %v, want an object", pos, m["data"])
+		}
+		for field, value := range data {
+			if strings.Contains(field, "hash") && value != "[redacted]" {
+				t.Errorf("event %v shows %s = %v to the reader of the event log, want it redacted", pos, field, value)
+			}
 		}
 		if _, ok := m["metadata"].(map[string]any); !ok {
 			t.Errorf("event %v metadata = %v, want an object", pos, m["metadata"])
