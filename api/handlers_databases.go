@@ -62,6 +62,7 @@ func (s *Server) handleCreateDatabase(w http.ResponseWriter, r *http.Request) {
 		Charset   string `json:"charset"`
 		Collation string `json:"collation"`
 		Template  string `json:"template"`
+		SchemaSQL string `json:"schema_sql"`
 	}
 	if err := decodeJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
@@ -75,7 +76,7 @@ func (s *Server) handleCreateDatabase(w http.ResponseWriter, r *http.Request) {
 	p := principalFrom(r.Context())
 	created, impact, err := s.databases.Commands.CreateDatabase(r.Context(), commands.CreateDatabase{
 		Tenant: p.TenantID, Owner: p.UserID, Name: req.Name, Charset: req.Charset, Collation: req.Collation,
-		Template: req.Template, DryRun: dryRun, Meta: metadata(r.Context(), r)})
+		Template: req.Template, SchemaSQL: req.SchemaSQL, DryRun: dryRun, Meta: metadata(r.Context(), r)})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

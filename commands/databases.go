@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/google/uuid"
 
@@ -63,6 +66,7 @@ type CreateDatabase struct {
 	Tenant                             domain.TenantID
 	Owner                              domain.UserID
 	Name, Charset, Collation, Template string
+	SchemaSQL                          string // DDL of the "schema" template
 	DryRun                             bool
 	Meta                               eventstore.Metadata
 }
@@ -97,8 +101,11 @@ func (h *Databases) CreateDatabase(ctx context.Context, cmd CreateDatabase) (*do
 	if template == "" {
 		template = domain.TemplateBlank
 	}
-	if template != domain.TemplateBlank && template != domain.TemplateSample {
-		return nil, Impact{}, domain.NewValidationError("template", "must be blank or sample")
+	if template != domain.TemplateBlank && template != domain.TemplateSample && template != domain.TemplateSchema {
+		return nil, Impact{}, domain.NewValidationError("template", "must be blank, sample or schema")
+	}
+	if (template == domain.TemplateSchema) != (strings.TrimSpace(cmd.SchemaSQL) != "") {
+		return nil, Impact{}, domain.NewValidationError("schema_sql", "is required with the schema template, and only with it")
 	}
 	placed, err := h.placed(ctx)
 	if err != nil {
@@ -117,12 +124,18 @@ func (h *Databases) CreateDatabase(ctx context.Context, cmd CreateDatabase) (*do
 		return nil, Impact{}, err
 	}
 	limits := tenant.Limits()
+	id := domain.DatabaseID(uuid.NewString())
+	var schemaSQL []string
+	if template == domain.TemplateSchema {
+		if schemaSQL, err = checkSchemaSQL(cmd.SchemaSQL, queryexec.SchemaName(server.Prefix(), string(id)), tenant.Settings()); err != nil {
+			return nil, Impact{}, err
+		}
+	}
 	if _, stored, err := h.usage.DatabaseUsage(ctx, cmd.Tenant); err != nil {
 		return nil, Impact{}, err
 	} else if stored >= limits.MaxStorageBytes {
 		return nil, Impact{}, &domain.QuotaExceededError{Resource: "storage", Used: stored, Limit: limits.MaxStorageBytes}
 	}
-	id := domain.DatabaseID(uuid.NewString())
 	var database *domain.Database
 	var impact Impact
 	err = retry(ctx, func() error {
@@ -148,7 +161,7 @@ func (h *Databases) CreateDatabase(ctx context.Context, cmd CreateDatabase) (*do
 		}
 		database = domain.RequestDatabase(domain.DatabaseRequested{
 			DatabaseID: id, TenantID: cmd.Tenant, Name: cmd.Name, Charset: charset, Collation: collation,
-			Template: template, OwnerID: cmd.Owner, Server: server.Name(), At: h.now().UTC(),
+			Template: template, SchemaSQL: schemaSQL, OwnerID: cmd.Owner, Server: server.Name(), At: h.now().UTC(),
 		})
 		err = h.append(ctx, eventstore.Append{
 			Streams: []eventstore.Stream{
@@ -280,10 +293,44 @@ func (h *Databases) createOnServer(ctx context.Context, req domain.DatabaseReque
 	if err := h.secrets.Put(ctx, roSecret(req.DatabaseID), []byte(ro)); err != nil {
 		return err
 	}
-	if req.Template == domain.TemplateSample {
+	switch req.Template {
+	case domain.TemplateSample:
 		return server.LoadSample(ctx, string(req.DatabaseID))
+	case domain.TemplateSchema:
+		return server.RunAsOwner(ctx, string(req.DatabaseID), rw, req.SchemaSQL)
 	}
 	return nil
+}
+
+// maxSchemaSQL bounds the DDL of the schema template.
+const maxSchemaSQL = 64 << 10
+
+var routineDDL = regexp.MustCompile(`(?is)^CREATE\s+(OR\s+REPLACE\s+)?(PROCEDURE|FUNCTION|TRIGGER|EVENT)\b`)
+
+// checkSchemaSQL splits the schema template's DDL and checks each statement with the query
+// module's classifier: creating or altering objects of the database's own schema only (procedures,
+// functions, triggers and events when the tenant allows procedures). The error names the
+// statement and why.
+func checkSchemaSQL(ddl, schema string, settings domain.TenantSettings) ([]string, error) {
+	if len(ddl) > maxSchemaSQL {
+		return nil, domain.NewValidationError("schema_sql", fmt.Sprintf("must be at most %d bytes", maxSchemaSQL))
+	}
+	statements, err := queryexec.Split(ddl)
+	if err != nil {
+		return nil, domain.NewValidationError("schema_sql", err.Error())
+	}
+	for i, stmt := range statements {
+		c, err := queryexec.Classify(stmt, schema)
+		switch {
+		case err != nil:
+			return nil, domain.NewValidationError("schema_sql", fmt.Sprintf("statement %d: %v", i+1, err))
+		case c.Type != queryexec.TypeDDL || (c.Verb != "CREATE" && c.Verb != "ALTER"):
+			return nil, domain.NewValidationError("schema_sql", fmt.Sprintf("statement %d: only CREATE and ALTER statements may build the schema, not %s", i+1, c.Verb))
+		case !settings.AllowProcedures && routineDDL.MatchString(strings.TrimSpace(stmt)):
+			return nil, domain.NewValidationError("schema_sql", fmt.Sprintf("statement %d: this tenant does not allow procedures, functions, triggers or events", i+1))
+		}
+	}
+	return statements, nil
 }
 
 // failProvisioning undoes what was made on the server, records the failure and gives back the
@@ -325,6 +372,11 @@ func failureReason(err error) string {
 		return invalid.Error()
 	case errors.Is(err, domain.ErrUnavailable):
 		return "the database server did not answer in time; nothing was kept"
+	}
+	var statement *queryexec.StatementError
+	var refused *mysql.MySQLError
+	if errors.As(err, &statement) && errors.As(err, &refused) {
+		return fmt.Sprintf("schema_sql statement %d failed: %s (MySQL error %d); nothing was kept", statement.Index, refused.Message, refused.Number)
 	}
 	return "the database server could not create the database; nothing was kept"
 }

@@ -1159,3 +1159,76 @@ func TestSetSubQuotaLimitsAMembersDatabases(t *testing.T) {
 		t.Fatalf("after removing the sub-quota: sub-quota set %v, owner has %d databases; want none and 2", ok, q.DatabasesOf(owner))
 	}
 }
+
+func TestSchemaTemplateRunsTheCreatorsDDLOnTheDatabasesOwnAccount(t *testing.T) {
+	f := newDBFixture(t)
+	owner, tenant := f.owner(t, "ddl@example.com")
+	create := func(name, ddl string) (*domain.Database, error) {
+		d, _, err := f.dbs.CreateDatabase(ctx(t), commands.CreateDatabase{Tenant: tenant, Owner: owner, Name: name,
+			Template: domain.TemplateSchema, SchemaSQL: ddl, Meta: meta})
+		return d, err
+	}
+	t.Run("refused before anything is created", func(t *testing.T) {
+		for _, ddl := range []string{
+			"CREATE TABLE mysql.evil (a INT)",
+			"CREATE USER bob",
+			"INSERT INTO a VALUES (1)",
+			"CREATE TABLE a (id INT); DROP TABLE a",
+			"CREATE PROCEDURE p() BEGIN SELECT 1; END", // the tenant does not allow procedures
+			"CREATE TABLE a (id INT) /*!99999 , b INT */",
+		} {
+			var invalid *domain.ValidationError
+			if _, err := create("refused", ddl); !errors.As(err, &invalid) || invalid.Fields["schema_sql"] == "" {
+				t.Errorf("schema_sql %q: %v, want a validation error on schema_sql", ddl, err)
+			}
+		}
+		if q := f.quota(t, tenant); q.Databases() != 0 {
+			t.Fatalf("refused templates counted %d databases", q.Databases())
+		}
+	})
+	t.Run("built as the database's account", func(t *testing.T) {
+		if _, err := f.tenants.ChangeSettings(ctx(t), tenant, commands.SettingsPatch{AllowProcedures: ptr(true)}, meta); err != nil {
+			t.Fatal(err)
+		}
+		d, err := create("built", `CREATE TABLE a (id INT PRIMARY KEY, name VARCHAR(20));
+			CREATE TABLE b (id INT PRIMARY KEY, a_id INT, FOREIGN KEY (a_id) REFERENCES a (id));
+			CREATE VIEW v AS SELECT id FROM a;
+			CREATE PROCEDURE p() BEGIN SELECT COUNT(*) FROM a; END`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.provisionAll(t)
+		if v := f.view(t, tenant, d.ID()); v.State != domain.StateRunning {
+			t.Fatalf("state %s (%s), want running", v.State, v.FailureReason)
+		}
+		c := f.conn(t, tenant, d.ID())
+		db := mustDial(t, c)
+		var definer string
+		if err := db.QueryRowContext(ctx(t), `SELECT DEFINER FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE() AND ROUTINE_NAME = 'p'`).Scan(&definer); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(definer, c.Username+"@") {
+			t.Fatalf("the procedure's definer is %s, want the database's own account %s", definer, c.Username)
+		}
+		var tables int
+		if err := db.QueryRowContext(ctx(t), `SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()`).Scan(&tables); err != nil || tables != 3 {
+			t.Fatalf("%d tables and views (%v), want 3", tables, err)
+		}
+	})
+	t.Run("a failing statement fails the database and keeps nothing", func(t *testing.T) {
+		d, err := create("broken", "CREATE TABLE t (a INT); CREATE TABLE t (a INT)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.provisionAll(t)
+		v := f.view(t, tenant, d.ID())
+		if v.State != domain.StateFailed || !strings.Contains(v.FailureReason, "statement 2") {
+			t.Fatalf("state %s, reason %q; want failed naming statement 2", v.State, v.FailureReason)
+		}
+		var schemas int
+		schema := queryexec.SchemaName(f.prefix, string(d.ID()))
+		if err := f.admin.QueryRowContext(ctx(t), `SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?`, schema).Scan(&schemas); err != nil || schemas != 0 {
+			t.Fatalf("the failed database's schema is still there (%d, %v)", schemas, err)
+		}
+	})
+}

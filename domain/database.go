@@ -26,6 +26,7 @@ const RecoveryWindow = 30 * 24 * time.Hour
 const (
 	TemplateBlank  = "blank"
 	TemplateSample = "sample"
+	TemplateSchema = "schema" // the creator's own DDL (schema_sql)
 )
 
 var databaseName = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
@@ -48,6 +49,7 @@ type (
 		Charset    string     `json:"charset"`
 		Collation  string     `json:"collation"`
 		Template   string     `json:"template"`
+		SchemaSQL  []string   `json:"schema_sql,omitempty"` // the statements of the "schema" template
 		OwnerID    UserID     `json:"owner_id"`
 		Server     string     `json:"server"` // the sandbox server it is placed on
 		At         time.Time  `json:"at"`

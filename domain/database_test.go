@@ -167,11 +167,11 @@ func TestRequestDatabase(t *testing.T) {
 	r := dbRequested()
 	d := domain.RequestDatabase(r)
 	wantPending(t, d.PendingEvents(), "database.requested.v1")
-	if got := d.PendingEvents()[0]; got != r {
+	if got := d.PendingEvents()[0]; !reflect.DeepEqual(got, r) {
 		t.Errorf("event = %+v, want %+v", got, r)
 	}
 	want := dbView{dbID, dbTenant, dbName, r, domain.StateProvisioning, dbOwner, time.Time{}}
-	if got := viewOf(d); got != want {
+	if got := viewOf(d); !reflect.DeepEqual(got, want) {
 		t.Errorf("database = %+v, want %+v", got, want)
 	}
 	if d.Version() != 0 {
@@ -220,7 +220,7 @@ func runDatabaseCases(t *testing.T, cases []dbCase, do func(d *domain.Database, 
 			}
 			if err != nil {
 				wantPending(t, d.PendingEvents())
-				if got := viewOf(d); got != before {
+				if got := viewOf(d); !reflect.DeepEqual(got, before) {
 					t.Fatalf("failed decision changed the database: %+v, was %+v", got, before)
 				}
 				return
@@ -247,7 +247,7 @@ func runDatabaseCases(t *testing.T, cases []dbCase, do func(d *domain.Database, 
 				t.Errorf("Version() = %d, want %d (the loaded version)", d.Version(), len(tt.history))
 			}
 			reloaded := loadDatabase(t, append(append([]domain.Event{}, tt.history...), d.PendingEvents()...))
-			if got, want := viewOf(reloaded), viewOf(d); got != want {
+			if got, want := viewOf(reloaded), viewOf(d); !reflect.DeepEqual(got, want) {
 				t.Fatalf("reloaded = %+v, decided = %+v", got, want)
 			}
 		})
@@ -442,7 +442,7 @@ func TestRebuildDatabase(t *testing.T) {
 			}
 			history := d.PendingEvents()
 			rebuilt := loadDatabase(t, history)
-			if got, want := viewOf(rebuilt), viewOf(d); got != want {
+			if got, want := viewOf(rebuilt), viewOf(d); !reflect.DeepEqual(got, want) {
 				t.Fatalf("after %s: rebuilt = %+v, decided = %+v", step.name, got, want)
 			}
 			if rebuilt.Version() != int64(len(history)) || len(rebuilt.PendingEvents()) != 0 {

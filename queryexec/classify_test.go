@@ -480,3 +480,20 @@ func TestClassifyLarge(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitRefusesExecutableComments(t *testing.T) {
+	for _, sql := range []string{
+		"SELECT 1; /*!50000 DROP TABLE t */",
+		"CREATE TABLE a (id INT) /*!99999 , b INT */",
+		"/*M! SELECT 1 */ SELECT 2",
+	} {
+		_, err := Split(sql)
+		var denied *Denied
+		if !errors.As(err, &denied) || denied.Reason != "executable_comment" {
+			t.Errorf("Split(%q) = %v, want executable_comment", sql, err)
+		}
+	}
+	if parts, err := Split("SELECT '/*!50000 not a comment */'; SELECT 2"); err != nil || len(parts) != 2 {
+		t.Errorf("an executable comment inside a string: %v, %v; want two statements", parts, err)
+	}
+}

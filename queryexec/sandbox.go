@@ -51,6 +51,8 @@ type Sandbox struct {
 	full    string // VERSION() as the server says it
 	host    string
 	port    int
+	// tenantNet is how tenant accounts reach the server: the admin DSN's network and address.
+	tenantNet *mysql.Config
 }
 
 // Pool limits of the admin connection pool. Admin work is short statements; a few connections are
@@ -128,6 +130,9 @@ func OpenSandbox(ctx context.Context, name, adminDSN, prefix string, log *slog.L
 		}
 	}
 	s.host, s.port = hostPort(cfg, port)
+	s.tenantNet = mysql.NewConfig()
+	s.tenantNet.Net, s.tenantNet.Addr, s.tenantNet.Timeout = cfg.Net, cfg.Addr, cfg.Timeout
+	s.tenantNet.TLS, s.tenantNet.TLSConfig = cfg.TLS, cfg.TLSConfig
 	log.Info("sandbox server connected", "sandbox", name, "addr", cfg.Addr, "flavor", s.flavor, "version", s.full)
 	return s, nil
 }

@@ -273,12 +273,16 @@ func splitTokens(toks []token) [][]token {
 // CREATE PROCEDURE/FUNCTION/TRIGGER/EVENT. Each statement runs from its first to
 // its last token (comments inside kept, leading and trailing ones dropped); empty and comment-only pieces are dropped. It returns
 // a *Denied with reason "unparsable" for an unterminated string, quoted
-// identifier or comment. Split does not judge statements: run Classify on
-// each piece.
+// identifier or comment, and "executable_comment" for an executable comment anywhere: dropping
+// one between statements would silently change what the author wrote. Split does not judge
+// statements otherwise: run Classify on each piece.
 func Split(sql string) ([]string, error) {
 	lr, err := lex(sql)
 	if err != nil {
 		return nil, err
+	}
+	if lr.execCmt >= 0 {
+		return nil, deny("executable_comment", "executable comments (/*! or /*M!) are not allowed (offset %d)", lr.execCmt)
 	}
 	groups := splitTokens(lr.toks)
 	out := make([]string, 0, len(groups))
