@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -212,43 +211,21 @@ func (h *Databases) Schema(ctx context.Context, tenant domain.TenantID, id domai
 
 // RunPurge purges databases past their recovery window every interval until ctx ends.
 func (h *Databases) RunPurge(ctx context.Context, interval time.Duration) {
-	for {
-		if _, err := h.PurgeDue(ctx); err != nil && ctx.Err() == nil {
-			h.log.Error("purge round failed, retrying", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(interval):
-		}
-	}
+	runRounds(ctx, h.log, "purge round", h.PurgeDue, nil, interval)
 }
 
 // PurgeDue drops the schema and accounts of deleted databases whose recovery window has passed,
 // up to a batch, and returns how many it purged.
 func (h *Databases) PurgeDue(ctx context.Context) (int, error) {
-	tx, err := h.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after Commit
-	rows, err := tx.QueryContext(ctx, `SELECT database_id FROM database_list WHERE state = 'deleted'
+	tx, due, err := claimDue(ctx, h.db, `SELECT database_id FROM database_list WHERE state = 'deleted'
 		AND recoverable_until <= ? ORDER BY recoverable_until LIMIT 20 FOR UPDATE SKIP LOCKED`, h.now().UTC())
 	if err != nil {
 		return 0, fmt.Errorf("databases to purge: %w", err)
 	}
-	var due []domain.DatabaseID
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		due = append(due, domain.DatabaseID(id))
-	}
-	rows.Close()
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
 	purged := 0
-	for _, id := range due {
+	for _, raw := range due {
+		id := domain.DatabaseID(raw)
 		d, err := h.load(ctx, id)
 		if err != nil {
 			return purged, err
@@ -380,20 +357,10 @@ func (h *Databases) recordStorage(ctx context.Context, id domain.DatabaseID, byt
 // RunHousekeeping reconnects sandbox servers that are down, samples storage and stops idle
 // databases every interval until ctx ends.
 func (h *Databases) RunHousekeeping(ctx context.Context, interval time.Duration) {
-	for {
-		if err := h.fleet.Reconnect(ctx); err != nil && ctx.Err() == nil {
-			h.log.Error("a sandbox server answers but cannot be used", "err", err)
-		}
-		if _, err := h.SampleStorage(ctx); err != nil && ctx.Err() == nil {
-			h.log.Error("storage sampling failed", "err", err)
-		}
-		if _, err := h.StopIdle(ctx); err != nil && ctx.Err() == nil {
-			h.log.Error("auto-stop round failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(interval):
-		}
-	}
+	runRounds(ctx, h.log, "housekeeping", func(ctx context.Context) (int, error) {
+		reconnectErr := h.fleet.Reconnect(ctx)
+		_, sampleErr := h.SampleStorage(ctx)
+		_, stopErr := h.StopIdle(ctx)
+		return 0, errors.Join(reconnectErr, sampleErr, stopErr)
+	}, nil, interval)
 }

@@ -222,21 +222,19 @@ func (h *Databases) ProvisionDue(ctx context.Context) (int, error) {
 
 // provisionNext provisions the oldest waiting database not in seen; id is "" when none waits.
 func (h *Databases) provisionNext(ctx context.Context, seen []any) (id domain.DatabaseID, changed bool, err error) {
-	tx, err := h.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
-	if err != nil {
-		return "", false, err
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after Commit
 	query := `SELECT database_id FROM database_list WHERE state = 'provisioning'`
 	if len(seen) > 0 {
 		query += ` AND database_id NOT IN (` + strings.TrimSuffix(strings.Repeat("?,", len(seen)), ",") + `)`
 	}
-	err = tx.QueryRowContext(ctx, query+` ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED`, seen...).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
-	} else if err != nil {
+	tx, ids, err := claimDue(ctx, h.db, query+` ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED`, seen...)
+	if err != nil {
 		return "", false, fmt.Errorf("databases to provision: %w", err)
 	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	if len(ids) == 0 {
+		return "", false, nil
+	}
+	id = domain.DatabaseID(ids[0])
 	if changed, err = h.provision(ctx, id); err != nil {
 		return id, false, fmt.Errorf("provision %s: %w", id, err)
 	}
@@ -384,21 +382,7 @@ func failureReason(err error) string {
 // RunProvisioning provisions requested databases until ctx ends, looking again when wake fires
 // or every poll.
 func (h *Databases) RunProvisioning(ctx context.Context, wake func() <-chan struct{}, poll time.Duration) {
-	for {
-		n, err := h.ProvisionDue(ctx)
-		if err != nil && ctx.Err() == nil {
-			h.log.Error("provisioning round failed, retrying", "err", err)
-		}
-		if n > 0 && err == nil {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-wake():
-		case <-time.After(poll):
-		}
-	}
+	runRounds(ctx, h.log, "provisioning round", h.ProvisionDue, wake, poll)
 }
 
 // Connection is how to reach a database with a MySQL client, password included.

@@ -77,6 +77,16 @@ func (h *Identity) append(ctx context.Context, a eventstore.Append) error {
 	return h.readModels.WaitFor(ctx, res.LastPosition, identityReadModels...)
 }
 
+// linkedUser loads the user a one-time link names; a link naming nobody is as dead as an expired
+// one (domain.ErrExpired).
+func (h *Identity) linkedUser(ctx context.Context, id domain.UserID) (*domain.User, error) {
+	user, err := h.loadUser(ctx, id)
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil, domain.ErrExpired
+	}
+	return user, err
+}
+
 // userByEmail finds the account of an email through its claim; ok is false when there is none.
 func (h *Identity) userByEmail(ctx context.Context, email string) (id domain.UserID, ok bool, err error) {
 	holder, err := h.events.ClaimHolder(ctx, domain.EmailClaim(email))
@@ -144,10 +154,8 @@ func (h *Identity) Verify(ctx context.Context, token string, meta eventstore.Met
 	}
 	id := domain.UserID(rawID)
 	return retry(ctx, func() error {
-		user, err := h.loadUser(ctx, id)
-		if errors.Is(err, domain.ErrNotFound) {
-			return domain.ErrExpired
-		} else if err != nil {
+		user, err := h.linkedUser(ctx, id)
+		if err != nil {
 			return err
 		}
 		if err := user.Verify(hash, h.now()); err != nil {
@@ -233,10 +241,8 @@ func (h *Identity) ResetPassword(ctx context.Context, token, newPassword string,
 	}
 	id := domain.UserID(rawID)
 	return retry(ctx, func() error {
-		user, err := h.loadUser(ctx, id)
-		if errors.Is(err, domain.ErrNotFound) {
-			return domain.ErrExpired
-		} else if err != nil {
+		user, err := h.linkedUser(ctx, id)
+		if err != nil {
 			return err
 		}
 		if err := user.ResetPassword(tokenHash, newHash, passwordMatches(newPassword), h.now()); err != nil {

@@ -60,49 +60,21 @@ func NewMailDelivery(events EventStore, secrets Secrets, db *sql.DB, sender mail
 
 // Run delivers due mails until ctx ends, looking again when wake fires or every poll.
 func (d *MailDelivery) Run(ctx context.Context, wake func() <-chan struct{}, poll time.Duration) {
-	for {
-		n, err := d.DeliverDue(ctx)
-		if err != nil && ctx.Err() == nil {
-			d.log.Error("mail delivery failed, retrying", "err", err)
-		}
-		if n > 0 && err == nil {
-			continue // there may be more
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-wake():
-		case <-time.After(poll):
-		}
-	}
+	runRounds(ctx, d.log, "mail delivery", d.DeliverDue, wake, poll)
 }
 
 // DeliverDue sends the mails that are due, up to a batch, and returns how many it handled. Rows
 // are locked with SKIP LOCKED while their mail is sent, so several processes never send the same
 // mail at once.
 func (d *MailDelivery) DeliverDue(ctx context.Context) (int, error) {
-	tx, err := d.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after Commit
-	rows, err := tx.QueryContext(ctx, `SELECT mail_id FROM mail_deliveries
+	tx, due, err := claimDue(ctx, d.db, `SELECT mail_id FROM mail_deliveries
 		WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 20 FOR UPDATE SKIP LOCKED`, d.now().UTC())
 	if err != nil {
 		return 0, fmt.Errorf("due mails: %w", err)
 	}
-	var due []domain.MailID
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		due = append(due, domain.MailID(id))
-	}
-	rows.Close()
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
 	for _, id := range due {
-		if err := d.deliver(ctx, id); err != nil {
+		if err := d.deliver(ctx, domain.MailID(id)); err != nil {
 			return 0, fmt.Errorf("mail %s: %w", id, err)
 		}
 	}
