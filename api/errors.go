@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/queryexec"
 )
 
 // Error is an error with its HTTP answer: handlers return one to raise a code of API.md that no
@@ -58,6 +59,9 @@ var errorKinds = []struct {
 	{domain.ErrLastAdmin, http.StatusConflict, "last_admin", "The tenant would be left without a tenant admin."},
 	{domain.ErrInvalidName, http.StatusBadRequest, "invalid_name", "A database name has 1 to 64 letters, digits and underscores."},
 	{domain.ErrDatabaseStopped, http.StatusLocked, "database_stopped", "The database is stopped; start it first."},
+	{domain.ErrDatabaseUnavailable, http.StatusLocked, "database_unavailable", "The database cannot take queries now (not running, or its server does not answer); try again later."},
+	{queryexec.ErrTimeout, http.StatusGatewayTimeout, "query_timeout", "The query ran past its timeout and was stopped on the server."},
+	{queryexec.ErrResultExpired, http.StatusGone, "expired", "This result is no longer kept; run the query again."},
 	{domain.ErrVersionConflict, http.StatusConflict, "version_conflict", "The resource changed meanwhile; reload it and retry."},
 	{domain.ErrConflict, http.StatusConflict, "conflict", "The request conflicts with the current state of the resource."},
 	{domain.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "A service this request needs does not answer; nothing was changed, try again later."},
@@ -73,7 +77,24 @@ func toError(err error, now time.Time) (e *Error, logIt bool) {
 		weak     *domain.WeakPasswordError
 		locked   *domain.AccountLockedError
 		quota    *domain.QuotaExceededError
+		stmt     *queryexec.StatementError
 	)
+	if errors.As(err, &stmt) {
+		e, logIt := toError(stmt.Err, now)
+		details := map[string]any{"statement": stmt.Index}
+		if len(stmt.Completed) > 0 {
+			details["results"] = stmt.Completed
+		}
+		for k, v := range e.Details {
+			details[k] = v
+		}
+		with := *e
+		with.Details = details
+		return &with, logIt
+	}
+	if e := queryError(err); e != nil {
+		return e, false
+	}
 	switch {
 	case errors.As(err, &weak):
 		return &Error{Status: http.StatusBadRequest, Code: "weak_password", Message: weak.RuleMessage(),
@@ -113,6 +134,47 @@ func toError(err error, now time.Time) (e *Error, logIt bool) {
 		}
 	}
 	return errInternal, true
+}
+
+// queryError answers the errors of the query engine, nil for others.
+func queryError(err error) *Error {
+	var (
+		denied  *queryexec.NotAllowedError
+		confirm *queryexec.ConfirmationError
+		failed  *queryexec.QueryError
+		busy    *queryexec.BusyError
+	)
+	switch {
+	case errors.As(err, &denied):
+		return &Error{Status: http.StatusForbidden, Code: "statement_not_allowed", Message: denied.Message,
+			Details: map[string]any{"statement_type": denied.StatementType, "reason": denied.Reason}}
+	case errors.As(err, &confirm):
+		details := map[string]any{"reason": confirm.Reason}
+		if confirm.EstimatedRows > 0 {
+			details["estimated_rows"] = confirm.EstimatedRows
+		}
+		return &Error{Status: http.StatusConflict, Code: "confirmation_required", Message: confirm.Error(), Details: details}
+	case errors.As(err, &failed):
+		details := map[string]any{"mysql_code": failed.MySQLCode, "sqlstate": failed.SQLState}
+		if failed.Position != nil {
+			details["position"] = failed.Position
+		}
+		if failed.Explanation != "" {
+			details["explanation"] = failed.Explanation
+		}
+		if failed.Hint != "" {
+			details["hint"] = failed.Hint
+		}
+		if failed.Syntax() {
+			return &Error{Status: http.StatusBadRequest, Code: "syntax_error", Message: failed.Message, Details: details}
+		}
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "query_failed", Message: failed.Message, Details: details}
+	case errors.As(err, &busy):
+		return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
+			Message: "Too many queries are running for this tenant or database; try again in a moment.",
+			Details: map[string]any{"retry_after_s": 1}, RetryAfter: time.Second}
+	}
+	return nil
 }
 
 // writeError is the one place errors become responses, in the envelope of API.md. Errors that are

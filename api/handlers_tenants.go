@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/clouddbmanager/clouddb/commands"
@@ -93,13 +92,6 @@ func (s *Server) handleTenantSettings(w http.ResponseWriter, r *http.Request) {
 
 // pageLimit reads ?limit= (default 50, 1 to 500).
 func pageLimit(r *http.Request) (int, error) {
-	raw := r.URL.Query().Get("limit")
-	if raw == "" {
-		return 50, nil
-	}
-	n, err := strconv.Atoi(raw)
-	if err != nil || n < 1 || n > 500 {
-		return 0, domain.NewValidationError("limit", "must be a number from 1 to 500")
-	}
-	return n, nil
+	n, err := intParam(r, "limit", 50, 1, 500)
+	return int(n), err
 }

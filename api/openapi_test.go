@@ -119,13 +119,14 @@ func undocumentedRoutes(t *testing.T, router *mux.Router, doc openAPIDoc) []stri
 }
 
 // newDocumentedServer is a Server with every route that production mounts: the operational ones
-// and those of MountIdentity and MountDatabases. A zero Identity and a zero Databases are enough to
-// register (and walk) routes, since no handler runs; Limits and Now let the public handlers answer
-// without dependencies.
+// and those of MountIdentity, MountDatabases and MountQueries. A zero Identity, Databases and
+// Queries are enough to register (and walk) routes, since no handler runs; Limits and Now let the
+// public handlers answer without dependencies, and Queries needs a positive rate for its limiters.
 func newDocumentedServer() *Server {
 	s := New(Config{})
 	s.MountIdentity(Identity{Limits: NewLimits(), Now: time.Now})
 	s.MountDatabases(Databases{})
+	s.MountQueries(Queries{PerSecond: 1})
 	return s
 }
 
@@ -151,6 +152,18 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	slices.Sort(missing)
 	if want := []string{"DELETE /api/v1/databases/{id}", "GET /api/v1/databases", "GET /api/v1/databases/{id}", "POST /api/v1/databases"}; !slices.Equal(missing, want) {
 		t.Errorf("undocumentedRoutes without /databases and /databases/{id} = %v, want %v", missing, want)
+	}
+	// And those of MountQueries.
+	withoutQueries := doc
+	withoutQueries.Paths = maps.Clone(doc.Paths)
+	for _, p := range []string{"/databases/{id}/query", "/databases/{id}/validate", "/queries/history", "/queries/{id}/results", "/queries/{id}/export"} {
+		delete(withoutQueries.Paths, p)
+	}
+	missing = undocumentedRoutes(t, s.Router(), withoutQueries)
+	slices.Sort(missing)
+	if want := []string{"GET /api/v1/queries/history", "GET /api/v1/queries/{id}/export", "GET /api/v1/queries/{id}/results",
+		"POST /api/v1/databases/{id}/query", "POST /api/v1/databases/{id}/validate"}; !slices.Equal(missing, want) {
+		t.Errorf("undocumentedRoutes without the query paths = %v, want %v", missing, want)
 	}
 	// The check itself catches a forgotten route.
 	s.API().HandleFunc("/databases/{id:[0-9a-f-]+}/clone", func(http.ResponseWriter, *http.Request) {}).Methods(http.MethodPost)

@@ -67,6 +67,8 @@ type Server struct {
 	maxBody      int64
 	identity     Identity
 	databases    Databases
+	queries      Queries
+	queryLimits  queryLimits
 }
 
 // New builds a Server with its middleware and operational routes. It panics on a configuration

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/clouddbmanager/clouddb/domain"
@@ -40,6 +41,9 @@ func (h *Databases) change(ctx context.Context, tenant domain.TenantID, id domai
 				return err
 			}
 			acted = server
+			if h.accountsChanged != nil {
+				h.accountsChanged(id)
+			}
 		}
 		err = h.append(ctx, eventstore.Append{
 			Streams: append([]eventstore.Stream{stream(id.Stream(), "database", d)}, extra...),
@@ -297,8 +301,23 @@ func (h *Databases) StopIdle(ctx context.Context) (int, error) {
 // SampleStorage measures the schemas of every database that has one, server by server, and records
 // the sizes that changed. It returns how many changed.
 func (h *Databases) SampleStorage(ctx context.Context) (int, error) {
-	rows, err := h.db.QueryContext(ctx, `SELECT server, database_id, storage_bytes FROM database_list
-		WHERE state IN ('running', 'stopped', 'deleted')`)
+	return h.sampleStorage(ctx, nil)
+}
+
+// sampleStorage measures the databases in ids (all when nil).
+func (h *Databases) sampleStorage(ctx context.Context, ids []domain.DatabaseID) (int, error) {
+	query := `SELECT server, database_id, storage_bytes FROM database_list WHERE state IN ('running', 'stopped', 'deleted')`
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	if ids != nil {
+		if len(ids) == 0 {
+			return 0, nil
+		}
+		query += ` AND database_id IN (?` + strings.Repeat(`, ?`, len(ids)-1) + `)`
+	}
+	rows, err := h.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return 0, fmt.Errorf("databases to measure: %w", err)
 	}
@@ -352,6 +371,32 @@ func (h *Databases) recordStorage(ctx context.Context, id domain.DatabaseID, byt
 			Metadata: eventstore.Metadata{UserAgent: "clouddb storage sampler"}})
 		return err
 	})
+}
+
+// MeasureSoon asks for database id's storage to be measured within a few seconds: a statement
+// may have changed it. The query engine calls it after writes.
+func (h *Databases) MeasureSoon(id domain.DatabaseID) {
+	h.written.Lock()
+	defer h.written.Unlock()
+	if h.written.ids == nil {
+		h.written.ids = map[domain.DatabaseID]bool{}
+	}
+	h.written.ids[id] = true
+}
+
+// RunWriteSampling measures the databases written to since its last round, every interval.
+func (h *Databases) RunWriteSampling(ctx context.Context, interval time.Duration) {
+	runRounds(ctx, h.log, "storage sampling after writes", func(ctx context.Context) (int, error) {
+		h.written.Lock()
+		ids := make([]domain.DatabaseID, 0, len(h.written.ids))
+		for id := range h.written.ids {
+			ids = append(ids, id)
+		}
+		h.written.ids = nil
+		h.written.Unlock()
+		_, err := h.sampleStorage(ctx, ids)
+		return 0, err
+	}, nil, interval)
 }
 
 // RunHousekeeping reconnects sandbox servers that are down, samples storage and stops idle

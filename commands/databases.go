@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -34,6 +35,13 @@ type Databases struct {
 	db         *sql.DB // the databases read model, the provisioning reactor's queue
 	now        func() time.Time
 	log        *slog.Logger
+	// accountsChanged hears of each database whose accounts a change locked, unlocked or gave a
+	// new password (see OnAccountsChanged).
+	accountsChanged func(domain.DatabaseID)
+	written         struct { // databases to measure soon (MeasureSoon)
+		sync.Mutex
+		ids map[domain.DatabaseID]bool
+	}
 }
 
 // DatabaseUsage reads what a tenant's databases use from the read model (*projections.Queries).
@@ -392,6 +400,22 @@ type Connection struct {
 	Database string `json:"database"`
 	Username string `json:"username"`
 	Password string `json:"password"`
+}
+
+// OnAccountsChanged makes f hear of each database whose accounts a lifecycle change locked,
+// unlocked or gave a new password: the query engine drops its sessions on them. Call it before
+// serving.
+func (h *Databases) OnAccountsChanged(f func(domain.DatabaseID)) { h.accountsChanged = f }
+
+// AccountPassword is the current password of database id's read-write account, or of its
+// read-only account when readOnly (a queryexec.Passwords).
+func (h *Databases) AccountPassword(ctx context.Context, id domain.DatabaseID, readOnly bool) (string, error) {
+	name := rwSecret(id)
+	if readOnly {
+		name = roSecret(id)
+	}
+	password, err := h.secrets.Get(ctx, name)
+	return string(password), err
 }
 
 // Connection returns the read-write connection details of a provisioned database, password

@@ -162,6 +162,7 @@ func newFixture(t *testing.T) *fixture {
 		projections.NewAPIKeys(registry),
 		projections.NewInvitations(registry),
 		projections.NewDatabases(registry),
+		projections.NewQueryHistory(registry),
 	)
 	if err != nil {
 		t.Fatal(err)

@@ -73,6 +73,9 @@ var (
 	ErrInvalidName = errors.New("invalid name")
 	// ErrDatabaseStopped: the database is stopped; start it first.
 	ErrDatabaseStopped = errors.New("database stopped")
+	// ErrDatabaseUnavailable: the database cannot take queries now: its server does not answer,
+	// or it is not running (provisioning, failed, deleted).
+	ErrDatabaseUnavailable = errors.New("database unavailable")
 )
 
 // WeakPasswordError says which rule of the password policy a password breaks.

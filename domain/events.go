@@ -14,5 +14,6 @@ func Events() []Event {
 		DatabaseDeleted{}, DatabaseRestored{}, DatabasePurged{}, DatabaseOwnerChanged{}, DatabaseCredentialsRotated{},
 		DatabaseStorageMeasured{},
 		QuotaDatabaseReserved{}, QuotaDatabaseReleased{}, QuotaSubQuotaSet{}, QuotaDatabaseOwnerChanged{},
+		QueryExecuted{},
 	}
 }

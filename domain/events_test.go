@@ -13,7 +13,7 @@ import (
 )
 
 var (
-	eventTypePattern = regexp.MustCompile(`^(user|session|tenant|mail|database|quota)\.[a-z]+(_[a-z]+)*\.v1$`)
+	eventTypePattern = regexp.MustCompile(`^(user|session|tenant|mail|database|quota|query)\.[a-z]+(_[a-z]+)*\.v1$`)
 	jsonNamePattern  = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 )
 
@@ -78,6 +78,8 @@ func fill(t *testing.T, v reflect.Value, n *int) {
 		v.SetBool(true)
 	case v.CanInt():
 		v.SetInt(int64(*n))
+	case v.CanFloat():
+		v.SetFloat(float64(*n) + 0.25)
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
 		v.Set(reflect.ValueOf([]string{fmt.Sprintf("a%d", *n), fmt.Sprintf("b%d", *n)}).Convert(v.Type()))
 	case v.Kind() == reflect.Pointer:

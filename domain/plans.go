@@ -23,6 +23,7 @@ type Limits struct {
 	MaxUsers         int64 `json:"max_users"`
 	MaxQueryTimeoutS int64 `json:"max_query_timeout_s"`
 	MaxRowLimit      int64 `json:"max_row_limit"`
+	MaxWriteRows     int64 `json:"max_write_rows"` // the largest UPDATE/DELETE (rows, estimated) one statement may touch
 	ResultArchiving  bool  `json:"result_archiving"`
 }
 
@@ -37,9 +38,9 @@ const gib = int64(1) << 30
 
 // Plans are the plans of DESIGN.md, cheapest first.
 var Plans = []Plan{
-	{ID: PlanFree, Name: "Free", Limits: Limits{MaxDatabases: 5, MaxStorageBytes: gib, MaxConnections: 10, MaxUsers: 5, MaxQueryTimeoutS: 30, MaxRowLimit: 1_000}},
-	{ID: PlanPro, Name: "Pro", Limits: Limits{MaxDatabases: 50, MaxStorageBytes: 50 * gib, MaxConnections: 100, MaxUsers: 50, MaxQueryTimeoutS: 300, MaxRowLimit: 100_000, ResultArchiving: true}},
-	{ID: PlanEnterprise, Name: "Enterprise", Limits: Limits{MaxDatabases: 500, MaxStorageBytes: 1024 * gib, MaxConnections: 1_000, MaxUsers: 1_000, MaxQueryTimeoutS: 3_600, MaxRowLimit: 1_000_000, ResultArchiving: true}},
+	{ID: PlanFree, Name: "Free", Limits: Limits{MaxDatabases: 5, MaxStorageBytes: gib, MaxConnections: 10, MaxUsers: 5, MaxQueryTimeoutS: 30, MaxRowLimit: 1_000, MaxWriteRows: 10_000}},
+	{ID: PlanPro, Name: "Pro", Limits: Limits{MaxDatabases: 50, MaxStorageBytes: 50 * gib, MaxConnections: 100, MaxUsers: 50, MaxQueryTimeoutS: 300, MaxRowLimit: 100_000, MaxWriteRows: 1_000_000, ResultArchiving: true}},
+	{ID: PlanEnterprise, Name: "Enterprise", Limits: Limits{MaxDatabases: 500, MaxStorageBytes: 1024 * gib, MaxConnections: 1_000, MaxUsers: 1_000, MaxQueryTimeoutS: 3_600, MaxRowLimit: 1_000_000, MaxWriteRows: 10_000_000, ResultArchiving: true}},
 }
 
 // PlanByID returns the plan, or a *ValidationError for the field "plan".

@@ -52,6 +52,11 @@ type Store struct {
 	done   chan struct{}
 
 	head watch.Position // of this process's own appends
+
+	typeHeads struct { // the last position of each event type this process appended
+		sync.Mutex
+		at map[string]int64
+	}
 }
 
 type pendingAppend struct {
@@ -348,8 +353,41 @@ func (s *Store) commitTx(batch []*pendingAppend) ([]appendResult, error) {
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("eventstore: commit: %w", err)
 	}
+	s.noteTypes(batch, results, position)
 	s.head.Advance(position)
 	return results, nil
+}
+
+// noteTypes records that the committed appends of batch hold their event types at or before
+// position.
+func (s *Store) noteTypes(batch []*pendingAppend, results []appendResult, position int64) {
+	s.typeHeads.Lock()
+	defer s.typeHeads.Unlock()
+	if s.typeHeads.at == nil {
+		s.typeHeads.at = map[string]int64{}
+	}
+	for i, p := range batch {
+		if results[i].err != nil {
+			continue
+		}
+		for _, st := range p.append.Streams {
+			for _, e := range st.Events {
+				s.typeHeads.at[e.EventType()] = position
+			}
+		}
+	}
+}
+
+// LocalHeadOf is the position of the last append committed by this process that holds an event
+// of one of types (it may hold later events of other types too), 0 if none.
+func (s *Store) LocalHeadOf(types []string) int64 {
+	s.typeHeads.Lock()
+	defer s.typeHeads.Unlock()
+	var head int64
+	for _, t := range types {
+		head = max(head, s.typeHeads.at[t])
+	}
+	return head
 }
 
 // currentVersions reads the version of every stream the batch touches; the sequence lock keeps

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
@@ -11,6 +12,11 @@ import (
 
 // Databases is the read model of tenant databases (table database_list: "databases" is a
 // reserved word): GET /databases, and the provisioning reactor's queue (state provisioning).
+//
+// last_used_at follows the queries that reached the database (see usedDatabase) at a minute's
+// grain: it moves to a query's time only when that is at least a minute past the stored value, so
+// at thousands of queries a second it is written about once a minute per busy database, and it
+// depends only on the log (rebuilds give the same values).
 type Databases struct {
 	reg *eventstore.Registry
 }
@@ -33,7 +39,17 @@ func (Databases) Handles() []string {
 		domain.DatabaseRestored{}.EventType(), domain.DatabasePurged{}.EventType(),
 		domain.DatabaseOwnerChanged{}.EventType(), domain.DatabaseCredentialsRotated{}.EventType(),
 		domain.DatabaseStorageMeasured{}.EventType(),
+		domain.QueryExecuted{}.EventType(),
 	}
+}
+
+// lastUsedGrain is how far a query must be past a database's last_used_at to move it.
+const lastUsedGrain = time.Minute
+
+// usedDatabase reports whether a recorded query counts as use of its database: not when it was
+// refused before reaching it (denied), nor when the database was stopped or unavailable.
+func usedDatabase(q domain.QueryExecuted) bool {
+	return q.Status != domain.QueryDenied && q.ErrorCode != "database_stopped" && q.ErrorCode != "database_unavailable"
 }
 
 func (Databases) Tables() []Table {
@@ -69,6 +85,19 @@ func (p Databases) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []eve
 		e, err := p.reg.Decode(env)
 		if err != nil {
 			return err
+		}
+		if q, ok := e.(domain.QueryExecuted); ok {
+			if !usedDatabase(q) {
+				continue
+			}
+			at := q.At.UTC()
+			_, err = tx.ExecContext(ctx, `UPDATE `+table+` SET last_used_at = ?
+				WHERE database_id = ? AND tenant_id = ? AND (last_used_at IS NULL OR last_used_at <= ? - INTERVAL ? MICROSECOND)`,
+				at, q.DatabaseID, q.TenantID, at, lastUsedGrain.Microseconds())
+			if err != nil {
+				return fmt.Errorf("databases at %d: %w", env.Position, err)
+			}
+			continue
 		}
 		if r, ok := e.(domain.DatabaseRequested); ok {
 			_, err = tx.ExecContext(ctx, `INSERT IGNORE INTO `+table+` (database_id, tenant_id, name, state, charset, collation,

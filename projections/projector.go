@@ -102,6 +102,14 @@ func (p *projector) tables(suffix string) Tables {
 	return t
 }
 
+// types are the event types the projector handles, nil when it handles every type.
+func (p *projector) types() []string {
+	if p.handles[AllEvents] {
+		return nil
+	}
+	return p.Handles()
+}
+
 func (p *projector) handlesType(eventType string) bool {
 	return p.handles[eventType] || p.handles[AllEvents]
 }

@@ -488,3 +488,45 @@ func (q *Queries) StorageByOwner(ctx context.Context, tenant domain.TenantID) (m
 	}
 	return out, rows.Err()
 }
+
+// QueryHistoryItem is an entry of GET /queries/history.
+type QueryHistoryItem struct {
+	QueryID       string    `json:"query_id"`
+	DatabaseID    string    `json:"database_id"`
+	SQL           string    `json:"sql"`
+	SQLTruncated  bool      `json:"sql_truncated,omitempty"`
+	StatementType string    `json:"statement_type"` // "" when the statement could not be classified
+	Status        string    `json:"status"`         // succeeded, failed, timeout, denied
+	ErrorCode     string    `json:"error_code,omitempty"`
+	Error         string    `json:"error,omitempty"`
+	ExecutionMS   float64   `json:"execution_ms"`
+	RowCount      int64     `json:"row_count"`
+	AffectedRows  int64     `json:"affected_rows"`
+	ExecutedAt    time.Time `json:"executed_at"`
+}
+
+// QueryHistory lists a user's last queries in a tenant, newest first: at most limit, and at most
+// QueryHistoryLength (also when limit is 0 or less).
+func (q *Queries) QueryHistory(ctx context.Context, tenant domain.TenantID, user domain.UserID, limit int) ([]QueryHistoryItem, error) {
+	if limit <= 0 || limit > QueryHistoryLength {
+		limit = QueryHistoryLength
+	}
+	rows, err := q.db.QueryContext(ctx, `SELECT query_id, database_id, sql_text, sql_truncated, statement_type, status,
+			error_code, error, execution_ms, row_count, affected_rows, executed_at
+		FROM query_history WHERE tenant_id = ? AND user_id = ? ORDER BY seq DESC LIMIT ?`, tenant, user, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read query history of %s in %s: %w", user, tenant, err)
+	}
+	defer rows.Close()
+	out := []QueryHistoryItem{}
+	for rows.Next() {
+		var h QueryHistoryItem
+		if err := rows.Scan(&h.QueryID, &h.DatabaseID, &h.SQL, &h.SQLTruncated, &h.StatementType, &h.Status,
+			&h.ErrorCode, &h.Error, &h.ExecutionMS, &h.RowCount, &h.AffectedRows, &h.ExecutedAt); err != nil {
+			return nil, err
+		}
+		h.ExecutedAt = h.ExecutedAt.UTC()
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}

@@ -157,8 +157,9 @@ func (r *Runtime) Start(ctx context.Context) error {
 	}
 	router.AddMiddleware(middleware.Recoverer)
 	for _, st := range r.states {
-		backoff := &wakeOnAppend{store: r.store, poll: r.opts.Poll, stopping: r.stopping, log: r.log, name: st.Name()}
-		sub, err := newSubscriber(r.db, st.projector, backoff, func(position int64) { st.position.Advance(position) }, logger)
+		backoff := &wakeOnAppend{store: r.store, poll: r.opts.Poll, stopping: r.stopping, log: r.log, name: st.Name(), types: st.types()}
+		sub, err := newSubscriber(r.db, st.projector, backoff, func() int64 { position, _ := st.position.Load(); return position },
+			func(position int64) { st.position.Advance(position) }, logger)
 		if err != nil {
 			return err
 		}
@@ -223,6 +224,7 @@ func (r *Runtime) handler(st *state) message.NoPublishHandlerFunc {
 				return r.failed(ctx, st, env, err)
 			}
 			r.metrics.applied.WithLabelValues(st.Name()).Inc()
+			batch.wrote = true
 		}
 		batch.applied = env.Position
 		batch.mu.Unlock()
@@ -298,6 +300,9 @@ func (r *Runtime) WaitFor(ctx context.Context, position int64, names ...string) 
 			current, advanced := st.position.Load()
 			if current >= position {
 				break
+			}
+			if types := st.types(); types != nil && r.store.LocalHeadOf(types) <= current {
+				break // nothing this process appended up to position concerns the projector
 			}
 			select {
 			case <-advanced:

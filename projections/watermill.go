@@ -19,15 +19,21 @@ import (
 // its projector's checkpoint table. Reading the offset locks the row (FOR UPDATE), so one batch
 // of one process at a time applies a projector's events, and a rebuild pauses the projector by
 // setting paused_until: while it is in the future the offset reads as NULL, and nothing matches.
-type checkpointOffsets struct{}
+//
+// The offset is the stored checkpoint or, when it is further, the position this process's commits
+// reached: a batch that applied nothing may leave the stored checkpoint behind (lazyCheckpoint),
+// and the next batch must not read those events again.
+type checkpointOffsets struct {
+	committed func() int64
+}
 
 var _ wsql.OffsetsAdapter = checkpointOffsets{}
 
 func checkpointOf(consumerGroup string) string { return "`" + consumerGroup + "_checkpoint`" }
 
-func (checkpointOffsets) NextOffsetQuery(params wsql.NextOffsetQueryParams) (wsql.Query, error) {
-	return wsql.Query{Query: `SELECT position FROM ` + checkpointOf(params.ConsumerGroup) +
-		` WHERE id = 1 AND (paused_until IS NULL OR paused_until < UTC_TIMESTAMP(6)) FOR UPDATE`}, nil
+func (o checkpointOffsets) NextOffsetQuery(params wsql.NextOffsetQueryParams) (wsql.Query, error) {
+	return wsql.Query{Query: `SELECT GREATEST(position, ?) FROM ` + checkpointOf(params.ConsumerGroup) +
+		` WHERE id = 1 AND (paused_until IS NULL OR paused_until < UTC_TIMESTAMP(6)) FOR UPDATE`, Args: []any{o.committed()}}, nil
 }
 
 // ackMarker starts the ack query, so the batch transaction recognises it (see batchTx.ExecContext).
@@ -56,8 +62,34 @@ func (checkpointOffsets) BeforeSubscribingQueries(wsql.BeforeSubscribingQueriesP
 // committer begins the subscriber's transactions as *batchTx, so the runtime learns which position
 // became visible when a batch commits.
 type committer struct {
-	db       *sql.DB
-	onCommit func(position int64)
+	db         *sql.DB
+	onCommit   func(position int64)
+	checkpoint *checkpointWrites
+}
+
+// lazyCheckpoint is how stale a projector's stored checkpoint may be when the events it passed over
+// were none of its own. A batch that applied nothing then commits without writing (a read-only
+// commit, no log flush): busy event types a projector ignores (executed queries, say) cost it no
+// disk write per batch. Events passed over without a write are read again after a restart, to no
+// effect; the runtime's position in memory advances either way.
+const lazyCheckpoint = time.Second
+
+// checkpointWrites remembers when a projector's checkpoint was last stored.
+type checkpointWrites struct {
+	mu      sync.Mutex
+	written time.Time
+}
+
+// skip reports whether an ack may go unwritten now; when not, it counts as written.
+func (c *checkpointWrites) skip(applied bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if !applied && now.Sub(c.written) < lazyCheckpoint {
+		return true
+	}
+	c.written = now
+	return false
 }
 
 func (c committer) BeginTx(ctx context.Context, opts *sql.TxOptions) (wsql.Tx, error) {
@@ -68,7 +100,7 @@ func (c committer) BeginTx(ctx context.Context, opts *sql.TxOptions) (wsql.Tx, e
 	if err != nil {
 		return nil, err
 	}
-	return &batchTx{Tx: tx, onCommit: c.onCommit}, nil
+	return &batchTx{Tx: tx, onCommit: c.onCommit, checkpoint: c.checkpoint}, nil
 }
 
 func (c committer) ExecContext(ctx context.Context, query string, args ...any) (wsql.Result, error) {
@@ -91,20 +123,35 @@ type batchTx struct {
 	mu       sync.Mutex // held by the handler while it applies, and by Commit
 	applied  int64      // the last position the handler applied in this transaction
 	acked    int64      // the position the ack query stored
+	wrote    bool       // the handler applied an event of its projector in this transaction
 	onCommit func(position int64)
+
+	checkpoint *checkpointWrites
 }
 
 func (t *batchTx) ExecContext(ctx context.Context, query string, args ...any) (wsql.Result, error) {
+	if !strings.HasPrefix(query, ackMarker) {
+		return t.Tx.ExecContext(ctx, query, args...)
+	}
+	position, _ := args[0].(int64)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.checkpoint.skip(t.wrote) {
+		t.acked = position
+		return skippedAck{}, nil
+	}
 	res, err := t.Tx.ExecContext(ctx, query, args...)
-	if err == nil && strings.HasPrefix(query, ackMarker) {
-		if position, ok := args[0].(int64); ok {
-			t.mu.Lock()
-			t.acked = position
-			t.mu.Unlock()
-		}
+	if err == nil {
+		t.acked = position
 	}
 	return res, err
 }
+
+// skippedAck is the result of an ack left unwritten (see lazyCheckpoint).
+type skippedAck struct{}
+
+func (skippedAck) LastInsertId() (int64, error) { return 0, nil }
+func (skippedAck) RowsAffected() (int64, error) { return 1, nil }
 
 func (t *batchTx) QueryContext(ctx context.Context, query string, args ...any) (wsql.Rows, error) {
 	return t.Tx.QueryContext(ctx, query, args...)
@@ -136,10 +183,20 @@ type wakeOnAppend struct {
 	stopping <-chan struct{}
 	log      *slog.Logger
 	name     string
+	types    []string // the event types the projector handles; nil: every type
 
 	seenHead  int64
 	failures  int
 	lastError string
+}
+
+// relevantHead is the last local append holding an event the projector handles.
+func (w *wakeOnAppend) relevantHead() int64 {
+	if w.types == nil {
+		head, _ := w.store.LocalHead()
+		return head
+	}
+	return w.store.LocalHeadOf(w.types)
 }
 
 func (w *wakeOnAppend) HandleError(_ watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
@@ -161,28 +218,34 @@ func (w *wakeOnAppend) HandleError(_ watermill.LoggerAdapter, noMsg bool, err er
 	if !noMsg {
 		return 0
 	}
-	head, next := w.store.LocalHead()
-	if head > w.seenHead {
-		// Something was appended since we last looked: it may have committed after the query.
-		w.seenHead = head
+	// Wait for a local append of an event the projector handles; appends of other types wake it
+	// only to look again, and the poll picks up the rest (other processes' appends too).
+	deadline := time.After(w.poll)
+	for {
+		_, next := w.store.LocalHead()
+		if head := w.relevantHead(); head > w.seenHead {
+			// Appended since we last looked: it may have committed after the query.
+			w.seenHead = head
+			return 0
+		}
+		select {
+		case <-next:
+			continue
+		case <-deadline:
+		case <-w.stopping:
+		}
+		w.seenHead = w.relevantHead()
 		return 0
 	}
-	select {
-	case <-next:
-	case <-time.After(w.poll):
-	case <-w.stopping:
-	}
-	w.seenHead, _ = w.store.LocalHead()
-	return 0
 }
 
 // newSubscriber returns a subscriber for p's consumer group.
-func newSubscriber(db *sql.DB, p *projector, backoff wsql.BackoffManager, onCommit func(int64), log watermill.LoggerAdapter) (*wsql.Subscriber, error) {
+func newSubscriber(db *sql.DB, p *projector, backoff wsql.BackoffManager, committed func() int64, onCommit func(int64), log watermill.LoggerAdapter) (*wsql.Subscriber, error) {
 	noDeadline := time.Duration(0)
-	sub, err := wsql.NewSubscriber(committer{db: db, onCommit: onCommit}, wsql.SubscriberConfig{
+	sub, err := wsql.NewSubscriber(committer{db: db, onCommit: onCommit, checkpoint: &checkpointWrites{}}, wsql.SubscriberConfig{
 		ConsumerGroup:  p.Name(),
 		SchemaAdapter:  eventstore.WatermillSchema{BatchSize: 200},
-		OffsetsAdapter: checkpointOffsets{},
+		OffsetsAdapter: checkpointOffsets{committed: committed},
 		BackoffManager: backoff,
 		AckDeadline:    &noDeadline, // the handler bounds its own retries
 		PollInterval:   time.Second,

@@ -26,6 +26,10 @@ type Classification struct {
 	Tables  []string // tables referenced (qualified ones as "schema.table") where known
 	Drops   bool     // DROP, TRUNCATE or CREATE OR REPLACE TABLE (needs confirm)
 	NoWhere bool     // UPDATE/DELETE without WHERE (needs confirm)
+
+	Routine    bool // CREATE/ALTER/DROP of PROCEDURE, FUNCTION, TRIGGER or EVENT (incl. OR REPLACE, DEFINER=CURRENT_USER forms)
+	ForeignKey bool // CREATE TABLE or ALTER TABLE that declares a foreign key (FOREIGN KEY or a column's REFERENCES)
+	Rewrites   bool // ALTER TABLE that drops or redefines columns, or rebuilds the table (see markFlags): high impact regardless of size
 }
 
 // Denied is the error Classify and Split return for a refused statement.
@@ -92,7 +96,11 @@ func Classify(sql string, schema string) (c Classification, err error) {
 	default:
 		return c, deny("multiple_statements", "%d statements; send one statement per request or use multi", len(groups))
 	}
-	return classifyTokens(sql, groups[0], schema)
+	c, err = classifyTokens(sql, groups[0], schema)
+	if err == nil {
+		markFlags(&c, groups[0])
+	}
+	return c, err
 }
 
 // classifyTokens classifies the statement made of toks (no ';', non-empty).
@@ -931,4 +939,209 @@ func safeSQLModeAt(sql string, toks []token, i int) bool {
 	}
 	u := strings.ToUpper(sql[toks[i].start:toks[i].end])
 	return !strings.Contains(u, "ANSI") && !strings.Contains(u, "NO_BACKSLASH_ESCAPES")
+}
+
+// markFlags sets c.Routine, c.ForeignKey and c.Rewrites from the tokens of an allowed statement.
+//
+// Routine looks at the statement itself (and at the statement after SET STATEMENT ... FOR).
+// ForeignKey and Rewrites look at every CREATE TABLE and ALTER TABLE in the token stream, so a
+// routine body that would declare a foreign key or drop a column later is flagged too.
+//
+// Rewrites is set for an ALTER TABLE with a clause that
+//   - drops a column: DROP [COLUMN] [IF EXISTS] x (not DROP INDEX/KEY/PRIMARY KEY/FOREIGN KEY/
+//     CONSTRAINT/CHECK/PERIOD, nor ALTER COLUMN x DROP DEFAULT),
+//   - redefines a column: MODIFY, CHANGE,
+//   - rebuilds the table: CONVERT TO CHARACTER SET, ENGINE[=], FORCE,
+//   - rewrites or deletes partitions: PARTITION BY, REMOVE PARTITIONING, DROP/TRUNCATE/
+//     REORGANIZE/COALESCE PARTITION.
+//
+// ALTER COLUMN x SET/DROP DEFAULT, RENAME, ADD, DROP INDEX and table options other than ENGINE
+// (DEFAULT CHARSET, COMMENT, ...) are metadata changes and are not flagged.
+func markFlags(c *Classification, toks []token) {
+	c.Routine = c.Routine || routineDDL(toks)
+	for i := 0; i < len(toks); i++ {
+		w := words{toks[i:]}
+		verb := w.up(0)
+		if verb != "CREATE" && verb != "ALTER" {
+			continue
+		}
+		j := 1
+		for w.anyAt(j, "OR", "REPLACE", "TEMPORARY", "ONLINE", "OFFLINE", "IGNORE") {
+			j++
+		}
+		if !w.is(j, "TABLE") {
+			continue
+		}
+		end := i + j + 1
+		for end < len(toks) && !(toks[end].kind == tkPunct && toks[end].ch == ';') {
+			end++
+		}
+		body := toks[i+j+1 : end]
+		if declaresForeignKey(body) {
+			c.ForeignKey = true
+		}
+		if verb == "ALTER" && rewritesTable(body) {
+			c.Rewrites = true
+		}
+		i = end - 1
+	}
+}
+
+// routineDDL reports whether toks is CREATE/ALTER/DROP of a PROCEDURE, FUNCTION, TRIGGER, EVENT or
+// PACKAGE, possibly behind SET STATEMENT ... FOR.
+func routineDDL(toks []token) bool {
+	w := words{toks}
+	switch w.up(0) {
+	case "SET":
+		if !w.is(1, "STATEMENT") {
+			return false
+		}
+		depth := 0
+		for i := 2; i < len(toks); i++ {
+			t := toks[i]
+			switch {
+			case t.kind == tkPunct && t.ch == '(':
+				depth++
+			case t.kind == tkPunct && t.ch == ')':
+				depth--
+			case depth == 0 && t.kind == tkWord && t.up == "FOR":
+				return routineDDL(toks[i+1:])
+			}
+		}
+		return false
+	case "CREATE", "ALTER", "DROP":
+	default:
+		return false
+	}
+	for i := 1; i < len(toks) && i < 32; i++ {
+		t := toks[i]
+		if t.kind == tkPunct {
+			if t.ch == '=' || t.ch == '(' || t.ch == ')' || t.ch == '@' {
+				continue // DEFINER = CURRENT_USER[()]
+			}
+			return false
+		}
+		if t.kind != tkWord {
+			continue // a DEFINER's user and host (refused by deniedVerb unless CURRENT_USER)
+		}
+		switch t.up {
+		case "PROCEDURE", "FUNCTION", "TRIGGER", "EVENT", "PACKAGE":
+			return true
+		case "OR", "REPLACE", "DEFINER", "CURRENT_USER", "AGGREGATE":
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// declaresForeignKey reports whether the definition of a CREATE or ALTER TABLE (the tokens after
+// TABLE) declares a foreign key: REFERENCES anywhere (a FOREIGN KEY clause or a column's inline
+// reference), or FOREIGN KEY other than DROP FOREIGN KEY.
+func declaresForeignKey(toks []token) bool {
+	w := words{toks}
+	for i, t := range toks {
+		if t.kind != tkWord {
+			continue
+		}
+		switch t.up {
+		case "REFERENCES":
+			return true
+		case "FOREIGN":
+			if i == 0 || !w.is(i-1, "DROP") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// keptByDrop are the words after DROP in ALTER TABLE that drop something other than a column.
+var keptByDrop = map[string]bool{
+	"INDEX": true, "KEY": true, "PRIMARY": true, "FOREIGN": true, "CONSTRAINT": true, "CHECK": true,
+	"UNIQUE": true, "FULLTEXT": true, "SPATIAL": true, "PERIOD": true, "DEFAULT": true,
+}
+
+// alterVerbs start ALTER TABLE clauses that are not table options.
+var alterVerbs = map[string]bool{
+	"ADD": true, "DROP": true, "MODIFY": true, "CHANGE": true, "ALTER": true, "RENAME": true,
+	"ORDER": true, "ALGORITHM": true, "LOCK": true, "CONVERT": true, "DISCARD": true, "IMPORT": true,
+	"ENABLE": true, "DISABLE": true, "FORCE": true, "VALIDATION": true, "WITH": true, "WITHOUT": true,
+}
+
+// rewritesTable reports whether an ALTER TABLE (the tokens after TABLE) drops or redefines a column
+// or rebuilds the table; see markFlags.
+func rewritesTable(toks []token) bool {
+	w := words{toks}
+	isPunct := func(i int, ch byte) bool { return i < len(toks) && toks[i].kind == tkPunct && toks[i].ch == ch }
+	k := 0
+	if w.is(0, "IF") && w.is(1, "EXISTS") {
+		k = 2
+	}
+	k++ // the table name
+	for isPunct(k, '.') {
+		k += 2
+	}
+	if w.is(k, "WAIT") {
+		k += 2
+	} else if w.is(k, "NOWAIT") {
+		k++
+	}
+	depth := 0
+	clauseStart, optionClause := true, false
+	for i := k; i < len(toks); i++ {
+		t := toks[i]
+		if t.kind == tkPunct {
+			switch t.ch {
+			case '(':
+				depth++
+			case ')':
+				depth--
+			case ',':
+				if depth == 0 {
+					clauseStart = true
+				}
+			}
+			continue
+		}
+		if depth != 0 {
+			continue
+		}
+		u := w.up(i)
+		if clauseStart {
+			clauseStart = false
+			optionClause = t.kind == tkWord && !alterVerbs[u]
+			switch u {
+			case "DROP":
+				if !keptByDrop[w.up(i+1)] {
+					return true // a column (or a partition, or system versioning)
+				}
+			case "MODIFY", "CHANGE", "FORCE":
+				return true
+			case "TRUNCATE", "REORGANIZE", "COALESCE":
+				if w.is(i+1, "PARTITION") {
+					return true
+				}
+			case "REMOVE":
+				if w.is(i+1, "PARTITIONING") {
+					return true
+				}
+			}
+		}
+		switch u {
+		case "CONVERT":
+			if w.is(i+1, "TO") {
+				return true
+			}
+		case "ENGINE":
+			if isPunct(i+1, '=') || (optionClause && i+1 < len(toks) && toks[i+1].kind != tkPunct) {
+				return true
+			}
+		case "PARTITION":
+			if w.is(i+1, "BY") {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -260,14 +261,14 @@ func TestClassifyDetails(t *testing.T) {
 		{"CREATE OR REPLACE TABLE t (a INT)", Classification{Type: TypeDDL, Verb: "CREATE", Tables: []string{"t"}, Drops: true}},
 		{"WITH x AS (SELECT 1 AS a) SELECT * FROM x JOIN t USING (a)", Classification{Type: TypeRead, Verb: "WITH", Tables: []string{"t"}}},
 		{"CALL p(1)", Classification{Type: TypeOther, Verb: "CALL"}},
-		{"CREATE PROCEDURE p() BEGIN SELECT 1; SELECT CASE WHEN 1 THEN 2 END; END", Classification{Type: TypeDDL, Verb: "CREATE"}},
+		{"CREATE PROCEDURE p() BEGIN SELECT 1; SELECT CASE WHEN 1 THEN 2 END; END", Classification{Type: TypeDDL, Verb: "CREATE", Routine: true}},
 		{"EXPLAIN ANALYZE DELETE FROM t", Classification{Type: TypeDML, Verb: "EXPLAIN", Tables: []string{"t"}, NoWhere: true}},
 		{"EXPLAIN DELETE FROM t", Classification{Type: TypeRead, Verb: "EXPLAIN", Tables: []string{"t"}}},
 		{"SHOW COLUMNS FROM t FROM tenant_42", Classification{Type: TypeRead, Verb: "SHOW", Tables: []string{"t"}}},
 		{"SELECT 1 -- ; DROP TABLE t", Classification{Type: TypeRead, Verb: "SELECT"}},
 		{"SELECT ';', '/*!', \"/*M! x */\", '\\'' FROM t", Classification{Type: TypeRead, Verb: "SELECT", Tables: []string{"t"}}},
 		{"SELECT 1.5, .5, 1e5 FROM t", Classification{Type: TypeRead, Verb: "SELECT", Tables: []string{"t"}}},
-		{"CREATE TRIGGER trg BEFORE INSERT ON t FOR EACH ROW SET NEW.a = OLD.a", Classification{Type: TypeDDL, Verb: "CREATE"}},
+		{"CREATE TRIGGER trg BEFORE INSERT ON t FOR EACH ROW SET NEW.a = OLD.a", Classification{Type: TypeDDL, Verb: "CREATE", Routine: true}},
 		{"WITH x AS (SELECT REPLACE(a, 'x', 'y') AS a, INSERT(b, 1, 2, 'z') AS b, CAST(c AS CHAR CHARACTER SET utf8mb4) AS c FROM t) SELECT * FROM x",
 			Classification{Type: TypeRead, Verb: "WITH", Tables: []string{"t"}}},
 		{"WITH x AS (SELECT 1 AS a) SELECT * FROM x LOCK IN SHARE MODE", Classification{Type: TypeDML, Verb: "WITH"}},
@@ -496,4 +497,164 @@ func TestSplitRefusesExecutableComments(t *testing.T) {
 	if parts, err := Split("SELECT '/*!50000 not a comment */'; SELECT 2"); err != nil || len(parts) != 2 {
 		t.Errorf("an executable comment inside a string: %v, %v; want two statements", parts, err)
 	}
+}
+
+// TestClassifyFlags checks Routine, ForeignKey and Rewrites.
+func TestClassifyFlags(t *testing.T) {
+	const (
+		R = 1 << iota // Routine
+		F             // ForeignKey
+		W             // Rewrites
+	)
+	tests := []struct {
+		sql   string
+		flags int
+	}{
+		// Routines: CREATE/ALTER/DROP of procedures, functions, triggers and events.
+		{"CREATE PROCEDURE p() SELECT 1", R},
+		{"CREATE OR REPLACE PROCEDURE p() SELECT 1", R},
+		{"CREATE PROCEDURE IF NOT EXISTS p() SELECT 1", R},
+		{"CREATE DEFINER = CURRENT_USER PROCEDURE p() SELECT 1", R},
+		{"CREATE OR REPLACE DEFINER=CURRENT_USER PROCEDURE p() BEGIN SELECT 1; END", R},
+		{"CREATE FUNCTION f() RETURNS INT DETERMINISTIC RETURN 1", R},
+		{"CREATE AGGREGATE FUNCTION f(x INT) RETURNS INT BEGIN RETURN 1; END", R},
+		{"CREATE TRIGGER trg BEFORE INSERT ON t FOR EACH ROW SET NEW.a = 1", R},
+		{"CREATE DEFINER=CURRENT_USER TRIGGER trg BEFORE INSERT ON t FOR EACH ROW SET NEW.a = 1", R},
+		{"CREATE EVENT e ON SCHEDULE EVERY 1 HOUR DO DELETE FROM t", R},
+		{"ALTER PROCEDURE p COMMENT 'x'", R},
+		{"ALTER FUNCTION f COMMENT 'x'", R},
+		{"ALTER EVENT e DISABLE", R},
+		{"DROP PROCEDURE IF EXISTS p", R},
+		{"DROP FUNCTION f", R},
+		{"DROP TRIGGER trg", R},
+		{"DROP EVENT IF EXISTS e", R},
+		{"SET STATEMENT max_statement_time=5 FOR DROP PROCEDURE p", R},
+		{"CALL p(1)", 0}, // running an existing routine is not routine DDL
+		{"SELECT * FROM procedure_log", 0},
+		{"CREATE VIEW v AS SELECT 1 AS a", 0},
+		{"ALTER TABLE t DROP `function`", W},
+
+		// Foreign keys: declared by CREATE TABLE or ALTER TABLE.
+		{"CREATE TABLE c (id INT, pid INT, FOREIGN KEY (pid) REFERENCES p(id))", F},
+		{"CREATE TABLE c (id INT, pid INT REFERENCES p(id))", F},
+		{"CREATE TABLE c (id INT, pid INT, CONSTRAINT fk FOREIGN KEY (pid) REFERENCES p (id) ON DELETE CASCADE)", F},
+		{"CREATE TEMPORARY TABLE c (pid INT REFERENCES p(id))", F},
+		{"CREATE OR REPLACE TABLE c (pid INT, FOREIGN KEY (pid) REFERENCES p(id))", F},
+		{"ALTER TABLE c ADD CONSTRAINT fk FOREIGN KEY (pid) REFERENCES p(id)", F},
+		{"ALTER TABLE c ADD FOREIGN KEY (pid) REFERENCES p(id)", F},
+		{"ALTER TABLE c ADD COLUMN d INT REFERENCES p(id)", F},
+		{"ALTER TABLE c DROP FOREIGN KEY fk", 0},
+		{"ALTER TABLE c DROP CONSTRAINT fk", 0},
+		{"CREATE TABLE c (id INT, note VARCHAR(20) DEFAULT 'REFERENCES', `references` INT)", 0},
+		{"CREATE TABLE c LIKE p", 0},
+		{"CREATE TABLE c AS SELECT * FROM p", 0},
+		{"SET STATEMENT max_statement_time=5 FOR CREATE TABLE c (pid INT REFERENCES p(id))", F},
+		{"CREATE PROCEDURE p() BEGIN CREATE TABLE d (a INT REFERENCES c(id)); END", R | F},
+
+		// High-impact ALTER TABLE: column drops and redefinitions, table rebuilds.
+		{"ALTER TABLE c DROP COLUMN x", W},
+		{"ALTER TABLE c DROP x", W},
+		{"ALTER TABLE c DROP COLUMN IF EXISTS x", W},
+		{"ALTER TABLE c DROP IF EXISTS x", W},
+		{"ALTER TABLE c ADD COLUMN y INT, DROP x", W},
+		{"ALTER TABLE c MODIFY x BIGINT", W},
+		{"ALTER TABLE c MODIFY COLUMN x BIGINT NOT NULL", W},
+		{"ALTER TABLE c CHANGE x y BIGINT", W},
+		{"ALTER TABLE c CHANGE COLUMN x x INT", W},
+		{"ALTER TABLE c CONVERT TO CHARACTER SET utf8mb4", W},
+		{"ALTER TABLE c ENGINE=InnoDB", W},
+		{"ALTER TABLE c ENGINE InnoDB", W},
+		{"ALTER TABLE c COMMENT 'x' ENGINE = InnoDB", W},
+		{"ALTER TABLE c ADD COLUMN y INT, ENGINE=InnoDB", W},
+		{"ALTER TABLE c FORCE", W},
+		{"ALTER ONLINE TABLE c DROP COLUMN x", W},
+		{"ALTER IGNORE TABLE c MODIFY x INT", W},
+		{"ALTER TABLE tenant_42.c DROP COLUMN x", W},
+		{"ALTER TABLE `c` WAIT 5 DROP COLUMN x", W},
+		{"ALTER TABLE c NOWAIT MODIFY x INT", W},
+		{"ALTER TABLE IF EXISTS c DROP COLUMN x", W},
+		{"ALTER TABLE c DROP `index`", W}, // a column named index
+		{"ALTER TABLE c PARTITION BY HASH(id) PARTITIONS 4", W},
+		{"ALTER TABLE c REMOVE PARTITIONING", W},
+		{"ALTER TABLE c DROP PARTITION p0", W},
+		{"ALTER TABLE c TRUNCATE PARTITION p0", W},
+		{"ALTER TABLE c DROP SYSTEM VERSIONING", W},
+		{"SET STATEMENT max_statement_time=5 FOR ALTER TABLE c DROP COLUMN x", W},
+		{"CREATE PROCEDURE p() BEGIN ALTER TABLE c DROP COLUMN x; END", R | W},
+		{"CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO ALTER TABLE c ENGINE=InnoDB", R | W},
+		{"ALTER TABLE c DROP INDEX i", 0},
+		{"ALTER TABLE c DROP KEY i", 0},
+		{"ALTER TABLE c DROP PRIMARY KEY", 0},
+		{"ALTER TABLE c DROP CONSTRAINT ck", 0},
+		{"ALTER TABLE c DROP CHECK ck", 0},
+		{"ALTER TABLE c ALTER COLUMN x SET DEFAULT 1", 0},
+		{"ALTER TABLE c ALTER COLUMN x DROP DEFAULT", 0},
+		{"ALTER TABLE c ALTER x DROP DEFAULT, ALTER y SET DEFAULT 2", 0},
+		{"ALTER TABLE c ADD COLUMN engine INT", 0},
+		{"ALTER TABLE c ADD COLUMN z INT, DROP INDEX i, RENAME COLUMN a TO b", 0},
+		{"ALTER TABLE c ADD COLUMN z INT DEFAULT (CONVERT('1', SIGNED))", 0},
+		{"ALTER TABLE c DEFAULT CHARSET = utf8mb4", 0}, // only the default of new columns
+		{"ALTER TABLE c COMMENT = 'drop column x'", 0},
+		{"ALTER TABLE c RENAME TO d", 0},
+		{"ALTER TABLE c ALGORITHM=INPLACE, LOCK=NONE, ADD INDEX (a)", 0},
+		{"CREATE TABLE c (a INT) ENGINE=InnoDB", 0},
+		{"CREATE INDEX i ON t (a)", 0},
+		{"DROP TABLE t", 0},
+		{"UPDATE t SET a = 1 WHERE b = 2", 0},
+
+		// Everything at once.
+		{"ALTER TABLE c DROP COLUMN x, ADD FOREIGN KEY (pid) REFERENCES p(id)", F | W},
+	}
+	for _, tt := range tests {
+		c, err := Classify(tt.sql, "tenant_42")
+		if err != nil {
+			t.Errorf("Classify(%q): %v", tt.sql, err)
+			continue
+		}
+		got := 0
+		if c.Routine {
+			got |= R
+		}
+		if c.ForeignKey {
+			got |= F
+		}
+		if c.Rewrites {
+			got |= W
+		}
+		if got != tt.flags {
+			t.Errorf("Classify(%q): Routine=%v ForeignKey=%v Rewrites=%v, want Routine=%v ForeignKey=%v Rewrites=%v",
+				tt.sql, c.Routine, c.ForeignKey, c.Rewrites, tt.flags&R != 0, tt.flags&F != 0, tt.flags&W != 0)
+		}
+	}
+}
+
+// TestClassifyFlagsCorpus: the flags follow the corpus categories: only routine DDL is a routine.
+func TestClassifyFlagsCorpus(t *testing.T) {
+	for _, l := range loadCorpus(t) {
+		c, err := Classify(l.stmt, "tenant_42")
+		if err != nil {
+			continue
+		}
+		routine := l.category == "create_routine" ||
+			(l.category == "drop" && regexp.MustCompile(`(?i)^DROP (PROCEDURE|FUNCTION|TRIGGER|EVENT) `).MatchString(l.stmt))
+		if c.Routine != routine {
+			t.Errorf("%s: Classify(%q).Routine = %v", l.category, l.stmt, c.Routine)
+		}
+		if fk := strings.Contains(l.stmt, "REFERENCES"); c.ForeignKey != fk {
+			t.Errorf("%s: Classify(%q).ForeignKey = %v", l.category, l.stmt, c.ForeignKey)
+		}
+		if c.Rewrites != corpusRewrites[l.stmt] {
+			t.Errorf("%s: Classify(%q).Rewrites = %v", l.category, l.stmt, c.Rewrites)
+		}
+	}
+}
+
+// corpusRewrites are the corpus lines that are high-impact ALTERs.
+var corpusRewrites = map[string]bool{
+	"ALTER TABLE t DROP COLUMN c":                      true,
+	"ALTER TABLE t MODIFY COLUMN c BIGINT":             true,
+	"ALTER TABLE t CHANGE c d INT":                     true,
+	"ALTER TABLE t ENGINE=InnoDB":                      true,
+	"ALTER TABLE t CONVERT TO CHARACTER SET utf8mb4":   true,
+	"ALTER TABLE t PARTITION BY HASH(id) PARTITIONS 4": true,
 }

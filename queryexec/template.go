@@ -8,8 +8,9 @@ import (
 
 // StatementError says which statement of a list failed, and how.
 type StatementError struct {
-	Index int // 1-based
-	Err   error
+	Index     int // 1-based
+	Err       error
+	Completed []Result // of a multi query: the statements before it, which ran
 }
 
 func (e *StatementError) Error() string { return fmt.Sprintf("statement %d: %v", e.Index, e.Err) }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -43,6 +44,8 @@ type App struct {
 	Mail        *commands.MailDelivery
 	Databases   *commands.Databases
 	Fleet       *queryexec.Fleet
+	Engine      *queryexec.Engine
+	Queries     *commands.Queries
 	// Now is the clock of the whole process; tests move it.
 	Now func() time.Time
 
@@ -105,6 +108,7 @@ func (a *App) open(ctx context.Context) error {
 		projections.NewAPIKeys(registry),
 		projections.NewInvitations(registry),
 		projections.NewDatabases(registry),
+		projections.NewQueryHistory(registry),
 	)
 	if err != nil {
 		return err
@@ -126,7 +130,31 @@ func (a *App) open(ctx context.Context) error {
 		return fmt.Errorf("sandbox servers (CLOUDDB_SANDBOX_DSN): %w", err)
 	}
 	a.Databases = commands.NewDatabases(a.Store, vault, a.Fleet, a.Projections, queries, db, now, a.Log)
+	results, err := queryexec.OpenResultStore(queryexec.ResultStoreOptions{
+		Dir: filepath.Join(a.Config.DataDir, "results"), MemoryBudget: a.Config.ResultMemory, Now: now, Log: a.Log})
+	if err != nil {
+		return fmt.Errorf("query results (CLOUDDB_DATA_DIR): %w", err)
+	}
+	a.Engine = queryexec.NewEngine(queryexec.EngineOptions{Fleet: a.Fleet, Passwords: a.Databases.AccountPassword,
+		Results: results, Log: a.Log, Now: now, OnWrite: a.Databases.MeasureSoon})
+	a.Databases.OnAccountsChanged(a.Engine.Forget)
+	a.Queries = commands.NewQueries(a.Engine, a.Store, a.queryTarget, a.Log)
 	return nil
+}
+
+// queryTarget is the read models' answer to "what may run on this database".
+func (a *App) queryTarget(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID) (queryexec.Target, queryexec.Policy, error) {
+	t, err := a.queries.QueryTarget(ctx, tenant, id)
+	if err != nil {
+		return queryexec.Target{}, queryexec.Policy{}, err
+	}
+	plan, err := domain.PlanByID(t.Plan)
+	if err != nil {
+		return queryexec.Target{}, queryexec.Policy{}, err
+	}
+	d := t.Database
+	return queryexec.Target{ID: d.ID, Tenant: d.TenantID, Name: d.Name, Server: d.Server, State: d.State},
+		queryexec.Policy{Settings: t.Settings, Limits: plan.Limits, StorageBytes: t.StorageBytes}, nil
 }
 
 // serverDSN is a DSN's server without its database: the management server as the default sandbox.
@@ -159,7 +187,11 @@ func (a *App) Serve(ctx context.Context) error {
 	}
 	work, stop := context.WithCancel(context.Background())
 	a.stopWork = stop
-	a.workDone.Add(4)
+	a.workDone.Add(5)
+	go func() {
+		defer a.workDone.Done()
+		a.Databases.RunWriteSampling(work, 2*time.Second)
+	}()
 	go func() {
 		defer a.workDone.Done()
 		a.Databases.RunHousekeeping(work, 30*time.Second)
@@ -201,6 +233,7 @@ func (a *App) Serve(ctx context.Context) error {
 	})
 	handler.MountDatabases(api.Databases{Commands: a.Databases, PublicHost: a.Config.SandboxPublicHost,
 		PublicPort: a.Config.SandboxPublicPort, RecoveryWindow: a.Config.RecoveryWindow})
+	handler.MountQueries(api.Queries{Commands: a.Queries, History: a.queries.QueryHistory, PerSecond: a.Config.QueryRate})
 	ln, err := net.Listen("tcp", a.Config.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", a.Config.HTTPAddr, err)
@@ -249,6 +282,10 @@ func (a *App) close() error {
 	}
 	if a.Store != nil {
 		errs = append(errs, a.Store.Close())
+	}
+	if a.Engine != nil {
+		a.Engine.Close()
+		errs = append(errs, a.Engine.Results().Close())
 	}
 	if a.Fleet != nil {
 		errs = append(errs, a.Fleet.Close())

@@ -84,9 +84,10 @@ type provisioningBench struct {
 
 const provisioningBenchAdmin, provisioningBenchPassword = "bench-root@example.com", "Bench-Root-Password-1!"
 
-// startProvisioningBench serves an App for one benchmark run; when the run ends, it is closed and
-// the sandbox prefix's schemas and accounts are dropped and counted.
-func startProvisioningBench(b *testing.B) *provisioningBench {
+// startProvisioningBench serves an App for one benchmark run, configured by extra on top of the
+// defaults; when the run ends, it is closed and the sandbox prefix's schemas and accounts are
+// dropped and counted.
+func startProvisioningBench(b *testing.B, extra map[string]string) *provisioningBench {
 	b.Helper()
 	prefix := newSandboxPrefix()
 	p := &provisioningBench{b: b, log: &provisionLog{}}
@@ -106,6 +107,9 @@ func startProvisioningBench(b *testing.B) *provisioningBench {
 		"CLOUDDB_SANDBOX_PREFIX":           prefix,
 		"CLOUDDB_BOOTSTRAP_ADMIN_EMAIL":    provisioningBenchAdmin,
 		"CLOUDDB_BOOTSTRAP_ADMIN_PASSWORD": provisioningBenchPassword,
+	}
+	for name, value := range extra {
+		vars[name] = value
 	}
 	cfg, err := config.FromEnv(func(name string) string { return vars[name] })
 	if err != nil {
@@ -221,7 +225,7 @@ func (p *provisioningBench) create(token, name, template string) (time.Duration,
 func BenchmarkDatabaseProvisioning(b *testing.B) {
 	for _, template := range []string{"blank", "sample"} {
 		b.Run("template="+template, func(b *testing.B) {
-			p := startProvisioningBench(b)
+			p := startProvisioningBench(b, nil)
 			token := p.tenants(1)[0]
 			if _, err := p.create(token, "warm_up", template); err != nil {
 				b.Fatal(err)
@@ -257,7 +261,7 @@ func BenchmarkDatabaseCreateThroughput(b *testing.B) {
 }
 
 func benchmarkCreateThroughput(b *testing.B, creators int) {
-	p := startProvisioningBench(b)
+	p := startProvisioningBench(b, nil)
 	tokens := p.tenants(creators)
 	for i, token := range tokens {
 		if _, err := p.create(token, fmt.Sprintf("warm_up_%d", i), "blank"); err != nil {

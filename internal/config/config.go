@@ -41,6 +41,11 @@ type Config struct {
 	AccessTokenTTL    time.Duration
 	RecoveryWindow    time.Duration // how long a deleted database can be restored
 	LogLevel          slog.Level
+	// QueryRate is how many queries a second each user may run on average (bursts of twice as
+	// many); ResultMemory the bytes of query results kept in memory for paging (more spill to
+	// $CLOUDDB_DATA_DIR/results).
+	QueryRate    float64
+	ResultMemory int64
 	// JWTSecret and SecretKey come from the environment or are generated once into the data dir
 	// by LoadKeys.
 	JWTSecret []byte
@@ -137,6 +142,18 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(get("CLOUDDB_LOG_LEVEL", "info"))); err != nil {
 		fail("CLOUDDB_LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	rateText := get("CLOUDDB_QUERY_RATE", "20")
+	if r, err := strconv.ParseFloat(rateText, 64); err != nil || !(r > 0 && r <= 1e6) {
+		fail("CLOUDDB_QUERY_RATE", "%q must be a number of queries per second above 0", rateText)
+	} else {
+		c.QueryRate = r
+	}
+	memText := get("CLOUDDB_RESULT_MEMORY", strconv.Itoa(64<<20))
+	if n, err := strconv.ParseInt(memText, 10, 64); err != nil || n < 1<<20 {
+		fail("CLOUDDB_RESULT_MEMORY", "%q must be a number of bytes, at least 1048576", memText)
+	} else {
+		c.ResultMemory = n
 	}
 	if v := getenv("CLOUDDB_JWT_SECRET"); v != "" {
 		if len(v) < 32 {

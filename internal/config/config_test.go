@@ -19,7 +19,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.HTTPAddr != "127.0.0.1:8080" || c.MgmtDSN != "" || c.SandboxPrefix != "cdb_" || c.DataDir != "./data" ||
-		c.MailDir != filepath.Join("data", "mail") || c.PublicURL.String() != "http://localhost:8080" || c.BcryptCost != 12 {
+		c.MailDir != filepath.Join("data", "mail") || c.PublicURL.String() != "http://localhost:8080" || c.BcryptCost != 12 ||
+		c.QueryRate != 20 || c.ResultMemory != 64<<20 {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 }
@@ -34,12 +35,15 @@ func TestValues(t *testing.T) {
 		"CLOUDDB_BCRYPT_COST":         "4",
 		"CLOUDDB_SECRET_KEY":          "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
 		"CLOUDDB_LOG_LEVEL":           "debug",
+		"CLOUDDB_QUERY_RATE":          "0.5",
+		"CLOUDDB_RESULT_MEMORY":       "2097152",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(c.SandboxDSNs) != 2 || c.SandboxPublicPort != 13306 || c.MailDir != "/var/lib/clouddb/mail" ||
-		c.BcryptCost != 4 || len(c.SecretKey) != 32 || c.LogLevel.String() != "DEBUG" {
+		c.BcryptCost != 4 || len(c.SecretKey) != 32 || c.LogLevel.String() != "DEBUG" ||
+		c.QueryRate != 0.5 || c.ResultMemory != 2<<20 {
 		t.Fatalf("values not read: %+v", c)
 	}
 }
@@ -57,6 +61,8 @@ func TestInvalidValuesNameTheVariableOnOneLine(t *testing.T) {
 		"CLOUDDB_LOG_LEVEL":           "loud",
 		"CLOUDDB_JWT_SECRET":          "short",
 		"CLOUDDB_SECRET_KEY":          "c2hvcnQ=",
+		"CLOUDDB_QUERY_RATE":          "0",
+		"CLOUDDB_RESULT_MEMORY":       "1000",
 	}
 	for name, value := range tests {
 		t.Run(name, func(t *testing.T) {

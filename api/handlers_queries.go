@@ -1,0 +1,209 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+	"golang.org/x/time/rate"
+
+	"github.com/clouddbmanager/clouddb/commands"
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/internal/ratelimit"
+	"github.com/clouddbmanager/clouddb/projections"
+	"github.com/clouddbmanager/clouddb/queryexec"
+)
+
+// historyLength is how many of a user's queries GET /queries/history keeps.
+const historyLength = 100
+
+// Queries is what the query routes need.
+type Queries struct {
+	Commands *commands.Queries
+	History  func(ctx context.Context, tenant domain.TenantID, user domain.UserID, limit int) ([]projections.QueryHistoryItem, error)
+	// PerSecond is how many queries (and, separately, validations) a second each user may send on
+	// average, with bursts of twice as many.
+	PerSecond float64
+}
+
+type queryLimits struct {
+	run, validate *ratelimit.Limiter
+}
+
+// MountQueries adds the query routes.
+func (s *Server) MountQueries(q Queries) {
+	s.queries = q
+	burst := max(1, int(2*q.PerSecond))
+	s.queryLimits = queryLimits{
+		run:      ratelimit.New(rate.Limit(q.PerSecond), burst, 10*time.Minute),
+		validate: ratelimit.New(rate.Limit(q.PerSecond), burst, 10*time.Minute),
+	}
+	s.mount([]route{
+		{"POST", "/databases/{id}/query", member, s.handleRunQuery},
+		{"POST", "/databases/{id}/validate", member, s.handleValidateQuery},
+		{"GET", "/queries/history", member, s.handleQueryHistory},
+		{"GET", "/queries/{id}/results", member, s.handleQueryResults},
+		{"GET", "/queries/{id}/export", member, s.handleQueryExport},
+	})
+}
+
+// queryRequest is the body of POST /databases/{id}/query and /validate.
+type queryRequest struct {
+	SQL      string  `json:"sql"`
+	TimeoutS float64 `json:"timeout_s"`
+	RowLimit int64   `json:"row_limit"`
+	PageSize int64   `json:"page_size"`
+	Confirm  bool    `json:"confirm"`
+	Multi    bool    `json:"multi"`
+}
+
+// readQuery decodes a query request for the database in the path, within the caller's rate.
+func (s *Server) readQuery(w http.ResponseWriter, r *http.Request, limiter *ratelimit.Limiter) (commands.RunQuery, error) {
+	p := principalFrom(r.Context())
+	if ok, retry := limiter.Allow(string(p.UserID), s.identity.Now()); !ok {
+		return commands.RunQuery{}, rateLimited(retry)
+	}
+	id, err := pathID(r, domain.ParseDatabaseID)
+	if err != nil {
+		return commands.RunQuery{}, err
+	}
+	var req queryRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return commands.RunQuery{}, err
+	}
+	role := p.Role
+	if p.SuperAdmin && role.Level() < domain.RoleTenantAdmin.Level() {
+		role = domain.RoleTenantAdmin
+	}
+	return commands.RunQuery{Tenant: p.TenantID, User: p.UserID, Role: role, Database: id, SQL: req.SQL,
+		TimeoutS: req.TimeoutS, RowLimit: req.RowLimit, PageSize: req.PageSize, Confirm: req.Confirm, Multi: req.Multi,
+		Meta: metadata(r.Context(), r)}, nil
+}
+
+func (s *Server) handleRunQuery(w http.ResponseWriter, r *http.Request) {
+	cmd, err := s.readQuery(w, r, s.queryLimits.run)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	results, err := s.queries.Commands.Run(r.Context(), cmd)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if cmd.Multi {
+		writeJSON(w, http.StatusOK, map[string]any{"results": results})
+		return
+	}
+	writeJSON(w, http.StatusOK, results[0])
+}
+
+func (s *Server) handleValidateQuery(w http.ResponseWriter, r *http.Request) {
+	cmd, err := s.readQuery(w, r, s.queryLimits.validate)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	v, err := s.queries.Commands.Validate(r.Context(), cmd)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) handleQueryHistory(w http.ResponseWriter, r *http.Request) {
+	limit, err := intParam(r, "limit", historyLength, 1, historyLength)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p := principalFrom(r.Context())
+	items, err := s.queries.History(r.Context(), p.TenantID, p.UserID, int(limit))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if items == nil {
+		items = []projections.QueryHistoryItem{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": nil})
+}
+
+func (s *Server) handleQueryResults(w http.ResponseWriter, r *http.Request) {
+	offset, err := intParam(r, "offset", 0, 0, 1<<62)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit, err := intParam(r, "limit", queryexec.DefaultPageSize, 1, queryexec.MaxPageSize)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	id := mux.Vars(r)["id"]
+	page, err := s.queries.Commands.Page(principalFrom(r.Context()).UserID, id, offset, limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"query_id": id, "columns": page.Columns, "rows": page.Rows,
+		"truncated": page.Truncated, "page": queryexec.PageInfo{Offset: page.Offset, Limit: int64(len(page.Rows)), Total: page.Total}})
+}
+
+var exportTable = regexp.MustCompile(`^[A-Za-z0-9_$]{1,64}$`)
+
+func (s *Server) handleQueryExport(w http.ResponseWriter, r *http.Request) {
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = queryexec.ExportCSV
+	}
+	contentType, ext, ok := queryexec.ExportContentType(format)
+	if !ok {
+		s.writeError(w, r, domain.NewValidationError("format", "must be csv, json or sql"))
+		return
+	}
+	table := r.URL.Query().Get("table")
+	if table == "" {
+		table = "result"
+	} else if !exportTable.MatchString(table) {
+		s.writeError(w, r, domain.NewValidationError("table", "must be 1 to 64 letters, digits, _ or $"))
+		return
+	}
+	id := mux.Vars(r)["id"]
+	started := false
+	err := s.queries.Commands.Export(r.Context(), principalFrom(r.Context()).UserID, id, format, table, w, func() {
+		started = true
+		h := w.Header()
+		h.Set("Content-Type", contentType)
+		h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="query-%s.%s"`, id, ext))
+		h.Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(http.StatusOK)
+	})
+	switch {
+	case err == nil:
+	case started: // the status is sent; all that is left is to cut the download short
+		s.log.WarnContext(r.Context(), "export interrupted", "query_id", id, "err", err)
+		panic(http.ErrAbortHandler)
+	default:
+		s.writeError(w, r, err)
+	}
+}
+
+// intParam reads the query parameter name as an integer from lowest to highest, fallback when
+// absent.
+func intParam(r *http.Request, name string, fallback, lowest, highest int64) (int64, error) {
+	raw := r.URL.Query().Get(name)
+	if raw == "" {
+		return fallback, nil
+	}
+	n, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || n < lowest || n > highest {
+		return 0, domain.NewValidationError(name, fmt.Sprintf("must be a number from %d to %d", lowest, highest))
+	}
+	return n, nil
+}

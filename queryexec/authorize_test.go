@@ -1,0 +1,203 @@
+package queryexec
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/clouddbmanager/clouddb/domain"
+)
+
+// authzStatements are classified for real: each with the type and flags the matrix expects.
+var authzStatements = []struct {
+	sql        string
+	typ        StatementType
+	routine    bool
+	foreignKey bool
+	rewrites   bool
+}{
+	{sql: "SELECT * FROM t", typ: TypeRead},
+	{sql: "SHOW TABLES", typ: TypeRead},
+	{sql: "DESCRIBE t", typ: TypeRead},
+	{sql: "EXPLAIN SELECT * FROM t", typ: TypeRead},
+	{sql: "EXPLAIN UPDATE t SET a = 1", typ: TypeRead},               // EXPLAIN does not run it
+	{sql: "EXPLAIN ANALYZE DELETE FROM t WHERE a = 1", typ: TypeDML}, // runs it
+	{sql: "ANALYZE UPDATE t SET a = 1 WHERE b = 2", typ: TypeDML},    // MariaDB ANALYZE runs it
+	{sql: "ANALYZE SELECT * FROM t", typ: TypeRead},
+	{sql: "SELECT * FROM t WHERE id = 1 FOR UPDATE", typ: TypeDML}, // locking read
+	{sql: "INSERT INTO t (a) VALUES (1)", typ: TypeDML},
+	{sql: "UPDATE t SET a = 1 WHERE id = 2", typ: TypeDML},
+	{sql: "DELETE FROM t", typ: TypeDML},
+	{sql: "CREATE TABLE t2 (a INT)", typ: TypeDDL},
+	{sql: "CREATE TABLE c (pid INT, FOREIGN KEY (pid) REFERENCES p (id))", typ: TypeDDL, foreignKey: true},
+	{sql: "ALTER TABLE t ADD COLUMN b INT", typ: TypeDDL},
+	{sql: "ALTER TABLE t DROP COLUMN b", typ: TypeDDL, rewrites: true},
+	{sql: "ALTER TABLE t DROP INDEX i", typ: TypeDDL},
+	{sql: "ALTER TABLE t DROP FOREIGN KEY fk", typ: TypeDDL},
+	{sql: "ALTER TABLE t MODIFY b BIGINT, ADD FOREIGN KEY (b) REFERENCES p (id)", typ: TypeDDL, foreignKey: true, rewrites: true},
+	{sql: "CREATE PROCEDURE p() BEGIN SELECT 1; END", typ: TypeDDL, routine: true},
+	{sql: "DROP TRIGGER trg", typ: TypeDDL, routine: true},
+	{sql: "CREATE PROCEDURE p() BEGIN ALTER TABLE t ENGINE=InnoDB; END", typ: TypeDDL, routine: true, rewrites: true},
+	{sql: "DROP TABLE t", typ: TypeDDL},
+	{sql: "CALL p(1)", typ: TypeOther},
+	{sql: "SET @a = 1", typ: TypeOther},
+	{sql: "BEGIN", typ: TypeOther},
+	{sql: "ANALYZE TABLE t", typ: TypeOther},
+}
+
+var authzRoles = []domain.Role{domain.RoleViewer, domain.RoleDeveloper, domain.RoleTenantAdmin, domain.RoleSuperAdmin, "", "owner"}
+
+// TestAuthorizeMatrix runs every statement × role × combination of the three settings.
+func TestAuthorizeMatrix(t *testing.T) {
+	for _, st := range authzStatements {
+		c, err := Classify(st.sql, "tenant_42")
+		if err != nil {
+			t.Fatalf("Classify(%q): %v", st.sql, err)
+		}
+		if c.Type != st.typ || c.Routine != st.routine || c.ForeignKey != st.foreignKey || c.Rewrites != st.rewrites {
+			t.Fatalf("Classify(%q) = %+v, want type %s routine=%v foreignKey=%v rewrites=%v", st.sql, c, st.typ, st.routine, st.foreignKey, st.rewrites)
+		}
+		for _, role := range authzRoles {
+			for bits := range 8 {
+				s := domain.TenantSettings{AllowProcedures: bits&1 != 0, AllowForeignKeys: bits&2 != 0, AllowHighImpactAlter: bits&4 != 0}
+				want := ""
+				switch {
+				case role == domain.RoleViewer && st.typ != TypeRead:
+					want = "read_only_role"
+				case role == domain.RoleViewer:
+				case role.Level() == 0:
+					want = "unknown_role"
+				case st.routine && !s.AllowProcedures:
+					want = "procedures_not_allowed"
+				case st.foreignKey && !s.AllowForeignKeys:
+					want = "foreign_keys_not_allowed"
+				case st.rewrites && !s.AllowHighImpactAlter:
+					want = "high_impact_alter"
+				}
+				name := fmt.Sprintf("%q as %q with procedures=%v foreign_keys=%v high_impact=%v", st.sql, role, s.AllowProcedures, s.AllowForeignKeys, s.AllowHighImpactAlter)
+				err := Authorize(c, role, s)
+				if got := reasonOf(t, err); got != want {
+					t.Errorf("Authorize(%s) = %v, want %q", name, err, want)
+				}
+			}
+		}
+	}
+}
+
+func reasonOf(t *testing.T, err error) string {
+	t.Helper()
+	if err == nil {
+		return ""
+	}
+	var d *Denied
+	if !errors.As(err, &d) {
+		t.Fatalf("%v is not a *Denied", err)
+	}
+	if d.Message == "" {
+		t.Errorf("%s: empty message", d.Reason)
+	}
+	return d.Reason
+}
+
+// TestAuthorizeCases spells out the rules with hand-built classifications.
+func TestAuthorizeCases(t *testing.T) {
+	all := domain.TenantSettings{AllowProcedures: true, AllowForeignKeys: true, AllowHighImpactAlter: true}
+	none := domain.TenantSettings{}
+	defaults := domain.DefaultSettings(domain.Plans[0].Limits) // foreign keys on, procedures and high-impact off
+	tests := []struct {
+		name     string
+		c        Classification
+		role     domain.Role
+		settings domain.TenantSettings
+		want     string
+	}{
+		{"viewer reads", Classification{Type: TypeRead, Verb: "SELECT"}, domain.RoleViewer, none, ""},
+		{"viewer writes", Classification{Type: TypeDML, Verb: "INSERT"}, domain.RoleViewer, all, "read_only_role"},
+		{"viewer DDL", Classification{Type: TypeDDL, Verb: "CREATE"}, domain.RoleViewer, all, "read_only_role"},
+		{"viewer other", Classification{Type: TypeOther, Verb: "CALL"}, domain.RoleViewer, all, "read_only_role"},
+		{"viewer unclassified", Classification{}, domain.RoleViewer, all, "read_only_role"},
+		{"viewer routine: the role comes first", Classification{Type: TypeDDL, Verb: "CREATE", Routine: true}, domain.RoleViewer, none, "read_only_role"},
+		{"developer writes", Classification{Type: TypeDML, Verb: "UPDATE"}, domain.RoleDeveloper, none, ""},
+		{"developer other", Classification{Type: TypeOther, Verb: "CALL"}, domain.RoleDeveloper, none, ""},
+		{"developer routine off", Classification{Type: TypeDDL, Verb: "CREATE", Routine: true}, domain.RoleDeveloper, defaults, "procedures_not_allowed"},
+		{"developer routine on", Classification{Type: TypeDDL, Verb: "CREATE", Routine: true}, domain.RoleDeveloper, all, ""},
+		{"developer foreign key by default", Classification{Type: TypeDDL, Verb: "CREATE", ForeignKey: true}, domain.RoleDeveloper, defaults, ""},
+		{"developer foreign key off", Classification{Type: TypeDDL, Verb: "CREATE", ForeignKey: true}, domain.RoleDeveloper, none, "foreign_keys_not_allowed"},
+		{"developer rewrite by default", Classification{Type: TypeDDL, Verb: "ALTER", Rewrites: true}, domain.RoleDeveloper, defaults, "high_impact_alter"},
+		{"developer rewrite on", Classification{Type: TypeDDL, Verb: "ALTER", Rewrites: true}, domain.RoleDeveloper, all, ""},
+		{"tenant admin bound by settings", Classification{Type: TypeDDL, Verb: "ALTER", Rewrites: true}, domain.RoleTenantAdmin, none, "high_impact_alter"},
+		{"super admin like tenant admin", Classification{Type: TypeDDL, Verb: "CREATE", Routine: true}, domain.RoleSuperAdmin, none, "procedures_not_allowed"},
+		{"super admin writes", Classification{Type: TypeDML, Verb: "DELETE"}, domain.RoleSuperAdmin, none, ""},
+		{"procedures checked before foreign keys", Classification{Type: TypeDDL, Routine: true, ForeignKey: true, Rewrites: true}, domain.RoleDeveloper, none, "procedures_not_allowed"},
+		{"foreign keys checked before rewrites", Classification{Type: TypeDDL, ForeignKey: true, Rewrites: true}, domain.RoleDeveloper, none, "foreign_keys_not_allowed"},
+		{"no role", Classification{Type: TypeRead}, "", all, "unknown_role"},
+		{"unknown role", Classification{Type: TypeRead}, "owner", all, "unknown_role"},
+	}
+	for _, tt := range tests {
+		if got := reasonOf(t, Authorize(tt.c, tt.role, tt.settings)); got != tt.want {
+			t.Errorf("%s: Authorize = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestAuthorizeDenyLargeAlter(t *testing.T) {
+	d := DenyLargeAlter("orders", 1_234_567)
+	if d.Reason != "high_impact_alter" {
+		t.Errorf("reason %q", d.Reason)
+	}
+	for _, want := range []string{"orders", "1,234,567", "100,000", "allow_high_impact_alter"} {
+		if !strings.Contains(d.Message, want) {
+			t.Errorf("message %q lacks %q", d.Message, want)
+		}
+	}
+	var err error = d
+	var got *Denied
+	if !errors.As(err, &got) || got != d {
+		t.Errorf("DenyLargeAlter is not usable as an error")
+	}
+	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 100000: "100,000", -1234: "-1,234"} {
+		if got := groupDigits(n); got != want {
+			t.Errorf("groupDigits(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+func TestAuthorizeNeedsConfirm(t *testing.T) {
+	tests := []struct {
+		sql  string
+		want string
+	}{
+		{"DROP TABLE t", "drop"},
+		{"DROP TABLE IF EXISTS t1, t2", "drop"},
+		{"TRUNCATE TABLE t", "drop"},
+		{"TRUNCATE t", "drop"},
+		{"CREATE OR REPLACE TABLE t (a INT)", "drop"},
+		{"DROP VIEW v", "drop"},
+		{"DROP PROCEDURE p", "drop"},
+		{"DELETE FROM t", "no_where"},
+		{"UPDATE t SET a = 1", "no_where"},
+		{"UPDATE t SET a = (SELECT MAX(b) FROM u WHERE x = 1)", "no_where"},
+		{"ANALYZE DELETE FROM t", "no_where"},
+		{"EXPLAIN DELETE FROM t", ""}, // not run
+		{"DELETE FROM t WHERE id = 1", ""},
+		{"UPDATE t SET a = 1 WHERE id = 1", ""},
+		{"SELECT * FROM t", ""},
+		{"INSERT INTO t VALUES (1)", ""},
+		{"ALTER TABLE t DROP COLUMN a", ""}, // high impact, not a confirmation
+		{"CREATE TABLE t (a INT)", ""},
+	}
+	for _, tt := range tests {
+		c, err := Classify(tt.sql, "tenant_42")
+		if err != nil {
+			t.Errorf("Classify(%q): %v", tt.sql, err)
+			continue
+		}
+		if got := NeedsConfirm(c); got != tt.want {
+			t.Errorf("NeedsConfirm(%q) = %q, want %q", tt.sql, got, tt.want)
+		}
+	}
+	if got := NeedsConfirm(Classification{Drops: true, NoWhere: true}); got != "drop" {
+		t.Errorf("NeedsConfirm(Drops and NoWhere) = %q, want drop", got)
+	}
+}

@@ -1,0 +1,727 @@
+package queryexec
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/clouddbmanager/clouddb/domain"
+)
+
+// Request bounds and defaults.
+const (
+	// MaxStatements is how many statements one multi request may hold.
+	MaxStatements = 100
+	// DefaultPageSize is how many rows a result carries inline unless the request says otherwise.
+	DefaultPageSize = 100
+	// MaxPageSize bounds page_size and the limit of GET /queries/{id}/results.
+	MaxPageSize = 10_000
+	// ConfirmWriteRows: an UPDATE or DELETE estimated to touch more rows needs confirm: true.
+	ConfirmWriteRows = 1_000
+	// inlineBytes bounds the rows a response carries inline; the rest are pages away.
+	inlineBytes = 8 << 20
+	// killGrace is how long past its timeout a statement may run on MariaDB, whose server ends it
+	// itself, before it is killed from a second connection.
+	killGrace = time.Second
+)
+
+// Target is the database a request runs on, as the read model knows it.
+type Target struct {
+	ID     domain.DatabaseID
+	Tenant domain.TenantID
+	Name   string
+	Server string
+	State  domain.DatabaseState
+}
+
+// Policy is what the tenant's plan and settings allow, and the storage it uses now.
+type Policy struct {
+	Settings     domain.TenantSettings
+	Limits       domain.Limits
+	StorageBytes int64
+}
+
+// Request is one POST /databases/{id}/query (or /validate).
+type Request struct {
+	User     domain.UserID
+	Role     domain.Role
+	Target   Target
+	Policy   Policy
+	SQL      string
+	TimeoutS float64 // 0: the tenant's timeout; may only lower it
+	RowLimit int64   // 0: the tenant's row limit; at most the plan's
+	PageSize int64   // 0: DefaultPageSize
+	Confirm  bool
+	Multi    bool
+}
+
+// PageInfo says which rows of a result a response holds.
+type PageInfo struct {
+	Offset int64 `json:"offset"`
+	Limit  int64 `json:"limit"`
+	Total  int64 `json:"total"`
+}
+
+// Result is the outcome of one statement, as API.md shapes it.
+type Result struct {
+	QueryID       string            `json:"query_id"`
+	StatementType StatementType     `json:"statement_type"`
+	Columns       []ResultColumn    `json:"columns"`
+	Rows          []json.RawMessage `json:"rows"`
+	RowCount      int64             `json:"row_count"`
+	AffectedRows  int64             `json:"affected_rows"`
+	LastInsertID  int64             `json:"last_insert_id"`
+	Truncated     bool              `json:"truncated"`
+	ExecutionMS   float64           `json:"execution_ms"`
+	Page          PageInfo          `json:"page"`
+}
+
+// ErrTimeout: the statement ran past its timeout and was stopped on the server.
+var ErrTimeout = errors.New("queryexec: query timed out")
+
+// NotAllowedError is a statement refused before it ran, with its type where it is known.
+type NotAllowedError struct {
+	StatementType StatementType
+	*Denied
+}
+
+// Unwrap gives the classifier's refusal.
+func (e *NotAllowedError) Unwrap() error { return e.Denied }
+
+// ConfirmationError: the statement runs only when re-sent with confirm: true.
+type ConfirmationError struct {
+	Reason        string // "drop", "no_where", "large_write"
+	EstimatedRows int64  // for large_write
+}
+
+func (e *ConfirmationError) Error() string {
+	switch e.Reason {
+	case "drop":
+		return "this statement drops or empties data; re-send it with confirm: true"
+	case "no_where":
+		return "this UPDATE or DELETE has no WHERE and touches every row; re-send it with confirm: true"
+	}
+	return fmt.Sprintf("this statement touches about %d rows; re-send it with confirm: true", e.EstimatedRows)
+}
+
+// BusyError: the tenant has as many queries running as its plan allows connections, or the
+// database has no free connection. Retry shortly.
+type BusyError struct{ Message string }
+
+func (e *BusyError) Error() string { return "queryexec: busy: " + e.Message }
+
+// Engine runs tenant SQL: classify, authorize, run on the database's own account with the
+// server-side timeout and the row limit, shape, keep the result for paging and export, and
+// describe each statement as a domain.QueryExecuted for the caller to record. It is safe for
+// concurrent use.
+type Engine struct {
+	fleet   *Fleet
+	pools   *pools
+	results *ResultStore
+	running *tenantGate
+	log     *slog.Logger
+	now     func() time.Time
+	onWrite func(domain.DatabaseID)
+	stop    chan struct{}
+	done    sync.WaitGroup
+}
+
+// EngineOptions configure an Engine.
+type EngineOptions struct {
+	Fleet     *Fleet
+	Passwords Passwords
+	Results   *ResultStore
+	Log       *slog.Logger
+	Now       func() time.Time // default time.Now
+	// OnWrite is told about each database a statement may have changed the size of (the storage
+	// sampler measures it soon). Optional.
+	OnWrite func(domain.DatabaseID)
+}
+
+// NewEngine returns an Engine; Close stops its pool janitor and closes its pools. Panics without
+// a fleet, passwords, a result store or a logger.
+func NewEngine(opts EngineOptions) *Engine {
+	if opts.Fleet == nil || opts.Passwords == nil || opts.Results == nil || opts.Log == nil {
+		panic("queryexec: NewEngine needs a fleet, passwords, a result store and a logger")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.OnWrite == nil {
+		opts.OnWrite = func(domain.DatabaseID) {}
+	}
+	e := &Engine{fleet: opts.Fleet, pools: newPools(opts.Fleet, opts.Passwords, opts.Log, opts.Now), results: opts.Results,
+		running: newTenantGate(), log: opts.Log, now: opts.Now, onWrite: opts.OnWrite, stop: make(chan struct{})}
+	e.done.Add(1)
+	go e.janitor()
+	return e
+}
+
+func (e *Engine) janitor() {
+	defer e.done.Done()
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			if n := e.pools.sweep(); n > 0 {
+				e.log.Debug("idle database pools closed", "pools", n)
+			}
+		case <-e.stop:
+			return
+		}
+	}
+}
+
+// Close closes every pool.
+func (e *Engine) Close() {
+	close(e.stop)
+	e.done.Wait()
+	e.pools.close()
+}
+
+// Forget closes the pools of database id: call it when the database stops, is deleted or its
+// password changes.
+func (e *Engine) Forget(id domain.DatabaseID) { e.pools.forget(id) }
+
+// Results is the store of results for paging and exports.
+func (e *Engine) Results() *ResultStore { return e.results }
+
+// bounds are a request's effective limits.
+type bounds struct {
+	timeout  time.Duration
+	rowLimit int64
+	pageSize int64
+}
+
+// bounds checks the request's limits against the tenant's: the timeout may only be lowered, the
+// row limit raised up to the plan's. Returns a *domain.ValidationError naming each bad field.
+func (r Request) bounds() (bounds, error) {
+	fields := map[string]string{}
+	settings, limits := r.Policy.Settings, r.Policy.Limits
+	b := bounds{timeout: time.Duration(settings.QueryTimeoutS) * time.Second, rowLimit: settings.RowLimit, pageSize: DefaultPageSize}
+	switch {
+	case r.TimeoutS < 0 || math.IsNaN(r.TimeoutS) || r.TimeoutS > float64(settings.QueryTimeoutS):
+		fields["timeout_s"] = fmt.Sprintf("must be more than 0 and at most %d (the tenant's query timeout)", settings.QueryTimeoutS)
+	case r.TimeoutS > 0:
+		b.timeout = time.Duration(r.TimeoutS * float64(time.Second))
+		if b.timeout < time.Millisecond {
+			fields["timeout_s"] = "must be at least 0.001"
+		}
+	}
+	switch {
+	case r.RowLimit < 0 || r.RowLimit > limits.MaxRowLimit:
+		fields["row_limit"] = fmt.Sprintf("must be between 1 and %d (the plan's row limit)", limits.MaxRowLimit)
+	case r.RowLimit > 0:
+		b.rowLimit = r.RowLimit
+	}
+	switch {
+	case r.PageSize < 0 || r.PageSize > MaxPageSize:
+		fields["page_size"] = fmt.Sprintf("must be between 1 and %d", MaxPageSize)
+	case r.PageSize > 0:
+		b.pageSize = r.PageSize
+	}
+	if strings.TrimSpace(r.SQL) == "" {
+		fields["sql"] = "is required"
+	}
+	if len(fields) > 0 {
+		return b, &domain.ValidationError{Fields: fields}
+	}
+	b.pageSize = min(b.pageSize, b.rowLimit)
+	return b, nil
+}
+
+// statement is one statement of a request on its way through the pipeline.
+type statement struct {
+	sql    string
+	class  Classification
+	record domain.QueryExecuted
+}
+
+// Run runs the request's statement (or, with Multi, each statement in order, stopping at the
+// first failure) and returns the results of those that succeeded and one QueryExecuted per
+// statement that ran or was refused: the caller records them whatever the error.
+//
+// Errors: a *domain.ValidationError for bad limits or empty SQL (nothing recorded),
+// domain.ErrDatabaseStopped, an error wrapping domain.ErrDatabaseUnavailable, a *NotAllowedError,
+// a *ConfirmationError, a *domain.QuotaExceededError (storage, for writes), a *BusyError, a
+// *QueryError (the database refused it; Syntax() for syntax errors), ErrTimeout, or the context's
+// error. With Multi, the error of statement i (1-based) is wrapped in a *StatementError.
+func (e *Engine) Run(ctx context.Context, req Request) ([]Result, []domain.QueryExecuted, error) {
+	b, err := req.bounds()
+	if err != nil {
+		return nil, nil, err
+	}
+	stmts, refused, err := e.prepare(req)
+	if err != nil {
+		if refused == nil {
+			return nil, nil, err
+		}
+		if e.unparsable(err) && req.Target.State == domain.StateRunning {
+			err = e.syntaxCheck(ctx, req, refused, err)
+		}
+		return nil, []domain.QueryExecuted{refused.record}, err
+	}
+	release, err := e.running.enter(req.Target.Tenant, req.Policy.Limits.MaxConnections)
+	if err != nil {
+		return nil, e.refuse(stmts, err), err
+	}
+	defer release()
+	c, err := e.session(ctx, req)
+	if err != nil {
+		return nil, e.refuse(stmts, err), err
+	}
+	discard := false
+	defer func() { e.pools.release(c, discard) }()
+
+	var results []Result
+	for i := range stmts {
+		st := &stmts[i]
+		res, err := e.runOne(ctx, c, req, b, st)
+		discard = discard || err != nil || changesSession(st)
+		if err != nil {
+			stmts = stmts[:i+1] // statements after a failure neither ran nor count
+			if req.Multi {
+				err = &StatementError{Index: i + 1, Err: err, Completed: results}
+			}
+			return results, recordsOf(stmts), err
+		}
+		results = append(results, res)
+	}
+	return results, recordsOf(stmts), nil
+}
+
+// prepare splits and checks every statement before any runs: the classifier, the role and the
+// tenant's restrictions, confirmations, the database's state and the storage quota. On error,
+// refused is the statement the request is recorded as (nil for a bad request, recorded as nothing).
+func (e *Engine) prepare(req Request) (stmts []statement, refused *statement, err error) {
+	texts := []string{req.SQL}
+	if req.Multi {
+		if texts, err = Split(req.SQL); err != nil {
+			st := e.newStatement(req, req.SQL)
+			return nil, &st, e.fail(&st, notAllowed("", err))
+		}
+		if len(texts) > MaxStatements {
+			return nil, nil, domain.NewValidationError("sql", fmt.Sprintf("holds %d statements; send at most %d per request", len(texts), MaxStatements))
+		}
+	}
+	stmts = make([]statement, 0, len(texts))
+	schema := SchemaName(e.prefixOf(req.Target.Server), string(req.Target.ID))
+	for i, text := range texts {
+		st := e.newStatement(req, text)
+		stmts = append(stmts, st)
+		last := &stmts[len(stmts)-1]
+		if err := e.check(req, last, schema); err != nil {
+			if req.Multi {
+				err = &StatementError{Index: i + 1, Err: err}
+			}
+			return nil, last, err
+		}
+	}
+	switch req.Target.State {
+	case domain.StateRunning:
+		return stmts, nil, nil
+	case domain.StateStopped:
+		return nil, &stmts[0], e.fail(&stmts[0], domain.ErrDatabaseStopped)
+	default:
+		return nil, &stmts[0], e.fail(&stmts[0], fmt.Errorf("database %s is %s: %w", req.Target.Name, req.Target.State, domain.ErrDatabaseUnavailable))
+	}
+}
+
+// check classifies st and decides, from what the request says, whether it may run; a refusal is
+// recorded on st.
+func (e *Engine) check(req Request, st *statement, schema string) error {
+	c, err := Classify(st.sql, schema)
+	if err != nil {
+		return e.fail(st, notAllowed("", err))
+	}
+	st.class = c
+	st.record.StatementType, st.record.Tables = string(c.Type), unqualified(c.Tables, schema)
+	if err := Authorize(c, req.Role, req.Policy.Settings); err != nil {
+		return e.fail(st, notAllowed(c.Type, err))
+	}
+	if reason := NeedsConfirm(c); reason != "" && !req.Confirm {
+		return e.fail(st, &ConfirmationError{Reason: reason})
+	}
+	return e.fail(st, storageCheck(c, req.Policy))
+}
+
+func (e *Engine) prefixOf(server string) string {
+	if s, err := e.fleet.Get(server); err == nil {
+		return s.Prefix()
+	}
+	for _, s := range e.fleet.Servers() {
+		return s.Prefix()
+	}
+	return ""
+}
+
+func (e *Engine) newStatement(req Request, text string) statement {
+	redacted, truncated := domain.RecordedSQL(RedactSecrets(text))
+	return statement{sql: text, record: domain.QueryExecuted{
+		QueryID: uuid.NewString(), TenantID: req.Target.Tenant, UserID: req.User, DatabaseID: req.Target.ID,
+		SQL: redacted, SQLTruncated: truncated, Fingerprint: Fingerprint(text), Status: domain.QuerySucceeded, At: e.now().UTC(),
+	}}
+}
+
+func notAllowed(t StatementType, err error) error {
+	var d *Denied
+	if errors.As(err, &d) {
+		return &NotAllowedError{StatementType: t, Denied: d}
+	}
+	return err
+}
+
+// storageCheck refuses writes while the tenant uses more storage than its plan allows; statements
+// that free space (DELETE, DROP, TRUNCATE) stay allowed, so the tenant can get back under.
+func storageCheck(c Classification, p Policy) error {
+	if c.Type != TypeDML && c.Type != TypeDDL {
+		return nil
+	}
+	switch c.Verb {
+	case "DELETE", "DROP", "TRUNCATE":
+		return nil
+	}
+	if p.Limits.MaxStorageBytes > 0 && p.StorageBytes >= p.Limits.MaxStorageBytes {
+		return &domain.QuotaExceededError{Resource: "storage", Used: p.StorageBytes, Limit: p.Limits.MaxStorageBytes}
+	}
+	return nil
+}
+
+// fail marks st's record with err and returns err; a nil err changes nothing.
+func (e *Engine) fail(st *statement, err error) error {
+	if err == nil {
+		return nil
+	}
+	r := &st.record
+	r.Status, r.ErrorCode, r.Error = domain.QueryFailed, ErrorCode(err), err.Error()
+	var (
+		na *NotAllowedError
+		ce *ConfirmationError
+		qe *QueryError
+	)
+	switch {
+	case errors.As(err, &na), errors.As(err, &ce):
+		r.Status = domain.QueryDenied
+	case errors.Is(err, ErrTimeout):
+		r.Status = domain.QueryTimedOut
+	case errors.As(err, &qe):
+		r.MySQLCode, r.Error = int(qe.MySQLCode), qe.Message
+	}
+	var quota *domain.QuotaExceededError
+	if errors.As(err, &quota) || errors.As(err, new(*BusyError)) {
+		r.Status = domain.QueryDenied
+	}
+	return err
+}
+
+// refuse records a request refused before its first statement ran as its first statement.
+func (e *Engine) refuse(stmts []statement, err error) []domain.QueryExecuted {
+	e.fail(&stmts[0], err)
+	return recordsOf(stmts[:1])
+}
+
+func recordsOf(stmts []statement) []domain.QueryExecuted {
+	out := make([]domain.QueryExecuted, len(stmts))
+	for i, st := range stmts {
+		out[i] = st.record
+	}
+	return out
+}
+
+// ErrorCode is the API error code an engine error is recorded with in QueryExecuted.
+func ErrorCode(err error) string {
+	var (
+		na    *NotAllowedError
+		ce    *ConfirmationError
+		qe    *QueryError
+		quota *domain.QuotaExceededError
+		busy  *BusyError
+		verr  *domain.ValidationError
+	)
+	switch {
+	case errors.As(err, &na):
+		return "statement_not_allowed"
+	case errors.As(err, &ce):
+		return "confirmation_required"
+	case errors.As(err, &qe):
+		if qe.Syntax() {
+			return "syntax_error"
+		}
+		return "query_failed"
+	case errors.As(err, &quota):
+		return "quota_exceeded"
+	case errors.As(err, &busy):
+		return "rate_limited"
+	case errors.As(err, &verr):
+		return "validation_failed"
+	case errors.Is(err, ErrTimeout):
+		return "query_timeout"
+	case errors.Is(err, domain.ErrDatabaseStopped):
+		return "database_stopped"
+	case errors.Is(err, domain.ErrDatabaseUnavailable):
+		return "database_unavailable"
+	}
+	return "internal"
+}
+
+// unqualified strips the physical schema from table names: history shows what the user wrote.
+func unqualified(tables []string, schema string) []string {
+	out := make([]string, 0, len(tables))
+	for _, t := range tables {
+		out = append(out, strings.TrimPrefix(t, schema+"."))
+	}
+	return out
+}
+
+// changesSession reports whether a statement may leave state on its session that must not reach
+// another request: transactions, variables, temporary tables, routines that could do either.
+func changesSession(st *statement) bool {
+	switch st.class.Verb {
+	case "SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "INSERT", "UPDATE", "DELETE", "REPLACE",
+		"CREATE", "ALTER", "DROP", "TRUNCATE", "RENAME":
+		return strings.Contains(st.sql, "@") || containsFold(st.sql, "TEMPORARY")
+	}
+	return true
+}
+
+func containsFold(s, word string) bool {
+	return strings.Contains(strings.ToUpper(s), word)
+}
+
+// runOne runs one checked statement on session c.
+func (e *Engine) runOne(ctx context.Context, c *conn, req Request, b bounds, st *statement) (Result, error) {
+	if err := e.impact(ctx, c, req, st); err != nil {
+		return Result{}, e.fail(st, err)
+	}
+	started := time.Now()
+	res, err := e.execute(ctx, c, b, st)
+	elapsed := time.Since(started)
+	res.ExecutionMS = float64(elapsed.Microseconds()) / 1000
+	st.record.ExecutionMS = res.ExecutionMS
+	if st.class.Type == TypeDML || st.class.Type == TypeDDL {
+		e.onWrite(req.Target.ID)
+	}
+	if err != nil {
+		return Result{}, e.fail(st, e.translate(err, req, st))
+	}
+	st.record.RowCount, st.record.AffectedRows = res.RowCount, res.AffectedRows
+	return res, nil
+}
+
+func (e *Engine) translate(err error, req Request, st *statement) error {
+	if errors.Is(err, ErrTimeout) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	if IsTimeout(err) {
+		return ErrTimeout
+	}
+	if unreachable(err) {
+		return fmt.Errorf("%w: %w", domain.ErrDatabaseUnavailable, err)
+	}
+	schema := SchemaName(e.prefixOf(req.Target.Server), string(req.Target.ID))
+	return TranslateError(err, st.sql, schema, req.Target.Name)
+}
+
+// impact checks what only the database knows: how many rows an UPDATE or DELETE touches (refused
+// above the plan's limit, confirmed above ConfirmWriteRows), and how large a table an ALTER
+// rewrites (high impact unless the tenant allows it).
+func (e *Engine) impact(ctx context.Context, c *conn, req Request, st *statement) error {
+	switch {
+	case st.class.Verb == "UPDATE" || st.class.Verb == "DELETE":
+		rows, err := explainRows(ctx, c, st.sql)
+		if err != nil {
+			return e.translate(err, req, st)
+		}
+		if limit := req.Policy.Limits.MaxWriteRows; limit > 0 && rows > limit {
+			return &NotAllowedError{StatementType: st.class.Type, Denied: deny("too_large",
+				"this statement would touch about %d rows; the plan allows %d per statement: split it into smaller ones", rows, limit)}
+		}
+		if rows > ConfirmWriteRows && !req.Confirm {
+			return &ConfirmationError{Reason: "large_write", EstimatedRows: rows}
+		}
+	case alterTable.MatchString(st.sql) && len(st.class.Tables) > 0 && !req.Policy.Settings.AllowHighImpactAlter:
+		table := unqualified(st.class.Tables[:1], SchemaName(e.prefixOf(req.Target.Server), string(req.Target.ID)))[0]
+		rows, err := tableRows(ctx, c, table)
+		if err != nil {
+			return e.translate(err, req, st)
+		}
+		if rows >= HighImpactRows {
+			return &NotAllowedError{StatementType: st.class.Type, Denied: DenyLargeAlter(table, rows)}
+		}
+	}
+	return nil
+}
+
+// alterTable matches ALTER TABLE statements, whose first table is the one altered (others may be
+// referenced by a foreign key).
+var alterTable = regexp.MustCompile(`(?is)^\s*ALTER\s+(ONLINE\s+|OFFLINE\s+|IGNORE\s+)*TABLE\s`)
+
+// explainRows estimates the rows a statement examines: the largest estimate of its plan.
+func explainRows(ctx context.Context, c *conn, stmt string) (int64, error) {
+	plan, err := explain(ctx, c, stmt)
+	var most int64
+	for _, step := range plan {
+		most = max(most, step.rows)
+	}
+	return most, err
+}
+
+// tableRows is the server's row estimate of a table of the session's schema (0 when unknown).
+func tableRows(ctx context.Context, c *conn, table string) (int64, error) {
+	if i := strings.LastIndexByte(table, '.'); i >= 0 {
+		table = table[i+1:]
+	}
+	var rows sql.NullInt64
+	err := c.QueryRowContext(ctx, `SELECT TABLE_ROWS FROM information_schema.TABLES
+		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?`, table).Scan(&rows)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return rows.Int64, err
+}
+
+// returnsRows reports whether the statement answers with a result set.
+func returnsRows(c Classification, text string) bool {
+	switch c.Verb {
+	case "SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "CALL", "ANALYZE", "CHECK", "OPTIMIZE", "REPAIR", "CHECKSUM", "VALUES", "TABLE":
+		return true
+	case "INSERT", "REPLACE", "DELETE":
+		return containsFold(text, "RETURNING")
+	}
+	return c.Type == TypeRead
+}
+
+// execute runs the statement with the server-side limits. On MariaDB, SET STATEMENT applies
+// max_statement_time (every statement) and sql_select_limit (the server stops producing rows
+// after the first one past the row limit); on MySQL the session variables are set first, and a
+// statement MAX_EXECUTION_TIME does not cover (all but SELECT) is killed at its deadline.
+func (e *Engine) execute(ctx context.Context, c *conn, b bounds, st *statement) (Result, error) {
+	res := Result{QueryID: st.record.QueryID, StatementType: st.class.Type, Columns: []ResultColumn{}, Rows: []json.RawMessage{}}
+	rowsWanted := returnsRows(st.class, st.sql)
+	text := st.sql
+	deadline := b.timeout
+	if c.server.Flavor() == FlavorMariaDB {
+		limits := "max_statement_time=" + strconv.FormatFloat(b.timeout.Seconds(), 'f', 3, 64)
+		if rowsWanted {
+			limits += ", sql_select_limit=" + strconv.FormatInt(b.rowLimit+1, 10)
+		}
+		text = "SET STATEMENT " + limits + " FOR " + text
+		deadline += killGrace
+	} else {
+		set := "SET SESSION max_execution_time=" + strconv.FormatInt(b.timeout.Milliseconds(), 10) +
+			", sql_select_limit=" + strconv.FormatInt(b.rowLimit+1, 10)
+		if _, err := c.ExecContext(ctx, set); err != nil {
+			return res, err
+		}
+	}
+	runCtx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+	stopWatch := context.AfterFunc(runCtx, func() {
+		killCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+		defer done()
+		if err := c.kill(killCtx); err != nil {
+			e.log.Warn("could not kill a statement past its deadline", "database_id", c.key.id, "connection", c.id, "err", err)
+		}
+	})
+	var err error
+	if rowsWanted {
+		err = e.read(runCtx, c, b, st, &res, text)
+	} else {
+		var r sql.Result
+		if r, err = c.ExecContext(runCtx, text); err == nil {
+			res.AffectedRows, _ = r.RowsAffected()
+			res.LastInsertID, _ = r.LastInsertId()
+		}
+	}
+	if !stopWatch() { // the watchdog fired: the statement was killed (or is being killed)
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		return res, ErrTimeout
+	}
+	return res, err
+}
+
+// read streams the rows of a statement: the first page inline, all of them (up to the row limit)
+// into the result store, and stops at the first row past the limit.
+func (e *Engine) read(ctx context.Context, c *conn, b bounds, st *statement, res *Result, text string) error {
+	rows, err := c.QueryContext(ctx, text)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	reader, err := NewRowReader(rows)
+	if err != nil {
+		return err
+	}
+	res.Columns = reader.Columns()
+	w := e.results.Begin(res.QueryID, string(st.record.UserID), res.Columns)
+	defer w.Abort()
+	inline := 0
+	for {
+		row, ok, err := reader.Next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		if res.RowCount == b.rowLimit {
+			res.Truncated = true
+			break
+		}
+		if int64(len(res.Rows)) < b.pageSize && (inline+len(row) <= inlineBytes || len(res.Rows) == 0) {
+			res.Rows = append(res.Rows, row)
+			inline += len(row)
+		}
+		if err := w.Add(row); err != nil {
+			return err
+		}
+		res.RowCount++
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	res.Page = PageInfo{Offset: 0, Limit: int64(len(res.Rows)), Total: res.RowCount}
+	return w.Commit(res.Truncated)
+}
+
+// tenantGate caps the queries running at once per tenant.
+type tenantGate struct {
+	mu      sync.Mutex
+	running map[domain.TenantID]int64
+}
+
+func newTenantGate() *tenantGate { return &tenantGate{running: map[domain.TenantID]int64{}} }
+
+// enter admits one more query of tenant unless limit run already; the returned func leaves.
+func (g *tenantGate) enter(tenant domain.TenantID, limit int64) (func(), error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.running[tenant] >= max(limit, 1) {
+		return nil, &BusyError{Message: fmt.Sprintf("the tenant runs %d queries at once, its plan's limit", limit)}
+	}
+	g.running[tenant]++
+	return func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.running[tenant]--; g.running[tenant] <= 0 {
+			delete(g.running, tenant)
+		}
+	}, nil
+}

@@ -1,0 +1,293 @@
+package queryexec
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/clouddbmanager/clouddb/domain"
+)
+
+// Passwords gives the current password of a database's account: the read-only one when readOnly.
+type Passwords func(ctx context.Context, id domain.DatabaseID, readOnly bool) (string, error)
+
+// Pool limits of one tenant account. The plan's connection limit is also the account's
+// MAX_USER_CONNECTIONS; the pool keeps a share of it free for the tenant's own clients.
+const (
+	maxPoolPerAccount = 32
+	poolMaxIdleTime   = time.Minute
+	poolMaxLifetime   = 10 * time.Minute
+	poolUnusedAfter   = 5 * time.Minute // a pool unused this long is closed
+)
+
+// poolKey names one account's pool.
+type poolKey struct {
+	server   string
+	id       domain.DatabaseID
+	readOnly bool
+}
+
+type accountPool struct {
+	db       *sql.DB
+	lastUsed time.Time // under pools.mu
+}
+
+// pools holds one connection pool per tenant account in use. Pools open lazily with the password
+// the vault holds now, and are dropped when unused, when their database stops or is deleted, and
+// when the server refuses their password (after a rotation).
+type pools struct {
+	fleet     *Fleet
+	passwords Passwords
+	log       *slog.Logger
+	now       func() time.Time
+
+	mu sync.Mutex
+	m  map[poolKey]*accountPool
+}
+
+func newPools(fleet *Fleet, passwords Passwords, log *slog.Logger, now func() time.Time) *pools {
+	return &pools{fleet: fleet, passwords: passwords, log: log, now: now, m: map[poolKey]*accountPool{}}
+}
+
+// conn is one session on a tenant account, with the server's id for it (for KILL QUERY).
+type conn struct {
+	*sql.Conn
+	id     uint64
+	server *Sandbox
+	key    poolKey
+}
+
+// get returns a session on the account of database id; maxOpen bounds the pool. A refused
+// password (a rotation the pool has not seen) reopens the pool with the vault's password once.
+// Returns an error wrapping domain.ErrDatabaseUnavailable when the server does not answer.
+func (p *pools) get(ctx context.Context, key poolKey, maxOpen int) (*conn, error) {
+	server, err := p.fleet.Get(key.server)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", domain.ErrDatabaseUnavailable, err)
+	}
+	for attempt := 0; ; attempt++ {
+		db, err := p.pool(ctx, server, key, maxOpen)
+		if err != nil {
+			return nil, err
+		}
+		c, err := db.Conn(ctx)
+		if err == nil {
+			var id uint64
+			err = c.Raw(func(dc any) error {
+				tc, ok := dc.(*trackedConn)
+				if !ok {
+					return errors.New("queryexec: unexpected driver connection")
+				}
+				id = tc.id
+				return nil
+			})
+			if err != nil {
+				c.Close()
+				return nil, err
+			}
+			return &conn{Conn: c, id: id, server: server, key: key}, nil
+		}
+		switch mysqlErrno(err) {
+		case 1045, 4151, 3118: // wrong password (rotated), account locked (MariaDB, MySQL)
+			p.drop(key)
+			if attempt == 0 {
+				continue
+			}
+			return nil, fmt.Errorf("%w: the database's account refuses connections: %w", domain.ErrDatabaseUnavailable, err)
+		case 1226, 1040: // too many connections for the account or the server
+			return nil, &BusyError{Message: "the database has no free connection"}
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %w", domain.ErrDatabaseUnavailable, server.wrap("connect to the database", err))
+	}
+}
+
+// release returns c to its pool, or closes it for good when discard is set: a session whose state
+// a statement may have changed (a transaction, variables, temporary tables) serves no one else.
+func (p *pools) release(c *conn, discard bool) {
+	if discard {
+		_ = c.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	c.Close()
+}
+
+func (p *pools) pool(ctx context.Context, server *Sandbox, key poolKey, maxOpen int) (*sql.DB, error) {
+	p.mu.Lock()
+	if ap, ok := p.m[key]; ok {
+		ap.lastUsed = p.now()
+		p.mu.Unlock()
+		return ap.db, nil
+	}
+	p.mu.Unlock()
+
+	password, err := p.passwords(ctx, key.id, key.readOnly)
+	if err != nil {
+		return nil, err
+	}
+	n, err := server.names(string(key.id))
+	if err != nil {
+		return nil, err
+	}
+	cfg := server.tenantNet.Clone()
+	cfg.User, cfg.Passwd, cfg.DBName = n.rw, password, n.schema
+	if key.readOnly {
+		cfg.User = n.ro
+	}
+	cfg.MultiStatements = false // one statement per round trip: the classifier saw each one
+	cfg.InterpolateParams = false
+	cfg.ParseTime = false
+	cfg.Params = map[string]string{"time_zone": "'+00:00'"}
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(trackingConnector{connector})
+	db.SetMaxOpenConns(maxOpen)
+	db.SetMaxIdleConns(maxOpen) // idle sessions end after poolMaxIdleTime
+	db.SetConnMaxIdleTime(poolMaxIdleTime)
+	db.SetConnMaxLifetime(poolMaxLifetime)
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ap, ok := p.m[key]; ok { // another request opened it meanwhile
+		db.Close()
+		ap.lastUsed = p.now()
+		return ap.db, nil
+	}
+	p.m[key] = &accountPool{db: db, lastUsed: p.now()}
+	return db, nil
+}
+
+// drop closes the pool of key; its sessions in use end when they are released.
+func (p *pools) drop(key poolKey) {
+	p.mu.Lock()
+	ap, ok := p.m[key]
+	delete(p.m, key)
+	p.mu.Unlock()
+	if ok {
+		ap.db.Close()
+	}
+}
+
+// forget closes the pools of a database: it stopped, was deleted, or its password changed.
+func (p *pools) forget(id domain.DatabaseID) {
+	p.mu.Lock()
+	var gone []*accountPool
+	for k, ap := range p.m {
+		if k.id == id {
+			gone = append(gone, ap)
+			delete(p.m, k)
+		}
+	}
+	p.mu.Unlock()
+	for _, ap := range gone {
+		ap.db.Close()
+	}
+}
+
+// sweep closes the pools unused since poolUnusedAfter.
+func (p *pools) sweep() int {
+	cutoff := p.now().Add(-poolUnusedAfter)
+	p.mu.Lock()
+	var gone []*accountPool
+	for k, ap := range p.m {
+		if ap.lastUsed.Before(cutoff) {
+			gone = append(gone, ap)
+			delete(p.m, k)
+		}
+	}
+	p.mu.Unlock()
+	for _, ap := range gone {
+		ap.db.Close()
+	}
+	return len(gone)
+}
+
+func (p *pools) close() {
+	p.mu.Lock()
+	all := p.m
+	p.m = map[poolKey]*accountPool{}
+	p.mu.Unlock()
+	for _, ap := range all {
+		ap.db.Close()
+	}
+}
+
+// kill ends the statement running on session c from the server's admin connection: cancelling
+// the Go context only closes the socket, and the server would run the statement on.
+func (c *conn) kill(ctx context.Context) error {
+	_, err := c.server.db.ExecContext(ctx, "KILL QUERY "+strconv.FormatUint(c.id, 10))
+	if mysqlErrno(err) == 1094 { // unknown thread: it ended meanwhile
+		return nil
+	}
+	return err
+}
+
+// trackingConnector asks each new session for its CONNECTION_ID(), so a runaway statement can be
+// killed from another connection.
+type trackingConnector struct{ driver.Connector }
+
+// driverConn is what go-sql-driver's connections implement; trackedConn forwards all of it, so
+// database/sql keeps its fast paths (direct queries, session checks).
+type driverConn interface {
+	driver.Conn
+	driver.ConnBeginTx
+	driver.ConnPrepareContext
+	driver.ExecerContext
+	driver.QueryerContext
+	driver.Pinger
+	driver.SessionResetter
+	driver.Validator
+	driver.NamedValueChecker
+}
+
+type trackedConn struct {
+	driverConn
+	id uint64
+}
+
+func (tc trackingConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	dc, err := tc.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	full, ok := dc.(driverConn)
+	if !ok {
+		dc.Close()
+		return nil, errors.New("queryexec: the MySQL driver's connection lacks an interface this package needs")
+	}
+	rows, err := full.QueryContext(ctx, "SELECT CONNECTION_ID()", nil)
+	if err != nil {
+		dc.Close()
+		return nil, err
+	}
+	defer rows.Close()
+	values := make([]driver.Value, 1)
+	if err := rows.Next(values); err != nil {
+		dc.Close()
+		return nil, fmt.Errorf("queryexec: read CONNECTION_ID(): %w", err)
+	}
+	id, err := strconv.ParseUint(fmt.Sprint(asText(values[0])), 10, 64)
+	if err != nil {
+		dc.Close()
+		return nil, fmt.Errorf("queryexec: read CONNECTION_ID(): %w", err)
+	}
+	return &trackedConn{driverConn: full, id: id}, nil
+}
+
+func asText(v driver.Value) any {
+	if b, ok := v.([]byte); ok {
+		return string(b)
+	}
+	return v
+}
