@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -376,6 +377,20 @@ func (s *Store) noteTypes(batch []*pendingAppend, results []appendResult, positi
 			}
 		}
 	}
+}
+
+// LocalHeadExcept is the position of the last append committed by this process that holds an
+// event of a type not in types, 0 if none.
+func (s *Store) LocalHeadExcept(types []string) int64 {
+	s.typeHeads.Lock()
+	defer s.typeHeads.Unlock()
+	var head int64
+	for t, at := range s.typeHeads.at {
+		if !slices.Contains(types, t) {
+			head = max(head, at)
+		}
+	}
+	return head
 }
 
 // LocalHeadOf is the position of the last append committed by this process that holds an event

@@ -43,6 +43,11 @@ func (Databases) Handles() []string {
 	}
 }
 
+// Lazy: executed queries only move last_used_at, by the minute; they need not wake the projector.
+func (Databases) Lazy() ([]string, time.Duration) {
+	return []string{domain.QueryExecuted{}.EventType()}, time.Second
+}
+
 // lastUsedGrain is how far a query must be past a database's last_used_at to move it.
 const lastUsedGrain = time.Minute
 

@@ -14,7 +14,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/clouddbmanager/clouddb/eventstore"
 )
@@ -31,6 +33,14 @@ type Projector interface {
 	// Apply applies events, in log order, inside tx, to the physical tables that t names.
 	// Returning an error rolls back everything Apply did for these events.
 	Apply(ctx context.Context, tx *sql.Tx, t Tables, events []eventstore.Envelope) error
+}
+
+// Unhurried is a Projector some of whose event types need not be applied at once: an append of only
+// those types does not wake it, and it looks for them every linger instead, applying in one batch
+// what came meanwhile. For busy types (executed queries) whose read models may lag a moment, it
+// saves a commit per append. WaitFor still waits for them (up to linger longer).
+type Unhurried interface {
+	Lazy() (types []string, linger time.Duration)
 }
 
 // Table is one table of a read model. DDL creates it, with {{table}} where its name goes.
@@ -108,6 +118,30 @@ func (p *projector) types() []string {
 		return nil
 	}
 	return p.Handles()
+}
+
+// urgentHead is the last local append holding an event whose append wakes the projector at once:
+// one it handles, but not of its lazy types.
+func (p *projector) urgentHead(store *eventstore.Store) int64 {
+	lazy, _ := p.lazy()
+	if p.handles[AllEvents] {
+		return store.LocalHeadExcept(lazy)
+	}
+	var urgent []string
+	for _, t := range p.Handles() {
+		if !slices.Contains(lazy, t) {
+			urgent = append(urgent, t)
+		}
+	}
+	return store.LocalHeadOf(urgent)
+}
+
+// lazy returns the projector's unhurried types and how long they may wait (see Unhurried).
+func (p *projector) lazy() ([]string, time.Duration) {
+	if u, ok := p.Projector.(Unhurried); ok {
+		return u.Lazy()
+	}
+	return nil, 0
 }
 
 func (p *projector) handlesType(eventType string) bool {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
@@ -40,6 +41,12 @@ func NewQueryHistory(reg *eventstore.Registry) QueryHistory {
 func (QueryHistory) Name() string { return "query_history" }
 
 func (QueryHistory) Handles() []string { return []string{domain.QueryExecuted{}.EventType()} }
+
+// Lazy lets history follow queries in batches: at thousands of queries a second, one commit per
+// query would be the projector's bottleneck, and a history a few milliseconds behind is fine.
+func (QueryHistory) Lazy() ([]string, time.Duration) {
+	return []string{domain.QueryExecuted{}.EventType()}, 20 * time.Millisecond
+}
 
 // Column sizes of query_history; longer values are cut (at a character boundary).
 const (

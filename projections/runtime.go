@@ -157,7 +157,12 @@ func (r *Runtime) Start(ctx context.Context) error {
 	}
 	router.AddMiddleware(middleware.Recoverer)
 	for _, st := range r.states {
-		backoff := &wakeOnAppend{store: r.store, poll: r.opts.Poll, stopping: r.stopping, log: r.log, name: st.Name(), types: st.types()}
+		poll := r.opts.Poll
+		if _, linger := st.lazy(); linger > 0 {
+			poll = min(poll, linger)
+		}
+		backoff := &wakeOnAppend{store: r.store, poll: poll, stopping: r.stopping, log: r.log, name: st.Name(),
+			urgent: func() int64 { return st.urgentHead(r.store) }}
 		sub, err := newSubscriber(r.db, st.projector, backoff, func() int64 { position, _ := st.position.Load(); return position },
 			func(position int64) { st.position.Advance(position) }, logger)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
 )
 
@@ -17,6 +18,11 @@ type Streams struct{}
 func (Streams) Name() string { return "streams" }
 
 func (Streams) Handles() []string { return []string{AllEvents} }
+
+// Lazy: executed queries come by the thousand a second; the catalog may list them a moment late.
+func (Streams) Lazy() ([]string, time.Duration) {
+	return []string{domain.QueryExecuted{}.EventType()}, 250 * time.Millisecond
+}
 
 func (Streams) Tables() []Table {
 	return []Table{{Name: "streams", DDL: `CREATE TABLE IF NOT EXISTS {{table}} (

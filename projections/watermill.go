@@ -183,20 +183,11 @@ type wakeOnAppend struct {
 	stopping <-chan struct{}
 	log      *slog.Logger
 	name     string
-	types    []string // the event types the projector handles; nil: every type
+	urgent   func() int64 // the last local append that concerns the projector at once
 
 	seenHead  int64
 	failures  int
 	lastError string
-}
-
-// relevantHead is the last local append holding an event the projector handles.
-func (w *wakeOnAppend) relevantHead() int64 {
-	if w.types == nil {
-		head, _ := w.store.LocalHead()
-		return head
-	}
-	return w.store.LocalHeadOf(w.types)
 }
 
 func (w *wakeOnAppend) HandleError(_ watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
@@ -223,7 +214,7 @@ func (w *wakeOnAppend) HandleError(_ watermill.LoggerAdapter, noMsg bool, err er
 	deadline := time.After(w.poll)
 	for {
 		_, next := w.store.LocalHead()
-		if head := w.relevantHead(); head > w.seenHead {
+		if head := w.urgent(); head > w.seenHead {
 			// Appended since we last looked: it may have committed after the query.
 			w.seenHead = head
 			return 0
@@ -234,7 +225,7 @@ func (w *wakeOnAppend) HandleError(_ watermill.LoggerAdapter, noMsg bool, err er
 		case <-deadline:
 		case <-w.stopping:
 		}
-		w.seenHead = w.relevantHead()
+		w.seenHead = w.urgent()
 		return 0
 	}
 }

@@ -245,6 +245,7 @@ func (r Request) bounds() (bounds, error) {
 // statement is one statement of a request on its way through the pipeline.
 type statement struct {
 	sql    string
+	secret bool // the text holds a password or key: error messages quoting it are not recorded
 	class  Classification
 	record domain.QueryExecuted
 }
@@ -368,10 +369,11 @@ func (e *Engine) prefixOf(server string) string {
 }
 
 func (e *Engine) newStatement(req Request, text string) statement {
-	redacted, truncated := domain.RecordedSQL(RedactSecrets(text))
-	return statement{sql: text, record: domain.QueryExecuted{
+	redacted := RedactSecrets(text)
+	recorded, truncated := domain.RecordedSQL(redacted)
+	return statement{sql: text, secret: redacted != text, record: domain.QueryExecuted{
 		QueryID: uuid.NewString(), TenantID: req.Target.Tenant, UserID: req.User, DatabaseID: req.Target.ID,
-		SQL: redacted, SQLTruncated: truncated, Fingerprint: Fingerprint(text), Status: domain.QuerySucceeded, At: e.now().UTC(),
+		SQL: recorded, SQLTruncated: truncated, Fingerprint: Fingerprint(text), Status: domain.QuerySucceeded, At: e.now().UTC(),
 	}}
 }
 
@@ -418,6 +420,9 @@ func (e *Engine) fail(st *statement, err error) error {
 		r.Status = domain.QueryTimedOut
 	case errors.As(err, &qe):
 		r.MySQLCode, r.Error = int(qe.MySQLCode), qe.Message
+		if st.secret { // MySQL's messages quote the statement
+			r.Error = fmt.Sprintf("MySQL error %d (the statement holds a secret; its message is not recorded)", qe.MySQLCode)
+		}
 	}
 	var quota *domain.QuotaExceededError
 	if errors.As(err, &quota) || errors.As(err, new(*BusyError)) {
@@ -508,6 +513,13 @@ func (e *Engine) runOne(ctx context.Context, c *conn, req Request, b bounds, st 
 	started := time.Now()
 	res, err := e.execute(ctx, c, b, st)
 	elapsed := time.Since(started)
+	if err == nil && elapsed >= b.timeout*9/10 && c.server.Flavor() == FlavorMariaDB {
+		// Some functions (BENCHMARK) end quietly when max_statement_time interrupts them: ask
+		// the server whether it did.
+		if interrupted, cerr := c.interrupted(ctx); cerr != nil || interrupted {
+			err = errors.Join(ErrTimeout, cerr)
+		}
+	}
 	res.ExecutionMS = float64(elapsed.Microseconds()) / 1000
 	st.record.ExecutionMS = res.ExecutionMS
 	if st.class.Type == TypeDML || st.class.Type == TypeDDL {
@@ -628,13 +640,14 @@ func (e *Engine) execute(ctx context.Context, c *conn, b bounds, st *statement) 
 	}
 	runCtx, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()
-	stopWatch := context.AfterFunc(runCtx, func() {
+	kill := func() {
 		killCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
 		defer done()
 		if err := c.kill(killCtx); err != nil {
 			e.log.Warn("could not kill a statement past its deadline", "database_id", c.key.id, "connection", c.id, "err", err)
 		}
-	})
+	}
+	stopWatch := context.AfterFunc(runCtx, kill)
 	var err error
 	if rowsWanted {
 		err = e.read(runCtx, c, b, st, &res, text)
@@ -645,13 +658,19 @@ func (e *Engine) execute(ctx context.Context, c *conn, b bounds, st *statement) 
 			res.LastInsertID, _ = r.LastInsertId()
 		}
 	}
-	if !stopWatch() { // the watchdog fired: the statement was killed (or is being killed)
-		if ctx.Err() != nil {
-			return res, ctx.Err()
-		}
-		return res, ErrTimeout
+	stopped := stopWatch()
+	if runCtx.Err() == nil {
+		return res, err
 	}
-	return res, err
+	// The deadline passed or the client went away. The driver may have noticed before the
+	// watchdog ran (a context's Done closes before its AfterFuncs start): then kill here.
+	if stopped {
+		kill()
+	}
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	return res, ErrTimeout
 }
 
 // read streams the rows of a statement: the first page inline, all of them (up to the row limit)

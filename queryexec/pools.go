@@ -233,6 +233,26 @@ func (c *conn) kill(ctx context.Context) error {
 	return err
 }
 
+// interrupted reports whether max_statement_time interrupted the session's last statement on
+// MariaDB, which some functions answer quietly instead of failing.
+func (c *conn) interrupted(ctx context.Context) (bool, error) {
+	var name string
+	var count uint64
+	if err := c.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE 'Max_statement_time_exceeded'").Scan(&name, &count); err != nil {
+		return false, err
+	}
+	var before uint64
+	err := c.Raw(func(dc any) error {
+		tc, ok := dc.(*trackedConn)
+		if !ok {
+			return errors.New("queryexec: unexpected driver connection")
+		}
+		before, tc.interruptions = tc.interruptions, count
+		return nil
+	})
+	return count > before, err
+}
+
 // trackingConnector asks each new session for its CONNECTION_ID(), so a runaway statement can be
 // killed from another connection.
 type trackingConnector struct{ driver.Connector }
@@ -254,6 +274,9 @@ type driverConn interface {
 type trackedConn struct {
 	driverConn
 	id uint64
+	// interruptions is the session's Max_statement_time_exceeded (MariaDB) as last read: every
+	// session ending in an error is discarded, so a larger value means a quiet interruption.
+	interruptions uint64
 }
 
 func (tc trackingConnector) Connect(ctx context.Context) (driver.Conn, error) {

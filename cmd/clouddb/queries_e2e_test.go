@@ -155,8 +155,16 @@ func TestQueryWriteReadPageExportHistory(t *testing.T) {
 	if items := developer.c.do("GET", "/queries/history", nil).expect(t, 200, "").items("items"); len(items) != 0 {
 		t.Errorf("another member's history = %v", items)
 	}
-	if d := owner.c.do("GET", "/databases/"+id, nil).expect(t, 200, ""); d.get("last_used_at") == nil {
-		t.Errorf("last_used_at not set after queries: %s", d.body)
+	deadline := time.Now().Add(5 * time.Second) // executed queries reach the databases read model within a second
+	for {
+		d := owner.c.do("GET", "/databases/"+id, nil).expect(t, 200, "")
+		if d.get("last_used_at") != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("last_used_at not set after queries: %s", d.body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
