@@ -58,6 +58,9 @@ func (h *Databases) change(ctx context.Context, tenant domain.TenantID, id domai
 	if err != nil && acted != nil {
 		h.reconcile(ctx, acted, id)
 	}
+	if acted != nil && h.accountsChanged != nil { // again: the read models show the change now
+		h.accountsChanged(id)
+	}
 	return database, err
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
@@ -23,14 +25,73 @@ type Queries struct {
 	events  EventStore
 	targets QueryTargets
 	log     *slog.Logger
+	now     func() time.Time
+	cache   struct { // targets read within targetTTL
+		sync.Mutex
+		m map[targetKey]cachedTarget
+	}
+}
+
+// targetTTL is how long a query target read from the read models serves further queries: plan,
+// settings and storage usage may lag that long; the database's own lifecycle changes made by this
+// process reach it at once (Forget).
+const targetTTL = time.Second
+
+// maxCachedTargets bounds the target cache; past it, the cache starts over.
+const maxCachedTargets = 10_000
+
+type targetKey struct {
+	tenant domain.TenantID
+	id     domain.DatabaseID
+}
+
+type cachedTarget struct {
+	target  queryexec.Target
+	policy  queryexec.Policy
+	expires time.Time
 }
 
 // NewQueries returns the query handlers.
-func NewQueries(engine *queryexec.Engine, events EventStore, targets QueryTargets, log *slog.Logger) *Queries {
-	if engine == nil || events == nil || targets == nil || log == nil {
-		panic("commands: NewQueries needs an engine, an event store, targets and a logger")
+func NewQueries(engine *queryexec.Engine, events EventStore, targets QueryTargets, now func() time.Time, log *slog.Logger) *Queries {
+	if engine == nil || events == nil || targets == nil || now == nil || log == nil {
+		panic("commands: NewQueries needs an engine, an event store, targets, a clock and a logger")
 	}
-	return &Queries{engine: engine, events: events, targets: targets, log: log}
+	h := &Queries{engine: engine, events: events, targets: targets, now: now, log: log}
+	h.cache.m = map[targetKey]cachedTarget{}
+	return h
+}
+
+// Forget drops what the handlers know of database id: its lifecycle changed.
+func (h *Queries) Forget(id domain.DatabaseID) {
+	h.cache.Lock()
+	defer h.cache.Unlock()
+	for k := range h.cache.m {
+		if k.id == id {
+			delete(h.cache.m, k)
+		}
+	}
+}
+
+// target reads the database and its tenant's policy, from the cache when fresh.
+func (h *Queries) target(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID) (queryexec.Target, queryexec.Policy, error) {
+	key, now := targetKey{tenant, id}, h.now()
+	h.cache.Lock()
+	c, ok := h.cache.m[key]
+	h.cache.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.target, c.policy, nil
+	}
+	target, policy, err := h.targets(ctx, tenant, id)
+	if err != nil {
+		return target, policy, err
+	}
+	h.cache.Lock()
+	defer h.cache.Unlock()
+	if len(h.cache.m) >= maxCachedTargets {
+		clear(h.cache.m)
+	}
+	h.cache.m[key] = cachedTarget{target: target, policy: policy, expires: now.Add(targetTTL)}
+	return target, policy, nil
 }
 
 // RunQuery is POST /databases/{id}/query (and, with Validate, /validate).
@@ -49,7 +110,7 @@ type RunQuery struct {
 }
 
 func (h *Queries) request(ctx context.Context, cmd RunQuery) (queryexec.Request, error) {
-	target, policy, err := h.targets(ctx, cmd.Tenant, cmd.Database)
+	target, policy, err := h.target(ctx, cmd.Tenant, cmd.Database)
 	if err != nil {
 		return queryexec.Request{}, err
 	}

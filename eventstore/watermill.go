@@ -33,6 +33,10 @@ const envelopeColumns = "position, event_id, stream_id, stream_type, stream_vers
 type WatermillSchema struct {
 	// BatchSize is how many events a subscriber reads per transaction (default 100).
 	BatchSize int
+	// Types, when set, are the only event types a subscriber reads, and the last event of the log
+	// besides, so that its offset still reaches the head: a consumer of a few types does not
+	// fetch and decode every event of the busy ones.
+	Types []string
 }
 
 var _ wsql.SchemaAdapter = WatermillSchema{}
@@ -74,9 +78,20 @@ func (s WatermillSchema) SelectQuery(params wsql.SelectQueryParams) (wsql.Query,
 	if batch <= 0 {
 		batch = 100
 	}
+	where, args := "position > ("+next.Query+")", next.Args
+	if s.Types != nil {
+		where += " AND (event_type IN (?" + strings.Repeat(", ?", max(len(s.Types)-1, 0)) +
+			") OR position = (SELECT last_position FROM event_sequence WHERE id = 1))"
+		if len(s.Types) == 0 {
+			where = "position > (" + next.Query + ") AND position = (SELECT last_position FROM event_sequence WHERE id = 1)"
+		}
+		for _, t := range s.Types {
+			args = append(args, t)
+		}
+	}
 	return wsql.Query{
-		Query: "SELECT " + envelopeColumns + " FROM events WHERE position > (" + next.Query + ") ORDER BY position LIMIT " + strconv.Itoa(batch),
-		Args:  next.Args,
+		Query: "SELECT " + envelopeColumns + " FROM events WHERE " + where + " ORDER BY position LIMIT " + strconv.Itoa(batch),
+		Args:  args,
 	}, nil
 }
 

@@ -163,8 +163,12 @@ func (r *Runtime) Start(ctx context.Context) error {
 		}
 		backoff := &wakeOnAppend{store: r.store, poll: poll, stopping: r.stopping, log: r.log, name: st.Name(),
 			urgent: func() int64 { return st.urgentHead(r.store) }}
-		sub, err := newSubscriber(r.db, st.projector, backoff, func() int64 { position, _ := st.position.Load(); return position },
-			func(position int64) { st.position.Advance(position) }, logger)
+		sub, err := newSubscriber(r.db, st.projector, backoff, batchHooks{
+			committed: func() int64 { position, _ := st.position.Load(); return position },
+			onCommit:  func(position int64) { st.position.Advance(position) },
+			apply:     r.applyCollected(st),
+			hold:      r.hold(st),
+		}, logger)
 		if err != nil {
 			return err
 		}
@@ -223,26 +227,54 @@ func (r *Runtime) handler(st *state) message.NoPublishHandlerFunc {
 			return r.failed(ctx, st, env, errors.New("projections: no batch transaction in the message context"))
 		}
 		batch.mu.Lock()
+		defer batch.mu.Unlock()
 		if st.handlesType(env.EventType) {
-			if err := applyInSavepoint(ctx, batch.Tx, st, env); err != nil {
-				batch.mu.Unlock()
-				return r.failed(ctx, st, env, err)
-			}
-			r.metrics.applied.WithLabelValues(st.Name()).Inc()
+			batch.pending = append(batch.pending, env)
 			batch.wrote = true
 		}
 		batch.applied = env.Position
-		batch.mu.Unlock()
-		r.recovered(st)
 		return nil
 	}
 }
 
-func applyInSavepoint(ctx context.Context, tx *sql.Tx, st *state, env eventstore.Envelope) error {
+// applyCollected applies the events a batch collected, when it commits: all in one Apply, so that a
+// projector writes a whole batch with a few statements. When that fails, it applies them one by
+// one, each in a savepoint, and stops at the first that fails: held is that event, which the
+// checkpoint must stay before. err without held means the transaction itself failed.
+func (r *Runtime) applyCollected(st *state) func(ctx context.Context, tx *sql.Tx, events []eventstore.Envelope) (held *eventstore.Envelope, err error) {
+	return func(ctx context.Context, tx *sql.Tx, events []eventstore.Envelope) (*eventstore.Envelope, error) {
+		err := applyInSavepoint(ctx, tx, st, events)
+		if err == nil || len(events) == 1 {
+			if err == nil {
+				r.metrics.applied.WithLabelValues(st.Name()).Add(float64(len(events)))
+				r.recovered(st)
+				return nil, nil
+			}
+			return &events[0], err
+		}
+		for i := range events {
+			if err := applyInSavepoint(ctx, tx, st, events[i:i+1]); err != nil {
+				return &events[i], err
+			}
+			r.metrics.applied.WithLabelValues(st.Name()).Inc()
+		}
+		return nil, nil // the batch failed as a whole only (a deadlock, say); its events apply one by one
+	}
+}
+
+// hold reports an event the projector failed on and waits out the backoff: the next batch starts
+// with it again.
+func (r *Runtime) hold(st *state) func(env eventstore.Envelope, err error) {
+	return func(env eventstore.Envelope, err error) {
+		r.failed(context.Background(), st, env, err) //nolint:errcheck // the error is logged and recorded in the status
+	}
+}
+
+func applyInSavepoint(ctx context.Context, tx *sql.Tx, st *state, events []eventstore.Envelope) error {
 	if _, err := tx.ExecContext(ctx, `SAVEPOINT apply`); err != nil {
 		return fmt.Errorf("savepoint: %w", err)
 	}
-	if err := st.Apply(ctx, tx, st.live, []eventstore.Envelope{env}); err != nil {
+	if err := st.Apply(ctx, tx, st.live, events); err != nil {
 		if _, rbErr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT apply`); rbErr != nil {
 			return fmt.Errorf("%w (and rollback to savepoint: %v)", err, rbErr)
 		}

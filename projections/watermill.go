@@ -59,11 +59,19 @@ func (checkpointOffsets) BeforeSubscribingQueries(wsql.BeforeSubscribingQueriesP
 	return nil, nil
 }
 
-// committer begins the subscriber's transactions as *batchTx, so the runtime learns which position
-// became visible when a batch commits.
+// batchHooks are what a subscriber's batches ask of the runtime.
+type batchHooks struct {
+	committed func() int64 // the position this process's commits reached
+	onCommit  func(position int64)
+	apply     func(ctx context.Context, tx *sql.Tx, events []eventstore.Envelope) (held *eventstore.Envelope, err error)
+	hold      func(env eventstore.Envelope, err error)
+}
+
+// committer begins the subscriber's transactions as *batchTx, so that a batch applies its events
+// when it commits and the runtime learns which position became visible.
 type committer struct {
 	db         *sql.DB
-	onCommit   func(position int64)
+	hooks      batchHooks
 	checkpoint *checkpointWrites
 }
 
@@ -100,7 +108,7 @@ func (c committer) BeginTx(ctx context.Context, opts *sql.TxOptions) (wsql.Tx, e
 	if err != nil {
 		return nil, err
 	}
-	return &batchTx{Tx: tx, onCommit: c.onCommit, checkpoint: c.checkpoint}, nil
+	return &batchTx{Tx: tx, hooks: c.hooks, checkpoint: c.checkpoint}, nil
 }
 
 func (c committer) ExecContext(ctx context.Context, query string, args ...any) (wsql.Result, error) {
@@ -111,20 +119,23 @@ func (c committer) QueryContext(ctx context.Context, query string, args ...any) 
 	return c.db.QueryContext(ctx, query, args...)
 }
 
-// batchTx is one subscriber batch: the handler applies events in it, the subscriber acks the last
-// one in it, and its commit makes both visible at once.
+// batchTx is one subscriber batch: the handler collects the events of its projector, the
+// subscriber acks the last one read, and Commit applies the collected events and commits them
+// with the checkpoint.
 //
 // At shutdown watermill stops waiting for the handler and commits what was acked while the
-// handler may still be applying the next event. So the batch remembers the last position applied
-// and the one acked, and a commit that would store writes beyond its checkpoint rolls back
-// instead: the whole batch is applied again at the next start, exactly once.
+// handler may still be looking at the next event. So the batch remembers the last position the
+// handler saw and the one acked, and a commit that would store events beyond its checkpoint
+// rolls back instead: the whole batch is read again at the next start.
 type batchTx struct {
 	*sql.Tx
-	mu       sync.Mutex // held by the handler while it applies, and by Commit
-	applied  int64      // the last position the handler applied in this transaction
-	acked    int64      // the position the ack query stored
-	wrote    bool       // the handler applied an event of its projector in this transaction
-	onCommit func(position int64)
+	mu       sync.Mutex // held by the handler while it collects, and by Commit
+	pending  []eventstore.Envelope
+	applied  int64  // the last position the handler saw in this transaction
+	acked    int64  // the position the ack query stored
+	ackQuery string // the ack statement, to store another position
+	wrote    bool   // the handler collected an event of its projector in this transaction
+	hooks    batchHooks
 
 	checkpoint *checkpointWrites
 }
@@ -142,7 +153,7 @@ func (t *batchTx) ExecContext(ctx context.Context, query string, args ...any) (w
 	}
 	res, err := t.Tx.ExecContext(ctx, query, args...)
 	if err == nil {
-		t.acked = position
+		t.acked, t.ackQuery = position, query
 	}
 	return res, err
 }
@@ -165,11 +176,33 @@ func (t *batchTx) Commit() error {
 		// as they were; watermill only logs what Commit returns, so nil after a clean rollback.
 		return t.Tx.Rollback()
 	}
+	var held *eventstore.Envelope
+	var heldErr error
+	if len(t.pending) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		held, heldErr = t.hooks.apply(ctx, t.Tx, t.pending)
+		switch {
+		case held != nil: // commit what applied, with the checkpoint just before the failing event
+			before := held.Position - 1
+			if _, err := t.Tx.ExecContext(ctx, t.ackQuery, before); err != nil {
+				t.Tx.Rollback() //nolint:errcheck // the ack's error is the one to report
+				return err
+			}
+			t.acked = before
+		case heldErr != nil:
+			t.Tx.Rollback() //nolint:errcheck // the apply's error is the one to report
+			return heldErr
+		}
+	}
 	if err := t.Tx.Commit(); err != nil {
 		return err
 	}
 	if t.acked > 0 {
-		t.onCommit(t.acked)
+		t.hooks.onCommit(t.acked)
+	}
+	if held != nil {
+		t.hooks.hold(*held, heldErr)
 	}
 	return nil
 }
@@ -231,12 +264,12 @@ func (w *wakeOnAppend) HandleError(_ watermill.LoggerAdapter, noMsg bool, err er
 }
 
 // newSubscriber returns a subscriber for p's consumer group.
-func newSubscriber(db *sql.DB, p *projector, backoff wsql.BackoffManager, committed func() int64, onCommit func(int64), log watermill.LoggerAdapter) (*wsql.Subscriber, error) {
+func newSubscriber(db *sql.DB, p *projector, backoff wsql.BackoffManager, hooks batchHooks, log watermill.LoggerAdapter) (*wsql.Subscriber, error) {
 	noDeadline := time.Duration(0)
-	sub, err := wsql.NewSubscriber(committer{db: db, onCommit: onCommit, checkpoint: &checkpointWrites{}}, wsql.SubscriberConfig{
+	sub, err := wsql.NewSubscriber(committer{db: db, hooks: hooks, checkpoint: &checkpointWrites{}}, wsql.SubscriberConfig{
 		ConsumerGroup:  p.Name(),
-		SchemaAdapter:  eventstore.WatermillSchema{BatchSize: 200},
-		OffsetsAdapter: checkpointOffsets{committed: committed},
+		SchemaAdapter:  eventstore.WatermillSchema{BatchSize: 200, Types: p.types()},
+		OffsetsAdapter: checkpointOffsets{committed: hooks.committed},
 		BackoffManager: backoff,
 		AckDeadline:    &noDeadline, // the handler bounds its own retries
 		PollInterval:   time.Second,

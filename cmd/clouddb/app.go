@@ -137,8 +137,11 @@ func (a *App) open(ctx context.Context) error {
 	}
 	a.Engine = queryexec.NewEngine(queryexec.EngineOptions{Fleet: a.Fleet, Passwords: a.Databases.AccountPassword,
 		Results: results, Log: a.Log, Now: now, OnWrite: a.Databases.MeasureSoon})
-	a.Databases.OnAccountsChanged(a.Engine.Forget)
-	a.Queries = commands.NewQueries(a.Engine, a.Store, a.queryTarget, a.Log)
+	a.Queries = commands.NewQueries(a.Engine, a.Store, a.queryTarget, now, a.Log)
+	a.Databases.OnAccountsChanged(func(id domain.DatabaseID) {
+		a.Queries.Forget(id)
+		a.Engine.Forget(id)
+	})
 	return nil
 }
 
