@@ -33,10 +33,11 @@ const envelopeColumns = "position, event_id, stream_id, stream_type, stream_vers
 type WatermillSchema struct {
 	// BatchSize is how many events a subscriber reads per transaction (default 100).
 	BatchSize int
-	// Types, when set, are the only event types a subscriber reads, and the last event of the log
-	// besides, so that its offset still reaches the head: a consumer of a few types does not
-	// fetch and decode every event of the busy ones.
-	Types []string
+	// Types, when set, are the only event types a subscriber reads; Except, types it never reads.
+	// Either way it also reads the last event of the log, so that its offset still reaches the
+	// head: a consumer of some types does not fetch and decode every event of the busy others.
+	Types  []string
+	Except []string
 }
 
 var _ wsql.SchemaAdapter = WatermillSchema{}
@@ -79,15 +80,21 @@ func (s WatermillSchema) SelectQuery(params wsql.SelectQueryParams) (wsql.Query,
 		batch = 100
 	}
 	where, args := "position > ("+next.Query+")", next.Args
-	if s.Types != nil {
-		where += " AND (event_type IN (?" + strings.Repeat(", ?", max(len(s.Types)-1, 0)) +
-			") OR position = (SELECT last_position FROM event_sequence WHERE id = 1))"
-		if len(s.Types) == 0 {
-			where = "position > (" + next.Query + ") AND position = (SELECT last_position FROM event_sequence WHERE id = 1)"
+	filter := func(op string, types []string) {
+		where += " AND (position = (SELECT last_position FROM event_sequence WHERE id = 1)"
+		if len(types) > 0 {
+			where += " OR event_type " + op + " (?" + strings.Repeat(", ?", len(types)-1) + ")"
+			for _, t := range types {
+				args = append(args, t)
+			}
 		}
-		for _, t := range s.Types {
-			args = append(args, t)
-		}
+		where += ")"
+	}
+	switch {
+	case s.Types != nil:
+		filter("IN", s.Types)
+	case len(s.Except) > 0:
+		filter("NOT IN", s.Except)
 	}
 	return wsql.Query{
 		Query: "SELECT " + envelopeColumns + " FROM events WHERE " + where + " ORDER BY position LIMIT " + strconv.Itoa(batch),

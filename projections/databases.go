@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -86,21 +87,20 @@ func (Databases) Tables() []Table {
 // event changes nothing.
 func (p Databases) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []eventstore.Envelope) error {
 	table := t.Name("database_list")
+	used := map[usedKey][]time.Time{} // the queries of each database in the batch, in log order
+	var order []usedKey
 	for _, env := range events {
 		e, err := p.reg.Decode(env)
 		if err != nil {
 			return err
 		}
 		if q, ok := e.(domain.QueryExecuted); ok {
-			if !usedDatabase(q) {
-				continue
-			}
-			at := q.At.UTC()
-			_, err = tx.ExecContext(ctx, `UPDATE `+table+` SET last_used_at = ?
-				WHERE database_id = ? AND tenant_id = ? AND (last_used_at IS NULL OR last_used_at <= ? - INTERVAL ? MICROSECOND)`,
-				at, q.DatabaseID, q.TenantID, at, lastUsedGrain.Microseconds())
-			if err != nil {
-				return fmt.Errorf("databases at %d: %w", env.Position, err)
+			if usedDatabase(q) {
+				key := usedKey{q.DatabaseID, q.TenantID}
+				if _, seen := used[key]; !seen {
+					order = append(order, key)
+				}
+				used[key] = append(used[key], q.At.UTC().Truncate(time.Microsecond)) // as DATETIME(6) keeps it
 			}
 			continue
 		}
@@ -121,7 +121,42 @@ func (p Databases) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []eve
 			return fmt.Errorf("databases at %d: %w", env.Position, err)
 		}
 	}
+	for _, key := range order {
+		if err := markUsed(ctx, tx, table, key, used[key]); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+type usedKey struct {
+	id     domain.DatabaseID
+	tenant domain.TenantID
+}
+
+// markUsed moves a database's last_used_at through the times of its queries, in order, as one
+// query at a time would: to a query's time when that is at least lastUsedGrain past it. Only the
+// queries touch last_used_at, so applying a batch's at the end gives what applying them in place
+// would, and a rebuild in other batches the same.
+func markUsed(ctx context.Context, tx *sql.Tx, table string, key usedKey, times []time.Time) error {
+	var last sql.NullTime
+	err := tx.QueryRowContext(ctx, `SELECT last_used_at FROM `+table+` WHERE database_id = ? AND tenant_id = ?`, key.id, key.tenant).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // another tenant's claim, or a database the log never created
+	} else if err != nil {
+		return fmt.Errorf("databases: last use of %s: %w", key.id, err)
+	}
+	moved := last
+	for _, at := range times {
+		if !moved.Valid || !at.Before(moved.Time.Add(lastUsedGrain)) {
+			moved = sql.NullTime{Time: at, Valid: true}
+		}
+	}
+	if !moved.Valid || (last.Valid && moved.Time.Equal(last.Time)) {
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE `+table+` SET last_used_at = ? WHERE database_id = ?`, moved.Time, key.id)
+	return err
 }
 
 // databaseChange is the column update of an event after the request. idle_since is when the

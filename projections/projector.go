@@ -43,6 +43,11 @@ type Unhurried interface {
 	Lazy() (types []string, linger time.Duration)
 }
 
+// Ignorer is a Projector that handles every event type (AllEvents) but these: it never reads them.
+type Ignorer interface {
+	Ignores() []string
+}
+
 // Table is one table of a read model. DDL creates it, with {{table}} where its name goes.
 type Table struct {
 	Name string
@@ -77,6 +82,7 @@ const AllEvents = "*"
 type projector struct {
 	Projector
 	handles    map[string]bool
+	ignores    []string // types it never reads (Ignorer)
 	live       Tables
 	schemaHash string
 }
@@ -97,6 +103,9 @@ func newProjector(p Projector) (*projector, error) {
 		handles[typ] = true
 	}
 	registered := &projector{Projector: p, handles: handles, schemaHash: hex.EncodeToString(h.Sum(nil))}
+	if ig, ok := p.(Ignorer); ok {
+		registered.ignores = ig.Ignores()
+	}
 	registered.live = registered.tables("")
 	return registered, nil
 }
@@ -125,7 +134,7 @@ func (p *projector) types() []string {
 func (p *projector) urgentHead(store *eventstore.Store) int64 {
 	lazy, _ := p.lazy()
 	if p.handles[AllEvents] {
-		return store.LocalHeadExcept(lazy)
+		return store.LocalHeadExcept(append(lazy, p.ignores...))
 	}
 	var urgent []string
 	for _, t := range p.Handles() {
@@ -145,7 +154,7 @@ func (p *projector) lazy() ([]string, time.Duration) {
 }
 
 func (p *projector) handlesType(eventType string) bool {
-	return p.handles[eventType] || p.handles[AllEvents]
+	return p.handles[eventType] || (p.handles[AllEvents] && !slices.Contains(p.ignores, eventType))
 }
 
 // relevant keeps the events the projector handles.

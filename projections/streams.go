@@ -20,12 +20,8 @@ func (Streams) Name() string { return "streams" }
 
 func (Streams) Handles() []string { return []string{AllEvents} }
 
-var executedQuery = domain.QueryExecuted{}.EventType()
-
-// Lazy: executed queries, left out, need not wake the projector.
-func (Streams) Lazy() ([]string, time.Duration) {
-	return []string{executedQuery}, time.Second
-}
+// Ignores executed queries: one-event streams, thousands a second, that nobody looks up.
+func (Streams) Ignores() []string { return []string{domain.QueryExecuted{}.EventType()} }
 
 func (Streams) Tables() []Table {
 	return []Table{{Name: "streams", DDL: `CREATE TABLE IF NOT EXISTS {{table}} (
@@ -53,9 +49,6 @@ func (Streams) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []eventst
 	rows := map[string]*streamRow{}
 	var order []string
 	for _, e := range events {
-		if e.EventType == executedQuery {
-			continue
-		}
 		row, ok := rows[e.StreamID]
 		if !ok {
 			row = &streamRow{streamType: e.StreamType, createdAt: e.RecordedAt}
@@ -63,9 +56,6 @@ func (Streams) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []eventst
 			order = append(order, e.StreamID)
 		}
 		row.version, row.lastPosition, row.updatedAt = e.StreamVersion, e.Position, e.RecordedAt
-	}
-	if len(order) == 0 {
-		return nil
 	}
 	args := make([]any, 0, 6*len(order))
 	for _, id := range order {

@@ -268,7 +268,7 @@ func newSubscriber(db *sql.DB, p *projector, backoff wsql.BackoffManager, hooks 
 	noDeadline := time.Duration(0)
 	sub, err := wsql.NewSubscriber(committer{db: db, hooks: hooks, checkpoint: &checkpointWrites{}}, wsql.SubscriberConfig{
 		ConsumerGroup:  p.Name(),
-		SchemaAdapter:  eventstore.WatermillSchema{BatchSize: 200, Types: p.types()},
+		SchemaAdapter:  eventstore.WatermillSchema{BatchSize: 200, Types: p.types(), Except: p.ignores},
 		OffsetsAdapter: checkpointOffsets{committed: hooks.committed},
 		BackoffManager: backoff,
 		AckDeadline:    &noDeadline, // the handler bounds its own retries
