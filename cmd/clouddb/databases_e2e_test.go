@@ -159,9 +159,13 @@ func startDatabaseE2E(t *testing.T, opts dbEnvOptions) (*e2eEnv, string) {
 	prefix := newSandboxPrefix()
 	// Registered first, so it runs last: after the App (and its provisioning reactor) is closed.
 	t.Cleanup(func() { dropSandboxObjects(t, prefix) })
-	opts.Env = map[string]string{"CLOUDDB_SANDBOX_PREFIX": prefix, "CLOUDDB_SANDBOX_DSN": opts.SandboxDSN}
-	env := startE2E(t, opts.e2eOptions)
-	return env, prefix
+	env := map[string]string{"CLOUDDB_SANDBOX_PREFIX": prefix, "CLOUDDB_SANDBOX_DSN": opts.SandboxDSN}
+	for name, value := range opts.Env {
+		env[name] = value
+	}
+	opts.Env = env
+	started := startE2E(t, opts.e2eOptions)
+	return started, prefix
 }
 
 // dbMember is a verified user logged in to a tenant.

@@ -343,3 +343,60 @@ func TestQueryValidate(t *testing.T) {
 		t.Errorf("validate changed the table: %v rows", n)
 	}
 }
+
+// Large, deep and odd input: a 10 MB value comes back whole, deeply nested subqueries run or fail
+// cleanly, bytes that are not UTF-8 never reach the server as such, and a user past the query
+// rate gets 429 with Retry-After.
+func TestQueryLargeDeepOddAndRateLimited(t *testing.T) {
+	env, _ := startDatabaseE2E(t, dbEnvOptions{e2eOptions: e2eOptions{Env: map[string]string{"CLOUDDB_QUERY_RATE": "5"}}})
+	owner := newTenantAdmin(env, "127.0.0.1", "Odd Corp")
+	id := createDatabase(t, owner.c, map[string]any{"name": "odd"}).str("id")
+
+	query(owner.c, id, "CREATE TABLE blobs (b LONGBLOB)", nil).expect(t, 200, "")
+	query(owner.c, id, "INSERT INTO blobs VALUES (REPEAT('x', 10485760))", nil).expect(t, 200, "")
+	r := query(owner.c, id, "SELECT b FROM blobs", nil).expect(t, 200, "")
+	if got := len(r.str("rows.0.0")); got != 13981016 { // base64 of 10 MiB
+		t.Errorf("a 10 MiB BLOB came back as %d base64 characters, want 13981016", got)
+	}
+
+	deep := "SELECT 1"
+	for range 60 {
+		deep = "SELECT * FROM (" + deep + ") AS d"
+	}
+	if r := query(owner.c, id, deep, nil); r.status != 200 && r.status != 422 && r.status != 403 {
+		t.Errorf("60 nested subqueries = %d %s, want a result or a clean refusal", r.status, truncateForLog(r.body))
+	}
+
+	req, err := http.NewRequest("POST", env.base+"/databases/"+id+"/query", strings.NewReader("{\"sql\": \"SELECT '\xff\xfe'\"}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+owner.c.token)
+	resp, err := owner.c.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "\ufffd") {
+		t.Errorf("invalid UTF-8 in the JSON string = %d %s, want the replacement character (JSON decoding replaces such bytes)", resp.StatusCode, body)
+	}
+
+	limited := false
+	for range 20 {
+		r := query(owner.c, id, "SELECT 1", nil)
+		if r.status == 429 {
+			r.expect(t, 429, "rate_limited")
+			if r.header.Get("Retry-After") == "" {
+				t.Errorf("429 without Retry-After")
+			}
+			limited = true
+			break
+		}
+		r.expect(t, 200, "")
+	}
+	if !limited {
+		t.Errorf("20 queries at once passed a rate of 5 a second (bursts of 10)")
+	}
+}
