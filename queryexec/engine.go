@@ -246,6 +246,8 @@ func (r Request) bounds() (bounds, error) {
 type statement struct {
 	sql    string
 	secret bool // the text holds a password or key: error messages quoting it are not recorded
+	schema string // the database's physical schema, and its name as its users know it
+	name   string
 	class  Classification
 	record domain.QueryExecuted
 }
@@ -318,12 +320,11 @@ func (e *Engine) prepare(req Request) (stmts []statement, refused *statement, er
 		}
 	}
 	stmts = make([]statement, 0, len(texts))
-	schema := SchemaName(e.prefixOf(req.Target.Server), string(req.Target.ID))
 	for i, text := range texts {
 		st := e.newStatement(req, text)
 		stmts = append(stmts, st)
 		last := &stmts[len(stmts)-1]
-		if err := e.check(req, last, schema); err != nil {
+		if err := e.check(req, last); err != nil {
 			if req.Multi {
 				err = &StatementError{Index: i + 1, Err: err}
 			}
@@ -342,13 +343,13 @@ func (e *Engine) prepare(req Request) (stmts []statement, refused *statement, er
 
 // check classifies st and decides, from what the request says, whether it may run; a refusal is
 // recorded on st.
-func (e *Engine) check(req Request, st *statement, schema string) error {
-	c, err := Classify(st.sql, schema)
+func (e *Engine) check(req Request, st *statement) error {
+	c, err := Classify(st.sql, st.schema)
 	if err != nil {
 		return e.fail(st, notAllowed("", err))
 	}
 	st.class = c
-	st.record.StatementType, st.record.Tables = string(c.Type), unqualified(c.Tables, schema)
+	st.record.StatementType, st.record.Tables = string(c.Type), unqualified(c.Tables, st.schema)
 	if err := Authorize(c, req.Role, req.Policy.Settings); err != nil {
 		return e.fail(st, notAllowed(c.Type, err))
 	}
@@ -371,7 +372,8 @@ func (e *Engine) prefixOf(server string) string {
 func (e *Engine) newStatement(req Request, text string) statement {
 	redacted := RedactSecrets(text)
 	recorded, truncated := domain.RecordedSQL(redacted)
-	return statement{sql: text, secret: redacted != text, record: domain.QueryExecuted{
+	schema := SchemaName(e.prefixOf(req.Target.Server), string(req.Target.ID))
+	return statement{sql: text, secret: redacted != text, schema: schema, name: req.Target.Name, record: domain.QueryExecuted{
 		QueryID: uuid.NewString(), TenantID: req.Target.Tenant, UserID: req.User, DatabaseID: req.Target.ID,
 		SQL: recorded, SQLTruncated: truncated, Fingerprint: Fingerprint(text), Status: domain.QuerySucceeded, At: e.now().UTC(),
 	}}
@@ -526,13 +528,13 @@ func (e *Engine) runOne(ctx context.Context, c *conn, req Request, b bounds, st 
 		e.onWrite(req.Target.ID)
 	}
 	if err != nil {
-		return Result{}, e.fail(st, e.translate(err, req, st))
+		return Result{}, e.fail(st, e.translate(err, st))
 	}
 	st.record.RowCount, st.record.AffectedRows = res.RowCount, res.AffectedRows
 	return res, nil
 }
 
-func (e *Engine) translate(err error, req Request, st *statement) error {
+func (e *Engine) translate(err error, st *statement) error {
 	if errors.Is(err, ErrTimeout) || errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -542,8 +544,7 @@ func (e *Engine) translate(err error, req Request, st *statement) error {
 	if unreachable(err) {
 		return fmt.Errorf("%w: %w", domain.ErrDatabaseUnavailable, err)
 	}
-	schema := SchemaName(e.prefixOf(req.Target.Server), string(req.Target.ID))
-	return TranslateError(err, st.sql, schema, req.Target.Name)
+	return TranslateError(err, st.sql, st.schema, st.name)
 }
 
 // impact checks what only the database knows: how many rows an UPDATE or DELETE touches (refused
@@ -554,7 +555,7 @@ func (e *Engine) impact(ctx context.Context, c *conn, req Request, st *statement
 	case st.class.Verb == "UPDATE" || st.class.Verb == "DELETE":
 		rows, err := explainRows(ctx, c, st.sql)
 		if err != nil {
-			return e.translate(err, req, st)
+			return e.translate(err, st)
 		}
 		if limit := req.Policy.Limits.MaxWriteRows; limit > 0 && rows > limit {
 			return &NotAllowedError{StatementType: st.class.Type, Denied: deny("too_large",
@@ -564,10 +565,10 @@ func (e *Engine) impact(ctx context.Context, c *conn, req Request, st *statement
 			return &ConfirmationError{Reason: "large_write", EstimatedRows: rows}
 		}
 	case alterTable.MatchString(st.sql) && len(st.class.Tables) > 0 && !req.Policy.Settings.AllowHighImpactAlter:
-		table := unqualified(st.class.Tables[:1], SchemaName(e.prefixOf(req.Target.Server), string(req.Target.ID)))[0]
+		table := unqualified(st.class.Tables[:1], st.schema)[0]
 		rows, err := tableRows(ctx, c, table)
 		if err != nil {
-			return e.translate(err, req, st)
+			return e.translate(err, st)
 		}
 		if rows >= HighImpactRows {
 			return &NotAllowedError{StatementType: st.class.Type, Denied: DenyLargeAlter(table, rows)}
@@ -686,6 +687,9 @@ func (e *Engine) read(ctx context.Context, c *conn, b bounds, st *statement, res
 		return err
 	}
 	res.Columns = reader.Columns()
+	for i, c := range res.Columns { // SHOW TABLES answers "Tables_in_<schema>"
+		res.Columns[i].Name = strings.ReplaceAll(c.Name, st.schema, st.name)
+	}
 	w := e.results.Begin(res.QueryID, string(st.record.UserID), res.Columns)
 	defer w.Abort()
 	inline := 0

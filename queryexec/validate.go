@@ -127,9 +127,8 @@ func (e *Engine) syntaxCheck(ctx context.Context, req Request, st *statement, de
 		return denied
 	}
 	defer e.pools.release(c, false)
-	schema := SchemaName(e.prefixOf(req.Target.Server), string(req.Target.ID))
 	var qe *QueryError
-	if err := TranslateError(prepareOnly(ctx, c, st.sql), st.sql, schema, req.Target.Name); errors.As(err, &qe) && qe.Syntax() {
+	if err := TranslateError(prepareOnly(ctx, c, st.sql), st.sql, st.schema, st.name); errors.As(err, &qe) && qe.Syntax() {
 		var multi *StatementError
 		if errors.As(denied, &multi) {
 			return &StatementError{Index: multi.Index, Err: e.fail(st, qe)}

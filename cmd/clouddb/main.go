@@ -20,6 +20,8 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/clouddbmanager/clouddb/internal/config"
 )
 
@@ -65,6 +67,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// The MySQL driver reports connections it found dead (killed sessions, restarted servers) on
+	// its own logger, as plain text on stderr: they belong in the structured log, at debug.
+	mysql.SetLogger(driverLog{log}) //nolint:errcheck // fails only for a nil logger
 	if err := execute(ctx, args, cfg, log, stdout); err != nil {
 		log.Error("clouddb failed", "command", args[0], "err", err)
 		return 1
@@ -110,6 +115,11 @@ func execute(ctx context.Context, args []string, cfg config.Config, log *slog.Lo
 	log.Info("stopped")
 	return nil
 }
+
+// driverLog is the MySQL driver's logger writing to slog.
+type driverLog struct{ log *slog.Logger }
+
+func (d driverLog) Print(v ...any) { d.log.Debug("mysql driver", "msg", fmt.Sprint(v...)) }
 
 // version is the module version, or the VCS revision the binary was built from.
 func version() string {
