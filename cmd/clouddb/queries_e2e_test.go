@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/testdb"
 	"github.com/clouddbmanager/clouddb/queryexec"
 )
 
@@ -398,5 +401,33 @@ func TestQueryLargeDeepOddAndRateLimited(t *testing.T) {
 	}
 	if !limited {
 		t.Errorf("20 queries at once passed a rate of 5 a second (bursts of 10)")
+	}
+}
+
+// A database whose server stops answering is 423 database_unavailable, and works again when the
+// server is back.
+func TestQueryOnAServerThatIsDown(t *testing.T) {
+	server, err := mysql.ParseDSN(testdb.ServerDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startSandboxProxy(t, server.Addr)
+	viaProxy := *server
+	viaProxy.Addr = proxy.ln.Addr().String()
+	env, _ := startDatabaseE2E(t, dbEnvOptions{SandboxDSN: viaProxy.FormatDSN()})
+	owner := newTenantAdmin(env, "127.0.0.1", "Down Corp")
+	id := createDatabase(t, owner.c, map[string]any{"name": "flaky"}).str("id")
+	query(owner.c, id, "SELECT 1", nil).expect(t, 200, "")
+
+	proxy.set("kill", "") // every connection dies at its next write
+	r := query(owner.c, id, "SELECT 1", nil).expect(t, 423, "database_unavailable")
+	if strings.Contains(string(r.body), proxy.ln.Addr().String()) {
+		t.Errorf("the answer shows the server's address: %s", r.body)
+	}
+	proxy.set("pass", "")
+	query(owner.c, id, "SELECT 1", nil).expect(t, 200, "")
+	hist := waitHistory(t, owner.c, 3)
+	if hist.str("items.1.status") != "failed" || hist.str("items.1.error_code") != "database_unavailable" {
+		t.Errorf("history = %s, want the failure while the server was down", truncateForLog(hist.body))
 	}
 }
