@@ -431,3 +431,37 @@ func TestQueryOnAServerThatIsDown(t *testing.T) {
 		t.Errorf("history = %s, want the failure while the server was down", truncateForLog(hist.body))
 	}
 }
+
+// Auto-stop counts idle time from the last query: a database queried 20 minutes ago stays up
+// past its hour, and stops an hour after that query.
+func TestQueryKeepsADatabaseFromAutoStop(t *testing.T) {
+	env, _ := startDatabaseE2E(t, dbEnvOptions{})
+	owner := newTenantAdmin(env, "127.0.0.1", "Busy Corp")
+	id := createDatabase(t, owner.c, map[string]any{"name": "busy"}).str("id")
+	ctx := context.Background()
+
+	relogin := func() { owner.c = owner.c.with(owner.c.login(owner.email, owner.password, owner.tenantID).access) } // sessions idle out
+	env.clock.Advance(50 * time.Minute)
+	relogin()
+	query(owner.c, id, "SELECT 1", nil).expect(t, 200, "")
+	deadline := time.Now().Add(5 * time.Second)
+	for owner.c.do("GET", "/databases/"+id, nil).expect(t, 200, "").get("last_used_at") == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("last_used_at never set")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	env.clock.Advance(20 * time.Minute) // 70 minutes after creation, 20 after the query
+	if n, err := env.app.Databases.StopIdle(ctx); err != nil || n != 0 {
+		t.Fatalf("StopIdle 20 minutes after a query: %d, %v; want 0", n, err)
+	}
+	env.clock.Advance(41 * time.Minute)
+	if n, err := env.app.Databases.StopIdle(ctx); err != nil || n != 1 {
+		t.Fatalf("StopIdle 61 minutes after the query: %d, %v; want 1", n, err)
+	}
+	relogin()
+	if d := owner.c.do("GET", "/databases/"+id, nil).expect(t, 200, ""); d.str("state") != "stopped" {
+		t.Errorf("after auto-stop: %s", d.body)
+	}
+	query(owner.c, id, "SELECT 1", nil).expect(t, 423, "database_stopped")
+}
