@@ -50,6 +50,7 @@ var errorKinds = []struct {
 	{domain.ErrInvalidCredentials, http.StatusUnauthorized, "invalid_credentials", "The email or password is wrong."},
 	{domain.ErrTOTPRequired, http.StatusUnauthorized, "totp_required", "This account uses two-factor authentication: send totp_code."},
 	{domain.ErrInvalidTOTP, http.StatusUnauthorized, "invalid_totp", "The two-factor code is wrong or was used already."},
+	{domain.ErrNotInPlan, http.StatusForbidden, "forbidden", "The tenant's plan does not include this; the pro and enterprise plans do."},
 	{domain.ErrForbidden, http.StatusForbidden, "forbidden", "Your role does not allow this."},
 	{domain.ErrEmailNotVerified, http.StatusForbidden, "email_not_verified", "Verify your email address first: follow the link we sent, or ask for a new one."},
 	{domain.ErrExpired, http.StatusGone, "expired", "This link is invalid, expired or used already."},

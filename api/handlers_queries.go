@@ -46,8 +46,11 @@ func (s *Server) MountQueries(q Queries) {
 		{"POST", "/databases/{id}/query", member, s.handleRunQuery},
 		{"POST", "/databases/{id}/validate", member, s.handleValidateQuery},
 		{"GET", "/queries/history", member, s.handleQueryHistory},
+		{"GET", "/queries/archive", member, s.handleQueryArchive},
 		{"GET", "/queries/{id}/results", member, s.handleQueryResults},
 		{"GET", "/queries/{id}/export", member, s.handleQueryExport},
+		{"POST", "/queries/{id}/archive", member, s.handleArchiveQuery},
+		{"DELETE", "/queries/{id}/archive", member, s.handleDeleteArchivedQuery},
 	})
 }
 
@@ -146,7 +149,8 @@ func (s *Server) handleQueryResults(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := mux.Vars(r)["id"]
-	page, err := s.queries.Commands.Page(principalFrom(r.Context()).UserID, id, offset, limit)
+	p := principalFrom(r.Context())
+	page, err := s.queries.Commands.Page(r.Context(), p.TenantID, p.UserID, id, offset, limit)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -175,8 +179,9 @@ func (s *Server) handleQueryExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := mux.Vars(r)["id"]
+	p := principalFrom(r.Context())
 	started := false
-	err := s.queries.Commands.Export(r.Context(), principalFrom(r.Context()).UserID, id, format, table, w, func() {
+	err := s.queries.Commands.Export(r.Context(), p.TenantID, p.UserID, id, format, table, w, func() {
 		started = true
 		h := w.Header()
 		h.Set("Content-Type", contentType)
@@ -192,6 +197,43 @@ func (s *Server) handleQueryExport(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.writeError(w, r, err)
 	}
+}
+
+// handleQueryArchive lists the caller's archived results in the session's tenant, newest first.
+func (s *Server) handleQueryArchive(w http.ResponseWriter, r *http.Request) {
+	limit, err := pageLimit(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p := principalFrom(r.Context())
+	items, next, err := s.queries.Commands.Archived(r.Context(), p.TenantID, p.UserID, limit, r.URL.Query().Get("cursor"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": nullable(next)})
+}
+
+// handleArchiveQuery keeps one of the caller's results until they delete it.
+func (s *Server) handleArchiveQuery(w http.ResponseWriter, r *http.Request) {
+	p := principalFrom(r.Context())
+	item, err := s.queries.Commands.Archive(r.Context(), p.TenantID, p.UserID, mux.Vars(r)["id"])
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, item)
+}
+
+// handleDeleteArchivedQuery deletes one of the caller's archived results.
+func (s *Server) handleDeleteArchivedQuery(w http.ResponseWriter, r *http.Request) {
+	p := principalFrom(r.Context())
+	if err := s.queries.Commands.DeleteArchived(r.Context(), p.TenantID, p.UserID, mux.Vars(r)["id"]); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // intParam reads the query parameter name as an integer from lowest to highest, fallback when

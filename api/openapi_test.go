@@ -156,13 +156,15 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	// And those of MountQueries.
 	withoutQueries := doc
 	withoutQueries.Paths = maps.Clone(doc.Paths)
-	for _, p := range []string{"/databases/{id}/query", "/databases/{id}/validate", "/queries/history", "/queries/{id}/results", "/queries/{id}/export"} {
+	for _, p := range []string{"/databases/{id}/query", "/databases/{id}/validate", "/queries/history", "/queries/archive",
+		"/queries/{id}/results", "/queries/{id}/export", "/queries/{id}/archive"} {
 		delete(withoutQueries.Paths, p)
 	}
 	missing = undocumentedRoutes(t, s.Router(), withoutQueries)
 	slices.Sort(missing)
-	if want := []string{"GET /api/v1/queries/history", "GET /api/v1/queries/{id}/export", "GET /api/v1/queries/{id}/results",
-		"POST /api/v1/databases/{id}/query", "POST /api/v1/databases/{id}/validate"}; !slices.Equal(missing, want) {
+	if want := []string{"DELETE /api/v1/queries/{id}/archive", "GET /api/v1/queries/archive", "GET /api/v1/queries/history",
+		"GET /api/v1/queries/{id}/export", "GET /api/v1/queries/{id}/results",
+		"POST /api/v1/databases/{id}/query", "POST /api/v1/databases/{id}/validate", "POST /api/v1/queries/{id}/archive"}; !slices.Equal(missing, want) {
 		t.Errorf("undocumentedRoutes without the query paths = %v, want %v", missing, want)
 	}
 	// The check itself catches a forgotten route.

@@ -3,14 +3,18 @@ package commands
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/resultarchive"
 	"github.com/clouddbmanager/clouddb/queryexec"
 )
 
@@ -18,12 +22,26 @@ import (
 // read models, in one round trip). Another tenant's database is domain.ErrNotFound.
 type QueryTargets func(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID) (queryexec.Target, queryexec.Policy, error)
 
+// ResultArchive keeps the results of the plans with result archiving after the result store has
+// forgotten them, until their owner deletes them (internal/resultarchive.Store). Another user's or
+// tenant's archive is an error wrapping domain.ErrNotFound.
+type ResultArchive interface {
+	Save(ctx context.Context, m resultarchive.Meta, cols []queryexec.ResultColumn, truncated bool, rows func(yield func(json.RawMessage) error) error) error
+	Get(ctx context.Context, id string, tenant domain.TenantID, user domain.UserID) (resultarchive.Item, error)
+	List(ctx context.Context, tenant domain.TenantID, user domain.UserID, limit int, cursor string) (items []resultarchive.Item, next string, err error)
+	Page(ctx context.Context, id string, tenant domain.TenantID, user domain.UserID, offset, limit int64) (queryexec.ResultPage, error)
+	Rows(ctx context.Context, id string, tenant domain.TenantID, user domain.UserID, fn func(cols []queryexec.ResultColumn, row json.RawMessage) error) error
+	Delete(ctx context.Context, id string, tenant domain.TenantID, user domain.UserID) error
+}
+
 // Queries runs tenant SQL through the query engine and records every statement it ran or refused
-// as a QueryExecuted event before answering.
+// as a QueryExecuted event before answering. On the plans with result archiving, users archive the
+// results they want to keep.
 type Queries struct {
 	engine  *queryexec.Engine
 	events  EventStore
 	targets QueryTargets
+	archive ResultArchive
 	log     *slog.Logger
 	now     func() time.Time
 	cache   struct { // targets read within targetTTL
@@ -52,11 +70,11 @@ type cachedTarget struct {
 }
 
 // NewQueries returns the query handlers.
-func NewQueries(engine *queryexec.Engine, events EventStore, targets QueryTargets, now func() time.Time, log *slog.Logger) *Queries {
-	if engine == nil || events == nil || targets == nil || now == nil || log == nil {
-		panic("commands: NewQueries needs an engine, an event store, targets, a clock and a logger")
+func NewQueries(engine *queryexec.Engine, events EventStore, targets QueryTargets, archive ResultArchive, now func() time.Time, log *slog.Logger) *Queries {
+	if engine == nil || events == nil || targets == nil || archive == nil || now == nil || log == nil {
+		panic("commands: NewQueries needs an engine, an event store, targets, a result archive, a clock and a logger")
 	}
-	h := &Queries{engine: engine, events: events, targets: targets, now: now, log: log}
+	h := &Queries{engine: engine, events: events, targets: targets, archive: archive, now: now, log: log}
 	h.cache.m = map[targetKey]cachedTarget{}
 	return h
 }
@@ -138,6 +156,73 @@ func (h *Queries) Run(ctx context.Context, cmd RunQuery) ([]queryexec.Result, er
 	return results, err
 }
 
+// Archive is POST /queries/{id}/archive: the caller keeps a result of theirs beyond the result
+// store's 15 minutes, until they delete it, on the plans with result archiving. The result must
+// still be kept (the result store's errors otherwise: domain.ErrNotFound, or
+// queryexec.ErrResultExpired); archiving it again changes nothing. Returns an error wrapping
+// domain.ErrNotInPlan on the other plans.
+func (h *Queries) Archive(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string) (resultarchive.Item, error) {
+	executed, err := h.executed(ctx, tenant, user, queryID)
+	if err != nil {
+		return resultarchive.Item{}, err
+	}
+	_, policy, err := h.target(ctx, tenant, executed.DatabaseID)
+	if err != nil {
+		return resultarchive.Item{}, err
+	}
+	if !policy.Limits.ResultArchiving {
+		return resultarchive.Item{}, fmt.Errorf("result archiving: %w", domain.ErrNotInPlan)
+	}
+	results := h.engine.Results()
+	first, err := results.Page(queryID, string(user), 0, 1)
+	if err != nil {
+		if !forgotten(err) {
+			return resultarchive.Item{}, err
+		}
+		if item, aerr := h.archive.Get(ctx, queryID, tenant, user); aerr == nil {
+			return item, nil // archived before
+		}
+		return resultarchive.Item{}, err
+	}
+	meta := resultarchive.Meta{QueryID: queryID, TenantID: tenant, UserID: user, DatabaseID: executed.DatabaseID,
+		SQL: executed.SQL, ArchivedAt: h.now()}
+	err = h.archive.Save(ctx, meta, first.Columns, first.Truncated, func(yield func(json.RawMessage) error) error {
+		return results.Rows(ctx, queryID, string(user), func(_ []queryexec.ResultColumn, row json.RawMessage) error {
+			return yield(row)
+		})
+	})
+	if err != nil {
+		return resultarchive.Item{}, fmt.Errorf("archive result %s: %w", queryID, err)
+	}
+	h.log.Info("query result archived", "query_id", queryID, "tenant_id", tenant, "rows", first.Total)
+	return h.archive.Get(ctx, queryID, tenant, user)
+}
+
+// executed reads the record of a query the caller ran in tenant, from the log; anyone else's is
+// domain.ErrNotFound.
+func (h *Queries) executed(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string) (domain.QueryExecuted, error) {
+	notFound := fmt.Errorf("query %s: %w", queryID, domain.ErrNotFound)
+	if _, err := uuid.Parse(queryID); err != nil {
+		return domain.QueryExecuted{}, notFound
+	}
+	envs, err := h.events.ReadStream(ctx, domain.QueryStream(queryID), 0)
+	if err != nil {
+		return domain.QueryExecuted{}, err
+	}
+	if len(envs) == 0 {
+		return domain.QueryExecuted{}, notFound
+	}
+	e, err := h.events.Registry().Decode(envs[0])
+	if err != nil {
+		return domain.QueryExecuted{}, err
+	}
+	q, ok := e.(domain.QueryExecuted)
+	if !ok || q.TenantID != tenant || q.UserID != user {
+		return domain.QueryExecuted{}, notFound
+	}
+	return q, nil
+}
+
 func (h *Queries) record(ctx context.Context, records []domain.QueryExecuted, meta eventstore.Metadata) error {
 	streams := make([]eventstore.Stream, len(records))
 	for i, r := range records {
@@ -158,18 +243,56 @@ func (h *Queries) Validate(ctx context.Context, cmd RunQuery) (queryexec.Validat
 	return h.engine.Validate(ctx, req)
 }
 
-// Page is GET /queries/{id}/results: rows of a kept result, for the user who ran the query.
-func (h *Queries) Page(user domain.UserID, queryID string, offset, limit int64) (queryexec.ResultPage, error) {
-	return h.engine.Results().Page(queryID, string(user), offset, limit)
+// forgotten reports whether the result store's err means it no longer has (or never had, in
+// this process) the result: the archive may still have it.
+func forgotten(err error) bool {
+	return errors.Is(err, domain.ErrNotFound) || errors.Is(err, queryexec.ErrResultExpired)
+}
+
+// Page is GET /queries/{id}/results: rows of a kept result, for the user who ran the query, from
+// the result store, else from the archive (in tenant). When neither has it, the result store's
+// error: domain.ErrNotFound, or queryexec.ErrResultExpired for a result it has forgotten.
+func (h *Queries) Page(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string, offset, limit int64) (queryexec.ResultPage, error) {
+	page, err := h.engine.Results().Page(queryID, string(user), offset, limit)
+	if !forgotten(err) {
+		return page, err
+	}
+	archived, aerr := h.archive.Page(ctx, queryID, tenant, user, offset, limit)
+	if errors.Is(aerr, domain.ErrNotFound) {
+		return page, err
+	}
+	return archived, aerr
 }
 
 // Export is GET /queries/{id}/export: the whole kept result in format, streamed to w as it is
-// read. start is called once the result is found, before anything is written (to send headers);
-// an error after it means the download is incomplete.
-func (h *Queries) Export(ctx context.Context, user domain.UserID, queryID, format, table string, w io.Writer, start func()) error {
+// read, from the result store, else from the archive (errors as for Page). start is called once
+// the result is found, before anything is written (to send headers); an error after it means the
+// download is incomplete.
+func (h *Queries) Export(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID, format, table string, w io.Writer, start func()) error {
 	results := h.engine.Results()
+	var (
+		cols []queryexec.ResultColumn
+		rows func(fn func(cols []queryexec.ResultColumn, row json.RawMessage) error) error
+	)
 	first, err := results.Page(queryID, string(user), 0, 1)
-	if err != nil {
+	switch {
+	case err == nil:
+		cols = first.Columns
+		rows = func(fn func([]queryexec.ResultColumn, json.RawMessage) error) error {
+			return results.Rows(ctx, queryID, string(user), fn)
+		}
+	case forgotten(err):
+		item, aerr := h.archive.Get(ctx, queryID, tenant, user)
+		if errors.Is(aerr, domain.ErrNotFound) {
+			return err
+		} else if aerr != nil {
+			return aerr
+		}
+		cols = item.Columns
+		rows = func(fn func([]queryexec.ResultColumn, json.RawMessage) error) error {
+			return h.archive.Rows(ctx, queryID, tenant, user, fn)
+		}
+	default:
 		return err
 	}
 	exporter, err := queryexec.NewExporter(format, w, table)
@@ -177,14 +300,24 @@ func (h *Queries) Export(ctx context.Context, user domain.UserID, queryID, forma
 		return err
 	}
 	start()
-	if err := exporter.Begin(first.Columns); err != nil {
+	if err := exporter.Begin(cols); err != nil {
 		return err
 	}
-	err = results.Rows(ctx, queryID, string(user), func(_ []queryexec.ResultColumn, row json.RawMessage) error {
-		return exporter.Row(row)
-	})
-	if err != nil {
+	if err := rows(func(_ []queryexec.ResultColumn, row json.RawMessage) error { return exporter.Row(row) }); err != nil {
 		return err
 	}
 	return exporter.End()
+}
+
+// Archived is GET /queries/archive: the caller's archived results in tenant, newest first, limit
+// at a time after cursor; next is the following page's cursor, "" at the end.
+func (h *Queries) Archived(ctx context.Context, tenant domain.TenantID, user domain.UserID, limit int, cursor string) ([]resultarchive.Item, string, error) {
+	return h.archive.List(ctx, tenant, user, limit, cursor)
+}
+
+// DeleteArchived is DELETE /queries/{id}/archive: the caller's archived result in tenant is
+// deleted. Returns an error wrapping domain.ErrNotFound when the caller has none under queryID.
+// The result store's copy, if any, lives on until its 15 minutes end.
+func (h *Queries) DeleteArchived(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string) error {
+	return h.archive.Delete(ctx, queryID, tenant, user)
 }

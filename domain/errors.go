@@ -73,6 +73,8 @@ var (
 	ErrInvalidName = errors.New("invalid name")
 	// ErrDatabaseStopped: the database is stopped; start it first.
 	ErrDatabaseStopped = errors.New("database stopped")
+	// ErrNotInPlan: the tenant's plan does not include this feature (result archiving, say).
+	ErrNotInPlan = fmt.Errorf("not in the plan: %w", ErrForbidden)
 	// ErrDatabaseUnavailable: the database cannot take queries now: its server does not answer,
 	// or it is not running (provisioning, failed, deleted).
 	ErrDatabaseUnavailable = errors.New("database unavailable")

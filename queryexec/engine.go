@@ -245,7 +245,7 @@ func (r Request) bounds() (bounds, error) {
 // statement is one statement of a request on its way through the pipeline.
 type statement struct {
 	sql    string
-	secret bool // the text holds a password or key: error messages quoting it are not recorded
+	secret bool   // the text holds a password or key: error messages quoting it are not recorded
 	schema string // the database's physical schema, and its name as its users know it
 	name   string
 	class  Classification

@@ -25,6 +25,7 @@ import (
 	"github.com/clouddbmanager/clouddb/internal/localmysql"
 	"github.com/clouddbmanager/clouddb/internal/mail"
 	"github.com/clouddbmanager/clouddb/internal/mgmtdb"
+	"github.com/clouddbmanager/clouddb/internal/resultarchive"
 	"github.com/clouddbmanager/clouddb/internal/secrets"
 	"github.com/clouddbmanager/clouddb/migrations"
 	"github.com/clouddbmanager/clouddb/projections"
@@ -137,7 +138,7 @@ func (a *App) open(ctx context.Context) error {
 	}
 	a.Engine = queryexec.NewEngine(queryexec.EngineOptions{Fleet: a.Fleet, Passwords: a.Databases.AccountPassword,
 		Results: results, Log: a.Log, Now: now, OnWrite: a.Databases.MeasureSoon})
-	a.Queries = commands.NewQueries(a.Engine, a.Store, a.queryTarget, now, a.Log)
+	a.Queries = commands.NewQueries(a.Engine, a.Store, a.queryTarget, resultarchive.New(db), now, a.Log)
 	a.Databases.OnAccountsChanged(func(id domain.DatabaseID) {
 		a.Queries.Forget(id)
 		a.Engine.Forget(id)
