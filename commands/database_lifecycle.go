@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -17,12 +18,25 @@ import (
 
 // change loads a database of the tenant, lets decide record what to do, runs act on its server
 // when decide recorded something, and appends the recorded events with extra streams and claims.
+// When act changed the server but its change was not recorded in the end (an error, or a retry
+// after a lost race found nothing left to do), the accounts' lock is set to what the stream says.
 func (h *Databases) change(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID, meta eventstore.Metadata,
 	decide func(d *domain.Database) (extra []eventstore.Stream, claims, releases []eventstore.Claim, err error),
 	act func(server *queryexec.Sandbox, d *domain.Database) error) (*domain.Database, error) {
+	return h.changeAndRepair(ctx, tenant, id, meta, decide, act, h.reconcile)
+}
+
+// changeAndRepair is change with repair, which sets the server to what the database's stream says
+// after act changed it without the change being recorded.
+func (h *Databases) changeAndRepair(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID, meta eventstore.Metadata,
+	decide func(d *domain.Database) (extra []eventstore.Stream, claims, releases []eventstore.Claim, err error),
+	act func(server *queryexec.Sandbox, d *domain.Database) error,
+	repair func(ctx context.Context, server *queryexec.Sandbox, id domain.DatabaseID)) (*domain.Database, error) {
 	var database *domain.Database
 	var acted *queryexec.Sandbox // set once act changed the server
+	recorded := false            // whether the last attempt appended what it decided
 	err := retry(ctx, func() error {
+		recorded = false
 		d, err := h.Database(ctx, tenant, id)
 		if err != nil {
 			return err
@@ -53,10 +67,11 @@ func (h *Databases) change(ctx context.Context, tenant domain.TenantID, id domai
 		if errors.As(err, &taken) {
 			return fmt.Errorf("database name %q is used by another database now: %w", d.Name(), domain.ErrNameTaken)
 		}
+		recorded = err == nil
 		return err
 	})
-	if err != nil && acted != nil {
-		h.reconcile(ctx, acted, id)
+	if acted != nil && !recorded {
+		repair(ctx, acted, id)
 	}
 	if acted != nil && h.accountsChanged != nil { // again: the read models show the change now
 		h.accountsChanged(id)
@@ -79,6 +94,22 @@ func (h *Databases) reconcile(ctx context.Context, server *queryexec.Sandbox, id
 	}
 	if err != nil {
 		h.log.Error("could not set the accounts' lock after an unrecorded change", "database_id", id, "err", err)
+	}
+}
+
+// reconcileWrites sets the read-write account's privileges to what the database's stream says,
+// after a restriction or restoration of its writes acted on the server but was not recorded.
+func (h *Databases) reconcileWrites(ctx context.Context, server *queryexec.Sandbox, id domain.DatabaseID) {
+	ctx = context.WithoutCancel(ctx)
+	d, err := h.load(ctx, id)
+	if err == nil {
+		switch d.State() {
+		case domain.StateRunning, domain.StateStopped, domain.StateDeleted: // the accounts exist
+			err = ignoreMissing(server.RestrictWrites(ctx, string(id), d.WritesRestricted()))
+		}
+	}
+	if err != nil {
+		h.log.Error("could not set the writes' restriction after an unrecorded change", "database_id", id, "err", err)
 	}
 }
 
@@ -302,7 +333,8 @@ func (h *Databases) StopIdle(ctx context.Context) (int, error) {
 }
 
 // SampleStorage measures the schemas of every database that has one, server by server, and records
-// the sizes that changed. It returns how many changed.
+// the sizes that changed. It returns how many changed; the databases read model shows them when it
+// returns.
 func (h *Databases) SampleStorage(ctx context.Context) (int, error) {
 	return h.sampleStorage(ctx, nil)
 }
@@ -338,6 +370,7 @@ func (h *Databases) sampleStorage(ctx context.Context, ids []domain.DatabaseID) 
 	}
 	rows.Close()
 	changed := 0
+	var last int64 // position of the last measurement recorded
 	for name, ids := range byServer {
 		server, err := h.fleet.Get(name)
 		if err != nil {
@@ -352,17 +385,25 @@ func (h *Databases) sampleStorage(ctx context.Context, ids []domain.DatabaseID) 
 			if bytes == known[id] {
 				continue
 			}
-			if err := h.recordStorage(ctx, domain.DatabaseID(id), bytes); err != nil {
+			position, err := h.recordStorage(ctx, domain.DatabaseID(id), bytes)
+			if err != nil {
 				return changed, err
 			}
+			last = max(last, position)
 			changed++
 		}
+	}
+	if last > 0 { // the storage quota is enforced from the read model
+		return changed, h.readModels.WaitFor(ctx, last, "databases")
 	}
 	return changed, nil
 }
 
-func (h *Databases) recordStorage(ctx context.Context, id domain.DatabaseID, bytes int64) error {
-	return retry(ctx, func() error {
+// recordStorage records a database's new size and returns the position of the event (0 when the
+// size was recorded already).
+func (h *Databases) recordStorage(ctx context.Context, id domain.DatabaseID, bytes int64) (int64, error) {
+	var position int64
+	err := retry(ctx, func() error {
 		d, err := h.load(ctx, id)
 		if err != nil {
 			return err
@@ -370,10 +411,108 @@ func (h *Databases) recordStorage(ctx context.Context, id domain.DatabaseID, byt
 		if d.MeasureStorage(bytes, h.now()); len(d.PendingEvents()) == 0 {
 			return nil
 		}
-		_, err = h.events.Append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "database", d)},
+		res, err := h.events.Append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "database", d)},
 			Metadata: eventstore.Metadata{UserAgent: "clouddb storage sampler"}})
+		position = res.LastPosition
 		return err
 	})
+	return position, err
+}
+
+// EnforceStorage puts up the storage wall behind the query API's quota check: for each tenant
+// whose storage (as DatabaseUsage counts it, from the read model) is at or over its plan's
+// MaxStorageBytes, it restricts the writes of its databases that are running or stopped (their
+// read-write account keeps reading, DELETE, DROP and TRUNCATE: see queryexec.Sandbox.RestrictWrites),
+// and for each tenant under its limit it restores the writes it restricted. Each change acts on the
+// server first and records database.writes_restricted.v1 or database.writes_restored.v1 after,
+// as the other lifecycle changes do. It returns how many databases changed; a database whose
+// server does not answer is left for the next round.
+func (h *Databases) EnforceStorage(ctx context.Context) (int, error) {
+	return h.enforceStorage(ctx, nil)
+}
+
+// enforceStorage enforces the storage quota of the tenants of the databases in ids (all when nil).
+func (h *Databases) enforceStorage(ctx context.Context, ids []domain.DatabaseID) (int, error) {
+	if ids != nil && len(ids) == 0 {
+		return 0, nil
+	}
+	limitOfPlan := `CASE t.plan` // NULL for a plan that no longer exists: no limit
+	var args []any
+	for _, p := range domain.Plans {
+		limitOfPlan += ` WHEN ? THEN ?`
+		args = append(args, p.ID, p.Limits.MaxStorageBytes)
+	}
+	limitOfPlan += ` END`
+	scope := ``
+	if ids != nil {
+		scope = ` WHERE x.tenant_id IN (SELECT tenant_id FROM database_list WHERE database_id IN (?` + strings.Repeat(`, ?`, len(ids)-1) + `))`
+		for _, id := range ids {
+			args = append(args, id)
+		}
+	}
+	// The databases whose restriction differs from what their tenant's usage asks for.
+	rows, err := h.db.QueryContext(ctx, `SELECT d.tenant_id, d.database_id, u.used, u.storage_limit
+		FROM database_list d JOIN (
+			SELECT x.tenant_id, SUM(IF(x.state IN ('running', 'stopped', 'deleted'), x.storage_bytes, 0)) AS used,
+				`+limitOfPlan+` AS storage_limit
+			FROM database_list x JOIN tenants t ON t.tenant_id = x.tenant_id`+scope+`
+			GROUP BY x.tenant_id, t.plan) u ON u.tenant_id = d.tenant_id
+		WHERE d.state IN ('running', 'stopped')
+		AND d.writes_restricted <> COALESCE(u.storage_limit > 0 AND u.used >= u.storage_limit, FALSE)
+		ORDER BY d.tenant_id, d.database_id`, args...)
+	if err != nil {
+		return 0, fmt.Errorf("databases over or back under their storage quota: %w", err)
+	}
+	type due struct {
+		tenant      domain.TenantID
+		id          domain.DatabaseID
+		used, limit int64
+	}
+	var dues []due
+	for rows.Next() {
+		var d due
+		var limit sql.NullInt64
+		if err := rows.Scan(&d.tenant, &d.id, &d.used, &limit); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		d.limit = limit.Int64
+		dues = append(dues, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	changed := 0
+	for _, d := range dues {
+		restrict := d.limit > 0 && d.used >= d.limit
+		recorded := false
+		_, err := h.changeAndRepair(ctx, d.tenant, d.id, eventstore.Metadata{TenantID: string(d.tenant), UserAgent: "clouddb storage quota"},
+			func(db *domain.Database) ([]eventstore.Stream, []eventstore.Claim, []eventstore.Claim, error) {
+				if restrict {
+					db.RestrictWrites(d.used, d.limit, h.now())
+				} else {
+					db.RestoreWrites(h.now())
+				}
+				recorded = len(db.PendingEvents()) > 0
+				return nil, nil, nil, nil
+			}, func(server *queryexec.Sandbox, db *domain.Database) error {
+				return server.RestrictWrites(ctx, string(db.ID()), restrict)
+			}, h.reconcileWrites)
+		if err != nil {
+			h.log.Warn("storage quota: changing the writes' restriction failed, retrying later", "database_id", d.id, "restrict", restrict, "err", err)
+			continue
+		}
+		if recorded {
+			changed++
+			if restrict {
+				h.log.Info("database writes restricted: the tenant is over its storage quota", "database_id", d.id, "tenant_id", d.tenant, "used", d.used, "limit", d.limit)
+			} else {
+				h.log.Info("database writes restored: the tenant is under its storage quota", "database_id", d.id, "tenant_id", d.tenant, "used", d.used, "limit", d.limit)
+			}
+		}
+	}
+	return changed, nil
 }
 
 // MeasureSoon asks for database id's storage to be measured within a few seconds: a statement
@@ -397,18 +536,24 @@ func (h *Databases) RunWriteSampling(ctx context.Context, interval time.Duration
 		}
 		h.written.ids = nil
 		h.written.Unlock()
-		_, err := h.sampleStorage(ctx, ids)
+		changed, err := h.sampleStorage(ctx, ids)
+		if err != nil || changed == 0 {
+			return 0, err
+		}
+		// The wall follows the writes: their tenants' storage quota is enforced at once.
+		_, err = h.enforceStorage(ctx, ids)
 		return 0, err
 	}, nil, interval)
 }
 
-// RunHousekeeping reconnects sandbox servers that are down, samples storage and stops idle
-// databases every interval until ctx ends.
+// RunHousekeeping reconnects sandbox servers that are down, samples storage, enforces the storage
+// quotas and stops idle databases every interval until ctx ends.
 func (h *Databases) RunHousekeeping(ctx context.Context, interval time.Duration) {
 	runRounds(ctx, h.log, "housekeeping", func(ctx context.Context) (int, error) {
 		reconnectErr := h.fleet.Reconnect(ctx)
 		_, sampleErr := h.SampleStorage(ctx)
+		_, enforceErr := h.EnforceStorage(ctx)
 		_, stopErr := h.StopIdle(ctx)
-		return 0, errors.Join(reconnectErr, sampleErr, stopErr)
+		return 0, errors.Join(reconnectErr, sampleErr, enforceErr, stopErr)
 	}, nil, interval)
 }

@@ -2,6 +2,7 @@ package commands_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -983,6 +984,205 @@ func TestDatabaseSampleStorage(t *testing.T) {
 			t.Errorf("create after the storage dropped: %v", err)
 		}
 	})
+}
+
+// measure records a size of a database's schema as the storage sampler would (which would record
+// the real size instead), and waits for the read model.
+func (f *dbFixture) measure(t *testing.T, tenant domain.TenantID, id domain.DatabaseID, bytes int64) {
+	t.Helper()
+	d := f.load(t, tenant, id)
+	d.MeasureStorage(bytes, f.clock.Now())
+	if _, err := f.store.Append(ctx(t), eventstore.Append{Streams: []eventstore.Stream{{ID: id.Stream(), Type: "database",
+		ExpectedVersion: d.Version(), Events: d.PendingEvents()}}}); err != nil {
+		t.Fatal(err)
+	}
+	f.settle(t)
+}
+
+// enforce runs EnforceStorage and fails the test unless it changed want databases.
+func (f *dbFixture) enforce(t *testing.T, want int) {
+	t.Helper()
+	if n, err := f.dbs.EnforceStorage(ctx(t)); err != nil || n != want {
+		t.Fatalf("EnforceStorage: %d, %v; want %d", n, err, want)
+	}
+}
+
+// TestDatabaseEnforceStorage: a tenant at its plan's storage (the free plan's 1 GiB, summed over
+// its databases) has the writes of every database restricted on the server, stopped ones included,
+// until its usage drops under the limit; another tenant is untouched.
+func TestDatabaseEnforceStorage(t *testing.T) {
+	t.Parallel()
+	f := newDBFixture(t)
+	owner, tenant := f.owner(t, "full@example.com")
+	otherOwner, otherTenant := f.owner(t, "roomy@example.com")
+	big := f.running(t, tenant, owner, "big", "")
+	small := f.running(t, tenant, owner, "small", "")
+	parked := f.running(t, tenant, owner, "parked", "")
+	bystander := f.running(t, otherTenant, otherOwner, "bystander", "")
+	dbs := map[string]*sql.DB{}
+	for _, d := range []struct {
+		tenant domain.TenantID
+		db     *domain.Database
+	}{{tenant, big}, {tenant, small}, {tenant, parked}, {otherTenant, bystander}} {
+		db := mustDial(t, f.conn(t, d.tenant, d.db.ID()))
+		for _, stmt := range []string{`CREATE TABLE t (x INT)`, `INSERT INTO t VALUES (1), (2), (3)`} {
+			if _, err := db.ExecContext(ctx(t), stmt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dbs[d.db.Name()] = db
+	}
+	if _, err := f.dbs.Stop(ctx(t), tenant, parked.ID(), "manual", meta); err != nil {
+		t.Fatal(err)
+	}
+	held, err := dbs["big"].Conn(ctx(t)) // opened before the restriction
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := held.PingContext(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	f.enforce(t, 0) // nothing measured: nothing to do
+
+	// Half a GiB each: exactly the limit, which restricts.
+	f.measure(t, tenant, big.ID(), 1<<29)
+	f.enforce(t, 0)
+	f.measure(t, tenant, small.ID(), 1<<29)
+	f.measure(t, otherTenant, bystander.ID(), 1<<29)
+	f.clock.Advance(time.Minute)
+	f.enforce(t, 3)
+	for _, d := range []*domain.Database{big, small, parked} {
+		events := f.events(t, d.ID().Stream())
+		want := domain.DatabaseWritesRestricted{Reason: "storage_quota", Used: 1 << 30, Limit: 1 << 30, At: f.clock.Now()}
+		if got, ok := events[len(events)-1].(domain.DatabaseWritesRestricted); !ok || got.Reason != want.Reason ||
+			got.Used != want.Used || got.Limit != want.Limit || !got.At.Equal(want.At) {
+			t.Errorf("%s: last event %#v, want %#v", d.Name(), events[len(events)-1], want)
+		}
+		if v := f.view(t, tenant, d.ID()); !v.WritesRestricted {
+			t.Errorf("%s: the read model does not show the restriction", d.Name())
+		}
+	}
+	if v := f.view(t, tenant, parked.ID()); v.State != domain.StateStopped {
+		t.Errorf("parked is %s after the restriction, want stopped", v.State)
+	}
+	if types, _ := f.stream(t, bystander.ID().Stream()); count(types, domain.DatabaseWritesRestricted{}.EventType()) != 0 || f.view(t, otherTenant, bystander.ID()).WritesRestricted {
+		t.Errorf("the other tenant's database was restricted: %v", types)
+	}
+	if _, err := held.ExecContext(ctx(t), `INSERT INTO t VALUES (4)`); err == nil {
+		t.Error("a connection opened before the restriction still inserts")
+	}
+	restricted := func(name string, db *sql.DB) {
+		t.Helper()
+		for _, stmt := range []string{`INSERT INTO t VALUES (5)`, `UPDATE t SET x = x + 1`, `CREATE TABLE more (x INT)`} {
+			if _, err := db.ExecContext(ctx(t), stmt); errno(err) != 1142 {
+				t.Errorf("%s: %s while restricted: %v, want error 1142", name, stmt, err)
+			}
+		}
+		var n int
+		if err := db.QueryRowContext(ctx(t), `SELECT COUNT(*) FROM t`).Scan(&n); err != nil {
+			t.Errorf("%s: SELECT while restricted: %v", name, err)
+		}
+	}
+	restricted("big", dbs["big"])
+	restricted("small", dbs["small"])
+	if _, err := dbs["big"].ExecContext(ctx(t), `DELETE FROM t WHERE x = 1`); err != nil {
+		t.Errorf("DELETE while restricted: %v", err)
+	}
+	if _, err := dbs["bystander"].ExecContext(ctx(t), `INSERT INTO t VALUES (5)`); err != nil {
+		t.Errorf("the other tenant cannot insert: %v", err)
+	}
+
+	before := map[domain.DatabaseID]int{}
+	for _, d := range []*domain.Database{big, small, parked} {
+		types, _ := f.stream(t, d.ID().Stream())
+		before[d.ID()] = len(types)
+	}
+	f.enforce(t, 0)
+	// Starting the stopped database does not undo its restriction.
+	if _, err := f.dbs.Start(ctx(t), tenant, parked.ID(), meta); err != nil {
+		t.Fatal(err)
+	}
+	before[parked.ID()]++
+	for _, d := range []*domain.Database{big, small, parked} {
+		if types, _ := f.stream(t, d.ID().Stream()); len(types) != before[d.ID()] {
+			t.Errorf("%s: stream %v after a second EnforceStorage, want %d events", d.Name(), types, before[d.ID()])
+		}
+	}
+	restricted("parked after its start", mustDial(t, f.conn(t, tenant, parked.ID())))
+
+	// One byte under the limit: every database gets its writes back.
+	f.measure(t, tenant, small.ID(), 1<<29-1)
+	f.enforce(t, 3)
+	for _, d := range []*domain.Database{big, small, parked} {
+		events := f.events(t, d.ID().Stream())
+		if _, ok := events[len(events)-1].(domain.DatabaseWritesRestored); !ok {
+			t.Errorf("%s: last event %#v, want database.writes_restored.v1", d.Name(), events[len(events)-1])
+		}
+		if f.view(t, tenant, d.ID()).WritesRestricted {
+			t.Errorf("%s: the read model still shows the restriction", d.Name())
+		}
+		db := mustDial(t, f.conn(t, tenant, d.ID()))
+		if _, err := db.ExecContext(ctx(t), `CREATE TABLE more (x INT)`); err != nil {
+			t.Errorf("%s: CREATE TABLE after the restore: %v", d.Name(), err)
+		}
+		if _, err := db.ExecContext(ctx(t), `INSERT INTO t VALUES (6)`); err != nil {
+			t.Errorf("%s: INSERT after the restore: %v", d.Name(), err)
+		}
+	}
+	f.enforce(t, 0)
+}
+
+// TestDatabaseRestrictionLostToDelete: EnforceStorage restricts a database's writes on the server
+// while a Delete records first. Retried, the restriction has nothing to do on a deleted database;
+// the server must not keep it unrecorded, or the database, restored under the quota, would stay
+// read-only for good.
+func TestDatabaseRestrictionLostToDelete(t *testing.T) {
+	t.Parallel()
+	f := newDBFixture(t)
+	owner, tenant := f.owner(t, "lost@example.com")
+	d := f.running(t, tenant, owner, "contested", "")
+	appends := 0
+	store := &dbHookedStore{Store: f.store,
+		beforeRead: func(context.Context, string) {},
+		beforeAppend: func(c context.Context, a eventstore.Append) {
+			if c.Value(actorKey{}) == "enforce" {
+				if appends++; appends == 1 { // restricted on the server, not yet recorded
+					if _, err := f.dbs.Delete(ctx(t), tenant, d.ID(), "contested", time.Hour, meta); err != nil {
+						t.Errorf("Delete: %v", err)
+					}
+				}
+			}
+		},
+	}
+	dbs := commands.NewDatabases(store, f.vault, f.fleet, f.runtime, f.queries, f.db, f.clock.Now, quiet())
+	f.measure(t, tenant, d.ID(), 2<<30)
+	if n, err := dbs.EnforceStorage(context.WithValue(ctx(t), actorKey{}, "enforce")); err != nil || n != 0 {
+		t.Fatalf("EnforceStorage: %d, %v; want 0 (the database was deleted meanwhile)", n, err)
+	}
+	if appends != 1 {
+		t.Fatalf("%d appends, want the one that lost", appends)
+	}
+	if loaded := f.events(t, d.ID().Stream()); count(typesOf(loaded), domain.DatabaseWritesRestricted{}.EventType()) != 0 {
+		t.Fatalf("stream %v, want no restriction recorded", typesOf(loaded))
+	}
+	f.measure(t, tenant, d.ID(), 1000)
+	if _, err := f.dbs.Restore(ctx(t), tenant, d.ID(), meta); err != nil {
+		t.Fatal(err)
+	}
+	db := mustDial(t, f.conn(t, tenant, d.ID()))
+	if _, err := db.ExecContext(ctx(t), `CREATE TABLE t (x INT)`); err != nil {
+		t.Errorf("the restored database, under its quota, cannot create a table: %v", err)
+	}
+	f.enforce(t, 0)
+}
+
+func typesOf(events []domain.Event) []string {
+	out := make([]string, len(events))
+	for i, e := range events {
+		out[i] = e.EventType()
+	}
+	return out
 }
 
 func TestDatabaseProvisioningFailure(t *testing.T) {

@@ -90,7 +90,23 @@ type (
 		Bytes int64     `json:"bytes"`
 		At    time.Time `json:"at"`
 	}
+	// DatabaseWritesRestricted: the read-write account lost the privileges that make data grow
+	// (it keeps reading and freeing space), because the tenant used limit bytes of storage or more.
+	DatabaseWritesRestricted struct {
+		Reason string    `json:"reason"` // "storage_quota"
+		Used   int64     `json:"used"`   // the tenant's storage, bytes
+		Limit  int64     `json:"limit"`  // the plan's storage, bytes
+		At     time.Time `json:"at"`
+	}
+	// DatabaseWritesRestored: the read-write account has its full privileges again.
+	DatabaseWritesRestored struct {
+		At time.Time `json:"at"`
+	}
 )
+
+// WritesRestrictedStorage is the reason of writes restricted because the tenant's storage reached
+// its plan's limit.
+const WritesRestrictedStorage = "storage_quota"
 
 func (DatabaseRequested) EventType() string          { return "database.requested.v1" }
 func (DatabaseProvisioned) EventType() string        { return "database.provisioned.v1" }
@@ -103,6 +119,8 @@ func (DatabasePurged) EventType() string             { return "database.purged.v
 func (DatabaseOwnerChanged) EventType() string       { return "database.owner_changed.v1" }
 func (DatabaseCredentialsRotated) EventType() string { return "database.credentials_rotated.v1" }
 func (DatabaseStorageMeasured) EventType() string    { return "database.storage_measured.v1" }
+func (DatabaseWritesRestricted) EventType() string   { return "database.writes_restricted.v1" }
+func (DatabaseWritesRestored) EventType() string     { return "database.writes_restored.v1" }
 
 // Database is a tenant database on a sandbox server.
 type Database struct {
@@ -113,6 +131,7 @@ type Database struct {
 	beforeDelete     DatabaseState
 	recoverableUntil time.Time
 	storageBytes     int64
+	writesRestricted bool
 }
 
 // RequestDatabase records a new database; the caller has validated the name, charset and
@@ -155,6 +174,10 @@ func (d *Database) apply(e Event) {
 		d.owner = e.To
 	case DatabaseStorageMeasured:
 		d.storageBytes = e.Bytes
+	case DatabaseWritesRestricted:
+		d.writesRestricted = true
+	case DatabaseWritesRestored:
+		d.writesRestricted = false
 	}
 }
 
@@ -165,6 +188,25 @@ func (d *Database) MeasureStorage(bytes int64, now time.Time) {
 	}
 }
 
+// RestrictWrites records that the read-write account lost the privileges that make data grow,
+// because the tenant uses used bytes of storage of a limit. It records nothing when the writes are
+// restricted already, or when the database is not running or stopped (a database being
+// provisioned has its restriction decided once it runs; a deleted one has its accounts locked).
+func (d *Database) RestrictWrites(used, limit int64, now time.Time) {
+	if !d.writesRestricted && (d.state == StateRunning || d.state == StateStopped) {
+		d.record(d, DatabaseWritesRestricted{Reason: WritesRestrictedStorage, Used: used, Limit: limit, At: now})
+	}
+}
+
+// RestoreWrites records that the read-write account has its full privileges again. It records
+// nothing when the writes are not restricted, or when the database is not running or stopped (a
+// deleted one keeps its restriction, to be decided again if it is restored).
+func (d *Database) RestoreWrites(now time.Time) {
+	if d.writesRestricted && (d.state == StateRunning || d.state == StateStopped) {
+		d.record(d, DatabaseWritesRestored{At: now})
+	}
+}
+
 func (d *Database) ID() DatabaseID               { return d.requested.DatabaseID }
 func (d *Database) TenantID() TenantID           { return d.requested.TenantID }
 func (d *Database) Name() string                 { return d.requested.Name }
@@ -172,6 +214,9 @@ func (d *Database) Requested() DatabaseRequested { return d.requested }
 func (d *Database) State() DatabaseState         { return d.state }
 func (d *Database) Owner() UserID                { return d.owner }
 func (d *Database) RecoverableUntil() time.Time  { return d.recoverableUntil }
+
+// WritesRestricted reports whether the read-write account is narrowed to reading and freeing space.
+func (d *Database) WritesRestricted() bool { return d.writesRestricted }
 
 // conflict is the error of a transition that does not apply in the current state.
 func (d *Database) conflict(action string) error {

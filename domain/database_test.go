@@ -82,10 +82,11 @@ type dbView struct {
 	State            domain.DatabaseState
 	Owner            domain.UserID
 	RecoverableUntil time.Time
+	WritesRestricted bool
 }
 
 func viewOf(d *domain.Database) dbView {
-	return dbView{d.ID(), d.TenantID(), d.Name(), d.Requested(), d.State(), d.Owner(), d.RecoverableUntil()}
+	return dbView{d.ID(), d.TenantID(), d.Name(), d.Requested(), d.State(), d.Owner(), d.RecoverableUntil(), d.WritesRestricted()}
 }
 
 func TestValidateDatabaseName(t *testing.T) {
@@ -170,7 +171,7 @@ func TestRequestDatabase(t *testing.T) {
 	if got := d.PendingEvents()[0]; !reflect.DeepEqual(got, r) {
 		t.Errorf("event = %+v, want %+v", got, r)
 	}
-	want := dbView{dbID, dbTenant, dbName, r, domain.StateProvisioning, dbOwner, time.Time{}}
+	want := dbView{dbID, dbTenant, dbName, r, domain.StateProvisioning, dbOwner, time.Time{}, false}
 	if got := viewOf(d); !reflect.DeepEqual(got, want) {
 		t.Errorf("database = %+v, want %+v", got, want)
 	}
@@ -189,6 +190,8 @@ type dbCase struct {
 	want      domain.Event
 	wantState domain.DatabaseState // when there is no error
 	wantOwner domain.UserID        // when there is no error; "": dbOwner
+	// wantRestricted is WritesRestricted() when there is no error.
+	wantRestricted bool
 }
 
 // runDatabaseCases applies do to a database loaded with each case's history and checks the
@@ -242,6 +245,9 @@ func runDatabaseCases(t *testing.T, cases []dbCase, do func(d *domain.Database, 
 			}
 			if d.Owner() != wantOwner {
 				t.Fatalf("Owner() = %q, want %q", d.Owner(), wantOwner)
+			}
+			if d.WritesRestricted() != tt.wantRestricted {
+				t.Fatalf("WritesRestricted() = %v, want %v", d.WritesRestricted(), tt.wantRestricted)
 			}
 			if d.Version() != int64(len(tt.history)) {
 				t.Errorf("Version() = %d, want %d (the loaded version)", d.Version(), len(tt.history))
@@ -407,6 +413,59 @@ func TestDatabaseRotateCredentials(t *testing.T) {
 	runDatabaseCases(t, cases, func(d *domain.Database, now time.Time) error { return d.RotateCredentials(now) })
 }
 
+// dbRestricted is the history of a database whose writes were restricted while it was in state
+// (running or stopped), then deleted when then is domain.StateDeleted.
+func dbRestricted(state, then domain.DatabaseState) []domain.Event {
+	h := append(dbHistory(state), domain.DatabaseWritesRestricted{Reason: "storage_quota", Used: 2 << 30, Limit: 1 << 30, At: dbDeletedAt.Add(-time.Minute)})
+	if then == domain.StateDeleted {
+		h = append(h, domain.DatabaseDeleted{At: dbDeletedAt, RecoverableUntil: dbUntil})
+	}
+	return h
+}
+
+func TestDatabaseRestrictWrites(t *testing.T) {
+	const used, limit = 3 << 30, 1 << 30
+	restricted := domain.DatabaseWritesRestricted{Reason: domain.WritesRestrictedStorage, Used: used, Limit: limit, At: dbNow}
+	cases := []dbCase{
+		{name: "running", history: dbHistory(domain.StateRunning), want: restricted, wantState: domain.StateRunning, wantRestricted: true},
+		{name: "stopped", history: dbHistory(domain.StateStopped), want: restricted, wantState: domain.StateStopped, wantRestricted: true},
+		{name: "restricted already records nothing", history: dbRestricted(domain.StateRunning, domain.StateRunning),
+			wantState: domain.StateRunning, wantRestricted: true},
+		{name: "restricted while running, now stopped, records nothing",
+			history:   append(dbRestricted(domain.StateRunning, domain.StateRunning), domain.DatabaseStopped{Reason: "idle", At: dbDeletedAt}),
+			wantState: domain.StateStopped, wantRestricted: true},
+		{name: "restricted, restored, restricted again",
+			history: append(dbRestricted(domain.StateRunning, domain.StateRunning), domain.DatabaseWritesRestored{At: dbDeletedAt}),
+			want:    restricted, wantState: domain.StateRunning, wantRestricted: true},
+		{name: "deleted records nothing", history: dbHistory(domain.StateDeleted), wantState: domain.StateDeleted},
+	}
+	for _, s := range []domain.DatabaseState{domain.StateProvisioning, domain.StateFailed, domain.StatePurged} {
+		cases = append(cases, dbCase{name: string(s) + " records nothing", history: dbHistory(s), wantState: s})
+	}
+	runDatabaseCases(t, cases, func(d *domain.Database, now time.Time) error { d.RestrictWrites(used, limit, now); return nil })
+}
+
+func TestDatabaseRestoreWrites(t *testing.T) {
+	restored := domain.DatabaseWritesRestored{At: dbNow}
+	cases := []dbCase{
+		{name: "restricted while running", history: dbRestricted(domain.StateRunning, domain.StateRunning),
+			want: restored, wantState: domain.StateRunning},
+		{name: "restricted while stopped", history: dbRestricted(domain.StateStopped, domain.StateStopped),
+			want: restored, wantState: domain.StateStopped},
+		{name: "restricted, stopped, started", wantState: domain.StateRunning, want: restored,
+			history: append(dbRestricted(domain.StateRunning, domain.StateRunning),
+				domain.DatabaseStopped{Reason: "manual", At: dbDeletedAt}, domain.DatabaseStarted{At: dbDeletedAt})},
+		{name: "restricted, deleted: records nothing and stays restricted", history: dbRestricted(domain.StateRunning, domain.StateDeleted),
+			wantState: domain.StateDeleted, wantRestricted: true},
+		{name: "restricted, deleted, restored", wantState: domain.StateRunning, want: restored,
+			history: append(dbRestricted(domain.StateRunning, domain.StateDeleted), domain.DatabaseRestored{At: dbDeletedAt})},
+	}
+	for _, s := range dbStates {
+		cases = append(cases, dbCase{name: "not restricted, " + string(s) + ", records nothing", history: dbHistory(s), wantState: s})
+	}
+	runDatabaseCases(t, cases, func(d *domain.Database, now time.Time) error { d.RestoreWrites(now); return nil })
+}
+
 func TestRebuildDatabase(t *testing.T) {
 	t.Run("empty history is not found", func(t *testing.T) {
 		for _, history := range [][]domain.Event{nil, {}} {
@@ -427,6 +486,9 @@ func TestRebuildDatabase(t *testing.T) {
 			{"stopped", func(d *domain.Database) error { return d.Stop("idle", at(2)) }},
 			{"started", func(d *domain.Database) error { return d.Start(at(3)) }},
 			{"rotated", func(d *domain.Database) error { return d.RotateCredentials(at(4)) }},
+			{"writes restricted", func(d *domain.Database) error { d.RestrictWrites(2<<30, 1<<30, at(4)); return nil }},
+			{"writes restored", func(d *domain.Database) error { d.RestoreWrites(at(4)); return nil }},
+			{"writes restricted again", func(d *domain.Database) error { d.RestrictWrites(2<<30, 1<<30, at(4)); return nil }},
 			{"owner changed", func(d *domain.Database) error { return d.ChangeOwner(dbNewOwner) }},
 			{"stopped again", func(d *domain.Database) error { return d.Stop("manual", at(5)) }},
 			{"deleted", func(d *domain.Database) error { return d.Delete(dbName, domain.RecoveryWindow, at(6)) }},
@@ -450,7 +512,7 @@ func TestRebuildDatabase(t *testing.T) {
 					step.name, rebuilt.Version(), len(rebuilt.PendingEvents()), len(history))
 			}
 		}
-		if d.State() != domain.StatePurged || d.Owner() != dbNewOwner || len(d.PendingEvents()) != len(steps)+1 {
+		if d.State() != domain.StatePurged || d.Owner() != dbNewOwner || !d.WritesRestricted() || len(d.PendingEvents()) != len(steps)+1 {
 			t.Fatalf("end: state %q, owner %q, %d events", d.State(), d.Owner(), len(d.PendingEvents()))
 		}
 	})

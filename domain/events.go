@@ -12,7 +12,7 @@ func Events() []Event {
 		MailRequested{}, MailSent{}, MailFailed{},
 		DatabaseRequested{}, DatabaseProvisioned{}, DatabaseProvisioningFailed{}, DatabaseStopped{}, DatabaseStarted{},
 		DatabaseDeleted{}, DatabaseRestored{}, DatabasePurged{}, DatabaseOwnerChanged{}, DatabaseCredentialsRotated{},
-		DatabaseStorageMeasured{},
+		DatabaseStorageMeasured{}, DatabaseWritesRestricted{}, DatabaseWritesRestored{},
 		QuotaDatabaseReserved{}, QuotaDatabaseReleased{}, QuotaSubQuotaSet{}, QuotaDatabaseOwnerChanged{},
 		QueryExecuted{},
 	}

@@ -39,7 +39,8 @@ func (Databases) Handles() []string {
 		domain.DatabaseStarted{}.EventType(), domain.DatabaseDeleted{}.EventType(),
 		domain.DatabaseRestored{}.EventType(), domain.DatabasePurged{}.EventType(),
 		domain.DatabaseOwnerChanged{}.EventType(), domain.DatabaseCredentialsRotated{}.EventType(),
-		domain.DatabaseStorageMeasured{}.EventType(),
+		domain.DatabaseStorageMeasured{}.EventType(), domain.DatabaseWritesRestricted{}.EventType(),
+		domain.DatabaseWritesRestored{}.EventType(),
 		domain.QueryExecuted{}.EventType(),
 	}
 }
@@ -75,6 +76,7 @@ func (Databases) Tables() []Table {
 		last_used_at      DATETIME(6) NULL,
 		idle_since        DATETIME(6) NULL,
 		storage_bytes     BIGINT NOT NULL DEFAULT 0,
+		writes_restricted BOOL NOT NULL DEFAULT 0,
 		recoverable_until DATETIME(6) NULL,
 		failure_reason    VARCHAR(1000) NULL,
 		version           BIGINT NOT NULL,
@@ -182,6 +184,10 @@ func databaseChange(e domain.Event) (string, []any) {
 		return "owner_id = ?", []any{e.To}
 	case domain.DatabaseStorageMeasured:
 		return "storage_bytes = ?", []any{e.Bytes}
+	case domain.DatabaseWritesRestricted:
+		return "writes_restricted = 1", nil
+	case domain.DatabaseWritesRestored:
+		return "writes_restricted = 0", nil
 	}
 	return "state = state", nil // credentials rotated: only updated_at moves
 }

@@ -403,16 +403,19 @@ type DatabaseView struct {
 	StorageBytes     int64
 	RecoverableUntil *time.Time
 	FailureReason    string
+	// WritesRestricted: the tenant was over its storage quota, and the database's read-write
+	// account may only read and free space.
+	WritesRestricted bool
 }
 
 const databaseColumns = `database_id, tenant_id, name, state, charset, collation, template, owner_id, server,
-	created_at, updated_at, last_used_at, storage_bytes, recoverable_until, COALESCE(failure_reason, '')`
+	created_at, updated_at, last_used_at, storage_bytes, recoverable_until, COALESCE(failure_reason, ''), writes_restricted`
 
 func scanDatabase(row interface{ Scan(...any) error }) (DatabaseView, error) {
 	var d DatabaseView
 	var lastUsed, recoverable sql.NullTime
 	err := row.Scan(&d.ID, &d.TenantID, &d.Name, &d.State, &d.Charset, &d.Collation, &d.Template, &d.OwnerID, &d.Server,
-		&d.CreatedAt, &d.UpdatedAt, &lastUsed, &d.StorageBytes, &recoverable, &d.FailureReason)
+		&d.CreatedAt, &d.UpdatedAt, &lastUsed, &d.StorageBytes, &recoverable, &d.FailureReason, &d.WritesRestricted)
 	d.LastUsedAt, d.RecoverableUntil = nullTime(lastUsed), nullTime(recoverable)
 	return d, err
 }

@@ -43,6 +43,8 @@ type Target struct {
 	Name   string
 	Server string
 	State  domain.DatabaseState
+	// WritesRestricted: the account may not write while the tenant is over its storage.
+	WritesRestricted bool
 }
 
 // Policy is what the tenant's plan and settings allow, and the storage it uses now.
@@ -356,7 +358,7 @@ func (e *Engine) check(req Request, st *statement) error {
 	if reason := NeedsConfirm(c); reason != "" && !req.Confirm {
 		return e.fail(st, &ConfirmationError{Reason: reason})
 	}
-	return e.fail(st, storageCheck(c, req.Policy))
+	return e.fail(st, storageCheck(c, req.Policy, req.Target.WritesRestricted))
 }
 
 func (e *Engine) prefixOf(server string) string {
@@ -387,9 +389,11 @@ func notAllowed(t StatementType, err error) error {
 	return err
 }
 
-// storageCheck refuses writes while the tenant uses more storage than its plan allows; statements
-// that free space (DELETE, DROP, TRUNCATE) stay allowed, so the tenant can get back under.
-func storageCheck(c Classification, p Policy) error {
+// storageCheck refuses writes while the tenant uses more storage than its plan allows, or while
+// the database's account is restricted for it (the wall the storage sampler sets; the usage the
+// policy saw may already be under again); statements that free space (DELETE, DROP, TRUNCATE)
+// stay allowed, so the tenant can get back under.
+func storageCheck(c Classification, p Policy, restricted bool) error {
 	if c.Type != TypeDML && c.Type != TypeDDL {
 		return nil
 	}
@@ -397,7 +401,7 @@ func storageCheck(c Classification, p Policy) error {
 	case "DELETE", "DROP", "TRUNCATE":
 		return nil
 	}
-	if p.Limits.MaxStorageBytes > 0 && p.StorageBytes >= p.Limits.MaxStorageBytes {
+	if restricted || (p.Limits.MaxStorageBytes > 0 && p.StorageBytes >= p.Limits.MaxStorageBytes) {
 		return &domain.QuotaExceededError{Resource: "storage", Used: p.StorageBytes, Limit: p.Limits.MaxStorageBytes}
 	}
 	return nil

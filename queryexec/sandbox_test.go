@@ -499,6 +499,149 @@ func TestLockUnlock(t *testing.T) {
 	}
 }
 
+// schemaPrivileges lists the privileges account holds on schema, sorted, from SHOW GRANTS.
+func schemaPrivileges(t *testing.T, root *sql.DB, account, schema string) []string {
+	t.Helper()
+	rows, err := root.QueryContext(testContext(t), "SHOW GRANTS FOR "+quoteAccount(account))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	onSchema := regexp.MustCompile(`^GRANT (.+) ON ` + regexp.QuoteMeta(grantPattern(schema)) + `\.\* TO `)
+	var got []string
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			t.Fatal(err)
+		}
+		if m := onSchema.FindStringSubmatch(g); m != nil {
+			got = append(got, strings.Split(m[1], ", ")...)
+		}
+	}
+	sort.Strings(got)
+	return got
+}
+
+func sortedList(list string) []string {
+	out := strings.Split(list, ", ")
+	sort.Strings(out)
+	return out
+}
+
+func TestRestrictedPrivilegesSplitTheReadWriteOnes(t *testing.T) {
+	kept, grow := sortedList(restrictedPrivileges), sortedList(growPrivileges)
+	all := append(slices.Clone(kept), grow...)
+	sort.Strings(all)
+	if !slices.Equal(all, sortedList(rwPrivileges)) {
+		t.Errorf("kept %v + revoked %v while restricted, want exactly the read-write privileges %v", kept, grow, sortedList(rwPrivileges))
+	}
+}
+
+// TestRestrictWrites narrows the read-write account to reading and freeing space, and back.
+func TestRestrictWrites(t *testing.T) {
+	t.Parallel()
+	s := newSandbox(t, testPrefix)
+	root := admin(t)
+	ctx := testContext(t)
+	id, rwPass, roPass := provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
+	schema := SchemaName(testPrefix, id)
+	rwUser, roUser := AccountNames(testPrefix, id)
+	rw := connectAs(t, s, rwUser, rwPass, schema)
+	mustExec(t, rw, "CREATE TABLE t (x INT)")
+	mustExec(t, rw, "CREATE TABLE scratch (x INT)")
+	mustExec(t, rw, "INSERT INTO t VALUES (1), (2), (3)")
+	mustExec(t, rw, "CREATE PROCEDURE grow() INSERT INTO t VALUES (100)") // runs as its definer, this account
+	held, err := rw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if _, err := held.ExecContext(ctx, "INSERT INTO t VALUES (4)"); err != nil {
+		t.Fatal(err)
+	}
+
+	for i := 0; i < 2; i++ {
+		if err := s.RestrictWrites(ctx, id, true); err != nil {
+			t.Fatalf("restrict #%d: %v", i+1, err)
+		}
+	}
+	if got := schemaPrivileges(t, root, rwUser, schema); !slices.Equal(got, sortedList(restrictedPrivileges)) {
+		t.Errorf("restricted privileges %v, want %v", got, sortedList(restrictedPrivileges))
+	}
+	if _, err := held.ExecContext(ctx, "INSERT INTO t VALUES (5)"); err == nil {
+		t.Error("a connection opened before the restriction still inserts")
+	}
+	fresh := connectAs(t, s, rwUser, rwPass, schema)
+	var n int
+	if err := fresh.QueryRowContext(ctx, "SELECT COUNT(*) FROM t").Scan(&n); err != nil || n != 4 {
+		t.Errorf("SELECT while restricted: %d rows, %v; want 4", n, err)
+	}
+	mustExec(t, fresh, "DELETE FROM t WHERE x = 1")
+	mustExec(t, fresh, "TRUNCATE TABLE scratch")
+	mustExec(t, fresh, "DROP TABLE scratch")
+	for _, stmt := range []string{
+		"INSERT INTO t VALUES (6)", "UPDATE t SET x = x + 1", "REPLACE INTO t VALUES (7)",
+		"CREATE TABLE u (x INT)", "ALTER TABLE t ADD COLUMN y TEXT", "CREATE INDEX tx ON t (x)",
+		"CREATE VIEW v AS SELECT x FROM t", "CREATE TEMPORARY TABLE tmp (x INT)", "CALL grow()",
+		"CREATE PROCEDURE p2() SELECT 1",
+	} {
+		_, err := fresh.ExecContext(ctx, stmt)
+		wantErrno(t, stmt+" while restricted", err, 1142, 1044)
+	}
+	roDB := connectAs(t, s, roUser, roPass, schema)
+	if err := roDB.QueryRowContext(ctx, "SELECT COUNT(*) FROM t").Scan(&n); err != nil || n != 3 {
+		t.Errorf("read-only SELECT while restricted: %d, %v", n, err)
+	}
+	// Stopping and starting leaves the restriction alone.
+	if err := s.Lock(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RestrictWrites(ctx, id, true); err != nil {
+		t.Errorf("restrict a locked database: %v", err)
+	}
+	if err := s.Unlock(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	afterStart := connectAs(t, s, rwUser, rwPass, schema)
+	_, err = afterStart.ExecContext(ctx, "INSERT INTO t VALUES (8)")
+	wantErrno(t, "INSERT after a stop and start while restricted", err, 1142)
+	heldRestricted, err := afterStart.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer heldRestricted.Close()
+	if err := heldRestricted.PingContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	for i := 0; i < 2; i++ {
+		if err := s.RestrictWrites(ctx, id, false); err != nil {
+			t.Fatalf("restore #%d: %v", i+1, err)
+		}
+	}
+	if got := schemaPrivileges(t, root, rwUser, schema); !slices.Equal(got, sortedList(rwPrivileges)) {
+		t.Errorf("restored privileges %v, want %v", got, sortedList(rwPrivileges))
+	}
+	if _, err := heldRestricted.ExecContext(ctx, "SELECT 1"); err == nil {
+		t.Error("a connection opened while restricted survived the restore (it would keep the narrow privileges)")
+	}
+	restored := connectAs(t, s, rwUser, rwPass, schema)
+	mustExec(t, restored, "INSERT INTO t VALUES (9)")
+	mustExec(t, restored, "CALL grow()")
+	mustExec(t, restored, "CREATE TABLE u (x INT)")
+
+	missing := uuid.NewString()
+	for _, restrict := range []bool{true, false} {
+		if err := s.RestrictWrites(ctx, missing, restrict); !errors.Is(err, domain.ErrNotFound) {
+			t.Errorf("RestrictWrites(%v) of a missing database: %v, want ErrNotFound", restrict, err)
+		}
+	}
+	missingRW, _ := AccountNames(testPrefix, missing)
+	if err := root.QueryRowContext(ctx, `SELECT COUNT(*) FROM mysql.user WHERE user = ?`, missingRW).Scan(&n); err != nil || n != 0 {
+		t.Errorf("RestrictWrites of a missing database left %d accounts (%v)", n, err)
+	}
+}
+
 func TestRotatePassword(t *testing.T) {
 	t.Parallel()
 	s := newSandbox(t, testPrefix)

@@ -157,7 +157,7 @@ func (a *App) queryTarget(ctx context.Context, tenant domain.TenantID, id domain
 		return queryexec.Target{}, queryexec.Policy{}, err
 	}
 	d := t.Database
-	return queryexec.Target{ID: d.ID, Tenant: d.TenantID, Name: d.Name, Server: d.Server, State: d.State},
+	return queryexec.Target{ID: d.ID, Tenant: d.TenantID, Name: d.Name, Server: d.Server, State: d.State, WritesRestricted: d.WritesRestricted},
 		queryexec.Policy{Settings: t.Settings, Limits: plan.Limits, StorageBytes: t.StorageBytes}, nil
 }
 

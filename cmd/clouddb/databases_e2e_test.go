@@ -320,6 +320,9 @@ func checkDatabaseObject(t *testing.T, r *e2eResponse, path string) map[string]a
 	if doc["storage_bytes"] != 0.0 {
 		t.Errorf("%s %s: storage_bytes = %v, want 0", r.method, r.path, doc["storage_bytes"])
 	}
+	if doc["writes_restricted"] != false {
+		t.Errorf("%s %s: writes_restricted = %v, want false", r.method, r.path, doc["writes_restricted"])
+	}
 	if _, ok := doc["recoverable_until"]; ok {
 		t.Errorf("%s %s: recoverable_until on a database that is not deleted: %v", r.method, r.path, doc)
 	}
