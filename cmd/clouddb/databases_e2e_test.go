@@ -862,6 +862,21 @@ type sandboxProxy struct {
 	wg      sync.WaitGroup
 }
 
+// startProxiedDatabaseE2E is startDatabaseE2E with the sandbox server reached through a proxy the
+// test controls.
+func startProxiedDatabaseE2E(t *testing.T) (*e2eEnv, string, *sandboxProxy) {
+	t.Helper()
+	server, err := mysql.ParseDSN(testdb.ServerDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startSandboxProxy(t, server.Addr)
+	viaProxy := *server
+	viaProxy.Addr, viaProxy.DBName = proxy.ln.Addr().String(), ""
+	env, prefix := startDatabaseE2E(t, dbEnvOptions{SandboxDSN: viaProxy.FormatDSN()})
+	return env, prefix, proxy
+}
+
 func startSandboxProxy(t *testing.T, target string) *sandboxProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -948,15 +963,7 @@ func (p *sandboxProxy) serve() {
 // POST /databases answers 202 provisioning when provisioning takes longer than 5 s, and 201 with
 // state failed and a reason when it fails; a failure releases the quota and the name.
 func TestDatabaseProvisioningSlowOrFailing(t *testing.T) {
-	server, err := mysql.ParseDSN(testdb.ServerDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := startSandboxProxy(t, server.Addr)
-	viaProxy := *server
-	viaProxy.Addr = proxy.ln.Addr().String()
-	viaProxy.DBName = ""
-	env, prefix := startDatabaseE2E(t, dbEnvOptions{SandboxDSN: viaProxy.FormatDSN()})
+	env, prefix, proxy := startProxiedDatabaseE2E(t)
 	owner := newTenantAdmin(env, "127.0.0.1", "Flaky Corp")
 	admin := openSandboxAdmin(t)
 	defer admin.Close()
@@ -1040,14 +1047,7 @@ func TestDatabaseProvisioningSlowOrFailing(t *testing.T) {
 // that is not a MySQL error for success and called RowsAffected on a nil result: a panic that
 // ended the whole server process.
 func TestDatabaseProvisioningConnectionLostAtCreateSchema(t *testing.T) {
-	server, err := mysql.ParseDSN(testdb.ServerDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := startSandboxProxy(t, server.Addr)
-	viaProxy := *server
-	viaProxy.Addr = proxy.ln.Addr().String()
-	env, _ := startDatabaseE2E(t, dbEnvOptions{SandboxDSN: viaProxy.FormatDSN()})
+	env, _, proxy := startProxiedDatabaseE2E(t)
 	owner := newTenantAdmin(env, "127.0.0.1", "Crash Corp")
 	proxy.set("kill", "CREATE DATABASE")
 	go func() {

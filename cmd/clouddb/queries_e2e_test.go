@@ -12,11 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
-	"github.com/clouddbmanager/clouddb/internal/testdb"
 	"github.com/clouddbmanager/clouddb/queryexec"
 )
 
@@ -407,14 +404,7 @@ func TestQueryLargeDeepOddAndRateLimited(t *testing.T) {
 // A database whose server stops answering is 423 database_unavailable, and works again when the
 // server is back.
 func TestQueryOnAServerThatIsDown(t *testing.T) {
-	server, err := mysql.ParseDSN(testdb.ServerDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := startSandboxProxy(t, server.Addr)
-	viaProxy := *server
-	viaProxy.Addr = proxy.ln.Addr().String()
-	env, _ := startDatabaseE2E(t, dbEnvOptions{SandboxDSN: viaProxy.FormatDSN()})
+	env, _, proxy := startProxiedDatabaseE2E(t)
 	owner := newTenantAdmin(env, "127.0.0.1", "Down Corp")
 	id := createDatabase(t, owner.c, map[string]any{"name": "flaky"}).str("id")
 	query(owner.c, id, "SELECT 1", nil).expect(t, 200, "")
