@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/internal/idempotency"
 	"github.com/clouddbmanager/clouddb/queryexec"
 )
 
@@ -96,6 +97,9 @@ func toError(err error, now time.Time) (e *Error, logIt bool) {
 	if e := queryError(err); e != nil {
 		return e, false
 	}
+	if e := idempotencyError(err); e != nil {
+		return e, false
+	}
 	switch {
 	case errors.As(err, &weak):
 		return &Error{Status: http.StatusBadRequest, Code: "weak_password", Message: weak.RuleMessage(),
@@ -174,6 +178,26 @@ func queryError(err error) *Error {
 		return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
 			Message: "Too many queries are running for this tenant or database; try again in a moment.",
 			Details: map[string]any{"retry_after_s": 1}, RetryAfter: time.Second}
+	}
+	return nil
+}
+
+// idempotencyError answers the refusals of an Idempotency-Key, nil for other errors.
+func idempotencyError(err error) *Error {
+	var tooLarge *idempotency.TooLargeError
+	switch {
+	case errors.Is(err, idempotency.ErrKeyReused):
+		return &Error{Status: http.StatusConflict, Code: "conflict",
+			Message: "This Idempotency-Key was used with another request (method, path or body); use a new key for a new request.",
+			Details: map[string]any{"header": idempotencyHeader}}
+	case errors.Is(err, idempotency.ErrInProgress):
+		return &Error{Status: http.StatusConflict, Code: "conflict",
+			Message: "A request with this Idempotency-Key is still running; retry later.",
+			Details: map[string]any{"header": idempotencyHeader, "retry_after_s": 1}, RetryAfter: time.Second}
+	case errors.As(err, &tooLarge):
+		return &Error{Status: http.StatusConflict, Code: "conflict",
+			Message: fmt.Sprintf("The first response to this Idempotency-Key was too large to keep; it was %d.", tooLarge.Status),
+			Details: map[string]any{"header": idempotencyHeader, "status": tooLarge.Status}}
 	}
 	return nil
 }

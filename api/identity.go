@@ -81,10 +81,16 @@ type route struct {
 	handler      http.HandlerFunc
 }
 
-// mount adds routes under /api/v1, each behind the guard of its access level.
+// mount adds routes under /api/v1, each behind the guard of its access level. Every POST route
+// that is not public takes an Idempotency-Key (idempotent, inside the guard: keys belong to the
+// principal); public POSTs (login, register, ...) ignore the header.
 func (s *Server) mount(routes []route) {
 	for _, rt := range routes {
-		s.api.HandleFunc(rt.path, s.guard(rt.access, rt.handler)).Methods(rt.method)
+		h := rt.handler
+		if rt.method == http.MethodPost && rt.access != public {
+			h = s.idempotent(h)
+		}
+		s.api.HandleFunc(rt.path, s.guard(rt.access, h)).Methods(rt.method)
 	}
 }
 

@@ -49,17 +49,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 			Details: map[string]any{"content_type": ct},
 		}
 	}
-	var body []byte
-	if r.Body != nil {
-		var err error
-		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, bodyLimit(r.Context())))
-		if err != nil {
-			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) {
-				return tooLarge
-			}
-			return invalidRequest(nil, "The request body could not be read.")
-		}
+	body, err := readBody(w, r)
+	if err != nil {
+		return err
 	}
 	trimmed := bytes.TrimSpace(body)
 	switch {
@@ -81,6 +73,23 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 			"Unexpected data after the JSON object at byte offset %d.", offset)
 	}
 	return nil
+}
+
+// readBody reads the whole request body within the body limit: an *http.MaxBytesError over it
+// (→ 413), 400 invalid_request when the body cannot be read.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, bodyLimit(r.Context())))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, tooLarge
+		}
+		return nil, invalidRequest(nil, "The request body could not be read.")
+	}
+	return body, nil
 }
 
 // isJSONContentType accepts application/json, with no charset or charset utf-8.

@@ -578,3 +578,63 @@ func TestDocsOpenAPIIsTheSameDocument(t *testing.T) {
 		t.Error("docs/openapi.json differs from the embedded document")
 	}
 }
+
+// TestOpenAPIIdempotencyKey: every POST route that needs credentials (mount gives each one
+// Idempotency-Key support) lists the IdempotencyKey parameter, its 409 and the Idempotent-Replayed
+// header of its successes; public POSTs, which ignore the header, do not list it.
+func TestOpenAPIIdempotencyKey(t *testing.T) {
+	doc := parseOpenAPI(t)
+	type ref struct {
+		Ref string `json:"$ref"`
+	}
+	var posts int
+	for key := range routeOperations(t, newDocumentedServer().Router()) {
+		method, tmpl, _ := strings.Cut(key, " ")
+		if method != http.MethodPost {
+			continue
+		}
+		raw := doc.Paths[strings.TrimPrefix(tmpl, "/api/v1")]["post"]
+		if raw == nil {
+			continue // TestOpenAPIDocumentsEveryRoute reports it
+		}
+		posts++
+		var op struct {
+			Access     string `json:"x-access"`
+			Parameters []ref
+			Responses  map[string]struct {
+				Headers map[string]json.RawMessage
+			}
+		}
+		if err := json.Unmarshal(raw, &op); err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		listed := slices.Contains(op.Parameters, ref{"#/components/parameters/IdempotencyKey"})
+		if listed != (op.Access != "public") {
+			t.Errorf("%s (x-access %s): IdempotencyKey listed %v", key, op.Access, listed)
+		}
+		if !listed {
+			continue
+		}
+		for _, status := range []string{"400", "409"} {
+			if _, ok := op.Responses[status]; !ok {
+				t.Errorf("%s takes Idempotency-Key but does not document %s", key, status)
+			}
+		}
+		for status, resp := range op.Responses {
+			if strings.HasPrefix(status, "2") && resp.Headers["Idempotent-Replayed"] == nil {
+				t.Errorf("%s %s does not document the Idempotent-Replayed header", key, status)
+			}
+		}
+	}
+	if posts < 20 {
+		t.Errorf("only %d POST routes checked", posts)
+	}
+	for _, want := range []string{"Idempotency-Key", "Idempotent-Replayed: true", "24 hours"} {
+		if !strings.Contains(doc.Info.Description, want) {
+			t.Errorf("info.description does not mention %q", want)
+		}
+	}
+	if strings.Contains(doc.Info.Description, "do not implement it") {
+		t.Error("info.description still says the routes do not implement Idempotency-Key")
+	}
+}

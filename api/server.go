@@ -15,6 +15,8 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/clouddbmanager/clouddb/internal/idempotency"
 )
 
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is zero (1 MiB).
@@ -52,6 +54,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// Version is the build version, exported as the clouddb_build_info metric.
 	Version string
+	// Idempotency keeps the Idempotency-Key answers of authenticated POST routes; nil ignores the
+	// header.
+	Idempotency *idempotency.Store
 }
 
 // Server is the HTTP API. It is an http.Handler; later issues add their /api/v1 routes to API().
@@ -69,6 +74,7 @@ type Server struct {
 	databases    Databases
 	queries      Queries
 	queryLimits  queryLimits
+	idempotency  *idempotency.Store
 }
 
 // New builds a Server with its middleware and operational routes. It panics on a configuration
@@ -80,6 +86,7 @@ func New(cfg Config) *Server {
 		ready:        cfg.Ready,
 		readyTimeout: readinessTimeout,
 		maxBody:      cfg.MaxBodyBytes,
+		idempotency:  cfg.Idempotency,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -105,7 +105,7 @@ func appliedVersions(t *testing.T, ctx context.Context, db *sql.DB) applied {
 func checkSchema(t *testing.T, ctx context.Context, db *sql.DB, wantPosition int64) {
 	t.Helper()
 	got := tables(t, ctx, db)
-	for _, want := range []string{"claims", "event_sequence", "events", "schema_migrations"} {
+	for _, want := range []string{"claims", "event_sequence", "events", "idempotency_keys", "schema_migrations"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("table %s missing after Apply; tables: %v", want, got)
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/clouddbmanager/clouddb/eventstore"
 	"github.com/clouddbmanager/clouddb/internal/activity"
 	"github.com/clouddbmanager/clouddb/internal/config"
+	"github.com/clouddbmanager/clouddb/internal/idempotency"
 	"github.com/clouddbmanager/clouddb/internal/localmysql"
 	"github.com/clouddbmanager/clouddb/internal/mail"
 	"github.com/clouddbmanager/clouddb/internal/mgmtdb"
@@ -47,6 +48,8 @@ type App struct {
 	Fleet       *queryexec.Fleet
 	Engine      *queryexec.Engine
 	Queries     *commands.Queries
+	// Idempotency keeps the answers to Idempotency-Keys (internal/idempotency).
+	Idempotency *idempotency.Store
 	// Now is the clock of the whole process; tests move it.
 	Now func() time.Time
 
@@ -116,6 +119,9 @@ func (a *App) open(ctx context.Context) error {
 	}
 	vault, err := secrets.NewVault(db, a.Config.SecretKey)
 	if err != nil {
+		return err
+	}
+	if a.Idempotency, err = idempotency.New(db, a.Config.SecretKey); err != nil {
 		return err
 	}
 	queries := projections.NewQueries(db)
@@ -191,7 +197,7 @@ func (a *App) Serve(ctx context.Context) error {
 	}
 	work, stop := context.WithCancel(context.Background())
 	a.stopWork = stop
-	a.workDone.Add(5)
+	a.workDone.Add(6)
 	go func() {
 		defer a.workDone.Done()
 		a.Databases.RunWriteSampling(work, 2*time.Second)
@@ -210,13 +216,18 @@ func (a *App) Serve(ctx context.Context) error {
 	}()
 	go func() {
 		defer a.workDone.Done()
+		a.purgeIdempotencyKeys(work, time.Minute)
+	}()
+	go func() {
+		defer a.workDone.Done()
 		a.Mail.Run(work, func() <-chan struct{} { return a.Projections.Advanced("mail_deliveries") }, time.Second)
 	}()
 	handler := api.New(api.Config{
-		Logger:   a.Log,
-		Metrics:  a.metrics,
-		Gatherer: a.metrics,
-		Version:  version(),
+		Logger:      a.Log,
+		Metrics:     a.metrics,
+		Gatherer:    a.metrics,
+		Version:     version(),
+		Idempotency: a.Idempotency,
 		Ready: []api.ReadinessCheck{
 			{Name: "management_database", Check: a.DB.PingContext},
 			{Name: "projections", Check: a.Projections.Ready},
@@ -253,6 +264,27 @@ func (a *App) Serve(ctx context.Context) error {
 	go func() { a.served <- a.server.Serve(ln) }()
 	a.Log.Info("serving", "addr", ln.Addr().String(), "version", version())
 	return nil
+}
+
+// purgeIdempotencyKeys deletes, every interval until ctx ends, the idempotency keys past their
+// 24 hours: they answer nothing any more (the next use of such a key reclaims its row anyway).
+func (a *App) purgeIdempotencyKeys(ctx context.Context, every time.Duration) {
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	for {
+		n, err := a.Idempotency.Purge(ctx, a.Now().Add(-idempotency.TTL), 1000)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			a.Log.Warn("could not purge expired idempotency keys", "err", err)
+		case n > 0:
+			a.Log.Info("expired idempotency keys purged", "rows", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
 }
 
 // Addr is where the API listens, once served.

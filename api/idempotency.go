@@ -1,0 +1,208 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"time"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/internal/idempotency"
+)
+
+// idempotencyHeader is the request header naming an idempotency key; replayedHeader marks a
+// response that was replayed from the key's first request.
+const (
+	idempotencyHeader = "Idempotency-Key"
+	replayedHeader    = "Idempotent-Replayed"
+)
+
+// idempotencyFinishTimeout bounds recording a key's outcome once the handler has answered: it is
+// done even when the client has gone away.
+const idempotencyFinishTimeout = 5 * time.Second
+
+// idempotent serves an authenticated POST route (mount wraps every one, inside the guard) with
+// Idempotency-Key support. A request without the header goes straight to h. With it, the body is
+// read (within the body limit) and hashed, and the key is claimed for the principal: a key whose
+// first request with the same method, path, query and body has completed gets that response
+// again with Idempotent-Replayed: true, and h does not run; a key used for another request, or
+// whose first request is still running, answers 409 conflict. Otherwise h runs, reading the
+// same body, while its response is recorded: a 2xx, 3xx or 4xx answer (but 429, which says
+// "retry") becomes the key's answer; a 5xx, a 429 or a panic abandons the key so that a retry runs
+// again. Without a store (Config.Idempotency nil) the header is ignored.
+func (s *Server) idempotent(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		values, sent := r.Header[idempotencyHeader]
+		if !sent || s.idempotency == nil {
+			h(w, r)
+			return
+		}
+		key, err := idempotencyKey(values)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		body, err := readBody(w, r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		r.Body = readCloser{bytes.NewReader(body)}
+		principal := idempotencyPrincipal(principalFrom(r.Context()))
+		replay, err := s.idempotency.Begin(r.Context(), principal, key, r.Method, requestTarget(r), sha256.Sum256(body), s.now())
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if replay != nil {
+			writeReplay(w, replay)
+			return
+		}
+
+		rec := &idempotencyRecorder{ResponseWriter: w}
+		finished := false
+		defer func() {
+			if finished {
+				return
+			}
+			// h panicked (the panic goes on to recoverPanics): the key must not keep a half answer.
+			s.finishIdempotency(r, principal, key, nil)
+		}()
+		h(rec, r)
+		finished = true
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK // net/http's answer to a handler that wrote nothing
+		}
+		if status >= 500 || status == http.StatusTooManyRequests {
+			s.finishIdempotency(r, principal, key, nil)
+			return
+		}
+		s.finishIdempotency(r, principal, key, &idempotency.Response{Status: status, ContentType: rec.contentType,
+			Location: rec.location, Body: rec.body.Bytes()})
+	}
+}
+
+// finishIdempotency completes the key with resp, or abandons it when resp is nil. A failure is
+// logged: the client has its answer already; a key left running answers 409 until it expires.
+func (s *Server) finishIdempotency(r *http.Request, principal, key string, resp *idempotency.Response) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), idempotencyFinishTimeout)
+	defer cancel()
+	var err error
+	if resp == nil {
+		err = s.idempotency.Abandon(ctx, principal, key)
+	} else {
+		err = s.idempotency.Complete(ctx, principal, key, *resp)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "could not record the outcome of an idempotency key",
+			"request_id", RequestID(r.Context()), "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+}
+
+// idempotencyKey checks the header: sent once, 1 to 255 printable ASCII characters.
+func idempotencyKey(values []string) (string, error) {
+	if len(values) != 1 {
+		return "", domain.NewValidationError(idempotencyHeader, "must be sent once")
+	}
+	key := values[0]
+	valid := key != "" && len(key) <= idempotency.MaxKeySize
+	for i := 0; valid && i < len(key); i++ {
+		valid = key[i] >= 0x20 && key[i] <= 0x7e
+	}
+	if !valid {
+		return "", domain.NewValidationError(idempotencyHeader, "must be 1 to 255 printable ASCII characters")
+	}
+	return key, nil
+}
+
+// idempotencyPrincipal is whose keys a request uses: the user's, or the API key's own.
+func idempotencyPrincipal(p Principal) string {
+	if p.APIKeyID != "" {
+		return "key:" + string(p.APIKeyID)
+	}
+	return string(p.UserID)
+}
+
+// requestTarget is the path and query a key is bound to (?dry_run=true is another request). A
+// query that is long or not plain ASCII is replaced by its SHA-256, so the target fits its column.
+func requestTarget(r *http.Request) string {
+	target := r.URL.EscapedPath()
+	if q := r.URL.RawQuery; q != "" {
+		plain := len(target)+1+len(q) <= idempotency.MaxPathSize
+		for i := 0; plain && i < len(q); i++ {
+			plain = q[i] > 0x20 && q[i] < 0x7f
+		}
+		if plain {
+			return target + "?" + q
+		}
+		sum := sha256.Sum256([]byte(q))
+		return target + "?sha256=" + hex.EncodeToString(sum[:])
+	}
+	return target
+}
+
+// writeReplay answers with a key's stored response.
+func writeReplay(w http.ResponseWriter, resp *idempotency.Response) {
+	h := w.Header()
+	if resp.ContentType != "" {
+		h.Set("Content-Type", resp.ContentType)
+	}
+	if resp.Location != "" {
+		h.Set("Location", resp.Location)
+	}
+	h.Set(replayedHeader, "true")
+	h.Set("Cache-Control", "no-store") // first answers may carry passwords and keys
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(resp.Status)
+	if len(resp.Body) > 0 {
+		w.Write(resp.Body)
+	}
+}
+
+// readCloser gives a handler the body the idempotency check read.
+type readCloser struct{ *bytes.Reader }
+
+func (readCloser) Close() error { return nil }
+
+// idempotencyRecorder writes a response through and keeps its status, Content-Type, Location and
+// up to one byte more than idempotency.MaxBodySize of its body (enough for the store to know it
+// is too large to keep).
+type idempotencyRecorder struct {
+	http.ResponseWriter
+	status                int
+	contentType, location string
+	body                  bytes.Buffer
+}
+
+func (rw *idempotencyRecorder) WriteHeader(code int) {
+	if rw.status == 0 && code >= 200 { // 1xx are interim; the real status follows
+		rw.status = code
+		h := rw.Header()
+		rw.contentType, rw.location = h.Get("Content-Type"), h.Get("Location")
+	}
+	rw.ResponseWriter.WriteHeader(code)
+}
+
+func (rw *idempotencyRecorder) Write(b []byte) (int, error) {
+	if rw.status == 0 {
+		rw.WriteHeader(http.StatusOK)
+	}
+	if room := idempotency.MaxBodySize + 1 - rw.body.Len(); room > 0 {
+		rw.body.Write(b[:min(room, len(b))])
+	}
+	return rw.ResponseWriter.Write(b)
+}
+
+// Flush lets a handler flush through the recorder.
+func (rw *idempotencyRecorder) Flush() {
+	if rw.status == 0 {
+		rw.WriteHeader(http.StatusOK)
+	}
+	_ = http.NewResponseController(rw.ResponseWriter).Flush()
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (rw *idempotencyRecorder) Unwrap() http.ResponseWriter { return rw.ResponseWriter }

@@ -1,0 +1,263 @@
+// Package idempotency keeps the first response to each Idempotency-Key of the API in the
+// idempotency_keys table of the management database (migrations/0005_idempotency_keys.sql), so
+// that a client's retry with the same key and request gets that response again and the work is
+// done once, by whichever process serves it.
+//
+// A key belongs to a principal (a user, or an API key) and lives TTL (24 h) from its first use.
+// Begin puts a placeholder for it before the request runs; exactly one of concurrent Begins of a
+// key succeeds, the others see it running. Complete stores the response; Abandon removes the
+// placeholder (the request failed in a way a retry should repeat). Purge deletes expired rows.
+//
+// Response bodies carry database passwords and API keys: they are sealed with AES-256-GCM
+// (internal/secrets) under the process's secret key, with the principal and key as additional
+// data, and bodies over MaxBodySize are not kept at all.
+//
+// This is data, not a read model: nothing here enters or comes from the event log.
+package idempotency
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/internal/secrets"
+)
+
+const (
+	// TTL is how long a key answers with its first response; an older row is reclaimed by the next
+	// request with that key and deleted by Purge.
+	TTL = 24 * time.Hour
+	// MaxBodySize is the largest response body kept (1 MiB). A larger response completes its key
+	// without a body, and a replay answers TooLargeError.
+	MaxBodySize = 1 << 20
+	// MaxKeySize is the longest key, in bytes.
+	MaxKeySize = 255
+	// MaxPrincipalSize is the longest principal, in bytes.
+	MaxPrincipalSize = 80
+	// MaxPathSize is the longest path (with its query string), in bytes.
+	MaxPathSize = 500
+)
+
+var (
+	// ErrKeyReused: the key was first used with another method, path or body. Wraps
+	// domain.ErrConflict.
+	ErrKeyReused = fmt.Errorf("idempotency key used with another request: %w", domain.ErrConflict)
+	// ErrInProgress: the first request with the key has not finished yet. Wraps domain.ErrConflict.
+	ErrInProgress = fmt.Errorf("a request with this idempotency key is still running: %w", domain.ErrConflict)
+)
+
+// TooLargeError is Begin's answer for a key whose first response was over MaxBodySize: it was
+// answered, but cannot be replayed. Wraps domain.ErrConflict.
+type TooLargeError struct {
+	Status int // the status of the first response
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("the first response to this idempotency key (status %d) was too large to keep", e.Status)
+}
+
+func (e *TooLargeError) Unwrap() error { return domain.ErrConflict }
+
+// Response is a stored response.
+type Response struct {
+	Status      int
+	ContentType string
+	Location    string
+	Body        []byte
+}
+
+// Store keeps idempotency keys in the idempotency_keys table. It is safe for concurrent use.
+type Store struct {
+	db  *sql.DB
+	key []byte
+}
+
+// New returns a Store on db that seals response bodies with key (secrets.KeySize bytes: the
+// process's CLOUDDB_SECRET_KEY). Returns secrets.ErrInvalidKey for a key of the wrong size;
+// panics if db is nil.
+func New(db *sql.DB, key []byte) (*Store, error) {
+	if db == nil {
+		panic("idempotency: New with a nil db")
+	}
+	if len(key) != secrets.KeySize {
+		return nil, fmt.Errorf("idempotency: %d-byte key: %w", len(key), secrets.ErrInvalidKey)
+	}
+	return &Store{db: db, key: bytes.Clone(key)}, nil
+}
+
+// Begin claims key for principal's request (method, path with its query string, SHA-256 of the
+// body) at now. It returns (nil, nil) when the caller should run the request and then Complete or
+// Abandon the key: the key was new, or its row was older than TTL and has been reclaimed. When the
+// key's first request with the same method, path and body completed, it returns that response for
+// replay. Otherwise: ErrKeyReused (another request), ErrInProgress (still running), or
+// *TooLargeError (completed, but its body was not kept).
+func (s *Store) Begin(ctx context.Context, principal, key, method, path string, bodyHash [32]byte, now time.Time) (*Response, error) {
+	if err := check(principal, key); err != nil {
+		return nil, err
+	}
+	if method == "" || len(method) > 16 || len(path) > MaxPathSize {
+		return nil, fmt.Errorf("idempotency: method %q or %d-byte path out of bounds", method, len(path))
+	}
+	now = now.UTC()
+	// A row can vanish between a failed insert and the read (its request was abandoned), so the
+	// insert is tried again; a few rounds are plenty, more mean something else is wrong.
+	for range 5 {
+		_, err := s.db.ExecContext(ctx, `INSERT INTO idempotency_keys
+			(principal, idem_key, method, path, body_sha256, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			principal, []byte(key), method, path, bodyHash[:], now)
+		if err == nil {
+			return nil, nil
+		}
+		if deadlock(err) {
+			continue
+		}
+		if !duplicate(err) {
+			return nil, fmt.Errorf("idempotency: begin: %w", err)
+		}
+		// An expired row is taken over: its created_at moves to now, so of concurrent reclaims
+		// (InnoDB re-reads the row after the lock wait) exactly one matches.
+		res, err := s.db.ExecContext(ctx, `UPDATE idempotency_keys
+			SET method = ?, path = ?, body_sha256 = ?, status = NULL, content_type = NULL, location = NULL,
+				body = NULL, created_at = ?
+			WHERE principal = ? AND idem_key = ? AND created_at < ?`,
+			method, path, bodyHash[:], now, principal, []byte(key), now.Add(-TTL))
+		if err != nil {
+			return nil, fmt.Errorf("idempotency: reclaim: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return nil, fmt.Errorf("idempotency: reclaim: %w", err)
+		} else if n == 1 {
+			return nil, nil
+		}
+		var (
+			gotMethod, gotPath  string
+			gotHash             []byte
+			status              sql.NullInt64
+			contentType, locate []byte
+			body                []byte
+		)
+		err = s.db.QueryRowContext(ctx, `SELECT method, path, body_sha256, status, content_type, location, body
+			FROM idempotency_keys WHERE principal = ? AND idem_key = ?`, principal, []byte(key)).
+			Scan(&gotMethod, &gotPath, &gotHash, &status, &contentType, &locate, &body)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // abandoned meanwhile: try to claim it again
+		} else if err != nil {
+			return nil, fmt.Errorf("idempotency: read: %w", err)
+		}
+		switch {
+		case gotMethod != method || gotPath != path || !bytes.Equal(gotHash, bodyHash[:]):
+			return nil, ErrKeyReused
+		case !status.Valid:
+			return nil, ErrInProgress
+		case body == nil:
+			return nil, &TooLargeError{Status: int(status.Int64)}
+		}
+		plain, err := secrets.Open(s.key, body, aad(principal, key))
+		if err != nil {
+			return nil, fmt.Errorf("idempotency: stored response: %w", err)
+		}
+		return &Response{Status: int(status.Int64), ContentType: string(contentType), Location: string(locate), Body: plain}, nil
+	}
+	return nil, fmt.Errorf("idempotency: key kept vanishing while it was claimed")
+}
+
+// Complete stores resp as the answer to principal's key, which Begin claimed. A body over
+// MaxBodySize is not stored: the key then answers TooLargeError. A key that is no longer running
+// (completed, abandoned, or purged) is left alone.
+func (s *Store) Complete(ctx context.Context, principal, key string, resp Response) error {
+	if err := check(principal, key); err != nil {
+		return err
+	}
+	var body []byte
+	if len(resp.Body) <= MaxBodySize {
+		sealed, err := secrets.Seal(s.key, resp.Body, aad(principal, key))
+		if err != nil {
+			return fmt.Errorf("idempotency: complete: %w", err)
+		}
+		body = sealed
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE idempotency_keys SET status = ?, content_type = ?, location = ?, body = ?
+		WHERE principal = ? AND idem_key = ? AND status IS NULL`,
+		resp.Status, nullable(resp.ContentType), nullable(resp.Location), body, principal, []byte(key)); err != nil {
+		return fmt.Errorf("idempotency: complete: %w", err)
+	}
+	return nil
+}
+
+// Abandon deletes the placeholder of principal's key while its request is still running, so that
+// a retry runs the request again (after a server error or a panic). A completed key is left alone.
+func (s *Store) Abandon(ctx context.Context, principal, key string) error {
+	if err := check(principal, key); err != nil {
+		return err
+	}
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE principal = ? AND idem_key = ? AND status IS NULL`,
+		principal, []byte(key)); err != nil {
+		return fmt.Errorf("idempotency: abandon: %w", err)
+	}
+	return nil
+}
+
+// Purge deletes the rows created before before (completed or not), batch rows per statement so
+// that no statement holds many locks, until none is left. It returns how many it deleted.
+func (s *Store) Purge(ctx context.Context, before time.Time, batch int) (int64, error) {
+	if batch <= 0 {
+		batch = 1000
+	}
+	var total int64
+	for {
+		res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_at < ? ORDER BY created_at LIMIT ?`,
+			before.UTC(), batch)
+		if err != nil {
+			return total, fmt.Errorf("idempotency: purge: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("idempotency: purge: %w", err)
+		}
+		total += n
+		if n < int64(batch) {
+			return total, nil
+		}
+	}
+}
+
+func check(principal, key string) error {
+	if principal == "" || len(principal) > MaxPrincipalSize {
+		return fmt.Errorf("idempotency: principal must be 1 to %d bytes, got %d", MaxPrincipalSize, len(principal))
+	}
+	if key == "" || len(key) > MaxKeySize {
+		return fmt.Errorf("idempotency: key must be 1 to %d bytes, got %d", MaxKeySize, len(key))
+	}
+	return nil
+}
+
+// aad binds a sealed body to its row: a body copied to another principal or key does not open.
+func aad(principal, key string) []byte {
+	return []byte(principal + "\x00" + key)
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return []byte(s)
+}
+
+// duplicate reports a duplicate-key error of MySQL (1062).
+func duplicate(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1062
+}
+
+// deadlock reports a deadlock (1213): concurrent inserts of one key with an abandon in between
+// can make InnoDB choose a victim; the insert is simply tried again.
+func deadlock(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1213
+}
