@@ -361,20 +361,10 @@ func (e *Engine) check(req Request, st *statement) error {
 	return e.fail(st, storageCheck(c, req.Policy, req.Target.WritesRestricted))
 }
 
-func (e *Engine) prefixOf(server string) string {
-	if s, err := e.fleet.Get(server); err == nil {
-		return s.Prefix()
-	}
-	for _, s := range e.fleet.Servers() {
-		return s.Prefix()
-	}
-	return ""
-}
-
 func (e *Engine) newStatement(req Request, text string) statement {
 	redacted := RedactSecrets(text)
 	recorded, truncated := domain.RecordedSQL(redacted)
-	schema := SchemaName(e.prefixOf(req.Target.Server), string(req.Target.ID))
+	schema := SchemaName(e.fleet.Prefix(), string(req.Target.ID))
 	return statement{sql: text, secret: redacted != text, schema: schema, name: req.Target.Name, record: domain.QueryExecuted{
 		QueryID: uuid.NewString(), TenantID: req.Target.Tenant, UserID: req.User, DatabaseID: req.Target.ID,
 		SQL: recorded, SQLTruncated: truncated, Fingerprint: Fingerprint(text), Status: domain.QuerySucceeded, At: e.now().UTC(),

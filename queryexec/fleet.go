@@ -125,6 +125,9 @@ func (f *Fleet) Place(ctx context.Context, placed map[string]int) (*Sandbox, err
 	return best, nil
 }
 
+// Prefix is the prefix of the physical names on every server of the fleet.
+func (f *Fleet) Prefix() string { return f.prefix }
+
 // Servers lists the connected servers, in the configured order of their connection.
 func (f *Fleet) Servers() []*Sandbox {
 	f.mu.RLock()

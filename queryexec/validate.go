@@ -68,7 +68,7 @@ func (e *Engine) Validate(ctx context.Context, req Request) (Validation, error) 
 			defer e.pools.release(c, false)
 		}
 	}
-	schema := SchemaName(e.prefixOf(req.Target.Server), string(req.Target.ID))
+	schema := SchemaName(e.fleet.Prefix(), string(req.Target.ID))
 	from := 0
 	for _, text := range texts {
 		at := from + strings.Index(req.SQL[from:], text)

@@ -74,6 +74,23 @@ func waitHistory(t *testing.T, c *e2eClient, n int) *e2eResponse {
 	}
 }
 
+// waitLastUsed polls the database until its last_used_at is set (executed queries reach the
+// databases read model within a second), failing the test after 5 s.
+func waitLastUsed(t *testing.T, c *e2eClient, id string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d := c.do("GET", "/databases/"+id, nil).expect(t, 200, "")
+		if d.get("last_used_at") != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("last_used_at not set after queries: %s", d.body)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval; the deadline decides
+	}
+}
+
 // A developer builds a table and reads it back: types keep their meaning, writes say what they
 // changed, pages and exports give the whole result, history lists it all, newest first.
 func TestQueryWriteReadPageExportHistory(t *testing.T) {
@@ -155,17 +172,7 @@ func TestQueryWriteReadPageExportHistory(t *testing.T) {
 	if items := developer.c.do("GET", "/queries/history", nil).expect(t, 200, "").items("items"); len(items) != 0 {
 		t.Errorf("another member's history = %v", items)
 	}
-	deadline := time.Now().Add(5 * time.Second) // executed queries reach the databases read model within a second
-	for {
-		d := owner.c.do("GET", "/databases/"+id, nil).expect(t, 200, "")
-		if d.get("last_used_at") != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("last_used_at not set after queries: %s", d.body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitLastUsed(t, owner.c, id)
 }
 
 // Viewers read on the read-only account; nobody reaches beyond the database.
@@ -434,13 +441,7 @@ func TestQueryKeepsADatabaseFromAutoStop(t *testing.T) {
 	env.clock.Advance(50 * time.Minute)
 	relogin()
 	query(owner.c, id, "SELECT 1", nil).expect(t, 200, "")
-	deadline := time.Now().Add(5 * time.Second)
-	for owner.c.do("GET", "/databases/"+id, nil).expect(t, 200, "").get("last_used_at") == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("last_used_at never set")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitLastUsed(t, owner.c, id)
 	env.clock.Advance(20 * time.Minute) // 70 minutes after creation, 20 after the query
 	if n, err := env.app.Databases.StopIdle(ctx); err != nil || n != 0 {
 		t.Fatalf("StopIdle 20 minutes after a query: %d, %v; want 0", n, err)
