@@ -141,7 +141,8 @@ func toError(err error, now time.Time) (e *Error, logIt bool) {
 	return errInternal, true
 }
 
-// queryError answers the errors of the query engine, nil for others.
+// queryError answers the errors of the query engine, nil for others. Their codes are the ones the
+// engine records them with (queryexec.ErrorCode); this decides status, message and details.
 func queryError(err error) *Error {
 	var (
 		denied  *queryexec.NotAllowedError
@@ -151,14 +152,14 @@ func queryError(err error) *Error {
 	)
 	switch {
 	case errors.As(err, &denied):
-		return &Error{Status: http.StatusForbidden, Code: "statement_not_allowed", Message: denied.Message,
+		return &Error{Status: http.StatusForbidden, Code: queryexec.ErrorCode(err), Message: denied.Message,
 			Details: map[string]any{"statement_type": denied.StatementType, "reason": denied.Reason}}
 	case errors.As(err, &confirm):
 		details := map[string]any{"reason": confirm.Reason}
 		if confirm.EstimatedRows > 0 {
 			details["estimated_rows"] = confirm.EstimatedRows
 		}
-		return &Error{Status: http.StatusConflict, Code: "confirmation_required", Message: confirm.Error(), Details: details}
+		return &Error{Status: http.StatusConflict, Code: queryexec.ErrorCode(err), Message: confirm.Error(), Details: details}
 	case errors.As(err, &failed):
 		details := map[string]any{"mysql_code": failed.MySQLCode, "sqlstate": failed.SQLState}
 		if failed.Position != nil {
@@ -171,11 +172,11 @@ func queryError(err error) *Error {
 			details["hint"] = failed.Hint
 		}
 		if failed.Syntax() {
-			return &Error{Status: http.StatusBadRequest, Code: "syntax_error", Message: failed.Message, Details: details}
+			return &Error{Status: http.StatusBadRequest, Code: queryexec.ErrorCode(err), Message: failed.Message, Details: details}
 		}
-		return &Error{Status: http.StatusUnprocessableEntity, Code: "query_failed", Message: failed.Message, Details: details}
+		return &Error{Status: http.StatusUnprocessableEntity, Code: queryexec.ErrorCode(err), Message: failed.Message, Details: details}
 	case errors.As(err, &busy):
-		return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
+		return &Error{Status: http.StatusTooManyRequests, Code: queryexec.ErrorCode(err),
 			Message: "Too many queries are running for this tenant or database; try again in a moment.",
 			Details: map[string]any{"retry_after_s": 1}, RetryAfter: time.Second}
 	}
