@@ -150,7 +150,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	db := testdb.New(t)
 	clk := &clock{now: t0}
-	registry := eventstore.NewRegistry(domain.Events()...)
+	registry := eventstore.NewDomainRegistry()
 	store := eventstore.New(db, registry, eventstore.Options{Logger: quiet(), Clock: clk.Now})
 	t.Cleanup(func() { store.Close() })
 	runtime, err := projections.New(db, store, projections.Options{Logger: quiet(), Poll: 20 * time.Millisecond},

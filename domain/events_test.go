@@ -2,35 +2,51 @@ package domain_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/internal/eventsample"
 )
 
 var (
-	eventTypePattern = regexp.MustCompile(`^(user|session|tenant|mail|database|quota|query)\.[a-z]+(_[a-z]+)*\.v1$`)
+	eventTypePattern = regexp.MustCompile(`^(user|session|tenant|mail|database|quota|query)\.[a-z]+(_[a-z]+)*\.v([1-9][0-9]*)$`)
 	jsonNamePattern  = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 )
 
 func TestEventTypes(t *testing.T) {
 	seenName := map[string]reflect.Type{}
 	seenType := map[reflect.Type]bool{}
+	upcastTo := map[string]string{}
+	for _, u := range domain.Upcasters() {
+		upcastTo[u.From] = u.To
+	}
 	for _, e := range domain.Events() {
 		typ := reflect.TypeOf(e)
 		name := e.EventType()
 		if typ.Kind() != reflect.Struct {
 			t.Errorf("%v: registered as %v, want a struct value", typ, typ.Kind())
 		}
-		if !strings.HasSuffix(name, ".v1") || !eventTypePattern.MatchString(name) {
-			t.Errorf("%v.EventType() = %q, want <aggregate>.<snake_case>.v1", typ, name)
+		match := eventTypePattern.FindStringSubmatch(name)
+		if match == nil {
+			t.Errorf("%v.EventType() = %q, want <aggregate>.<snake_case>.v<n>", typ, name)
+			continue
 		}
 		if !strings.HasPrefix(strings.ToLower(typ.Name()), strings.SplitN(name, ".", 2)[0]) {
 			t.Errorf("%v.EventType() = %q is not in its aggregate's namespace", typ, name)
+		}
+		// A later version replaces its predecessor, whose stored events are upcast to it.
+		if version, _ := strconv.Atoi(match[3]); version > 1 {
+			previous := strings.TrimSuffix(name, match[3]) + strconv.Itoa(version-1)
+			if upcastTo[previous] != name {
+				t.Errorf("%s has no upcaster from %s", name, previous)
+			}
+		}
+		if _, retired := upcastTo[name]; retired {
+			t.Errorf("%s is registered and upcast to %s: old types are read, not written", name, upcastTo[name])
 		}
 		if other, ok := seenName[name]; ok {
 			t.Errorf("%v and %v share the event type %q", typ, other, name)
@@ -40,6 +56,14 @@ func TestEventTypes(t *testing.T) {
 			t.Errorf("%v listed twice in Events()", typ)
 		}
 		seenType[typ] = true
+	}
+	for from, to := range upcastTo {
+		for steps := 0; to != "" && seenName[to] == nil && steps <= len(upcastTo); steps++ {
+			to = upcastTo[to]
+		}
+		if seenName[to] == nil {
+			t.Errorf("the upcasters from %s lead to no registered type", from)
+		}
 	}
 }
 
@@ -62,46 +86,13 @@ func TestEventJSONFieldNames(t *testing.T) {
 	}
 }
 
-// fill sets every field of v to a distinct non-zero value, recursively.
-func fill(t *testing.T, v reflect.Value, n *int) {
-	*n++
-	switch {
-	case v.Type() == reflect.TypeOf(time.Time{}):
-		v.Set(reflect.ValueOf(t0.Add(time.Duration(*n) * time.Second)))
-	case v.Kind() == reflect.Struct:
-		for i := 0; i < v.NumField(); i++ {
-			fill(t, v.Field(i), n)
-		}
-	case v.Kind() == reflect.String:
-		v.SetString(fmt.Sprintf("s%d", *n))
-	case v.Kind() == reflect.Bool:
-		v.SetBool(true)
-	case v.CanInt():
-		v.SetInt(int64(*n))
-	case v.CanFloat():
-		v.SetFloat(float64(*n) + 0.25)
-	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
-		v.Set(reflect.ValueOf([]string{fmt.Sprintf("a%d", *n), fmt.Sprintf("b%d", *n)}).Convert(v.Type()))
-	case v.Kind() == reflect.Pointer:
-		p := reflect.New(v.Type().Elem())
-		fill(t, p.Elem(), n)
-		v.Set(p)
-	case v.Kind() == reflect.Map && v.Type().Key().Kind() == reflect.String && v.Type().Elem().Kind() == reflect.String:
-		m := reflect.MakeMap(v.Type())
-		m.SetMapIndex(reflect.ValueOf(fmt.Sprintf("k%d", *n)).Convert(v.Type().Key()), reflect.ValueOf(fmt.Sprintf("v%d", *n)).Convert(v.Type().Elem()))
-		v.Set(m)
-	default:
-		t.Fatalf("fill: no sample value for %v; extend the test", v.Type())
-	}
-}
-
 func TestEventJSONRoundTrip(t *testing.T) {
 	for _, e := range domain.Events() {
-		typ := reflect.TypeOf(e)
-		filled := reflect.New(typ)
-		n := 0
-		fill(t, filled.Elem(), &n)
-		for name, original := range map[string]domain.Event{"zero": e, "filled": filled.Elem().Interface().(domain.Event)} {
+		filled, err := eventsample.Filled(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, original := range map[string]domain.Event{"zero": e, "filled": filled} {
 			t.Run(e.EventType()+"/"+name, func(t *testing.T) {
 				data, err := json.Marshal(original)
 				if err != nil {

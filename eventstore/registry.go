@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -28,6 +29,16 @@ func NewRegistry(events ...domain.Event) *Registry {
 	r := &Registry{types: map[string]reflect.Type{}, upcasters: map[string]upcast{}}
 	for _, e := range events {
 		r.Register(e)
+	}
+	return r
+}
+
+// NewDomainRegistry returns the registry the server runs with: every domain event type, and the
+// upcasters of the retired ones.
+func NewDomainRegistry() *Registry {
+	r := NewRegistry(domain.Events()...)
+	for _, u := range domain.Upcasters() {
+		r.RegisterUpcaster(u.From, u.To, u.Convert)
 	}
 	return r
 }
@@ -62,7 +73,9 @@ func (r *Registry) Knows(eventType string) bool {
 }
 
 // Decode returns the domain event stored in env, upcast to its current type. Returns an error
-// wrapping ErrUnknownEventType if no Go type is registered for it.
+// wrapping ErrUnknownEventType if no Go type is registered for it. A payload with a field its
+// type does not have is refused rather than decoded without it: a renamed field would otherwise
+// read back as its zero value and silently change what the history says.
 func (r *Registry) Decode(env Envelope) (domain.Event, error) {
 	name, payload := env.EventType, env.Payload
 	for seen := 0; ; seen++ {
@@ -84,7 +97,9 @@ func (r *Registry) Decode(env Envelope) (domain.Event, error) {
 		return nil, fmt.Errorf("%w: %q at position %d", ErrUnknownEventType, name, env.Position)
 	}
 	ptr := reflect.New(t)
-	if err := json.Unmarshal(payload, ptr.Interface()); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(ptr.Interface()); err != nil {
 		return nil, fmt.Errorf("eventstore: decode %s at position %d: %w", name, env.Position, err)
 	}
 	if e, ok := ptr.Elem().Interface().(domain.Event); ok {

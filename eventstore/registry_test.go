@@ -77,6 +77,11 @@ func TestRegistryDecode(t *testing.T) {
 		t.Error("a payload that does not fit the type decoded")
 	}
 
+	// A field the type does not have is refused: a renamed field must not read back as zero.
+	if _, err := r.Decode(eventstore.Envelope{EventType: "test.item_added.v1", Payload: json.RawMessage(`{"item":"apple","quantity":3}`)}); err == nil || !strings.Contains(err.Error(), "quantity") {
+		t.Errorf("a payload with an unknown field: err = %v, want it refused naming the field", err)
+	}
+
 	if !r.Knows("test.price_set.v3") || r.Knows("test.price_set.v1") || r.Knows("test.price_set.v2") {
 		t.Error("Knows: only registered Go types may be written, not upcast names")
 	}

@@ -21,7 +21,7 @@ import (
 )
 
 // production is the registry the server runs with.
-var production = eventstore.NewRegistry(domain.Events()...)
+var production = eventstore.NewDomainRegistry()
 
 // t0 is where the identity tests' clocks start.
 var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
