@@ -100,7 +100,6 @@ func TestMethodNotAllowedEnvelope(t *testing.T) {
 	}{
 		{http.MethodPost, "/healthz", "GET"},
 		{http.MethodDelete, "/readyz", "GET"},
-		{http.MethodPut, "/metrics", "GET"},
 		{http.MethodPost, "/api/v1/openapi.json", "GET"},
 		{http.MethodDelete, "/api/v1/test/items/9", "GET, PUT"},
 		{http.MethodGet, "/api/v1/test/decode", "POST"},

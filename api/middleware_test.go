@@ -169,7 +169,7 @@ func TestMetrics(t *testing.T) {
 	do(t, s, http.MethodGet, "/no/such/path", nil, nil)
 	do(t, s, "BREW", "/healthz", nil, nil)
 
-	rec := do(t, s, http.MethodGet, "/metrics", nil, nil)
+	rec := do(t, s.MetricsHandler(), http.MethodGet, "/metrics", nil, nil)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("GET /metrics = %d", rec.Code)
 	}
@@ -188,6 +188,10 @@ func TestMetrics(t *testing.T) {
 	if strings.Contains(body, "/api/v1/test/items/42") {
 		t.Error("/metrics has a raw path as a label; want the route template")
 	}
+	// The public handler does not serve the metrics: they belong on the operator address.
+	if rec := do(t, s, http.MethodGet, "/metrics", nil, nil); rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), `"not_found"`) {
+		t.Errorf("GET /metrics on the public handler = %d %s, want 404 not_found", rec.Code, rec.Body.String())
+	}
 }
 
 func TestMetricsSharedRegistry(t *testing.T) {
@@ -196,7 +200,7 @@ func TestMetricsSharedRegistry(t *testing.T) {
 	b, _ := newTestServer(t, Config{Metrics: reg}) // must not panic: the collectors are shared
 	do(t, a, http.MethodGet, "/healthz", nil, nil)
 	do(t, b, http.MethodGet, "/healthz", nil, nil)
-	rec := do(t, a, http.MethodGet, "/metrics", nil, nil)
+	rec := do(t, a.MetricsHandler(), http.MethodGet, "/metrics", nil, nil)
 	if !strings.Contains(rec.Body.String(), `clouddb_http_requests_total{method="GET",route="/healthz",status="200"} 2`) {
 		t.Errorf("want both servers counted in one registry:\n%s", rec.Body.String())
 	}
@@ -207,7 +211,7 @@ func TestMetricsGatherer(t *testing.T) {
 	other := prometheus.NewRegistry()
 	other.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "other_total", Help: "x"}))
 	s := New(Config{Metrics: reg, Gatherer: other})
-	rec := do(t, s, http.MethodGet, "/metrics", nil, nil)
+	rec := do(t, s.MetricsHandler(), http.MethodGet, "/metrics", nil, nil)
 	if !strings.Contains(rec.Body.String(), "other_total") {
 		t.Errorf("/metrics does not serve Config.Gatherer:\n%s", rec.Body.String())
 	}

@@ -45,7 +45,7 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics is where the HTTP metrics are registered; nil means a private registry.
 	Metrics prometheus.Registerer
-	// Gatherer is what GET /metrics serves; nil means Metrics, which must then also be a
+	// Gatherer is what MetricsHandler serves; nil means Metrics, which must then also be a
 	// prometheus.Gatherer (a *prometheus.Registry is).
 	Gatherer prometheus.Gatherer
 	// Ready are the checks of GET /readyz, run concurrently.
@@ -128,12 +128,29 @@ func New(cfg Config) *Server {
 	s.router.Use(recordRoute)
 	s.router.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet)
 	s.router.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet)
-	s.router.Handle("/metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	s.api = s.router.PathPrefix("/api/v1").Subrouter()
 	s.api.HandleFunc("/openapi.json", s.handleOpenAPI).Methods(http.MethodGet)
 
 	s.handler = s.middleware(s.router)
 	return s
+}
+
+// MetricsHandler serves GET /metrics (the Prometheus text format) and nothing else. It is meant
+// for the operator address (CLOUDDB_METRICS_ADDR), never the public one: the metrics tell route
+// volumes, pools and process internals that are no business of the platform's users.
+func (s *Server) MetricsHandler() http.Handler {
+	metrics := promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path != "/metrics":
+			http.NotFound(w, r)
+		case r.Method != http.MethodGet && r.Method != http.MethodHead:
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		default:
+			metrics.ServeHTTP(w, r)
+		}
+	})
 }
 
 // now is the process clock: the identity routes' when mounted.

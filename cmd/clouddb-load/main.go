@@ -67,6 +67,7 @@ type config struct {
 	warmup        time.Duration
 	timeout       time.Duration
 	serverMetrics bool
+	metricsBase   *url.URL
 	route         string
 	progress      time.Duration
 }
@@ -123,7 +124,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var before map[string]float64
 	if cfg.serverMetrics {
-		if before, err = scrape(ctx, client, cfg.base); err != nil {
+		if before, err = scrape(ctx, client, cfg.metricsBase); err != nil {
 			fmt.Fprintln(stderr, "clouddb-load: read server metrics: "+err.Error())
 			return 1
 		}
@@ -133,7 +134,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	res := l.load(ctx, phase{concurrency: cfg.concurrency, duration: cfg.duration, maxRequests: cfg.maxRequests, rate: cfg.rate, progress: cfg.progress})
 	res.print(stdout, cfg.concurrency)
 	if cfg.serverMetrics {
-		after, err := scrape(ctx, client, cfg.base)
+		after, err := scrape(ctx, client, cfg.metricsBase)
 		if err != nil {
 			fmt.Fprintln(stderr, "clouddb-load: read server metrics: "+err.Error())
 			return 1
@@ -167,6 +168,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.warmup, "warmup", 0, "load for this long before measuring, and discard those latencies")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "timeout of one request")
 	fs.BoolVar(&cfg.serverMetrics, "server-metrics", false, "read the server's /metrics before and after, and print its latency histogram for -route")
+	metricsBase := fs.String("metrics-url", "http://127.0.0.1:9090", "base URL of the server's operator address (CLOUDDB_METRICS_ADDR) for -server-metrics")
 	fs.StringVar(&cfg.route, "route", "", "route label of -server-metrics (default: -path)")
 	fs.DurationVar(&cfg.progress, "progress", time.Second, "interval of the progress log lines")
 	if err := fs.Parse(args); err != nil {
@@ -180,6 +182,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return config{}, fmt.Errorf("-url %q is not an http(s) URL", *base)
 	}
 	cfg.base = u
+	if cfg.metricsBase, err = url.Parse(*metricsBase); err != nil || (cfg.metricsBase.Scheme != "http" && cfg.metricsBase.Scheme != "https") || cfg.metricsBase.Host == "" {
+		return config{}, fmt.Errorf("-metrics-url %q is not an http(s) URL", *metricsBase)
+	}
 	switch {
 	case cfg.token != "" && (cfg.email != "" || cfg.password != ""):
 		return config{}, errors.New("use -token or -email/-password, not both")

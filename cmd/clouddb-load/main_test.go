@@ -74,7 +74,7 @@ func TestLoadRunsForItsDurationAndReportsEveryRequest(t *testing.T) {
 
 	started := time.Now()
 	code, out, errs := runTool(t, "-url", srv.URL, "-email", "a@example.com", "-password", "Secret-123",
-		"-c", "4", "-d", "1s", "-warmup", "100ms", "-server-metrics", "-progress", "300ms")
+		"-c", "4", "-d", "1s", "-warmup", "100ms", "-server-metrics", "-metrics-url", srv.URL, "-progress", "300ms")
 	took := time.Since(started)
 	if code != 0 {
 		t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)

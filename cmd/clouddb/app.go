@@ -63,6 +63,11 @@ type App struct {
 	closeErr  error
 	stopWork  context.CancelFunc // ends background work: mail delivery, rebuilds started over the API
 	workDone  sync.WaitGroup
+
+	// metricsServer serves GET /metrics on Config.MetricsAddr; nil when that is off.
+	metricsServer   *http.Server
+	metricsListener net.Listener
+	metricsServed   chan error
 }
 
 // startupWait is how long Open keeps retrying a management database that does not answer.
@@ -101,7 +106,7 @@ func (a *App) open(ctx context.Context) error {
 		return err
 	}
 	now := func() time.Time { return a.Now() }
-	registry := eventstore.NewDomainRegistry()
+	registry := eventstore.NewRegistry(domain.Events()...)
 	a.Store = eventstore.New(db, registry, eventstore.Options{Logger: a.Log, Metrics: a.metrics, Clock: now})
 	a.Projections, err = projections.New(db, a.Store, projections.Options{Logger: a.Log, Metrics: a.metrics},
 		projections.Streams{},
@@ -263,7 +268,38 @@ func (a *App) Serve(ctx context.Context) error {
 	a.served = make(chan error, 1)
 	go func() { a.served <- a.server.Serve(ln) }()
 	a.Log.Info("serving", "addr", ln.Addr().String(), "version", version())
+	return a.serveMetrics(handler.MetricsHandler())
+}
+
+// serveMetrics serves GET /metrics on the operator address, CLOUDDB_METRICS_ADDR (nothing when it
+// is off): the public address answers 404 there.
+func (a *App) serveMetrics(metrics http.Handler) error {
+	if a.Config.MetricsAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", a.Config.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (CLOUDDB_METRICS_ADDR): %w", a.Config.MetricsAddr, err)
+	}
+	a.metricsListener = ln
+	a.metricsServer = &http.Server{
+		Handler:           metrics,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+	}
+	a.metricsServed = make(chan error, 1)
+	go func() { a.metricsServed <- a.metricsServer.Serve(ln) }()
+	a.Log.Info("serving metrics", "addr", ln.Addr().String())
 	return nil
+}
+
+// MetricsAddr is where GET /metrics is served, once served; "" when CLOUDDB_METRICS_ADDR is off.
+func (a *App) MetricsAddr() string {
+	if a.metricsListener == nil {
+		return ""
+	}
+	return a.metricsListener.Addr().String()
 }
 
 // purgeIdempotencyKeys deletes, every interval until ctx ends, the idempotency keys past their
@@ -299,6 +335,14 @@ func (a *App) Close() error {
 
 func (a *App) close() error {
 	var errs []error
+	if a.metricsServer != nil {
+		if err := a.metricsServer.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("metrics shutdown: %w", err))
+		}
+		if err := <-a.metricsServed; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
 	if a.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

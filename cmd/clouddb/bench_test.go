@@ -55,7 +55,7 @@ func startAuthBenchApp(b *testing.B, bcryptCost int) *authBenchApp {
 			}
 		case "CLOUDDB_MGMT_DSN":
 			return testdb.DSN(b)
-		case "CLOUDDB_HTTP_ADDR":
+		case "CLOUDDB_HTTP_ADDR", "CLOUDDB_METRICS_ADDR":
 			return "127.0.0.1:0"
 		case "CLOUDDB_DATA_DIR":
 			return b.TempDir()

@@ -101,6 +101,7 @@ func startProvisioningBench(b *testing.B, extra map[string]string) *provisioning
 	vars := map[string]string{
 		"CLOUDDB_MGMT_DSN":                 testdb.DSN(b),
 		"CLOUDDB_HTTP_ADDR":                "127.0.0.1:0",
+		"CLOUDDB_METRICS_ADDR":             "127.0.0.1:0",
 		"CLOUDDB_DATA_DIR":                 b.TempDir(),
 		"CLOUDDB_BCRYPT_COST":              "4", // logins are set-up, not measured
 		"CLOUDDB_LOG_LEVEL":                "info",

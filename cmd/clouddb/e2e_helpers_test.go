@@ -104,6 +104,7 @@ func startE2E(t *testing.T, opts e2eOptions) *e2eEnv {
 	vars := map[string]string{
 		"CLOUDDB_MGMT_DSN":                 dsn,
 		"CLOUDDB_HTTP_ADDR":                "127.0.0.1:0",
+		"CLOUDDB_METRICS_ADDR":             "127.0.0.1:0",
 		"CLOUDDB_DATA_DIR":                 t.TempDir(),
 		"CLOUDDB_BCRYPT_COST":              "4",
 		"CLOUDDB_PUBLIC_URL":               e2ePublicURL,

@@ -1046,7 +1046,7 @@ func TestE2EBootstrapByProcessesStartingAtOnce(t *testing.T) {
 	errs := make([]error, len(apps))
 	var wg sync.WaitGroup
 	for i := range apps {
-		vars := map[string]string{"CLOUDDB_MGMT_DSN": dsn, "CLOUDDB_HTTP_ADDR": "127.0.0.1:0", "CLOUDDB_DATA_DIR": t.TempDir(),
+		vars := map[string]string{"CLOUDDB_MGMT_DSN": dsn, "CLOUDDB_HTTP_ADDR": "127.0.0.1:0", "CLOUDDB_METRICS_ADDR": "off", "CLOUDDB_DATA_DIR": t.TempDir(),
 			"CLOUDDB_BCRYPT_COST": "4", "CLOUDDB_BOOTSTRAP_ADMIN_EMAIL": email, "CLOUDDB_BOOTSTRAP_ADMIN_PASSWORD": password}
 		cfg, err := config.FromEnv(func(name string) string { return vars[name] })
 		if err != nil {

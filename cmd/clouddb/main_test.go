@@ -21,7 +21,7 @@ func testConfig(t *testing.T) config.Config {
 		switch name {
 		case "CLOUDDB_MGMT_DSN":
 			return testdb.DSN(t)
-		case "CLOUDDB_HTTP_ADDR":
+		case "CLOUDDB_HTTP_ADDR", "CLOUDDB_METRICS_ADDR":
 			return "127.0.0.1:0"
 		case "CLOUDDB_DATA_DIR":
 			return t.TempDir()
@@ -66,7 +66,7 @@ func get(t *testing.T, url string) (*http.Response, string) {
 }
 
 func TestServedSystemAnswersItsOperationalRoutes(t *testing.T) {
-	_, base := startApp(t)
+	app, base := startApp(t)
 
 	if resp, body := get(t, base+"/healthz"); resp.StatusCode != 200 || !strings.Contains(body, `"ok"`) {
 		t.Fatalf("/healthz = %d %s", resp.StatusCode, body)
@@ -91,7 +91,14 @@ func TestServedSystemAnswersItsOperationalRoutes(t *testing.T) {
 		envelope.Error.RequestID == "" || envelope.Error.RequestID != resp.Header.Get("X-Request-Id") {
 		t.Fatalf("unknown route = %d %s (X-Request-Id %q)", resp.StatusCode, body, resp.Header.Get("X-Request-Id"))
 	}
-	_, body = get(t, base+"/metrics")
+	// The metrics are served on the operator address only.
+	if resp, body := get(t, base+"/metrics"); resp.StatusCode != 404 || !strings.Contains(body, `"not_found"`) {
+		t.Errorf("/metrics on the public address = %d %s, want 404 not_found", resp.StatusCode, body)
+	}
+	resp, body = get(t, "http://"+app.MetricsAddr()+"/metrics")
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics on the operator address = %d", resp.StatusCode)
+	}
 	for _, want := range []string{
 		`clouddb_projection_lag_events{projection="streams"} 0`,
 		`clouddb_projection_position{projection="streams"}`,

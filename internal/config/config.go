@@ -22,6 +22,9 @@ import (
 // Config is the whole configuration of one clouddb process.
 type Config struct {
 	HTTPAddr string
+	// MetricsAddr is the operator-only listen address of GET /metrics; empty means no metrics
+	// listener (CLOUDDB_METRICS_ADDR=off). The public HTTPAddr never serves /metrics.
+	MetricsAddr string
 	// MgmtDSN is RDS-A; empty means "find or start a local server" (see internal/localmysql).
 	MgmtDSN           string
 	SandboxDSNs       []string // RDS-B admin DSNs; empty means the management server
@@ -81,6 +84,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		fail("CLOUDDB_HTTP_ADDR", "%q is not host:port", c.HTTPAddr)
+	}
+	switch metrics := get("CLOUDDB_METRICS_ADDR", "127.0.0.1:9090"); {
+	case metrics == "off":
+	case validHostPort(metrics):
+		c.MetricsAddr = metrics
+	default:
+		fail("CLOUDDB_METRICS_ADDR", "%q is not host:port (or off)", metrics)
 	}
 	if c.MgmtDSN != "" {
 		if cfg, err := mysql.ParseDSN(c.MgmtDSN); err != nil {
@@ -172,6 +182,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		return Config{}, errors.New("invalid configuration: " + strings.Join(problems, "; "))
 	}
 	return c, nil
+}
+
+func validHostPort(addr string) bool {
+	_, _, err := net.SplitHostPort(addr)
+	return err == nil
 }
 
 func validPrefix(p string) bool {

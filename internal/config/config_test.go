@@ -20,7 +20,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.HTTPAddr != "127.0.0.1:8080" || c.MgmtDSN != "" || c.SandboxPrefix != "cdb_" || c.DataDir != "./data" ||
 		c.MailDir != filepath.Join("data", "mail") || c.PublicURL.String() != "http://localhost:8080" || c.BcryptCost != 12 ||
-		c.QueryRate != 20 || c.ResultMemory != 64<<20 {
+		c.QueryRate != 20 || c.ResultMemory != 64<<20 || c.MetricsAddr != "127.0.0.1:9090" {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 }
@@ -37,13 +37,14 @@ func TestValues(t *testing.T) {
 		"CLOUDDB_LOG_LEVEL":           "debug",
 		"CLOUDDB_QUERY_RATE":          "0.5",
 		"CLOUDDB_RESULT_MEMORY":       "2097152",
+		"CLOUDDB_METRICS_ADDR":        ":0",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(c.SandboxDSNs) != 2 || c.SandboxPublicPort != 13306 || c.MailDir != "/var/lib/clouddb/mail" ||
 		c.BcryptCost != 4 || len(c.SecretKey) != 32 || c.LogLevel.String() != "DEBUG" ||
-		c.QueryRate != 0.5 || c.ResultMemory != 2<<20 {
+		c.QueryRate != 0.5 || c.ResultMemory != 2<<20 || c.MetricsAddr != ":0" {
 		t.Fatalf("values not read: %+v", c)
 	}
 }
@@ -63,6 +64,7 @@ func TestInvalidValuesNameTheVariableOnOneLine(t *testing.T) {
 		"CLOUDDB_SECRET_KEY":          "c2hvcnQ=",
 		"CLOUDDB_QUERY_RATE":          "0",
 		"CLOUDDB_RESULT_MEMORY":       "1000",
+		"CLOUDDB_METRICS_ADDR":        "9090",
 	}
 	for name, value := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -71,6 +73,9 @@ func TestInvalidValuesNameTheVariableOnOneLine(t *testing.T) {
 				t.Fatalf("FromEnv(%s=%q) = %v, want one line naming the variable", name, value, err)
 			}
 		})
+	}
+	if c, err := FromEnv(env(map[string]string{"CLOUDDB_METRICS_ADDR": "off"})); err != nil || c.MetricsAddr != "" {
+		t.Fatalf("CLOUDDB_METRICS_ADDR=off: %q, %v; want no metrics listener", c.MetricsAddr, err)
 	}
 	_, err := FromEnv(env(map[string]string{"CLOUDDB_BOOTSTRAP_ADMIN_EMAIL": "a@b.c"}))
 	if err == nil || !strings.Contains(err.Error(), "CLOUDDB_BOOTSTRAP_ADMIN_PASSWORD") {
