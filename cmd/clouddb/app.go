@@ -106,7 +106,7 @@ func (a *App) open(ctx context.Context) error {
 		return err
 	}
 	now := func() time.Time { return a.Now() }
-	registry := eventstore.NewRegistry(domain.Events()...)
+	registry := eventstore.NewDomainRegistry()
 	a.Store = eventstore.New(db, registry, eventstore.Options{Logger: a.Log, Metrics: a.metrics, Clock: now})
 	a.Projections, err = projections.New(db, a.Store, projections.Options{Logger: a.Log, Metrics: a.metrics},
 		projections.Streams{},
