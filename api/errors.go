@@ -1,14 +1,19 @@
 package api
 
 import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/gorilla/mux"
 
 	"github.com/clouddbmanager/clouddb/domain"
@@ -66,7 +71,42 @@ var errorKinds = []struct {
 	{queryexec.ErrResultExpired, http.StatusGone, "expired", "This result is no longer kept; run the query again."},
 	{domain.ErrVersionConflict, http.StatusConflict, "version_conflict", "The resource changed meanwhile; reload it and retry."},
 	{domain.ErrConflict, http.StatusConflict, "conflict", "The request conflicts with the current state of the resource."},
-	{domain.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "A service this request needs does not answer; nothing was changed, try again later."},
+}
+
+// unavailableRetryAfter is the Retry-After of 503 unavailable: long enough for a failover or a
+// restarted server, short enough that a client does not give up on a blip.
+const unavailableRetryAfter = 5 * time.Second
+
+// errUnavailable answers a dependency that does not answer: a sandbox server no database is placed
+// on yet (domain.ErrUnavailable), or the management database itself (an outage).
+var errUnavailable = &Error{
+	Status:     http.StatusServiceUnavailable,
+	Code:       "unavailable",
+	Message:    "A service this request needs does not answer; try again in a few seconds.",
+	Details:    map[string]any{"retry_after_s": int(unavailableRetryAfter / time.Second)},
+	RetryAfter: unavailableRetryAfter,
+}
+
+// outage reports an error that says a database did not answer (connection refused, reset or
+// lost, the server going away, too many connections, a deadline passed waiting for it) rather
+// than that the request was wrong or the code failed. Errors of a tenant's own database are
+// answered before (database_unavailable, query_timeout); what is left is the management database.
+func outage(err error) bool {
+	var (
+		netErr *net.OpError
+		myErr  *mysql.MySQLError
+	)
+	switch {
+	case errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn), errors.Is(err, sql.ErrConnDone),
+		errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr):
+		return true
+	case errors.As(err, &myErr):
+		switch myErr.Number {
+		case 1040, 1053, 1203: // too many connections, server shutdown in progress, max_user_connections
+			return true
+		}
+	}
+	return false
 }
 
 // toError is the one mapping from an error to its answer. The second result says the error is
@@ -137,6 +177,9 @@ func toError(err error, now time.Time) (e *Error, logIt bool) {
 		if errors.Is(err, k.kind) {
 			return &Error{Status: k.status, Code: k.code, Message: k.message}, k.status >= 500
 		}
+	}
+	if errors.Is(err, domain.ErrUnavailable) || outage(err) {
+		return errUnavailable, true
 	}
 	return errInternal, true
 }

@@ -1,12 +1,18 @@
 package api
 
 import (
+	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/clouddbmanager/clouddb/domain"
 )
@@ -28,7 +34,14 @@ func TestWriteErrorMapping(t *testing.T) {
 		{"version conflict", fmt.Errorf("append: %w", domain.ErrVersionConflict), http.StatusConflict, "version_conflict", map[string]any{}, false},
 		{"version conflict wins over conflict", errors.Join(domain.ErrConflict, domain.ErrVersionConflict), http.StatusConflict, "version_conflict", map[string]any{}, false},
 		{"conflict", fmt.Errorf("claim name: %w", domain.ErrConflict), http.StatusConflict, "conflict", map[string]any{}, false},
-		{"unavailable", fmt.Errorf("dial sandbox: %w", domain.ErrUnavailable), http.StatusServiceUnavailable, "unavailable", map[string]any{}, true},
+		{"unavailable", fmt.Errorf("dial sandbox: %w", domain.ErrUnavailable), http.StatusServiceUnavailable, "unavailable", map[string]any{"retry_after_s": float64(5)}, true},
+		{"management database refuses connections", fmt.Errorf("eventstore: append: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}),
+			http.StatusServiceUnavailable, "unavailable", map[string]any{"retry_after_s": float64(5)}, true},
+		{"management database connection lost", fmt.Errorf("load user: %w", mysql.ErrInvalidConn), http.StatusServiceUnavailable, "unavailable", map[string]any{"retry_after_s": float64(5)}, true},
+		{"management database bad connection", fmt.Errorf("idempotency: begin: %w", driver.ErrBadConn), http.StatusServiceUnavailable, "unavailable", map[string]any{"retry_after_s": float64(5)}, true},
+		{"management database too busy", fmt.Errorf("read: %w", &mysql.MySQLError{Number: 1040, Message: "Too many connections"}), http.StatusServiceUnavailable, "unavailable", map[string]any{"retry_after_s": float64(5)}, true},
+		{"management database deadline", fmt.Errorf("append: %w", context.DeadlineExceeded), http.StatusServiceUnavailable, "unavailable", map[string]any{"retry_after_s": float64(5)}, true},
+		{"other mysql errors are internal", fmt.Errorf("read: %w", &mysql.MySQLError{Number: 1146, Message: "Table doesn't exist"}), http.StatusInternalServerError, "internal", map[string]any{}, true},
 		{"api error passes through", &Error{Status: http.StatusLocked, Code: "account_locked", Message: "Locked.", Details: map[string]any{"retry_after_s": 900}},
 			http.StatusLocked, "account_locked", map[string]any{"retry_after_s": float64(900)}, false},
 		{"wrapped api error", fmt.Errorf("login: %w", &Error{Status: http.StatusForbidden, Code: "quota_exceeded", Message: "Quota."}),
@@ -56,6 +69,9 @@ func TestWriteErrorMapping(t *testing.T) {
 			}
 			if e.Message == "" {
 				t.Error("empty message")
+			}
+			if wantRetry := tt.code == "unavailable"; (rec.Header().Get("Retry-After") == "5") != wantRetry {
+				t.Errorf("Retry-After = %q, want 5 only on unavailable", rec.Header().Get("Retry-After"))
 			}
 			if tt.code == "internal" {
 				if e.Message != errInternal.Message || strings.Contains(rec.Body.String(), "hunter2") {

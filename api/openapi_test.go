@@ -264,7 +264,7 @@ func TestOpenAPIDatabases(t *testing.T) {
 			t.Errorf("GET /databases?state=%s = %d, want 400: the state is not documented", v, status)
 		}
 	}
-	if want := []string{"200", "400", "401", "403", "405", "413", "500"}; !slices.Equal(statuses(list), want) {
+	if want := []string{"200", "400", "401", "403", "405", "413", "500", "503"}; !slices.Equal(statuses(list), want) {
 		t.Errorf("GET /databases documents %v, want %v", statuses(list), want)
 	}
 	if one := get("/databases/{id}", "get"); one.Access != "member" || one.Responses["404"] == nil || one.Responses["200"] == nil {

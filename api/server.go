@@ -184,6 +184,14 @@ type readiness struct {
 	Checks map[string]string `json:"checks"`
 }
 
+// Readiness values of one check in the /readyz document. The document is public: it says which
+// component is not ready, never why (addresses, driver errors); the reason goes to the log.
+const (
+	checkOK       = "ok"
+	checkDown     = "down"
+	checkTimedOut = "timed_out"
+)
+
 // handleReadyz runs every readiness check concurrently under one deadline. A check that has not
 // answered by then is reported as timed out; its goroutine ends when it honours the cancelled ctx.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
@@ -208,37 +216,34 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	}
 	doc := readiness{Status: "ready", Checks: make(map[string]string, len(s.ready))}
 	for _, c := range s.ready {
-		doc.Checks[c.Name] = "timed out after " + s.readyTimeout.String()
+		doc.Checks[c.Name] = checkTimedOut
 	}
 collect:
 	for range s.ready {
 		select {
 		case res := <-results:
-			doc.Checks[res.name] = checkText(res.err)
+			doc.Checks[res.name] = checkOK
+			if res.err != nil {
+				doc.Checks[res.name] = checkDown
+				s.log.WarnContext(r.Context(), "readiness check failed", "check", res.name, "err", res.err,
+					"request_id", RequestID(r.Context()))
+			}
 		case <-ctx.Done():
 			break collect
 		}
 	}
 	status := http.StatusOK
-	for _, v := range doc.Checks {
-		if v != "ok" {
+	for name, v := range doc.Checks {
+		if v == checkTimedOut {
+			s.log.WarnContext(r.Context(), "readiness check timed out", "check", name, "after", s.readyTimeout,
+				"request_id", RequestID(r.Context()))
+		}
+		if v != checkOK {
 			doc.Status, status = "not_ready", http.StatusServiceUnavailable
 		}
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, status, doc)
-}
-
-// checkText is how a readiness check's result reads in the /readyz document.
-func checkText(err error) string {
-	switch {
-	case err == nil:
-		return "ok"
-	case err.Error() == "" || err.Error() == "ok":
-		return "failed"
-	default:
-		return err.Error()
-	}
 }
 
 func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {

@@ -37,17 +37,17 @@ func TestReadyz(t *testing.T) {
 		{"all pass", []ReadinessCheck{{"management_db", ok}, {"sandbox_db", ok}}, http.StatusOK,
 			readiness{"ready", map[string]string{"management_db": "ok", "sandbox_db": "ok"}}},
 		{"one fails", []ReadinessCheck{{"management_db", ok}, {"sandbox_db", down}}, http.StatusServiceUnavailable,
-			readiness{"not_ready", map[string]string{"management_db": "ok", "sandbox_db": "dial tcp 127.0.0.1:3307: connection refused"}}},
+			readiness{"not_ready", map[string]string{"management_db": "ok", "sandbox_db": "down"}}},
 		{"one times out", []ReadinessCheck{{"management_db", ok}, {"projections", blocked}}, http.StatusServiceUnavailable,
-			readiness{"not_ready", map[string]string{"management_db": "ok", "projections": "*"}}},
+			readiness{"not_ready", map[string]string{"management_db": "ok", "projections": "timed_out"}}},
 		{"check panics", []ReadinessCheck{{"x", func(context.Context) error { panic("boom") }}}, http.StatusServiceUnavailable,
-			readiness{"not_ready", map[string]string{"x": "check panicked: boom"}}},
+			readiness{"not_ready", map[string]string{"x": "down"}}},
 		{"error without text", []ReadinessCheck{{"x", func(context.Context) error { return errors.New("") }}}, http.StatusServiceUnavailable,
-			readiness{"not_ready", map[string]string{"x": "failed"}}},
+			readiness{"not_ready", map[string]string{"x": "down"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, _ := newTestServer(t, Config{Ready: tt.checks})
+			s, logs := newTestServer(t, Config{Ready: tt.checks})
 			s.readyTimeout = 50 * time.Millisecond
 			start := time.Now()
 			rec := do(t, s, http.MethodGet, "/readyz", nil, nil)
@@ -61,13 +61,12 @@ func TestReadyz(t *testing.T) {
 			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 				t.Fatalf("body %s: %v", rec.Body.String(), err)
 			}
-			for name, v := range tt.doc.Checks {
-				if v == "*" { // any non-ok text
-					if got.Checks[name] == "" || got.Checks[name] == "ok" {
-						t.Errorf("checks[%s] = %q, want the reason it failed", name, got.Checks[name])
-					}
-					got.Checks[name] = "*"
-				}
+			// The document is public: the reasons (addresses, driver errors) go to the log only.
+			if strings.Contains(rec.Body.String(), "127.0.0.1") || strings.Contains(rec.Body.String(), "boom") {
+				t.Errorf("GET /readyz shows the reason: %s", rec.Body.String())
+			}
+			if tt.name == "one fails" && !strings.Contains(logs.String(), "127.0.0.1:3307: connection refused") {
+				t.Errorf("the reason of a failed check is not logged:\n%s", logs.String())
 			}
 			if !reflect.DeepEqual(got, tt.doc) {
 				t.Errorf("GET /readyz = %+v, want %+v", got, tt.doc)
