@@ -187,25 +187,14 @@ func (s *Server) handleChangeRole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := principalFrom(r.Context())
-	from, to, err := s.identity.Commands.ChangeRole(r.Context(), p.TenantID, p.UserID, p.actorRole(), user, req.Role, dryRun, metadata(r.Context(), r))
+	change, err := s.identity.Commands.ChangeRole(r.Context(), p.TenantID, p.UserID, p.actorRole(), user, req.Role, dryRun, metadata(r.Context(), r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	if dryRun {
-		sessions, err := s.identity.Queries.LiveSessionsOf(r.Context(), user, s.identity.Now())
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		ended := 0
-		for _, ses := range sessions {
-			if ses.TenantID == p.TenantID && from != to {
-				ended++
-			}
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"impact": map[string]any{"user_id": user, "from": from, "to": to,
-			"sessions_ended": ended, "permissions_before": rolePermissions(from), "permissions_after": rolePermissions(to)}})
+		writeJSON(w, http.StatusOK, map[string]any{"impact": map[string]any{"user_id": user, "from": change.From, "to": change.To,
+			"sessions_ended": change.SessionsEnded, "permissions_before": rolePermissions(change.From), "permissions_after": rolePermissions(change.To)}})
 		return
 	}
 	members, err := s.identity.Queries.Members(r.Context(), p.TenantID, projections.MemberFilter{})

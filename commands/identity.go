@@ -16,10 +16,6 @@ import (
 // Directory answers the lookups login needs from the read models.
 type Directory interface {
 	MembershipsOf(ctx context.Context, user domain.UserID) ([]domain.Membership, error)
-	// SessionLive reports whether the sessions read model still has the session open: rules
-	// applied there (a password or role change) end sessions that their own stream does not know
-	// about.
-	SessionLive(ctx context.Context, session domain.SessionID) (bool, error)
 }
 
 // Read models that identity commands wait for before answering, so the caller's next request
@@ -245,11 +241,17 @@ func (h *Identity) ResetPassword(ctx context.Context, token, newPassword string,
 		if err != nil {
 			return err
 		}
-		if err := user.ResetPassword(tokenHash, newHash, passwordMatches(newPassword), h.now()); err != nil {
+		sessions, err := h.sessionsOf(ctx, user.Logins())
+		if err != nil {
 			return err
 		}
+		now := h.now()
+		if err := user.ResetPassword(tokenHash, newHash, passwordMatches(newPassword), now); err != nil {
+			return err
+		}
+		ended := endedStreams(domain.PasswordChangeEnding(id, now), sessions)
 		meta.ActorID = string(id)
-		return h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "user", user)}, Metadata: meta})
+		return h.append(ctx, eventstore.Append{Streams: append([]eventstore.Stream{stream(id.Stream(), "user", user)}, ended...), Metadata: meta})
 	})
 }
 
@@ -280,10 +282,16 @@ func (h *Identity) ChangePassword(ctx context.Context, id domain.UserID, current
 		if user.PasswordHash() != checkedHash {
 			return domain.ErrInvalidCredentials // changed meanwhile: current_password is no longer current
 		}
-		if err := user.ChangePassword(newHash, passwordMatches(next), "change", h.now()); err != nil {
+		sessions, err := h.sessionsOf(ctx, user.Logins())
+		if err != nil {
 			return err
 		}
-		return h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "user", user)}, Metadata: meta})
+		now := h.now()
+		if err := user.ChangePassword(newHash, passwordMatches(next), "change", now); err != nil {
+			return err
+		}
+		ended := endedStreams(domain.PasswordChangeEnding(id, now), sessions)
+		return h.append(ctx, eventstore.Append{Streams: append([]eventstore.Stream{stream(id.Stream(), "user", user)}, ended...), Metadata: meta})
 	})
 }
 

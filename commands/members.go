@@ -222,25 +222,49 @@ func (h *Identity) newAccountPassword(name, password string) (string, error) {
 	return h.hash(password)
 }
 
-// ChangeRole is PUT /users/{id}/role. The member's sessions in this tenant end (the sessions read
-// model applies that). With dryRun nothing is recorded and the impact is returned.
-func (h *Identity) ChangeRole(ctx context.Context, tenant domain.TenantID, actor domain.UserID, actorRole domain.Role, user domain.UserID, roleName string, dryRun bool, meta eventstore.Metadata) (from, to domain.Role, err error) {
-	to, err = domain.ParseTenantRole("role", roleName)
+// RoleChange is what a role change did, or would do in a dry run.
+type RoleChange struct {
+	From, To      domain.Role
+	SessionsEnded int // the member's sessions in the tenant that the change ends
+}
+
+// ChangeRole is PUT /users/{id}/role. The member's sessions in this tenant end
+// (domain.RoleChangeEnding), recorded with the change. With dryRun nothing is recorded and the
+// impact is returned.
+func (h *Identity) ChangeRole(ctx context.Context, tenant domain.TenantID, actor domain.UserID, actorRole domain.Role, user domain.UserID, roleName string, dryRun bool, meta eventstore.Metadata) (RoleChange, error) {
+	to, err := domain.ParseTenantRole("role", roleName)
 	if err != nil {
-		return "", "", err
+		return RoleChange{}, err
 	}
+	var change RoleChange
 	err = retry(ctx, func() error {
 		t, err := load(ctx, h.events, tenant.Stream(), domain.RebuildTenant)
 		if err != nil {
 			return err
 		}
-		from = t.Role(user)
-		if err := t.ChangeRole(user, to, actingRole(t, actor, actorRole)); err != nil || dryRun || len(t.PendingEvents()) == 0 {
+		change = RoleChange{From: t.Role(user), To: to}
+		if err := t.ChangeRole(user, to, actingRole(t, actor, actorRole)); err != nil || len(t.PendingEvents()) == 0 {
 			return err
 		}
-		return h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(tenant.Stream(), "tenant", t)}, Metadata: meta})
+		member, err := h.loadUser(ctx, user)
+		if err != nil {
+			return err
+		}
+		sessions, err := h.sessionsOf(ctx, member.Logins())
+		if err != nil {
+			return err
+		}
+		ended := endedStreams(domain.RoleChangeEnding(tenant, user, h.now()), sessions)
+		change.SessionsEnded = len(ended)
+		if dryRun {
+			return nil
+		}
+		// The member's stream is appended nothing but must not move: a login committed meanwhile
+		// would start a session this decision did not see.
+		streams := append([]eventstore.Stream{stream(tenant.Stream(), "tenant", t), stream(user.Stream(), "user", member)}, ended...)
+		return h.append(ctx, eventstore.Append{Streams: streams, Metadata: meta})
 	})
-	return from, to, err
+	return change, err
 }
 
 // actingRole is the role a decision on t is made with: the actor's role in the tenant's own

@@ -150,7 +150,7 @@ func TestChangeRoleRaceKeepsATenantAdmin(t *testing.T) {
 			tenant := twoAdmins(t)
 			pairs := [][2]domain.UserID{{a, b}, {b, a}}
 			errs := race(2, func(i int) error {
-				_, _, err := f.identity.ChangeRole(ctx(t), tenant, pairs[i][0], domain.RoleTenantAdmin, pairs[i][1], string(domain.RoleDeveloper), false, meta)
+				_, err := f.identity.ChangeRole(ctx(t), tenant, pairs[i][0], domain.RoleTenantAdmin, pairs[i][1], string(domain.RoleDeveloper), false, meta)
 				return err
 			})
 			if errs[0] == nil && errs[1] == nil {
@@ -180,7 +180,7 @@ func TestChangeRoleRaceKeepsATenantAdmin(t *testing.T) {
 			tenant := twoAdmins(t)
 			targets := []domain.UserID{a, b}
 			errs := race(2, func(i int) error {
-				_, _, err := f.identity.ChangeRole(ctx(t), tenant, root, domain.RoleSuperAdmin, targets[i], string(domain.RoleViewer), false, meta)
+				_, err := f.identity.ChangeRole(ctx(t), tenant, root, domain.RoleSuperAdmin, targets[i], string(domain.RoleViewer), false, meta)
 				return err
 			})
 			won := 0

@@ -192,18 +192,15 @@ func (h *Identity) sessionStart(ctx context.Context, user *domain.User, m *domai
 }
 
 // Refresh rotates a session's refresh token. Returns domain.ErrUnauthenticated for an ended,
-// expired or unknown session or token; presenting a spent token ends the session.
+// expired or unknown session or token; presenting a spent token ends the session. The session's
+// own stream decides: every end of a session, password and role changes included, is recorded
+// there.
 func (h *Identity) Refresh(ctx context.Context, refreshToken string, meta eventstore.Metadata) (domain.SessionStarted, string, error) {
 	rawID, presented, err := parseToken(refreshToken)
 	if err != nil {
 		return domain.SessionStarted{}, "", domain.ErrUnauthenticated
 	}
 	id := domain.SessionID(rawID)
-	if live, err := h.directory.SessionLive(ctx, id); err != nil {
-		return domain.SessionStarted{}, "", err
-	} else if !live {
-		return domain.SessionStarted{}, "", domain.ErrUnauthenticated
-	}
 	var started domain.SessionStarted
 	var token string
 	err = retry(ctx, func() error {
@@ -255,6 +252,34 @@ func (h *Identity) EndSession(ctx context.Context, user domain.UserID, id domain
 		}
 		return h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "session", session)}, Metadata: meta})
 	})
+}
+
+// sessionsOf loads the sessions of logins, for a change that ends sessions to decide on. The
+// sessions it ends are appended in the same transaction as the change: no moment exists in which
+// the change is recorded and a session it ends still refreshes, and a refresh racing the change
+// makes one of the two decide again. One transaction is affordable because the candidates are the
+// user's logins since the last password change (every password change ends them all): a few
+// stream reads for a person's sessions.
+func (h *Identity) sessionsOf(ctx context.Context, logins []domain.UserLoginSucceeded) ([]*domain.Session, error) {
+	sessions := make([]*domain.Session, 0, len(logins))
+	for _, login := range logins {
+		session, err := h.loadSession(ctx, login.SessionID)
+		if err != nil {
+			return nil, err
+		}
+		sessions = append(sessions, session)
+	}
+	return sessions, nil
+}
+
+// endedStreams ends those of sessions that change ends and returns their streams, each expecting
+// the version it was read at, to append with the change.
+func endedStreams(change domain.SessionEnding, sessions []*domain.Session) []eventstore.Stream {
+	var streams []eventstore.Stream
+	for _, session := range change.End(sessions) {
+		streams = append(streams, stream(session.ID().Stream(), "session", session))
+	}
+	return streams
 }
 
 func truncate(s string, n int) string {

@@ -14,13 +14,32 @@ import (
 	"github.com/clouddbmanager/clouddb/eventstore"
 )
 
+// live reports whether the sessions read model shows the session open.
 func (f *fixture) live(t *testing.T, id domain.SessionID) bool {
 	t.Helper()
-	live, err := f.queries.SessionLive(ctx(t), id)
-	if err != nil {
+	view, err := f.queries.Session(ctx(t), id)
+	if errors.Is(err, domain.ErrNotFound) {
+		return false
+	} else if err != nil {
 		t.Fatal(err)
 	}
-	return live
+	return view.EndedAt == nil
+}
+
+// endedInStream returns why the session's own stream says it ended, "" while it says it is live.
+func (f *fixture) endedInStream(t *testing.T, id domain.SessionID) string {
+	t.Helper()
+	_, envs := f.stream(t, id.Stream())
+	for _, env := range envs {
+		e, err := f.store.Registry().Decode(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ended, ok := e.(domain.SessionEnded); ok {
+			return ended.Reason
+		}
+	}
+	return ""
 }
 
 func TestRefreshRotatesAndReuseEndsTheSession(t *testing.T) {
@@ -111,6 +130,9 @@ func TestPasswordChangeEndsEverySession(t *testing.T) {
 		if f.live(t, s.Session.SessionID) {
 			t.Errorf("session %s is live after the password change", s.Session.SessionID)
 		}
+		if reason := f.endedInStream(t, s.Session.SessionID); reason != domain.EndPasswordChanged {
+			t.Errorf("session %s: its stream says ended for %q, want %q", s.Session.SessionID, reason, domain.EndPasswordChanged)
+		}
 		view, err := f.queries.Session(ctx(t), s.Session.SessionID)
 		if err != nil || view.EndReason != domain.EndPasswordChanged {
 			t.Errorf("session %s: end reason %q, %v", s.Session.SessionID, view.EndReason, err)
@@ -119,7 +141,7 @@ func TestPasswordChangeEndsEverySession(t *testing.T) {
 			t.Errorf("refresh after the password change: %v, want ErrUnauthenticated", err)
 		}
 	}
-	if !f.live(t, bystander.Session.SessionID) {
+	if !f.live(t, bystander.Session.SessionID) || f.endedInStream(t, bystander.Session.SessionID) != "" {
 		t.Errorf("another user's session %s ended", other)
 	}
 	if _, err := f.identity.Login(ctx(t), commands.Login{Email: "change@example.com", Password: password}); !errors.Is(err, domain.ErrInvalidCredentials) {
@@ -127,6 +149,93 @@ func TestPasswordChangeEndsEverySession(t *testing.T) {
 	}
 	if res := f.login(t, "change@example.com", "Battery-Staple-7", ""); !f.live(t, res.Session.SessionID) {
 		t.Error("a session started after the change is not live")
+	}
+}
+
+func TestPasswordResetEndsEverySession(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.user(t, "reset@example.com")
+	sessions := []commands.LoginResult{f.login(t, "reset@example.com", password, ""), f.login(t, "reset@example.com", password, "")}
+	f.clock.Advance(time.Second)
+	if err := f.identity.ForgotPassword(ctx(t), "reset@example.com", meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.identity.ResetPassword(ctx(t), f.token(t, "reset@example.com", "/reset-password"), "Battery-Staple-7", meta); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sessions {
+		if reason := f.endedInStream(t, s.Session.SessionID); reason != domain.EndPasswordChanged || f.live(t, s.Session.SessionID) {
+			t.Errorf("session %s: stream says ended for %q, read model live %v; want ended for %q", s.Session.SessionID, reason, f.live(t, s.Session.SessionID), domain.EndPasswordChanged)
+		}
+		if _, _, err := f.identity.Refresh(ctx(t), s.RefreshToken, meta); !errors.Is(err, domain.ErrUnauthenticated) {
+			t.Errorf("refresh after the reset: %v, want ErrUnauthenticated", err)
+		}
+	}
+}
+
+func TestRoleChangeEndsTheMembersSessionsInTheTenant(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	admin := f.user(t, "role-admin@example.com")
+	member := f.user(t, "role-member@example.com")
+	acme, globex := f.tenant(t, admin), f.tenant(t, admin)
+	for _, tenant := range []domain.TenantID{acme, globex} {
+		f.invite(t, tenant, admin, "role-member@example.com", domain.RoleDeveloper)
+		if _, _, err := f.identity.AcceptInvitation(ctx(t), f.token(t, "role-member@example.com", "/invitations/accept"), "", "", meta); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loginTo := func(tenant domain.TenantID) commands.LoginResult {
+		res, err := f.identity.Login(ctx(t), commands.Login{Email: "role-member@example.com", Password: password, Tenant: string(tenant), Meta: meta})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	inAcme := []commands.LoginResult{loginTo(acme), loginTo(acme)}
+	inGlobex := loginTo(globex)
+	adminInAcme, err := f.identity.Login(ctx(t), commands.Login{Email: "role-admin@example.com", Password: password, Tenant: string(acme), Meta: meta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Second)
+
+	dry, err := f.identity.ChangeRole(ctx(t), acme, admin, domain.RoleTenantAdmin, member, string(domain.RoleViewer), true, meta)
+	if err != nil || dry != (commands.RoleChange{From: domain.RoleDeveloper, To: domain.RoleViewer, SessionsEnded: 2}) {
+		t.Fatalf("dry run = %+v, %v; want developer → viewer ending 2 sessions", dry, err)
+	}
+	for _, s := range inAcme {
+		if f.endedInStream(t, s.Session.SessionID) != "" {
+			t.Fatal("a dry run ended a session")
+		}
+	}
+
+	change, err := f.identity.ChangeRole(ctx(t), acme, admin, domain.RoleTenantAdmin, member, string(domain.RoleViewer), false, meta)
+	if err != nil || change != dry {
+		t.Fatalf("change = %+v, %v; want what the dry run announced, %+v", change, err, dry)
+	}
+	for _, s := range inAcme {
+		if reason := f.endedInStream(t, s.Session.SessionID); reason != domain.EndRoleChanged {
+			t.Errorf("session %s in the tenant: its stream says ended for %q, want %q", s.Session.SessionID, reason, domain.EndRoleChanged)
+		}
+		if f.live(t, s.Session.SessionID) {
+			t.Errorf("session %s in the tenant is live in the read model", s.Session.SessionID)
+		}
+		if _, _, err := f.identity.Refresh(ctx(t), s.RefreshToken, meta); !errors.Is(err, domain.ErrUnauthenticated) {
+			t.Errorf("refresh after the role change: %v, want ErrUnauthenticated", err)
+		}
+	}
+	for what, s := range map[string]commands.LoginResult{"the member's session in another tenant": inGlobex, "the admin's session": adminInAcme} {
+		if f.endedInStream(t, s.Session.SessionID) != "" || !f.live(t, s.Session.SessionID) {
+			t.Errorf("%s ended", what)
+		}
+		if _, _, err := f.identity.Refresh(ctx(t), s.RefreshToken, meta); err != nil {
+			t.Errorf("%s: refresh: %v", what, err)
+		}
+	}
+	if again, err := f.identity.ChangeRole(ctx(t), acme, admin, domain.RoleTenantAdmin, member, string(domain.RoleViewer), true, meta); err != nil || again.SessionsEnded != 0 {
+		t.Errorf("dry run of the same role again = %+v, %v; want no session ended", again, err)
 	}
 }
 

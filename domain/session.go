@@ -117,3 +117,47 @@ func (s *Session) End(reason string, now time.Time) {
 		s.record(s, SessionEnded{Reason: reason, At: now})
 	}
 }
+
+// SessionEnding is a change that ends sessions whose premise it removes: the one rule of which
+// sessions end when a password or a role changes, used by the commands that record the ends and
+// by the dry run that announces them.
+type SessionEnding struct {
+	User   UserID
+	Tenant TenantID // the sessions in this tenant only; "" for the user's sessions everywhere
+	Reason string
+	At     time.Time
+}
+
+// PasswordChangeEnding is a password change or reset: it ends every session of the user that
+// started before it, the one that asked for it included (the caller logs in again with the new
+// password).
+func PasswordChangeEnding(user UserID, at time.Time) SessionEnding {
+	return SessionEnding{User: user, Reason: EndPasswordChanged, At: at}
+}
+
+// RoleChangeEnding is a change of a member's role in a tenant: it ends the member's sessions in
+// that tenant, which carry the old role in their access tokens.
+func RoleChangeEnding(tenant TenantID, user UserID, at time.Time) SessionEnding {
+	return SessionEnding{User: user, Tenant: tenant, Reason: EndRoleChanged, At: at}
+}
+
+// Ends reports whether the change ends s: a session of the user (in the tenant, when it names
+// one) that started before the change and was still live then (not ended, not expired).
+func (c SessionEnding) Ends(s *Session) bool {
+	started := s.started
+	return !s.ended && started.UserID == c.User && (c.Tenant == "" || started.TenantID == c.Tenant) &&
+		started.StartedAt.Before(c.At) && c.At.Before(started.ExpiresAt)
+}
+
+// End ends those of sessions that the change ends (each records SessionEnded) and returns them,
+// for the caller to append with the change.
+func (c SessionEnding) End(sessions []*Session) []*Session {
+	var ended []*Session
+	for _, s := range sessions {
+		if c.Ends(s) {
+			s.End(c.Reason, c.At)
+			ended = append(ended, s)
+		}
+	}
+	return ended
+}

@@ -212,3 +212,62 @@ func TestRebuildSession(t *testing.T) {
 		}
 	})
 }
+
+func TestSessionEnding(t *testing.T) {
+	user, tenant, otherTenant := domain.UserID(uuidA), domain.TenantID(uuidC), domain.TenantID(uuidB)
+	at := t0.Add(time.Hour)
+	session := func(edit func(*domain.SessionStarted), extra ...domain.Event) *domain.Session {
+		started := sessionStarted()
+		edit(&started)
+		return loadSession(t, append([]domain.Event{started}, extra...))
+	}
+	same := func(*domain.SessionStarted) {}
+	for _, tc := range []struct {
+		name    string
+		change  domain.SessionEnding
+		session *domain.Session
+		ends    bool
+	}{
+		{"password: the user's session in a tenant", domain.PasswordChangeEnding(user, at), session(same), true},
+		{"password: the user's session without a tenant", domain.PasswordChangeEnding(user, at),
+			session(func(s *domain.SessionStarted) { s.TenantID, s.Role, s.SuperAdmin = "", "", true }), true},
+		{"password: another user's session", domain.PasswordChangeEnding(domain.UserID(uuidB), at), session(same), false},
+		{"password: a session started at the change", domain.PasswordChangeEnding(user, t0), session(same), false},
+		{"password: a session started after it", domain.PasswordChangeEnding(user, at),
+			session(func(s *domain.SessionStarted) { s.StartedAt = at.Add(time.Second) }), false},
+		{"password: a session already ended", domain.PasswordChangeEnding(user, at),
+			session(same, domain.SessionEnded{Reason: domain.EndLogout, At: t0.Add(time.Minute)}), false},
+		{"password: a session expired before it", domain.PasswordChangeEnding(user, sessionExpiry), session(same), false},
+		{"role: the member's session in the tenant", domain.RoleChangeEnding(tenant, user, at), session(same), true},
+		{"role: the member's session in another tenant", domain.RoleChangeEnding(otherTenant, user, at), session(same), false},
+		{"role: the member's session without a tenant", domain.RoleChangeEnding(tenant, user, at),
+			session(func(s *domain.SessionStarted) { s.TenantID, s.Role = "", "" }), false},
+		{"role: another member's session in the tenant", domain.RoleChangeEnding(tenant, domain.UserID(uuidB), at), session(same), false},
+		{"role: a session started after it", domain.RoleChangeEnding(tenant, user, at),
+			session(func(s *domain.SessionStarted) { s.StartedAt = at.Add(time.Second) }), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.change.Ends(tc.session); got != tc.ends {
+				t.Fatalf("Ends = %v, want %v", got, tc.ends)
+			}
+			ended := tc.change.End([]*domain.Session{tc.session})
+			if !tc.ends {
+				if len(ended) != 0 {
+					t.Errorf("End ended %d sessions, want none", len(ended))
+				}
+				wantPending(t, tc.session.PendingEvents())
+				return
+			}
+			if len(ended) != 1 || ended[0] != tc.session || !tc.session.Ended() {
+				t.Fatalf("End = %v, want the session, ended", ended)
+			}
+			wantPending(t, tc.session.PendingEvents(), "session.ended.v1")
+			if got := tc.session.PendingEvents()[0]; got != (domain.SessionEnded{Reason: tc.change.Reason, At: at}) {
+				t.Errorf("recorded %+v, want the change's reason and time", got)
+			}
+			if tc.session.Refresh("r0", "r1", at) == nil {
+				t.Error("an ended session refreshed")
+			}
+		})
+	}
+}

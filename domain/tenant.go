@@ -26,6 +26,11 @@ type (
 		UserID UserID `json:"user_id"`
 		From   Role   `json:"from"`
 		To     Role   `json:"to"`
+		// ImpliesSessionEnds is true for the changes recorded as v1, before the ends of sessions
+		// were events of their own: such a change itself ended the member's sessions in the
+		// tenant, and only the sessions read model knows. Later changes record session.ended.v1
+		// in each session they end.
+		ImpliesSessionEnds bool `json:"implies_session_ends,omitempty"`
 	}
 	TenantSettingsChanged struct {
 		Settings TenantSettings `json:"settings"`
@@ -60,7 +65,7 @@ const InvitationValidity = 7 * 24 * time.Hour
 
 func (TenantCreated) EventType() string            { return "tenant.created.v1" }
 func (TenantMemberAdded) EventType() string        { return "tenant.member_added.v1" }
-func (TenantMemberRoleChanged) EventType() string  { return "tenant.member_role_changed.v1" }
+func (TenantMemberRoleChanged) EventType() string  { return "tenant.member_role_changed.v2" }
 func (TenantSettingsChanged) EventType() string    { return "tenant.settings_changed.v1" }
 func (TenantPlanChanged) EventType() string        { return "tenant.plan_changed.v1" }
 func (TenantInvitationCreated) EventType() string  { return "tenant.invitation_created.v1" }

@@ -62,7 +62,12 @@ type (
 	UserPasswordChanged struct {
 		At           time.Time `json:"at"`
 		PasswordHash string    `json:"password_hash"`
-		Reason       string    `json:"reason"` // "change", "reset"
+		Reason       string    `json:"reason"` // "change", "reset", "bootstrap"
+		// ImpliesSessionEnds is true for the changes recorded as v1, before the ends of sessions
+		// were events of their own: such a change itself ended the user's sessions started before
+		// it, and only the sessions read model knows. Later changes record session.ended.v1 in
+		// each session they end.
+		ImpliesSessionEnds bool `json:"implies_session_ends,omitempty"`
 	}
 	UserPasswordResetIssued struct {
 		TokenHash string    `json:"token_hash"`
@@ -98,7 +103,7 @@ func (UserVerified) EventType() string            { return "user.verified.v1" }
 func (UserLoginSucceeded) EventType() string      { return "user.login_succeeded.v1" }
 func (UserLoginFailed) EventType() string         { return "user.login_failed.v1" }
 func (UserLocked) EventType() string              { return "user.locked.v1" }
-func (UserPasswordChanged) EventType() string     { return "user.password_changed.v1" }
+func (UserPasswordChanged) EventType() string     { return "user.password_changed.v2" }
 func (UserPasswordResetIssued) EventType() string { return "user.password_reset_issued.v1" }
 func (UserSuperAdminGranted) EventType() string   { return "user.super_admin_granted.v1" }
 func (UserTOTPSetupStarted) EventType() string    { return "user.totp_setup_started.v1" }
@@ -137,7 +142,8 @@ type User struct {
 	recentFailures  []time.Time
 	lockedUntil     time.Time
 	superAdmin      bool
-	passwordChanged time.Time // sessions started before it are void
+	passwordChanged time.Time            // sessions started before it are void
+	logins          []UserLoginSucceeded // since the last password change, which ended the sessions before
 	totpPending     bool
 	totpEnabled     bool
 	totpStep        int64           // the last time step accepted; older codes are replays
@@ -178,6 +184,7 @@ func (u *User) apply(e Event) {
 		u.status = UserActive
 		u.verification.used = true
 	case UserLoginSucceeded:
+		u.logins = append(u.logins, e)
 		u.recentFailures = nil
 		u.totpStep = max(u.totpStep, e.TOTPStep)
 	case UserLoginFailed:
@@ -192,6 +199,7 @@ func (u *User) apply(e Event) {
 		u.reset.used = true
 		u.lockedUntil, u.recentFailures = time.Time{}, nil
 		u.passwordChanged = e.At
+		u.logins = nil
 	case UserPasswordResetIssued:
 		u.reset = oneTimeToken{hash: e.TokenHash, expiresAt: e.ExpiresAt}
 	case UserSuperAdminGranted:
@@ -358,6 +366,10 @@ func (u *User) SucceedLogin(session SessionID, tenant TenantID, totpStep int64) 
 	u.record(u, UserLoginSucceeded{SessionID: session, TenantID: tenant, TOTPStep: totpStep})
 	return nil
 }
+
+// Logins are the user's logins since the last password change: their sessions are the ones that
+// may still be live, for a change that ends sessions to look at.
+func (u *User) Logins() []UserLoginSucceeded { return u.logins }
 
 // IssuePasswordReset records a new password reset link.
 func (u *User) IssuePasswordReset(tokenHash string, now time.Time) {

@@ -446,7 +446,7 @@ func TestUserChangePassword(t *testing.T) {
 		if err := u.ChangePassword("h0", sameHash("h0"), "change", at); err != nil {
 			t.Fatalf("change back to h0 (now sixth-oldest) = %v, want nil", err)
 		}
-		wantPending(t, u.PendingEvents(), "user.password_changed.v1", "user.password_changed.v1")
+		wantPending(t, u.PendingEvents(), "user.password_changed.v2", "user.password_changed.v2")
 		if got, want := u.PendingEvents()[1], (domain.UserPasswordChanged{At: at, PasswordHash: "h0", Reason: "change"}); got != want {
 			t.Errorf("event = %+v, want %+v", got, want)
 		}
@@ -521,7 +521,7 @@ func TestUserResetPassword(t *testing.T) {
 				}
 				return
 			}
-			wantPending(t, u.PendingEvents(), "user.password_changed.v1")
+			wantPending(t, u.PendingEvents(), "user.password_changed.v2")
 			want := domain.UserPasswordChanged{At: tt.at, PasswordHash: tt.newHash, Reason: "reset"}
 			if got := u.PendingEvents()[0]; got != want {
 				t.Errorf("event = %+v, want %+v", got, want)
@@ -566,7 +566,7 @@ func TestUserResetPassword(t *testing.T) {
 		if err := u.ResetPassword("r1", "n1", sameHash("n1"), t0); err != nil {
 			t.Fatalf("ResetPassword: %v", err)
 		}
-		wantPending(t, u.PendingEvents(), "user.password_changed.v1", "user.verified.v1")
+		wantPending(t, u.PendingEvents(), "user.password_changed.v2", "user.verified.v1")
 		if u.Status() != domain.UserActive {
 			t.Errorf("Status() = %q, want active", u.Status())
 		}
@@ -771,5 +771,25 @@ func TestClaimForBootstrapTakesOverOnlyUnverifiedAccounts(t *testing.T) {
 	verified.ClaimForBootstrap("operator-hash", t0)
 	if verified.PasswordHash() != "owner-hash" || len(verified.PendingEvents()) != 1 {
 		t.Fatalf("a verified account was taken over: hash %q, %d events", verified.PasswordHash(), len(verified.PendingEvents()))
+	}
+}
+
+func TestUserLoginsSinceThePasswordChange(t *testing.T) {
+	u := newUser(t, true)
+	first, second, third := domain.SessionID(uuidA), domain.SessionID(uuidB), domain.SessionID(uuidC)
+	for _, s := range []domain.SessionID{first, second} {
+		if err := u.SucceedLogin(s, domain.TenantID(uuidC), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := u.ChangePassword("h1", sameHash("h1"), "change", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.SucceedLogin(third, "", 0); err != nil {
+		t.Fatal(err)
+	}
+	want := []domain.UserLoginSucceeded{{SessionID: third}}
+	if got := reload(t, u).Logins(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Logins = %+v, want only the one after the change %+v", got, want)
 	}
 }

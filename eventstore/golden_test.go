@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
@@ -23,7 +24,13 @@ const goldenDir = "testdata/events"
 
 // retiredMeaning is what the golden payload of each retired event type (one with an upcaster)
 // must decode to in today's build.
-var retiredMeaning = map[string]domain.Event{}
+var retiredMeaning = map[string]domain.Event{
+	// v1 changes ended sessions by themselves, in the sessions read model only.
+	"user.password_changed.v1": domain.UserPasswordChanged{
+		At: time.Date(2025, time.March, 1, 12, 0, 2, 0, time.UTC), PasswordHash: "s3", Reason: "s4", ImpliesSessionEnds: true,
+	},
+	"tenant.member_role_changed.v1": domain.TenantMemberRoleChanged{UserID: "s2", From: "s3", To: "s4", ImpliesSessionEnds: true},
+}
 
 // TestGoldenEvents pins the stored shape of every event type: each has a golden file of its
 // payload as first recorded, and every later build must decode it (refusing unknown fields) to a

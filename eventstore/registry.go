@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 
 	"github.com/clouddbmanager/clouddb/domain"
 )
@@ -70,6 +71,28 @@ func (r *Registry) RegisterUpcaster(from, to string, fn Upcaster) {
 func (r *Registry) Knows(eventType string) bool {
 	_, ok := r.types[eventType]
 	return ok
+}
+
+// StoredAs returns the given event types and every retired type whose upcasters lead to one of
+// them: the names under which events of those types are found in the log. A projector lists
+// them in Handles, or it would never see the events recorded before the latest version.
+func (r *Registry) StoredAs(types ...string) []string {
+	names := slices.Clone(types)
+	for from := range r.upcasters {
+		to := from
+		for steps := 0; steps <= len(r.upcasters); steps++ {
+			u, ok := r.upcasters[to]
+			if !ok {
+				break
+			}
+			to = u.to
+		}
+		if slices.Contains(types, to) {
+			names = append(names, from)
+		}
+	}
+	slices.Sort(names[len(types):])
+	return names
 }
 
 // Decode returns the domain event stored in env, upcast to its current type. Returns an error

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -146,6 +147,14 @@ func TestRegistryUpcasters(t *testing.T) {
 			t.Error("an upcaster cycle decoded")
 		}
 	})
+}
+
+func TestRegistryStoredAs(t *testing.T) {
+	got := currentRegistry().StoredAs("test.item_added.v1", "test.price_set.v3")
+	want := []string{"test.item_added.v1", "test.price_set.v3", "test.price_set.v1", "test.price_set.v2"}
+	if !slices.Equal(got, want) {
+		t.Errorf("StoredAs = %v, want %v", got, want)
+	}
 }
 
 func TestRegistryDoubleRegistrationPanics(t *testing.T) {

@@ -142,15 +142,6 @@ type rowScanner func(dest ...any) error
 
 func (f rowScanner) Scan(dest ...any) error { return f(dest...) }
 
-// SessionLive reports whether a session exists and has not ended.
-func (q *Queries) SessionLive(ctx context.Context, id domain.SessionID) (bool, error) {
-	s, err := q.Session(ctx, id)
-	if errors.Is(err, domain.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil && s.EndedAt == nil, err
-}
-
 // LiveSessionsOf lists a user's sessions that have not ended, expired or idled out by now (its
 // last activity is the latest of start, refresh and recorded use), newest first.
 func (q *Queries) LiveSessionsOf(ctx context.Context, user domain.UserID, now time.Time) ([]SessionView, error) {

@@ -10,9 +10,11 @@ import (
 )
 
 // Sessions is the read model every authenticated request checks: one row per login, live while
-// ended_at is NULL. Besides the session events it applies two rules that end sessions the moment
-// their premise goes away: a password change ends every session of the user started before it,
-// and a role change in a tenant ends the member's sessions in that tenant started before it.
+// ended_at is NULL. Every end of a session is a session.ended.v1 in its stream, recorded by the
+// command that ends it (domain.SessionEnding decides which), except in the history recorded
+// before that: a password or role change recorded as v1 (ImpliesSessionEnds) ended sessions by
+// itself, and the model still applies it as it did then (the user's sessions started before a
+// password change; the member's sessions in the tenant started before a role change).
 //
 // Every write is conditional (a session is inserted once, ends once, and refreshed_at only moves
 // forward), so a redelivered or replayed event changes nothing.
@@ -31,14 +33,15 @@ func NewSessions(reg *eventstore.Registry) Sessions {
 
 func (Sessions) Name() string { return "sessions" }
 
-func (Sessions) Handles() []string {
-	return []string{
+// Handles names the types under every version the log holds them.
+func (p Sessions) Handles() []string {
+	return p.reg.StoredAs(
 		domain.SessionStarted{}.EventType(),
 		domain.SessionRefreshed{}.EventType(),
 		domain.SessionEnded{}.EventType(),
 		domain.UserPasswordChanged{}.EventType(),
 		domain.TenantMemberRoleChanged{}.EventType(),
-	}
+	)
 }
 
 func (Sessions) Tables() []Table {
@@ -103,6 +106,9 @@ func (p Sessions) apply(ctx context.Context, tx *sql.Tx, table string, env event
 			WHERE session_id = ? AND ended_at IS NULL`, dbTime(e.At), clip(e.Reason, 32), session)
 		return err
 	case domain.UserPasswordChanged:
+		if !e.ImpliesSessionEnds {
+			return nil
+		}
 		user, err := domain.StreamUser(env.StreamID)
 		if err != nil {
 			return err
@@ -112,6 +118,9 @@ func (p Sessions) apply(ctx context.Context, tx *sql.Tx, table string, env event
 			WHERE user_id = ? AND ended_at IS NULL AND started_at < ?`, at, domain.EndPasswordChanged, string(user), at)
 		return err
 	case domain.TenantMemberRoleChanged:
+		if !e.ImpliesSessionEnds {
+			return nil
+		}
 		tenant, err := streamEntity(env.StreamID, "tenant-")
 		if err != nil {
 			return err

@@ -1,15 +1,48 @@
 package projections_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/eventstore"
 	"github.com/clouddbmanager/clouddb/projections"
 )
 
 var sessionsOrder = map[string]string{"sessions": "session_id"}
+
+// The password and role changes as builds before session ends were events recorded them.
+type (
+	passwordChangedV1 struct {
+		At           time.Time `json:"at"`
+		PasswordHash string    `json:"password_hash"`
+		Reason       string    `json:"reason"`
+	}
+	memberRoleChangedV1 struct {
+		UserID domain.UserID `json:"user_id"`
+		From   domain.Role   `json:"from"`
+		To     domain.Role   `json:"to"`
+	}
+)
+
+func (passwordChangedV1) EventType() string   { return "user.password_changed.v1" }
+func (memberRoleChangedV1) EventType() string { return "tenant.member_role_changed.v1" }
+
+// appendV1At appends events as an earlier build did, to one stream, recorded at the given time.
+func (f *identityFixture) appendV1At(t *testing.T, at time.Time, stream string, events ...domain.Event) {
+	t.Helper()
+	f.clock.set(at)
+	old := eventstore.New(f.db, eventstore.NewRegistry(passwordChangedV1{}, memberRoleChangedV1{}), eventstore.Options{Logger: quiet(), Clock: f.clock.Now})
+	defer old.Close()
+	typ, _, _ := strings.Cut(stream, "-")
+	if _, err := old.Append(context.Background(), eventstore.Append{Streams: []eventstore.Stream{{
+		ID: stream, Type: typ, ExpectedVersion: eventstore.AnyVersion, Events: events,
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // startSession appends a session of user in tenant (none for "") that started at startedAt.
 func startSession(t *testing.T, f *identityFixture, user domain.UserID, tenant domain.TenantID, startedAt time.Time) domain.SessionID {
@@ -88,7 +121,9 @@ func TestSessionsFollowStartRefreshAndEnd(t *testing.T) {
 	})
 }
 
-func TestPasswordChangeEndsTheUsersSessionsStartedBeforeIt(t *testing.T) {
+// Before session ends were events, a password change ended the sessions in the read model only:
+// the history recorded then keeps that meaning.
+func TestRecordedV1PasswordChangeEndsTheUsersSessionsStartedBeforeIt(t *testing.T) {
 	f := newIdentityFixture(t)
 	sessions := projections.NewSessions(production)
 	r := f.start(t, sessions)
@@ -102,7 +137,9 @@ func TestPasswordChangeEndsTheUsersSessionsStartedBeforeIt(t *testing.T) {
 	startedLater := startSession(t, f, user, "", changedAt.Add(time.Second))
 	othersSession := startSession(t, f, other, "", t0)
 	// The change is recorded a little after its own time: ended_at is the change's time.
-	f.appendAt(t, changedAt.Add(3*time.Millisecond), user.Stream(), domain.UserPasswordChanged{At: changedAt, PasswordHash: "h2", Reason: "change"})
+	f.appendV1At(t, changedAt.Add(3*time.Millisecond), user.Stream(), passwordChangedV1{At: changedAt, PasswordHash: "h2", Reason: "change"})
+	// Today's change ends nothing by itself: its command records the ends.
+	f.appendAt(t, changedAt.Add(30*time.Second), other.Stream(), domain.UserPasswordChanged{At: changedAt.Add(30 * time.Second), PasswordHash: "h3", Reason: "change"})
 	after := startSession(t, f, user, "", changedAt.Add(time.Minute))
 	last := f.appendAt(t, changedAt.Add(2*time.Minute), after.Stream(), domain.SessionRefreshed{RefreshHash: "r1", At: changedAt.Add(2 * time.Minute)})
 	wait(t, r, last.LastPosition, "sessions")
@@ -112,13 +149,16 @@ func TestPasswordChangeEndsTheUsersSessionsStartedBeforeIt(t *testing.T) {
 	assertLive(t, f, "session started after the change, appended before it", startedLater)
 	assertLive(t, f, "another user's session", othersSession)
 	assertLive(t, f, "session started after the change", after)
+	assertLive(t, f, "a session whose user's password changed in a v2 event", othersSession)
 
 	t.Run("rebuild and redelivery change nothing", func(t *testing.T) {
 		checkReplay(t, f, r, sessions, sessionsOrder)
 	})
 }
 
-func TestRoleChangeEndsTheMembersSessionsInThatTenantOnly(t *testing.T) {
+// Before session ends were events, a role change ended the member's sessions in the read model
+// only: the history recorded then keeps that meaning.
+func TestRecordedV1RoleChangeEndsTheMembersSessionsInThatTenantOnly(t *testing.T) {
 	f := newIdentityFixture(t)
 	sessions := projections.NewSessions(production)
 	r := f.start(t, sessions)
@@ -130,8 +170,10 @@ func TestRoleChangeEndsTheMembersSessionsInThatTenantOnly(t *testing.T) {
 	inGlobex := startSession(t, f, user, globex, t0)
 	noTenant := startSession(t, f, user, "", t0)
 	othersInAcme := startSession(t, f, other, acme, t0)
-	f.appendAt(t, changedAt, acme.Stream(), domain.TenantMemberRoleChanged{UserID: user, From: domain.RoleDeveloper, To: domain.RoleViewer})
+	othersInGlobex := startSession(t, f, other, globex, t0)
+	f.appendV1At(t, changedAt, acme.Stream(), memberRoleChangedV1{UserID: user, From: domain.RoleDeveloper, To: domain.RoleViewer})
 	laterInAcme := startSession(t, f, user, acme, changedAt.Add(time.Second))
+	// Today's change ends nothing by itself: its command records the ends.
 	last := f.appendAt(t, changedAt.Add(time.Minute), globex.Stream(), domain.TenantMemberRoleChanged{UserID: other, From: domain.RoleViewer, To: domain.RoleDeveloper})
 	wait(t, r, last.LastPosition, "sessions")
 
@@ -140,6 +182,7 @@ func TestRoleChangeEndsTheMembersSessionsInThatTenantOnly(t *testing.T) {
 	assertLive(t, f, "the member's session without a tenant", noTenant)
 	assertLive(t, f, "another member's session in the tenant", othersInAcme)
 	assertLive(t, f, "the member's session started after the change", laterInAcme)
+	assertLive(t, f, "a session whose member's role changed in a v2 event", othersInGlobex)
 
 	t.Run("rebuild and redelivery change nothing", func(t *testing.T) {
 		checkReplay(t, f, r, sessions, sessionsOrder)

@@ -27,14 +27,15 @@ func NewTenants(reg *eventstore.Registry) Tenants {
 
 func (Tenants) Name() string { return "tenants" }
 
-func (Tenants) Handles() []string {
-	return []string{
+// Handles names the types under every version the log holds them.
+func (p Tenants) Handles() []string {
+	return p.reg.StoredAs(
 		domain.TenantCreated{}.EventType(),
 		domain.TenantMemberAdded{}.EventType(),
 		domain.TenantMemberRoleChanged{}.EventType(),
 		domain.TenantSettingsChanged{}.EventType(),
 		domain.TenantPlanChanged{}.EventType(),
-	}
+	)
 }
 
 func (Tenants) Tables() []Table {

@@ -32,8 +32,9 @@ func NewUsers(reg *eventstore.Registry) Users {
 
 func (Users) Name() string { return "users" }
 
-func (Users) Handles() []string {
-	return []string{
+// Handles names the types under every version the log holds them.
+func (p Users) Handles() []string {
+	return p.reg.StoredAs(
 		domain.UserRegistered{}.EventType(),
 		domain.UserVerified{}.EventType(),
 		domain.UserLoginSucceeded{}.EventType(),
@@ -42,7 +43,7 @@ func (Users) Handles() []string {
 		domain.UserSuperAdminGranted{}.EventType(),
 		domain.UserTOTPEnabled{}.EventType(),
 		domain.UserTOTPDisabled{}.EventType(),
-	}
+	)
 }
 
 func (Users) Tables() []Table {
