@@ -10,7 +10,7 @@ import (
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
-	"github.com/clouddbmanager/clouddb/queryexec"
+	"github.com/clouddbmanager/clouddb/queryexec/sandbox"
 )
 
 // Each lifecycle change acts on the sandbox server first and records the fact after: the server
@@ -22,7 +22,7 @@ import (
 // after a lost race found nothing left to do), the accounts' lock is set to what the stream says.
 func (h *Databases) change(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID, meta eventstore.Metadata,
 	decide func(d *domain.Database) (extra []eventstore.Stream, claims, releases []eventstore.Claim, err error),
-	act func(server *queryexec.Sandbox, d *domain.Database) error) (*domain.Database, error) {
+	act func(server *sandbox.Sandbox, d *domain.Database) error) (*domain.Database, error) {
 	return h.changeAndRepair(ctx, tenant, id, meta, decide, act, h.reconcile)
 }
 
@@ -30,11 +30,11 @@ func (h *Databases) change(ctx context.Context, tenant domain.TenantID, id domai
 // after act changed it without the change being recorded.
 func (h *Databases) changeAndRepair(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID, meta eventstore.Metadata,
 	decide func(d *domain.Database) (extra []eventstore.Stream, claims, releases []eventstore.Claim, err error),
-	act func(server *queryexec.Sandbox, d *domain.Database) error,
-	repair func(ctx context.Context, server *queryexec.Sandbox, id domain.DatabaseID)) (*domain.Database, error) {
+	act func(server *sandbox.Sandbox, d *domain.Database) error,
+	repair func(ctx context.Context, server *sandbox.Sandbox, id domain.DatabaseID)) (*domain.Database, error) {
 	var database *domain.Database
-	var acted *queryexec.Sandbox // set once act changed the server
-	recorded := false            // whether the last attempt appended what it decided
+	var acted *sandbox.Sandbox // set once act changed the server
+	recorded := false          // whether the last attempt appended what it decided
 	err := retry(ctx, func() error {
 		recorded = false
 		d, err := h.Database(ctx, tenant, id)
@@ -82,7 +82,7 @@ func (h *Databases) changeAndRepair(ctx context.Context, tenant domain.TenantID,
 // reconcile sets the accounts' lock to what the database's stream says, after a change acted on
 // the server but was not recorded (it lost a race, say): a stop that lost to a start must not leave
 // the accounts locked, a start that lost to a delete must not leave them open.
-func (h *Databases) reconcile(ctx context.Context, server *queryexec.Sandbox, id domain.DatabaseID) {
+func (h *Databases) reconcile(ctx context.Context, server *sandbox.Sandbox, id domain.DatabaseID) {
 	ctx = context.WithoutCancel(ctx)
 	d, err := h.load(ctx, id)
 	if err == nil {
@@ -99,7 +99,7 @@ func (h *Databases) reconcile(ctx context.Context, server *queryexec.Sandbox, id
 
 // reconcileWrites sets the read-write account's privileges to what the database's stream says,
 // after a restriction or restoration of its writes acted on the server but was not recorded.
-func (h *Databases) reconcileWrites(ctx context.Context, server *queryexec.Sandbox, id domain.DatabaseID) {
+func (h *Databases) reconcileWrites(ctx context.Context, server *sandbox.Sandbox, id domain.DatabaseID) {
 	ctx = context.WithoutCancel(ctx)
 	d, err := h.load(ctx, id)
 	if err == nil {
@@ -130,7 +130,7 @@ func nameClaim(d *domain.Database) eventstore.Claim {
 func (h *Databases) Stop(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID, reason string, meta eventstore.Metadata) (*domain.Database, error) {
 	return h.change(ctx, tenant, id, meta, func(d *domain.Database) ([]eventstore.Stream, []eventstore.Claim, []eventstore.Claim, error) {
 		return nil, nil, nil, d.Stop(reason, h.now())
-	}, func(server *queryexec.Sandbox, d *domain.Database) error {
+	}, func(server *sandbox.Sandbox, d *domain.Database) error {
 		return server.Lock(ctx, string(d.ID()))
 	})
 }
@@ -139,7 +139,7 @@ func (h *Databases) Stop(ctx context.Context, tenant domain.TenantID, id domain.
 func (h *Databases) Start(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID, meta eventstore.Metadata) (*domain.Database, error) {
 	return h.change(ctx, tenant, id, meta, func(d *domain.Database) ([]eventstore.Stream, []eventstore.Claim, []eventstore.Claim, error) {
 		return nil, nil, nil, d.Start(h.now())
-	}, func(server *queryexec.Sandbox, d *domain.Database) error {
+	}, func(server *sandbox.Sandbox, d *domain.Database) error {
 		return server.Unlock(ctx, string(d.ID()))
 	})
 }
@@ -157,7 +157,7 @@ func (h *Databases) Delete(ctx context.Context, tenant domain.TenantID, id domai
 		}
 		quota.ReleaseDatabase(id)
 		return []eventstore.Stream{stream(tenant.QuotaStream(), "quota", quota)}, nil, []eventstore.Claim{nameClaim(d)}, nil
-	}, func(server *queryexec.Sandbox, d *domain.Database) error {
+	}, func(server *sandbox.Sandbox, d *domain.Database) error {
 		return ignoreMissing(server.Lock(ctx, string(d.ID())))
 	})
 }
@@ -186,7 +186,7 @@ func (h *Databases) Restore(ctx context.Context, tenant domain.TenantID, id doma
 			return nil, nil, nil, err
 		}
 		return []eventstore.Stream{stream(tenant.QuotaStream(), "quota", quota)}, []eventstore.Claim{nameClaim(d)}, nil, nil
-	}, func(server *queryexec.Sandbox, d *domain.Database) error {
+	}, func(server *sandbox.Sandbox, d *domain.Database) error {
 		if d.State() == domain.StateRunning {
 			return server.Unlock(ctx, string(d.ID()))
 		}
@@ -199,7 +199,7 @@ func (h *Databases) Restore(ctx context.Context, tenant domain.TenantID, id doma
 func (h *Databases) RotateCredentials(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID, meta eventstore.Metadata) (*domain.Database, error) {
 	return h.change(ctx, tenant, id, meta, func(d *domain.Database) ([]eventstore.Stream, []eventstore.Claim, []eventstore.Claim, error) {
 		return nil, nil, nil, d.RotateCredentials(h.now())
-	}, func(server *queryexec.Sandbox, d *domain.Database) error {
+	}, func(server *sandbox.Sandbox, d *domain.Database) error {
 		password, err := server.RotatePassword(ctx, string(d.ID()))
 		if err != nil {
 			return err
@@ -232,7 +232,7 @@ func (h *Databases) ChangeOwner(ctx context.Context, tenant domain.TenantID, id 
 }
 
 // Schema lists the database's tables, views, columns and indexes, read from its server.
-func (h *Databases) Schema(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID) ([]queryexec.Table, error) {
+func (h *Databases) Schema(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID) ([]sandbox.Table, error) {
 	d, err := h.Database(ctx, tenant, id)
 	if err != nil {
 		return nil, err
@@ -422,7 +422,7 @@ func (h *Databases) recordStorage(ctx context.Context, id domain.DatabaseID, byt
 // EnforceStorage puts up the storage wall behind the query API's quota check: for each tenant
 // whose storage (as DatabaseUsage counts it, from the read model) is at or over its plan's
 // MaxStorageBytes, it restricts the writes of its databases that are running or stopped (their
-// read-write account keeps reading, DELETE, DROP and TRUNCATE: see queryexec.Sandbox.RestrictWrites),
+// read-write account keeps reading, DELETE, DROP and TRUNCATE: see sandbox.Sandbox.RestrictWrites),
 // and for each tenant under its limit it restores the writes it restricted. Each change acts on the
 // server first and records database.writes_restricted.v1 or database.writes_restored.v1 after,
 // as the other lifecycle changes do. It returns how many databases changed; a database whose
@@ -496,7 +496,7 @@ func (h *Databases) enforceStorage(ctx context.Context, ids []domain.DatabaseID)
 				}
 				recorded = len(db.PendingEvents()) > 0
 				return nil, nil, nil, nil
-			}, func(server *queryexec.Sandbox, db *domain.Database) error {
+			}, func(server *sandbox.Sandbox, db *domain.Database) error {
 				return server.RestrictWrites(ctx, string(db.ID()), restrict)
 			}, h.reconcileWrites)
 		if err != nil {

@@ -17,7 +17,8 @@ import (
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
-	"github.com/clouddbmanager/clouddb/queryexec"
+	"github.com/clouddbmanager/clouddb/queryexec/sandbox"
+	"github.com/clouddbmanager/clouddb/queryexec/sqlcheck"
 )
 
 // provisioningDeadline is how long a database may wait for an unreachable sandbox server before
@@ -30,7 +31,7 @@ type Databases struct {
 	usage      DatabaseUsage
 	events     EventStore
 	secrets    Secrets
-	fleet      *queryexec.Fleet
+	fleet      *sandbox.Fleet
 	readModels ReadModels
 	db         *sql.DB // the databases read model, the provisioning reactor's queue
 	now        func() time.Time
@@ -50,7 +51,7 @@ type DatabaseUsage interface {
 }
 
 // NewDatabases returns the database handlers.
-func NewDatabases(events EventStore, secrets Secrets, fleet *queryexec.Fleet, readModels ReadModels, usage DatabaseUsage, db *sql.DB, now func() time.Time, log *slog.Logger) *Databases {
+func NewDatabases(events EventStore, secrets Secrets, fleet *sandbox.Fleet, readModels ReadModels, usage DatabaseUsage, db *sql.DB, now func() time.Time, log *slog.Logger) *Databases {
 	return &Databases{events: events, secrets: secrets, fleet: fleet, readModels: readModels, usage: usage, db: db, now: now, log: log}
 }
 
@@ -135,7 +136,7 @@ func (h *Databases) CreateDatabase(ctx context.Context, cmd CreateDatabase) (*do
 	id := domain.DatabaseID(uuid.NewString())
 	var schemaSQL []string
 	if template == domain.TemplateSchema {
-		if schemaSQL, err = checkSchemaSQL(cmd.SchemaSQL, queryexec.SchemaName(server.Prefix(), string(id)), tenant.Settings()); err != nil {
+		if schemaSQL, err = checkSchemaSQL(cmd.SchemaSQL, sandbox.SchemaName(server.Prefix(), string(id)), tenant.Settings()); err != nil {
 			return nil, Impact{}, err
 		}
 	}
@@ -288,7 +289,7 @@ func (h *Databases) createOnServer(ctx context.Context, req domain.DatabaseReque
 	if err != nil {
 		return err
 	}
-	rw, ro, err := server.Provision(ctx, queryexec.Spec{ID: string(req.DatabaseID), Charset: req.Charset,
+	rw, ro, err := server.Provision(ctx, sandbox.Spec{ID: string(req.DatabaseID), Charset: req.Charset,
 		Collation: req.Collation, MaxUserConnections: int(limits.MaxConnections)})
 	if err != nil {
 		return err
@@ -321,16 +322,16 @@ func checkSchemaSQL(ddl, schema string, settings domain.TenantSettings) ([]strin
 	if len(ddl) > maxSchemaSQL {
 		return nil, domain.NewValidationError("schema_sql", fmt.Sprintf("must be at most %d bytes", maxSchemaSQL))
 	}
-	statements, err := queryexec.Split(ddl)
+	statements, err := sqlcheck.Split(ddl)
 	if err != nil {
 		return nil, domain.NewValidationError("schema_sql", err.Error())
 	}
 	for i, stmt := range statements {
-		c, err := queryexec.Classify(stmt, schema)
+		c, err := sqlcheck.Classify(stmt, schema)
 		switch {
 		case err != nil:
 			return nil, domain.NewValidationError("schema_sql", fmt.Sprintf("statement %d: %v", i+1, err))
-		case c.Type != queryexec.TypeDDL || (c.Verb != "CREATE" && c.Verb != "ALTER"):
+		case c.Type != sqlcheck.TypeDDL || (c.Verb != "CREATE" && c.Verb != "ALTER"):
 			return nil, domain.NewValidationError("schema_sql", fmt.Sprintf("statement %d: only CREATE and ALTER statements may build the schema, not %s", i+1, c.Verb))
 		case !settings.AllowProcedures && routineDDL.MatchString(strings.TrimSpace(stmt)):
 			return nil, domain.NewValidationError("schema_sql", fmt.Sprintf("statement %d: this tenant does not allow procedures, functions, triggers or events", i+1))
@@ -379,7 +380,7 @@ func failureReason(err error) string {
 	case errors.Is(err, domain.ErrUnavailable):
 		return "the database server did not answer in time; nothing was kept"
 	}
-	var statement *queryexec.StatementError
+	var statement *sandbox.StatementError
 	var refused *mysql.MySQLError
 	if errors.As(err, &statement) && errors.As(err, &refused) {
 		return fmt.Sprintf("schema_sql statement %d failed: %s (MySQL error %d); nothing was kept", statement.Index, refused.Message, refused.Number)
@@ -437,8 +438,8 @@ func (h *Databases) Connection(ctx context.Context, d *domain.Database, publicHo
 	if publicPort != 0 {
 		port = publicPort
 	}
-	rw, _ := queryexec.AccountNames(server.Prefix(), string(req.DatabaseID))
-	return Connection{Host: host, Port: port, Database: queryexec.SchemaName(server.Prefix(), string(req.DatabaseID)),
+	rw, _ := sandbox.AccountNames(server.Prefix(), string(req.DatabaseID))
+	return Connection{Host: host, Port: port, Database: sandbox.SchemaName(server.Prefix(), string(req.DatabaseID)),
 		Username: rw, Password: string(password)}, nil
 }
 

@@ -19,17 +19,17 @@ import (
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/internal/testdb"
 	"github.com/clouddbmanager/clouddb/projections"
-	"github.com/clouddbmanager/clouddb/queryexec"
+	"github.com/clouddbmanager/clouddb/queryexec/sandbox"
 )
 
 // dbFixture is the identity fixture plus the databases side as cmd/clouddb wires it: the
-// databases projector in the runtime, a queryexec.Fleet on the test server (RDS-B) with a physical
+// databases projector in the runtime, a sandbox.Fleet on the test server (RDS-B) with a physical
 // name prefix of its own, and the Databases handlers, all on the fixture's settable clock. Every
 // schema and account with the prefix is dropped when the test ends.
 type dbFixture struct {
 	*fixture
 	prefix string
-	fleet  *queryexec.Fleet
+	fleet  *sandbox.Fleet
 	dbs    *commands.Databases
 	admin  *sql.DB // root on the test server, for looking behind the handlers' backs
 }
@@ -66,7 +66,7 @@ func newDBFixture(t *testing.T, dsns ...string) *dbFixture {
 	f := newFixture(t)
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	fleet, err := queryexec.OpenFleet(c, dsns, prefix, quiet())
+	fleet, err := sandbox.OpenFleet(c, dsns, prefix, quiet())
 	if err != nil {
 		t.Fatalf("open fleet %v: %v", dsns, err)
 	}
@@ -259,7 +259,7 @@ func (f *dbFixture) schemaExists(t *testing.T, id domain.DatabaseID) bool {
 	t.Helper()
 	var n int
 	if err := f.admin.QueryRowContext(ctx(t), `SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?`,
-		queryexec.SchemaName(f.prefix, string(id))).Scan(&n); err != nil {
+		sandbox.SchemaName(f.prefix, string(id))).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n == 1
@@ -267,7 +267,7 @@ func (f *dbFixture) schemaExists(t *testing.T, id domain.DatabaseID) bool {
 
 func (f *dbFixture) accounts(t *testing.T, id domain.DatabaseID) int {
 	t.Helper()
-	rw, ro := queryexec.AccountNames(f.prefix, string(id))
+	rw, ro := sandbox.AccountNames(f.prefix, string(id))
 	var n int
 	if err := f.admin.QueryRowContext(ctx(t), `SELECT COUNT(*) FROM mysql.user WHERE User IN (?, ?)`, rw, ro).Scan(&n); err != nil {
 		t.Fatal(err)

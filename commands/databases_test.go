@@ -17,7 +17,7 @@ import (
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
 	"github.com/clouddbmanager/clouddb/internal/testdb"
-	"github.com/clouddbmanager/clouddb/queryexec"
+	"github.com/clouddbmanager/clouddb/queryexec/sandbox"
 )
 
 // Tenant databases on RDS-B (the test server), driven through the command handlers with the
@@ -111,8 +111,8 @@ func TestDatabaseProvisioning(t *testing.T) {
 	t.Run("credentials work and see only their schema", func(t *testing.T) {
 		c := f.conn(t, tenant, blank.ID())
 		host, port := f.fleet.Servers()[0].Host()
-		rw, _ := queryexec.AccountNames(f.prefix, string(blank.ID()))
-		if c.Host != host || c.Port != port || c.Username != rw || c.Database != queryexec.SchemaName(f.prefix, string(blank.ID())) || len(c.Password) < 20 {
+		rw, _ := sandbox.AccountNames(f.prefix, string(blank.ID()))
+		if c.Host != host || c.Port != port || c.Username != rw || c.Database != sandbox.SchemaName(f.prefix, string(blank.ID())) || len(c.Password) < 20 {
 			t.Fatalf("connection details %+v", c)
 		}
 		if strings.Contains(c.Database, "app") || strings.Contains(c.Username, "app") {
@@ -140,7 +140,7 @@ func TestDatabaseProvisioning(t *testing.T) {
 		if want := []string{"information_schema", c.Database}; !slices.Equal(schemas, want) {
 			t.Errorf("SHOW DATABASES = %v, want %v", schemas, want)
 		}
-		other := queryexec.SchemaName(f.prefix, string(sample.ID()))
+		other := sandbox.SchemaName(f.prefix, string(sample.ID()))
 		for _, q := range []string{"SELECT COUNT(*) FROM `" + other + "`.orders", "SELECT COUNT(*) FROM mysql.user"} {
 			var n int
 			if err := db.QueryRowContext(ctx(t), q).Scan(&n); err == nil {
@@ -158,7 +158,7 @@ func TestDatabaseProvisioning(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, roUser := queryexec.AccountNames(f.prefix, string(blank.ID()))
+		_, roUser := sandbox.AccountNames(f.prefix, string(blank.ID()))
 		ro := mustDial(t, commands.Connection{Host: c.Host, Port: c.Port, Database: c.Database, Username: roUser, Password: string(roPassword)})
 		var body string
 		if err := ro.QueryRowContext(ctx(t), `SELECT body FROM notes WHERE id = 1`).Scan(&body); err != nil || body != "hello" {
@@ -194,9 +194,9 @@ func TestDatabaseProvisioningResumes(t *testing.T) {
 	t.Parallel()
 	f := newDBFixture(t)
 	owner, tenant := f.owner(t, "crash@example.com")
-	spec := func(d *domain.Database) queryexec.Spec {
+	spec := func(d *domain.Database) sandbox.Spec {
 		r := d.Requested()
-		return queryexec.Spec{ID: string(r.DatabaseID), Charset: r.Charset, Collation: r.Collation, MaxUserConnections: 10}
+		return sandbox.Spec{ID: string(r.DatabaseID), Charset: r.Charset, Collation: r.Collation, MaxUserConnections: 10}
 	}
 	server := f.fleet.Servers()[0]
 
@@ -240,7 +240,7 @@ func TestDatabaseProvisioningResumes(t *testing.T) {
 		}
 		// The rows go in one transaction, so a crash during the load leaves the tables without
 		// rows (orders first: its foreign keys point at the others).
-		schema := queryexec.SchemaName(f.prefix, string(d.ID()))
+		schema := sandbox.SchemaName(f.prefix, string(d.ID()))
 		for _, table := range []string{"orders", "products", "customers"} {
 			if _, err := f.admin.ExecContext(ctx(t), "DELETE FROM `"+schema+"`."+table); err != nil {
 				t.Fatal(err)
@@ -264,7 +264,7 @@ func TestDatabaseProvisioningUnreachableServer(t *testing.T) {
 	t.Parallel()
 	// OpenFleet pings every server: a DSN nobody answers (127.0.0.1:1) cannot be part of a fleet
 	// at all, so the unreachable server is a proxy that is taken down after the fleet opened.
-	if fleet, err := queryexec.OpenFleet(ctx(t), []string{testdb.ServerDSN(), "root@tcp(127.0.0.1:1)/?timeout=1s"}, newPrefix(), quiet()); err == nil {
+	if fleet, err := sandbox.OpenFleet(ctx(t), []string{testdb.ServerDSN(), "root@tcp(127.0.0.1:1)/?timeout=1s"}, newPrefix(), quiet()); err == nil {
 		fleet.Close()
 	} else {
 		t.Logf("OpenFleet with a second server at 127.0.0.1:1: %v", err)
@@ -387,7 +387,7 @@ func TestDatabasePlacementTwoServers(t *testing.T) {
 		mustDial(t, c)
 	}
 	// A restart that lists the servers the other way round finds each database where it lives.
-	reversed, err := queryexec.OpenFleet(ctx(t), []string{dsns[1], dsns[0]}, f.prefix, quiet())
+	reversed, err := sandbox.OpenFleet(ctx(t), []string{dsns[1], dsns[0]}, f.prefix, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +423,7 @@ func TestDatabaseStopStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, roUser := queryexec.AccountNames(f.prefix, string(d.ID()))
+	_, roUser := sandbox.AccountNames(f.prefix, string(d.ID()))
 	ro := commands.Connection{Host: c.Host, Port: c.Port, Database: c.Database, Username: roUser, Password: string(roPassword)}
 
 	stopped, err := f.dbs.Stop(ctx(t), tenant, d.ID(), "manual", meta)
@@ -1194,10 +1194,10 @@ func TestDatabaseProvisioningFailure(t *testing.T) {
 	r := d.Requested()
 	// An attempt that created schema and accounts, and a table the sample cannot fill: loading
 	// the sample fails with a server error (not an unreachable server), so provisioning gives up.
-	if _, _, err := server.Provision(ctx(t), queryexec.Spec{ID: string(d.ID()), Charset: r.Charset, Collation: r.Collation, MaxUserConnections: 10}); err != nil {
+	if _, _, err := server.Provision(ctx(t), sandbox.Spec{ID: string(d.ID()), Charset: r.Charset, Collation: r.Collation, MaxUserConnections: 10}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.admin.ExecContext(ctx(t), "CREATE TABLE `"+queryexec.SchemaName(f.prefix, string(d.ID()))+"`.customers (x INT)"); err != nil {
+	if _, err := f.admin.ExecContext(ctx(t), "CREATE TABLE `"+sandbox.SchemaName(f.prefix, string(d.ID()))+"`.customers (x INT)"); err != nil {
 		t.Fatal(err)
 	}
 	f.provisionAll(t)
@@ -1426,7 +1426,7 @@ func TestSchemaTemplateRunsTheCreatorsDDLOnTheDatabasesOwnAccount(t *testing.T) 
 			t.Fatalf("state %s, reason %q; want failed naming statement 2", v.State, v.FailureReason)
 		}
 		var schemas int
-		schema := queryexec.SchemaName(f.prefix, string(d.ID()))
+		schema := sandbox.SchemaName(f.prefix, string(d.ID()))
 		if err := f.admin.QueryRowContext(ctx(t), `SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?`, schema).Scan(&schemas); err != nil || schemas != 0 {
 			t.Fatalf("the failed database's schema is still there (%d, %v)", schemas, err)
 		}

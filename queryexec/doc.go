@@ -1,12 +1,19 @@
-// Package queryexec owns every conversation with RDS-B, the sandbox MySQL servers that hold the
-// tenants' databases.
+// Package queryexec is the engine that runs a tenant's statement on RDS-B, the sandbox MySQL
+// servers that hold the tenants' databases: it checks every statement with sqlcheck.Decide before
+// any runs, takes a pooled session on the database's own account (pools.go), runs each statement
+// with the server-side timeout and row limit (KILL QUERY past its deadline), streams the rows into
+// the result store (results), translates MySQL's errors (mysqlerror.go) and describes each
+// statement as a domain.QueryExecuted for the caller to record. Validate (validate.go) answers
+// POST /validate without running anything.
 //
-// A Sandbox is one such server reached with an admin DSN. It provisions each database as one
-// schema and two accounts (read-write and read-only, granted on that schema only, with
-// MAX_USER_CONNECTIONS), locks and unlocks them, rotates the read-write password, drops them,
-// measures storage and describes a schema for the schema browser. Physical names derive from the
-// database id and a configured prefix (SchemaName, AccountNames), never from a user's input.
+// Its rooms:
 //
-// Nothing here records events or speaks HTTP: reactors and commands call it and record what
-// happened.
+//	sqlcheck  reading SQL: split, classify, fingerprint, redact; and Decide, the one decision
+//	          whether a principal may run a statement on a database, and on which account
+//	results   the kept results: shaping rows as JSON, the result store, exports
+//	sandbox   administering the sandbox servers: the fleet, physical names, provisioning,
+//	          locks, grants, storage, schema browsing, templates
+//
+// Dependencies point inward: queryexec imports the three; results and sandbox import sqlcheck
+// (identifier quoting); sqlcheck imports only domain. Nothing here records events or speaks HTTP.
 package queryexec

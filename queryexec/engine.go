@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/queryexec/results"
+	"github.com/clouddbmanager/clouddb/queryexec/sandbox"
+	"github.com/clouddbmanager/clouddb/queryexec/sqlcheck"
 )
 
 // Request bounds and defaults.
@@ -27,8 +29,6 @@ const (
 	DefaultPageSize = 100
 	// MaxPageSize bounds page_size and the limit of GET /queries/{id}/results.
 	MaxPageSize = 10_000
-	// ConfirmWriteRows: an UPDATE or DELETE estimated to touch more rows needs confirm: true.
-	ConfirmWriteRows = 1_000
 	// inlineBytes bounds the rows a response carries inline; the rest are pages away.
 	inlineBytes = 8 << 20
 	// killGrace is how long past its timeout a statement may run on MariaDB, whose server ends it
@@ -56,16 +56,17 @@ type Policy struct {
 
 // Request is one POST /databases/{id}/query (or /validate).
 type Request struct {
-	User     domain.UserID
-	Role     domain.Role
-	Target   Target
-	Policy   Policy
-	SQL      string
-	TimeoutS float64 // 0: the tenant's timeout; may only lower it
-	RowLimit int64   // 0: the tenant's row limit; at most the plan's
-	PageSize int64   // 0: DefaultPageSize
-	Confirm  bool
-	Multi    bool
+	User       domain.UserID
+	Role       domain.Role
+	SuperAdmin bool // acts as at least a tenant admin (sqlcheck.Decide)
+	Target     Target
+	Policy     Policy
+	SQL        string
+	TimeoutS   float64 // 0: the tenant's timeout; may only lower it
+	RowLimit   int64   // 0: the tenant's row limit; at most the plan's
+	PageSize   int64   // 0: DefaultPageSize
+	Confirm    bool
+	Multi      bool
 }
 
 // PageInfo says which rows of a result a response holds.
@@ -77,45 +78,30 @@ type PageInfo struct {
 
 // Result is the outcome of one statement, as API.md shapes it.
 type Result struct {
-	QueryID       string            `json:"query_id"`
-	StatementType StatementType     `json:"statement_type"`
-	Columns       []ResultColumn    `json:"columns"`
-	Rows          []json.RawMessage `json:"rows"`
-	RowCount      int64             `json:"row_count"`
-	AffectedRows  int64             `json:"affected_rows"`
-	LastInsertID  int64             `json:"last_insert_id"`
-	Truncated     bool              `json:"truncated"`
-	ExecutionMS   float64           `json:"execution_ms"`
-	Page          PageInfo          `json:"page"`
+	QueryID       string                 `json:"query_id"`
+	StatementType sqlcheck.StatementType `json:"statement_type"`
+	Columns       []results.Column       `json:"columns"`
+	Rows          []json.RawMessage      `json:"rows"`
+	RowCount      int64                  `json:"row_count"`
+	AffectedRows  int64                  `json:"affected_rows"`
+	LastInsertID  int64                  `json:"last_insert_id"`
+	Truncated     bool                   `json:"truncated"`
+	ExecutionMS   float64                `json:"execution_ms"`
+	Page          PageInfo               `json:"page"`
 }
+
+// StatementError says which statement of a multi request failed, and how.
+type StatementError struct {
+	Index     int // 1-based
+	Err       error
+	Completed []Result // the statements before it, which ran
+}
+
+func (e *StatementError) Error() string { return fmt.Sprintf("statement %d: %v", e.Index, e.Err) }
+func (e *StatementError) Unwrap() error { return e.Err }
 
 // ErrTimeout: the statement ran past its timeout and was stopped on the server.
 var ErrTimeout = errors.New("queryexec: query timed out")
-
-// NotAllowedError is a statement refused before it ran, with its type where it is known.
-type NotAllowedError struct {
-	StatementType StatementType
-	*Denied
-}
-
-// Unwrap gives the classifier's refusal.
-func (e *NotAllowedError) Unwrap() error { return e.Denied }
-
-// ConfirmationError: the statement runs only when re-sent with confirm: true.
-type ConfirmationError struct {
-	Reason        string // "drop", "no_where", "large_write"
-	EstimatedRows int64  // for large_write
-}
-
-func (e *ConfirmationError) Error() string {
-	switch e.Reason {
-	case "drop":
-		return "this statement drops or empties data; re-send it with confirm: true"
-	case "no_where":
-		return "this UPDATE or DELETE has no WHERE and touches every row; re-send it with confirm: true"
-	}
-	return fmt.Sprintf("this statement touches about %d rows; re-send it with confirm: true", e.EstimatedRows)
-}
 
 // BusyError: the tenant has as many queries running as its plan allows connections, or the
 // database has no free connection. Retry shortly.
@@ -128,9 +114,9 @@ func (e *BusyError) Error() string { return "queryexec: busy: " + e.Message }
 // describe each statement as a domain.QueryExecuted for the caller to record. It is safe for
 // concurrent use.
 type Engine struct {
-	fleet   *Fleet
+	fleet   *sandbox.Fleet
 	pools   *pools
-	results *ResultStore
+	results *results.Store
 	running *tenantGate
 	log     *slog.Logger
 	now     func() time.Time
@@ -141,9 +127,9 @@ type Engine struct {
 
 // EngineOptions configure an Engine.
 type EngineOptions struct {
-	Fleet     *Fleet
+	Fleet     *sandbox.Fleet
 	Passwords Passwords
-	Results   *ResultStore
+	Results   *results.Store
 	Log       *slog.Logger
 	Now       func() time.Time // default time.Now
 	// OnWrite is told about each database a statement may have changed the size of (the storage
@@ -198,7 +184,7 @@ func (e *Engine) Close() {
 func (e *Engine) Forget(id domain.DatabaseID) { e.pools.forget(id) }
 
 // Results is the store of results for paging and exports.
-func (e *Engine) Results() *ResultStore { return e.results }
+func (e *Engine) Results() *results.Store { return e.results }
 
 // bounds are a request's effective limits.
 type bounds struct {
@@ -246,12 +232,12 @@ func (r Request) bounds() (bounds, error) {
 
 // statement is one statement of a request on its way through the pipeline.
 type statement struct {
-	sql    string
-	secret bool   // the text holds a password or key: error messages quoting it are not recorded
-	schema string // the database's physical schema, and its name as its users know it
-	name   string
-	class  Classification
-	record domain.QueryExecuted
+	sql      string
+	secret   bool   // the text holds a password or key: error messages quoting it are not recorded
+	schema   string // the database's physical schema, and its name as its users know it
+	name     string
+	decision sqlcheck.Decision
+	record   domain.QueryExecuted
 }
 
 // Run runs the request's statement (or, with Multi, each statement in order, stopping at the
@@ -283,7 +269,7 @@ func (e *Engine) Run(ctx context.Context, req Request) ([]Result, []domain.Query
 		return nil, e.refuse(stmts, err), err
 	}
 	defer release()
-	c, err := e.session(ctx, req)
+	c, err := e.session(ctx, req, stmts[0].decision.Account)
 	if err != nil {
 		return nil, e.refuse(stmts, err), err
 	}
@@ -313,9 +299,9 @@ func (e *Engine) Run(ctx context.Context, req Request) ([]Result, []domain.Query
 func (e *Engine) prepare(req Request) (stmts []statement, refused *statement, err error) {
 	texts := []string{req.SQL}
 	if req.Multi {
-		if texts, err = Split(req.SQL); err != nil {
+		if texts, err = sqlcheck.Split(req.SQL); err != nil {
 			st := e.newStatement(req, req.SQL)
-			return nil, &st, e.fail(&st, notAllowed("", err))
+			return nil, &st, e.fail(&st, sqlcheck.NotAllowed("", err))
 		}
 		if len(texts) > MaxStatements {
 			return nil, nil, domain.NewValidationError("sql", fmt.Sprintf("holds %d statements; send at most %d per request", len(texts), MaxStatements))
@@ -326,7 +312,7 @@ func (e *Engine) prepare(req Request) (stmts []statement, refused *statement, er
 		st := e.newStatement(req, text)
 		stmts = append(stmts, st)
 		last := &stmts[len(stmts)-1]
-		if err := e.check(req, last); err != nil {
+		if err := e.check(last); err != nil {
 			if req.Multi {
 				err = &StatementError{Index: i + 1, Err: err}
 			}
@@ -343,58 +329,38 @@ func (e *Engine) prepare(req Request) (stmts []statement, refused *statement, er
 	}
 }
 
-// check classifies st and decides, from what the request says, whether it may run; a refusal is
-// recorded on st.
-func (e *Engine) check(req Request, st *statement) error {
-	c, err := Classify(st.sql, st.schema)
-	if err != nil {
-		return e.fail(st, notAllowed("", err))
+// check records what the decision on st found, and its refusal.
+func (e *Engine) check(st *statement) error {
+	if c := st.decision.Class; c.Type != "" {
+		st.record.StatementType, st.record.Tables = string(c.Type), unqualified(c.Tables, st.schema)
 	}
-	st.class = c
-	st.record.StatementType, st.record.Tables = string(c.Type), unqualified(c.Tables, st.schema)
-	if err := Authorize(c, req.Role, req.Policy.Settings); err != nil {
-		return e.fail(st, notAllowed(c.Type, err))
-	}
-	if reason := NeedsConfirm(c); reason != "" && !req.Confirm {
-		return e.fail(st, &ConfirmationError{Reason: reason})
-	}
-	return e.fail(st, storageCheck(c, req.Policy, req.Target.WritesRestricted))
+	return e.fail(st, st.decision.Err())
 }
 
+// question asks whether st of req may run; estimate is what the server estimated for the first
+// decision's Measure (nil before).
+func (st *statement) question(req Request, estimate *int64) sqlcheck.Question {
+	return sqlcheck.Question{
+		SQL: st.sql,
+		Who: sqlcheck.Principal{Role: req.Role, SuperAdmin: req.SuperAdmin},
+		Where: sqlcheck.Place{Schema: st.schema, Settings: req.Policy.Settings, Limits: req.Policy.Limits,
+			StorageBytes: req.Policy.StorageBytes, WritesRestricted: req.Target.WritesRestricted},
+		Confirm:  req.Confirm,
+		Estimate: estimate,
+	}
+}
+
+// newStatement is text of req with its record and sqlcheck.Decide's decision on it.
 func (e *Engine) newStatement(req Request, text string) statement {
-	redacted := RedactSecrets(text)
+	redacted := sqlcheck.RedactSecrets(text)
 	recorded, truncated := domain.RecordedSQL(redacted)
-	schema := SchemaName(e.fleet.Prefix(), string(req.Target.ID))
-	return statement{sql: text, secret: redacted != text, schema: schema, name: req.Target.Name, record: domain.QueryExecuted{
+	schema := sandbox.SchemaName(e.fleet.Prefix(), string(req.Target.ID))
+	st := statement{sql: text, secret: redacted != text, schema: schema, name: req.Target.Name, record: domain.QueryExecuted{
 		QueryID: uuid.NewString(), TenantID: req.Target.Tenant, UserID: req.User, DatabaseID: req.Target.ID,
-		SQL: recorded, SQLTruncated: truncated, Fingerprint: Fingerprint(text), Status: domain.QuerySucceeded, At: e.now().UTC(),
+		SQL: recorded, SQLTruncated: truncated, Fingerprint: sqlcheck.Fingerprint(text), Status: domain.QuerySucceeded, At: e.now().UTC(),
 	}}
-}
-
-func notAllowed(t StatementType, err error) error {
-	var d *Denied
-	if errors.As(err, &d) {
-		return &NotAllowedError{StatementType: t, Denied: d}
-	}
-	return err
-}
-
-// storageCheck refuses writes while the tenant uses more storage than its plan allows, or while
-// the database's account is restricted for it (the wall the storage sampler sets; the usage the
-// policy saw may already be under again); statements that free space (DELETE, DROP, TRUNCATE)
-// stay allowed, so the tenant can get back under.
-func storageCheck(c Classification, p Policy, restricted bool) error {
-	if c.Type != TypeDML && c.Type != TypeDDL {
-		return nil
-	}
-	switch c.Verb {
-	case "DELETE", "DROP", "TRUNCATE":
-		return nil
-	}
-	if restricted || (p.Limits.MaxStorageBytes > 0 && p.StorageBytes >= p.Limits.MaxStorageBytes) {
-		return &domain.QuotaExceededError{Resource: "storage", Used: p.StorageBytes, Limit: p.Limits.MaxStorageBytes}
-	}
-	return nil
+	st.decision = sqlcheck.Decide(st.question(req, nil))
+	return st
 }
 
 // fail marks st's record with err and returns err; a nil err changes nothing.
@@ -405,8 +371,8 @@ func (e *Engine) fail(st *statement, err error) error {
 	r := &st.record
 	r.Status, r.ErrorCode, r.Error = domain.QueryFailed, ErrorCode(err), err.Error()
 	var (
-		na *NotAllowedError
-		ce *ConfirmationError
+		na *sqlcheck.NotAllowedError
+		ce *sqlcheck.ConfirmationError
 		qe *QueryError
 	)
 	switch {
@@ -444,8 +410,8 @@ func recordsOf(stmts []statement) []domain.QueryExecuted {
 // ErrorCode is the API error code an engine error is recorded with in QueryExecuted.
 func ErrorCode(err error) string {
 	var (
-		na    *NotAllowedError
-		ce    *ConfirmationError
+		na    *sqlcheck.NotAllowedError
+		ce    *sqlcheck.ConfirmationError
 		qe    *QueryError
 		quota *domain.QuotaExceededError
 		busy  *BusyError
@@ -489,7 +455,7 @@ func unqualified(tables []string, schema string) []string {
 // changesSession reports whether a statement may leave state on its session that must not reach
 // another request: transactions, variables, temporary tables, routines that could do either.
 func changesSession(st *statement) bool {
-	switch st.class.Verb {
+	switch st.decision.Class.Verb {
 	case "SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "INSERT", "UPDATE", "DELETE", "REPLACE",
 		"CREATE", "ALTER", "DROP", "TRUNCATE", "RENAME":
 		return strings.Contains(st.sql, "@") || containsFold(st.sql, "TEMPORARY")
@@ -509,7 +475,7 @@ func (e *Engine) runOne(ctx context.Context, c *conn, req Request, b bounds, st 
 	started := time.Now()
 	res, err := e.execute(ctx, c, b, st)
 	elapsed := time.Since(started)
-	if err == nil && elapsed >= b.timeout*9/10 && c.server.Flavor() == FlavorMariaDB {
+	if err == nil && elapsed >= b.timeout*9/10 && c.server.Flavor() == sandbox.FlavorMariaDB {
 		// Some functions (BENCHMARK) end quietly when max_statement_time interrupts them: ask
 		// the server whether it did.
 		if interrupted, cerr := c.interrupted(ctx); cerr != nil || interrupted {
@@ -518,7 +484,7 @@ func (e *Engine) runOne(ctx context.Context, c *conn, req Request, b bounds, st 
 	}
 	res.ExecutionMS = float64(elapsed.Microseconds()) / 1000
 	st.record.ExecutionMS = res.ExecutionMS
-	if st.class.Type == TypeDML || st.class.Type == TypeDDL {
+	if st.decision.Class.Type == sqlcheck.TypeDML || st.decision.Class.Type == sqlcheck.TypeDDL {
 		e.onWrite(req.Target.ID)
 	}
 	if err != nil {
@@ -535,45 +501,31 @@ func (e *Engine) translate(err error, st *statement) error {
 	if IsTimeout(err) {
 		return ErrTimeout
 	}
-	if unreachable(err) {
+	if sandbox.Unreachable(err) {
 		return fmt.Errorf("%w: %w", domain.ErrDatabaseUnavailable, err)
 	}
 	return TranslateError(err, st.sql, st.schema, st.name)
 }
 
-// impact checks what only the database knows: how many rows an UPDATE or DELETE touches (refused
-// above the plan's limit, confirmed above ConfirmWriteRows), and how large a table an ALTER
-// rewrites (high impact unless the tenant allows it).
+// impact measures what the decision on st asked the server for (the rows an UPDATE or DELETE
+// touches, the size of the table an ALTER TABLE changes) and has sqlcheck.Decide decide again
+// with it.
 func (e *Engine) impact(ctx context.Context, c *conn, req Request, st *statement) error {
-	switch {
-	case st.class.Verb == "UPDATE" || st.class.Verb == "DELETE":
-		rows, err := explainRows(ctx, c, st.sql)
-		if err != nil {
-			return e.translate(err, st)
-		}
-		if limit := req.Policy.Limits.MaxWriteRows; limit > 0 && rows > limit {
-			return &NotAllowedError{StatementType: st.class.Type, Denied: deny("too_large",
-				"this statement would touch about %d rows; the plan allows %d per statement: split it into smaller ones", rows, limit)}
-		}
-		if rows > ConfirmWriteRows && !req.Confirm {
-			return &ConfirmationError{Reason: "large_write", EstimatedRows: rows}
-		}
-	case alterTable.MatchString(st.sql) && len(st.class.Tables) > 0 && !req.Policy.Settings.AllowHighImpactAlter:
-		table := unqualified(st.class.Tables[:1], st.schema)[0]
-		rows, err := tableRows(ctx, c, table)
-		if err != nil {
-			return e.translate(err, st)
-		}
-		if rows >= HighImpactRows {
-			return &NotAllowedError{StatementType: st.class.Type, Denied: DenyLargeAlter(table, rows)}
-		}
+	var rows int64
+	var err error
+	switch st.decision.Measure {
+	case sqlcheck.MeasureWriteRows:
+		rows, err = explainRows(ctx, c, st.sql)
+	case sqlcheck.MeasureTableRows:
+		rows, err = tableRows(ctx, c, st.decision.Table)
+	default:
+		return nil
 	}
-	return nil
+	if err != nil {
+		return e.translate(err, st)
+	}
+	return sqlcheck.Decide(st.question(req, &rows)).Err()
 }
-
-// alterTable matches ALTER TABLE statements, whose first table is the one altered (others may be
-// referenced by a foreign key).
-var alterTable = regexp.MustCompile(`(?is)^\s*ALTER\s+(ONLINE\s+|OFFLINE\s+|IGNORE\s+)*TABLE\s`)
 
 // explainRows estimates the rows a statement examines: the largest estimate of its plan.
 func explainRows(ctx context.Context, c *conn, stmt string) (int64, error) {
@@ -600,14 +552,14 @@ func tableRows(ctx context.Context, c *conn, table string) (int64, error) {
 }
 
 // returnsRows reports whether the statement answers with a result set.
-func returnsRows(c Classification, text string) bool {
+func returnsRows(c sqlcheck.Classification, text string) bool {
 	switch c.Verb {
 	case "SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "CALL", "ANALYZE", "CHECK", "OPTIMIZE", "REPAIR", "CHECKSUM", "VALUES", "TABLE":
 		return true
 	case "INSERT", "REPLACE", "DELETE":
 		return containsFold(text, "RETURNING")
 	}
-	return c.Type == TypeRead
+	return c.Type == sqlcheck.TypeRead
 }
 
 // execute runs the statement with the server-side limits. On MariaDB, SET STATEMENT applies
@@ -615,11 +567,11 @@ func returnsRows(c Classification, text string) bool {
 // after the first one past the row limit); on MySQL the session variables are set first, and a
 // statement MAX_EXECUTION_TIME does not cover (all but SELECT) is killed at its deadline.
 func (e *Engine) execute(ctx context.Context, c *conn, b bounds, st *statement) (Result, error) {
-	res := Result{QueryID: st.record.QueryID, StatementType: st.class.Type, Columns: []ResultColumn{}, Rows: []json.RawMessage{}}
-	rowsWanted := returnsRows(st.class, st.sql)
+	res := Result{QueryID: st.record.QueryID, StatementType: st.decision.Class.Type, Columns: []results.Column{}, Rows: []json.RawMessage{}}
+	rowsWanted := returnsRows(st.decision.Class, st.sql)
 	text := st.sql
 	deadline := b.timeout
-	if c.server.Flavor() == FlavorMariaDB {
+	if c.server.Flavor() == sandbox.FlavorMariaDB {
 		limits := "max_statement_time=" + strconv.FormatFloat(b.timeout.Seconds(), 'f', 3, 64)
 		if rowsWanted {
 			limits += ", sql_select_limit=" + strconv.FormatInt(b.rowLimit+1, 10)
@@ -676,7 +628,7 @@ func (e *Engine) read(ctx context.Context, c *conn, b bounds, st *statement, res
 		return err
 	}
 	defer rows.Close()
-	reader, err := NewRowReader(rows)
+	reader, err := results.NewRowReader(rows)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,10 @@ import (
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/internal/testdb"
+	"github.com/clouddbmanager/clouddb/queryexec/results"
+	"github.com/clouddbmanager/clouddb/queryexec/sandbox"
+	"github.com/clouddbmanager/clouddb/queryexec/sandbox/sandboxtest"
+	"github.com/clouddbmanager/clouddb/queryexec/sqlcheck"
 )
 
 // engineFixture is an Engine on a Fleet of the test server with a physical name prefix of its
@@ -26,10 +30,10 @@ import (
 // a map, as the vault would give them.
 type engineFixture struct {
 	prefix  string
-	fleet   *Fleet
-	server  *Sandbox
+	fleet   *sandbox.Fleet
+	server  *sandbox.Sandbox
 	engine  *Engine
-	results *ResultStore
+	results *results.Store
 	root    *sql.DB // root on the test server, default schema the database's physical one
 
 	id     domain.DatabaseID
@@ -96,18 +100,18 @@ func newEngineFixture(t *testing.T) *engineFixture {
 	log := slog.New(slog.DiscardHandler)
 	f := &engineFixture{prefix: enginePrefix(), name: "shop", limits: domain.Plans[0].Limits, passwords: map[string]string{},
 		id: domain.DatabaseID(uuid.NewString()), tenant: domain.TenantID(uuid.NewString()), user: domain.UserID(uuid.NewString())}
-	ctx := testContext(t)
-	fleet, err := OpenFleet(ctx, []string{testdb.ServerDSN()}, f.prefix, log)
+	ctx := sandboxtest.Context(t)
+	fleet, err := sandbox.OpenFleet(ctx, []string{testdb.ServerDSN()}, f.prefix, log)
 	if err != nil {
 		t.Fatalf("open fleet (set CLOUDDB_TEST_DSN or start MariaDB): %v", err)
 	}
 	t.Cleanup(func() { fleet.Close() }) // registered first: runs last
 	f.fleet, f.server = fleet, fleet.Servers()[0]
-	f.schema = SchemaName(f.prefix, string(f.id))
-	f.rwUser, f.roUser = AccountNames(f.prefix, string(f.id))
+	f.schema = sandbox.SchemaName(f.prefix, string(f.id))
+	f.rwUser, f.roUser = sandbox.AccountNames(f.prefix, string(f.id))
 
-	cleanupDrop(t, f.server, string(f.id))
-	rw, ro, err := f.server.Provision(ctx, Spec{ID: string(f.id), Charset: "utf8mb4", Collation: "utf8mb4_general_ci",
+	sandboxtest.CleanupDrop(t, f.server, string(f.id))
+	rw, ro, err := f.server.Provision(ctx, sandbox.Spec{ID: string(f.id), Charset: "utf8mb4", Collation: "utf8mb4_general_ci",
 		MaxUserConnections: int(f.limits.MaxConnections)})
 	if err != nil {
 		t.Fatalf("provision: %v", err)
@@ -124,7 +128,7 @@ func newEngineFixture(t *testing.T) *engineFixture {
 	}
 	t.Cleanup(func() { f.root.Close() })
 
-	if f.results, err = OpenResultStore(ResultStoreOptions{Dir: t.TempDir(), Log: log}); err != nil {
+	if f.results, err = results.Open(results.StoreOptions{Dir: t.TempDir(), Log: log}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.results.Close() })
@@ -162,7 +166,7 @@ func (f *engineFixture) request(role domain.Role, query string) Request {
 
 func (f *engineFixture) run(t *testing.T, req Request) ([]Result, []domain.QueryExecuted, error) {
 	t.Helper()
-	return f.engine.Run(testContext(t), req)
+	return f.engine.Run(sandboxtest.Context(t), req)
 }
 
 // mustRun runs one statement as a developer and fails the test unless it succeeds.
@@ -191,7 +195,7 @@ func (f *engineFixture) mustRunReq(t *testing.T, req Request) (Result, domain.Qu
 func (f *engineFixture) exec(t *testing.T, queries ...string) {
 	t.Helper()
 	for _, q := range queries {
-		if _, err := f.root.ExecContext(testContext(t), q); err != nil {
+		if _, err := f.root.ExecContext(sandboxtest.Context(t), q); err != nil {
 			t.Fatalf("root: %s: %v", q, err)
 		}
 	}
@@ -201,7 +205,7 @@ func (f *engineFixture) exec(t *testing.T, queries ...string) {
 func (f *engineFixture) count(t *testing.T, table string) int64 {
 	t.Helper()
 	var n int64
-	if err := f.root.QueryRowContext(testContext(t), "SELECT COUNT(*) FROM "+quoteIdent(table)).Scan(&n); err != nil {
+	if err := f.root.QueryRowContext(sandboxtest.Context(t), "SELECT COUNT(*) FROM "+sqlcheck.QuoteIdent(table)).Scan(&n); err != nil {
 		t.Fatalf("count %s: %v", table, err)
 	}
 	return n
@@ -211,10 +215,10 @@ func (f *engineFixture) count(t *testing.T, table string) int64 {
 // server's row estimates are right.
 func (f *engineFixture) fill(t *testing.T, table string, n int) {
 	t.Helper()
-	f.exec(t, "CREATE TABLE "+quoteIdent(table)+" (id INT AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL, b VARCHAR(20))")
+	f.exec(t, "CREATE TABLE "+sqlcheck.QuoteIdent(table)+" (id INT AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL, b VARCHAR(20))")
 	for from := 1; from <= n; from += 1000 {
 		var sb strings.Builder
-		sb.WriteString("INSERT INTO " + quoteIdent(table) + " (v, b) VALUES ")
+		sb.WriteString("INSERT INTO " + sqlcheck.QuoteIdent(table) + " (v, b) VALUES ")
 		for i := from; i < from+1000 && i <= n; i++ {
 			if i > from {
 				sb.WriteByte(',')
@@ -223,14 +227,14 @@ func (f *engineFixture) fill(t *testing.T, table string, n int) {
 		}
 		f.exec(t, sb.String())
 	}
-	f.exec(t, "ANALYZE TABLE "+quoteIdent(table))
+	f.exec(t, "ANALYZE TABLE "+sqlcheck.QuoteIdent(table))
 }
 
 // running counts the statements of the database's accounts whose text contains pattern.
 func (f *engineFixture) running(t *testing.T, pattern string) int {
 	t.Helper()
 	var n int
-	err := f.root.QueryRowContext(testContext(t), `SELECT COUNT(*) FROM information_schema.PROCESSLIST
+	err := f.root.QueryRowContext(sandboxtest.Context(t), `SELECT COUNT(*) FROM information_schema.PROCESSLIST
 		WHERE USER IN (?, ?) AND INFO LIKE ?`, f.rwUser, f.roUser, "%"+pattern+"%").Scan(&n)
 	if err != nil {
 		t.Fatalf("processlist: %v", err)
@@ -240,7 +244,7 @@ func (f *engineFixture) running(t *testing.T, pattern string) int {
 
 // processes describes the sessions of the database's accounts, for failure messages.
 func (f *engineFixture) processes(t *testing.T) string {
-	rows, err := f.root.QueryContext(testContext(t), `SELECT ID, COMMAND, TIME_MS, COALESCE(STATE, ''), COALESCE(INFO, '')
+	rows, err := f.root.QueryContext(sandboxtest.Context(t), `SELECT ID, COMMAND, TIME_MS, COALESCE(STATE, ''), COALESCE(INFO, '')
 		FROM information_schema.PROCESSLIST WHERE USER IN (?, ?)`, f.rwUser, f.roUser)
 	if err != nil {
 		return err.Error()
@@ -263,7 +267,7 @@ func (f *engineFixture) processes(t *testing.T) string {
 func (f *engineFixture) openTransactions(t *testing.T) int {
 	t.Helper()
 	var n int
-	err := f.root.QueryRowContext(testContext(t), `SELECT COUNT(*) FROM information_schema.INNODB_TRX x
+	err := f.root.QueryRowContext(sandboxtest.Context(t), `SELECT COUNT(*) FROM information_schema.INNODB_TRX x
 		JOIN information_schema.PROCESSLIST p ON p.ID = x.trx_mysql_thread_id WHERE p.USER IN (?, ?)`, f.rwUser, f.roUser).Scan(&n)
 	if err != nil {
 		t.Fatalf("innodb_trx: %v", err)
@@ -319,20 +323,20 @@ func rowsJSON(rows []json.RawMessage) string {
 	return strings.Join(parts, ",")
 }
 
-func wantNotAllowed(t *testing.T, err error, reason string) *NotAllowedError {
+func wantNotAllowed(t *testing.T, err error, reason string) *sqlcheck.NotAllowedError {
 	t.Helper()
-	var na *NotAllowedError
+	var na *sqlcheck.NotAllowedError
 	if !errors.As(err, &na) || na.Reason != reason {
-		t.Fatalf("error %v (%T), want a *NotAllowedError with reason %s", err, err, reason)
+		t.Fatalf("error %v (%T), want a *sqlcheck.NotAllowedError with reason %s", err, err, reason)
 	}
 	return na
 }
 
-func wantConfirmation(t *testing.T, err error, reason string) *ConfirmationError {
+func wantConfirmation(t *testing.T, err error, reason string) *sqlcheck.ConfirmationError {
 	t.Helper()
-	var ce *ConfirmationError
+	var ce *sqlcheck.ConfirmationError
 	if !errors.As(err, &ce) || ce.Reason != reason {
-		t.Fatalf("error %v (%T), want a *ConfirmationError with reason %s", err, err, reason)
+		t.Fatalf("error %v (%T), want a *sqlcheck.ConfirmationError with reason %s", err, err, reason)
 	}
 	return ce
 }
@@ -363,7 +367,7 @@ func TestEngineHappyPath(t *testing.T) {
 	t.Run("read typed values", func(t *testing.T) {
 		const q = "SELECT 1 AS i, 'x' AS s, NULL AS n, CAST(1.5 AS DECIMAL(3,1)) AS d, 9007199254740993 AS big, DATE '2024-02-29' AS day"
 		res, rec := f.mustRun(t, q)
-		if res.StatementType != TypeRead || rec.StatementType != "read" {
+		if res.StatementType != sqlcheck.TypeRead || rec.StatementType != "read" {
 			t.Errorf("statement type %q, record %q", res.StatementType, rec.StatementType)
 		}
 		names := []string{}
@@ -391,13 +395,13 @@ func TestEngineHappyPath(t *testing.T) {
 	t.Run("ddl and dml", func(t *testing.T) {
 		const create = "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT, b VARCHAR(10))"
 		res, rec := f.mustRun(t, create)
-		if res.StatementType != TypeDDL || rec.StatementType != "ddl" || !slices.Equal(rec.Tables, []string{"t"}) {
+		if res.StatementType != sqlcheck.TypeDDL || rec.StatementType != "ddl" || !slices.Equal(rec.Tables, []string{"t"}) {
 			t.Errorf("CREATE: type %q record %q tables %v", res.StatementType, rec.StatementType, rec.Tables)
 		}
 
 		const insert = "INSERT INTO t (v, b) VALUES (10, 'a'), (20, 'b'), (30, 'c')"
 		res, rec = f.mustRun(t, insert)
-		if res.StatementType != TypeDML || res.AffectedRows != 3 || res.LastInsertID != 1 || len(res.Rows) != 0 {
+		if res.StatementType != sqlcheck.TypeDML || res.AffectedRows != 3 || res.LastInsertID != 1 || len(res.Rows) != 0 {
 			t.Errorf("INSERT: %+v", res)
 		}
 		if rec.StatementType != "dml" || rec.AffectedRows != 3 || rec.RowCount != 0 || !slices.Equal(rec.Tables, []string{"t"}) {
@@ -425,7 +429,7 @@ func TestEngineHappyPath(t *testing.T) {
 		if res.RowCount != 3 || rec.RowCount != 3 || !slices.Equal(rec.Tables, []string{"t"}) {
 			t.Errorf("SELECT: row count %d, record %+v", res.RowCount, rec)
 		}
-		if len(res.Columns) != 3 || res.Columns[0] != (ResultColumn{Name: "id", Type: "INT"}) || res.Columns[2].Type != "VARCHAR" {
+		if len(res.Columns) != 3 || res.Columns[0] != (results.Column{Name: "id", Type: "INT"}) || res.Columns[2].Type != "VARCHAR" {
 			t.Errorf("columns %+v", res.Columns)
 		}
 
@@ -442,7 +446,7 @@ func TestEngineHappyPath(t *testing.T) {
 				t.Errorf("multi %d: record %s result %s", i, records[i].QueryID, results[i].QueryID)
 			}
 		}
-		if rowsJSON(results[1].Rows) != "[4]" || results[2].StatementType != TypeDDL {
+		if rowsJSON(results[1].Rows) != "[4]" || results[2].StatementType != sqlcheck.TypeDDL {
 			t.Errorf("multi results: %s, %q", rowsJSON(results[1].Rows), results[2].StatementType)
 		}
 	})
@@ -477,12 +481,12 @@ func TestEngineRoleWall(t *testing.T) {
 
 	for _, tt := range []struct {
 		query string
-		typ   StatementType
+		typ   sqlcheck.StatementType
 	}{
-		{"INSERT INTO t VALUES (1)", TypeDML},
-		{"SELECT * FROM t FOR UPDATE", TypeDML},
-		{"CREATE TABLE u (a INT)", TypeDDL},
-		{"DROP TABLE t", TypeDDL},
+		{"INSERT INTO t VALUES (1)", sqlcheck.TypeDML},
+		{"SELECT * FROM t FOR UPDATE", sqlcheck.TypeDML},
+		{"CREATE TABLE u (a INT)", sqlcheck.TypeDDL},
+		{"DROP TABLE t", sqlcheck.TypeDDL},
 	} {
 		req := f.request(domain.RoleViewer, tt.query)
 		req.Confirm = true
@@ -501,13 +505,13 @@ func TestEngineRoleWall(t *testing.T) {
 	}
 
 	// The wall behind the parser: the read-only account itself may not write.
-	ro := connectAs(t, f.server, f.roUser, f.passwords[passwordKey(f.id, true)], f.schema)
-	_, err := ro.ExecContext(testContext(t), "INSERT INTO t VALUES (1)")
-	wantErrno(t, "INSERT as the read-only account", err, 1142)
-	_, err = ro.ExecContext(testContext(t), "CREATE TABLE u (a INT)")
-	wantErrno(t, "CREATE TABLE as the read-only account", err, 1142)
-	_, err = ro.ExecContext(testContext(t), "DELETE FROM t")
-	wantErrno(t, "DELETE as the read-only account", err, 1142)
+	ro := sandboxtest.ConnectAs(t, f.server, f.roUser, f.passwords[passwordKey(f.id, true)], f.schema)
+	_, err := ro.ExecContext(sandboxtest.Context(t), "INSERT INTO t VALUES (1)")
+	sandboxtest.WantErrno(t, "INSERT as the read-only account", err, 1142)
+	_, err = ro.ExecContext(sandboxtest.Context(t), "CREATE TABLE u (a INT)")
+	sandboxtest.WantErrno(t, "CREATE TABLE as the read-only account", err, 1142)
+	_, err = ro.ExecContext(sandboxtest.Context(t), "DELETE FROM t")
+	sandboxtest.WantErrno(t, "DELETE as the read-only account", err, 1142)
 }
 
 func TestEngineServerSideTimeout(t *testing.T) {
@@ -586,7 +590,7 @@ func TestEngineClientCancel(t *testing.T) {
 	f := newEngineFixture(t)
 	for _, n := range []int{1, 4} { // the pool holds half the plan's 10 connections
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			ctx, cancel := context.WithCancel(testContext(t))
+			ctx, cancel := context.WithCancel(sandboxtest.Context(t))
 			defer cancel()
 			type outcome struct {
 				results []Result
@@ -772,7 +776,7 @@ func TestEngineConfirmations(t *testing.T) {
 		const update = "UPDATE big SET v = v + 1 WHERE v >= 0"
 		results, records, err := f.run(t, f.request(domain.RoleDeveloper, update))
 		ce := wantConfirmation(t, err, "large_write")
-		if ce.EstimatedRows <= ConfirmWriteRows || ce.EstimatedRows > 4000 {
+		if ce.EstimatedRows <= sqlcheck.ConfirmWriteRows || ce.EstimatedRows > 4000 {
 			t.Errorf("estimated %d rows, want about 2,000", ce.EstimatedRows)
 		}
 		oneRecord(t, f, update, results, records, domain.QueryDenied, "confirmation_required")
@@ -797,7 +801,7 @@ func TestEngineConfirmations(t *testing.T) {
 			req.Policy.Limits.MaxWriteRows = 100
 			results, records, err := f.run(t, req)
 			na := wantNotAllowed(t, err, "too_large")
-			if na.StatementType != TypeDML {
+			if na.StatementType != sqlcheck.TypeDML {
 				t.Errorf("%s: statement type %q", q, na.StatementType)
 			}
 			oneRecord(t, f, q, results, records, domain.QueryDenied, "statement_not_allowed")
@@ -868,7 +872,7 @@ func TestEngineHighImpactAlter(t *testing.T) {
 	const drop = "ALTER TABLE t DROP COLUMN b"
 	results, records, err := f.run(t, f.request(domain.RoleDeveloper, drop))
 	na := wantNotAllowed(t, err, "high_impact_alter")
-	if na.StatementType != TypeDDL {
+	if na.StatementType != sqlcheck.TypeDDL {
 		t.Errorf("statement type %q", na.StatementType)
 	}
 	rec := oneRecord(t, f, drop, results, records, domain.QueryDenied, "statement_not_allowed")
@@ -1046,7 +1050,7 @@ func TestEngineTenantConcurrencyCap(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				results[i], records[i], errs[i] = f.engine.Run(testContext(t), req)
+				results[i], records[i], errs[i] = f.engine.Run(sandboxtest.Context(t), req)
 			}()
 		}
 		close(start)
@@ -1084,7 +1088,7 @@ func TestEnginePasswordRotation(t *testing.T) {
 	viewer := f.request(domain.RoleViewer, "SELECT 1")
 	f.mustRunReq(t, viewer)
 
-	rw, err := f.server.RotatePassword(testContext(t), string(f.id))
+	rw, err := f.server.RotatePassword(sandboxtest.Context(t), string(f.id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1096,7 +1100,7 @@ func TestEnginePasswordRotation(t *testing.T) {
 	f.mustRun(t, "SELECT 3")
 
 	// A rotation the vault does not know yet: the database is unavailable, then works again.
-	if _, err := f.server.RotatePassword(testContext(t), string(f.id)); err != nil {
+	if _, err := f.server.RotatePassword(sandboxtest.Context(t), string(f.id)); err != nil {
 		t.Fatal(err)
 	}
 	results, records, err := f.run(t, f.request(domain.RoleDeveloper, "SELECT 4"))
@@ -1107,7 +1111,7 @@ func TestEnginePasswordRotation(t *testing.T) {
 	if strings.Contains(err.Error(), f.passwords[passwordKey(f.id, false)]) {
 		t.Errorf("error shows the password: %v", err)
 	}
-	rw, err = f.server.RotatePassword(testContext(t), string(f.id))
+	rw, err = f.server.RotatePassword(sandboxtest.Context(t), string(f.id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1146,7 +1150,7 @@ func TestEngineValidate(t *testing.T) {
 
 	validate := func(req Request) Validation {
 		t.Helper()
-		v, err := f.engine.Validate(testContext(t), req)
+		v, err := f.engine.Validate(sandboxtest.Context(t), req)
 		if err != nil {
 			t.Fatalf("Validate %q: %v", req.SQL, err)
 		}
@@ -1182,14 +1186,14 @@ func TestEngineValidate(t *testing.T) {
 			t.Errorf("unknown table: %+v", v.Errors)
 		}
 		v = validate(f.request(domain.RoleViewer, "DELETE FROM small WHERE id = 1"))
-		if v.Valid || len(v.Errors) != 1 || v.Errors[0].Code != "statement_not_allowed" || v.Errors[0].Reason != "read_only_role" || v.StatementType != TypeDML {
+		if v.Valid || len(v.Errors) != 1 || v.Errors[0].Code != "statement_not_allowed" || v.Errors[0].Reason != "read_only_role" || v.StatementType != sqlcheck.TypeDML {
 			t.Errorf("viewer's DELETE: %+v", v)
 		}
 		v = validate(dev("SELECT 1; SELECT 2"))
 		if v.Valid || len(v.Errors) == 0 || v.Errors[0].Reason != "multiple_statements" {
 			t.Errorf("two statements without multi: %+v", v.Errors)
 		}
-		if _, err := f.engine.Validate(testContext(t), dev(" ")); err == nil {
+		if _, err := f.engine.Validate(sandboxtest.Context(t), dev(" ")); err == nil {
 			t.Error("empty SQL validated")
 		}
 	})
@@ -1205,7 +1209,7 @@ func TestEngineValidate(t *testing.T) {
 
 	t.Run("suggestions", func(t *testing.T) {
 		v := validate(dev("SELECT id FROM big WHERE v = 5"))
-		if !v.Valid || v.StatementType != TypeRead || !slices.Contains(codes(v.Suggestions), "full_scan") {
+		if !v.Valid || v.StatementType != sqlcheck.TypeRead || !slices.Contains(codes(v.Suggestions), "full_scan") {
 			t.Errorf("full scan of 2,000 rows: %+v", v)
 		}
 		if v := validate(dev("SELECT id FROM big WHERE id = 5")); !v.Valid || slices.Contains(codes(v.Suggestions), "full_scan") {
@@ -1215,7 +1219,7 @@ func TestEngineValidate(t *testing.T) {
 			t.Errorf("full scan of 10 rows: %+v", v)
 		}
 		v = validate(dev("DELETE FROM big"))
-		if !v.Valid || v.StatementType != TypeDML || !slices.Contains(codes(v.Suggestions), "no_where") {
+		if !v.Valid || v.StatementType != sqlcheck.TypeDML || !slices.Contains(codes(v.Suggestions), "no_where") {
 			t.Errorf("DELETE without WHERE: %+v", v)
 		}
 		v = validate(dev("SELECT * FROM wide"))

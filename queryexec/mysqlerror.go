@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/clouddbmanager/clouddb/queryexec/sqlcheck"
 )
 
 // Position is where in the SQL text something is: Line and Column 1-based, Offset 0-based; Column
@@ -237,7 +239,7 @@ func syntaxPosition(sql, msg string) (pos Position, atEnd, ok bool) {
 	}
 	body := sql[:end]
 	if near == "" {
-		return PositionAt(sql, lastTokenEnd(sql[start:end])+start), true, true
+		return PositionAt(sql, sqlcheck.LastTokenEnd(sql[start:end])+start), true, true
 	}
 	// Not truncated: the near-text is exactly the rest of the statement.
 	if off, ok := matchTail(body, near); ok && off >= start {
@@ -260,21 +262,6 @@ func syntaxPosition(sql, msg string) (pos Position, atEnd, ok bool) {
 
 func isSpaceByte(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
-}
-
-// lastTokenEnd is the byte offset just after the last token of s that is not ';' (comments and
-// whitespace after it skipped), or len(s) when s does not lex.
-func lastTokenEnd(s string) int {
-	lr, err := lex(s)
-	if err != nil {
-		return len(s)
-	}
-	for i := len(lr.toks) - 1; i >= 0; i-- {
-		if t := lr.toks[i]; !(t.kind == tkPunct && t.ch == ';') {
-			return t.end
-		}
-	}
-	return len(s)
 }
 
 // lineStart is the byte offset of the start of line n of sql counting from offset from (line 1

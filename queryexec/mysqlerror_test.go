@@ -12,6 +12,8 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/clouddbmanager/clouddb/internal/testdb"
+	"github.com/clouddbmanager/clouddb/queryexec/sandbox"
+	"github.com/clouddbmanager/clouddb/queryexec/sandbox/sandboxtest"
 )
 
 func TestPositionAt(t *testing.T) {
@@ -312,14 +314,14 @@ func TestTranslateErrorMessages(t *testing.T) {
 // neither the account nor the physical schema.
 func TestTranslateErrorAccessDenied(t *testing.T) {
 	t.Parallel()
-	s := newSandbox(t, testPrefix)
-	ctx := testContext(t)
-	id, rwPass, roPass := provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
-	schema := SchemaName(testPrefix, id)
-	rwUser, roUser := AccountNames(testPrefix, id)
-	rw := connectAs(t, s, rwUser, rwPass, schema)
-	mustExec(t, rw, "CREATE TABLE t (id INT)")
-	ro := connectAs(t, s, roUser, roPass, schema)
+	s := sandboxtest.Open(t, sandboxtest.Prefix)
+	ctx := sandboxtest.Context(t)
+	id, rwPass, roPass := sandboxtest.Provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
+	schema := sandbox.SchemaName(sandboxtest.Prefix, id)
+	rwUser, roUser := sandbox.AccountNames(sandboxtest.Prefix, id)
+	rw := sandboxtest.ConnectAs(t, s, rwUser, rwPass, schema)
+	sandboxtest.MustExec(t, rw, "CREATE TABLE t (id INT)")
+	ro := sandboxtest.ConnectAs(t, s, roUser, roPass, schema)
 	tests := []struct {
 		db    *sql.DB
 		sql   string

@@ -14,6 +14,8 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/queryexec/sandbox"
+	"github.com/clouddbmanager/clouddb/queryexec/sqlcheck"
 )
 
 // Passwords gives the current password of a database's account: the read-only one when readOnly.
@@ -44,7 +46,7 @@ type accountPool struct {
 // the vault holds now, and are dropped when unused, when their database stops or is deleted, and
 // when the server refuses their password (after a rotation).
 type pools struct {
-	fleet     *Fleet
+	fleet     *sandbox.Fleet
 	passwords Passwords
 	log       *slog.Logger
 	now       func() time.Time
@@ -53,7 +55,7 @@ type pools struct {
 	m  map[poolKey]*accountPool
 }
 
-func newPools(fleet *Fleet, passwords Passwords, log *slog.Logger, now func() time.Time) *pools {
+func newPools(fleet *sandbox.Fleet, passwords Passwords, log *slog.Logger, now func() time.Time) *pools {
 	return &pools{fleet: fleet, passwords: passwords, log: log, now: now, m: map[poolKey]*accountPool{}}
 }
 
@@ -61,8 +63,16 @@ func newPools(fleet *Fleet, passwords Passwords, log *slog.Logger, now func() ti
 type conn struct {
 	*sql.Conn
 	id     uint64
-	server *Sandbox
+	server *sandbox.Sandbox
 	key    poolKey
+}
+
+// session takes a session on the request's account, as the decision on its statements chose. The
+// pool keeps at most half the plan's connections (the account's MAX_USER_CONNECTIONS), at most
+// maxPoolPerAccount: the rest are the tenant's own clients'.
+func (e *Engine) session(ctx context.Context, req Request, account sqlcheck.Account) (*conn, error) {
+	key := poolKey{server: req.Target.Server, id: req.Target.ID, readOnly: account == sqlcheck.ReadOnly}
+	return e.pools.get(ctx, key, int(max(1, min(req.Policy.Limits.MaxConnections/2, maxPoolPerAccount))))
 }
 
 // get returns a session on the account of database id; maxOpen bounds the pool. A refused
@@ -95,7 +105,7 @@ func (p *pools) get(ctx context.Context, key poolKey, maxOpen int) (*conn, error
 			}
 			return &conn{Conn: c, id: id, server: server, key: key}, nil
 		}
-		switch mysqlErrno(err) {
+		switch sandbox.Errno(err) {
 		case 1045, 4151, 3118: // wrong password (rotated), account locked (MariaDB, MySQL)
 			p.drop(key)
 			if attempt == 0 {
@@ -108,7 +118,7 @@ func (p *pools) get(ctx context.Context, key poolKey, maxOpen int) (*conn, error
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%w: %w", domain.ErrDatabaseUnavailable, server.wrap("connect to the database", err))
+		return nil, fmt.Errorf("%w: %w", domain.ErrDatabaseUnavailable, server.Wrap("connect to the database", err))
 	}
 }
 
@@ -121,7 +131,7 @@ func (p *pools) release(c *conn, discard bool) {
 	c.Close()
 }
 
-func (p *pools) pool(ctx context.Context, server *Sandbox, key poolKey, maxOpen int) (*sql.DB, error) {
+func (p *pools) pool(ctx context.Context, server *sandbox.Sandbox, key poolKey, maxOpen int) (*sql.DB, error) {
 	p.mu.Lock()
 	if ap, ok := p.m[key]; ok {
 		ap.lastUsed = p.now()
@@ -134,14 +144,9 @@ func (p *pools) pool(ctx context.Context, server *Sandbox, key poolKey, maxOpen 
 	if err != nil {
 		return nil, err
 	}
-	n, err := server.names(string(key.id))
+	cfg, err := server.AccountConfig(string(key.id), password, key.readOnly)
 	if err != nil {
 		return nil, err
-	}
-	cfg := server.tenantNet.Clone()
-	cfg.User, cfg.Passwd, cfg.DBName = n.rw, password, n.schema
-	if key.readOnly {
-		cfg.User = n.ro
 	}
 	cfg.MultiStatements = false // one statement per round trip: the classifier saw each one
 	cfg.InterpolateParams = false
@@ -223,15 +228,8 @@ func (p *pools) close() {
 	}
 }
 
-// kill ends the statement running on session c from the server's admin connection: cancelling
-// the Go context only closes the socket, and the server would run the statement on.
-func (c *conn) kill(ctx context.Context) error {
-	_, err := c.server.db.ExecContext(ctx, "KILL QUERY "+strconv.FormatUint(c.id, 10))
-	if mysqlErrno(err) == 1094 { // unknown thread: it ended meanwhile
-		return nil
-	}
-	return err
-}
+// kill ends the statement running on session c from the server's admin connection.
+func (c *conn) kill(ctx context.Context) error { return c.server.KillQuery(ctx, c.id) }
 
 // interrupted reports whether max_statement_time interrupted the session's last statement on
 // MariaDB, which some functions answer quietly instead of failing.

@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/queryexec/sandbox"
+	"github.com/clouddbmanager/clouddb/queryexec/sqlcheck"
 )
 
 // Issue is one reason a statement would not run.
@@ -29,10 +31,10 @@ type Suggestion struct {
 
 // Validation is the answer of POST /databases/{id}/validate.
 type Validation struct {
-	Valid         bool          `json:"valid"`
-	StatementType StatementType `json:"statement_type,omitempty"`
-	Errors        []Issue       `json:"errors"`
-	Suggestions   []Suggestion  `json:"suggestions"`
+	Valid         bool                   `json:"valid"`
+	StatementType sqlcheck.StatementType `json:"statement_type,omitempty"`
+	Errors        []Issue                `json:"errors"`
+	Suggestions   []Suggestion           `json:"suggestions"`
 }
 
 // Suggestion thresholds.
@@ -51,7 +53,7 @@ func (e *Engine) Validate(ctx context.Context, req Request) (Validation, error) 
 	if strings.TrimSpace(req.SQL) == "" {
 		return v, domain.NewValidationError("sql", "is required")
 	}
-	texts, err := Split(req.SQL)
+	texts, err := sqlcheck.Split(req.SQL)
 	if err != nil { // unterminated quotes or comments: the server says where, as one statement
 		texts = []string{req.SQL}
 	}
@@ -62,21 +64,24 @@ func (e *Engine) Validate(ctx context.Context, req Request) (Validation, error) 
 		v.Errors = append(v.Errors, Issue{Code: "statement_not_allowed", Reason: "multiple_statements",
 			Message: fmt.Sprintf("%d statements: run them with multi: true", len(texts))})
 	}
+	schema := sandbox.SchemaName(e.fleet.Prefix(), string(req.Target.ID))
+	decisions := make([]sqlcheck.Decision, len(texts))
+	for i, text := range texts {
+		decisions[i] = sqlcheck.Decide((&statement{sql: text, schema: schema}).question(req, nil))
+	}
 	var c *conn
-	if req.Target.State == domain.StateRunning {
-		if c, err = e.session(ctx, req); err == nil {
+	if req.Target.State == domain.StateRunning && len(decisions) > 0 {
+		if c, err = e.session(ctx, req, decisions[0].Account); err == nil {
 			defer e.pools.release(c, false)
 		}
 	}
-	schema := SchemaName(e.fleet.Prefix(), string(req.Target.ID))
 	from := 0
-	for _, text := range texts {
+	for i, text := range texts {
 		at := from + strings.Index(req.SQL[from:], text)
 		from = at + len(text)
-		cls, err := Classify(text, schema)
-		if err == nil {
-			err = Authorize(cls, req.Role, req.Policy.Settings)
-		}
+		// What only a run answers (confirmation, the storage quota, the server's estimates) is
+		// not validated: only the refusal is.
+		cls, err := decisions[i].Class, decisions[i].Refusal
 		if v.StatementType == "" {
 			v.StatementType = cls.Type
 		}
@@ -104,25 +109,17 @@ func (e *Engine) Validate(ctx context.Context, req Request) (Validation, error) 
 	return v, nil
 }
 
-// session takes a session on the request's account: the read-only one for viewers. The pool keeps
-// at most half the plan's connections (the account's MAX_USER_CONNECTIONS), at most
-// maxPoolPerAccount: the rest are the tenant's own clients'.
-func (e *Engine) session(ctx context.Context, req Request) (*conn, error) {
-	key := poolKey{server: req.Target.Server, id: req.Target.ID, readOnly: req.Role == domain.RoleViewer}
-	return e.pools.get(ctx, key, int(max(1, min(req.Policy.Limits.MaxConnections/2, maxPoolPerAccount))))
-}
-
 // unparsable reports whether err is the classifier giving up on a statement it cannot read, which
 // may be a syntax error the server can place.
 func (e *Engine) unparsable(err error) bool {
-	var d *Denied
+	var d *sqlcheck.Denied
 	return errors.As(err, &d) && d.Reason == "unparsable"
 }
 
 // syntaxCheck asks the server to prepare a statement the classifier could not read: a syntax
 // error comes back with its position instead of a refusal, and st's record says so.
 func (e *Engine) syntaxCheck(ctx context.Context, req Request, st *statement, denied error) error {
-	c, err := e.session(ctx, req)
+	c, err := e.session(ctx, req, st.decision.Account)
 	if err != nil {
 		return denied
 	}
@@ -145,7 +142,7 @@ func prepareOnly(ctx context.Context, c *conn, text string) error {
 	if err == nil {
 		return stmt.Close()
 	}
-	if mysqlErrno(err) == 1295 {
+	if sandbox.Errno(err) == 1295 {
 		return nil
 	}
 	return err
@@ -154,7 +151,7 @@ func prepareOnly(ctx context.Context, c *conn, text string) error {
 // issueOf describes err for the validate answer; at is where the statement starts in sql.
 func issueOf(err error, sql string, at int) Issue {
 	var (
-		d  *Denied
+		d  *sqlcheck.Denied
 		qe *QueryError
 	)
 	switch {
@@ -187,7 +184,7 @@ func byteOffset(s string, runes int) int {
 var selectStar = regexp.MustCompile(`(?is)^\s*SELECT\s+(ALL\s+|DISTINCT\s+)?\*|[.,]\s*\*`)
 
 // suggest explains a statement and turns what the plan shows into advice.
-func (e *Engine) suggest(ctx context.Context, c *conn, cls Classification, text string) []Suggestion {
+func (e *Engine) suggest(ctx context.Context, c *conn, cls sqlcheck.Classification, text string) []Suggestion {
 	var out []Suggestion
 	if cls.NoWhere {
 		out = append(out, Suggestion{Code: "no_where", Message: "This statement has no WHERE: it changes every row of the table."})
@@ -239,7 +236,7 @@ type planStep struct {
 // like a query.
 func explain(ctx context.Context, c *conn, text string) ([]planStep, error) {
 	prefix := "EXPLAIN "
-	if c.server.Flavor() == FlavorMariaDB {
+	if c.server.Flavor() == sandbox.FlavorMariaDB {
 		prefix = "SET STATEMENT max_statement_time=5 FOR EXPLAIN "
 	}
 	rows, err := c.QueryContext(ctx, prefix+text)

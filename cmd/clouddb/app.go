@@ -31,6 +31,8 @@ import (
 	"github.com/clouddbmanager/clouddb/migrations"
 	"github.com/clouddbmanager/clouddb/projections"
 	"github.com/clouddbmanager/clouddb/queryexec"
+	"github.com/clouddbmanager/clouddb/queryexec/results"
+	"github.com/clouddbmanager/clouddb/queryexec/sandbox"
 )
 
 // App is one clouddb process: the management database, the event store, the projections and,
@@ -45,7 +47,7 @@ type App struct {
 	Tenants     *commands.Tenants
 	Mail        *commands.MailDelivery
 	Databases   *commands.Databases
-	Fleet       *queryexec.Fleet
+	Fleet       *sandbox.Fleet
 	Engine      *queryexec.Engine
 	Queries     *commands.Queries
 	// Idempotency keeps the answers to Idempotency-Keys (internal/idempotency).
@@ -138,17 +140,17 @@ func (a *App) open(ctx context.Context) error {
 	if len(sandboxes) == 0 {
 		sandboxes = []string{serverDSN(dsn)}
 	}
-	if a.Fleet, err = queryexec.OpenFleet(ctx, sandboxes, a.Config.SandboxPrefix, a.Log); err != nil {
+	if a.Fleet, err = sandbox.OpenFleet(ctx, sandboxes, a.Config.SandboxPrefix, a.Log); err != nil {
 		return fmt.Errorf("sandbox servers (CLOUDDB_SANDBOX_DSN): %w", err)
 	}
 	a.Databases = commands.NewDatabases(a.Store, vault, a.Fleet, a.Projections, queries, db, now, a.Log)
-	results, err := queryexec.OpenResultStore(queryexec.ResultStoreOptions{
+	resultStore, err := results.Open(results.StoreOptions{
 		Dir: filepath.Join(a.Config.DataDir, "results"), MemoryBudget: a.Config.ResultMemory, Now: now, Log: a.Log})
 	if err != nil {
 		return fmt.Errorf("query results (CLOUDDB_DATA_DIR): %w", err)
 	}
 	a.Engine = queryexec.NewEngine(queryexec.EngineOptions{Fleet: a.Fleet, Passwords: a.Databases.AccountPassword,
-		Results: results, Log: a.Log, Now: now, OnWrite: a.Databases.MeasureSoon})
+		Results: resultStore, Log: a.Log, Now: now, OnWrite: a.Databases.MeasureSoon})
 	a.Queries = commands.NewQueries(a.Engine, a.Store, a.queryTarget, resultarchive.New(db), now, a.Log)
 	a.Databases.OnAccountsChanged(func(id domain.DatabaseID) {
 		a.Queries.Forget(id)

@@ -30,7 +30,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/clouddbmanager/clouddb/internal/testdb"
-	"github.com/clouddbmanager/clouddb/queryexec"
+	"github.com/clouddbmanager/clouddb/queryexec/sandbox"
 )
 
 // ---- sandbox prefix and clean-up ----
@@ -361,8 +361,8 @@ func TestDatabaseCreateAndConnect(t *testing.T) {
 	if cc := r.header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
 		t.Errorf("Cache-Control = %q, want no-store: the response carries a password", cc)
 	}
-	schema := queryexec.SchemaName(prefix, id)
-	rw, ro := queryexec.AccountNames(prefix, id)
+	schema := sandbox.SchemaName(prefix, id)
+	rw, ro := sandbox.AccountNames(prefix, id)
 	conn, _ := r.get("connection").(map[string]any)
 	if len(conn) != 5 || r.str("connection.host") != "127.0.0.1" || r.num("connection.port") != 3306 ||
 		r.str("connection.database") != schema || r.str("connection.username") != rw || len(r.str("connection.password")) < 20 {
@@ -614,7 +614,7 @@ func TestDatabaseNameAndCharsetValidation(t *testing.T) {
 
 	// A reserved word is a valid name: the schema's name derives from the id, never the name.
 	sel := createDatabase(t, c, map[string]any{"name": "select"})
-	if sel.str("connection.database") != queryexec.SchemaName(prefix, sel.str("id")) {
+	if sel.str("connection.database") != sandbox.SchemaName(prefix, sel.str("id")) {
 		t.Errorf("schema of %q = %s", "select", sel.str("connection.database"))
 	}
 	c.do("POST", "/databases", map[string]any{"name": "SELECT"}).expect(t, 409, "name_taken")
@@ -970,7 +970,7 @@ func TestDatabaseProvisioningSlowOrFailing(t *testing.T) {
 	schemaExists := func(id string) bool {
 		var n int
 		if err := admin.QueryRow(`SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?`,
-			queryexec.SchemaName(prefix, id)).Scan(&n); err != nil {
+			sandbox.SchemaName(prefix, id)).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n == 1
@@ -1035,7 +1035,7 @@ func TestDatabaseProvisioningSlowOrFailing(t *testing.T) {
 		if again.str("id") == id || !schemaExists(again.str("id")) {
 			t.Errorf("re-created %s: schema exists %v", again.str("id"), schemaExists(again.str("id")))
 		}
-		rw, ro := queryexec.AccountNames(prefix, id)
+		rw, ro := sandbox.AccountNames(prefix, id)
 		accounts := queryStrings(t, admin, `SELECT user FROM mysql.user WHERE user IN (?, ?)`, rw, ro)
 		if schemaExists(id) || len(accounts) != 0 {
 			t.Errorf("the failed database left its schema (%v) and accounts %v on the server", schemaExists(id), accounts)

@@ -15,6 +15,7 @@ import (
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
 	"github.com/clouddbmanager/clouddb/queryexec"
+	"github.com/clouddbmanager/clouddb/queryexec/sandbox"
 )
 
 // query posts sql to the database's query endpoint with extra fields.
@@ -185,7 +186,7 @@ func TestQueryRolesAndTheWall(t *testing.T) {
 	query(owner.c, id, "CREATE TABLE t (a INT)", nil).expect(t, 200, "")
 	query(owner.c, id, "INSERT INTO t VALUES (1), (2)", nil).expect(t, 200, "")
 
-	rw, ro := queryexec.AccountNames(prefix, id)
+	rw, ro := sandbox.AccountNames(prefix, id)
 	r := query(viewer.c, id, "SELECT CURRENT_USER()", nil).expect(t, 200, "")
 	if got := fmt.Sprint(resultRows(t, r)); !strings.Contains(got, ro) {
 		t.Errorf("a viewer's query runs as %s, want the read-only account %s", got, ro)
@@ -212,7 +213,7 @@ func TestQueryRolesAndTheWall(t *testing.T) {
 		t.Errorf("read-only account has %d table privileges", n)
 	}
 	query(stranger.c, id, "SELECT 1", nil).expect(t, 404, "not_found")
-	if n := queryInt(t, openSandboxAdmin(t), "SELECT COUNT(*) FROM "+backquote(queryexec.SchemaName(prefix, id))+".t"); n != 2 {
+	if n := queryInt(t, openSandboxAdmin(t), "SELECT COUNT(*) FROM "+backquote(sandbox.SchemaName(prefix, id))+".t"); n != 2 {
 		t.Errorf("rows after the refused writes = %d, want 2", n)
 	}
 	hist := waitHistory(t, viewer.c, 2)
@@ -270,7 +271,7 @@ func TestQuerySafetyNets(t *testing.T) {
 	if took := time.Since(start); took > 4*time.Second {
 		t.Errorf("a 0.5 s timeout answered after %v", took)
 	}
-	rw, _ := queryexec.AccountNames(prefix, id)
+	rw, _ := sandbox.AccountNames(prefix, id)
 	if n := queryInt(t, openSandboxAdmin(t), "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ? AND INFO LIKE '%SLEEP%'", rw); n != 0 {
 		t.Errorf("%d statements of the timed-out query still run", n)
 	}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/clouddbmanager/clouddb/queryexec/sandbox"
 )
 
 // Config is the whole configuration of one clouddb process.
@@ -108,8 +110,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.SandboxDSNs = append(c.SandboxDSNs, dsn)
 	}
-	if !validPrefix(c.SandboxPrefix) {
-		fail("CLOUDDB_SANDBOX_PREFIX", "%q must be 1 to 9 lower-case letters, digits or underscores, starting with a letter (account names stay within 32 characters)", c.SandboxPrefix)
+	if !sandbox.ValidPrefix(c.SandboxPrefix) {
+		fail("CLOUDDB_SANDBOX_PREFIX", "%q must be 1 to %d lower-case letters, digits or underscores, starting with a letter (account names stay within 32 characters)", c.SandboxPrefix, sandbox.MaxPrefixLength)
 	}
 	if port := get("CLOUDDB_SANDBOX_PUBLIC_PORT", ""); port != "" {
 		n, err := strconv.Atoi(port)
@@ -187,18 +189,6 @@ func FromEnv(getenv func(string) string) (Config, error) {
 func validHostPort(addr string) bool {
 	_, _, err := net.SplitHostPort(addr)
 	return err == nil
-}
-
-func validPrefix(p string) bool {
-	if len(p) < 1 || len(p) > 9 || p[0] < 'a' || p[0] > 'z' {
-		return false
-	}
-	for _, r := range p {
-		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '_' {
-			return false
-		}
-	}
-	return true
 }
 
 // LoadKeys fills JWTSecret and SecretKey when the environment did not set them, from files in the

@@ -28,6 +28,7 @@ import (
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/queryexec"
+	"github.com/clouddbmanager/clouddb/queryexec/results"
 )
 
 const (
@@ -39,7 +40,7 @@ const (
 	// DefaultListLimit and MaxListLimit bound List (API.md: limit default 50, max 500).
 	DefaultListLimit = 50
 	MaxListLimit     = 500
-	// maxPageRows caps the limit of one Page, as queryexec.ResultStore does.
+	// maxPageRows caps the limit of one Page, as results.Store does.
 	maxPageRows = queryexec.MaxPageSize
 )
 
@@ -55,14 +56,14 @@ type Meta struct {
 
 // Item is an archived result as GET /queries/archive lists it.
 type Item struct {
-	QueryID    string                   `json:"query_id"`
-	DatabaseID domain.DatabaseID        `json:"database_id"`
-	SQL        string                   `json:"sql"`
-	Columns    []queryexec.ResultColumn `json:"columns"`
-	RowCount   int64                    `json:"row_count"`
-	Truncated  bool                     `json:"truncated"`
-	Bytes      int64                    `json:"bytes"` // of the stored rows (JSON, separators included)
-	ArchivedAt time.Time                `json:"archived_at"`
+	QueryID    string            `json:"query_id"`
+	DatabaseID domain.DatabaseID `json:"database_id"`
+	SQL        string            `json:"sql"`
+	Columns    []results.Column  `json:"columns"`
+	RowCount   int64             `json:"row_count"`
+	Truncated  bool              `json:"truncated"`
+	Bytes      int64             `json:"bytes"` // of the stored rows (JSON, separators included)
+	ArchivedAt time.Time         `json:"archived_at"`
 }
 
 // Store is the result archive on the management database. It is safe for concurrent use, by
@@ -104,12 +105,12 @@ func validID(id string) bool {
 // idempotent: when query id is archived already (or being archived by a concurrent Save, which it
 // waits for), it returns nil without calling rows. A single row larger than what the server takes
 // in one packet (max_allowed_packet) fails the save.
-func (s *Store) Save(ctx context.Context, m Meta, cols []queryexec.ResultColumn, truncated bool, rows func(yield func(json.RawMessage) error) error) error {
+func (s *Store) Save(ctx context.Context, m Meta, cols []results.Column, truncated bool, rows func(yield func(json.RawMessage) error) error) error {
 	if !validID(m.QueryID) {
 		return fmt.Errorf("resultarchive: query id %q is not a UUID", m.QueryID)
 	}
 	if cols == nil {
-		cols = []queryexec.ResultColumn{}
+		cols = []results.Column{}
 	}
 	colsJSON, err := json.Marshal(cols)
 	if err != nil {
@@ -208,7 +209,7 @@ func (w *chunkWriter) flush() error {
 
 // header is what result_archives says about one result.
 type header struct {
-	cols      []queryexec.ResultColumn
+	cols      []results.Column
 	total     int64
 	truncated bool
 }
@@ -246,7 +247,7 @@ func scanItem(row interface{ Scan(...any) error }) (Item, error) {
 		return Item{}, fmt.Errorf("columns of %s: %w", it.QueryID, err)
 	}
 	if it.Columns == nil {
-		it.Columns = []queryexec.ResultColumn{}
+		it.Columns = []results.Column{}
 	}
 	it.ArchivedAt = it.ArchivedAt.UTC()
 	return it, nil
@@ -326,19 +327,19 @@ func decodeCursor(cursor string) (time.Time, string, error) {
 // Returns an error wrapping domain.ErrNotFound when there is no such archive for the caller
 // (another user's or tenant's included, or one deleted meanwhile), and a *domain.ValidationError
 // for a negative offset or a limit below 1.
-func (s *Store) Page(ctx context.Context, id string, tenant domain.TenantID, user domain.UserID, offset, limit int64) (queryexec.ResultPage, error) {
+func (s *Store) Page(ctx context.Context, id string, tenant domain.TenantID, user domain.UserID, offset, limit int64) (results.Page, error) {
 	if offset < 0 {
-		return queryexec.ResultPage{}, domain.NewValidationError("offset", "must not be negative")
+		return results.Page{}, domain.NewValidationError("offset", "must not be negative")
 	}
 	if limit < 1 {
-		return queryexec.ResultPage{}, domain.NewValidationError("limit", "must be at least 1")
+		return results.Page{}, domain.NewValidationError("limit", "must be at least 1")
 	}
 	limit = min(limit, maxPageRows)
 	h, err := s.header(ctx, id, tenant, user)
 	if err != nil {
-		return queryexec.ResultPage{}, err
+		return results.Page{}, err
 	}
-	page := queryexec.ResultPage{Columns: h.cols, Rows: []json.RawMessage{}, Offset: offset, Limit: limit, Total: h.total, Truncated: h.truncated}
+	page := results.Page{Columns: h.cols, Rows: []json.RawMessage{}, Offset: offset, Limit: limit, Total: h.total, Truncated: h.truncated}
 	if offset >= h.total {
 		return page, nil
 	}
@@ -347,15 +348,15 @@ func (s *Store) Page(ctx context.Context, id string, tenant domain.TenantID, use
 	var start sql.NullInt64
 	if err := s.db.QueryRowContext(ctx, `SELECT MAX(first_row) FROM result_archive_chunks WHERE query_id = ? AND first_row <= ?`,
 		id, offset).Scan(&start); err != nil {
-		return queryexec.ResultPage{}, fmt.Errorf("resultarchive: read %s: %w", id, err)
+		return results.Page{}, fmt.Errorf("resultarchive: read %s: %w", id, err)
 	}
 	if !start.Valid {
-		return queryexec.ResultPage{}, notFound(id) // deleted meanwhile
+		return results.Page{}, notFound(id) // deleted meanwhile
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT first_row, row_count, data FROM result_archive_chunks
 		WHERE query_id = ? AND first_row >= ? AND first_row < ? ORDER BY first_row`, id, start.Int64, end)
 	if err != nil {
-		return queryexec.ResultPage{}, fmt.Errorf("resultarchive: read %s: %w", id, err)
+		return results.Page{}, fmt.Errorf("resultarchive: read %s: %w", id, err)
 	}
 	defer rows.Close()
 	page.Rows = make([]json.RawMessage, 0, end-offset)
@@ -364,10 +365,10 @@ func (s *Store) Page(ctx context.Context, id string, tenant domain.TenantID, use
 		var first, count int64
 		var data []byte
 		if err := rows.Scan(&first, &count, &data); err != nil {
-			return queryexec.ResultPage{}, fmt.Errorf("resultarchive: read %s: %w", id, err)
+			return results.Page{}, fmt.Errorf("resultarchive: read %s: %w", id, err)
 		}
 		if first != next {
-			return queryexec.ResultPage{}, fmt.Errorf("resultarchive: read %s: chunk at row %d, want %d: %w", id, first, next, errCorrupt)
+			return results.Page{}, fmt.Errorf("resultarchive: read %s: chunk at row %d, want %d: %w", id, first, next, errCorrupt)
 		}
 		err := eachRow(data, count, func(i int64, row []byte) error {
 			if n := first + i; n >= offset && n < end {
@@ -376,15 +377,15 @@ func (s *Store) Page(ctx context.Context, id string, tenant domain.TenantID, use
 			return nil
 		})
 		if err != nil {
-			return queryexec.ResultPage{}, fmt.Errorf("resultarchive: read %s at row %d: %w", id, first, err)
+			return results.Page{}, fmt.Errorf("resultarchive: read %s at row %d: %w", id, first, err)
 		}
 		next = first + count
 	}
 	if err := rows.Err(); err != nil {
-		return queryexec.ResultPage{}, fmt.Errorf("resultarchive: read %s: %w", id, err)
+		return results.Page{}, fmt.Errorf("resultarchive: read %s: %w", id, err)
 	}
 	if int64(len(page.Rows)) != end-offset {
-		return queryexec.ResultPage{}, notFound(id) // deleted meanwhile
+		return results.Page{}, notFound(id) // deleted meanwhile
 	}
 	return page, nil
 }
@@ -421,7 +422,7 @@ func eachRow(data []byte, count int64, fn func(i int64, row []byte) error) error
 // call, and neither may be modified. It stops at the first error of fn or of ctx and returns it;
 // otherwise the errors are those of Page (an archive deleted during the read ends it with one
 // wrapping domain.ErrNotFound).
-func (s *Store) Rows(ctx context.Context, id string, tenant domain.TenantID, user domain.UserID, fn func(cols []queryexec.ResultColumn, row json.RawMessage) error) error {
+func (s *Store) Rows(ctx context.Context, id string, tenant domain.TenantID, user domain.UserID, fn func(cols []results.Column, row json.RawMessage) error) error {
 	h, err := s.header(ctx, id, tenant, user)
 	if err != nil {
 		return err

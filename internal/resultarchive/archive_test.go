@@ -17,10 +17,10 @@ import (
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/internal/resultarchive"
 	"github.com/clouddbmanager/clouddb/internal/testdb"
-	"github.com/clouddbmanager/clouddb/queryexec"
+	"github.com/clouddbmanager/clouddb/queryexec/results"
 )
 
-var cols = []queryexec.ResultColumn{{Name: "id", Type: "INT"}, {Name: "name", Type: "VARCHAR"}, {Name: "note", Type: "TEXT"}}
+var cols = []results.Column{{Name: "id", Type: "INT"}, {Name: "name", Type: "VARCHAR"}, {Name: "note", Type: "TEXT"}}
 
 // row is the i-th row of the test results.
 func row(i int64) json.RawMessage {
@@ -62,7 +62,7 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-func wantRows(t *testing.T, page queryexec.ResultPage, from, n int64) {
+func wantRows(t *testing.T, page results.Page, from, n int64) {
 	t.Helper()
 	if int64(len(page.Rows)) != n {
 		t.Fatalf("page at %d has %d rows, want %d", page.Offset, len(page.Rows), n)
@@ -160,7 +160,7 @@ func TestLargeResult(t *testing.T) {
 
 	// Streamed whole, in order.
 	var n int64
-	err = s.Rows(ctx(t), m.QueryID, o.tenant, o.user, func(c []queryexec.ResultColumn, r json.RawMessage) error {
+	err = s.Rows(ctx(t), m.QueryID, o.tenant, o.user, func(c []results.Column, r json.RawMessage) error {
 		if len(c) != 3 || string(r) != string(row(n)) {
 			return fmt.Errorf("row %d = %s (%d columns)", n, r, len(c))
 		}
@@ -173,7 +173,7 @@ func TestLargeResult(t *testing.T) {
 	// fn's error stops it.
 	stop := errors.New("enough")
 	n = 0
-	if err := s.Rows(ctx(t), m.QueryID, o.tenant, o.user, func([]queryexec.ResultColumn, json.RawMessage) error {
+	if err := s.Rows(ctx(t), m.QueryID, o.tenant, o.user, func([]results.Column, json.RawMessage) error {
 		if n++; n == 3 {
 			return stop
 		}
@@ -232,7 +232,7 @@ func TestChunksAndOddRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	if err := s.Rows(ctx(t), odd.QueryID, o.tenant, o.user, func(_ []queryexec.ResultColumn, r json.RawMessage) error {
+	if err := s.Rows(ctx(t), odd.QueryID, o.tenant, o.user, func(_ []results.Column, r json.RawMessage) error {
 		got = append(got, string(r))
 		return nil
 	}); err != nil {
@@ -250,7 +250,7 @@ func TestChunksAndOddRows(t *testing.T) {
 	if err != nil || p.Total != 0 || p.Rows == nil || len(p.Rows) != 0 || p.Columns == nil {
 		t.Errorf("Page of an empty result = %+v, %v", p, err)
 	}
-	if err := s.Rows(ctx(t), empty.QueryID, o.tenant, o.user, func([]queryexec.ResultColumn, json.RawMessage) error {
+	if err := s.Rows(ctx(t), empty.QueryID, o.tenant, o.user, func([]results.Column, json.RawMessage) error {
 		return errors.New("called")
 	}); err != nil {
 		t.Errorf("Rows of an empty result: %v", err)
@@ -284,7 +284,7 @@ func TestIsolationAndDelete(t *testing.T) {
 	}
 	sameTenant := owner{o.tenant, domain.UserID(uuid.NewString())}
 	sameUser := owner{domain.TenantID(uuid.NewString()), o.user}
-	noop := func([]queryexec.ResultColumn, json.RawMessage) error { return nil }
+	noop := func([]results.Column, json.RawMessage) error { return nil }
 	for name, tc := range map[string]struct {
 		id string
 		o  owner

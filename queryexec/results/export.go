@@ -1,4 +1,4 @@
-package queryexec
+package results
 
 import (
 	"bufio"
@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/queryexec/sqlcheck"
 )
 
 // Export formats.
@@ -42,7 +43,7 @@ func ExportContentType(format string) (contentType, ext string, ok bool) {
 // bufio.Writer, flushed when full and by End; an Exporter holds nothing but that buffer and the
 // scratch space of one row. Row returns the first write error. Not safe for concurrent use.
 type Exporter interface {
-	Begin(cols []ResultColumn) error
+	Begin(cols []Column) error
 	Row(row json.RawMessage) error
 	End() error
 }
@@ -112,7 +113,7 @@ var (
 // the scratch space of the current row.
 type exportBase struct {
 	w      *bufio.Writer
-	cols   []ResultColumn
+	cols   []Column
 	kinds  []shapeKind
 	state  int // 0 new, 1 begun, 2 ended
 	rows   int64
@@ -121,7 +122,7 @@ type exportBase struct {
 	errRow error
 }
 
-func (e *exportBase) begin(cols []ResultColumn) error {
+func (e *exportBase) begin(cols []Column) error {
 	if e.state != 0 {
 		return errExportOrder
 	}
@@ -160,7 +161,7 @@ func (e *exportBase) end() error {
 
 // uniqueColumnNames makes repeated names unique: the second "a" becomes "a_2" (or "a_3", … when
 // another column is called so).
-func uniqueColumnNames(cols []ResultColumn) []string {
+func uniqueColumnNames(cols []Column) []string {
 	taken := make(map[string]bool, len(cols))
 	for _, c := range cols {
 		taken[c.Name] = true
@@ -190,7 +191,7 @@ type csvExporter struct {
 	exportBase
 }
 
-func (e *csvExporter) Begin(cols []ResultColumn) error {
+func (e *csvExporter) Begin(cols []Column) error {
 	if err := e.begin(cols); err != nil {
 		return err
 	}
@@ -282,7 +283,7 @@ type jsonExporter struct {
 	keys [][]byte // `{"a":` and `,"b":`
 }
 
-func (e *jsonExporter) Begin(cols []ResultColumn) error {
+func (e *jsonExporter) Begin(cols []Column) error {
 	if err := e.begin(cols); err != nil {
 		return err
 	}
@@ -360,19 +361,19 @@ type sqlExporter struct {
 	text, raw  []byte // scratch: a value's text, its decoded bytes
 }
 
-func (e *sqlExporter) Begin(cols []ResultColumn) error {
+func (e *sqlExporter) Begin(cols []Column) error {
 	if err := e.begin(cols); err != nil {
 		return err
 	}
 	var b strings.Builder
 	b.WriteString("INSERT INTO ")
-	b.WriteString(quoteIdent(e.table))
+	b.WriteString(sqlcheck.QuoteIdent(e.table))
 	b.WriteString(" (")
 	for i, name := range uniqueColumnNames(cols) {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(quoteIdent(name))
+		b.WriteString(sqlcheck.QuoteIdent(name))
 	}
 	b.WriteString(") VALUES\n")
 	e.insert = []byte(b.String())

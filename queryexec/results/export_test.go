@@ -1,4 +1,4 @@
-package queryexec
+package results
 
 import (
 	"bytes"
@@ -40,7 +40,7 @@ func TestExportContentType(t *testing.T) {
 }
 
 // export runs an exporter over rows and returns its output.
-func export(t testing.TB, format string, cols []ResultColumn, rows []json.RawMessage) string {
+func export(t testing.TB, format string, cols []Column, rows []json.RawMessage) string {
 	t.Helper()
 	var out bytes.Buffer
 	e, err := NewExporter(format, &out, "copy")
@@ -62,7 +62,7 @@ func export(t testing.TB, format string, cols []ResultColumn, rows []json.RawMes
 }
 
 // csvField is what a CSV reader should read for a JSON value of a column.
-func csvField(t testing.TB, col ResultColumn, v json.RawMessage) string {
+func csvField(t testing.TB, col Column, v json.RawMessage) string {
 	t.Helper()
 	if string(v) == "null" {
 		return ""
@@ -86,7 +86,7 @@ func splitRow(t testing.TB, row json.RawMessage) []json.RawMessage {
 	return vals
 }
 
-func checkCSV(t *testing.T, out string, cols []ResultColumn, rows []json.RawMessage) {
+func checkCSV(t *testing.T, out string, cols []Column, rows []json.RawMessage) {
 	t.Helper()
 	if !strings.HasSuffix(out, "\r\n") || strings.Count(out, "\r\n") < len(rows)+1 {
 		t.Fatalf("CSV lines must end with CRLF:\n%q", out)
@@ -116,7 +116,7 @@ func checkCSV(t *testing.T, out string, cols []ResultColumn, rows []json.RawMess
 	}
 }
 
-func checkJSONExport(t *testing.T, out string, cols []ResultColumn, rows []json.RawMessage) {
+func checkJSONExport(t *testing.T, out string, cols []Column, rows []json.RawMessage) {
 	t.Helper()
 	if !json.Valid([]byte(out)) {
 		t.Fatalf("invalid JSON:\n%s", out)
@@ -162,7 +162,7 @@ func checkJSONExport(t *testing.T, out string, cols []ResultColumn, rows []json.
 }
 
 func TestExportSynthetic(t *testing.T) {
-	cols := []ResultColumn{
+	cols := []Column{
 		{Name: "id", Type: "INT"}, {Name: "s", Type: "VARCHAR"}, {Name: "s", Type: "TEXT"},
 		{Name: "d", Type: "DECIMAL"}, {Name: "b", Type: "BLOB"}, {Name: "j", Type: "JSON"}, {Name: "t", Type: "TIMESTAMP"},
 	}
@@ -218,7 +218,7 @@ func TestExportSynthetic(t *testing.T) {
 }
 
 func TestExportUniqueColumnNames(t *testing.T) {
-	cols := []ResultColumn{{Name: "a"}, {Name: "a"}, {Name: "a_2"}, {Name: "b"}, {Name: "a"}, {Name: ""}, {Name: ""}}
+	cols := []Column{{Name: "a"}, {Name: "a"}, {Name: "a_2"}, {Name: "b"}, {Name: "a"}, {Name: ""}, {Name: ""}}
 	want := []string{"a", "a_3", "a_2", "b", "a_4", "", "_2"}
 	if got := uniqueColumnNames(cols); !reflect.DeepEqual(got, want) {
 		t.Errorf("%q, want %q", got, want)
@@ -226,7 +226,7 @@ func TestExportUniqueColumnNames(t *testing.T) {
 }
 
 func TestExportRejectsBadRows(t *testing.T) {
-	cols := []ResultColumn{{Name: "a", Type: "INT"}, {Name: "b", Type: "VARCHAR"}}
+	cols := []Column{{Name: "a", Type: "INT"}, {Name: "b", Type: "VARCHAR"}}
 	for _, row := range []string{
 		``, `{}`, `[1]`, `[1,"x",2]`, `[1,"x"`, `[1,"x"]x`, `[1);DROP TABLE t;--,"x"]`, `[nul,"x"]`,
 		`[1,"a\x"]`, `[1,"a` + "\n" + `"]`, `[1,"x",]`, `[,1,"x"]`, `[1 "x"]`, `[1,"\u12"]`,
@@ -288,7 +288,7 @@ func TestExportUnquote(t *testing.T) {
 }
 
 func TestExportSQLBatches(t *testing.T) {
-	cols := []ResultColumn{{Name: "id", Type: "INT"}, {Name: "v", Type: "LONGTEXT"}}
+	cols := []Column{{Name: "id", Type: "INT"}, {Name: "v", Type: "LONGTEXT"}}
 	var rows []json.RawMessage
 	for i := range 250 {
 		rows = append(rows, json.RawMessage(fmt.Sprintf(`[%d,"v"]`, i)))
@@ -399,7 +399,7 @@ func TestExportSQLLoadsBack(t *testing.T) {
 }
 
 func BenchmarkExportCSV(b *testing.B) {
-	cols := []ResultColumn{
+	cols := []Column{
 		{Name: "id", Type: "BIGINT"}, {Name: "name", Type: "VARCHAR"}, {Name: "amount", Type: "DECIMAL"},
 		{Name: "at", Type: "DATETIME"}, {Name: "note", Type: "TEXT"}, {Name: "data", Type: "BLOB"},
 	}

@@ -1,4 +1,4 @@
-package queryexec
+package results
 
 import (
 	"bufio"
@@ -19,8 +19,8 @@ import (
 	"github.com/clouddbmanager/clouddb/domain"
 )
 
-// ErrResultExpired: the result was evicted or is past its TTL (the API answers 410 expired).
-var ErrResultExpired = errors.New("queryexec: result expired")
+// ErrExpired: the result was evicted or is past its TTL (the API answers 410 expired).
+var ErrExpired = errors.New("queryexec: result expired")
 
 var (
 	errResultStoreClosed = errors.New("queryexec: result store closed")
@@ -46,14 +46,14 @@ const (
 	resultMaxTombstones = 100000
 	// resultDiskChunk is how much disk budget a writer reserves at a time (less for tiny budgets).
 	resultDiskChunk = 256 << 10
-	// resultFilePrefix and resultFileSuffix name spill files; OpenResultStore removes leftovers
+	// resultFilePrefix and resultFileSuffix name spill files; Open removes leftovers
 	// with exactly this shape and nothing else from the directory.
 	resultFilePrefix = "result-"
 	resultFileSuffix = ".rows"
 )
 
-// ResultStoreOptions configures OpenResultStore. Zero values mean the defaults.
-type ResultStoreOptions struct {
+// StoreOptions configures Open. Zero values mean the defaults.
+type StoreOptions struct {
 	Dir          string           // spill directory (created; files are removed on expiry and on Close; leftover files from a previous run are removed at open); empty: a new temporary directory, removed on Close
 	MemoryBudget int64            // bytes of rows kept in memory across all results (default 64 MiB)
 	SpillAbove   int64            // a result whose rows exceed this many bytes goes to a file (default 1 MiB)
@@ -63,7 +63,7 @@ type ResultStoreOptions struct {
 	Log          *slog.Logger
 }
 
-// ResultStore keeps the results of queries so their owner can page through them and export them
+// Store keeps the results of queries so their owner can page through them and export them
 // for a TTL after they were committed (not extended by reads).
 //
 // Rows are counted as len(row)+24 bytes. A result stays in memory until its rows exceed
@@ -79,11 +79,11 @@ type ResultStoreOptions struct {
 // shorter) so that spill files of an idle store do not outlive their TTL by much. Close stops it.
 //
 // Evicted and expired ids are remembered, with their owner, for a TTL (at most 100,000 of them)
-// so that Page and Rows can answer ErrResultExpired instead of ErrNotFound.
+// so that Page and Rows can answer ErrExpired instead of ErrNotFound.
 //
 // One store per directory: a second store on the same Dir would delete the first one's files.
-// A ResultStore is safe for concurrent use; a ResultWriter is used by one goroutine.
-type ResultStore struct {
+// A Store is safe for concurrent use; a Writer is used by one goroutine.
+type Store struct {
 	dir        string
 	ownDir     bool
 	memBudget  int64
@@ -116,7 +116,7 @@ type ResultStore struct {
 // storedResult is one committed result.
 type storedResult struct {
 	id, owner  string
-	cols       []ResultColumn
+	cols       []Column
 	truncated  bool
 	total      int64
 	expires    time.Time
@@ -140,12 +140,12 @@ type resultTombEntry struct {
 	until time.Time
 }
 
-// OpenResultStore creates (or cleans) the spill directory and returns an empty store.
-func OpenResultStore(opts ResultStoreOptions) (*ResultStore, error) {
+// Open creates (or cleans) the spill directory and returns an empty store.
+func Open(opts StoreOptions) (*Store, error) {
 	if opts.MemoryBudget < 0 || opts.SpillAbove < 0 || opts.DiskBudget < 0 || opts.TTL < 0 {
 		return nil, errors.New("queryexec: result store options must not be negative")
 	}
-	s := &ResultStore{
+	s := &Store{
 		dir:        opts.Dir,
 		memBudget:  opts.MemoryBudget,
 		spillAbove: opts.SpillAbove,
@@ -204,7 +204,7 @@ func OpenResultStore(opts ResultStoreOptions) (*ResultStore, error) {
 }
 
 // janitor expires results every interval until Close.
-func (s *ResultStore) janitor(interval time.Duration) {
+func (s *Store) janitor(interval time.Duration) {
 	defer close(s.stopped)
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -223,7 +223,7 @@ func (s *ResultStore) janitor(interval time.Duration) {
 // Close evicts every result and removes the spill files (a file still being read by Rows is
 // removed when that read ends; a writer that has not committed or aborted removes its own file
 // on its next call). Later calls fail; Close is idempotent.
-func (s *ResultStore) Close() error {
+func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -247,7 +247,7 @@ func (s *ResultStore) Close() error {
 }
 
 // unlock releases s.mu and then removes the spill files evicted meanwhile.
-func (s *ResultStore) unlock() {
+func (s *Store) unlock() {
 	doomed := s.doomed
 	s.doomed = nil
 	s.mu.Unlock()
@@ -259,7 +259,7 @@ func (s *ResultStore) unlock() {
 }
 
 // sweepLocked evicts expired results (oldest first) and forgets old tombstones.
-func (s *ResultStore) sweepLocked(now time.Time) {
+func (s *Store) sweepLocked(now time.Time) {
 	for s.oldest != nil && !now.Before(s.oldest.expires) {
 		s.evictLocked(s.oldest, "expired", now)
 	}
@@ -269,7 +269,7 @@ func (s *ResultStore) sweepLocked(now time.Time) {
 }
 
 // popTombLocked forgets the oldest tombstone (unless its id was committed or evicted again since).
-func (s *ResultStore) popTombLocked() {
+func (s *Store) popTombLocked() {
 	e := s.tombQueue[s.tombHead]
 	s.tombQueue[s.tombHead] = resultTombEntry{}
 	s.tombHead++
@@ -284,7 +284,7 @@ func (s *ResultStore) popTombLocked() {
 
 // evictLocked removes r from the store; unless the store closes, its id is remembered as
 // expired until now+TTL.
-func (s *ResultStore) evictLocked(r *storedResult, reason string, now time.Time) {
+func (s *Store) evictLocked(r *storedResult, reason string, now time.Time) {
 	if r.prev != nil {
 		r.prev.next = r.next
 	} else {
@@ -324,7 +324,7 @@ func (s *ResultStore) evictLocked(r *storedResult, reason string, now time.Time)
 
 // evictForMemoryLocked evicts the oldest committed in-memory results until memory fits the
 // budget or none is left; it reports whether memory fits.
-func (s *ResultStore) evictForMemoryLocked(now time.Time) bool {
+func (s *Store) evictForMemoryLocked(now time.Time) bool {
 	for r := s.oldest; r != nil && s.memUsed > s.memBudget; {
 		next := r.next
 		if r.path == "" {
@@ -336,7 +336,7 @@ func (s *ResultStore) evictForMemoryLocked(now time.Time) bool {
 }
 
 // evictForDiskLocked is evictForMemoryLocked for spilled results and the disk budget.
-func (s *ResultStore) evictForDiskLocked(now time.Time) bool {
+func (s *Store) evictForDiskLocked(now time.Time) bool {
 	for r := s.oldest; r != nil && s.diskUsed > s.diskBudget; {
 		next := r.next
 		if r.path != "" {
@@ -347,12 +347,12 @@ func (s *ResultStore) evictForDiskLocked(now time.Time) bool {
 	return s.diskUsed <= s.diskBudget
 }
 
-// ResultWriter records one result, row by row; nothing is visible before Commit. It is not safe
+// Writer records one result, row by row; nothing is visible before Commit. It is not safe
 // for concurrent use.
-type ResultWriter struct {
-	s         *ResultStore
+type Writer struct {
+	s         *Store
 	id, owner string
-	cols      []ResultColumn
+	cols      []Column
 
 	rows     []json.RawMessage // before spilling
 	memBytes int64             // reserved in s.memUsed
@@ -371,8 +371,8 @@ type ResultWriter struct {
 
 // Begin starts recording the result of query id, owned by owner (a user id). cols is kept (not
 // copied). A commit under an id already in the store replaces the older result.
-func (s *ResultStore) Begin(id, owner string, cols []ResultColumn) *ResultWriter {
-	return &ResultWriter{s: s, id: id, owner: owner, cols: cols}
+func (s *Store) Begin(id, owner string, cols []Column) *Writer {
+	return &Writer{s: s, id: id, owner: owner, cols: cols}
 }
 
 // Add appends the next row. The row is kept as is (not copied): the caller must not modify it
@@ -380,7 +380,7 @@ func (s *ResultStore) Begin(id, owner string, cols []ResultColumn) *ResultWriter
 // is written to a spill file. Add fails when the store is closed, when the result alone does not
 // fit in the disk budget, or on an I/O error; the writer is then dead: later calls return the
 // same error and the caller should Abort (and may serve the query without a stored result).
-func (w *ResultWriter) Add(row json.RawMessage) error {
+func (w *Writer) Add(row json.RawMessage) error {
 	if w.done {
 		return errResultWriterDone
 	}
@@ -412,7 +412,7 @@ func (w *ResultWriter) Add(row json.RawMessage) error {
 }
 
 // count is the number of rows added so far.
-func (w *ResultWriter) count() int64 {
+func (w *Writer) count() int64 {
 	if w.file != nil {
 		return w.fileRows
 	}
@@ -420,7 +420,7 @@ func (w *ResultWriter) count() int64 {
 }
 
 // spill moves the rows kept in memory to a new spill file.
-func (w *ResultWriter) spill() error {
+func (w *Writer) spill() error {
 	f, err := os.CreateTemp(w.s.dir, resultFilePrefix+"*"+resultFileSuffix)
 	if err != nil {
 		w.s.log.Warn("result store: create spill file", "query_id", w.id, "err", err)
@@ -439,7 +439,7 @@ func (w *ResultWriter) spill() error {
 }
 
 // writeRow appends a row to the spill file: its length as a uvarint, then its bytes.
-func (w *ResultWriter) writeRow(row json.RawMessage) error {
+func (w *Writer) writeRow(row json.RawMessage) error {
 	if w.s.shut.Load() {
 		return w.fail(errResultStoreClosed)
 	}
@@ -469,7 +469,7 @@ func (w *ResultWriter) writeRow(row json.RawMessage) error {
 // reserveDisk reserves at least need more bytes of the disk budget (a chunk when there is room,
 // to take the lock less often), evicting the oldest spilled results if needed. It fails, evicting
 // nothing, when the space of results being written plus need exceeds the budget.
-func (w *ResultWriter) reserveDisk(need int64) error {
+func (w *Writer) reserveDisk(need int64) error {
 	s := w.s
 	s.mu.Lock()
 	defer s.unlock()
@@ -492,7 +492,7 @@ func (w *ResultWriter) reserveDisk(need int64) error {
 }
 
 // releaseMemory gives back the memory reserved by the writer.
-func (w *ResultWriter) releaseMemory() {
+func (w *Writer) releaseMemory() {
 	if w.memBytes == 0 {
 		return
 	}
@@ -503,7 +503,7 @@ func (w *ResultWriter) releaseMemory() {
 }
 
 // releaseDisk closes and removes the spill file and gives back its reservation.
-func (w *ResultWriter) releaseDisk() {
+func (w *Writer) releaseDisk() {
 	if w.file != nil {
 		w.file.Close()
 		if err := os.Remove(w.file.Name()); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -520,7 +520,7 @@ func (w *ResultWriter) releaseDisk() {
 }
 
 // fail makes err sticky and frees what the writer holds.
-func (w *ResultWriter) fail(err error) error {
+func (w *Writer) fail(err error) error {
 	w.err = err
 	w.rows = nil
 	w.releaseMemory()
@@ -531,7 +531,7 @@ func (w *ResultWriter) fail(err error) error {
 // Commit makes the result visible to Page and Rows, for TTL from now. truncated records that the
 // rows stop at a row limit. It fails if Add failed (with that error), on an I/O error, when the
 // store is closed, or when called twice; on failure nothing is kept.
-func (w *ResultWriter) Commit(truncated bool) error {
+func (w *Writer) Commit(truncated bool) error {
 	if w.done {
 		return errResultWriterDone
 	}
@@ -592,7 +592,7 @@ func (w *ResultWriter) Commit(truncated bool) error {
 
 // Abort discards the result being written and frees what it holds. It is a no-op after Commit
 // (or a second Abort).
-func (w *ResultWriter) Abort() {
+func (w *Writer) Abort() {
 	if w.done {
 		return
 	}
@@ -602,9 +602,9 @@ func (w *ResultWriter) Abort() {
 	}
 }
 
-// ResultPage is one page of a stored result.
-type ResultPage struct {
-	Columns   []ResultColumn    `json:"columns"`
+// Page is one page of a stored result.
+type Page struct {
+	Columns   []Column          `json:"columns"`
 	Rows      []json.RawMessage `json:"rows"`
 	Offset    int64             `json:"offset"`
 	Limit     int64             `json:"limit"`
@@ -617,23 +617,23 @@ type ResultPage struct {
 // shared with the store: do not modify them.
 //
 // Returns an error wrapping domain.ErrNotFound when id is unknown or owned by someone else,
-// wrapping ErrResultExpired when the owner's result was evicted or expired, and a
+// wrapping ErrExpired when the owner's result was evicted or expired, and a
 // *domain.ValidationError for a negative offset or a limit below 1.
-func (s *ResultStore) Page(id, owner string, offset, limit int64) (ResultPage, error) {
+func (s *Store) Page(id, owner string, offset, limit int64) (Page, error) {
 	if offset < 0 {
-		return ResultPage{}, domain.NewValidationError("offset", "must not be negative")
+		return Page{}, domain.NewValidationError("offset", "must not be negative")
 	}
 	if limit < 1 {
-		return ResultPage{}, domain.NewValidationError("limit", "must be at least 1")
+		return Page{}, domain.NewValidationError("limit", "must be at least 1")
 	}
 	limit = min(limit, resultMaxPageRows)
 	s.mu.Lock()
 	r, err := s.lookupLocked(id, owner)
 	if err != nil {
 		s.unlock()
-		return ResultPage{}, err
+		return Page{}, err
 	}
-	page := ResultPage{Columns: r.cols, Rows: []json.RawMessage{}, Offset: offset, Limit: limit, Total: r.total, Truncated: r.truncated}
+	page := Page{Columns: r.cols, Rows: []json.RawMessage{}, Offset: offset, Limit: limit, Total: r.total, Truncated: r.truncated}
 	if offset >= r.total {
 		s.unlock()
 		return page, nil
@@ -650,14 +650,14 @@ func (s *ResultStore) Page(id, owner string, offset, limit int64) (ResultPage, e
 
 	f, br, err := s.openAt(r, offset)
 	if err != nil {
-		return ResultPage{}, err
+		return Page{}, err
 	}
 	defer f.Close()
 	page.Rows = make([]json.RawMessage, 0, end-offset)
 	for i := offset; i < end; i++ {
 		row, err := readSpilledRow(br, nil)
 		if err != nil {
-			return ResultPage{}, s.readErr(r, err)
+			return Page{}, s.readErr(r, err)
 		}
 		page.Rows = append(page.Rows, row)
 	}
@@ -669,7 +669,7 @@ func (s *ResultStore) Page(id, owner string, offset, limit int64) (ResultPage, e
 // (copy it to keep it) and neither may be modified. It stops at the first error of fn or of ctx
 // and returns it; otherwise the errors are those of Page. The result stays readable to the end
 // even if it expires meanwhile.
-func (s *ResultStore) Rows(ctx context.Context, id, owner string, fn func(cols []ResultColumn, row json.RawMessage) error) error {
+func (s *Store) Rows(ctx context.Context, id, owner string, fn func(cols []Column, row json.RawMessage) error) error {
 	s.mu.Lock()
 	r, err := s.lookupLocked(id, owner)
 	if err != nil {
@@ -718,7 +718,7 @@ func (s *ResultStore) Rows(ctx context.Context, id, owner string, fn func(cols [
 }
 
 // lookupLocked finds the live result id of owner, expiring what is due.
-func (s *ResultStore) lookupLocked(id, owner string) (*storedResult, error) {
+func (s *Store) lookupLocked(id, owner string) (*storedResult, error) {
 	if s.closed {
 		return nil, errResultStoreClosed
 	}
@@ -730,18 +730,18 @@ func (s *ResultStore) lookupLocked(id, owner string) (*storedResult, error) {
 		}
 		if !now.Before(r.expires) { // a clock that went backwards can leave one behind the sweep
 			s.evictLocked(r, "expired", now)
-			return nil, fmt.Errorf("queryexec: result %s: %w", id, ErrResultExpired)
+			return nil, fmt.Errorf("queryexec: result %s: %w", id, ErrExpired)
 		}
 		return r, nil
 	}
 	if t, ok := s.tombs[id]; ok && t.owner == owner {
-		return nil, fmt.Errorf("queryexec: result %s: %w", id, ErrResultExpired)
+		return nil, fmt.Errorf("queryexec: result %s: %w", id, ErrExpired)
 	}
 	return nil, fmt.Errorf("queryexec: result %s: %w", id, domain.ErrNotFound)
 }
 
 // release ends a read of a spilled result; the last reader of an evicted one removes its file.
-func (s *ResultStore) release(r *storedResult) {
+func (s *Store) release(r *storedResult) {
 	s.mu.Lock()
 	r.refs--
 	if r.refs == 0 && r.gone {
@@ -751,7 +751,7 @@ func (s *ResultStore) release(r *storedResult) {
 }
 
 // openAt opens the spill file of r positioned at row `row` (< r.total), using the sparse index.
-func (s *ResultStore) openAt(r *storedResult, row int64) (*os.File, *bufio.Reader, error) {
+func (s *Store) openAt(r *storedResult, row int64) (*os.File, *bufio.Reader, error) {
 	f, err := os.Open(r.path)
 	if err != nil {
 		return nil, nil, s.readErr(r, err)
@@ -789,7 +789,7 @@ func readSpilledRow(br *bufio.Reader, buf []byte) ([]byte, error) {
 }
 
 // readErr logs and wraps an error reading the spill file of r.
-func (s *ResultStore) readErr(r *storedResult, err error) error {
+func (s *Store) readErr(r *storedResult, err error) error {
 	if errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}

@@ -1,4 +1,4 @@
-package queryexec
+package results
 
 import (
 	"context"
@@ -33,7 +33,7 @@ func (c *resultClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func openTestResultStore(t *testing.T, opts ResultStoreOptions) (*ResultStore, *resultClock) {
+func openTestResultStore(t *testing.T, opts StoreOptions) (*Store, *resultClock) {
 	t.Helper()
 	clock := &resultClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
 	if opts.Dir == "" {
@@ -42,7 +42,7 @@ func openTestResultStore(t *testing.T, opts ResultStoreOptions) (*ResultStore, *
 	if opts.Now == nil {
 		opts.Now = clock.Now
 	}
-	s, err := OpenResultStore(opts)
+	s, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,14 +50,14 @@ func openTestResultStore(t *testing.T, opts ResultStoreOptions) (*ResultStore, *
 	return s, clock
 }
 
-var testResultCols = []ResultColumn{{Name: "n", Type: "INT"}, {Name: "s", Type: "VARCHAR"}}
+var testResultCols = []Column{{Name: "n", Type: "INT"}, {Name: "s", Type: "VARCHAR"}}
 
 // testResultRow is row i of test results; pad makes it longer.
 func testResultRow(i int, pad int) json.RawMessage {
 	return json.RawMessage(fmt.Sprintf(`[%d,"row %d%s"]`, i, i, strings.Repeat("x", pad)))
 }
 
-func storeTestResult(t *testing.T, s *ResultStore, id, owner string, rows, pad int) {
+func storeTestResult(t *testing.T, s *Store, id, owner string, rows, pad int) {
 	t.Helper()
 	w := s.Begin(id, owner, testResultCols)
 	for i := range rows {
@@ -80,7 +80,7 @@ func spillFiles(t *testing.T, dir string) []string {
 }
 
 // checkPage checks that the page holds rows [offset, offset+n) of a test result.
-func checkPage(t *testing.T, p ResultPage, offset int64, n int, pad int) {
+func checkPage(t *testing.T, p Page, offset int64, n int, pad int) {
 	t.Helper()
 	if len(p.Rows) != n {
 		t.Fatalf("page at %d: %d rows, want %d", offset, len(p.Rows), n)
@@ -93,7 +93,7 @@ func checkPage(t *testing.T, p ResultPage, offset int64, n int, pad int) {
 }
 
 func testResultPaging(t *testing.T, spill bool) {
-	opts := ResultStoreOptions{}
+	opts := StoreOptions{}
 	if spill {
 		opts.SpillAbove = 1 << 10
 	}
@@ -151,7 +151,7 @@ func TestResultPagingInMemory(t *testing.T) { testResultPaging(t, false) }
 func TestResultPagingSpilled(t *testing.T)  { testResultPaging(t, true) }
 
 func TestResultSpilledPageSeeks(t *testing.T) {
-	s, _ := openTestResultStore(t, ResultStoreOptions{SpillAbove: 1})
+	s, _ := openTestResultStore(t, StoreOptions{SpillAbove: 1})
 	storeTestResult(t, s, "q", "u", 5000, 10)
 	files := spillFiles(t, s.dir)
 	if len(files) != 1 {
@@ -177,11 +177,11 @@ func TestResultSpilledPageSeeks(t *testing.T) {
 }
 
 func TestResultOwnerIsolation(t *testing.T) {
-	s, clock := openTestResultStore(t, ResultStoreOptions{})
+	s, clock := openTestResultStore(t, StoreOptions{})
 	storeTestResult(t, s, "q1", "alice", 3, 0)
-	noop := func([]ResultColumn, json.RawMessage) error { return nil }
+	noop := func([]Column, json.RawMessage) error { return nil }
 	for _, tc := range []struct{ id, owner string }{{"q1", "bob"}, {"q1", ""}, {"nope", "alice"}} {
-		if _, err := s.Page(tc.id, tc.owner, 0, 10); !errors.Is(err, domain.ErrNotFound) || errors.Is(err, ErrResultExpired) {
+		if _, err := s.Page(tc.id, tc.owner, 0, 10); !errors.Is(err, domain.ErrNotFound) || errors.Is(err, ErrExpired) {
 			t.Errorf("Page(%s, %s): %v, want ErrNotFound", tc.id, tc.owner, err)
 		}
 		if err := s.Rows(context.Background(), tc.id, tc.owner, noop); !errors.Is(err, domain.ErrNotFound) {
@@ -193,7 +193,7 @@ func TestResultOwnerIsolation(t *testing.T) {
 	}
 	// Once expired, the owner learns it expired; anyone else still sees nothing.
 	clock.Advance(16 * time.Minute)
-	if _, err := s.Page("q1", "alice", 0, 10); !errors.Is(err, ErrResultExpired) {
+	if _, err := s.Page("q1", "alice", 0, 10); !errors.Is(err, ErrExpired) {
 		t.Errorf("owner after expiry: %v", err)
 	}
 	if _, err := s.Page("q1", "bob", 0, 10); !errors.Is(err, domain.ErrNotFound) {
@@ -202,7 +202,7 @@ func TestResultOwnerIsolation(t *testing.T) {
 }
 
 func TestResultExpiry(t *testing.T) {
-	s, clock := openTestResultStore(t, ResultStoreOptions{SpillAbove: 100, TTL: 10 * time.Minute})
+	s, clock := openTestResultStore(t, StoreOptions{SpillAbove: 100, TTL: 10 * time.Minute})
 	storeTestResult(t, s, "mem", "u", 2, 0)
 	storeTestResult(t, s, "disk", "u", 100, 10)
 	if n := len(spillFiles(t, s.dir)); n != 1 {
@@ -217,10 +217,10 @@ func TestResultExpiry(t *testing.T) {
 	storeTestResult(t, s, "later", "u", 2, 0)
 	clock.Advance(time.Second)
 	for _, id := range []string{"mem", "disk"} {
-		if _, err := s.Page(id, "u", 0, 1); !errors.Is(err, ErrResultExpired) {
-			t.Fatalf("%s at TTL: %v, want ErrResultExpired", id, err)
+		if _, err := s.Page(id, "u", 0, 1); !errors.Is(err, ErrExpired) {
+			t.Fatalf("%s at TTL: %v, want ErrExpired", id, err)
 		}
-		if err := s.Rows(context.Background(), id, "u", func([]ResultColumn, json.RawMessage) error { return nil }); !errors.Is(err, ErrResultExpired) {
+		if err := s.Rows(context.Background(), id, "u", func([]Column, json.RawMessage) error { return nil }); !errors.Is(err, ErrExpired) {
 			t.Fatalf("Rows %s at TTL: %v", id, err)
 		}
 	}
@@ -232,7 +232,7 @@ func TestResultExpiry(t *testing.T) {
 	}
 	// Expired ids are remembered for a TTL, then forgotten.
 	clock.Advance(9 * time.Minute)
-	if _, err := s.Page("mem", "u", 0, 1); !errors.Is(err, ErrResultExpired) {
+	if _, err := s.Page("mem", "u", 0, 1); !errors.Is(err, ErrExpired) {
 		t.Fatalf("tombstone: %v", err)
 	}
 	clock.Advance(2 * time.Minute)
@@ -248,7 +248,7 @@ func TestResultExpiry(t *testing.T) {
 
 func TestResultJanitorRemovesFiles(t *testing.T) {
 	// The janitor runs every second when the TTL is short; the clock is real here.
-	s, err := OpenResultStore(ResultStoreOptions{Dir: t.TempDir(), SpillAbove: 1, TTL: time.Second})
+	s, err := Open(StoreOptions{Dir: t.TempDir(), SpillAbove: 1, TTL: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,12 +268,12 @@ func TestResultJanitorRemovesFiles(t *testing.T) {
 
 func TestResultMemoryBudget(t *testing.T) {
 	// Rows are 24+~110 bytes: 30 rows ≈ 4 KiB per result, 10 KiB hold two.
-	s, _ := openTestResultStore(t, ResultStoreOptions{MemoryBudget: 10 << 10, SpillAbove: 8 << 10})
+	s, _ := openTestResultStore(t, StoreOptions{MemoryBudget: 10 << 10, SpillAbove: 8 << 10})
 	for _, id := range []string{"a", "b", "c"} {
 		storeTestResult(t, s, id, "u", 30, 100)
 	}
-	if _, err := s.Page("a", "u", 0, 1); !errors.Is(err, ErrResultExpired) {
-		t.Fatalf("oldest result: %v, want ErrResultExpired (evicted)", err)
+	if _, err := s.Page("a", "u", 0, 1); !errors.Is(err, ErrExpired) {
+		t.Fatalf("oldest result: %v, want ErrExpired (evicted)", err)
 	}
 	for _, id := range []string{"b", "c"} {
 		p, err := s.Page(id, "u", 0, 100)
@@ -293,8 +293,8 @@ func TestResultMemoryBudget(t *testing.T) {
 	}
 	// A newer result evicts as many of the oldest as it needs: "d" (40 rows) makes "b" go.
 	storeTestResult(t, s, "d", "u", 40, 100)
-	if _, err := s.Page("b", "u", 0, 1); !errors.Is(err, ErrResultExpired) {
-		t.Fatalf("b: %v, want ErrResultExpired (evicted)", err)
+	if _, err := s.Page("b", "u", 0, 1); !errors.Is(err, ErrExpired) {
+		t.Fatalf("b: %v, want ErrExpired (evicted)", err)
 	}
 	for _, id := range []string{"c", "d"} {
 		if _, err := s.Page(id, "u", 0, 1); err != nil {
@@ -304,7 +304,7 @@ func TestResultMemoryBudget(t *testing.T) {
 
 	// A result bigger than the whole memory budget ends up in a file (having evicted the older
 	// ones to make room while it could still fit).
-	s2, _ := openTestResultStore(t, ResultStoreOptions{MemoryBudget: 4 << 10, SpillAbove: 1 << 20})
+	s2, _ := openTestResultStore(t, StoreOptions{MemoryBudget: 4 << 10, SpillAbove: 1 << 20})
 	storeTestResult(t, s2, "x", "u", 10, 100)
 	storeTestResult(t, s2, "y", "u", 40, 100)
 	if n := len(spillFiles(t, s2.dir)); n != 1 {
@@ -315,8 +315,8 @@ func TestResultMemoryBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkPage(t, p, 0, 40, 100)
-	if _, err := s2.Page("x", "u", 0, 1); !errors.Is(err, ErrResultExpired) {
-		t.Fatalf("x: %v, want ErrResultExpired (evicted)", err)
+	if _, err := s2.Page("x", "u", 0, 1); !errors.Is(err, ErrExpired) {
+		t.Fatalf("x: %v, want ErrExpired (evicted)", err)
 	}
 	s2.mu.Lock()
 	mem := s2.memUsed
@@ -328,12 +328,12 @@ func TestResultMemoryBudget(t *testing.T) {
 
 func TestResultDiskBudget(t *testing.T) {
 	// Each result: 200 rows of ~120 bytes ≈ 24 KiB on disk; 64 KiB hold two.
-	s, _ := openTestResultStore(t, ResultStoreOptions{SpillAbove: 1 << 10, DiskBudget: 64 << 10})
+	s, _ := openTestResultStore(t, StoreOptions{SpillAbove: 1 << 10, DiskBudget: 64 << 10})
 	for _, id := range []string{"a", "b", "c"} {
 		storeTestResult(t, s, id, "u", 200, 100)
 	}
-	if _, err := s.Page("a", "u", 0, 1); !errors.Is(err, ErrResultExpired) {
-		t.Fatalf("oldest result: %v, want ErrResultExpired (evicted)", err)
+	if _, err := s.Page("a", "u", 0, 1); !errors.Is(err, ErrExpired) {
+		t.Fatalf("oldest result: %v, want ErrExpired (evicted)", err)
 	}
 	for _, id := range []string{"b", "c"} {
 		p, err := s.Page(id, "u", 150, 50)
@@ -397,7 +397,7 @@ func TestResultDiskBudget(t *testing.T) {
 }
 
 func TestResultRowsStreamsSpilled(t *testing.T) {
-	s, _ := openTestResultStore(t, ResultStoreOptions{SpillAbove: 1 << 20, MemoryBudget: 4 << 20})
+	s, _ := openTestResultStore(t, StoreOptions{SpillAbove: 1 << 20, MemoryBudget: 4 << 20})
 	const total = 100_000
 	storeTestResult(t, s, "big", "u", total, 20)
 	if n := len(spillFiles(t, s.dir)); n != 1 {
@@ -410,7 +410,7 @@ func TestResultRowsStreamsSpilled(t *testing.T) {
 		t.Fatalf("memory used by a spilled result: %d", mem)
 	}
 	next := 0
-	err := s.Rows(context.Background(), "big", "u", func(cols []ResultColumn, row json.RawMessage) error {
+	err := s.Rows(context.Background(), "big", "u", func(cols []Column, row json.RawMessage) error {
 		if len(cols) != 2 {
 			return fmt.Errorf("%d columns", len(cols))
 		}
@@ -429,7 +429,7 @@ func TestResultRowsStreamsSpilled(t *testing.T) {
 	// fn's error stops the walk and comes back; so does a cancelled context.
 	stop := errors.New("stop")
 	n := 0
-	if err := s.Rows(context.Background(), "big", "u", func([]ResultColumn, json.RawMessage) error {
+	if err := s.Rows(context.Background(), "big", "u", func([]Column, json.RawMessage) error {
 		if n++; n == 10 {
 			return stop
 		}
@@ -439,7 +439,7 @@ func TestResultRowsStreamsSpilled(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n = 0
-	if err := s.Rows(ctx, "big", "u", func([]ResultColumn, json.RawMessage) error {
+	if err := s.Rows(ctx, "big", "u", func([]Column, json.RawMessage) error {
 		if n++; n == 1000 {
 			cancel()
 		}
@@ -450,13 +450,13 @@ func TestResultRowsStreamsSpilled(t *testing.T) {
 }
 
 func TestResultRowsKeepsFileWhileReading(t *testing.T) {
-	s, clock := openTestResultStore(t, ResultStoreOptions{SpillAbove: 1})
+	s, clock := openTestResultStore(t, StoreOptions{SpillAbove: 1})
 	storeTestResult(t, s, "q", "u", 1000, 0)
 	n := 0
-	err := s.Rows(context.Background(), "q", "u", func(_ []ResultColumn, row json.RawMessage) error {
+	err := s.Rows(context.Background(), "q", "u", func(_ []Column, row json.RawMessage) error {
 		if n == 0 {
 			clock.Advance(time.Hour)
-			if _, err := s.Page("q", "u", 0, 1); !errors.Is(err, ErrResultExpired) {
+			if _, err := s.Page("q", "u", 0, 1); !errors.Is(err, ErrExpired) {
 				return fmt.Errorf("page during the read: %v", err)
 			}
 			if len(spillFiles(t, s.dir)) != 1 {
@@ -478,7 +478,7 @@ func TestResultRowsKeepsFileWhileReading(t *testing.T) {
 }
 
 func TestResultAbort(t *testing.T) {
-	s, _ := openTestResultStore(t, ResultStoreOptions{SpillAbove: 1 << 10})
+	s, _ := openTestResultStore(t, StoreOptions{SpillAbove: 1 << 10})
 	for _, rows := range []int{5, 500} { // in memory, spilled
 		w := s.Begin("q", "u", testResultCols)
 		for i := range rows {
@@ -539,7 +539,7 @@ func TestResultOpenAndClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, err := OpenResultStore(ResultStoreOptions{Dir: dir, SpillAbove: 1})
+	s, err := Open(StoreOptions{Dir: dir, SpillAbove: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -578,7 +578,7 @@ func TestResultOpenAndClose(t *testing.T) {
 	}
 
 	// Without a Dir the store makes its own directory and removes it on Close.
-	s2, err := OpenResultStore(ResultStoreOptions{SpillAbove: 1})
+	s2, err := Open(StoreOptions{SpillAbove: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -591,7 +591,7 @@ func TestResultOpenAndClose(t *testing.T) {
 }
 
 func TestResultConcurrent(t *testing.T) {
-	s, clock := openTestResultStore(t, ResultStoreOptions{MemoryBudget: 64 << 10, SpillAbove: 4 << 10, DiskBudget: 256 << 10})
+	s, clock := openTestResultStore(t, StoreOptions{MemoryBudget: 64 << 10, SpillAbove: 4 << 10, DiskBudget: 256 << 10})
 	const workers, perWorker = 8, 30
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -626,7 +626,7 @@ func TestResultConcurrent(t *testing.T) {
 					qid := fmt.Sprintf("%s-q%d", owner, j)
 					p, err := s.Page(qid, owner, 0, 50)
 					switch {
-					case errors.Is(err, ErrResultExpired), j%7 == 3 && errors.Is(err, domain.ErrNotFound):
+					case errors.Is(err, ErrExpired), j%7 == 3 && errors.Is(err, domain.ErrNotFound):
 						continue
 					case err != nil:
 						errs <- fmt.Errorf("page %s: %w", qid, err)
@@ -639,14 +639,14 @@ func TestResultConcurrent(t *testing.T) {
 						}
 					}
 					n := 0
-					err = s.Rows(context.Background(), qid, owner, func(_ []ResultColumn, row json.RawMessage) error {
+					err = s.Rows(context.Background(), qid, owner, func(_ []Column, row json.RawMessage) error {
 						if string(row) != string(testResultRow(n, 20)) {
 							return fmt.Errorf("%s row %d: %s", qid, n, row)
 						}
 						n++
 						return nil
 					})
-					if err != nil && !errors.Is(err, ErrResultExpired) {
+					if err != nil && !errors.Is(err, ErrExpired) {
 						errs <- err
 						return
 					}

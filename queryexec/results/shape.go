@@ -1,4 +1,4 @@
-package queryexec
+package results
 
 import (
 	"database/sql"
@@ -11,10 +11,10 @@ import (
 	"unicode/utf8"
 )
 
-// ResultColumn is a column of a result: its name and MySQL type as the driver reports it
+// Column is a column of a result: its name and MySQL type as the driver reports it
 // (sql.ColumnType.DatabaseTypeName of go-sql-driver/mysql: "INT", "UNSIGNED BIGINT", "DECIMAL",
 // "VARCHAR", "TEXT", "BLOB", "VARBINARY", "DATETIME", "JSON", ...).
-type ResultColumn struct {
+type Column struct {
 	Name string `json:"name"`
 	Type string `json:"type"`
 }
@@ -49,7 +49,7 @@ type ResultColumn struct {
 // A RowReader is not safe for concurrent use.
 type RowReader struct {
 	rows  *sql.Rows
-	cols  []ResultColumn
+	cols  []Column
 	kinds []shapeKind
 	raw   []sql.RawBytes
 	dest  []any
@@ -64,13 +64,13 @@ func NewRowReader(rows *sql.Rows) (*RowReader, error) {
 	}
 	r := &RowReader{
 		rows:  rows,
-		cols:  make([]ResultColumn, len(types)),
+		cols:  make([]Column, len(types)),
 		kinds: make([]shapeKind, len(types)),
 		raw:   make([]sql.RawBytes, len(types)),
 		dest:  make([]any, len(types)),
 	}
 	for i, t := range types {
-		r.cols[i] = ResultColumn{Name: t.Name(), Type: t.DatabaseTypeName()}
+		r.cols[i] = Column{Name: t.Name(), Type: t.DatabaseTypeName()}
 		r.kinds[i] = shapeKindOf(r.cols[i].Type)
 		r.dest[i] = &r.raw[i]
 	}
@@ -78,8 +78,8 @@ func NewRowReader(rows *sql.Rows) (*RowReader, error) {
 }
 
 // Columns returns the columns of the result (a copy).
-func (r *RowReader) Columns() []ResultColumn {
-	return append([]ResultColumn(nil), r.cols...)
+func (r *RowReader) Columns() []Column {
+	return append([]Column(nil), r.cols...)
 }
 
 // Next returns the next row encoded as a JSON array (a fresh slice the caller may keep), or

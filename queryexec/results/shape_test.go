@@ -1,4 +1,4 @@
-package queryexec
+package results
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/clouddbmanager/clouddb/internal/testdb"
+	"github.com/clouddbmanager/clouddb/queryexec/sqlcheck"
 )
 
 // shapeTestDB opens a fresh test database the way the engine talks to a sandbox: text protocol,
@@ -46,7 +47,7 @@ func shapeTestDB(t testing.TB) *sql.DB {
 		t.Fatal(err)
 	}
 	defer sdb.Close()
-	shapeExec(t, sdb, "CREATE DATABASE "+quoteIdent(cfg.DBName)+" CHARACTER SET utf8mb4")
+	shapeExec(t, sdb, "CREATE DATABASE "+sqlcheck.QuoteIdent(cfg.DBName)+" CHARACTER SET utf8mb4")
 	return db
 }
 
@@ -76,7 +77,7 @@ const allTypesColumns = `
 // createAllTypesTable creates a table with an INT primary key id and a column of every type.
 func createAllTypesTable(t testing.TB, db *sql.DB, table string) {
 	t.Helper()
-	shapeExec(t, db, "CREATE TABLE "+quoteIdent(table)+" (id INT PRIMARY KEY,"+allTypesColumns+") DEFAULT CHARSET=utf8mb4")
+	shapeExec(t, db, "CREATE TABLE "+sqlcheck.QuoteIdent(table)+" (id INT PRIMARY KEY,"+allTypesColumns+") DEFAULT CHARSET=utf8mb4")
 }
 
 // trickyText has quotes, backslashes, line breaks, control characters (NUL, Ctrl-Z, DEL),
@@ -116,7 +117,7 @@ func zeroDatesAllowed(t testing.TB, db *sql.DB) bool {
 // 4 empty values and zeros, 5 zero dates (when the SQL mode allows them).
 func insertTrickyRows(t testing.TB, db *sql.DB, table string) {
 	t.Helper()
-	ins := "INSERT INTO " + quoteIdent(table) + ` (id, ti, si, mi, i, iu, bi, bu, dc, f, d, dt, dtm, ts, tm, y,
+	ins := "INSERT INTO " + sqlcheck.QuoteIdent(table) + ` (id, ti, si, mi, i, iu, bi, bu, dc, f, d, dt, dtm, ts, tm, y,
 		b1, b64, bin, vb, bl, tx, vc, en, st, js, g)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ST_GeomFromText(?))`
 	rows := [][]any{
@@ -140,12 +141,12 @@ func insertTrickyRows(t testing.TB, db *sql.DB, table string) {
 		shapeExec(t, db, ins, r...)
 	}
 	if zeroDatesAllowed(t, db) {
-		shapeExec(t, db, "INSERT INTO "+quoteIdent(table)+` (id, dt, dtm, ts, y) VALUES (5, '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00', '0000')`)
+		shapeExec(t, db, "INSERT INTO "+sqlcheck.QuoteIdent(table)+` (id, dt, dtm, ts, y) VALUES (5, '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00', '0000')`)
 	}
 }
 
 // readAllShaped selects query through a RowReader, checking that every row is valid JSON.
-func readAllShaped(t testing.TB, db *sql.DB, query string) ([]ResultColumn, []json.RawMessage) {
+func readAllShaped(t testing.TB, db *sql.DB, query string) ([]Column, []json.RawMessage) {
 	t.Helper()
 	rows, err := db.QueryContext(shapeContext(t), query)
 	if err != nil {

@@ -1,4 +1,4 @@
-package queryexec
+package sandbox
 
 import (
 	"context"
@@ -71,7 +71,7 @@ func (f *Fleet) Reconnect(ctx context.Context) error {
 		if !isDown {
 			continue
 		}
-		s, err := OpenSandbox(ctx, name, dsn, f.prefix, f.log)
+		s, err := Open(ctx, name, dsn, f.prefix, f.log)
 		if errors.Is(err, domain.ErrUnavailable) {
 			f.log.Warn("sandbox server does not answer; its databases are unavailable until it does", "server", name, "err", err)
 			continue
@@ -112,7 +112,7 @@ func (f *Fleet) Place(ctx context.Context, placed map[string]int) (*Sandbox, err
 	}
 	for _, s := range servers {
 		if err := s.db.PingContext(ctx); err != nil {
-			problems = append(problems, s.wrap("ping", err).Error())
+			problems = append(problems, s.Wrap("ping", err).Error())
 			continue
 		}
 		if best == nil || placed[s.name] < placed[best.name] {

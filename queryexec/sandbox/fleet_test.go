@@ -1,4 +1,4 @@
-package queryexec
+package sandbox_test
 
 import (
 	"errors"
@@ -7,12 +7,14 @@ import (
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/internal/testdb"
+	"github.com/clouddbmanager/clouddb/queryexec/sandbox"
+	"github.com/clouddbmanager/clouddb/queryexec/sandbox/sandboxtest"
 )
 
 func TestFleetStartsWithAServerDownAndPlacesOnTheOthers(t *testing.T) {
-	ctx := testContext(t)
+	ctx := sandboxtest.Context(t)
 	const down = "root@tcp(127.0.0.1:1)/"
-	fleet, err := OpenFleet(ctx, []string{down, testdb.ServerDSN()}, "tfleet_", slog.New(slog.DiscardHandler))
+	fleet, err := sandbox.OpenFleet(ctx, []string{down, testdb.ServerDSN()}, "tfleet_", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("a fleet with one server down did not open: %v", err)
 	}
@@ -30,7 +32,7 @@ func TestFleetStartsWithAServerDownAndPlacesOnTheOthers(t *testing.T) {
 	if err := fleet.Reconnect(ctx); err != nil {
 		t.Fatalf("Reconnect with the server still down = %v, want nil (it stays down)", err)
 	}
-	if _, err := OpenFleet(ctx, []string{testdb.ServerDSN(), testdb.ServerDSN()}, "tfleet_", slog.New(slog.DiscardHandler)); err == nil {
+	if _, err := sandbox.OpenFleet(ctx, []string{testdb.ServerDSN(), testdb.ServerDSN()}, "tfleet_", slog.New(slog.DiscardHandler)); err == nil {
 		t.Fatal("a server listed twice was accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package queryexec
+package sandbox
 
 import (
 	"context"
@@ -49,14 +49,14 @@ func (s *Sandbox) StorageBytes(ctx context.Context, ids []string) (map[string]in
 		}
 		rows, err := s.db.QueryContext(ctx, strings.Join(branches, " UNION ALL "), args...)
 		if err != nil {
-			return nil, s.wrap("measure storage", err)
+			return nil, s.Wrap("measure storage", err)
 		}
 		for rows.Next() {
 			var schema string
 			var bytes int64
 			if err := rows.Scan(&schema, &bytes); err != nil {
 				rows.Close()
-				return nil, s.wrap("measure storage", err)
+				return nil, s.Wrap("measure storage", err)
 			}
 			if id, ok := bySchema[schema]; ok {
 				out[id] = bytes
@@ -64,7 +64,7 @@ func (s *Sandbox) StorageBytes(ctx context.Context, ids []string) (map[string]in
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, s.wrap("measure storage", err)
+			return nil, s.Wrap("measure storage", err)
 		}
 	}
 	return out, nil
@@ -110,7 +110,7 @@ func (s *Sandbox) Schema(ctx context.Context, id string) ([]Table, error) {
 	}
 	var exists int
 	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?`, n.schema).Scan(&exists); err != nil {
-		return nil, s.wrap("schema of "+id, err)
+		return nil, s.Wrap("schema of "+id, err)
 	}
 	if exists == 0 {
 		return nil, fmt.Errorf("queryexec: sandbox %s: schema of %s: %w", s.name, id, domain.ErrNotFound)
@@ -140,7 +140,7 @@ func (s *Sandbox) Schema(ctx context.Context, id string) ([]Table, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, s.wrap("schema of "+id+": tables", err)
+		return nil, s.Wrap("schema of "+id+": tables", err)
 	}
 
 	err = s.each(ctx, `SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_KEY, COLUMN_DEFAULT
@@ -159,7 +159,7 @@ func (s *Sandbox) Schema(ctx context.Context, id string) ([]Table, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, s.wrap("schema of "+id+": columns", err)
+		return nil, s.Wrap("schema of "+id+": columns", err)
 	}
 
 	err = s.each(ctx, `SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, COALESCE(COLUMN_NAME, '(expression)')
@@ -183,7 +183,7 @@ func (s *Sandbox) Schema(ctx context.Context, id string) ([]Table, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, s.wrap("schema of "+id+": indexes", err)
+		return nil, s.Wrap("schema of "+id+": indexes", err)
 	}
 	return tables, nil
 }

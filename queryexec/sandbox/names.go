@@ -1,4 +1,4 @@
-package queryexec
+package sandbox
 
 import (
 	"crypto/rand"
@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/queryexec/sqlcheck"
 )
 
 // Physical names on RDS-B derive from the database id only, never from the name a user chose, so
@@ -74,21 +75,15 @@ func (s *Sandbox) names(id string) (physical, error) {
 	return physical{schema: s.prefix + h, rw: base + "_rw", ro: base + "_ro"}, nil
 }
 
-// quoteIdent quotes a MySQL identifier with backticks (a backtick inside is doubled). Backslashes
-// mean nothing inside backticks, whatever the SQL mode.
-func quoteIdent(name string) string {
-	return "`" + strings.ReplaceAll(name, "`", "``") + "`"
-}
-
 // quoteAccount is `user`@`%`.
-func quoteAccount(user string) string { return quoteIdent(user) + "@`%`" }
+func quoteAccount(user string) string { return sqlcheck.QuoteIdent(user) + "@`%`" }
 
 // grantPattern quotes a schema name for GRANT … ON <db>.*, where '_' and '%' in a database name
 // are wildcards: unescaped, a grant on `cdb_x` would also cover `cdbAx`, and the CREATE privilege
 // would let the account create that schema.
 func grantPattern(schema string) string {
 	r := strings.NewReplacer(`\`, `\\`, `_`, `\_`, `%`, `\%`)
-	return quoteIdent(r.Replace(schema))
+	return sqlcheck.QuoteIdent(r.Replace(schema))
 }
 
 // quoteString returns s as a MySQL string literal for a session whose sql_mode does (or does not)

@@ -1,4 +1,4 @@
-package queryexec
+package sandbox
 
 import (
 	"errors"
@@ -79,10 +79,7 @@ func TestQuoteString(t *testing.T) {
 	}
 }
 
-func TestQuoteIdentAndGrantPattern(t *testing.T) {
-	if got := quoteIdent("a`b"); got != "`a``b`" {
-		t.Errorf("quoteIdent = %s", got)
-	}
+func TestQuoteAccountAndGrantPattern(t *testing.T) {
 	if got := quoteAccount("cdb_x_rw"); got != "`cdb_x_rw`@`%`" {
 		t.Errorf("quoteAccount = %s", got)
 	}

@@ -1,4 +1,4 @@
-package queryexec
+package sandbox
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/queryexec/sqlcheck"
 )
 
 // Privileges of the two accounts, granted on their own schema only. Left out on purpose: LOCK
@@ -83,27 +84,27 @@ func (s *Sandbox) Provision(ctx context.Context, spec Spec) (rwPassword, roPassw
 	}
 	conn, err := s.db.Conn(ctx) // one session for the whole sequence: fewer round trips to the pool
 	if err != nil {
-		return "", "", s.wrap("provision "+spec.ID, err)
+		return "", "", s.Wrap("provision "+spec.ID, err)
 	}
 	defer conn.Close()
 
 	charset := " CHARACTER SET " + spec.Charset + " COLLATE " + spec.Collation
-	res, err := conn.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(n.schema)+charset)
-	switch mysqlErrno(err) {
+	res, err := conn.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS "+sqlcheck.QuoteIdent(n.schema)+charset)
+	switch Errno(err) {
 	case 0:
 		if err != nil { // not a server's answer: the connection broke
-			return "", "", s.wrap("provision "+spec.ID+": create schema", err)
+			return "", "", s.Wrap("provision "+spec.ID+": create schema", err)
 		}
 	case 1115: // unknown character set
 		return "", "", domain.NewValidationError("charset", "unknown character set")
 	case 1273, 1253: // unknown collation, collation not of this character set
 		return "", "", domain.NewValidationError("collation", "unknown collation or not of the character set")
 	default:
-		return "", "", s.wrap("provision "+spec.ID+": create schema", err)
+		return "", "", s.Wrap("provision "+spec.ID+": create schema", err)
 	}
 	if created, _ := res.RowsAffected(); created == 0 { // left by an earlier attempt
-		if _, err := conn.ExecContext(ctx, "ALTER DATABASE "+quoteIdent(n.schema)+charset); err != nil {
-			return "", "", s.wrap("provision "+spec.ID+": alter schema", err)
+		if _, err := conn.ExecContext(ctx, "ALTER DATABASE "+sqlcheck.QuoteIdent(n.schema)+charset); err != nil {
+			return "", "", s.Wrap("provision "+spec.ID+": alter schema", err)
 		}
 	}
 	limit := " WITH MAX_USER_CONNECTIONS " + strconv.Itoa(spec.MaxUserConnections)
@@ -121,7 +122,7 @@ func (s *Sandbox) Provision(ctx context.Context, spec Spec) (rwPassword, roPassw
 	}
 	for _, step := range steps {
 		if _, err := conn.ExecContext(ctx, step.stmt); err != nil {
-			return "", "", s.wrap("provision "+spec.ID+": "+step.what, redact(err))
+			return "", "", s.Wrap("provision "+spec.ID+": "+step.what, redact(err))
 		}
 	}
 	s.log.Info("sandbox database provisioned", "sandbox", s.name, "database_id", spec.ID, "schema", n.schema,
@@ -151,7 +152,7 @@ func (s *Sandbox) ValidateCharset(ctx context.Context, charset, collation string
 		if errors.Is(err, sql.ErrNoRows) {
 			return "", "", domain.NewValidationError("collation", "unknown collation")
 		} else if err != nil {
-			return "", "", s.wrap("validate collation", err)
+			return "", "", s.Wrap("validate collation", err)
 		}
 		if charset == "" {
 			return set, name, nil
@@ -160,7 +161,7 @@ func (s *Sandbox) ValidateCharset(ctx context.Context, charset, collation string
 			var known int
 			if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.CHARACTER_SETS
 				WHERE CHARACTER_SET_NAME = ?`, charset).Scan(&known); err != nil {
-				return "", "", s.wrap("validate charset", err)
+				return "", "", s.Wrap("validate charset", err)
 			}
 			if known == 0 {
 				return "", "", domain.NewValidationError("charset", "unknown character set")
@@ -179,7 +180,7 @@ func (s *Sandbox) ValidateCharset(ctx context.Context, charset, collation string
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", domain.NewValidationError("charset", "unknown character set")
 	} else if err != nil {
-		return "", "", s.wrap("validate charset", err)
+		return "", "", s.Wrap("validate charset", err)
 	}
 	return set, def, nil
 }
@@ -199,7 +200,7 @@ func (s *Sandbox) Lock(ctx context.Context, id string) error {
 		return err
 	}
 	if err := s.killSessions(ctx, n.rw, n.ro); err != nil {
-		return s.wrap("lock "+id+": kill connections", err)
+		return s.Wrap("lock "+id+": kill connections", err)
 	}
 	s.log.Info("sandbox database locked", "sandbox", s.name, "database_id", id)
 	return nil
@@ -246,31 +247,31 @@ func (s *Sandbox) RestrictWrites(ctx context.Context, id string, restrict bool) 
 	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return s.wrap(op, err)
+		return s.Wrap(op, err)
 	}
 	defer conn.Close()
 	// GRANT creates a missing account (without a password!) unless NO_AUTO_CREATE_USER is set, on
 	// MariaDB and MySQL 5.7; MySQL 8 never does and does not know the mode.
 	if s.flavor == FlavorMariaDB || strings.HasPrefix(s.version, "5.") {
 		if _, err := conn.ExecContext(ctx, `SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'NO_AUTO_CREATE_USER')`); err != nil {
-			return s.wrap(op, err)
+			return s.Wrap(op, err)
 		}
 	}
 	for _, stmt := range stmts {
 		_, err := conn.ExecContext(ctx, stmt)
-		switch mysqlErrno(err) {
+		switch Errno(err) {
 		case 0:
 			if err != nil {
-				return s.wrap(op, err)
+				return s.Wrap(op, err)
 			}
 		case 1133, 1410: // no such account (MariaDB, MySQL 8: GRANT may not create it)
 			return fmt.Errorf("queryexec: sandbox %s: %s: account missing: %w", s.name, op, domain.ErrNotFound)
 		default:
-			return s.wrap(op, err)
+			return s.Wrap(op, err)
 		}
 	}
 	if err := s.killSessions(ctx, n.rw); err != nil {
-		return s.wrap(op+": kill connections", err)
+		return s.Wrap(op+": kill connections", err)
 	}
 	msg := "sandbox database writes restored"
 	if restrict {
@@ -286,10 +287,10 @@ func (s *Sandbox) alterAccounts(ctx context.Context, id, op, clause string, user
 		quoted[i] = quoteAccount(u)
 	}
 	_, err := s.db.ExecContext(ctx, "ALTER USER "+strings.Join(quoted, ", ")+" "+clause)
-	if mysqlErrno(err) == 1396 { // operation ALTER USER failed: no such account
+	if Errno(err) == 1396 { // operation ALTER USER failed: no such account
 		return fmt.Errorf("queryexec: sandbox %s: %s %s: accounts missing: %w", s.name, op, id, domain.ErrNotFound)
 	} else if err != nil {
-		return s.wrap(op+" "+id, err)
+		return s.Wrap(op+" "+id, err)
 	}
 	return nil
 }
@@ -309,13 +310,13 @@ func (s *Sandbox) RotatePassword(ctx context.Context, id string) (rwPassword str
 		return "", err
 	}
 	_, err = s.db.ExecContext(ctx, "ALTER USER "+quoteAccount(n.rw)+" IDENTIFIED BY "+quoteString(rwPassword, true))
-	if mysqlErrno(err) == 1396 {
+	if Errno(err) == 1396 {
 		return "", fmt.Errorf("queryexec: sandbox %s: rotate password of %s: account missing: %w", s.name, id, domain.ErrNotFound)
 	} else if err != nil {
-		return "", s.wrap("rotate password of "+id, redact(err))
+		return "", s.Wrap("rotate password of "+id, redact(err))
 	}
 	if err := s.killSessions(ctx, n.rw); err != nil {
-		return "", s.wrap("rotate password of "+id+": kill connections", err)
+		return "", s.Wrap("rotate password of "+id+": kill connections", err)
 	}
 	s.log.Info("sandbox password rotated", "sandbox", s.name, "database_id", id)
 	return rwPassword, nil
@@ -333,13 +334,13 @@ func (s *Sandbox) Drop(ctx context.Context, id string) error {
 	// Accounts first: a session still open could otherwise recreate the schema with its CREATE
 	// privilege between DROP DATABASE and DROP USER.
 	if _, err := s.db.ExecContext(ctx, "DROP USER IF EXISTS "+quoteAccount(n.rw)+", "+quoteAccount(n.ro)); err != nil {
-		return s.wrap("drop "+id+": accounts", err)
+		return s.Wrap("drop "+id+": accounts", err)
 	}
 	if err := s.killSessions(ctx, n.rw, n.ro); err != nil {
-		return s.wrap("drop "+id+": kill connections", err)
+		return s.Wrap("drop "+id+": kill connections", err)
 	}
-	if _, err := s.db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+quoteIdent(n.schema)); err != nil {
-		return s.wrap("drop "+id+": schema", err)
+	if _, err := s.db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+sqlcheck.QuoteIdent(n.schema)); err != nil {
+		return s.Wrap("drop "+id+": schema", err)
 	}
 	s.log.Info("sandbox database dropped", "sandbox", s.name, "database_id", id, "schema", n.schema)
 	return nil
@@ -381,7 +382,7 @@ func (s *Sandbox) killSessions(ctx context.Context, users ...string) error {
 		}
 		for _, id := range ids {
 			// 1094: unknown thread, it ended meanwhile.
-			if _, err := s.db.ExecContext(ctx, "KILL CONNECTION "+strconv.FormatInt(id, 10)); err != nil && mysqlErrno(err) != 1094 {
+			if _, err := s.db.ExecContext(ctx, "KILL CONNECTION "+strconv.FormatInt(id, 10)); err != nil && Errno(err) != 1094 {
 				return err
 			}
 			killed[id] = true
@@ -393,7 +394,7 @@ func (s *Sandbox) killSessions(ctx context.Context, users ...string) error {
 // redact replaces a syntax error, whose message quotes the statement and so could quote a
 // password, by one that does not.
 func redact(err error) error {
-	if mysqlErrno(err) == 1064 {
+	if Errno(err) == 1064 {
 		return errors.New("syntax error (the statement holds a password and is not shown)")
 	}
 	return err

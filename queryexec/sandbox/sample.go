@@ -1,9 +1,11 @@
-package queryexec
+package sandbox
 
 import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/clouddbmanager/clouddb/queryexec/sqlcheck"
 )
 
 // LoadSample fills a provisioned database with the "sample" template: customers, products and
@@ -15,21 +17,21 @@ func (s *Sandbox) LoadSample(ctx context.Context, id string) error {
 	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return s.wrap("load sample", err)
+		return s.Wrap("load sample", err)
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "USE "+quoteIdent(n.schema)); err != nil {
-		return s.wrap("load sample", err)
+	if _, err := conn.ExecContext(ctx, "USE "+sqlcheck.QuoteIdent(n.schema)); err != nil {
+		return s.Wrap("load sample", err)
 	}
 	tables, data := sampleStatements()
 	for _, stmt := range tables {
 		if _, err := conn.ExecContext(ctx, stmt); err != nil {
-			return s.wrap("load sample", err)
+			return s.Wrap("load sample", err)
 		}
 	}
 	var rows int
 	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM customers").Scan(&rows); err != nil {
-		return s.wrap("load sample", err)
+		return s.Wrap("load sample", err)
 	}
 	if rows > 0 {
 		return nil // loaded by an attempt that was interrupted before it was recorded
@@ -37,16 +39,16 @@ func (s *Sandbox) LoadSample(ctx context.Context, id string) error {
 	// The rows go in one transaction: an interrupted load leaves none, and the next attempt loads all.
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
-		return s.wrap("load sample", err)
+		return s.Wrap("load sample", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
 	for _, stmt := range data {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
-			return s.wrap("load sample", err)
+			return s.Wrap("load sample", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return s.wrap("load sample", err)
+		return s.Wrap("load sample", err)
 	}
 	return nil
 }

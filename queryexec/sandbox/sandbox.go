@@ -1,4 +1,4 @@
-package queryexec
+package sandbox
 
 import (
 	"context"
@@ -67,16 +67,16 @@ const (
 
 var versionPattern = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)`)
 
-// OpenSandbox connects to the RDS-B server named name with adminDSN and detects its flavor and
+// Open connects to the RDS-B server named name with adminDSN and detects its flavor and
 // version. prefix is the prefix of every physical schema and account name (see ValidPrefix).
 //
 // Returns an error wrapping domain.ErrUnavailable when the server does not answer (including a
 // refused connection, within the DSN's dial timeout, 5 s when it sets none), an error wrapping
 // ErrUnsupportedServer for servers older than MariaDB 10.4 or MySQL 5.7.8, and a plain error for
 // a bad DSN, a bad prefix or refused credentials. Panics if log is nil.
-func OpenSandbox(ctx context.Context, name, adminDSN, prefix string, log *slog.Logger) (*Sandbox, error) {
+func Open(ctx context.Context, name, adminDSN, prefix string, log *slog.Logger) (*Sandbox, error) {
 	if log == nil {
-		panic("queryexec: OpenSandbox with a nil logger")
+		panic("queryexec: sandbox.Open with a nil logger")
 	}
 	if name == "" {
 		return nil, errors.New("queryexec: sandbox name is empty")
@@ -118,7 +118,7 @@ func OpenSandbox(ctx context.Context, name, adminDSN, prefix string, log *slog.L
 	}
 	if err != nil {
 		s.db.Close()
-		return nil, s.wrap("identify server", err)
+		return nil, s.Wrap("identify server", err)
 	}
 	if s.flavor == FlavorMySQL && !strings.HasPrefix(s.version, "5.") {
 		// MySQL 8 caches information_schema.TABLES statistics for a day by default: storage
@@ -149,7 +149,7 @@ func (s *Sandbox) open(ctx context.Context, cfg *mysql.Config) (*sql.DB, error) 
 	db.SetConnMaxLifetime(adminMaxLifetime)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, s.wrap("connect to "+cfg.Addr, err)
+		return nil, s.Wrap("connect to "+cfg.Addr, err)
 	}
 	return db, nil
 }
@@ -216,21 +216,21 @@ func (s *Sandbox) Host() (host string, port int) { return s.host, s.port }
 // Close closes the admin pool.
 func (s *Sandbox) Close() error { return s.db.Close() }
 
-// wrap prefixes err with the sandbox and the operation, and marks the errors that mean the server
+// Wrap prefixes err with the sandbox and the operation, and marks the errors that mean the server
 // is not reachable with domain.ErrUnavailable.
-func (s *Sandbox) wrap(op string, err error) error {
+func (s *Sandbox) Wrap(op string, err error) error {
 	if errors.Is(err, domain.ErrUnavailable) {
 		return err
 	}
-	if unreachable(err) {
+	if Unreachable(err) {
 		return fmt.Errorf("queryexec: sandbox %s: %s: %w: %w", s.name, op, domain.ErrUnavailable, err)
 	}
 	return fmt.Errorf("queryexec: sandbox %s: %s: %w", s.name, op, err)
 }
 
-// unreachable reports whether err says the server did not answer or dropped the connection, as
+// Unreachable reports whether err says the server did not answer or dropped the connection, as
 // opposed to refusing a statement.
-func unreachable(err error) bool {
+func Unreachable(err error) bool {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
 		switch me.Number {
@@ -249,11 +249,37 @@ func unreachable(err error) bool {
 	return errors.As(err, &ne)
 }
 
-// mysqlErrno returns the server error number of err, or 0.
-func mysqlErrno(err error) uint16 {
+// Errno returns the server error number of err, or 0.
+func Errno(err error) uint16 {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
 		return me.Number
 	}
 	return 0
+}
+
+// AccountConfig is how to reach database id's schema as its read-write account, or its read-only
+// one when readOnly, with password: the admin DSN's network and address, nothing of its options.
+func (s *Sandbox) AccountConfig(id, password string, readOnly bool) (*mysql.Config, error) {
+	n, err := s.names(id)
+	if err != nil {
+		return nil, err
+	}
+	cfg := s.tenantNet.Clone()
+	cfg.User, cfg.Passwd, cfg.DBName = n.rw, password, n.schema
+	if readOnly {
+		cfg.User = n.ro
+	}
+	return cfg, nil
+}
+
+// KillQuery ends the statement running on the server's connection connectionID from the admin
+// connection: cancelling a client's context only closes its socket, and the server would run the
+// statement on. A connection that ended meanwhile is no error.
+func (s *Sandbox) KillQuery(ctx context.Context, connectionID uint64) error {
+	_, err := s.db.ExecContext(ctx, "KILL QUERY "+strconv.FormatUint(connectionID, 10))
+	if Errno(err) == 1094 { // unknown thread: it ended meanwhile
+		return nil
+	}
+	return err
 }

@@ -1,7 +1,6 @@
-package queryexec
+package sandbox_test
 
 import (
-	"context"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -20,27 +19,10 @@ import (
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/internal/testdb"
+	"github.com/clouddbmanager/clouddb/queryexec/sandbox"
+	"github.com/clouddbmanager/clouddb/queryexec/sandbox/sandboxtest"
+	"github.com/clouddbmanager/clouddb/queryexec/sqlcheck"
 )
-
-// testPrefix keeps test schemas and accounts apart from a developer's real "cdb_" ones.
-const testPrefix = "cdbt_"
-
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// newSandbox opens the test server as a sandbox; it fails the test when the server does not answer.
-func newSandbox(t *testing.T, prefix string) *Sandbox {
-	t.Helper()
-	s, err := OpenSandbox(testContext(t), "test", testdb.ServerDSN(), prefix, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("open sandbox (set CLOUDDB_TEST_DSN or start MariaDB): %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
 
 // admin is a plain root pool on the test server for checks.
 func admin(t *testing.T) *sql.DB {
@@ -53,84 +35,19 @@ func admin(t *testing.T) *sql.DB {
 	return db
 }
 
-// provision provisions a new database with a fresh id and drops it when the test ends.
-func provision(t *testing.T, s *Sandbox, charset, collation string, maxConns int) (id, rw, ro string) {
-	t.Helper()
-	id = uuid.NewString()
-	cleanupDrop(t, s, id)
-	rw, ro, err := s.Provision(testContext(t), Spec{ID: id, Charset: charset, Collation: collation, MaxUserConnections: maxConns})
-	if err != nil {
-		t.Fatalf("provision %s: %v", id, err)
-	}
-	return id, rw, ro
-}
-
-func cleanupDrop(t *testing.T, s *Sandbox, id string) {
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Drop(ctx, id); err != nil {
-			t.Errorf("cleanup: drop %s: %v", id, err)
-		}
-	})
-}
-
-// dsnAs is a DSN for user on the sandbox's host and port, optionally with a default schema.
-func dsnAs(t *testing.T, s *Sandbox, user, password, schema string) string {
-	t.Helper()
-	cfg := mysql.NewConfig()
-	host, port := s.Host()
-	cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(host, fmt.Sprint(port))
-	cfg.User, cfg.Passwd, cfg.DBName = user, password, schema
-	cfg.Timeout = 3 * time.Second
-	return cfg.FormatDSN()
-}
-
-// connectAs opens a pool for user and checks that a connection succeeds.
-func connectAs(t *testing.T, s *Sandbox, user, password, schema string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("mysql", dsnAs(t, s, user, password, schema))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.PingContext(testContext(t)); err != nil {
-		t.Fatalf("connect as %s: %v", user, err)
-	}
-	return db
-}
-
 // connectErr returns the error of a new connection as user.
-func connectErr(t *testing.T, s *Sandbox, user, password string) error {
+func connectErr(t *testing.T, s *sandbox.Sandbox, user, password string) error {
 	t.Helper()
-	db, err := sql.Open("mysql", dsnAs(t, s, user, password, ""))
+	db, err := sql.Open("mysql", sandboxtest.DSNAs(t, s, user, password, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	return db.PingContext(testContext(t))
+	return db.PingContext(sandboxtest.Context(t))
 }
 
-func wantErrno(t *testing.T, what string, err error, codes ...uint16) {
-	t.Helper()
-	if err == nil {
-		t.Errorf("%s: succeeded, want MySQL error %v", what, codes)
-		return
-	}
-	if n := mysqlErrno(err); !slices.Contains(codes, n) {
-		t.Errorf("%s: %v, want MySQL error %v", what, err, codes)
-	}
-}
-
-func mustExec(t *testing.T, db *sql.DB, query string, args ...any) {
-	t.Helper()
-	if _, err := db.ExecContext(testContext(t), query, args...); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-}
-
-func lockedErrno(s *Sandbox) uint16 {
-	if s.Flavor() == FlavorMariaDB {
+func lockedErrno(s *sandbox.Sandbox) uint16 {
+	if s.Flavor() == sandbox.FlavorMariaDB {
 		return 4151
 	}
 	return 3118
@@ -138,11 +55,11 @@ func lockedErrno(s *Sandbox) uint16 {
 
 func TestOpenSandbox(t *testing.T) {
 	t.Parallel()
-	s := newSandbox(t, testPrefix)
-	if s.Name() != "test" || s.Prefix() != testPrefix {
+	s := sandboxtest.Open(t, sandboxtest.Prefix)
+	if s.Name() != "test" || s.Prefix() != sandboxtest.Prefix {
 		t.Errorf("name %q prefix %q", s.Name(), s.Prefix())
 	}
-	if s.Flavor() != FlavorMariaDB && s.Flavor() != FlavorMySQL {
+	if s.Flavor() != sandbox.FlavorMariaDB && s.Flavor() != sandbox.FlavorMySQL {
 		t.Errorf("flavor %q", s.Flavor())
 	}
 	if !regexp.MustCompile(`^\d+\.\d+\.\d+$`).MatchString(s.Version()) {
@@ -155,11 +72,11 @@ func TestOpenSandbox(t *testing.T) {
 	t.Logf("server: %s %s", s.Flavor(), s.Version())
 
 	for _, prefix := range []string{"", "Cdb_", "cdb-", "toolongprefix_"} {
-		if _, err := OpenSandbox(testContext(t), "test", testdb.ServerDSN(), prefix, slog.New(slog.DiscardHandler)); err == nil || errors.Is(err, domain.ErrUnavailable) {
+		if _, err := sandbox.Open(sandboxtest.Context(t), "test", testdb.ServerDSN(), prefix, slog.New(slog.DiscardHandler)); err == nil || errors.Is(err, domain.ErrUnavailable) {
 			t.Errorf("prefix %q: %v, want a configuration error", prefix, err)
 		}
 	}
-	if _, err := OpenSandbox(testContext(t), "test", "not a dsn", testPrefix, slog.New(slog.DiscardHandler)); err == nil || errors.Is(err, domain.ErrUnavailable) {
+	if _, err := sandbox.Open(sandboxtest.Context(t), "test", "not a dsn", sandboxtest.Prefix, slog.New(slog.DiscardHandler)); err == nil || errors.Is(err, domain.ErrUnavailable) {
 		t.Errorf("bad DSN: %v, want a configuration error", err)
 	}
 }
@@ -173,9 +90,9 @@ func TestOpenSandboxUnreachable(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	start := time.Now()
-	_, err = OpenSandbox(testContext(t), "down", "root@tcp("+addr+")/", testPrefix, slog.New(slog.DiscardHandler))
+	_, err = sandbox.Open(sandboxtest.Context(t), "down", "root@tcp("+addr+")/", sandboxtest.Prefix, slog.New(slog.DiscardHandler))
 	if !errors.Is(err, domain.ErrUnavailable) {
-		t.Fatalf("OpenSandbox on closed port: %v, want ErrUnavailable", err)
+		t.Fatalf("Open on closed port: %v, want ErrUnavailable", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("took %v", d)
@@ -187,24 +104,24 @@ func TestOpenSandboxUnreachable(t *testing.T) {
 
 func TestOpenSandboxBadCredentials(t *testing.T) {
 	t.Parallel()
-	s := newSandbox(t, testPrefix)
-	_, err := OpenSandbox(testContext(t), "test", dsnAs(t, s, "cdbt_nobody", "wrong", ""), testPrefix, slog.New(slog.DiscardHandler))
+	s := sandboxtest.Open(t, sandboxtest.Prefix)
+	_, err := sandbox.Open(sandboxtest.Context(t), "test", sandboxtest.DSNAs(t, s, "cdbt_nobody", "wrong", ""), sandboxtest.Prefix, slog.New(slog.DiscardHandler))
 	if err == nil || errors.Is(err, domain.ErrUnavailable) {
 		t.Fatalf("refused credentials: %v, want an error that is not ErrUnavailable", err)
 	}
-	wantErrno(t, "refused credentials", err, 1045)
+	sandboxtest.WantErrno(t, "refused credentials", err, 1045)
 }
 
 // TestProvision checks what Provision leaves on the server: the schema with its charset and
 // collation, two accounts with their connection limit, and grants on that schema only.
 func TestProvision(t *testing.T) {
 	t.Parallel()
-	s := newSandbox(t, testPrefix)
+	s := sandboxtest.Open(t, sandboxtest.Prefix)
 	root := admin(t)
-	ctx := testContext(t)
-	id, rwPass, roPass := provision(t, s, "latin1", "latin1_swedish_ci", 7)
-	schema := SchemaName(testPrefix, id)
-	rw, ro := AccountNames(testPrefix, id)
+	ctx := sandboxtest.Context(t)
+	id, rwPass, roPass := sandboxtest.Provision(t, s, "latin1", "latin1_swedish_ci", 7)
+	schema := sandbox.SchemaName(sandboxtest.Prefix, id)
+	rw, ro := sandbox.AccountNames(sandboxtest.Prefix, id)
 	if rwPass == roPass || len(rwPass) < 24 || len(roPass) < 24 {
 		t.Errorf("passwords %d and %d characters, equal: %v", len(rwPass), len(roPass), rwPass == roPass)
 	}
@@ -217,8 +134,8 @@ func TestProvision(t *testing.T) {
 	}
 
 	wantPrivileges := map[string][]string{
-		rw: strings.Split(rwPrivileges, ", "),
-		ro: strings.Split(roPrivileges, ", "),
+		rw: strings.Split(sandbox.RWPrivileges, ", "),
+		ro: strings.Split(sandbox.ROPrivileges, ", "),
 	}
 	escaped := regexp.QuoteMeta("`" + strings.ReplaceAll(schema, "_", `\_`) + "`")
 	for account, want := range wantPrivileges {
@@ -227,14 +144,14 @@ func TestProvision(t *testing.T) {
 			t.Errorf("%s: max_user_connections %d, %v", account, maxConns, err)
 		}
 		var createUser string
-		if err := root.QueryRowContext(ctx, "SHOW CREATE USER "+quoteAccount(account)).Scan(&createUser); err != nil {
+		if err := root.QueryRowContext(ctx, "SHOW CREATE USER "+sandbox.QuoteAccount(account)).Scan(&createUser); err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(createUser, "MAX_USER_CONNECTIONS 7") || strings.Contains(createUser, "ACCOUNT LOCK") {
 			t.Errorf("SHOW CREATE USER %s: %s", account, createUser)
 		}
 
-		rows, err := root.QueryContext(ctx, "SHOW GRANTS FOR "+quoteAccount(account))
+		rows, err := root.QueryContext(ctx, "SHOW GRANTS FOR "+sandbox.QuoteAccount(account))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -298,24 +215,24 @@ func TestProvision(t *testing.T) {
 // schema and nowhere else.
 func TestProvisionedCredentials(t *testing.T) {
 	t.Parallel()
-	s := newSandbox(t, testPrefix)
-	ctx := testContext(t)
-	id, rwPass, roPass := provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
-	other, otherRW, _ := provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
-	schema, otherSchema := SchemaName(testPrefix, id), SchemaName(testPrefix, other)
-	rwUser, roUser := AccountNames(testPrefix, id)
-	otherRWUser, _ := AccountNames(testPrefix, other)
+	s := sandboxtest.Open(t, sandboxtest.Prefix)
+	ctx := sandboxtest.Context(t)
+	id, rwPass, roPass := sandboxtest.Provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
+	other, otherRW, _ := sandboxtest.Provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
+	schema, otherSchema := sandbox.SchemaName(sandboxtest.Prefix, id), sandbox.SchemaName(sandboxtest.Prefix, other)
+	rwUser, roUser := sandbox.AccountNames(sandboxtest.Prefix, id)
+	otherRWUser, _ := sandbox.AccountNames(sandboxtest.Prefix, other)
 
-	rw := connectAs(t, s, rwUser, rwPass, schema)
-	mustExec(t, rw, "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(20))")
-	mustExec(t, rw, "INSERT INTO t (v) VALUES ('a'), ('b')")
-	mustExec(t, rw, "CREATE VIEW v AS SELECT v FROM t")
+	rw := sandboxtest.ConnectAs(t, s, rwUser, rwPass, schema)
+	sandboxtest.MustExec(t, rw, "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(20))")
+	sandboxtest.MustExec(t, rw, "INSERT INTO t (v) VALUES ('a'), ('b')")
+	sandboxtest.MustExec(t, rw, "CREATE VIEW v AS SELECT v FROM t")
 	var n int
 	if err := rw.QueryRowContext(ctx, "SELECT COUNT(*) FROM t").Scan(&n); err != nil || n != 2 {
 		t.Fatalf("select in own schema: %d, %v", n, err)
 	}
-	otherDB := connectAs(t, s, otherRWUser, otherRW, otherSchema)
-	mustExec(t, otherDB, "CREATE TABLE secret (x INT)")
+	otherDB := sandboxtest.ConnectAs(t, s, otherRWUser, otherRW, otherSchema)
+	sandboxtest.MustExec(t, otherDB, "CREATE TABLE secret (x INT)")
 
 	rows, err := rw.QueryContext(ctx, "SHOW DATABASES")
 	if err != nil {
@@ -335,42 +252,42 @@ func TestProvisionedCredentials(t *testing.T) {
 		t.Errorf("SHOW DATABASES as rw: %v", dbs)
 	}
 
-	_, err = rw.ExecContext(ctx, "SELECT * FROM "+quoteIdent(otherSchema)+".secret")
-	wantErrno(t, "select from another schema", err, 1142, 1044)
-	_, err = rw.ExecContext(ctx, "INSERT INTO "+quoteIdent(otherSchema)+".secret VALUES (1)")
-	wantErrno(t, "insert into another schema", err, 1142, 1044)
-	_, err = rw.ExecContext(ctx, "CREATE TABLE "+quoteIdent(otherSchema)+".mine (x INT)")
-	wantErrno(t, "create in another schema", err, 1142, 1044)
+	_, err = rw.ExecContext(ctx, "SELECT * FROM "+sqlcheck.QuoteIdent(otherSchema)+".secret")
+	sandboxtest.WantErrno(t, "select from another schema", err, 1142, 1044)
+	_, err = rw.ExecContext(ctx, "INSERT INTO "+sqlcheck.QuoteIdent(otherSchema)+".secret VALUES (1)")
+	sandboxtest.WantErrno(t, "insert into another schema", err, 1142, 1044)
+	_, err = rw.ExecContext(ctx, "CREATE TABLE "+sqlcheck.QuoteIdent(otherSchema)+".mine (x INT)")
+	sandboxtest.WantErrno(t, "create in another schema", err, 1142, 1044)
 	_, err = rw.ExecContext(ctx, "SELECT user FROM mysql.user")
-	wantErrno(t, "read mysql.user", err, 1142, 1044)
+	sandboxtest.WantErrno(t, "read mysql.user", err, 1142, 1044)
 	_, err = rw.ExecContext(ctx, "LOCK TABLES t READ")
-	wantErrno(t, "lock tables", err, 1044)
+	sandboxtest.WantErrno(t, "lock tables", err, 1044)
 	_, err = rw.ExecContext(ctx, "CREATE USER cdbt_evil IDENTIFIED BY 'x'")
-	wantErrno(t, "create user", err, 1227)
-	_, err = rw.ExecContext(ctx, "GRANT SELECT ON "+quoteIdent(schema)+".* TO "+quoteAccount(otherRWUser))
-	wantErrno(t, "grant", err, 1044, 1142)
+	sandboxtest.WantErrno(t, "create user", err, 1227)
+	_, err = rw.ExecContext(ctx, "GRANT SELECT ON "+sqlcheck.QuoteIdent(schema)+".* TO "+sandbox.QuoteAccount(otherRWUser))
+	sandboxtest.WantErrno(t, "grant", err, 1044, 1142)
 
 	// '_' is a wildcard in a database-level grant: unescaped, the grant on cdbt_<hex> would let the
 	// account create cdbtX<hex>.
 	lookalike := strings.Replace(schema, "_", "x", 1)
-	_, err = rw.ExecContext(ctx, "CREATE DATABASE "+quoteIdent(lookalike))
+	_, err = rw.ExecContext(ctx, "CREATE DATABASE "+sqlcheck.QuoteIdent(lookalike))
 	if err == nil {
-		admin(t).ExecContext(ctx, "DROP DATABASE "+quoteIdent(lookalike))
+		admin(t).ExecContext(ctx, "DROP DATABASE "+sqlcheck.QuoteIdent(lookalike))
 	}
-	wantErrno(t, "create a look-alike schema", err, 1044)
+	sandboxtest.WantErrno(t, "create a look-alike schema", err, 1044)
 
-	ro := connectAs(t, s, roUser, roPass, schema)
+	ro := sandboxtest.ConnectAs(t, s, roUser, roPass, schema)
 	if err := ro.QueryRowContext(ctx, "SELECT COUNT(*) FROM v").Scan(&n); err != nil || n != 2 {
 		t.Errorf("read-only select: %d, %v", n, err)
 	}
 	_, err = ro.ExecContext(ctx, "INSERT INTO t (v) VALUES ('c')")
-	wantErrno(t, "read-only insert", err, 1142)
+	sandboxtest.WantErrno(t, "read-only insert", err, 1142)
 	_, err = ro.ExecContext(ctx, "CREATE TABLE u (x INT)")
-	wantErrno(t, "read-only create", err, 1142)
+	sandboxtest.WantErrno(t, "read-only create", err, 1142)
 	_, err = ro.ExecContext(ctx, "DELETE FROM t")
-	wantErrno(t, "read-only delete", err, 1142)
-	_, err = ro.ExecContext(ctx, "SELECT * FROM "+quoteIdent(otherSchema)+".secret")
-	wantErrno(t, "read-only select from another schema", err, 1142, 1044)
+	sandboxtest.WantErrno(t, "read-only delete", err, 1142)
+	_, err = ro.ExecContext(ctx, "SELECT * FROM "+sqlcheck.QuoteIdent(otherSchema)+".secret")
+	sandboxtest.WantErrno(t, "read-only select from another schema", err, 1142, 1044)
 }
 
 // TestProvisionRetry simulates a crash after the accounts were created (locked, with passwords
@@ -378,18 +295,18 @@ func TestProvisionedCredentials(t *testing.T) {
 // converge to working credentials.
 func TestProvisionRetry(t *testing.T) {
 	t.Parallel()
-	s := newSandbox(t, testPrefix)
+	s := sandboxtest.Open(t, sandboxtest.Prefix)
 	root := admin(t)
-	ctx := testContext(t)
+	ctx := sandboxtest.Context(t)
 	id := uuid.NewString()
-	cleanupDrop(t, s, id)
-	schema := SchemaName(testPrefix, id)
-	rwUser, roUser := AccountNames(testPrefix, id)
-	mustExec(t, root, "CREATE DATABASE "+quoteIdent(schema)+" CHARACTER SET latin1")
-	mustExec(t, root, "CREATE USER "+quoteAccount(rwUser)+" IDENTIFIED BY 'lost-1', "+quoteAccount(roUser)+" IDENTIFIED BY 'lost-2' ACCOUNT LOCK")
-	mustExec(t, root, "GRANT LOCK TABLES ON "+grantPattern(schema)+".* TO "+quoteAccount(rwUser))
+	sandboxtest.CleanupDrop(t, s, id)
+	schema := sandbox.SchemaName(sandboxtest.Prefix, id)
+	rwUser, roUser := sandbox.AccountNames(sandboxtest.Prefix, id)
+	sandboxtest.MustExec(t, root, "CREATE DATABASE "+sqlcheck.QuoteIdent(schema)+" CHARACTER SET latin1")
+	sandboxtest.MustExec(t, root, "CREATE USER "+sandbox.QuoteAccount(rwUser)+" IDENTIFIED BY 'lost-1', "+sandbox.QuoteAccount(roUser)+" IDENTIFIED BY 'lost-2' ACCOUNT LOCK")
+	sandboxtest.MustExec(t, root, "GRANT LOCK TABLES ON "+sandbox.GrantPattern(schema)+".* TO "+sandbox.QuoteAccount(rwUser))
 
-	spec := Spec{ID: id, Charset: "utf8mb4", Collation: "utf8mb4_unicode_ci", MaxUserConnections: 3}
+	spec := sandbox.Spec{ID: id, Charset: "utf8mb4", Collation: "utf8mb4_unicode_ci", MaxUserConnections: 3}
 	rw1, ro1, err := s.Provision(ctx, spec)
 	if err != nil {
 		t.Fatalf("resume provisioning: %v", err)
@@ -399,11 +316,11 @@ func TestProvisionRetry(t *testing.T) {
 	if collation != "utf8mb4_unicode_ci" {
 		t.Errorf("collation after resume: %q", collation)
 	}
-	rw := connectAs(t, s, rwUser, rw1, schema)
-	mustExec(t, rw, "CREATE TABLE t (x INT)")
+	rw := sandboxtest.ConnectAs(t, s, rwUser, rw1, schema)
+	sandboxtest.MustExec(t, rw, "CREATE TABLE t (x INT)")
 	_, err = rw.ExecContext(ctx, "LOCK TABLES t READ")
-	wantErrno(t, "stray LOCK TABLES grant after resume", err, 1044)
-	connectAs(t, s, roUser, ro1, schema)
+	sandboxtest.WantErrno(t, "stray LOCK TABLES grant after resume", err, 1044)
+	sandboxtest.ConnectAs(t, s, roUser, ro1, schema)
 
 	rw2, ro2, err := s.Provision(ctx, spec)
 	if err != nil {
@@ -412,22 +329,22 @@ func TestProvisionRetry(t *testing.T) {
 	if rw2 == rw1 || ro2 == ro1 {
 		t.Error("a retry returned the same passwords")
 	}
-	wantErrno(t, "first rw password after retry", connectErr(t, s, rwUser, rw1), 1045)
-	wantErrno(t, "first ro password after retry", connectErr(t, s, roUser, ro1), 1045)
-	rw = connectAs(t, s, rwUser, rw2, schema)
-	mustExec(t, rw, "INSERT INTO t VALUES (1)") // the data of the first run is still there
-	connectAs(t, s, roUser, ro2, schema)
+	sandboxtest.WantErrno(t, "first rw password after retry", connectErr(t, s, rwUser, rw1), 1045)
+	sandboxtest.WantErrno(t, "first ro password after retry", connectErr(t, s, roUser, ro1), 1045)
+	rw = sandboxtest.ConnectAs(t, s, rwUser, rw2, schema)
+	sandboxtest.MustExec(t, rw, "INSERT INTO t VALUES (1)") // the data of the first run is still there
+	sandboxtest.ConnectAs(t, s, roUser, ro2, schema)
 }
 
 func TestProvisionBadSpec(t *testing.T) {
 	t.Parallel()
-	s := newSandbox(t, testPrefix)
-	ctx := testContext(t)
+	s := sandboxtest.Open(t, sandboxtest.Prefix)
+	ctx := sandboxtest.Context(t)
 	var verr *domain.ValidationError
-	if _, _, err := s.Provision(ctx, Spec{ID: "nope", Charset: "utf8mb4", Collation: "utf8mb4_bin", MaxUserConnections: 1}); !errors.As(err, &verr) {
+	if _, _, err := s.Provision(ctx, sandbox.Spec{ID: "nope", Charset: "utf8mb4", Collation: "utf8mb4_bin", MaxUserConnections: 1}); !errors.As(err, &verr) {
 		t.Errorf("bad id: %v", err)
 	}
-	for _, spec := range []Spec{
+	for _, spec := range []sandbox.Spec{
 		{Charset: "", Collation: "utf8mb4_bin", MaxUserConnections: 1},
 		{Charset: "utf8mb4; DROP DATABASE mysql", Collation: "utf8mb4_bin", MaxUserConnections: 1},
 		{Charset: "utf8mb4", Collation: "utf8mb4_bin", MaxUserConnections: 0},
@@ -439,21 +356,21 @@ func TestProvisionBadSpec(t *testing.T) {
 		}
 	}
 	id := uuid.NewString()
-	cleanupDrop(t, s, id)
-	if _, _, err := s.Provision(ctx, Spec{ID: id, Charset: "klingon", Collation: "klingon_ci", MaxUserConnections: 1}); !errors.As(err, &verr) {
+	sandboxtest.CleanupDrop(t, s, id)
+	if _, _, err := s.Provision(ctx, sandbox.Spec{ID: id, Charset: "klingon", Collation: "klingon_ci", MaxUserConnections: 1}); !errors.As(err, &verr) {
 		t.Errorf("unknown charset: %v, want a validation error", err)
 	}
 }
 
 func TestLockUnlock(t *testing.T) {
 	t.Parallel()
-	s := newSandbox(t, testPrefix)
-	ctx := testContext(t)
-	id, rwPass, roPass := provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
-	schema := SchemaName(testPrefix, id)
-	rwUser, roUser := AccountNames(testPrefix, id)
+	s := sandboxtest.Open(t, sandboxtest.Prefix)
+	ctx := sandboxtest.Context(t)
+	id, rwPass, roPass := sandboxtest.Provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
+	schema := sandbox.SchemaName(sandboxtest.Prefix, id)
+	rwUser, roUser := sandbox.AccountNames(sandboxtest.Prefix, id)
 
-	open := connectAs(t, s, rwUser, rwPass, schema)
+	open := sandboxtest.ConnectAs(t, s, rwUser, rwPass, schema)
 	conn, err := open.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -462,7 +379,7 @@ func TestLockUnlock(t *testing.T) {
 	if _, err := conn.ExecContext(ctx, "SELECT 1"); err != nil {
 		t.Fatal(err)
 	}
-	roOpen := connectAs(t, s, roUser, roPass, schema)
+	roOpen := sandboxtest.ConnectAs(t, s, roUser, roPass, schema)
 	roOpen.SetMaxIdleConns(1)
 
 	if err := s.Lock(ctx, id); err != nil {
@@ -471,8 +388,8 @@ func TestLockUnlock(t *testing.T) {
 	if err := s.Lock(ctx, id); err != nil {
 		t.Errorf("lock twice: %v", err)
 	}
-	wantErrno(t, "rw connect while locked", connectErr(t, s, rwUser, rwPass), lockedErrno(s))
-	wantErrno(t, "ro connect while locked", connectErr(t, s, roUser, roPass), lockedErrno(s))
+	sandboxtest.WantErrno(t, "rw connect while locked", connectErr(t, s, rwUser, rwPass), lockedErrno(s))
+	sandboxtest.WantErrno(t, "ro connect while locked", connectErr(t, s, roUser, roPass), lockedErrno(s))
 	if _, err := conn.ExecContext(ctx, "SELECT 1"); err == nil {
 		t.Error("a connection open before the lock still answers")
 	}
@@ -502,12 +419,12 @@ func TestLockUnlock(t *testing.T) {
 // schemaPrivileges lists the privileges account holds on schema, sorted, from SHOW GRANTS.
 func schemaPrivileges(t *testing.T, root *sql.DB, account, schema string) []string {
 	t.Helper()
-	rows, err := root.QueryContext(testContext(t), "SHOW GRANTS FOR "+quoteAccount(account))
+	rows, err := root.QueryContext(sandboxtest.Context(t), "SHOW GRANTS FOR "+sandbox.QuoteAccount(account))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	onSchema := regexp.MustCompile(`^GRANT (.+) ON ` + regexp.QuoteMeta(grantPattern(schema)) + `\.\* TO `)
+	onSchema := regexp.MustCompile(`^GRANT (.+) ON ` + regexp.QuoteMeta(sandbox.GrantPattern(schema)) + `\.\* TO `)
 	var got []string
 	for rows.Next() {
 		var g string
@@ -529,28 +446,28 @@ func sortedList(list string) []string {
 }
 
 func TestRestrictedPrivilegesSplitTheReadWriteOnes(t *testing.T) {
-	kept, grow := sortedList(restrictedPrivileges), sortedList(growPrivileges)
+	kept, grow := sortedList(sandbox.RestrictedPrivileges), sortedList(sandbox.GrowPrivileges)
 	all := append(slices.Clone(kept), grow...)
 	sort.Strings(all)
-	if !slices.Equal(all, sortedList(rwPrivileges)) {
-		t.Errorf("kept %v + revoked %v while restricted, want exactly the read-write privileges %v", kept, grow, sortedList(rwPrivileges))
+	if !slices.Equal(all, sortedList(sandbox.RWPrivileges)) {
+		t.Errorf("kept %v + revoked %v while restricted, want exactly the read-write privileges %v", kept, grow, sortedList(sandbox.RWPrivileges))
 	}
 }
 
 // TestRestrictWrites narrows the read-write account to reading and freeing space, and back.
 func TestRestrictWrites(t *testing.T) {
 	t.Parallel()
-	s := newSandbox(t, testPrefix)
+	s := sandboxtest.Open(t, sandboxtest.Prefix)
 	root := admin(t)
-	ctx := testContext(t)
-	id, rwPass, roPass := provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
-	schema := SchemaName(testPrefix, id)
-	rwUser, roUser := AccountNames(testPrefix, id)
-	rw := connectAs(t, s, rwUser, rwPass, schema)
-	mustExec(t, rw, "CREATE TABLE t (x INT)")
-	mustExec(t, rw, "CREATE TABLE scratch (x INT)")
-	mustExec(t, rw, "INSERT INTO t VALUES (1), (2), (3)")
-	mustExec(t, rw, "CREATE PROCEDURE grow() INSERT INTO t VALUES (100)") // runs as its definer, this account
+	ctx := sandboxtest.Context(t)
+	id, rwPass, roPass := sandboxtest.Provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
+	schema := sandbox.SchemaName(sandboxtest.Prefix, id)
+	rwUser, roUser := sandbox.AccountNames(sandboxtest.Prefix, id)
+	rw := sandboxtest.ConnectAs(t, s, rwUser, rwPass, schema)
+	sandboxtest.MustExec(t, rw, "CREATE TABLE t (x INT)")
+	sandboxtest.MustExec(t, rw, "CREATE TABLE scratch (x INT)")
+	sandboxtest.MustExec(t, rw, "INSERT INTO t VALUES (1), (2), (3)")
+	sandboxtest.MustExec(t, rw, "CREATE PROCEDURE grow() INSERT INTO t VALUES (100)") // runs as its definer, this account
 	held, err := rw.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -565,20 +482,20 @@ func TestRestrictWrites(t *testing.T) {
 			t.Fatalf("restrict #%d: %v", i+1, err)
 		}
 	}
-	if got := schemaPrivileges(t, root, rwUser, schema); !slices.Equal(got, sortedList(restrictedPrivileges)) {
-		t.Errorf("restricted privileges %v, want %v", got, sortedList(restrictedPrivileges))
+	if got := schemaPrivileges(t, root, rwUser, schema); !slices.Equal(got, sortedList(sandbox.RestrictedPrivileges)) {
+		t.Errorf("restricted privileges %v, want %v", got, sortedList(sandbox.RestrictedPrivileges))
 	}
 	if _, err := held.ExecContext(ctx, "INSERT INTO t VALUES (5)"); err == nil {
 		t.Error("a connection opened before the restriction still inserts")
 	}
-	fresh := connectAs(t, s, rwUser, rwPass, schema)
+	fresh := sandboxtest.ConnectAs(t, s, rwUser, rwPass, schema)
 	var n int
 	if err := fresh.QueryRowContext(ctx, "SELECT COUNT(*) FROM t").Scan(&n); err != nil || n != 4 {
 		t.Errorf("SELECT while restricted: %d rows, %v; want 4", n, err)
 	}
-	mustExec(t, fresh, "DELETE FROM t WHERE x = 1")
-	mustExec(t, fresh, "TRUNCATE TABLE scratch")
-	mustExec(t, fresh, "DROP TABLE scratch")
+	sandboxtest.MustExec(t, fresh, "DELETE FROM t WHERE x = 1")
+	sandboxtest.MustExec(t, fresh, "TRUNCATE TABLE scratch")
+	sandboxtest.MustExec(t, fresh, "DROP TABLE scratch")
 	for _, stmt := range []string{
 		"INSERT INTO t VALUES (6)", "UPDATE t SET x = x + 1", "REPLACE INTO t VALUES (7)",
 		"CREATE TABLE u (x INT)", "ALTER TABLE t ADD COLUMN y TEXT", "CREATE INDEX tx ON t (x)",
@@ -586,9 +503,9 @@ func TestRestrictWrites(t *testing.T) {
 		"CREATE PROCEDURE p2() SELECT 1",
 	} {
 		_, err := fresh.ExecContext(ctx, stmt)
-		wantErrno(t, stmt+" while restricted", err, 1142, 1044)
+		sandboxtest.WantErrno(t, stmt+" while restricted", err, 1142, 1044)
 	}
-	roDB := connectAs(t, s, roUser, roPass, schema)
+	roDB := sandboxtest.ConnectAs(t, s, roUser, roPass, schema)
 	if err := roDB.QueryRowContext(ctx, "SELECT COUNT(*) FROM t").Scan(&n); err != nil || n != 3 {
 		t.Errorf("read-only SELECT while restricted: %d, %v", n, err)
 	}
@@ -602,9 +519,9 @@ func TestRestrictWrites(t *testing.T) {
 	if err := s.Unlock(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	afterStart := connectAs(t, s, rwUser, rwPass, schema)
+	afterStart := sandboxtest.ConnectAs(t, s, rwUser, rwPass, schema)
 	_, err = afterStart.ExecContext(ctx, "INSERT INTO t VALUES (8)")
-	wantErrno(t, "INSERT after a stop and start while restricted", err, 1142)
+	sandboxtest.WantErrno(t, "INSERT after a stop and start while restricted", err, 1142)
 	heldRestricted, err := afterStart.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -619,16 +536,16 @@ func TestRestrictWrites(t *testing.T) {
 			t.Fatalf("restore #%d: %v", i+1, err)
 		}
 	}
-	if got := schemaPrivileges(t, root, rwUser, schema); !slices.Equal(got, sortedList(rwPrivileges)) {
-		t.Errorf("restored privileges %v, want %v", got, sortedList(rwPrivileges))
+	if got := schemaPrivileges(t, root, rwUser, schema); !slices.Equal(got, sortedList(sandbox.RWPrivileges)) {
+		t.Errorf("restored privileges %v, want %v", got, sortedList(sandbox.RWPrivileges))
 	}
 	if _, err := heldRestricted.ExecContext(ctx, "SELECT 1"); err == nil {
 		t.Error("a connection opened while restricted survived the restore (it would keep the narrow privileges)")
 	}
-	restored := connectAs(t, s, rwUser, rwPass, schema)
-	mustExec(t, restored, "INSERT INTO t VALUES (9)")
-	mustExec(t, restored, "CALL grow()")
-	mustExec(t, restored, "CREATE TABLE u (x INT)")
+	restored := sandboxtest.ConnectAs(t, s, rwUser, rwPass, schema)
+	sandboxtest.MustExec(t, restored, "INSERT INTO t VALUES (9)")
+	sandboxtest.MustExec(t, restored, "CALL grow()")
+	sandboxtest.MustExec(t, restored, "CREATE TABLE u (x INT)")
 
 	missing := uuid.NewString()
 	for _, restrict := range []bool{true, false} {
@@ -636,7 +553,7 @@ func TestRestrictWrites(t *testing.T) {
 			t.Errorf("RestrictWrites(%v) of a missing database: %v, want ErrNotFound", restrict, err)
 		}
 	}
-	missingRW, _ := AccountNames(testPrefix, missing)
+	missingRW, _ := sandbox.AccountNames(sandboxtest.Prefix, missing)
 	if err := root.QueryRowContext(ctx, `SELECT COUNT(*) FROM mysql.user WHERE user = ?`, missingRW).Scan(&n); err != nil || n != 0 {
 		t.Errorf("RestrictWrites of a missing database left %d accounts (%v)", n, err)
 	}
@@ -644,13 +561,13 @@ func TestRestrictWrites(t *testing.T) {
 
 func TestRotatePassword(t *testing.T) {
 	t.Parallel()
-	s := newSandbox(t, testPrefix)
-	ctx := testContext(t)
-	id, oldPass, roPass := provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
-	schema := SchemaName(testPrefix, id)
-	rwUser, roUser := AccountNames(testPrefix, id)
+	s := sandboxtest.Open(t, sandboxtest.Prefix)
+	ctx := sandboxtest.Context(t)
+	id, oldPass, roPass := sandboxtest.Provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
+	schema := sandbox.SchemaName(sandboxtest.Prefix, id)
+	rwUser, roUser := sandbox.AccountNames(sandboxtest.Prefix, id)
 
-	pool := connectAs(t, s, rwUser, oldPass, schema)
+	pool := sandboxtest.ConnectAs(t, s, rwUser, oldPass, schema)
 	conn, err := pool.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -663,13 +580,13 @@ func TestRotatePassword(t *testing.T) {
 	if newPass == oldPass || len(newPass) < 24 {
 		t.Errorf("new password %q", newPass)
 	}
-	wantErrno(t, "old password after rotation", connectErr(t, s, rwUser, oldPass), 1045)
+	sandboxtest.WantErrno(t, "old password after rotation", connectErr(t, s, rwUser, oldPass), 1045)
 	if _, err := conn.ExecContext(ctx, "SELECT 1"); err == nil {
 		t.Error("a connection with the old password still answers")
 	}
-	rw := connectAs(t, s, rwUser, newPass, schema)
-	mustExec(t, rw, "CREATE TABLE t (x INT)")
-	connectAs(t, s, roUser, roPass, schema) // the read-only account is untouched
+	rw := sandboxtest.ConnectAs(t, s, rwUser, newPass, schema)
+	sandboxtest.MustExec(t, rw, "CREATE TABLE t (x INT)")
+	sandboxtest.ConnectAs(t, s, roUser, roPass, schema) // the read-only account is untouched
 
 	if _, err := s.RotatePassword(ctx, uuid.NewString()); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("rotate a missing database: %v, want ErrNotFound", err)
@@ -678,14 +595,14 @@ func TestRotatePassword(t *testing.T) {
 
 func TestDrop(t *testing.T) {
 	t.Parallel()
-	s := newSandbox(t, testPrefix)
+	s := sandboxtest.Open(t, sandboxtest.Prefix)
 	root := admin(t)
-	ctx := testContext(t)
-	id, rwPass, _ := provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
-	schema := SchemaName(testPrefix, id)
-	rwUser, roUser := AccountNames(testPrefix, id)
-	rw := connectAs(t, s, rwUser, rwPass, schema)
-	mustExec(t, rw, "CREATE TABLE t (x INT)")
+	ctx := sandboxtest.Context(t)
+	id, rwPass, _ := sandboxtest.Provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
+	schema := sandbox.SchemaName(sandboxtest.Prefix, id)
+	rwUser, roUser := sandbox.AccountNames(sandboxtest.Prefix, id)
+	rw := sandboxtest.ConnectAs(t, s, rwUser, rwPass, schema)
+	sandboxtest.MustExec(t, rw, "CREATE TABLE t (x INT)")
 	conn, err := rw.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -704,7 +621,7 @@ func TestDrop(t *testing.T) {
 	if n != 0 {
 		t.Errorf("%d accounts still there", n)
 	}
-	if _, err := conn.ExecContext(ctx, "CREATE DATABASE "+quoteIdent(schema)); err == nil {
+	if _, err := conn.ExecContext(ctx, "CREATE DATABASE "+sqlcheck.QuoteIdent(schema)); err == nil {
 		t.Error("a session open before the drop recreated the schema")
 	}
 	if err := s.Drop(ctx, id); err != nil {
@@ -720,15 +637,15 @@ func TestDrop(t *testing.T) {
 
 func TestStorageBytes(t *testing.T) {
 	t.Parallel()
-	s := newSandbox(t, testPrefix)
-	ctx := testContext(t)
-	id, rwPass, _ := provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
-	empty, _, _ := provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
+	s := sandboxtest.Open(t, sandboxtest.Prefix)
+	ctx := sandboxtest.Context(t)
+	id, rwPass, _ := sandboxtest.Provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
+	empty, _, _ := sandboxtest.Provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
 	missing := uuid.NewString()
-	rwUser, _ := AccountNames(testPrefix, id)
-	rw := connectAs(t, s, rwUser, rwPass, SchemaName(testPrefix, id))
-	mustExec(t, rw, "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, payload VARCHAR(600), KEY (payload(20)))")
-	mustExec(t, rw, "ANALYZE TABLE t")
+	rwUser, _ := sandbox.AccountNames(sandboxtest.Prefix, id)
+	rw := sandboxtest.ConnectAs(t, s, rwUser, rwPass, sandbox.SchemaName(sandboxtest.Prefix, id))
+	sandboxtest.MustExec(t, rw, "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, payload VARCHAR(600), KEY (payload(20)))")
+	sandboxtest.MustExec(t, rw, "ANALYZE TABLE t")
 
 	before, err := s.StorageBytes(ctx, []string{id, empty, missing})
 	if err != nil {
@@ -746,9 +663,9 @@ func TestStorageBytes(t *testing.T) {
 
 	values := strings.TrimSuffix(strings.Repeat("(REPEAT(UUID(), 16)),", 1000), ",")
 	for range 3 {
-		mustExec(t, rw, "INSERT INTO t (payload) VALUES "+values)
+		sandboxtest.MustExec(t, rw, "INSERT INTO t (payload) VALUES "+values)
 	}
-	mustExec(t, rw, "ANALYZE TABLE t")
+	sandboxtest.MustExec(t, rw, "ANALYZE TABLE t")
 	after, err := s.StorageBytes(ctx, []string{id})
 	if err != nil {
 		t.Fatal(err)
@@ -769,14 +686,14 @@ func TestStorageBytes(t *testing.T) {
 
 func TestSchema(t *testing.T) {
 	t.Parallel()
-	s := newSandbox(t, testPrefix)
-	ctx := testContext(t)
-	id, rwPass, _ := provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
-	other, otherPass, _ := provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
-	rwUser, _ := AccountNames(testPrefix, id)
-	otherUser, _ := AccountNames(testPrefix, other)
-	rw := connectAs(t, s, rwUser, rwPass, SchemaName(testPrefix, id))
-	mustExec(t, rw, `CREATE TABLE customers (
+	s := sandboxtest.Open(t, sandboxtest.Prefix)
+	ctx := sandboxtest.Context(t)
+	id, rwPass, _ := sandboxtest.Provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
+	other, otherPass, _ := sandboxtest.Provision(t, s, "utf8mb4", "utf8mb4_bin", 5)
+	rwUser, _ := sandbox.AccountNames(sandboxtest.Prefix, id)
+	otherUser, _ := sandbox.AccountNames(sandboxtest.Prefix, other)
+	rw := sandboxtest.ConnectAs(t, s, rwUser, rwPass, sandbox.SchemaName(sandboxtest.Prefix, id))
+	sandboxtest.MustExec(t, rw, `CREATE TABLE customers (
 		id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
 		email VARCHAR(100) NOT NULL,
 		name VARCHAR(50) DEFAULT 'it''s anon',
@@ -784,11 +701,11 @@ func TestSchema(t *testing.T) {
 		created TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
 		UNIQUE KEY uq_email (email),
 		KEY idx_name_created (name, created))`)
-	mustExec(t, rw, "INSERT INTO customers (email) VALUES ('a@x'), ('b@x'), ('c@x')")
-	mustExec(t, rw, "CREATE VIEW active AS SELECT id, email FROM customers")
-	mustExec(t, rw, "ANALYZE TABLE customers")
-	otherDB := connectAs(t, s, otherUser, otherPass, SchemaName(testPrefix, other))
-	mustExec(t, otherDB, "CREATE TABLE not_mine (x INT)")
+	sandboxtest.MustExec(t, rw, "INSERT INTO customers (email) VALUES ('a@x'), ('b@x'), ('c@x')")
+	sandboxtest.MustExec(t, rw, "CREATE VIEW active AS SELECT id, email FROM customers")
+	sandboxtest.MustExec(t, rw, "ANALYZE TABLE customers")
+	otherDB := sandboxtest.ConnectAs(t, s, otherUser, otherPass, sandbox.SchemaName(sandboxtest.Prefix, other))
+	sandboxtest.MustExec(t, otherDB, "CREATE TABLE not_mine (x INT)")
 
 	tables, err := s.Schema(ctx, id)
 	if err != nil {
@@ -805,7 +722,7 @@ func TestSchema(t *testing.T) {
 		t.Errorf("table: type %q rows %d", table.Type, table.RowsEstimate)
 	}
 	str := func(s string) *string { return &s }
-	wantColumns := []Column{
+	wantColumns := []sandbox.Column{
 		{Name: "id", Type: "int(10) unsigned", Key: "PRI"},
 		{Name: "email", Type: "varchar(100)", Key: "UNI"},
 		{Name: "name", Type: "varchar(50)", Nullable: true, Key: "MUL", Default: str("it's anon")},
@@ -817,7 +734,7 @@ func TestSchema(t *testing.T) {
 	}
 	for i, want := range wantColumns {
 		got := table.Columns[i]
-		if s.Flavor() == FlavorMySQL { // MySQL 8 drops display widths and spells CURRENT_TIMESTAMP
+		if s.Flavor() == sandbox.FlavorMySQL { // MySQL 8 drops display widths and spells CURRENT_TIMESTAMP
 			want.Type = strings.Replace(want.Type, "int(10)", "int", 1)
 			if want.Name == "created" {
 				want.Default = str("CURRENT_TIMESTAMP")
@@ -828,7 +745,7 @@ func TestSchema(t *testing.T) {
 			t.Errorf("column %d: %+v (default %v), want %+v (default %v)", i, got, deref(got.Default), want, deref(want.Default))
 		}
 	}
-	wantIndexes := []Index{
+	wantIndexes := []sandbox.Index{
 		{Name: "PRIMARY", Unique: true, Columns: []string{"id"}},
 		{Name: "idx_name_created", Columns: []string{"name", "created"}},
 		{Name: "uq_email", Unique: true, Columns: []string{"email"}},
@@ -854,8 +771,8 @@ func deref(p *string) any {
 
 func TestValidateCharset(t *testing.T) {
 	t.Parallel()
-	s := newSandbox(t, testPrefix)
-	ctx := testContext(t)
+	s := sandboxtest.Open(t, sandboxtest.Prefix)
+	ctx := sandboxtest.Context(t)
 	var serverCharset, serverCollation, utf8mb4Default string
 	admin(t).QueryRowContext(ctx, `SELECT @@character_set_server, @@collation_server,
 		(SELECT DEFAULT_COLLATE_NAME FROM information_schema.CHARACTER_SETS WHERE CHARACTER_SET_NAME = 'utf8mb4')`).Scan(&serverCharset, &serverCollation, &utf8mb4Default)
@@ -901,7 +818,7 @@ func TestValidateCharset(t *testing.T) {
 func TestQuoteStringOnServer(t *testing.T) {
 	t.Parallel()
 	root := admin(t)
-	ctx := testContext(t)
+	ctx := sandboxtest.Context(t)
 	inputs := []string{"", "plain", "it's", `back\slash`, `trailing\`, `\'`, `'\`, `"`, "nul\x00lf\ncr\rsub\x1a", "ünï–code", "a''b\\\\c", "' OR 1=1 -- "}
 	for _, noBackslash := range []bool{false, true} {
 		conn, err := root.Conn(ctx)
@@ -917,8 +834,8 @@ func TestQuoteStringOnServer(t *testing.T) {
 		}
 		for _, in := range inputs {
 			var out []byte
-			if err := conn.QueryRowContext(ctx, "SELECT BINARY "+quoteString(in, noBackslash)).Scan(&out); err != nil {
-				t.Errorf("no_backslash_escapes=%v: SELECT %s: %v", noBackslash, quoteString(in, noBackslash), err)
+			if err := conn.QueryRowContext(ctx, "SELECT BINARY "+sandbox.QuoteString(in, noBackslash)).Scan(&out); err != nil {
+				t.Errorf("no_backslash_escapes=%v: SELECT %s: %v", noBackslash, sandbox.QuoteString(in, noBackslash), err)
 			} else if string(out) != in {
 				t.Errorf("no_backslash_escapes=%v: %q reads back as %q", noBackslash, in, out)
 			}

@@ -1,4 +1,4 @@
-package queryexec
+package sandbox
 
 import (
 	"context"
@@ -6,11 +6,10 @@ import (
 	"fmt"
 )
 
-// StatementError says which statement of a list failed, and how.
+// StatementError says which statement of the schema template failed on the server, and how.
 type StatementError struct {
-	Index     int // 1-based
-	Err       error
-	Completed []Result // of a multi query: the statements before it, which ran
+	Index int // 1-based
+	Err   error
 }
 
 func (e *StatementError) Error() string { return fmt.Sprintf("statement %d: %v", e.Index, e.Err) }
@@ -21,12 +20,10 @@ func (e *StatementError) Unwrap() error { return e.Err }
 // statements say, and routines they create are defined by the account, not by an administrator.
 // Returns a *StatementError for the first statement that fails.
 func (s *Sandbox) RunAsOwner(ctx context.Context, id, password string, statements []string) error {
-	n, err := s.names(id)
+	cfg, err := s.AccountConfig(id, password, false)
 	if err != nil {
 		return err
 	}
-	cfg := s.tenantNet.Clone()
-	cfg.User, cfg.Passwd, cfg.DBName = n.rw, password, n.schema
 	db, err := sql.Open("mysql", cfg.FormatDSN())
 	if err != nil {
 		return err
@@ -34,7 +31,7 @@ func (s *Sandbox) RunAsOwner(ctx context.Context, id, password string, statement
 	defer db.Close()
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		return s.wrap("connect as the database's account", err)
+		return s.Wrap("connect as the database's account", err)
 	}
 	defer conn.Close()
 	for i, stmt := range statements {

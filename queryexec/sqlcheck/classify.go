@@ -1,4 +1,4 @@
-package queryexec
+package sqlcheck
 
 import (
 	"fmt"

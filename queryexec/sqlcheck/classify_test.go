@@ -1,4 +1,4 @@
-package queryexec
+package sqlcheck
 
 import (
 	"bufio"
@@ -479,6 +479,12 @@ func TestClassifyLarge(t *testing.T) {
 		if _, err := Classify(sql, "tenant_42"); err == nil {
 			t.Errorf("Classify(%d bytes of parens) accepted", len(sql))
 		}
+	}
+}
+
+func TestQuoteIdent(t *testing.T) {
+	if got := QuoteIdent("a`b"); got != "`a``b`" {
+		t.Errorf("QuoteIdent = %s", got)
 	}
 }
 

@@ -1,4 +1,4 @@
-package queryexec
+package sqlcheck
 
 import (
 	"errors"
@@ -76,9 +76,9 @@ func TestAuthorizeMatrix(t *testing.T) {
 					want = "high_impact_alter"
 				}
 				name := fmt.Sprintf("%q as %q with procedures=%v foreign_keys=%v high_impact=%v", st.sql, role, s.AllowProcedures, s.AllowForeignKeys, s.AllowHighImpactAlter)
-				err := Authorize(c, role, s)
+				err := authorize(c, role, s)
 				if got := reasonOf(t, err); got != want {
-					t.Errorf("Authorize(%s) = %v, want %q", name, err, want)
+					t.Errorf("authorize(%s) = %v, want %q", name, err, want)
 				}
 			}
 		}
@@ -135,14 +135,14 @@ func TestAuthorizeCases(t *testing.T) {
 		{"unknown role", Classification{Type: TypeRead}, "owner", all, "unknown_role"},
 	}
 	for _, tt := range tests {
-		if got := reasonOf(t, Authorize(tt.c, tt.role, tt.settings)); got != tt.want {
+		if got := reasonOf(t, authorize(tt.c, tt.role, tt.settings)); got != tt.want {
 			t.Errorf("%s: Authorize = %q, want %q", tt.name, got, tt.want)
 		}
 	}
 }
 
 func TestAuthorizeDenyLargeAlter(t *testing.T) {
-	d := DenyLargeAlter("orders", 1_234_567)
+	d := denyLargeAlter("orders", 1_234_567)
 	if d.Reason != "high_impact_alter" {
 		t.Errorf("reason %q", d.Reason)
 	}
@@ -154,7 +154,7 @@ func TestAuthorizeDenyLargeAlter(t *testing.T) {
 	var err error = d
 	var got *Denied
 	if !errors.As(err, &got) || got != d {
-		t.Errorf("DenyLargeAlter is not usable as an error")
+		t.Errorf("denyLargeAlter is not usable as an error")
 	}
 	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 100000: "100,000", -1234: "-1,234"} {
 		if got := groupDigits(n); got != want {
@@ -193,11 +193,88 @@ func TestAuthorizeNeedsConfirm(t *testing.T) {
 			t.Errorf("Classify(%q): %v", tt.sql, err)
 			continue
 		}
-		if got := NeedsConfirm(c); got != tt.want {
-			t.Errorf("NeedsConfirm(%q) = %q, want %q", tt.sql, got, tt.want)
+		if got := needsConfirm(c); got != tt.want {
+			t.Errorf("needsConfirm(%q) = %q, want %q", tt.sql, got, tt.want)
 		}
 	}
-	if got := NeedsConfirm(Classification{Drops: true, NoWhere: true}); got != "drop" {
-		t.Errorf("NeedsConfirm(Drops and NoWhere) = %q, want drop", got)
+	if got := needsConfirm(Classification{Drops: true, NoWhere: true}); got != "drop" {
+		t.Errorf("needsConfirm(Drops and NoWhere) = %q, want drop", got)
 	}
+}
+
+// TestDecide covers what Decide adds to the classifier and authorize: the super admin, the
+// account, confirmation, the storage quota and the second decision on the server's estimates.
+func TestDecide(t *testing.T) {
+	const schema = "cdbt_0123456789abcdef0123456789abcdef"
+	limits := domain.Limits{MaxWriteRows: 50_000, MaxStorageBytes: 1 << 30}
+	here := Place{Schema: schema, Settings: domain.TenantSettings{AllowForeignKeys: true}, Limits: limits}
+	full := here
+	full.StorageBytes = 1 << 30
+	restricted := here
+	restricted.WritesRestricted = true
+	developer := Principal{Role: domain.RoleDeveloper}
+	rows := func(n int64) *int64 { return &n }
+	tests := []struct {
+		name    string
+		q       Question
+		account Account
+		want    string // "" may run; a *Denied reason; "confirm:<reason>"; "quota"
+		measure Measure
+		table   string
+	}{
+		{"viewer reads on the read-only account", Question{SQL: "SELECT 1", Who: Principal{Role: domain.RoleViewer}, Where: here}, ReadOnly, "", MeasureNothing, ""},
+		{"viewer may not write", Question{SQL: "DELETE FROM t WHERE id = 1", Who: Principal{Role: domain.RoleViewer}, Where: here}, ReadOnly, "read_only_role", MeasureNothing, ""},
+		{"the account is chosen for what the classifier refuses", Question{SQL: "SELECT 'open", Who: Principal{Role: domain.RoleViewer}, Where: here}, ReadOnly, "unparsable", MeasureNothing, ""},
+		{"a super admin without a role acts as tenant admin", Question{SQL: "INSERT INTO t VALUES (1)", Who: Principal{SuperAdmin: true}, Where: here}, ReadWrite, "", MeasureNothing, ""},
+		{"a super admin who is a viewer acts as tenant admin", Question{SQL: "INSERT INTO t VALUES (1)", Who: Principal{Role: domain.RoleViewer, SuperAdmin: true}, Where: here}, ReadWrite, "", MeasureNothing, ""},
+		{"no role", Question{SQL: "SELECT 1", Where: here}, ReadWrite, "unknown_role", MeasureNothing, ""},
+		{"another schema", Question{SQL: "SELECT * FROM mysql.user", Who: developer, Where: here}, ReadWrite, "other_schema", MeasureNothing, ""},
+		{"drop needs confirm", Question{SQL: "DROP TABLE t", Who: developer, Where: here}, ReadWrite, "confirm:drop", MeasureNothing, ""},
+		{"drop confirmed", Question{SQL: "DROP TABLE t", Who: developer, Where: here, Confirm: true}, ReadWrite, "", MeasureNothing, ""},
+		{"update without where needs confirm", Question{SQL: "UPDATE t SET a = 1", Who: developer, Where: here}, ReadWrite, "confirm:no_where", MeasureWriteRows, ""},
+		{"a refusal comes before a confirmation", Question{SQL: "DROP TABLE t", Who: Principal{Role: domain.RoleViewer}, Where: here}, ReadOnly, "read_only_role", MeasureNothing, ""},
+		{"insert at the storage limit", Question{SQL: "INSERT INTO t VALUES (1)", Who: developer, Where: full}, ReadWrite, "quota", MeasureNothing, ""},
+		{"insert while the account is restricted", Question{SQL: "INSERT INTO t VALUES (1)", Who: developer, Where: restricted}, ReadWrite, "quota", MeasureNothing, ""},
+		{"a confirmation comes before the quota", Question{SQL: "TRUNCATE t", Who: developer, Where: full}, ReadWrite, "confirm:drop", MeasureNothing, ""},
+		{"delete frees space at the limit", Question{SQL: "DELETE FROM t WHERE id = 1", Who: developer, Where: full}, ReadWrite, "", MeasureWriteRows, ""},
+		{"reads at the limit", Question{SQL: "SELECT * FROM t", Who: developer, Where: full}, ReadWrite, "", MeasureNothing, ""},
+		{"a small update", Question{SQL: "UPDATE t SET a = 1 WHERE b = 2", Who: developer, Where: here, Estimate: rows(ConfirmWriteRows)}, ReadWrite, "", MeasureWriteRows, ""},
+		{"a large update needs confirm", Question{SQL: "UPDATE t SET a = 1 WHERE b = 2", Who: developer, Where: here, Estimate: rows(ConfirmWriteRows + 1)}, ReadWrite, "confirm:large_write", MeasureWriteRows, ""},
+		{"a large update confirmed", Question{SQL: "UPDATE t SET a = 1 WHERE b = 2", Who: developer, Where: here, Confirm: true, Estimate: rows(ConfirmWriteRows + 1)}, ReadWrite, "", MeasureWriteRows, ""},
+		{"a delete above the plan", Question{SQL: "DELETE FROM t WHERE b = 2", Who: developer, Where: here, Confirm: true, Estimate: rows(50_001)}, ReadWrite, "too_large", MeasureWriteRows, ""},
+		{"alter of a table to measure", Question{SQL: "ALTER TABLE `" + schema + "`.t ADD COLUMN b INT", Who: developer, Where: here}, ReadWrite, "", MeasureTableRows, "t"},
+		{"alter of a small table", Question{SQL: "ALTER TABLE t ADD COLUMN b INT", Who: developer, Where: here, Estimate: rows(HighImpactRows - 1)}, ReadWrite, "", MeasureTableRows, "t"},
+		{"alter of a large table", Question{SQL: "ALTER TABLE t ADD COLUMN b INT", Who: developer, Where: here, Estimate: rows(HighImpactRows)}, ReadWrite, "high_impact_alter", MeasureTableRows, "t"},
+		{"alter when the tenant allows high impact", Question{SQL: "ALTER TABLE t ADD COLUMN b INT", Who: developer,
+			Where: Place{Schema: schema, Settings: domain.TenantSettings{AllowHighImpactAlter: true}, Limits: limits}}, ReadWrite, "", MeasureNothing, ""},
+	}
+	for _, tt := range tests {
+		d := Decide(tt.q)
+		if d.Account != tt.account || d.Measure != tt.measure || d.Table != tt.table {
+			t.Errorf("%s: account %q, measure %d, table %q; want %q, %d, %q", tt.name, d.Account, d.Measure, d.Table, tt.account, tt.measure, tt.table)
+		}
+		if got := verdict(d.Err()); got != tt.want {
+			t.Errorf("%s: Decide = %q (%v), want %q", tt.name, got, d.Err(), tt.want)
+		}
+	}
+}
+
+// verdict names a decision's error for TestDecide.
+func verdict(err error) string {
+	var (
+		na      *NotAllowedError
+		confirm *ConfirmationError
+		quota   *domain.QuotaExceededError
+	)
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &na):
+		return na.Reason
+	case errors.As(err, &confirm):
+		return "confirm:" + confirm.Reason
+	case errors.As(err, &quota):
+		return "quota"
+	}
+	return err.Error()
 }

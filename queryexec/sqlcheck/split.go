@@ -1,4 +1,4 @@
-package queryexec
+package sqlcheck
 
 import "strings"
 
@@ -290,4 +290,25 @@ func Split(sql string) ([]string, error) {
 		out = append(out, sql[g[0].start:g[len(g)-1].end])
 	}
 	return out, nil
+}
+
+// LastTokenEnd is the byte offset just after the last token of s that is not ';' (comments and
+// whitespace after it skipped), or len(s) when s does not lex.
+func LastTokenEnd(s string) int {
+	lr, err := lex(s)
+	if err != nil {
+		return len(s)
+	}
+	for i := len(lr.toks) - 1; i >= 0; i-- {
+		if t := lr.toks[i]; !(t.kind == tkPunct && t.ch == ';') {
+			return t.end
+		}
+	}
+	return len(s)
+}
+
+// QuoteIdent quotes a MySQL identifier with backticks (a backtick inside is doubled). Backslashes
+// mean nothing inside backticks, whatever the SQL mode.
+func QuoteIdent(name string) string {
+	return "`" + strings.ReplaceAll(name, "`", "``") + "`"
 }

@@ -1,0 +1,12 @@
+package sandbox
+
+// What the external tests check of the unexported rules.
+var (
+	GrantPattern         = grantPattern
+	QuoteAccount         = quoteAccount
+	QuoteString          = quoteString
+	GrowPrivileges       = growPrivileges
+	RestrictedPrivileges = restrictedPrivileges
+	ROPrivileges         = roPrivileges
+	RWPrivileges         = rwPrivileges
+)
