@@ -19,8 +19,6 @@ import (
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/internal/idempotency"
 	"github.com/clouddbmanager/clouddb/queryexec"
-	"github.com/clouddbmanager/clouddb/queryexec/results"
-	"github.com/clouddbmanager/clouddb/queryexec/sqlcheck"
 )
 
 // Error is an error with its HTTP answer: handlers return one to raise a code of API.md that no
@@ -70,7 +68,7 @@ var errorKinds = []struct {
 	{domain.ErrDatabaseStopped, http.StatusLocked, "database_stopped", "The database is stopped; start it first."},
 	{domain.ErrDatabaseUnavailable, http.StatusLocked, "database_unavailable", "The database cannot take queries now (not running, or its server does not answer); try again later."},
 	{queryexec.ErrTimeout, http.StatusGatewayTimeout, "query_timeout", "The query ran past its timeout and was stopped on the server."},
-	{results.ErrExpired, http.StatusGone, "expired", "This result is no longer kept; run the query again."},
+	{queryexec.ErrResultExpired, http.StatusGone, "expired", "This result is no longer kept; run the query again."},
 	{domain.ErrVersionConflict, http.StatusConflict, "version_conflict", "The resource changed meanwhile; reload it and retry."},
 	{domain.ErrConflict, http.StatusConflict, "conflict", "The request conflicts with the current state of the resource."},
 }
@@ -190,8 +188,8 @@ func toError(err error, now time.Time) (e *Error, logIt bool) {
 // engine records them with (queryexec.ErrorCode); this decides status, message and details.
 func queryError(err error) *Error {
 	var (
-		denied  *sqlcheck.NotAllowedError
-		confirm *sqlcheck.ConfirmationError
+		denied  *queryexec.NotAllowedError
+		confirm *queryexec.ConfirmationError
 		failed  *queryexec.QueryError
 		busy    *queryexec.BusyError
 	)
@@ -230,7 +228,10 @@ func queryError(err error) *Error {
 
 // idempotencyError answers the refusals of an Idempotency-Key, nil for other errors.
 func idempotencyError(err error) *Error {
-	var tooLarge *idempotency.TooLargeError
+	var (
+		tooLarge *idempotency.TooLargeError
+		full     *idempotency.FullError
+	)
 	switch {
 	case errors.Is(err, idempotency.ErrKeyReused):
 		return &Error{Status: http.StatusConflict, Code: "conflict",
@@ -242,8 +243,15 @@ func idempotencyError(err error) *Error {
 			Details: map[string]any{"header": idempotencyHeader, "retry_after_s": 1}, RetryAfter: time.Second}
 	case errors.As(err, &tooLarge):
 		return &Error{Status: http.StatusConflict, Code: "conflict",
-			Message: fmt.Sprintf("The first response to this Idempotency-Key was too large to keep; it was %d.", tooLarge.Status),
-			Details: map[string]any{"header": idempotencyHeader, "status": tooLarge.Status}}
+			Message: fmt.Sprintf("The first response to this Idempotency-Key was over %d bytes, too large to keep; it was %d. The request is not run again.", idempotency.MaxBodySize, tooLarge.Status),
+			Details: map[string]any{"header": idempotencyHeader, "status": tooLarge.Status, "limit_bytes": idempotency.MaxBodySize}}
+	case errors.As(err, &full):
+		retry := max(full.RetryAfter, time.Second)
+		return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
+			Message: "Too many Idempotency-Keys are kept for you (or in all); retry later, or send the request without a key.",
+			Details: map[string]any{"header": idempotencyHeader, "scope": full.Scope, "limit": full.Limit,
+				"retry_after_s": int64(math.Ceil(retry.Seconds()))},
+			RetryAfter: retry}
 	}
 	return nil
 }

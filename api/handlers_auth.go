@@ -132,7 +132,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.identity.Commands.Login(r.Context(), commands.Login{
 		Email: req.Email, Password: req.Password, Tenant: req.Tenant, TOTPCode: req.TOTPCode,
-		IP: remoteIP(r), UserAgent: r.UserAgent(), Meta: metadata(r.Context(), r),
+		IP: remoteIP(r), UserAgent: userAgent(r), Meta: metadata(r.Context(), r),
 	})
 	if err != nil {
 		s.writeError(w, r, err)

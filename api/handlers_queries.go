@@ -16,7 +16,6 @@ import (
 	"github.com/clouddbmanager/clouddb/internal/ratelimit"
 	"github.com/clouddbmanager/clouddb/projections"
 	"github.com/clouddbmanager/clouddb/queryexec"
-	"github.com/clouddbmanager/clouddb/queryexec/results"
 )
 
 // historyLength is how many of a user's queries GET /queries/history keeps.
@@ -79,7 +78,11 @@ func (s *Server) readQuery(w http.ResponseWriter, r *http.Request, limiter *rate
 	if err := decodeJSON(w, r, &req); err != nil {
 		return commands.RunQuery{}, err
 	}
-	return commands.RunQuery{Tenant: p.TenantID, User: p.UserID, Role: p.Role, SuperAdmin: p.SuperAdmin, Database: id, SQL: req.SQL,
+	role := p.Role
+	if p.SuperAdmin && role.Level() < domain.RoleTenantAdmin.Level() {
+		role = domain.RoleTenantAdmin
+	}
+	return commands.RunQuery{Tenant: p.TenantID, User: p.UserID, Role: role, Database: id, SQL: req.SQL,
 		TimeoutS: req.TimeoutS, RowLimit: req.RowLimit, PageSize: req.PageSize, Confirm: req.Confirm, Multi: req.Multi,
 		Meta: metadata(r.Context(), r)}, nil
 }
@@ -94,6 +97,9 @@ func (s *Server) handleRunQuery(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if onlyReads(results) {
+		dontKeepAnswer(r) // a retry may as well read again; a kept page of rows is dead weight
 	}
 	if cmd.Multi {
 		writeJSON(w, http.StatusOK, map[string]any{"results": results})
@@ -113,7 +119,19 @@ func (s *Server) handleValidateQuery(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	dontKeepAnswer(r) // validating changes nothing
 	writeJSON(w, http.StatusOK, v)
+}
+
+// onlyReads reports whether every statement of a query request was a read ("read" is the
+// statement_type of the API): such a request changed nothing a retry could repeat.
+func onlyReads(results []queryexec.Result) bool {
+	for _, res := range results {
+		if string(res.StatementType) != "read" {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) handleQueryHistory(w http.ResponseWriter, r *http.Request) {
@@ -161,9 +179,9 @@ var exportTable = regexp.MustCompile(`^[A-Za-z0-9_$]{1,64}$`)
 func (s *Server) handleQueryExport(w http.ResponseWriter, r *http.Request) {
 	format := r.URL.Query().Get("format")
 	if format == "" {
-		format = results.ExportCSV
+		format = queryexec.ExportCSV
 	}
-	contentType, ext, ok := results.ExportContentType(format)
+	contentType, ext, ok := queryexec.ExportContentType(format)
 	if !ok {
 		s.writeError(w, r, domain.NewValidationError("format", "must be csv, json or sql"))
 		return

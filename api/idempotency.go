@@ -30,13 +30,15 @@ const idempotencyFinishTimeout = 5 * time.Second
 // again with Idempotent-Replayed: true, and h does not run; a key used for another request, or
 // whose first request is still running, answers 409 conflict. Otherwise h runs, reading the
 // same body, while its response is recorded: a 2xx, 3xx or 4xx answer (but 429, which says
-// "retry") becomes the key's answer; a 5xx, a 429 or a panic abandons the key so that a retry runs
-// again. Without a store (Config.Idempotency nil) the header is ignored.
+// "retry") becomes the key's answer; a 5xx, a 429, a panic or an answer h marked with
+// dontKeepAnswer (a read) abandons the key so that a retry runs again. A dry run (?dry_run=true)
+// ignores the header, as does everything without a store (Config.Idempotency nil): what a
+// request that changes nothing answers is not worth a row in the management database.
 func (s *Server) idempotent(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		values, sent := r.Header[idempotencyHeader]
-		if !sent || s.idempotency == nil {
-			h(w, r)
+		if !sent || s.idempotency == nil || r.URL.Query().Get("dry_run") == "true" {
+			h(w, r) // a dry run changes nothing: there is nothing to protect, and nothing to keep
 			return
 		}
 		key, err := idempotencyKey(values)
@@ -61,6 +63,8 @@ func (s *Server) idempotent(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 
+		answer := &keptAnswer{keep: true}
+		r = r.WithContext(context.WithValue(r.Context(), keptAnswerKey{}, answer))
 		rec := &idempotencyRecorder{ResponseWriter: w}
 		finished := false
 		defer func() {
@@ -76,12 +80,26 @@ func (s *Server) idempotent(h http.HandlerFunc) http.HandlerFunc {
 		if status == 0 {
 			status = http.StatusOK // net/http's answer to a handler that wrote nothing
 		}
-		if status >= 500 || status == http.StatusTooManyRequests {
+		if status >= 500 || status == http.StatusTooManyRequests || !answer.keep {
 			s.finishIdempotency(r, principal, key, nil)
 			return
 		}
 		s.finishIdempotency(r, principal, key, &idempotency.Response{Status: status, ContentType: rec.contentType,
 			Location: rec.location, Body: rec.body.Bytes()})
+	}
+}
+
+// keptAnswer says whether the answer of a request with an Idempotency-Key is kept: a handler
+// whose request turned out to change nothing (a read query, a validation) calls dontKeepAnswer, and
+// its key is then released instead of storing an answer that a retry can as well compute again.
+type keptAnswer struct{ keep bool }
+
+type keptAnswerKey struct{}
+
+// dontKeepAnswer marks r's answer as not to be kept under its Idempotency-Key, if it has one.
+func dontKeepAnswer(r *http.Request) {
+	if a, ok := r.Context().Value(keptAnswerKey{}).(*keptAnswer); ok {
+		a.keep = false
 	}
 }
 

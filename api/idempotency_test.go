@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,17 +31,29 @@ type idemServer struct {
 	runs    atomic.Int64
 	release chan struct{} // /test/idem/slow waits for it
 	started chan struct{} // /test/idem/slow signals it has begun
+	db      *sql.DB
+}
+
+// keptKeys counts the rows of the idempotency store.
+func (s *idemServer) keptKeys(t *testing.T) int {
+	t.Helper()
+	var n int
+	if err := s.db.QueryRow(`SELECT COUNT(*) FROM idempotency_keys`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func newIdemServer(t *testing.T, maxBody int64) *idemServer {
 	t.Helper()
 	key := make([]byte, 32)
 	rand.Read(key)
-	store, err := idempotency.New(testdb.New(t), key)
+	db := testdb.New(t)
+	store, err := idempotency.New(db, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &idemServer{Server: New(Config{Idempotency: store, MaxBodyBytes: maxBody, Logger: slog.New(slog.DiscardHandler)}),
+	s := &idemServer{db: db, Server: New(Config{Idempotency: store, MaxBodyBytes: maxBody, Logger: slog.New(slog.DiscardHandler)}),
 		release: make(chan struct{}), started: make(chan struct{}, 1)}
 	handle := func(path string, h http.HandlerFunc) {
 		wrapped := s.idempotent(func(w http.ResponseWriter, r *http.Request) {
@@ -85,6 +98,11 @@ func newIdemServer(t *testing.T, maxBody int64) *idemServer {
 		w.Write(bytes.Repeat([]byte("x"), idempotency.MaxBodySize))
 		w.Write([]byte("and more"))
 	})
+	// read answers like a read query: its answer is not to be kept.
+	handle("/test/idem/read", func(w http.ResponseWriter, r *http.Request) {
+		dontKeepAnswer(r)
+		writeJSON(w, http.StatusOK, map[string]any{"run": s.runs.Load()})
+	})
 	handle("/test/idem/empty", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	})
@@ -125,7 +143,7 @@ func TestIdempotencyReplay(t *testing.T) {
 	// Another body, query or path with the key: 409 conflict, nothing runs.
 	for _, c := range []struct{ path, body string }{
 		{"/api/v1/test/idem/create", `{"name":"b"}`},
-		{"/api/v1/test/idem/create?dry_run=true", `{"name":"a"}`},
+		{"/api/v1/test/idem/create?confirm=true", `{"name":"a"}`},
 		{"/api/v1/test/idem/status", `{"name":"a"}`},
 	} {
 		rec := s.post(t, c.path, c.body, key)
@@ -271,15 +289,41 @@ func TestIdempotencyLimits(t *testing.T) {
 		t.Errorf("a fitting body with the key = %d %s", rec.Code, rec.Body)
 	}
 
-	// A response over 1 MiB is answered, but a replay cannot give it: 409 naming its status.
+	// A response over 64 KiB is answered, but a replay cannot give it (nor run it again): 409
+	// naming its status, and the key keeps no body.
 	key = map[string]string{"Idempotency-Key": "big"}
 	if rec := s.post(t, "/api/v1/test/idem/big", ``, key); rec.Code != http.StatusOK || rec.Body.Len() != idempotency.MaxBodySize+8 {
 		t.Fatalf("big = %d, %d bytes", rec.Code, rec.Body.Len())
 	}
 	rec = s.post(t, "/api/v1/test/idem/big", ``, key)
 	e := envelope(t, rec)
-	if rec.Code != http.StatusConflict || e.Code != "conflict" || !strings.Contains(e.Message, "too large") || !strings.Contains(e.Message, "200") {
+	if rec.Code != http.StatusConflict || e.Code != "conflict" || !strings.Contains(e.Message, "too large") || !strings.Contains(e.Message, "200") ||
+		e.Details["limit_bytes"] != float64(64<<10) {
 		t.Errorf("replay of a big response = %d %s", rec.Code, rec.Body)
+	}
+	var stored sql.NullInt64
+	if err := s.db.QueryRow(`SELECT LENGTH(body) FROM idempotency_keys WHERE idem_key = 'big'`).Scan(&stored); err != nil || stored.Valid {
+		t.Errorf("the big answer is stored: %v bytes, %v", stored, err)
+	}
+}
+
+// Requests that change nothing keep no answer, so a viewer's reads cannot fill the management
+// database: a dry run ignores the header, and an answer marked dontKeepAnswer releases its key.
+func TestIdempotencyKeepsNoAnswerToReads(t *testing.T) {
+	s := newIdemServer(t, 0)
+	for _, path := range []string{"/api/v1/test/idem/create?dry_run=true", "/api/v1/test/idem/read"} {
+		for range 2 {
+			if rec := s.post(t, path, `{"name":"a"}`, map[string]string{"Idempotency-Key": "k-" + path}); rec.Code/100 != 2 ||
+				rec.Header().Get(replayedHeader) != "" {
+				t.Errorf("%s = %d %v, want it run, not replayed", path, rec.Code, rec.Header())
+			}
+		}
+	}
+	if n := s.runs.Load(); n != 4 {
+		t.Errorf("the handlers ran %d times, want 4", n)
+	}
+	if n := s.keptKeys(t); n != 0 {
+		t.Errorf("%d keys kept for requests that change nothing, want 0", n)
 	}
 }
 
@@ -324,6 +368,11 @@ func TestIdempotencyErrorMapping(t *testing.T) {
 		if e.Status != http.StatusConflict || e.Code != "conflict" || !strings.Contains(e.Message, want) || logIt {
 			t.Errorf("toError(%v) = %+v, %v", err, e, logIt)
 		}
+	}
+	full := &idempotency.FullError{Scope: "principal", Limit: 1000, RetryAfter: 90 * time.Minute}
+	if e, logIt := toError(full, time.Now()); e.Status != http.StatusTooManyRequests || e.Code != "rate_limited" ||
+		e.RetryAfter != 90*time.Minute || e.Details["retry_after_s"] != int64(5400) || e.Details["limit"] != int64(1000) || logIt {
+		t.Errorf("toError(FullError) = %+v, %v; want 429 rate_limited with Retry-After", e, logIt)
 	}
 	if e, _ := toError(idempotency.ErrInProgress, time.Now()); e.RetryAfter != time.Second {
 		t.Errorf("still running: Retry-After %v, want 1 s", e.RetryAfter)

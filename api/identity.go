@@ -101,7 +101,7 @@ func metadata(ctx context.Context, r *http.Request) eventstore.Metadata {
 		m.ActorID, m.TenantID = string(p.UserID), string(p.TenantID)
 	}
 	if r != nil {
-		m.IP, m.UserAgent = remoteIP(r), r.UserAgent()
+		m.IP, m.UserAgent = remoteIP(r), userAgent(r)
 	}
 	return m
 }

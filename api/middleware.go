@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
@@ -270,6 +272,24 @@ func methodLabel(m string) string {
 		return m
 	}
 	return "OTHER"
+}
+
+// maxUserAgent is the most bytes of a User-Agent that reach the event log (metadata, sessions,
+// failed logins): a client chooses the header, and net/http lets through up to 1 MB of headers.
+const maxUserAgent = 512
+
+// userAgent is the request's User-Agent as it is recorded: invalid UTF-8 replaced by U+FFFD, then
+// cut to at most maxUserAgent bytes at a rune boundary.
+func userAgent(r *http.Request) string {
+	ua := strings.ToValidUTF8(r.UserAgent(), "\uFFFD")
+	if len(ua) <= maxUserAgent {
+		return ua
+	}
+	cut := maxUserAgent
+	for cut > 0 && !utf8.RuneStart(ua[cut]) {
+		cut--
+	}
+	return ua[:cut]
 }
 
 // remoteIP is the peer address without its port. Forwarding headers are not trusted here.

@@ -2,6 +2,7 @@ package domain_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -97,5 +98,25 @@ func TestQueryExecutedJSON(t *testing.T) {
 	}
 	if !reflect.DeepEqual(back, e) {
 		t.Errorf("round trip:\n got %#v\nwant %#v", back, e)
+	}
+}
+
+// A record keeps what a client chose within bounds: a statement naming 60,000 tables, or an error
+// message of any length, does not make its event large.
+func TestQueryExecutedBounded(t *testing.T) {
+	tables := make([]string, 60_000)
+	for i := range tables {
+		tables[i] = fmt.Sprint("t", i)
+	}
+	q := domain.QueryExecuted{SQL: strings.Repeat("x", domain.MaxRecordedSQL+10), Fingerprint: strings.Repeat("é", domain.MaxRecordedSQL),
+		Tables: tables, Error: strings.Repeat("e", 5000) + "\xff"}.Bounded()
+	if len(q.SQL) != domain.MaxRecordedSQL || !q.SQLTruncated || len(q.Fingerprint) > domain.MaxRecordedSQL || !utf8.ValidString(q.Fingerprint) ||
+		len(q.Tables) != domain.MaxRecordedTables || q.Tables[0] != "t0" || len(q.Error) != domain.MaxRecordedErrorBytes {
+		t.Errorf("Bounded: sql %d bytes (truncated %v), fingerprint %d, tables %d, error %d", len(q.SQL), q.SQLTruncated,
+			len(q.Fingerprint), len(q.Tables), len(q.Error))
+	}
+	small := domain.QueryExecuted{SQL: "SELECT 1", Fingerprint: "SELECT ?", Tables: []string{"a"}, Error: "boom"}
+	if got := small.Bounded(); !reflect.DeepEqual(got, small) {
+		t.Errorf("Bounded changed a small record: %+v", got)
 	}
 }

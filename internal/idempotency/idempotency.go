@@ -12,6 +12,12 @@
 // (internal/secrets) under the process's secret key, with the principal and key as additional
 // data, and bodies over MaxBodySize are not kept at all.
 //
+// What one client can make the table hold is bounded (issue 10: the management database's disk):
+// a body is at most MaxBodySize, and Begin refuses a new key (*FullError) while its principal
+// holds Limits.PerPrincipalKeys keys or Limits.PerPrincipalBytes bytes of sealed bodies from the
+// last TTL, or the table Limits.TotalKeys keys. The counts are read before the insert, so
+// concurrent Begins of one principal may overshoot by their number, not more.
+//
 // This is data, not a read model: nothing here enters or comes from the event log.
 package idempotency
 
@@ -33,9 +39,10 @@ const (
 	// TTL is how long a key answers with its first response; an older row is reclaimed by the next
 	// request with that key and deleted by Purge.
 	TTL = 24 * time.Hour
-	// MaxBodySize is the largest response body kept (1 MiB). A larger response completes its key
-	// without a body, and a replay answers TooLargeError.
-	MaxBodySize = 1 << 20
+	// MaxBodySize is the largest response body kept (64 KiB: every answer of a mutating request
+	// fits, a database's or API key's creation included). A larger response completes its key with
+	// its status only, and a replay answers TooLargeError instead of doing the work twice.
+	MaxBodySize = 64 << 10
 	// MaxKeySize is the longest key, in bytes.
 	MaxKeySize = 255
 	// MaxPrincipalSize is the longest principal, in bytes.
@@ -64,6 +71,31 @@ func (e *TooLargeError) Error() string {
 
 func (e *TooLargeError) Unwrap() error { return domain.ErrConflict }
 
+// Limits bound what the table holds; see the package comment.
+type Limits struct {
+	PerPrincipalKeys  int
+	PerPrincipalBytes int64
+	TotalKeys         int
+}
+
+// DefaultLimits: a thousand keys and 4 MiB of answers per principal a day, 100,000 keys in all.
+var DefaultLimits = Limits{PerPrincipalKeys: 1000, PerPrincipalBytes: 4 << 20, TotalKeys: 100_000}
+
+// totalFullRetry is the Retry-After of a full table: the purge runs every minute.
+const totalFullRetry = time.Minute
+
+// FullError is Begin's answer to a new key when its principal (Scope "principal") or the whole
+// table (Scope "total") holds as much as Limits allow; RetryAfter says when room is made.
+type FullError struct {
+	Scope      string
+	Limit      int64
+	RetryAfter time.Duration
+}
+
+func (e *FullError) Error() string {
+	return fmt.Sprintf("idempotency: too many keys kept (%s limit %d); retry in %v", e.Scope, e.Limit, e.RetryAfter)
+}
+
 // Response is a stored response.
 type Response struct {
 	Status      int
@@ -74,8 +106,9 @@ type Response struct {
 
 // Store keeps idempotency keys in the idempotency_keys table. It is safe for concurrent use.
 type Store struct {
-	db  *sql.DB
-	key []byte
+	db     *sql.DB
+	key    []byte
+	limits Limits
 }
 
 // New returns a Store on db that seals response bodies with key (secrets.KeySize bytes: the
@@ -88,15 +121,53 @@ func New(db *sql.DB, key []byte) (*Store, error) {
 	if len(key) != secrets.KeySize {
 		return nil, fmt.Errorf("idempotency: %d-byte key: %w", len(key), secrets.ErrInvalidKey)
 	}
-	return &Store{db: db, key: bytes.Clone(key)}, nil
+	return &Store{db: db, key: bytes.Clone(key), limits: DefaultLimits}, nil
+}
+
+// SetLimits replaces DefaultLimits; call it before the Store is used.
+func (s *Store) SetLimits(l Limits) { s.limits = l }
+
+// room returns a *FullError when principal may not start another key at now.
+func (s *Store) room(ctx context.Context, principal string, now time.Time) error {
+	since := now.Add(-TTL)
+	var (
+		keys   int64
+		stored int64
+		oldest sql.NullTime
+	)
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0), MIN(created_at)
+		FROM idempotency_keys WHERE principal = ? AND created_at >= ?`, principal, since).Scan(&keys, &stored, &oldest); err != nil {
+		return fmt.Errorf("idempotency: count keys: %w", err)
+	}
+	if keys >= int64(s.limits.PerPrincipalKeys) || stored >= s.limits.PerPrincipalBytes {
+		retry := time.Minute
+		if oldest.Valid {
+			retry = max(oldest.Time.Add(TTL).Sub(now), time.Second)
+		}
+		limit := int64(s.limits.PerPrincipalKeys)
+		if keys < limit {
+			limit = s.limits.PerPrincipalBytes
+		}
+		return &FullError{Scope: "principal", Limit: limit, RetryAfter: retry}
+	}
+	var total int64
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM idempotency_keys WHERE created_at >= ? LIMIT ?) kept`,
+		since, s.limits.TotalKeys).Scan(&total); err != nil {
+		return fmt.Errorf("idempotency: count keys: %w", err)
+	}
+	if total >= int64(s.limits.TotalKeys) {
+		return &FullError{Scope: "total", Limit: int64(s.limits.TotalKeys), RetryAfter: totalFullRetry}
+	}
+	return nil
 }
 
 // Begin claims key for principal's request (method, path with its query string, SHA-256 of the
 // body) at now. It returns (nil, nil) when the caller should run the request and then Complete or
 // Abandon the key: the key was new, or its row was older than TTL and has been reclaimed. When the
 // key's first request with the same method, path and body completed, it returns that response for
-// replay. Otherwise: ErrKeyReused (another request), ErrInProgress (still running), or
-// *TooLargeError (completed, but its body was not kept).
+// replay. Otherwise: ErrKeyReused (another request), ErrInProgress (still running),
+// *TooLargeError (completed, but its body was not kept), or *FullError (a new key, but its
+// principal or the table holds as much as Limits allow).
 func (s *Store) Begin(ctx context.Context, principal, key, method, path string, bodyHash [32]byte, now time.Time) (*Response, error) {
 	if err := check(principal, key); err != nil {
 		return nil, err
@@ -105,9 +176,22 @@ func (s *Store) Begin(ctx context.Context, principal, key, method, path string, 
 		return nil, fmt.Errorf("idempotency: method %q or %d-byte path out of bounds", method, len(path))
 	}
 	now = now.UTC()
+	full := s.room(ctx, principal, now)
+	var fullErr *FullError
+	if full != nil && !errors.As(full, &fullErr) {
+		return nil, full
+	}
 	// A row can vanish between a failed insert and the read (its request was abandoned), so the
 	// insert is tried again; a few rounds are plenty, more mean something else is wrong.
 	for range 5 {
+		if fullErr != nil {
+			// No room for a new key, but a key used before still answers (or is reclaimed).
+			if exists, err := s.exists(ctx, principal, key, now); err != nil {
+				return nil, err
+			} else if !exists {
+				return nil, fullErr
+			}
+		}
 		_, err := s.db.ExecContext(ctx, `INSERT INTO idempotency_keys
 			(principal, idem_key, method, path, body_sha256, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 			principal, []byte(key), method, path, bodyHash[:], now)
@@ -165,6 +249,17 @@ func (s *Store) Begin(ctx context.Context, principal, key, method, path string, 
 		return &Response{Status: int(status.Int64), ContentType: string(contentType), Location: string(locate), Body: plain}, nil
 	}
 	return nil, fmt.Errorf("idempotency: key kept vanishing while it was claimed")
+}
+
+// exists reports whether principal's key has a row younger than TTL.
+func (s *Store) exists(ctx context.Context, principal, key string, now time.Time) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM idempotency_keys WHERE principal = ? AND idem_key = ? AND created_at >= ?`,
+		principal, []byte(key), now.Add(-TTL)).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("idempotency: read: %w", err)
+	}
+	return n > 0, nil
 }
 
 // Complete stores resp as the answer to principal's key, which Begin claimed. A body over

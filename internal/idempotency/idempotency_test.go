@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -179,7 +180,7 @@ func TestTooLarge(t *testing.T) {
 	var tooLarge *idempotency.TooLargeError
 	r, err := begin(t, s, "u1", "big", `{}`, t0)
 	if !errors.As(err, &tooLarge) || tooLarge.Status != 200 || !errors.Is(err, domain.ErrConflict) || r != nil {
-		t.Fatalf("replay of a response over 1 MiB = %v, %v; want TooLargeError{200}", r, err)
+		t.Fatalf("replay of a response over MaxBodySize = %v, %v; want TooLargeError{200}", r, err)
 	}
 	var size sql.NullInt64
 	if err := db.QueryRow(`SELECT LENGTH(body) FROM idempotency_keys WHERE idem_key = 'big'`).Scan(&size); err != nil || size.Valid {
@@ -193,7 +194,64 @@ func TestTooLarge(t *testing.T) {
 		t.Fatal(err)
 	}
 	if r, err := begin(t, s, "u1", "max", `{}`, t0); err != nil || len(r.Body) != idempotency.MaxBodySize {
-		t.Errorf("replay of a 1 MiB response: %v", err)
+		t.Errorf("replay of a MaxBodySize response: %v", err)
+	}
+}
+
+// A principal cannot fill the table: past its limit of keys or stored bytes a new key is refused
+// with a FullError saying when its oldest key expires, while its keys already used still answer,
+// and other principals are unaffected; the table's total bound holds for everyone.
+func TestLimits(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	if idempotency.MaxBodySize != 64<<10 {
+		t.Errorf("MaxBodySize = %d, want 64 KiB", idempotency.MaxBodySize)
+	}
+	s.SetLimits(idempotency.Limits{PerPrincipalKeys: 3, PerPrincipalBytes: 1 << 20, TotalKeys: 5})
+	for i := range 3 {
+		key := fmt.Sprint("k", i)
+		if _, err := begin(t, s, "u1", key, `{}`, t0.Add(time.Duration(i)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Complete(ctx, "u1", key, idempotency.Response{Status: 201, Body: []byte(`{"n":1}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var full *idempotency.FullError
+	now := t0.Add(time.Hour)
+	if r, err := begin(t, s, "u1", "k3", `{}`, now); !errors.As(err, &full) || r != nil || full.Scope != "principal" ||
+		full.Limit != 3 || full.RetryAfter != idempotency.TTL-time.Hour {
+		t.Fatalf("a fourth key = %v, %v; want FullError{principal, 3, 23h}", r, err)
+	}
+	if r, err := begin(t, s, "u1", "k0", `{}`, now); err != nil || r == nil || r.Status != 201 {
+		t.Errorf("replay of a key used before, at the limit = %v, %v", r, err)
+	}
+	if _, err := begin(t, s, "u2", "k0", `{}`, now); err != nil {
+		t.Errorf("another principal: %v", err)
+	}
+	// Once the oldest key is past its TTL, there is room again.
+	if _, err := begin(t, s, "u1", "k3", `{}`, t0.Add(idempotency.TTL+time.Second)); err != nil {
+		t.Errorf("a new key after the oldest expired: %v", err)
+	}
+	// The table holds 5 keys now (u1: 4, u2: 1): the total bound refuses everyone's new key.
+	if _, err := begin(t, s, "u3", "k", `{}`, t0.Add(idempotency.TTL)); !errors.As(err, &full) || full.Scope != "total" || full.Limit != 5 {
+		t.Errorf("a new key with the table full = %v; want FullError{total, 5}", err)
+	}
+
+	// Stored bytes count too.
+	s2, _ := newStore(t)
+	s2.SetLimits(idempotency.Limits{PerPrincipalKeys: 100, PerPrincipalBytes: 100 << 10, TotalKeys: 100})
+	for i := range 2 {
+		key := fmt.Sprint("big", i)
+		if _, err := begin(t, s2, "u1", key, `{}`, t0); err != nil {
+			t.Fatalf("key %d: %v", i, err)
+		}
+		if err := s2.Complete(ctx, "u1", key, idempotency.Response{Status: 200, Body: make([]byte, idempotency.MaxBodySize)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := begin(t, s2, "u1", "more", `{}`, t0); !errors.As(err, &full) || full.Scope != "principal" || full.Limit != 100<<10 {
+		t.Errorf("a new key past the byte limit = %v; want FullError{principal, 102400}", err)
 	}
 }
 
