@@ -19,6 +19,8 @@ import (
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/internal/idempotency"
 	"github.com/clouddbmanager/clouddb/queryexec"
+	"github.com/clouddbmanager/clouddb/queryexec/results"
+	"github.com/clouddbmanager/clouddb/queryexec/sqlcheck"
 )
 
 // Error is an error with its HTTP answer: handlers return one to raise a code of API.md that no
@@ -68,7 +70,7 @@ var errorKinds = []struct {
 	{domain.ErrDatabaseStopped, http.StatusLocked, "database_stopped", "The database is stopped; start it first."},
 	{domain.ErrDatabaseUnavailable, http.StatusLocked, "database_unavailable", "The database cannot take queries now (not running, or its server does not answer); try again later."},
 	{queryexec.ErrTimeout, http.StatusGatewayTimeout, "query_timeout", "The query ran past its timeout and was stopped on the server."},
-	{queryexec.ErrResultExpired, http.StatusGone, "expired", "This result is no longer kept; run the query again."},
+	{results.ErrExpired, http.StatusGone, "expired", "This result is no longer kept; run the query again."},
 	{domain.ErrVersionConflict, http.StatusConflict, "version_conflict", "The resource changed meanwhile; reload it and retry."},
 	{domain.ErrConflict, http.StatusConflict, "conflict", "The request conflicts with the current state of the resource."},
 }
@@ -188,8 +190,8 @@ func toError(err error, now time.Time) (e *Error, logIt bool) {
 // engine records them with (queryexec.ErrorCode); this decides status, message and details.
 func queryError(err error) *Error {
 	var (
-		denied  *queryexec.NotAllowedError
-		confirm *queryexec.ConfirmationError
+		denied  *sqlcheck.NotAllowedError
+		confirm *sqlcheck.ConfirmationError
 		failed  *queryexec.QueryError
 		busy    *queryexec.BusyError
 	)

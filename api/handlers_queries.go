@@ -16,6 +16,7 @@ import (
 	"github.com/clouddbmanager/clouddb/internal/ratelimit"
 	"github.com/clouddbmanager/clouddb/projections"
 	"github.com/clouddbmanager/clouddb/queryexec"
+	"github.com/clouddbmanager/clouddb/queryexec/results"
 )
 
 // historyLength is how many of a user's queries GET /queries/history keeps.
@@ -78,11 +79,7 @@ func (s *Server) readQuery(w http.ResponseWriter, r *http.Request, limiter *rate
 	if err := decodeJSON(w, r, &req); err != nil {
 		return commands.RunQuery{}, err
 	}
-	role := p.Role
-	if p.SuperAdmin && role.Level() < domain.RoleTenantAdmin.Level() {
-		role = domain.RoleTenantAdmin
-	}
-	return commands.RunQuery{Tenant: p.TenantID, User: p.UserID, Role: role, Database: id, SQL: req.SQL,
+	return commands.RunQuery{Tenant: p.TenantID, User: p.UserID, Role: p.Role, SuperAdmin: p.SuperAdmin, Database: id, SQL: req.SQL,
 		TimeoutS: req.TimeoutS, RowLimit: req.RowLimit, PageSize: req.PageSize, Confirm: req.Confirm, Multi: req.Multi,
 		Meta: metadata(r.Context(), r)}, nil
 }
@@ -179,9 +176,9 @@ var exportTable = regexp.MustCompile(`^[A-Za-z0-9_$]{1,64}$`)
 func (s *Server) handleQueryExport(w http.ResponseWriter, r *http.Request) {
 	format := r.URL.Query().Get("format")
 	if format == "" {
-		format = queryexec.ExportCSV
+		format = results.ExportCSV
 	}
-	contentType, ext, ok := queryexec.ExportContentType(format)
+	contentType, ext, ok := results.ExportContentType(format)
 	if !ok {
 		s.writeError(w, r, domain.NewValidationError("format", "must be csv, json or sql"))
 		return

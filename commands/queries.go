@@ -16,6 +16,7 @@ import (
 	"github.com/clouddbmanager/clouddb/eventstore"
 	"github.com/clouddbmanager/clouddb/internal/resultarchive"
 	"github.com/clouddbmanager/clouddb/queryexec"
+	"github.com/clouddbmanager/clouddb/queryexec/results"
 )
 
 // QueryTargets finds a tenant's database and what its tenant may do, for the query engine (the
@@ -26,11 +27,11 @@ type QueryTargets func(ctx context.Context, tenant domain.TenantID, id domain.Da
 // forgotten them, until their owner deletes them (internal/resultarchive.Store). Another user's or
 // tenant's archive is an error wrapping domain.ErrNotFound.
 type ResultArchive interface {
-	Save(ctx context.Context, m resultarchive.Meta, cols []queryexec.ResultColumn, truncated bool, rows func(yield func(json.RawMessage) error) error) error
+	Save(ctx context.Context, m resultarchive.Meta, cols []results.Column, truncated bool, rows func(yield func(json.RawMessage) error) error) error
 	Get(ctx context.Context, id string, tenant domain.TenantID, user domain.UserID) (resultarchive.Item, error)
 	List(ctx context.Context, tenant domain.TenantID, user domain.UserID, limit int, cursor string) (items []resultarchive.Item, next string, err error)
-	Page(ctx context.Context, id string, tenant domain.TenantID, user domain.UserID, offset, limit int64) (queryexec.ResultPage, error)
-	Rows(ctx context.Context, id string, tenant domain.TenantID, user domain.UserID, fn func(cols []queryexec.ResultColumn, row json.RawMessage) error) error
+	Page(ctx context.Context, id string, tenant domain.TenantID, user domain.UserID, offset, limit int64) (results.Page, error)
+	Rows(ctx context.Context, id string, tenant domain.TenantID, user domain.UserID, fn func(cols []results.Column, row json.RawMessage) error) error
 	Delete(ctx context.Context, id string, tenant domain.TenantID, user domain.UserID) error
 }
 
@@ -114,17 +115,18 @@ func (h *Queries) target(ctx context.Context, tenant domain.TenantID, id domain.
 
 // RunQuery is POST /databases/{id}/query (and, with Validate, /validate).
 type RunQuery struct {
-	Tenant   domain.TenantID
-	User     domain.UserID
-	Role     domain.Role
-	Database domain.DatabaseID
-	SQL      string
-	TimeoutS float64
-	RowLimit int64
-	PageSize int64
-	Confirm  bool
-	Multi    bool
-	Meta     eventstore.Metadata
+	Tenant     domain.TenantID
+	User       domain.UserID
+	Role       domain.Role // the role in Tenant
+	SuperAdmin bool        // what a super admin may do is sqlcheck.Decide's
+	Database   domain.DatabaseID
+	SQL        string
+	TimeoutS   float64
+	RowLimit   int64
+	PageSize   int64
+	Confirm    bool
+	Multi      bool
+	Meta       eventstore.Metadata
 }
 
 func (h *Queries) request(ctx context.Context, cmd RunQuery) (queryexec.Request, error) {
@@ -132,7 +134,7 @@ func (h *Queries) request(ctx context.Context, cmd RunQuery) (queryexec.Request,
 	if err != nil {
 		return queryexec.Request{}, err
 	}
-	return queryexec.Request{User: cmd.User, Role: cmd.Role, Target: target, Policy: policy, SQL: cmd.SQL,
+	return queryexec.Request{User: cmd.User, Role: cmd.Role, SuperAdmin: cmd.SuperAdmin, Target: target, Policy: policy, SQL: cmd.SQL,
 		TimeoutS: cmd.TimeoutS, RowLimit: cmd.RowLimit, PageSize: cmd.PageSize, Confirm: cmd.Confirm, Multi: cmd.Multi}, nil
 }
 
@@ -159,7 +161,7 @@ func (h *Queries) Run(ctx context.Context, cmd RunQuery) ([]queryexec.Result, er
 // Archive is POST /queries/{id}/archive: the caller keeps a result of theirs beyond the result
 // store's 15 minutes, until they delete it, on the plans with result archiving. The result must
 // still be kept (the result store's errors otherwise: domain.ErrNotFound, or
-// queryexec.ErrResultExpired); archiving it again changes nothing. Returns an error wrapping
+// results.ErrExpired); archiving it again changes nothing. Returns an error wrapping
 // domain.ErrNotInPlan on the other plans.
 func (h *Queries) Archive(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string) (resultarchive.Item, error) {
 	executed, err := h.executed(ctx, tenant, user, queryID)
@@ -173,8 +175,8 @@ func (h *Queries) Archive(ctx context.Context, tenant domain.TenantID, user doma
 	if !policy.Limits.ResultArchiving {
 		return resultarchive.Item{}, fmt.Errorf("result archiving: %w", domain.ErrNotInPlan)
 	}
-	results := h.engine.Results()
-	first, err := results.Page(queryID, string(user), 0, 1)
+	store := h.engine.Results()
+	first, err := store.Page(queryID, string(user), 0, 1)
 	if err != nil {
 		if !forgotten(err) {
 			return resultarchive.Item{}, err
@@ -187,7 +189,7 @@ func (h *Queries) Archive(ctx context.Context, tenant domain.TenantID, user doma
 	meta := resultarchive.Meta{QueryID: queryID, TenantID: tenant, UserID: user, DatabaseID: executed.DatabaseID,
 		SQL: executed.SQL, ArchivedAt: h.now()}
 	err = h.archive.Save(ctx, meta, first.Columns, first.Truncated, func(yield func(json.RawMessage) error) error {
-		return results.Rows(ctx, queryID, string(user), func(_ []queryexec.ResultColumn, row json.RawMessage) error {
+		return store.Rows(ctx, queryID, string(user), func(_ []results.Column, row json.RawMessage) error {
 			return yield(row)
 		})
 	})
@@ -246,13 +248,13 @@ func (h *Queries) Validate(ctx context.Context, cmd RunQuery) (queryexec.Validat
 // forgotten reports whether the result store's err means it no longer has (or never had, in
 // this process) the result: the archive may still have it.
 func forgotten(err error) bool {
-	return errors.Is(err, domain.ErrNotFound) || errors.Is(err, queryexec.ErrResultExpired)
+	return errors.Is(err, domain.ErrNotFound) || errors.Is(err, results.ErrExpired)
 }
 
 // Page is GET /queries/{id}/results: rows of a kept result, for the user who ran the query, from
 // the result store, else from the archive (in tenant). When neither has it, the result store's
-// error: domain.ErrNotFound, or queryexec.ErrResultExpired for a result it has forgotten.
-func (h *Queries) Page(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string, offset, limit int64) (queryexec.ResultPage, error) {
+// error: domain.ErrNotFound, or results.ErrExpired for a result it has forgotten.
+func (h *Queries) Page(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string, offset, limit int64) (results.Page, error) {
 	page, err := h.engine.Results().Page(queryID, string(user), offset, limit)
 	if !forgotten(err) {
 		return page, err
@@ -269,17 +271,17 @@ func (h *Queries) Page(ctx context.Context, tenant domain.TenantID, user domain.
 // the result is found, before anything is written (to send headers); an error after it means the
 // download is incomplete.
 func (h *Queries) Export(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID, format, table string, w io.Writer, start func()) error {
-	results := h.engine.Results()
+	store := h.engine.Results()
 	var (
-		cols []queryexec.ResultColumn
-		rows func(fn func(cols []queryexec.ResultColumn, row json.RawMessage) error) error
+		cols []results.Column
+		rows func(fn func(cols []results.Column, row json.RawMessage) error) error
 	)
-	first, err := results.Page(queryID, string(user), 0, 1)
+	first, err := store.Page(queryID, string(user), 0, 1)
 	switch {
 	case err == nil:
 		cols = first.Columns
-		rows = func(fn func([]queryexec.ResultColumn, json.RawMessage) error) error {
-			return results.Rows(ctx, queryID, string(user), fn)
+		rows = func(fn func([]results.Column, json.RawMessage) error) error {
+			return store.Rows(ctx, queryID, string(user), fn)
 		}
 	case forgotten(err):
 		item, aerr := h.archive.Get(ctx, queryID, tenant, user)
@@ -289,13 +291,13 @@ func (h *Queries) Export(ctx context.Context, tenant domain.TenantID, user domai
 			return aerr
 		}
 		cols = item.Columns
-		rows = func(fn func([]queryexec.ResultColumn, json.RawMessage) error) error {
+		rows = func(fn func([]results.Column, json.RawMessage) error) error {
 			return h.archive.Rows(ctx, queryID, tenant, user, fn)
 		}
 	default:
 		return err
 	}
-	exporter, err := queryexec.NewExporter(format, w, table)
+	exporter, err := results.NewExporter(format, w, table)
 	if err != nil {
 		return err
 	}
@@ -303,7 +305,7 @@ func (h *Queries) Export(ctx context.Context, tenant domain.TenantID, user domai
 	if err := exporter.Begin(cols); err != nil {
 		return err
 	}
-	if err := rows(func(_ []queryexec.ResultColumn, row json.RawMessage) error { return exporter.Row(row) }); err != nil {
+	if err := rows(func(_ []results.Column, row json.RawMessage) error { return exporter.Row(row) }); err != nil {
 		return err
 	}
 	return exporter.End()
