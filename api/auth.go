@@ -115,7 +115,7 @@ func (s *Server) authenticate(r *http.Request) (Principal, error) {
 		return Principal{}, &Error{Status: http.StatusForbidden, Code: "forbidden",
 			Message: "A request authenticated by cookie must carry the X-CSRF-Token returned at login."}
 	}
-	session, user, err := id.Queries.SessionAndUser(r.Context(), sid)
+	session, user, err := id.Views.SessionAndUser(r.Context(), sid)
 	if errors.Is(err, domain.ErrNotFound) {
 		return Principal{}, domain.ErrUnauthenticated
 	} else if err != nil {
@@ -144,7 +144,7 @@ func (s *Server) authenticateAPIKey(ctx context.Context, key string) (Principal,
 	if err != nil {
 		return Principal{}, err
 	}
-	k, err := s.identity.Queries.APIKey(ctx, id)
+	k, err := s.identity.Views.APIKey(ctx, id)
 	if errors.Is(err, domain.ErrNotFound) {
 		return Principal{}, domain.ErrUnauthenticated
 	} else if err != nil {
@@ -154,13 +154,13 @@ func (s *Server) authenticateAPIKey(ctx context.Context, key string) (Principal,
 		(k.ExpiresAt != nil && !s.identity.Now().Before(*k.ExpiresAt)) {
 		return Principal{}, domain.ErrUnauthenticated
 	}
-	user, err := s.identity.Queries.User(ctx, k.UserID)
+	user, err := s.identity.Views.User(ctx, k.UserID)
 	if err != nil {
 		return Principal{}, err
 	}
 	p := Principal{UserID: k.UserID, TenantID: k.TenantID, SuperAdmin: user.SuperAdmin, APIKeyID: k.ID, User: user}
 	if k.TenantID != "" {
-		if p.Role, err = s.identity.Queries.RoleIn(ctx, k.TenantID, k.UserID); err != nil {
+		if p.Role, err = s.identity.Views.RoleIn(ctx, k.TenantID, k.UserID); err != nil {
 			return Principal{}, err
 		}
 		if p.Role == "" {
@@ -178,7 +178,7 @@ func (s *Server) checkIdle(ctx context.Context, refreshToken string) error {
 	if err != nil {
 		return err
 	}
-	session, err := s.identity.Queries.Session(ctx, sid)
+	session, err := s.identity.Views.Session(ctx, sid)
 	if errors.Is(err, domain.ErrNotFound) {
 		return domain.ErrUnauthenticated
 	} else if err != nil {

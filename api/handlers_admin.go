@@ -23,7 +23,7 @@ func (s *Server) handleAdminTenants(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	items, next, err := s.identity.Queries.Tenants(r.Context(), r.URL.Query().Get("cursor"), limit)
+	items, next, err := s.identity.Views.Tenants(r.Context(), r.URL.Query().Get("cursor"), limit)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

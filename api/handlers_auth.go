@@ -188,7 +188,7 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if session.TenantID != "" {
-		if t, err := s.identity.Queries.Tenant(r.Context(), session.TenantID); err == nil {
+		if t, err := s.identity.Views.Tenant(r.Context(), session.TenantID); err == nil {
 			pair.Tenant = &tenantRef{ID: t.ID, Slug: t.Slug, Name: t.Name, Role: session.Role}
 		}
 	}

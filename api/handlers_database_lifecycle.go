@@ -21,7 +21,7 @@ func (s *Server) databaseChange(w http.ResponseWriter, r *http.Request,
 		s.writeError(w, r, err)
 		return
 	}
-	view, err := s.identity.Queries.Database(r.Context(), p.TenantID, id)
+	view, err := s.identity.Views.Database(r.Context(), p.TenantID, id)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -13,8 +13,8 @@ import (
 // provisioningWait is how long POST /databases waits for provisioning before answering 202.
 const provisioningWait = 5 * time.Second
 
-// Databases is what the database routes need.
-type Databases struct {
+// DatabaseRoutes is what the HTTP handlers of tenant databases need.
+type DatabaseRoutes struct {
 	Commands   *commands.Databases
 	PublicHost string // CLOUDDB_SANDBOX_PUBLIC_HOST: overrides the host connection details show
 	PublicPort int
@@ -23,7 +23,7 @@ type Databases struct {
 }
 
 // MountDatabases adds the routes of tenant databases.
-func (s *Server) MountDatabases(d Databases) {
+func (s *Server) MountDatabases(d DatabaseRoutes) {
 	s.databases = d
 	s.mount([]route{
 		{"POST", "/databases", developer, s.handleCreateDatabase},
@@ -118,7 +118,7 @@ func (s *Server) awaitProvisioning(ctx context.Context, tenant domain.TenantID, 
 	defer deadline.Stop()
 	for {
 		advanced := s.identity.Projections.Advanced("databases")
-		view, err := s.identity.Queries.Database(ctx, tenant, id)
+		view, err := s.identity.Views.Database(ctx, tenant, id)
 		if err != nil || view.State != domain.StateProvisioning {
 			return view, err
 		}
@@ -142,7 +142,7 @@ func (s *Server) handleListDatabases(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	includeDeleted := q.Get("include_deleted") == "true" || q.Get("include_deleted") == "1"
-	views, err := s.identity.Queries.DatabasesOf(r.Context(), principalFrom(r.Context()).TenantID, state, includeDeleted)
+	views, err := s.identity.Views.DatabasesOf(r.Context(), principalFrom(r.Context()).TenantID, state, includeDeleted)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -158,7 +158,7 @@ func (s *Server) handleGetDatabase(w http.ResponseWriter, r *http.Request) {
 	id, err := pathID(r, domain.ParseDatabaseID)
 	var view projections.DatabaseView
 	if err == nil {
-		view, err = s.identity.Queries.Database(r.Context(), principalFrom(r.Context()).TenantID, id)
+		view, err = s.identity.Views.Database(r.Context(), principalFrom(r.Context()).TenantID, id)
 	}
 	if err != nil {
 		s.writeError(w, r, err)

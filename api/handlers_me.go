@@ -23,7 +23,7 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 			"idle_timeout_s": int(p.Session.IdleTimeout / time.Second)}
 	}
 	if p.TenantID != "" {
-		t, err := s.identity.Queries.Tenant(r.Context(), p.TenantID)
+		t, err := s.identity.Views.Tenant(r.Context(), p.TenantID)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -41,7 +41,7 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleMyTenants(w http.ResponseWriter, r *http.Request) {
-	memberships, err := s.identity.Queries.MembershipsOf(r.Context(), principalFrom(r.Context()).UserID)
+	memberships, err := s.identity.Views.MembershipsOf(r.Context(), principalFrom(r.Context()).UserID)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -72,7 +72,7 @@ func (s *Server) handleChangePassword(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleMySessions(w http.ResponseWriter, r *http.Request) {
 	p := principalFrom(r.Context())
-	sessions, err := s.identity.Queries.LiveSessionsOf(r.Context(), p.UserID, s.identity.Now())
+	sessions, err := s.identity.Views.LiveSessionsOf(r.Context(), p.UserID, s.identity.Now())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -179,7 +179,7 @@ func (s *Server) handleCreateAPIKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleAPIKeys(w http.ResponseWriter, r *http.Request) {
-	keys, err := s.identity.Queries.APIKeysOf(r.Context(), principalFrom(r.Context()).UserID)
+	keys, err := s.identity.Views.APIKeysOf(r.Context(), principalFrom(r.Context()).UserID)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

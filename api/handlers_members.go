@@ -54,7 +54,7 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleInvitations(w http.ResponseWriter, r *http.Request) {
-	invitations, err := s.identity.Queries.InvitationsOf(r.Context(), principalFrom(r.Context()).TenantID, s.identity.Now())
+	invitations, err := s.identity.Views.InvitationsOf(r.Context(), principalFrom(r.Context()).TenantID, s.identity.Now())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -136,7 +136,7 @@ func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tenant := principalFrom(r.Context()).TenantID
-	members, err := s.identity.Queries.Members(r.Context(), tenant, f)
+	members, err := s.identity.Views.Members(r.Context(), tenant, f)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -146,7 +146,7 @@ func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	storage, err := s.identity.Queries.StorageByOwner(r.Context(), tenant)
+	storage, err := s.identity.Views.StorageByOwner(r.Context(), tenant)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -197,7 +197,7 @@ func (s *Server) handleChangeRole(w http.ResponseWriter, r *http.Request) {
 			"sessions_ended": change.SessionsEnded, "permissions_before": rolePermissions(change.From), "permissions_after": rolePermissions(change.To)}})
 		return
 	}
-	members, err := s.identity.Queries.Members(r.Context(), p.TenantID, projections.MemberFilter{})
+	members, err := s.identity.Views.Members(r.Context(), p.TenantID, projections.MemberFilter{})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -22,9 +22,9 @@ import (
 // historyLength is how many of a user's queries GET /queries/history keeps.
 const historyLength = 100
 
-// Queries is what the query routes need.
-type Queries struct {
-	Commands *commands.Queries
+// QueryRoutes is what the HTTP handlers of queries need.
+type QueryRoutes struct {
+	Commands *commands.QueryRunner
 	History  func(ctx context.Context, tenant domain.TenantID, user domain.UserID, limit int) ([]projections.QueryHistoryItem, error)
 	// PerSecond is how many queries (and, separately, validations) a second each user may send on
 	// average, with bursts of twice as many.
@@ -36,7 +36,7 @@ type queryLimits struct {
 }
 
 // MountQueries adds the query routes.
-func (s *Server) MountQueries(q Queries) {
+func (s *Server) MountQueries(q QueryRoutes) {
 	s.queries = q
 	burst := max(1, int(2*q.PerSecond))
 	s.queryLimits = queryLimits{

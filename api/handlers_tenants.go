@@ -36,7 +36,7 @@ func (s *Server) handleCreateTenant(w http.ResponseWriter, r *http.Request) {
 // tenantDocument is GET /tenant: the tenant with its plan's limits, its usage and settings.
 func (s *Server) tenantDocument(ctx context.Context, t projections.TenantView) (map[string]any, error) {
 	plan, _ := domain.PlanByID(t.Plan)
-	databases, storage, err := s.identity.Queries.DatabaseUsage(ctx, t.ID)
+	databases, storage, err := s.identity.Views.DatabaseUsage(ctx, t.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +55,7 @@ func (s *Server) handleTenant(w http.ResponseWriter, r *http.Request) {
 
 // writeTenant answers the tenant document of id.
 func (s *Server) writeTenant(w http.ResponseWriter, r *http.Request, id domain.TenantID) {
-	t, err := s.identity.Queries.Tenant(r.Context(), id)
+	t, err := s.identity.Views.Tenant(r.Context(), id)
 	var doc map[string]any
 	if err == nil {
 		doc, err = s.tenantDocument(r.Context(), t)

@@ -14,11 +14,12 @@ import (
 	"github.com/clouddbmanager/clouddb/projections"
 )
 
-// Identity is what the authentication, tenant and admin routes need.
-type Identity struct {
+// IdentityRoutes is what the HTTP handlers of authentication, tenants and platform administration
+// need.
+type IdentityRoutes struct {
 	Commands    *commands.Identity
 	Tenants     *commands.Tenants
-	Queries     *projections.Queries
+	Views       *projections.Views
 	Activity    *activity.Tracker
 	Tokens      *Tokens
 	Events      *eventstore.Store
@@ -31,7 +32,7 @@ type Identity struct {
 
 // MountIdentity adds the routes of authentication, sessions, tenants, plans and platform
 // administration.
-func (s *Server) MountIdentity(id Identity) {
+func (s *Server) MountIdentity(id IdentityRoutes) {
 	s.identity = id
 	s.mount([]route{
 		{"POST", "/auth/register", public, s.limited(limitRegister, s.handleRegister)},

@@ -119,14 +119,14 @@ func undocumentedRoutes(t *testing.T, router *mux.Router, doc openAPIDoc) []stri
 }
 
 // newDocumentedServer is a Server with every route that production mounts: the operational ones
-// and those of MountIdentity, MountDatabases and MountQueries. A zero Identity, Databases and
-// Queries are enough to register (and walk) routes, since no handler runs; Limits and Now let the
-// public handlers answer without dependencies, and Queries needs a positive rate for its limiters.
+// and those of MountIdentity, MountDatabases and MountQueries. A zero IdentityRoutes, DatabaseRoutes
+// and QueryRoutes are enough to register (and walk) routes, since no handler runs; Limits and Now let the
+// public handlers answer without dependencies, and QueryRoutes needs a positive rate for its limiters.
 func newDocumentedServer() *Server {
 	s := New(Config{})
-	s.MountIdentity(Identity{Limits: NewLimits(), Now: time.Now})
-	s.MountDatabases(Databases{})
-	s.MountQueries(Queries{PerSecond: 1})
+	s.MountIdentity(IdentityRoutes{Limits: NewLimits(), Now: time.Now})
+	s.MountDatabases(DatabaseRoutes{})
+	s.MountQueries(QueryRoutes{PerSecond: 1})
 	return s
 }
 
@@ -301,7 +301,7 @@ func listDatabasesStatus(t *testing.T, state string) int {
 	}
 	defer db.Close()
 	s := New(Config{Logger: slog.New(slog.DiscardHandler)})
-	s.MountIdentity(Identity{Queries: projections.NewQueries(db), Limits: NewLimits(), Now: time.Now})
+	s.MountIdentity(IdentityRoutes{Views: projections.NewViews(db), Limits: NewLimits(), Now: time.Now})
 	rec := httptest.NewRecorder()
 	s.handleListDatabases(rec, httptest.NewRequest(http.MethodGet, "/api/v1/databases?state="+url.QueryEscape(state), nil))
 	return rec.Code

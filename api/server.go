@@ -70,9 +70,9 @@ type Server struct {
 	ready        []ReadinessCheck
 	readyTimeout time.Duration
 	maxBody      int64
-	identity     Identity
-	databases    Databases
-	queries      Queries
+	identity     IdentityRoutes
+	databases    DatabaseRoutes
+	queries      QueryRoutes
 	queryLimits  queryLimits
 	idempotency  *idempotency.Store
 }

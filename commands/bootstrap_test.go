@@ -22,7 +22,7 @@ func TestBootstrapExistingAccounts(t *testing.T) {
 			t.Fatalf("bootstrap: %s, %v; want %s", got, err, id)
 		}
 		f.settle(t)
-		if u, _ := f.queries.User(ctx(t), id); !u.SuperAdmin || u.Status != domain.UserActive {
+		if u, _ := f.views.User(ctx(t), id); !u.SuperAdmin || u.Status != domain.UserActive {
 			t.Errorf("after bootstrap: %+v, want an active super admin", u)
 		}
 		if res := f.login(t, "ops@example.com", password, ""); !res.Session.SuperAdmin {
@@ -38,7 +38,7 @@ func TestBootstrapExistingAccounts(t *testing.T) {
 			t.Fatalf("bootstrap: %s, %v; want %s", got, err, id)
 		}
 		f.settle(t)
-		u, err := f.queries.User(ctx(t), id)
+		u, err := f.views.User(ctx(t), id)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -45,7 +45,7 @@ type Databases struct {
 	}
 }
 
-// DatabaseUsage reads what a tenant's databases use from the read model (*projections.Queries).
+// DatabaseUsage reads what a tenant's databases use from the read model (*projections.Views).
 type DatabaseUsage interface {
 	DatabaseUsage(ctx context.Context, tenant domain.TenantID) (databases, storageBytes int64, err error)
 }

@@ -73,7 +73,7 @@ func newDBFixture(t *testing.T, dsns ...string) *dbFixture {
 	t.Cleanup(func() { fleet.Close() })
 	return &dbFixture{
 		fixture: f, prefix: prefix, fleet: fleet, admin: admin,
-		dbs: commands.NewDatabases(f.store, f.vault, fleet, f.runtime, f.queries, f.db, f.clock.Now, quiet()),
+		dbs: commands.NewDatabases(f.store, f.vault, fleet, f.runtime, f.views, f.db, f.clock.Now, quiet()),
 	}
 }
 
@@ -197,7 +197,7 @@ func (f *dbFixture) load(t *testing.T, tenant domain.TenantID, id domain.Databas
 func (f *dbFixture) view(t *testing.T, tenant domain.TenantID, id domain.DatabaseID) projections.DatabaseView {
 	t.Helper()
 	f.settle(t)
-	v, err := f.queries.Database(ctx(t), tenant, id)
+	v, err := f.views.Database(ctx(t), tenant, id)
 	if err != nil {
 		t.Fatalf("read model of database %s: %v", id, err)
 	}

@@ -67,7 +67,7 @@ func TestDatabaseQuotaRace(t *testing.T) {
 	if n := f.scalar(t, `SELECT COUNT(*) FROM database_list WHERE tenant_id = ? AND state = 'provisioning'`, tenant); n != 5 {
 		t.Errorf("read model has %d databases provisioning, want 5", n)
 	}
-	if used, _, err := f.queries.DatabaseUsage(ctx(t), tenant); err != nil || used != 5 {
+	if used, _, err := f.views.DatabaseUsage(ctx(t), tenant); err != nil || used != 5 {
 		t.Errorf("DatabaseUsage = %d, %v; want 5", used, err)
 	}
 	// Provisioning them all makes five schemas, each with its two accounts.
@@ -321,7 +321,7 @@ func TestDatabaseProvisioningUnreachableServer(t *testing.T) {
 	if q := f.quota(t, tenant); q.Databases() != 3 {
 		t.Errorf("quota counts %d after the failure, want 3 (released)", q.Databases())
 	}
-	if used, _, err := f.queries.DatabaseUsage(ctx(t), tenant); err != nil || used != 3 {
+	if used, _, err := f.views.DatabaseUsage(ctx(t), tenant); err != nil || used != 3 {
 		t.Errorf("DatabaseUsage = %d, %v; want 3", used, err)
 	}
 	again := f.create(t, tenant, owner, "stranded", "") // the name is free again
@@ -392,7 +392,7 @@ func TestDatabasePlacementTwoServers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reversed.Close()
-	dbs := commands.NewDatabases(f.store, f.vault, reversed, f.runtime, f.queries, f.db, f.clock.Now, quiet())
+	dbs := commands.NewDatabases(f.store, f.vault, reversed, f.runtime, f.views, f.db, f.clock.Now, quiet())
 	for i, d := range all {
 		c, err := dbs.Connection(ctx(t), f.load(t, tenant, d.ID()), "", 0)
 		if err != nil {
@@ -537,7 +537,7 @@ func TestDatabaseDeleteRestorePurge(t *testing.T) {
 	if q := f.quota(t, tenant); q.Databases() != 4 {
 		t.Errorf("quota counts %d after the delete, want 4", q.Databases())
 	}
-	if list, err := f.queries.DatabasesOf(ctx(t), tenant, "", false); err != nil || len(list) != 4 {
+	if list, err := f.views.DatabasesOf(ctx(t), tenant, "", false); err != nil || len(list) != 4 {
 		t.Errorf("list without deleted: %d, %v; want 4", len(list), err)
 	}
 
@@ -609,7 +609,7 @@ func TestDatabaseDeleteRestorePurge(t *testing.T) {
 		if _, err := f.dbs.Database(ctx(t), tenant, d.ID()); !errors.Is(err, domain.ErrNotFound) {
 			t.Errorf("Database after the purge: %v, want ErrNotFound", err)
 		}
-		if _, err := f.queries.Database(ctx(t), tenant, d.ID()); !errors.Is(err, domain.ErrNotFound) {
+		if _, err := f.views.Database(ctx(t), tenant, d.ID()); !errors.Is(err, domain.ErrNotFound) {
 			t.Errorf("read model after the purge: %v, want ErrNotFound", err)
 		}
 		types, _ := f.stream(t, d.ID().Stream())
@@ -799,7 +799,7 @@ func TestDatabaseSchemaAndTenantIsolation(t *testing.T) {
 			"Restore":           func() error { _, err := f.dbs.Restore(ctx(t), other, id, meta); return err },
 			"RotateCredentials": func() error { _, err := f.dbs.RotateCredentials(ctx(t), other, id, meta); return err },
 			"ChangeOwner":       func() error { _, err := f.dbs.ChangeOwner(ctx(t), other, id, intruder, meta); return err },
-			"read model":        func() error { _, err := f.queries.Database(ctx(t), other, id); return err },
+			"read model":        func() error { _, err := f.views.Database(ctx(t), other, id); return err },
 		}
 		for name, op := range ops {
 			if err := op(); !errors.Is(err, domain.ErrNotFound) {
@@ -960,7 +960,7 @@ func TestDatabaseSampleStorage(t *testing.T) {
 	if v := f.view(t, tenant, untouched.ID()); v.StorageBytes != 0 {
 		t.Errorf("the untouched database measures %d", v.StorageBytes)
 	}
-	if _, stored, err := f.queries.DatabaseUsage(ctx(t), tenant); err != nil || stored != f.view(t, tenant, d.ID()).StorageBytes {
+	if _, stored, err := f.views.DatabaseUsage(ctx(t), tenant); err != nil || stored != f.view(t, tenant, d.ID()).StorageBytes {
 		t.Errorf("tenant usage %d, %v; want the database's bytes", stored, err)
 	}
 
@@ -1155,7 +1155,7 @@ func TestDatabaseRestrictionLostToDelete(t *testing.T) {
 			}
 		},
 	}
-	dbs := commands.NewDatabases(store, f.vault, f.fleet, f.runtime, f.queries, f.db, f.clock.Now, quiet())
+	dbs := commands.NewDatabases(store, f.vault, f.fleet, f.runtime, f.views, f.db, f.clock.Now, quiet())
 	f.measure(t, tenant, d.ID(), 2<<30)
 	if n, err := dbs.EnforceStorage(context.WithValue(ctx(t), actorKey{}, "enforce")); err != nil || n != 0 {
 		t.Fatalf("EnforceStorage: %d, %v; want 0 (the database was deleted meanwhile)", n, err)
@@ -1233,7 +1233,7 @@ func TestDatabaseProvisioningFailure(t *testing.T) {
 		if restored.State() != domain.StateFailed {
 			t.Errorf("restored to %s, want failed", restored.State())
 		}
-		used, _, _ := f.queries.DatabaseUsage(ctx(t), tenant)
+		used, _, _ := f.views.DatabaseUsage(ctx(t), tenant)
 		if q := f.quota(t, tenant); q.Databases() != used {
 			t.Errorf("the quota stream counts %d databases, the read model's usage %d (a failed database counts in one only)", q.Databases(), used)
 		}
@@ -1303,7 +1303,7 @@ func TestDatabaseStartDeleteRace(t *testing.T) {
 			}
 		},
 	}
-	dbs := commands.NewDatabases(store, f.vault, f.fleet, f.runtime, f.queries, f.db, f.clock.Now, quiet())
+	dbs := commands.NewDatabases(store, f.vault, f.fleet, f.runtime, f.views, f.db, f.clock.Now, quiet())
 	var deleteErr, startErr error
 	done := make(chan struct{})
 	go func() {

@@ -134,7 +134,7 @@ type fixture struct {
 	store     *eventstore.Store
 	runtime   *projections.Runtime
 	vault     *secrets.Vault
-	queries   *projections.Queries
+	views     *projections.Views
 	clock     *clock
 	identity  *commands.Identity
 	tenants   *commands.Tenants
@@ -184,11 +184,11 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	queries := projections.NewQueries(db)
+	views := projections.NewViews(db)
 	sender := &fakeSender{}
 	*f = fixture{
-		db: db, store: store, runtime: runtime, vault: vault, queries: queries, clock: clk,
-		identity:  commands.NewIdentity(store, vault, queries, runtime, clk.Now, bcryptCost),
+		db: db, store: store, runtime: runtime, vault: vault, views: views, clock: clk,
+		identity:  commands.NewIdentity(store, vault, views, runtime, clk.Now, bcryptCost),
 		tenants:   commands.NewTenants(store, runtime, clk.Now),
 		sender:    sender,
 		mail:      commands.NewMailDelivery(store, vault, db, sender, publicURL, clk.Now, quiet()),

@@ -56,7 +56,7 @@ func TestInviteSeatsAndConflicts(t *testing.T) {
 		}
 		f.settle(t)
 		pending := 0
-		views, err := f.queries.InvitationsOf(ctx(t), tenant, f.clock.Now())
+		views, err := f.views.InvitationsOf(ctx(t), tenant, f.clock.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,14 +123,14 @@ func TestAcceptInvitation(t *testing.T) {
 		if m.TenantID != tenant || m.Role != domain.RoleDeveloper {
 			t.Errorf("membership %+v, want developer of %s", m, tenant)
 		}
-		u, err := f.queries.User(ctx(t), id)
+		u, err := f.views.User(ctx(t), id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if u.Status != domain.UserActive || u.Email != "newcomer@example.com" {
 			t.Errorf("new account %+v, want active newcomer@example.com", u)
 		}
-		if role, err := f.queries.RoleIn(ctx(t), tenant, id); err != nil || role != domain.RoleDeveloper {
+		if role, err := f.views.RoleIn(ctx(t), tenant, id); err != nil || role != domain.RoleDeveloper {
 			t.Errorf("read model role %q, %v", role, err)
 		}
 		if res := f.login(t, "newcomer@example.com", password, ""); res.Tenant == nil || res.Tenant.Role != domain.RoleDeveloper {
@@ -155,7 +155,7 @@ func TestAcceptInvitation(t *testing.T) {
 		if id != existing || m.Role != domain.RoleViewer {
 			t.Errorf("joined as %s with %s, want %s as viewer", id, m.Role, existing)
 		}
-		if role, _ := f.queries.RoleIn(ctx(t), tenant, existing); role != domain.RoleViewer {
+		if role, _ := f.views.RoleIn(ctx(t), tenant, existing); role != domain.RoleViewer {
 			t.Errorf("read model role %q", role)
 		}
 		if n := f.scalar(t, `SELECT COUNT(*) FROM events WHERE event_type = 'user.registered.v1' AND JSON_VALUE(payload, '$.email') = 'existing@example.com'`); n != 1 {

@@ -84,7 +84,7 @@ func TestVerificationMailDeliveredOnce(t *testing.T) {
 		t.Fatalf("the mailed token does not verify: %v", err)
 	}
 	f.settle(t)
-	if v, err := f.queries.User(ctx(t), id); err != nil || v.Status != domain.UserActive {
+	if v, err := f.views.User(ctx(t), id); err != nil || v.Status != domain.UserActive {
 		t.Errorf("after verification: %+v, %v", v, err)
 	}
 	if err := f.identity.Verify(ctx(t), token, meta); !errors.Is(err, domain.ErrExpired) {

@@ -35,10 +35,10 @@ type ResultArchive interface {
 	Delete(ctx context.Context, id string, tenant domain.TenantID, user domain.UserID) error
 }
 
-// Queries runs tenant SQL through the query engine and records every statement it ran or refused
+// QueryRunner runs tenant SQL through the query engine and records every statement it ran or refused
 // as a QueryExecuted event before answering. On the plans with result archiving, users archive the
 // results they want to keep.
-type Queries struct {
+type QueryRunner struct {
 	engine  *queryexec.Engine
 	events  EventStore
 	targets QueryTargets
@@ -70,18 +70,18 @@ type cachedTarget struct {
 	expires time.Time
 }
 
-// NewQueries returns the query handlers.
-func NewQueries(engine *queryexec.Engine, events EventStore, targets QueryTargets, archive ResultArchive, now func() time.Time, log *slog.Logger) *Queries {
+// NewQueryRunner returns the query handlers.
+func NewQueryRunner(engine *queryexec.Engine, events EventStore, targets QueryTargets, archive ResultArchive, now func() time.Time, log *slog.Logger) *QueryRunner {
 	if engine == nil || events == nil || targets == nil || archive == nil || now == nil || log == nil {
-		panic("commands: NewQueries needs an engine, an event store, targets, a result archive, a clock and a logger")
+		panic("commands: NewQueryRunner needs an engine, an event store, targets, a result archive, a clock and a logger")
 	}
-	h := &Queries{engine: engine, events: events, targets: targets, archive: archive, now: now, log: log}
+	h := &QueryRunner{engine: engine, events: events, targets: targets, archive: archive, now: now, log: log}
 	h.cache.m = map[targetKey]cachedTarget{}
 	return h
 }
 
 // Forget drops what the handlers know of database id: its lifecycle changed.
-func (h *Queries) Forget(id domain.DatabaseID) {
+func (h *QueryRunner) Forget(id domain.DatabaseID) {
 	h.cache.Lock()
 	defer h.cache.Unlock()
 	for k := range h.cache.m {
@@ -92,7 +92,7 @@ func (h *Queries) Forget(id domain.DatabaseID) {
 }
 
 // target reads the database and its tenant's policy, from the cache when fresh.
-func (h *Queries) target(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID) (queryexec.Target, queryexec.Policy, error) {
+func (h *QueryRunner) target(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID) (queryexec.Target, queryexec.Policy, error) {
 	key, now := targetKey{tenant, id}, h.now()
 	h.cache.Lock()
 	c, ok := h.cache.m[key]
@@ -129,7 +129,7 @@ type RunQuery struct {
 	Meta       eventstore.Metadata
 }
 
-func (h *Queries) request(ctx context.Context, cmd RunQuery) (queryexec.Request, error) {
+func (h *QueryRunner) request(ctx context.Context, cmd RunQuery) (queryexec.Request, error) {
 	target, policy, err := h.target(ctx, cmd.Tenant, cmd.Database)
 	if err != nil {
 		return queryexec.Request{}, err
@@ -143,7 +143,7 @@ func (h *Queries) request(ctx context.Context, cmd RunQuery) (queryexec.Request,
 // written even when the caller has gone away meanwhile. Errors are those of queryexec.Engine.Run,
 // domain.ErrNotFound for a database of another tenant, or the event store's when the record
 // could not be written (the statement may have run).
-func (h *Queries) Run(ctx context.Context, cmd RunQuery) ([]queryexec.Result, error) {
+func (h *QueryRunner) Run(ctx context.Context, cmd RunQuery) ([]queryexec.Result, error) {
 	req, err := h.request(ctx, cmd)
 	if err != nil {
 		return nil, err
@@ -163,7 +163,7 @@ func (h *Queries) Run(ctx context.Context, cmd RunQuery) ([]queryexec.Result, er
 // still be kept (the result store's errors otherwise: domain.ErrNotFound, or
 // results.ErrExpired); archiving it again changes nothing. Returns an error wrapping
 // domain.ErrNotInPlan on the other plans.
-func (h *Queries) Archive(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string) (resultarchive.Item, error) {
+func (h *QueryRunner) Archive(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string) (resultarchive.Item, error) {
 	executed, err := h.executed(ctx, tenant, user, queryID)
 	if err != nil {
 		return resultarchive.Item{}, err
@@ -202,7 +202,7 @@ func (h *Queries) Archive(ctx context.Context, tenant domain.TenantID, user doma
 
 // executed reads the record of a query the caller ran in tenant, from the log; anyone else's is
 // domain.ErrNotFound.
-func (h *Queries) executed(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string) (domain.QueryExecuted, error) {
+func (h *QueryRunner) executed(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string) (domain.QueryExecuted, error) {
 	notFound := fmt.Errorf("query %s: %w", queryID, domain.ErrNotFound)
 	if _, err := uuid.Parse(queryID); err != nil {
 		return domain.QueryExecuted{}, notFound
@@ -225,7 +225,7 @@ func (h *Queries) executed(ctx context.Context, tenant domain.TenantID, user dom
 	return q, nil
 }
 
-func (h *Queries) record(ctx context.Context, records []domain.QueryExecuted, meta eventstore.Metadata) error {
+func (h *QueryRunner) record(ctx context.Context, records []domain.QueryExecuted, meta eventstore.Metadata) error {
 	streams := make([]eventstore.Stream, len(records))
 	for i, r := range records {
 		streams[i] = eventstore.Stream{ID: domain.QueryStream(r.QueryID), Type: "query", Events: []domain.Event{r.Bounded()}}
@@ -237,7 +237,7 @@ func (h *Queries) record(ctx context.Context, records []domain.QueryExecuted, me
 }
 
 // Validate is POST /databases/{id}/validate: the checks of Run, nothing run, nothing recorded.
-func (h *Queries) Validate(ctx context.Context, cmd RunQuery) (queryexec.Validation, error) {
+func (h *QueryRunner) Validate(ctx context.Context, cmd RunQuery) (queryexec.Validation, error) {
 	req, err := h.request(ctx, cmd)
 	if err != nil {
 		return queryexec.Validation{}, err
@@ -254,7 +254,7 @@ func forgotten(err error) bool {
 // Page is GET /queries/{id}/results: rows of a kept result, for the user who ran the query, from
 // the result store, else from the archive (in tenant). When neither has it, the result store's
 // error: domain.ErrNotFound, or results.ErrExpired for a result it has forgotten.
-func (h *Queries) Page(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string, offset, limit int64) (results.Page, error) {
+func (h *QueryRunner) Page(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string, offset, limit int64) (results.Page, error) {
 	page, err := h.engine.Results().Page(queryID, string(user), offset, limit)
 	if !forgotten(err) {
 		return page, err
@@ -270,7 +270,7 @@ func (h *Queries) Page(ctx context.Context, tenant domain.TenantID, user domain.
 // read, from the result store, else from the archive (errors as for Page). start is called once
 // the result is found, before anything is written (to send headers); an error after it means the
 // download is incomplete.
-func (h *Queries) Export(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID, format, table string, w io.Writer, start func()) error {
+func (h *QueryRunner) Export(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID, format, table string, w io.Writer, start func()) error {
 	store := h.engine.Results()
 	var (
 		cols []results.Column
@@ -313,13 +313,13 @@ func (h *Queries) Export(ctx context.Context, tenant domain.TenantID, user domai
 
 // Archived is GET /queries/archive: the caller's archived results in tenant, newest first, limit
 // at a time after cursor; next is the following page's cursor, "" at the end.
-func (h *Queries) Archived(ctx context.Context, tenant domain.TenantID, user domain.UserID, limit int, cursor string) ([]resultarchive.Item, string, error) {
+func (h *QueryRunner) Archived(ctx context.Context, tenant domain.TenantID, user domain.UserID, limit int, cursor string) ([]resultarchive.Item, string, error) {
 	return h.archive.List(ctx, tenant, user, limit, cursor)
 }
 
 // DeleteArchived is DELETE /queries/{id}/archive: the caller's archived result in tenant is
 // deleted. Returns an error wrapping domain.ErrNotFound when the caller has none under queryID.
 // The result store's copy, if any, lives on until its 15 minutes end.
-func (h *Queries) DeleteArchived(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string) error {
+func (h *QueryRunner) DeleteArchived(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string) error {
 	return h.archive.Delete(ctx, queryID, tenant, user)
 }

@@ -227,7 +227,7 @@ func TestBootstrapRace(t *testing.T) {
 		t.Errorf("%d user.super_admin_granted events, want 1", n)
 	}
 	f.settle(t)
-	u, err := f.queries.User(ctx(t), ids[0])
+	u, err := f.views.User(ctx(t), ids[0])
 	if err != nil {
 		t.Fatal(err)
 	}

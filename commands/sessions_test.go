@@ -17,7 +17,7 @@ import (
 // live reports whether the sessions read model shows the session open.
 func (f *fixture) live(t *testing.T, id domain.SessionID) bool {
 	t.Helper()
-	view, err := f.queries.Session(ctx(t), id)
+	view, err := f.views.Session(ctx(t), id)
 	if errors.Is(err, domain.ErrNotFound) {
 		return false
 	} else if err != nil {
@@ -133,7 +133,7 @@ func TestPasswordChangeEndsEverySession(t *testing.T) {
 		if reason := f.endedInStream(t, s.Session.SessionID); reason != domain.EndPasswordChanged {
 			t.Errorf("session %s: its stream says ended for %q, want %q", s.Session.SessionID, reason, domain.EndPasswordChanged)
 		}
-		view, err := f.queries.Session(ctx(t), s.Session.SessionID)
+		view, err := f.views.Session(ctx(t), s.Session.SessionID)
 		if err != nil || view.EndReason != domain.EndPasswordChanged {
 			t.Errorf("session %s: end reason %q, %v", s.Session.SessionID, view.EndReason, err)
 		}
@@ -275,7 +275,7 @@ func TestLoginRacingAPasswordChange(t *testing.T) {
 			f.clock.Advance(time.Second)
 		}
 	}}
-	attacker := commands.NewIdentity(hooked, f.vault, f.queries, f.runtime, f.clock.Now, bcryptCost)
+	attacker := commands.NewIdentity(hooked, f.vault, f.views, f.runtime, f.clock.Now, bcryptCost)
 	res, err := attacker.Login(ctx(t), commands.Login{Email: "toctou@example.com", Password: password, Meta: meta})
 	if err != nil {
 		return // refused: fine
@@ -320,7 +320,7 @@ func TestTOTP(t *testing.T) {
 		t.Error("the pending secret is still in the vault after enabling")
 	}
 	f.settle(t)
-	if u, _ := f.queries.User(ctx(t), id); !u.TOTPEnabled {
+	if u, _ := f.views.User(ctx(t), id); !u.TOTPEnabled {
 		t.Error("read model: two-factor authentication off")
 	}
 
@@ -443,7 +443,7 @@ func TestChangePasswordRacingAnotherChange(t *testing.T) {
 			}
 		}
 	}}
-	stale := commands.NewIdentity(hooked, f.vault, f.queries, f.runtime, f.clock.Now, bcryptCost)
+	stale := commands.NewIdentity(hooked, f.vault, f.views, f.runtime, f.clock.Now, bcryptCost)
 	err := stale.ChangePassword(ctx(t), id, password, "Attackers-42!", meta)
 	if err == nil {
 		t.Errorf("a change that proved only the replaced password succeeded")

@@ -30,7 +30,7 @@ func TestDatabasesWritesRestricted(t *testing.T) {
 		{"restored", domain.DatabaseRestored{At: at(5)}, true},
 		{"writes restored", domain.DatabaseWritesRestored{At: at(6)}, false},
 	}
-	queries := projections.NewQueries(f.db)
+	queries := projections.NewViews(f.db)
 	for _, step := range steps {
 		wait(t, r, f.appendAt(t, t0, id.Stream(), step.event).LastPosition, "databases")
 		view, err := queries.Database(context.Background(), tenant, id)

@@ -56,7 +56,7 @@ func TestQueryHistoryKeepsEachUsersLast100NewestFirst(t *testing.T) {
 	f := newIdentityFixture(t)
 	history := projections.NewQueryHistory(production)
 	r := f.start(t, history)
-	q := projections.NewQueries(f.db)
+	q := projections.NewViews(f.db)
 	ctx := context.Background()
 	acme, globex := domain.TenantID(newID()), domain.TenantID(newID())
 	alice, bob := domain.UserID(newID()), domain.UserID(newID())
@@ -179,7 +179,7 @@ func TestQueryHistoryCutsOversizedValues(t *testing.T) {
 	e.Status, e.ErrorCode, e.Error = domain.QueryFailed, "query_failed", strings.Repeat("ø", 3000)
 	last := recordQueries(t, f, e)
 	wait(t, r, last, "query_history")
-	items, err := projections.NewQueries(f.db).QueryHistory(context.Background(), tenant, user, 0)
+	items, err := projections.NewViews(f.db).QueryHistory(context.Background(), tenant, user, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func TestDatabasesLastUsedAtFollowsQueriesByTheMinute(t *testing.T) {
 	if rows[0]["updated_at"] != ts(t0.Add(time.Second)) || rows[0]["version"] != "2" {
 		t.Errorf("queries changed the database row: %v", rows[0])
 	}
-	view, err := projections.NewQueries(f.db).Database(context.Background(), tenant, used)
+	view, err := projections.NewViews(f.db).Database(context.Background(), tenant, used)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ type QueryTarget struct {
 
 // QueryTarget reads a tenant's database with its tenant in one round trip. Returns
 // domain.ErrNotFound for a database of another tenant, or purged.
-func (q *Queries) QueryTarget(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID) (QueryTarget, error) {
+func (q *Views) QueryTarget(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID) (QueryTarget, error) {
 	var (
 		t        QueryTarget
 		settings []byte

@@ -49,13 +49,13 @@ type App struct {
 	Databases   *commands.Databases
 	Fleet       *sandbox.Fleet
 	Engine      *queryexec.Engine
-	Queries     *commands.Queries
+	QueryRunner *commands.QueryRunner
 	// Idempotency keeps the answers to Idempotency-Keys (internal/idempotency).
 	Idempotency *idempotency.Store
 	// Now is the clock of the whole process; tests move it.
 	Now func() time.Time
 
-	queries   *projections.Queries
+	views     *projections.Views // the read side
 	metrics   *prometheus.Registry
 	stopMySQL func() error
 	server    *http.Server
@@ -131,9 +131,9 @@ func (a *App) open(ctx context.Context) error {
 	if a.Idempotency, err = idempotency.New(db, a.Config.SecretKey); err != nil {
 		return err
 	}
-	queries := projections.NewQueries(db)
-	a.queries = queries
-	a.Identity = commands.NewIdentity(a.Store, vault, queries, a.Projections, now, a.Config.BcryptCost)
+	views := projections.NewViews(db)
+	a.views = views
+	a.Identity = commands.NewIdentity(a.Store, vault, views, a.Projections, now, a.Config.BcryptCost)
 	a.Tenants = commands.NewTenants(a.Store, a.Projections, now)
 	a.Mail = commands.NewMailDelivery(a.Store, vault, db, a.mailSender(), a.Config.PublicURL, now, a.Log)
 	sandboxes := a.Config.SandboxDSNs
@@ -143,7 +143,7 @@ func (a *App) open(ctx context.Context) error {
 	if a.Fleet, err = sandbox.OpenFleet(ctx, sandboxes, a.Config.SandboxPrefix, a.Log); err != nil {
 		return fmt.Errorf("sandbox servers (CLOUDDB_SANDBOX_DSN): %w", err)
 	}
-	a.Databases = commands.NewDatabases(a.Store, vault, a.Fleet, a.Projections, queries, db, now, a.Log)
+	a.Databases = commands.NewDatabases(a.Store, vault, a.Fleet, a.Projections, views, db, now, a.Log)
 	resultStore, err := results.Open(results.StoreOptions{
 		Dir: filepath.Join(a.Config.DataDir, "results"), MemoryBudget: a.Config.ResultMemory, Now: now, Log: a.Log})
 	if err != nil {
@@ -151,9 +151,9 @@ func (a *App) open(ctx context.Context) error {
 	}
 	a.Engine = queryexec.NewEngine(queryexec.EngineOptions{Fleet: a.Fleet, Passwords: a.Databases.AccountPassword,
 		Results: resultStore, Log: a.Log, Now: now, OnWrite: a.Databases.MeasureSoon})
-	a.Queries = commands.NewQueries(a.Engine, a.Store, a.queryTarget, resultarchive.New(db), now, a.Log)
+	a.QueryRunner = commands.NewQueryRunner(a.Engine, a.Store, a.queryTarget, resultarchive.New(db), now, a.Log)
 	a.Databases.OnAccountsChanged(func(id domain.DatabaseID) {
-		a.Queries.Forget(id)
+		a.QueryRunner.Forget(id)
 		a.Engine.Forget(id)
 	})
 	return nil
@@ -161,7 +161,7 @@ func (a *App) open(ctx context.Context) error {
 
 // queryTarget is the read models' answer to "what may run on this database".
 func (a *App) queryTarget(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID) (queryexec.Target, queryexec.Policy, error) {
-	t, err := a.queries.QueryTarget(ctx, tenant, id)
+	t, err := a.views.QueryTarget(ctx, tenant, id)
 	if err != nil {
 		return queryexec.Target{}, queryexec.Policy{}, err
 	}
@@ -241,10 +241,10 @@ func (a *App) Serve(ctx context.Context) error {
 			{Name: "sandbox_servers", Check: func(ctx context.Context) error { _, err := a.Fleet.Place(ctx, nil); return err }},
 		},
 	})
-	handler.MountIdentity(api.Identity{
+	handler.MountIdentity(api.IdentityRoutes{
 		Commands:     a.Identity,
 		Tenants:      a.Tenants,
-		Queries:      a.queries,
+		Views:        a.views,
 		Activity:     activity.New(a.DB),
 		Tokens:       api.NewTokens(a.Config.JWTSecret, a.Config.AccessTokenTTL, a.Now),
 		Events:       a.Store,
@@ -253,9 +253,9 @@ func (a *App) Serve(ctx context.Context) error {
 		SecureCookie: a.Config.PublicURL.Scheme == "https",
 		Now:          a.Now,
 	})
-	handler.MountDatabases(api.Databases{Commands: a.Databases, PublicHost: a.Config.SandboxPublicHost,
+	handler.MountDatabases(api.DatabaseRoutes{Commands: a.Databases, PublicHost: a.Config.SandboxPublicHost,
 		PublicPort: a.Config.SandboxPublicPort, RecoveryWindow: a.Config.RecoveryWindow})
-	handler.MountQueries(api.Queries{Commands: a.Queries, History: a.queries.QueryHistory, PerSecond: a.Config.QueryRate})
+	handler.MountQueries(api.QueryRoutes{Commands: a.QueryRunner, History: a.views.QueryHistory, PerSecond: a.Config.QueryRate})
 	ln, err := net.Listen("tcp", a.Config.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", a.Config.HTTPAddr, err)

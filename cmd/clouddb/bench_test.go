@@ -338,8 +338,8 @@ func BenchmarkAuthenticationParts(b *testing.B) {
 		}
 	})
 	ctx := context.Background()
-	session := func() error { _, err := a.queries.Session(ctx, domain.SessionID(c.SessionID)); return err }
-	user := func() error { _, err := a.queries.User(ctx, domain.UserID(c.Subject)); return err }
+	session := func() error { _, err := a.views.Session(ctx, domain.SessionID(c.SessionID)); return err }
+	user := func() error { _, err := a.views.User(ctx, domain.UserID(c.Subject)); return err }
 	join := func() error {
 		var s projections.SessionView
 		var u projections.UserView

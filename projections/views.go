@@ -11,13 +11,15 @@ import (
 	"github.com/clouddbmanager/clouddb/domain"
 )
 
-// Queries reads the identity read models for the API and for commands that need a lookup.
-type Queries struct {
+// Views is the read side: it reads the read models (users, sessions, tenants, API keys,
+// invitations, members, databases, query history) for the API and for commands that need a lookup.
+// Only the projectors write them.
+type Views struct {
 	db *sql.DB
 }
 
-// NewQueries returns the read side on db.
-func NewQueries(db *sql.DB) *Queries { return &Queries{db: db} }
+// NewViews returns the read side on db.
+func NewViews(db *sql.DB) *Views { return &Views{db: db} }
 
 // UserView is a row of the users read model.
 type UserView struct {
@@ -34,7 +36,7 @@ type UserView struct {
 const userColumns = `u.user_id, u.email, u.name, u.status, u.super_admin, u.totp_enabled, u.created_at, u.last_login_at, u.password_changed_at`
 
 // User returns a user. Returns domain.ErrNotFound when there is none.
-func (q *Queries) User(ctx context.Context, id domain.UserID) (UserView, error) {
+func (q *Views) User(ctx context.Context, id domain.UserID) (UserView, error) {
 	var u UserView
 	var lastLogin, changed sql.NullTime
 	err := q.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users u WHERE u.user_id = ?`, id).
@@ -49,7 +51,7 @@ func (q *Queries) User(ctx context.Context, id domain.UserID) (UserView, error) 
 }
 
 // MembershipsOf lists the tenants a user belongs to, by name.
-func (q *Queries) MembershipsOf(ctx context.Context, user domain.UserID) ([]domain.Membership, error) {
+func (q *Views) MembershipsOf(ctx context.Context, user domain.UserID) ([]domain.Membership, error) {
 	rows, err := q.db.QueryContext(ctx, `SELECT t.tenant_id, t.slug, t.name, m.role
 		FROM memberships m JOIN tenants t ON t.tenant_id = m.tenant_id
 		WHERE m.user_id = ? ORDER BY t.name, t.tenant_id`, user)
@@ -108,7 +110,7 @@ func scanSession(row interface{ Scan(...any) error }) (SessionView, error) {
 }
 
 // Session returns a session. Returns domain.ErrNotFound when there is none.
-func (q *Queries) Session(ctx context.Context, id domain.SessionID) (SessionView, error) {
+func (q *Views) Session(ctx context.Context, id domain.SessionID) (SessionView, error) {
 	s, err := scanSession(q.db.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions s WHERE s.session_id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return SessionView{}, fmt.Errorf("session %s: %w", id, domain.ErrNotFound)
@@ -120,7 +122,7 @@ func (q *Queries) Session(ctx context.Context, id domain.SessionID) (SessionView
 
 // SessionAndUser returns a session with its user's account, in one round trip: what every
 // authenticated request reads. Returns domain.ErrNotFound when there is no such session.
-func (q *Queries) SessionAndUser(ctx context.Context, id domain.SessionID) (SessionView, UserView, error) {
+func (q *Views) SessionAndUser(ctx context.Context, id domain.SessionID) (SessionView, UserView, error) {
 	var u UserView
 	var lastLogin, changed sql.NullTime
 	row := q.db.QueryRowContext(ctx, `SELECT `+sessionColumns+`, `+userColumns+`
@@ -144,7 +146,7 @@ func (f rowScanner) Scan(dest ...any) error { return f(dest...) }
 
 // LiveSessionsOf lists a user's sessions that have not ended, expired or idled out by now (its
 // last activity is the latest of start, refresh and recorded use), newest first.
-func (q *Queries) LiveSessionsOf(ctx context.Context, user domain.UserID, now time.Time) ([]SessionView, error) {
+func (q *Views) LiveSessionsOf(ctx context.Context, user domain.UserID, now time.Time) ([]SessionView, error) {
 	rows, err := q.db.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions s
 		LEFT JOIN session_activity a ON a.session_id = s.session_id
 		WHERE s.user_id = ? AND s.ended_at IS NULL AND s.expires_at > ?
@@ -190,7 +192,7 @@ func scanTenant(row interface{ Scan(...any) error }) (TenantView, error) {
 }
 
 // Tenant returns a tenant. Returns domain.ErrNotFound when there is none.
-func (q *Queries) Tenant(ctx context.Context, id domain.TenantID) (TenantView, error) {
+func (q *Views) Tenant(ctx context.Context, id domain.TenantID) (TenantView, error) {
 	t, err := scanTenant(q.db.QueryRowContext(ctx, `SELECT `+tenantColumns+` FROM tenants t WHERE t.tenant_id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return TenantView{}, fmt.Errorf("tenant %s: %w", id, domain.ErrNotFound)
@@ -202,7 +204,7 @@ func (q *Queries) Tenant(ctx context.Context, id domain.TenantID) (TenantView, e
 
 // Tenants lists tenants ordered by id, limit at a time after the id in cursor ("" for the first
 // page). next is the cursor of the following page, "" at the end.
-func (q *Queries) Tenants(ctx context.Context, cursor string, limit int) (items []TenantView, next string, err error) {
+func (q *Views) Tenants(ctx context.Context, cursor string, limit int) (items []TenantView, next string, err error) {
 	rows, err := q.db.QueryContext(ctx, `SELECT `+tenantColumns+` FROM tenants t WHERE t.tenant_id > ? ORDER BY t.tenant_id LIMIT ?`, cursor, limit+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("list tenants: %w", err)
@@ -254,7 +256,7 @@ func scanAPIKey(row interface{ Scan(...any) error }) (APIKeyView, error) {
 }
 
 // APIKey returns a key. Returns domain.ErrNotFound when there is none.
-func (q *Queries) APIKey(ctx context.Context, id domain.APIKeyID) (APIKeyView, error) {
+func (q *Views) APIKey(ctx context.Context, id domain.APIKeyID) (APIKeyView, error) {
 	k, err := scanAPIKey(q.db.QueryRowContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE key_id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return APIKeyView{}, fmt.Errorf("api key %s: %w", id, domain.ErrNotFound)
@@ -265,7 +267,7 @@ func (q *Queries) APIKey(ctx context.Context, id domain.APIKeyID) (APIKeyView, e
 }
 
 // APIKeysOf lists a user's unrevoked keys, newest first.
-func (q *Queries) APIKeysOf(ctx context.Context, user domain.UserID) ([]APIKeyView, error) {
+func (q *Views) APIKeysOf(ctx context.Context, user domain.UserID) ([]APIKeyView, error) {
 	rows, err := q.db.QueryContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys
 		WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at DESC`, user)
 	if err != nil {
@@ -284,7 +286,7 @@ func (q *Queries) APIKeysOf(ctx context.Context, user domain.UserID) ([]APIKeyVi
 }
 
 // RoleIn returns a user's role in a tenant, or "" when the user is not a member.
-func (q *Queries) RoleIn(ctx context.Context, tenant domain.TenantID, user domain.UserID) (domain.Role, error) {
+func (q *Views) RoleIn(ctx context.Context, tenant domain.TenantID, user domain.UserID) (domain.Role, error) {
 	var role domain.Role
 	err := q.db.QueryRowContext(ctx, `SELECT role FROM memberships WHERE tenant_id = ? AND user_id = ?`, tenant, user).Scan(&role)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -306,7 +308,7 @@ type InvitationView struct {
 }
 
 // InvitationsOf lists a tenant's invitations, newest first.
-func (q *Queries) InvitationsOf(ctx context.Context, tenant domain.TenantID, now time.Time) ([]InvitationView, error) {
+func (q *Views) InvitationsOf(ctx context.Context, tenant domain.TenantID, now time.Time) ([]InvitationView, error) {
 	rows, err := q.db.QueryContext(ctx, `SELECT invitation_id, email, role,
 			IF(status = 'pending' AND expires_at <= ?, 'expired', status), invited_by, created_at, expires_at
 		FROM invitations WHERE tenant_id = ? ORDER BY created_at DESC LIMIT 1000`, now.UTC(), tenant)
@@ -343,7 +345,7 @@ type MemberFilter struct {
 }
 
 // Members lists a tenant's members by email.
-func (q *Queries) Members(ctx context.Context, tenant domain.TenantID, f MemberFilter) ([]MemberView, error) {
+func (q *Views) Members(ctx context.Context, tenant domain.TenantID, f MemberFilter) ([]MemberView, error) {
 	query := `SELECT u.user_id, u.email, u.name, m.role, u.status, u.last_login_at, m.joined_at
 		FROM memberships m JOIN users u ON u.user_id = m.user_id WHERE m.tenant_id = ?`
 	args := []any{tenant}
@@ -413,7 +415,7 @@ func scanDatabase(row interface{ Scan(...any) error }) (DatabaseView, error) {
 
 // Database returns one of a tenant's databases. Returns domain.ErrNotFound for a database that
 // does not exist, was purged, or belongs to another tenant.
-func (q *Queries) Database(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID) (DatabaseView, error) {
+func (q *Views) Database(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID) (DatabaseView, error) {
 	d, err := scanDatabase(q.db.QueryRowContext(ctx, `SELECT `+databaseColumns+` FROM database_list
 		WHERE database_id = ? AND tenant_id = ? AND state <> 'purged'`, id, tenant))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -426,7 +428,7 @@ func (q *Queries) Database(ctx context.Context, tenant domain.TenantID, id domai
 
 // DatabasesOf lists a tenant's databases by name: those in state when given, deleted ones only
 // with includeDeleted (or when state is "deleted").
-func (q *Queries) DatabasesOf(ctx context.Context, tenant domain.TenantID, state domain.DatabaseState, includeDeleted bool) ([]DatabaseView, error) {
+func (q *Views) DatabasesOf(ctx context.Context, tenant domain.TenantID, state domain.DatabaseState, includeDeleted bool) ([]DatabaseView, error) {
 	query := `SELECT ` + databaseColumns + ` FROM database_list WHERE tenant_id = ? AND state <> 'purged'`
 	args := []any{tenant}
 	if state != "" {
@@ -453,7 +455,7 @@ func (q *Queries) DatabasesOf(ctx context.Context, tenant domain.TenantID, state
 
 // DatabaseUsage is what a tenant's databases use: how many count against the plan (not deleted,
 // not failed) and the storage of all that still have a schema.
-func (q *Queries) DatabaseUsage(ctx context.Context, tenant domain.TenantID) (databases, storageBytes int64, err error) {
+func (q *Views) DatabaseUsage(ctx context.Context, tenant domain.TenantID) (databases, storageBytes int64, err error) {
 	err = q.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(state IN ('provisioning', 'running', 'stopped')), 0),
 		COALESCE(SUM(IF(state IN ('running', 'stopped', 'deleted'), storage_bytes, 0)), 0)
 		FROM database_list WHERE tenant_id = ?`, tenant).Scan(&databases, &storageBytes)
@@ -464,7 +466,7 @@ func (q *Queries) DatabaseUsage(ctx context.Context, tenant domain.TenantID) (da
 }
 
 // StorageByOwner sums the storage of a tenant's databases (those with a schema) per owner.
-func (q *Queries) StorageByOwner(ctx context.Context, tenant domain.TenantID) (map[domain.UserID]int64, error) {
+func (q *Views) StorageByOwner(ctx context.Context, tenant domain.TenantID) (map[domain.UserID]int64, error) {
 	rows, err := q.db.QueryContext(ctx, `SELECT owner_id, SUM(storage_bytes) FROM database_list
 		WHERE tenant_id = ? AND state IN ('running', 'stopped', 'deleted') GROUP BY owner_id`, tenant)
 	if err != nil {
@@ -501,7 +503,7 @@ type QueryHistoryItem struct {
 
 // QueryHistory lists a user's last queries in a tenant, newest first: at most limit, and at most
 // QueryHistoryLength (also when limit is 0 or less).
-func (q *Queries) QueryHistory(ctx context.Context, tenant domain.TenantID, user domain.UserID, limit int) ([]QueryHistoryItem, error) {
+func (q *Views) QueryHistory(ctx context.Context, tenant domain.TenantID, user domain.UserID, limit int) ([]QueryHistoryItem, error) {
 	if limit <= 0 || limit > QueryHistoryLength {
 		limit = QueryHistoryLength
 	}
