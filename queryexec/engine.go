@@ -636,7 +636,7 @@ func (e *Engine) read(ctx context.Context, c *conn, b bounds, st *statement, res
 	for i, c := range res.Columns { // SHOW TABLES answers "Tables_in_<schema>"
 		res.Columns[i].Name = strings.ReplaceAll(c.Name, st.schema, st.name)
 	}
-	w := e.results.Begin(res.QueryID, string(st.record.UserID), res.Columns)
+	w := e.results.Begin(res.QueryID, string(st.record.TenantID), string(st.record.UserID), res.Columns)
 	defer w.Abort()
 	inline := 0
 	for {

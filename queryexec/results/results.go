@@ -22,9 +22,12 @@ import (
 // ErrExpired: the result was evicted or is past its TTL (the API answers 410 expired).
 var ErrExpired = errors.New("queryexec: result expired")
 
+// ErrNoRoom: the result does not fit in what the disk budget leaves the tenant now (its fair share,
+// less its results being written and the evicted ones still being read). Nothing is kept.
+var ErrNoRoom = errors.New("queryexec: the result store has no room for this result now")
+
 var (
 	errResultStoreClosed = errors.New("queryexec: result store closed")
-	errResultTooLarge    = errors.New("queryexec: result does not fit in the disk budget of the result store")
 	errResultWriterDone  = errors.New("queryexec: result already committed or aborted")
 )
 
@@ -57,7 +60,7 @@ type StoreOptions struct {
 	Dir          string           // spill directory (created; files are removed on expiry and on Close; leftover files from a previous run are removed at open); empty: a new temporary directory, removed on Close
 	MemoryBudget int64            // bytes of rows kept in memory across all results (default 64 MiB)
 	SpillAbove   int64            // a result whose rows exceed this many bytes goes to a file (default 1 MiB)
-	DiskBudget   int64            // bytes of spilled files (default 2 GiB); oldest results are evicted to make room
+	DiskBudget   int64            // bytes of spilled files (default 2 GiB); results are evicted to make room, each tenant's share first
 	TTL          time.Duration    // default 15 minutes
 	Now          func() time.Time // default time.Now
 	Log          *slog.Logger
@@ -69,10 +72,16 @@ type StoreOptions struct {
 // Rows are counted as len(row)+24 bytes. A result stays in memory until its rows exceed
 // SpillAbove; from then on it is written to a spill file in Dir (each row as a uvarint length and
 // the bytes, with the offset of every 256th row kept in memory so a page is one seek and a short
-// read). Results being written count against the budgets too: when memory is short the oldest
-// committed in-memory results are evicted, and if that is not enough the writer spills early;
-// when disk is short the oldest committed spilled results are evicted, and if that is not enough
-// (the result alone is bigger than what is left for it) Add fails.
+// read). Results being written count against the budgets too, and so do evicted results that a
+// reader (Rows: an export, an archive) still holds, until it lets go: the spill directory never
+// holds more than the disk budget.
+//
+// Each budget is shared fairly among the tenants that hold something in it: when it is full, a
+// tenant's share is the budget divided by the number of such tenants. A tenant that needs room
+// while it holds more than its share evicts its own oldest committed results; one within its
+// share evicts the oldest results of the tenants over theirs; nobody evicts the results of a
+// tenant within its share. When that is not enough, a writer short of memory spills early, and
+// one short of disk fails with ErrNoRoom. A budget that is not full is anyone's to use.
 //
 // Expiry is checked lazily on every call (a sweep from the oldest result, which is cheap since
 // results are kept in commit order) and by one janitor goroutine (every minute, or TTL/2 when
@@ -86,9 +95,7 @@ type StoreOptions struct {
 type Store struct {
 	dir        string
 	ownDir     bool
-	memBudget  int64
 	spillAbove int64
-	diskBudget int64
 	diskChunk  int64
 	ttl        time.Duration
 	now        func() time.Time
@@ -103,32 +110,58 @@ type Store struct {
 	byID      map[string]*storedResult
 	oldest    *storedResult // commit order, oldest first
 	newest    *storedResult
-	memUsed   int64 // in-memory rows, committed or being written
-	diskUsed  int64 // spill files, committed or being written (reservations)
-	memKept   int64 // rows of committed in-memory results (the part of memUsed eviction can free)
-	diskKept  int64 // spill files of committed results (the part of diskUsed eviction can free)
+	mem       budget // in-memory rows
+	disk      budget // spill files (reservations of the writers)
 	tombs     map[string]resultTomb
 	tombQueue []resultTombEntry // oldest first, from tombHead
 	tombHead  int
 	doomed    []string // spill files to remove once the lock is released
 }
 
+// budget accounts one resource of the store (memory or disk), in total and per tenant.
+type budget struct {
+	limit   int64
+	used    int64            // committed, being written, and evicted but still read (pinned)
+	kept    int64            // committed: the part of used eviction can free
+	tenants map[string]int64 // used per tenant; no entry at 0
+}
+
+func newBudget(limit int64) budget { return budget{limit: limit, tenants: map[string]int64{}} }
+
+// add counts n more (or, negative, fewer) bytes of tenant.
+func (b *budget) add(tenant string, n int64) {
+	b.used += n
+	if v := b.tenants[tenant] + n; v != 0 {
+		b.tenants[tenant] = v
+	} else {
+		delete(b.tenants, tenant)
+	}
+}
+
+// share is what each tenant holding something in b may hold of it when it is full.
+func (b *budget) share() int64 { return b.limit / int64(max(len(b.tenants), 1)) }
+
+// over reports whether tenant holds more than its share.
+func (b *budget) over(tenant string) bool { return b.tenants[tenant] > b.share() }
+
 // storedResult is one committed result.
 type storedResult struct {
-	id, owner  string
-	cols       []Column
-	truncated  bool
-	total      int64
-	expires    time.Time
-	rows       []json.RawMessage // in memory (path == "")
-	memBytes   int64
-	path       string // spill file
-	fileSize   int64
-	index      []int64 // index[k]: offset of row k*resultIndexEvery
-	refs       int     // readers of the spill file
-	gone       bool    // evicted; the file is removed when refs drops to 0
-	prev, next *storedResult
+	id, tenant, owner string
+	cols              []Column
+	truncated         bool
+	total             int64
+	expires           time.Time
+	rows              []json.RawMessage // in memory (path == "")
+	size              int64             // of the rows in memory, or of the spill file
+	path              string            // spill file
+	index             []int64           // index[k]: offset of row k*resultIndexEvery
+	refs              int               // readers (Rows, and Page of a spilled result)
+	gone              bool              // evicted; its bytes are freed when refs drops to 0
+	prev, next        *storedResult
 }
+
+// spilled reports whether r is kept in a file.
+func (r *storedResult) spilled() bool { return r.path != "" }
 
 type resultTomb struct {
 	owner string
@@ -147,9 +180,7 @@ func Open(opts StoreOptions) (*Store, error) {
 	}
 	s := &Store{
 		dir:        opts.Dir,
-		memBudget:  opts.MemoryBudget,
 		spillAbove: opts.SpillAbove,
-		diskBudget: opts.DiskBudget,
 		ttl:        opts.TTL,
 		now:        opts.Now,
 		log:        opts.Log,
@@ -158,16 +189,17 @@ func Open(opts StoreOptions) (*Store, error) {
 		stop:       make(chan struct{}),
 		stopped:    make(chan struct{}),
 	}
-	if s.memBudget == 0 {
-		s.memBudget = defaultResultMemoryBudget
+	if opts.MemoryBudget == 0 {
+		opts.MemoryBudget = defaultResultMemoryBudget
 	}
 	if s.spillAbove == 0 {
 		s.spillAbove = defaultResultSpillAbove
 	}
-	if s.diskBudget == 0 {
-		s.diskBudget = defaultResultDiskBudget
+	if opts.DiskBudget == 0 {
+		opts.DiskBudget = defaultResultDiskBudget
 	}
-	s.diskChunk = min(resultDiskChunk, max(s.diskBudget/64, 1))
+	s.mem, s.disk = newBudget(opts.MemoryBudget), newBudget(opts.DiskBudget)
+	s.diskChunk = min(resultDiskChunk, max(opts.DiskBudget/64, 1))
 	if s.ttl == 0 {
 		s.ttl = defaultResultTTL
 	}
@@ -220,8 +252,8 @@ func (s *Store) janitor(interval time.Duration) {
 	}
 }
 
-// Close evicts every result and removes the spill files (a file still being read by Rows is
-// removed when that read ends; a writer that has not committed or aborted removes its own file
+// Close evicts every result and removes the spill files (a file still being read is removed
+// when that read ends; a writer that has not committed or aborted removes its own file
 // on its next call). Later calls fail; Close is idempotent.
 func (s *Store) Close() error {
 	s.mu.Lock()
@@ -283,7 +315,7 @@ func (s *Store) popTombLocked() {
 }
 
 // evictLocked removes r from the store; unless the store closes, its id is remembered as
-// expired until now+TTL.
+// expired until now+TTL. Its bytes stay counted until its last reader lets go.
 func (s *Store) evictLocked(r *storedResult, reason string, now time.Time) {
 	if r.prev != nil {
 		r.prev.next = r.next
@@ -299,17 +331,10 @@ func (s *Store) evictLocked(r *storedResult, reason string, now time.Time) {
 	if s.byID[r.id] == r {
 		delete(s.byID, r.id)
 	}
-	if r.path == "" {
-		s.memUsed -= r.memBytes
-		s.memKept -= r.memBytes
-		r.rows = nil
-	} else {
-		s.diskUsed -= r.fileSize
-		s.diskKept -= r.fileSize
-		r.gone = true
-		if r.refs == 0 {
-			s.doomed = append(s.doomed, r.path)
-		}
+	s.budgetOf(r).kept -= r.size
+	r.gone = true
+	if r.refs == 0 {
+		s.freeLocked(r)
 	}
 	if reason != "closed" {
 		until := now.Add(s.ttl)
@@ -319,49 +344,73 @@ func (s *Store) evictLocked(r *storedResult, reason string, now time.Time) {
 			s.popTombLocked()
 		}
 	}
-	s.log.Debug("result evicted", "query_id", r.id, "reason", reason, "rows", r.total, "spilled", r.path != "")
+	s.log.Debug("result evicted", "query_id", r.id, "tenant_id", r.tenant, "reason", reason, "rows", r.total, "spilled", r.spilled(), "read", r.refs > 0)
 }
 
-// evictForMemoryLocked evicts the oldest committed in-memory results until memory fits the
-// budget or none is left; it reports whether memory fits.
-func (s *Store) evictForMemoryLocked(now time.Time) bool {
-	for r := s.oldest; r != nil && s.memUsed > s.memBudget; {
+// budgetOf is the budget r counts against.
+func (s *Store) budgetOf(r *storedResult) *budget {
+	if r.spilled() {
+		return &s.disk
+	}
+	return &s.mem
+}
+
+// freeLocked gives back the bytes of an evicted result nobody reads any more.
+func (s *Store) freeLocked(r *storedResult) {
+	s.budgetOf(r).add(r.tenant, -r.size)
+	r.rows, r.size = nil, 0
+	if r.spilled() {
+		s.doomed = append(s.doomed, r.path)
+	}
+}
+
+// fitLocked evicts committed results of b (the memory or the disk budget) until it is within its
+// limit, for tenant, which needs the room: first tenant's own oldest while it holds more than its
+// share, then the oldest of the tenants that hold more than theirs. It evicts nothing when what
+// cannot be evicted (results being written or read) is over the limit, and reports whether b fits.
+func (s *Store) fitLocked(b *budget, tenant string, now time.Time) bool {
+	if b.used <= b.limit {
+		return true
+	}
+	if b.used-b.kept > b.limit {
+		return false
+	}
+	spilled, reason := b == &s.disk, map[bool]string{false: "memory", true: "disk"}[b == &s.disk]
+	for r := s.oldest; r != nil && b.used > b.limit && b.over(tenant); {
 		next := r.next
-		if r.path == "" {
-			s.evictLocked(r, "memory", now)
+		if r.tenant == tenant && r.spilled() == spilled {
+			s.evictLocked(r, reason, now)
 		}
 		r = next
 	}
-	return s.memUsed <= s.memBudget
-}
-
-// evictForDiskLocked is evictForMemoryLocked for spilled results and the disk budget.
-func (s *Store) evictForDiskLocked(now time.Time) bool {
-	for r := s.oldest; r != nil && s.diskUsed > s.diskBudget; {
+	if b.used <= b.limit || b.over(tenant) {
+		return b.used <= b.limit
+	}
+	for r := s.oldest; r != nil && b.used > b.limit; {
 		next := r.next
-		if r.path != "" {
-			s.evictLocked(r, "disk", now)
+		if r.spilled() == spilled && b.over(r.tenant) {
+			s.evictLocked(r, reason, now)
 		}
 		r = next
 	}
-	return s.diskUsed <= s.diskBudget
+	return b.used <= b.limit
 }
 
 // Writer records one result, row by row; nothing is visible before Commit. It is not safe
 // for concurrent use.
 type Writer struct {
-	s         *Store
-	id, owner string
-	cols      []Column
+	s                 *Store
+	id, tenant, owner string
+	cols              []Column
 
 	rows     []json.RawMessage // before spilling
-	memBytes int64             // reserved in s.memUsed
+	memBytes int64             // reserved in s.mem
 
 	file     *os.File // after spilling
 	bw       *bufio.Writer
 	fileRows int64
 	size     int64 // bytes written to the file
-	reserved int64 // disk budget reserved in s.diskUsed (≥ size)
+	reserved int64 // disk budget reserved in s.disk (≥ size)
 	index    []int64
 	hdr      [binary.MaxVarintLen64]byte
 
@@ -369,16 +418,17 @@ type Writer struct {
 	done bool
 }
 
-// Begin starts recording the result of query id, owned by owner (a user id). cols is kept (not
-// copied). A commit under an id already in the store replaces the older result.
-func (s *Store) Begin(id, owner string, cols []Column) *Writer {
-	return &Writer{s: s, id: id, owner: owner, cols: cols}
+// Begin starts recording the result of query id, owned by owner (a user id) of tenant (whose
+// share of the budgets it counts against). cols is kept (not copied). A commit under an id
+// already in the store replaces the older result.
+func (s *Store) Begin(id, tenant, owner string, cols []Column) *Writer {
+	return &Writer{s: s, id: id, tenant: tenant, owner: owner, cols: cols}
 }
 
 // Add appends the next row. The row is kept as is (not copied): the caller must not modify it
 // afterwards (RowReader.Next returns fresh slices). Once the rows exceed SpillAbove the result
-// is written to a spill file. Add fails when the store is closed, when the result alone does not
-// fit in the disk budget, or on an I/O error; the writer is then dead: later calls return the
+// is written to a spill file. Add fails when the store is closed, with ErrNoRoom when the result
+// does not fit in what the disk budget leaves its tenant, or on an I/O error; the writer is then dead: later calls return the
 // same error and the caller should Abort (and may serve the query without a stored result).
 func (w *Writer) Add(row json.RawMessage) error {
 	if w.done {
@@ -396,13 +446,9 @@ func (w *Writer) Add(row json.RawMessage) error {
 		s.mu.Unlock()
 		return w.fail(errResultStoreClosed)
 	}
-	s.memUsed += size
+	s.mem.add(w.tenant, size)
 	w.memBytes += size
-	spill := w.memBytes > s.spillAbove
-	if !spill && s.memUsed > s.memBudget {
-		// Spill this writer rather than evict results when evicting all of them would not do.
-		spill = s.memUsed-s.memKept > s.memBudget || !s.evictForMemoryLocked(s.now())
-	}
+	spill := w.memBytes > s.spillAbove || !s.fitLocked(&s.mem, w.tenant, s.now())
 	s.unlock()
 	w.rows = append(w.rows, row)
 	if spill {
@@ -467,8 +513,10 @@ func (w *Writer) writeRow(row json.RawMessage) error {
 }
 
 // reserveDisk reserves at least need more bytes of the disk budget (a chunk when there is room,
-// to take the lock less often), evicting the oldest spilled results if needed. It fails, evicting
-// nothing, when the space of results being written plus need exceeds the budget.
+// to take the lock less often), evicting spilled results as fitLocked does if needed. It fails
+// with ErrNoRoom, evicting nothing, when the space of results being written or read plus need
+// exceeds the budget, or when the writer's tenant is over its share with nothing of its own left
+// to evict.
 func (w *Writer) reserveDisk(need int64) error {
 	s := w.s
 	s.mu.Lock()
@@ -476,18 +524,19 @@ func (w *Writer) reserveDisk(need int64) error {
 	if s.closed {
 		return errResultStoreClosed
 	}
-	if s.diskUsed-s.diskKept+need > s.diskBudget {
-		return fmt.Errorf("queryexec: result %s: %w", w.id, errResultTooLarge)
+	if s.disk.used-s.disk.kept+need > s.disk.limit {
+		return fmt.Errorf("queryexec: result %s: %w", w.id, ErrNoRoom)
 	}
 	n := need
-	if free := s.diskBudget - s.diskUsed; free > n {
+	if free := s.disk.limit - s.disk.used; free > n {
 		n = min(free, max(need, s.diskChunk))
 	}
-	s.diskUsed += n
-	w.reserved += n
-	if s.diskUsed > s.diskBudget {
-		s.evictForDiskLocked(s.now())
+	s.disk.add(w.tenant, n)
+	if !s.fitLocked(&s.disk, w.tenant, s.now()) {
+		s.disk.add(w.tenant, -n)
+		return fmt.Errorf("queryexec: result %s: %w", w.id, ErrNoRoom)
 	}
+	w.reserved += n
 	return nil
 }
 
@@ -497,7 +546,7 @@ func (w *Writer) releaseMemory() {
 		return
 	}
 	w.s.mu.Lock()
-	w.s.memUsed -= w.memBytes
+	w.s.mem.add(w.tenant, -w.memBytes)
 	w.s.mu.Unlock()
 	w.memBytes = 0
 }
@@ -513,7 +562,7 @@ func (w *Writer) releaseDisk() {
 	}
 	if w.reserved != 0 {
 		w.s.mu.Lock()
-		w.s.diskUsed -= w.reserved
+		w.s.disk.add(w.tenant, -w.reserved)
 		w.s.mu.Unlock()
 		w.reserved = 0
 	}
@@ -549,11 +598,11 @@ func (w *Writer) Commit(truncated bool) error {
 			return w.fail(fmt.Errorf("queryexec: spill result %s: %w", w.id, err))
 		}
 	}
-	r := &storedResult{id: w.id, owner: w.owner, cols: w.cols, truncated: truncated, total: w.count()}
+	r := &storedResult{id: w.id, tenant: w.tenant, owner: w.owner, cols: w.cols, truncated: truncated, total: w.count()}
 	if w.file != nil {
-		r.path, r.fileSize, r.index = w.file.Name(), w.size, w.index
+		r.path, r.size, r.index = w.file.Name(), w.size, w.index
 	} else {
-		r.rows, r.memBytes = w.rows, w.memBytes
+		r.rows, r.size = w.rows, w.memBytes
 		if r.rows == nil {
 			r.rows = []json.RawMessage{}
 		}
@@ -565,12 +614,10 @@ func (w *Writer) Commit(truncated bool) error {
 		return w.fail(errResultStoreClosed)
 	}
 	now := s.now()
-	if r.path != "" {
-		s.diskUsed -= w.reserved - w.size // give back the unused reservation
-		s.diskKept += w.size
-	} else {
-		s.memKept += w.memBytes
+	if r.spilled() {
+		s.disk.add(w.tenant, -(w.reserved - w.size)) // give back the unused reservation
 	}
+	s.budgetOf(r).kept += r.size
 	w.file, w.bw, w.rows, w.memBytes, w.reserved = nil, nil, nil, 0, 0 // now the store's
 	if old := s.byID[r.id]; old != nil {
 		s.evictLocked(old, "replaced", now)
@@ -639,7 +686,7 @@ func (s *Store) Page(id, owner string, offset, limit int64) (Page, error) {
 		return page, nil
 	}
 	end := min(offset+limit, r.total)
-	if r.path == "" {
+	if !r.spilled() {
 		page.Rows = append(make([]json.RawMessage, 0, end-offset), r.rows[offset:end]...)
 		s.unlock()
 		return page, nil
@@ -677,8 +724,10 @@ func (s *Store) Rows(ctx context.Context, id, owner string, fn func(cols []Colum
 		return err
 	}
 	cols, rows := r.cols, r.rows
-	if r.path == "" {
-		s.unlock()
+	r.refs++ // an evicted result keeps counting against the budgets while it is read
+	s.unlock()
+	defer s.release(r)
+	if !r.spilled() {
 		for i, row := range rows {
 			if i%resultIndexEvery == 0 {
 				if err := ctx.Err(); err != nil {
@@ -691,10 +740,6 @@ func (s *Store) Rows(ctx context.Context, id, owner string, fn func(cols []Colum
 		}
 		return nil
 	}
-	r.refs++
-	s.unlock()
-	defer s.release(r)
-
 	f, br, err := s.openAt(r, 0)
 	if err != nil {
 		return err
@@ -740,12 +785,12 @@ func (s *Store) lookupLocked(id, owner string) (*storedResult, error) {
 	return nil, fmt.Errorf("queryexec: result %s: %w", id, domain.ErrNotFound)
 }
 
-// release ends a read of a spilled result; the last reader of an evicted one removes its file.
+// release ends a read of a result; the last reader of an evicted one frees it.
 func (s *Store) release(r *storedResult) {
 	s.mu.Lock()
 	r.refs--
 	if r.refs == 0 && r.gone {
-		s.doomed = append(s.doomed, r.path)
+		s.freeLocked(r)
 	}
 	s.unlock()
 }
@@ -758,7 +803,7 @@ func (s *Store) openAt(r *storedResult, row int64) (*os.File, *bufio.Reader, err
 	}
 	block := row / resultIndexEvery
 	start := r.index[block]
-	br := bufio.NewReaderSize(io.NewSectionReader(f, start, r.fileSize-start), 32<<10)
+	br := bufio.NewReaderSize(io.NewSectionReader(f, start, r.size-start), 32<<10)
 	for skip := row - block*resultIndexEvery; skip > 0; skip-- {
 		n, err := binary.ReadUvarint(br)
 		if err == nil {

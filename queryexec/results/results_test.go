@@ -59,7 +59,7 @@ func testResultRow(i int, pad int) json.RawMessage {
 
 func storeTestResult(t *testing.T, s *Store, id, owner string, rows, pad int) {
 	t.Helper()
-	w := s.Begin(id, owner, testResultCols)
+	w := s.Begin(id, "t", owner, testResultCols)
 	for i := range rows {
 		if err := w.Add(testResultRow(i, pad)); err != nil {
 			t.Fatalf("add row %d of %s: %v", i, id, err)
@@ -68,6 +68,15 @@ func storeTestResult(t *testing.T, s *Store, id, owner string, rows, pad int) {
 	if err := w.Commit(false); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// storeUsage is a snapshot of a store's accounting.
+type storeUsage struct{ mem, disk budget }
+
+func usage(s *Store) storeUsage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return storeUsage{mem: s.mem, disk: s.disk}
 }
 
 func spillFiles(t *testing.T, dir string) []string {
@@ -99,7 +108,7 @@ func testResultPaging(t *testing.T, spill bool) {
 	}
 	s, _ := openTestResultStore(t, opts)
 	const total = 2000
-	w := s.Begin("q1", "u1", testResultCols)
+	w := s.Begin("q1", "t", "u1", testResultCols)
 	for i := range total {
 		if err := w.Add(testResultRow(i, 3)); err != nil {
 			t.Fatal(err)
@@ -285,9 +294,7 @@ func TestResultMemoryBudget(t *testing.T) {
 	if n := len(spillFiles(t, s.dir)); n != 0 {
 		t.Fatalf("%d spill files", n)
 	}
-	s.mu.Lock()
-	used := s.memUsed
-	s.mu.Unlock()
+	used := usage(s).mem.used
 	if used > 10<<10 {
 		t.Fatalf("memory used %d over the budget", used)
 	}
@@ -318,9 +325,7 @@ func TestResultMemoryBudget(t *testing.T) {
 	if _, err := s2.Page("x", "u", 0, 1); !errors.Is(err, ErrExpired) {
 		t.Fatalf("x: %v, want ErrExpired (evicted)", err)
 	}
-	s2.mu.Lock()
-	mem := s2.memUsed
-	s2.mu.Unlock()
+	mem := usage(s2).mem.used
 	if mem != 0 {
 		t.Fatalf("memory used %d, want 0", mem)
 	}
@@ -353,27 +358,26 @@ func TestResultDiskBudget(t *testing.T) {
 		}
 		size += fi.Size()
 	}
-	s.mu.Lock()
-	used, kept := s.diskUsed, s.diskKept
-	s.mu.Unlock()
+	disk := usage(s).disk
+	used, kept := disk.used, disk.kept
 	if used != size || kept != size || size > 64<<10 {
 		t.Fatalf("disk used %d, kept %d, files %d", used, kept, size)
 	}
 
 	// A result bigger than the whole budget fails once it is (having evicted the older ones to
 	// make room while it could still fit) and leaves nothing behind.
-	w := s.Begin("huge", "u", testResultCols)
+	w := s.Begin("huge", "t", "u", testResultCols)
 	var err error
 	for i := 0; err == nil && i < 10000; i++ {
 		err = w.Add(testResultRow(i, 100))
 	}
-	if !errors.Is(err, errResultTooLarge) {
+	if !errors.Is(err, ErrNoRoom) {
 		t.Fatalf("huge result: %v", err)
 	}
-	if err := w.Add(testResultRow(0, 0)); !errors.Is(err, errResultTooLarge) {
+	if err := w.Add(testResultRow(0, 0)); !errors.Is(err, ErrNoRoom) {
 		t.Fatalf("dead writer: %v", err)
 	}
-	if err := w.Commit(false); !errors.Is(err, errResultTooLarge) {
+	if err := w.Commit(false); !errors.Is(err, ErrNoRoom) {
 		t.Fatalf("commit of a dead writer: %v", err)
 	}
 	w.Abort()
@@ -383,9 +387,7 @@ func TestResultDiskBudget(t *testing.T) {
 	if n := len(spillFiles(t, s.dir)); n != 0 {
 		t.Fatalf("%d spill files, want 0", n)
 	}
-	s.mu.Lock()
-	used = s.diskUsed
-	s.mu.Unlock()
+	used = usage(s).disk.used
 	if used != 0 {
 		t.Fatalf("disk used %d after the failed result, want 0", used)
 	}
@@ -403,9 +405,7 @@ func TestResultRowsStreamsSpilled(t *testing.T) {
 	if n := len(spillFiles(t, s.dir)); n != 1 {
 		t.Fatalf("%d spill files", n)
 	}
-	s.mu.Lock()
-	mem := s.memUsed
-	s.mu.Unlock()
+	mem := usage(s).mem.used
 	if mem != 0 {
 		t.Fatalf("memory used by a spilled result: %d", mem)
 	}
@@ -480,7 +480,7 @@ func TestResultRowsKeepsFileWhileReading(t *testing.T) {
 func TestResultAbort(t *testing.T) {
 	s, _ := openTestResultStore(t, StoreOptions{SpillAbove: 1 << 10})
 	for _, rows := range []int{5, 500} { // in memory, spilled
-		w := s.Begin("q", "u", testResultCols)
+		w := s.Begin("q", "t", "u", testResultCols)
 		for i := range rows {
 			if err := w.Add(testResultRow(i, 10)); err != nil {
 				t.Fatal(err)
@@ -500,15 +500,13 @@ func TestResultAbort(t *testing.T) {
 		if n := len(spillFiles(t, s.dir)); n != 0 {
 			t.Fatalf("%d spill files after abort", n)
 		}
-		s.mu.Lock()
-		mem, disk := s.memUsed, s.diskUsed
-		s.mu.Unlock()
+		mem, disk := usage(s).mem.used, usage(s).disk.used
 		if mem != 0 || disk != 0 {
 			t.Fatalf("after abort: memory %d, disk %d", mem, disk)
 		}
 	}
 	// Abort after Commit is a no-op.
-	w := s.Begin("kept", "u", testResultCols)
+	w := s.Begin("kept", "t", "u", testResultCols)
 	w.Add(testResultRow(0, 0))
 	if err := w.Commit(false); err != nil {
 		t.Fatal(err)
@@ -521,7 +519,7 @@ func TestResultAbort(t *testing.T) {
 		t.Fatal("second commit")
 	}
 	// An empty result is a result.
-	w = s.Begin("empty", "u", testResultCols)
+	w = s.Begin("empty", "t", "u", testResultCols)
 	if err := w.Commit(false); err != nil {
 		t.Fatal(err)
 	}
@@ -551,7 +549,7 @@ func TestResultOpenAndClose(t *testing.T) {
 	}
 	storeTestResult(t, s, "a", "u", 10, 0)
 	storeTestResult(t, s, "b", "u", 10, 0)
-	pending := s.Begin("c", "u", testResultCols)
+	pending := s.Begin("c", "t", "u", testResultCols)
 	if err := pending.Add(testResultRow(0, 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -603,7 +601,7 @@ func TestResultConcurrent(t *testing.T) {
 			for k := range perWorker {
 				id := fmt.Sprintf("%s-q%d", owner, k)
 				rows := (k % 5) * 40 // 0 … 160 rows, some spill
-				w := s.Begin(id, owner, testResultCols)
+				w := s.Begin(id, "t", owner, testResultCols)
 				for i := range rows {
 					if err := w.Add(testResultRow(i, 20)); err != nil {
 						errs <- err
@@ -663,14 +661,115 @@ func TestResultConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	s.mu.Lock()
-	mem, disk, memKept, diskKept := s.memUsed, s.diskUsed, s.memKept, s.diskKept
-	s.mu.Unlock()
+	u := usage(s)
+	mem, disk, memKept, diskKept := u.mem.used, u.disk.used, u.mem.kept, u.disk.kept
 	if mem != memKept || disk != diskKept || mem > 64<<10 || disk > 256<<10 {
 		t.Fatalf("accounting: memory %d (kept %d), disk %d (kept %d)", mem, memKept, disk, diskKept)
 	}
 	s.Close()
 	if n := len(spillFiles(t, s.dir)); n != 0 {
 		t.Fatalf("%d spill files after Close", n)
+	}
+}
+
+// storeTenantResult stores a result of rows rows padded by pad for owner "u" of tenant.
+func storeTenantResult(t *testing.T, s *Store, id, tenant string, rows, pad int) {
+	t.Helper()
+	w := s.Begin(id, tenant, "u", testResultCols)
+	for i := range rows {
+		if err := w.Add(testResultRow(i, pad)); err != nil {
+			t.Fatalf("add row %d of %s: %v", i, id, err)
+		}
+	}
+	if err := w.Commit(false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// spillDirSize is the bytes of the spill files in dir.
+func spillDirSize(t *testing.T, dir string) int64 {
+	t.Helper()
+	var size int64
+	for _, f := range spillFiles(t, dir) {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size += fi.Size()
+	}
+	return size
+}
+
+// One tenant's many big results evict its own older ones, not the other tenants' (issue 10: 90
+// big queries of one tenant made every other tenant's next page 410), on disk and in memory.
+func TestResultFairShareAmongTenants(t *testing.T) {
+	// Disk: ~24 KiB per result of "big", ~6 KiB for "small"; 64 KiB in all.
+	s, _ := openTestResultStore(t, StoreOptions{SpillAbove: 1 << 10, DiskBudget: 64 << 10})
+	storeTenantResult(t, s, "small", "quiet", 50, 100)
+	for i := range 20 {
+		storeTenantResult(t, s, fmt.Sprintf("big-%d", i), "noisy", 200, 100)
+	}
+	if _, err := s.Page("small", "u", 0, 1); err != nil {
+		t.Fatalf("the quiet tenant's result after 20 big results of another: %v", err)
+	}
+	if _, err := s.Page("big-19", "u", 0, 1); err != nil {
+		t.Fatalf("the newest big result: %v", err)
+	}
+	if _, err := s.Page("big-0", "u", 0, 1); !errors.Is(err, ErrExpired) {
+		t.Fatalf("the oldest big result: %v, want ErrExpired (evicted within its tenant)", err)
+	}
+	if size := spillDirSize(t, s.dir); size > 64<<10 {
+		t.Fatalf("spill files hold %d bytes, over the 64 KiB budget", size)
+	}
+
+	// A tenant within its share may take room from one over its share: "quiet" stores two more.
+	storeTenantResult(t, s, "small-2", "quiet", 200, 100)
+	for _, id := range []string{"small", "small-2", "big-19"} {
+		if _, err := s.Page(id, "u", 0, 1); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+	}
+
+	// Memory: rows of ~130 bytes, 30 per result ≈ 4 KiB; 12 KiB in all, nothing spills early.
+	m, _ := openTestResultStore(t, StoreOptions{MemoryBudget: 12 << 10, SpillAbove: 8 << 10})
+	storeTenantResult(t, m, "small", "quiet", 10, 100)
+	for i := range 10 {
+		storeTenantResult(t, m, fmt.Sprintf("big-%d", i), "noisy", 30, 100)
+	}
+	if _, err := m.Page("small", "u", 0, 1); err != nil {
+		t.Fatalf("the quiet tenant's result in memory after 10 results of another: %v", err)
+	}
+	if got := usage(m).mem.used; got > 12<<10 {
+		t.Fatalf("memory used %d, over the budget", got)
+	}
+}
+
+// An evicted result that a reader still holds (a stalled export) counts against the disk budget
+// until the read ends: three of them took the spill directory to twice its budget (issue 10).
+func TestResultPinnedFilesCountAgainstTheBudget(t *testing.T) {
+	s, _ := openTestResultStore(t, StoreOptions{SpillAbove: 1 << 10, DiskBudget: 64 << 10})
+	storeTenantResult(t, s, "read", "t", 200, 100)
+	rows := 0
+	err := s.Rows(context.Background(), "read", "u", func([]Column, json.RawMessage) error {
+		if rows++; rows > 1 {
+			return nil
+		}
+		for i := range 6 { // while the export stalls, more results come and evict it
+			storeTenantResult(t, s, fmt.Sprintf("next-%d", i), "t", 200, 100)
+			if size := spillDirSize(t, s.dir); size > 64<<10 {
+				return fmt.Errorf("after %d more results the spill files hold %d bytes, over the 64 KiB budget", i+1, size)
+			}
+		}
+		if _, err := s.Page("read", "u", 0, 1); !errors.Is(err, ErrExpired) {
+			return fmt.Errorf("the result being read: %v, want ErrExpired (evicted)", err)
+		}
+		return nil
+	})
+	if err != nil || rows != 200 {
+		t.Fatalf("%v after %d rows", err, rows)
+	}
+	disk := usage(s).disk
+	if size := spillDirSize(t, s.dir); disk.used != size || disk.kept != size {
+		t.Fatalf("after the read: disk used %d, kept %d, files %d", disk.used, disk.kept, size)
 	}
 }
