@@ -7,8 +7,21 @@ import (
 	"time"
 )
 
-// Reactors (mail delivery, provisioning, purge, housekeeping) work through queues kept in read
-// models, in rounds.
+// Reactors act on what the read models show, in rounds, each in a file named for what it reacts
+// to: reactor_provisioning.go, reactor_mail.go, reactor_purge.go, reactor_idle.go (auto-stop),
+// reactor_storage_sampling.go, reactor_storage_quota.go (the storage wall), reactor_writes.go and
+// reactor_housekeeping.go.
+
+// WorkQueue is the management database as the reactors' work queues: tables of read models
+// (database_list, tenants, mail_deliveries) that projectors keep and reactors read to find their
+// work — databases to provision, purge, measure, restrict or stop, mails to deliver. A reactor never
+// writes them: it records what it did as events, and a row leaves the queue when its projector
+// applies them. Rows whose work must not run twice at once are claimed with claimDue (BeginTx);
+// work that the domain refuses to do twice is read with QueryContext. *sql.DB satisfies it.
+type WorkQueue interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
 
 // runRounds calls round until ctx ends: again at once after a round that handled something (there
 // may be more), otherwise when wake fires (nil: never) or poll has passed. A failed round is logged
@@ -38,8 +51,8 @@ func runRounds(ctx context.Context, log *slog.Logger, what string, round func(co
 // claimDue begins a READ COMMITTED transaction (no gap locks: the read model keeps taking new
 // rows meanwhile) and locks the rows whose ids query selects; query ends in FOR UPDATE SKIP LOCKED,
 // so processes sharing the queue never take the same row at once. The caller ends tx.
-func claimDue(ctx context.Context, db *sql.DB, query string, args ...any) (*sql.Tx, []string, error) {
-	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+func claimDue(ctx context.Context, queue WorkQueue, query string, args ...any) (*sql.Tx, []string, error) {
+	tx, err := queue.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,0 +1,128 @@
+package commands
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/queryexec/sandbox"
+)
+
+// The storage wall reacts to the storage the read model counts for each tenant (database_list,
+// a WorkQueue): at or over the plan's MaxStorageBytes, its databases' writes are restricted; back
+// under it, restored. Housekeeping and the write sampler run it.
+
+// reconcileWrites sets the read-write account's privileges to what the database's stream says,
+// after a restriction or restoration of its writes acted on the server but was not recorded.
+func (h *Databases) reconcileWrites(ctx context.Context, server *sandbox.Sandbox, id domain.DatabaseID) {
+	ctx = context.WithoutCancel(ctx)
+	d, err := h.load(ctx, id)
+	if err == nil {
+		switch d.State() {
+		case domain.StateRunning, domain.StateStopped, domain.StateDeleted: // the accounts exist
+			err = ignoreMissing(server.RestrictWrites(ctx, string(id), d.WritesRestricted()))
+		}
+	}
+	if err != nil {
+		h.log.Error("could not set the writes' restriction after an unrecorded change", "database_id", id, "err", err)
+	}
+}
+
+// EnforceStorage puts up the storage wall behind the query API's quota check: for each tenant
+// whose storage (as DatabaseUsage counts it, from the read model) is at or over its plan's
+// MaxStorageBytes, it restricts the writes of its databases that are running or stopped (their
+// read-write account keeps reading, DELETE, DROP and TRUNCATE: see sandbox.Sandbox.RestrictWrites),
+// and for each tenant under its limit it restores the writes it restricted. Each change acts on the
+// server first and records database.writes_restricted.v1 or database.writes_restored.v1 after,
+// as the other lifecycle changes do. It returns how many databases changed; a database whose
+// server does not answer is left for the next round.
+func (h *Databases) EnforceStorage(ctx context.Context) (int, error) {
+	return h.enforceStorage(ctx, nil)
+}
+
+// enforceStorage enforces the storage quota of the tenants of the databases in ids (all when nil).
+func (h *Databases) enforceStorage(ctx context.Context, ids []domain.DatabaseID) (int, error) {
+	if ids != nil && len(ids) == 0 {
+		return 0, nil
+	}
+	limitOfPlan := `CASE t.plan` // NULL for a plan that no longer exists: no limit
+	var args []any
+	for _, p := range domain.Plans {
+		limitOfPlan += ` WHEN ? THEN ?`
+		args = append(args, p.ID, p.Limits.MaxStorageBytes)
+	}
+	limitOfPlan += ` END`
+	scope := ``
+	if ids != nil {
+		scope = ` WHERE x.tenant_id IN (SELECT tenant_id FROM database_list WHERE database_id IN (?` + strings.Repeat(`, ?`, len(ids)-1) + `))`
+		for _, id := range ids {
+			args = append(args, id)
+		}
+	}
+	// The databases whose restriction differs from what their tenant's usage asks for.
+	rows, err := h.queue.QueryContext(ctx, `SELECT d.tenant_id, d.database_id, u.used, u.storage_limit
+		FROM database_list d JOIN (
+			SELECT x.tenant_id, SUM(IF(x.state IN ('running', 'stopped', 'deleted'), x.storage_bytes, 0)) AS used,
+				`+limitOfPlan+` AS storage_limit
+			FROM database_list x JOIN tenants t ON t.tenant_id = x.tenant_id`+scope+`
+			GROUP BY x.tenant_id, t.plan) u ON u.tenant_id = d.tenant_id
+		WHERE d.state IN ('running', 'stopped')
+		AND d.writes_restricted <> COALESCE(u.storage_limit > 0 AND u.used >= u.storage_limit, FALSE)
+		ORDER BY d.tenant_id, d.database_id`, args...)
+	if err != nil {
+		return 0, fmt.Errorf("databases over or back under their storage quota: %w", err)
+	}
+	type due struct {
+		tenant      domain.TenantID
+		id          domain.DatabaseID
+		used, limit int64
+	}
+	var dues []due
+	for rows.Next() {
+		var d due
+		var limit sql.NullInt64
+		if err := rows.Scan(&d.tenant, &d.id, &d.used, &limit); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		d.limit = limit.Int64
+		dues = append(dues, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	changed := 0
+	for _, d := range dues {
+		restrict := d.limit > 0 && d.used >= d.limit
+		recorded := false
+		_, err := h.changeAndRepair(ctx, d.tenant, d.id, eventstore.Metadata{TenantID: string(d.tenant), UserAgent: "clouddb storage quota"},
+			func(db *domain.Database) ([]eventstore.Stream, []eventstore.Claim, []eventstore.Claim, error) {
+				if restrict {
+					db.RestrictWrites(d.used, d.limit, h.now())
+				} else {
+					db.RestoreWrites(h.now())
+				}
+				recorded = len(db.PendingEvents()) > 0
+				return nil, nil, nil, nil
+			}, func(server *sandbox.Sandbox, db *domain.Database) error {
+				return server.RestrictWrites(ctx, string(db.ID()), restrict)
+			}, h.reconcileWrites)
+		if err != nil {
+			h.log.Warn("storage quota: changing the writes' restriction failed, retrying later", "database_id", d.id, "restrict", restrict, "err", err)
+			continue
+		}
+		if recorded {
+			changed++
+			if restrict {
+				h.log.Info("database writes restricted: the tenant is over its storage quota", "database_id", d.id, "tenant_id", d.tenant, "used", d.used, "limit", d.limit)
+			} else {
+				h.log.Info("database writes restored: the tenant is under its storage quota", "database_id", d.id, "tenant_id", d.tenant, "used", d.used, "limit", d.limit)
+			}
+		}
+	}
+	return changed, nil
+}
