@@ -744,6 +744,26 @@ func TestEngineSessionIsolation(t *testing.T) {
 		}
 	})
 
+	t.Run("user-level locks", func(t *testing.T) {
+		// GET_LOCK itself never reaches the server; a function made behind the classifier's back
+		// (over a direct connection) takes the lock in a plain SELECT, whose session would go
+		// back to the pool holding it.
+		name := "clouddb-test-" + uuid.NewString()
+		_, _, err := f.run(t, f.request(domain.RoleViewer, "SELECT GET_LOCK('"+name+"', 0)"))
+		wantNotAllowed(t, err, "server_function")
+		f.exec(t, "CREATE FUNCTION take_lock() RETURNS INT SQL SECURITY INVOKER RETURN GET_LOCK('"+name+"', 0)")
+		if res, _ := f.mustRun(t, "SELECT take_lock()"); rowsJSON(res.Rows) != "[1]" {
+			t.Fatalf("SELECT take_lock() = %s, want [1]", rowsJSON(res.Rows))
+		}
+		var holder sql.NullInt64
+		if err := f.root.QueryRowContext(sandboxtest.Context(t), "SELECT IS_USED_LOCK(?)", name).Scan(&holder); err != nil {
+			t.Fatal(err)
+		}
+		if holder.Valid {
+			t.Errorf("connection %d still holds the lock the request took", holder.Int64)
+		}
+	})
+
 	t.Run("temporary table", func(t *testing.T) {
 		f.mustRun(t, "CREATE TEMPORARY TABLE tmp (a INT)")
 		results, records, err := f.run(t, f.request(domain.RoleDeveloper, "SELECT * FROM tmp"))

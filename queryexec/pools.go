@@ -28,6 +28,7 @@ const (
 	poolMaxIdleTime   = time.Minute
 	poolMaxLifetime   = 10 * time.Minute
 	poolUnusedAfter   = 5 * time.Minute // a pool unused this long is closed
+	releaseTimeout    = 5 * time.Second // for the lock release of a session going back to its pool
 )
 
 // poolKey names one account's pool.
@@ -124,7 +125,21 @@ func (p *pools) get(ctx context.Context, key poolKey, maxOpen int) (*conn, error
 
 // release returns c to its pool, or closes it for good when discard is set: a session whose state
 // a statement may have changed (a transaction, variables, temporary tables) serves no one else.
+// A session going back to the pool first gives up every user-level lock it holds: the classifier
+// refuses GET_LOCK, but a stored function or trigger made over a direct connection could still
+// take one, and a lock name is server-wide (another tenant's, or the platform's). A session that
+// held one, or cannot say, is closed too.
 func (p *pools) release(c *conn, discard bool) {
+	if !discard {
+		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+		var released sql.NullInt64
+		err := c.QueryRowContext(ctx, "SELECT RELEASE_ALL_LOCKS()").Scan(&released)
+		cancel()
+		if err != nil || released.Int64 > 0 {
+			p.log.Warn("a pooled session held user-level locks; released and closed", "database_id", c.key.id, "locks", released.Int64, "err", err)
+			discard = true
+		}
+	}
 	if discard {
 		_ = c.Raw(func(any) error { return driver.ErrBadConn })
 	}

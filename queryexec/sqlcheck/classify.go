@@ -67,8 +67,17 @@ func deny(reason, format string, args ...any) *Denied {
 //	set_global            SET GLOBAL/PERSIST, SET @@global., SET PASSWORD
 //	session_settings      SET of a character set or sql_mode that changes how
 //	                      later statements are lexed (e.g. SET NAMES gbk,
-//	                      sql_mode ANSI_QUOTES / NO_BACKSLASH_ESCAPES)
-//	file_access           LOAD DATA/XML, INTO OUTFILE/DUMPFILE, LOAD_FILE()
+//	                      sql_mode ANSI_QUOTES / NO_BACKSLASH_ESCAPES / ORACLE),
+//	                      of the limits the platform sets (max_statement_time,
+//	                      sql_select_limit), or of any variable outside
+//	                      settableVars (boundary.go)
+//	file_access           LOAD DATA/XML, INTO OUTFILE/DUMPFILE, LOAD_FILE(),
+//	                      DATA/INDEX DIRECTORY
+//	server_function       GET_LOCK and the other serverFunctions, anywhere
+//	server_information    SHOW VARIABLES/STATUS/GRANTS/PROCESSLIST/CREATE USER
+//	                      and every SHOW outside readableShows; @@global. and
+//	                      system variables outside readableVars
+//	storage_engine        ENGINE outside tableEngines, the CONNECTION option
 //	server_admin          KILL, SHUTDOWN, FLUSH, plugins, servers, replication,
 //	                      PURGE, RESET, CACHE/LOAD INDEX, HANDLER, XA, ...
 //	lock_tables           LOCK/UNLOCK TABLES
@@ -122,6 +131,9 @@ func classifyTokens(sql string, toks []token, schema string) (Classification, er
 	if d := globalChecks(toks); d != nil {
 		return c, d
 	}
+	if d := boundaryChecks(sql, toks); d != nil {
+		return c, d
+	}
 	names, d := scanNames(sql, toks, schema)
 	if d != nil {
 		return c, d
@@ -143,6 +155,11 @@ func classifyTokens(sql string, toks []token, schema string) (Classification, er
 	w := words{toks: toks}
 	if r := deniedVerb(w); r != nil {
 		return c, r
+	}
+	if (verb == "CREATE" || verb == "ALTER") && routineKinds[objectKind(w)] {
+		if r := routineSets(sql, toks); r != nil {
+			return c, r
+		}
 	}
 	text := sql[toks[0].start:toks[len(toks)-1].end]
 	switch verb {
@@ -784,6 +801,23 @@ func classifyShow(sql string, c Classification, w words, names []string, schema 
 	if adminShows[kind] {
 		return c, deny("server_admin", "SHOW %s is not allowed", kind)
 	}
+	if !readableShows[kind] {
+		return c, deny("server_information", "SHOW %s is not allowed: it shows the server or other sessions, not this database", kind)
+	}
+	if kind == "CREATE" {
+		switch w.up(i + 1) {
+		case "USER", "ROLE":
+			return c, deny("server_information", "SHOW CREATE %s is not allowed: it shows the account's password hash", w.up(i+1))
+		case "DATABASE", "SCHEMA":
+			j := i + 2
+			if w.is(j, "IF") {
+				j += 3 // IF NOT EXISTS
+			}
+			if j < len(w.toks) && isName(w.toks[j]) && nameOf(sql, w.toks[j]) != schema {
+				return c, deny("other_schema", "only the database's own schema may be referenced, not %q", nameOf(sql, w.toks[j]))
+			}
+		}
+	}
 	// SHOW COLUMNS/INDEX FROM tbl [FROM db]; SHOW TABLES/TRIGGERS/... [FROM db]
 	skip := 0
 	switch kind {
@@ -840,7 +874,7 @@ func classifySet(sql string, c Classification, toks []token, schema string) (Cla
 			} else if t.kind == tkPunct && t.ch == ')' {
 				depth--
 			} else if depth == 0 && t.kind == tkWord && t.up == "FOR" {
-				if d := checkSetVars(sql, toks[2:i]); d != nil {
+				if d := checkSetVars(sql, toks[2:i], false); d != nil {
 					return c, d
 				}
 				in, err := classifyTokens(sql, toks[i+1:], schema)
@@ -852,7 +886,7 @@ func classifySet(sql string, c Classification, toks []token, schema string) (Cla
 		}
 		return c, deny("unparsable", "SET STATEMENT without FOR")
 	}
-	if d := checkSetVars(sql, toks[1:]); d != nil {
+	if d := checkSetVars(sql, toks[1:], false); d != nil {
 		return c, d
 	}
 	c.Type = TypeOther
@@ -863,49 +897,6 @@ func classifySet(sql string, c Classification, toks []token, schema string) (Cla
 // backslash or quote byte part of a multi-byte character.
 var safeCharsets = map[string]bool{
 	"UTF8": true, "UTF8MB3": true, "UTF8MB4": true, "LATIN1": true, "ASCII": true, "BINARY": true, "DEFAULT": true,
-}
-
-// checkSetVars refuses global assignments and settings that change lexing.
-func checkSetVars(sql string, toks []token) *Denied {
-	w := words{toks}
-	for i, t := range toks {
-		switch t.kind {
-		case tkWord:
-			switch t.up {
-			case "GLOBAL", "PERSIST", "PERSIST_ONLY":
-				return deny("set_global", "SET %s is not allowed", t.up)
-			case "NAMES", "CHARSET", "CHARACTER_SET_CLIENT", "CHARACTER_SET_CONNECTION":
-				if !safeCharsetAt(sql, toks, i+1) {
-					return deny("session_settings", "only utf8mb4, utf8, latin1 and ascii may be set as character set")
-				}
-			case "CHARACTER":
-				if w.is(i+1, "SET") && !safeCharsetAt(sql, toks, i+2) {
-					return deny("session_settings", "only utf8mb4, utf8, latin1 and ascii may be set as character set")
-				}
-			case "SQL_MODE":
-				if !safeSQLModeAt(sql, toks, i+1) {
-					return deny("session_settings", "sql_mode must be one literal without ANSI, ANSI_QUOTES or NO_BACKSLASH_ESCAPES")
-				}
-			}
-		case tkVar:
-			u := t.up
-			if strings.HasPrefix(u, "@@GLOBAL.") || strings.HasPrefix(u, "@@PERSIST") {
-				return deny("set_global", "SET %s is not allowed", sql[t.start:t.end])
-			}
-			name := strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(u, "@@SESSION."), "@@LOCAL."), "@@")
-			switch name {
-			case "CHARACTER_SET_CLIENT", "CHARACTER_SET_CONNECTION":
-				if !safeCharsetAt(sql, toks, i+1) {
-					return deny("session_settings", "only utf8mb4, utf8, latin1 and ascii may be set as character set")
-				}
-			case "SQL_MODE":
-				if !safeSQLModeAt(sql, toks, i+1) {
-					return deny("session_settings", "sql_mode must be one literal without ANSI, ANSI_QUOTES or NO_BACKSLASH_ESCAPES")
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // safeCharsetAt checks the value following toks[i] (skipping '=' and ':=').
@@ -922,23 +913,6 @@ func safeCharsetAt(sql string, toks []token, i int) bool {
 		v = v[1 : len(v)-1]
 	}
 	return safeCharsets[strings.ToUpper(v)]
-}
-
-// safeSQLModeAt checks the sql_mode value following toks[i]: it must be a
-// single string or keyword (no variable, number or expression, which could
-// hide a mode) that does not enable ANSI quoting or disable backslash escapes.
-func safeSQLModeAt(sql string, toks []token, i int) bool {
-	for i < len(toks) && toks[i].kind == tkPunct && (toks[i].ch == '=' || toks[i].ch == ':') {
-		i++
-	}
-	if i >= len(toks) || (toks[i].kind != tkString && toks[i].kind != tkWord) {
-		return false
-	}
-	if i+1 < len(toks) && !(toks[i+1].kind == tkPunct && toks[i+1].ch == ',') {
-		return false
-	}
-	u := strings.ToUpper(sql[toks[i].start:toks[i].end])
-	return !strings.Contains(u, "ANSI") && !strings.Contains(u, "NO_BACKSLASH_ESCAPES")
 }
 
 // markFlags sets c.Routine, c.ForeignKey and c.Rewrites from the tokens of an allowed statement.

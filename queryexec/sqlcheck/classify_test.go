@@ -144,8 +144,16 @@ var exceptions = map[string]string{
 	"PREPARE s FROM 'SELECT 1'": "denied:dynamic_sql",
 	"EXECUTE s":                 "denied:dynamic_sql",
 	"DEALLOCATE PREPARE s":      "denied:dynamic_sql",
-	// SET STATEMENT ... FOR stmt is classified as stmt.
-	"SET STATEMENT max_statement_time=5 FOR SELECT * FROM t": "read",
+	// The platform sets the statement timeout on every statement: a tenant may not lift it
+	// (the request's timeout_s lowers it).
+	"SET STATEMENT max_statement_time=5 FOR SELECT * FROM t": "denied:session_settings",
+	"SET SESSION max_statement_time = 5":                     "denied:session_settings",
+	// What shows the server, other sessions or password hashes.
+	"SHOW PROCESSLIST":             "denied:server_information",
+	"SHOW FULL PROCESSLIST":        "denied:server_information",
+	"SHOW VARIABLES LIKE 'max%'":   "denied:server_information",
+	"SHOW GLOBAL STATUS":           "denied:server_information",
+	"SHOW GRANTS FOR CURRENT_USER": "denied:server_information",
 	// SELECT ... INTO @var touches no file, but sqlparser cannot parse it and
 	// the fallback refuses a SELECT containing INTO (deny by default).
 	"SELECT a INTO @v FROM t LIMIT 1": "denied:unparsable",
@@ -349,7 +357,7 @@ func TestClassifyDenied(t *testing.T) {
 		{"WITH x AS (SELECT 1) SELECT * FROM x -- c\n UNION SELECT user FROM mysql.user", "other_schema"},
 		{"EXECUTE IMMEDIATE 'SELECT 1'", "dynamic_sql"},
 		{"SET CHARACTER SET sjis", "session_settings"},
-		{"SET STATEMENT max_statement_time=5 FOR DROP DATABASE x", "schema_management"},
+		{"SET STATEMENT lock_wait_timeout=5 FOR DROP DATABASE x", "schema_management"},
 		{"EXPLAIN FOR CONNECTION 5", "server_admin"},
 		{"CREATE SERVER s FOREIGN DATA WRAPPER mysql OPTIONS (HOST 'x')", "server_admin"},
 		{"UNINSTALL PLUGIN x", "server_admin"},
@@ -534,7 +542,7 @@ func TestClassifyFlags(t *testing.T) {
 		{"DROP FUNCTION f", R},
 		{"DROP TRIGGER trg", R},
 		{"DROP EVENT IF EXISTS e", R},
-		{"SET STATEMENT max_statement_time=5 FOR DROP PROCEDURE p", R},
+		{"SET STATEMENT lock_wait_timeout=5 FOR DROP PROCEDURE p", R},
 		{"CALL p(1)", 0}, // running an existing routine is not routine DDL
 		{"SELECT * FROM procedure_log", 0},
 		{"CREATE VIEW v AS SELECT 1 AS a", 0},
@@ -554,7 +562,7 @@ func TestClassifyFlags(t *testing.T) {
 		{"CREATE TABLE c (id INT, note VARCHAR(20) DEFAULT 'REFERENCES', `references` INT)", 0},
 		{"CREATE TABLE c LIKE p", 0},
 		{"CREATE TABLE c AS SELECT * FROM p", 0},
-		{"SET STATEMENT max_statement_time=5 FOR CREATE TABLE c (pid INT REFERENCES p(id))", F},
+		{"SET STATEMENT lock_wait_timeout=5 FOR CREATE TABLE c (pid INT REFERENCES p(id))", F},
 		{"CREATE PROCEDURE p() BEGIN CREATE TABLE d (a INT REFERENCES c(id)); END", R | F},
 
 		// High-impact ALTER TABLE: column drops and redefinitions, table rebuilds.
@@ -585,7 +593,7 @@ func TestClassifyFlags(t *testing.T) {
 		{"ALTER TABLE c DROP PARTITION p0", W},
 		{"ALTER TABLE c TRUNCATE PARTITION p0", W},
 		{"ALTER TABLE c DROP SYSTEM VERSIONING", W},
-		{"SET STATEMENT max_statement_time=5 FOR ALTER TABLE c DROP COLUMN x", W},
+		{"SET STATEMENT lock_wait_timeout=5 FOR ALTER TABLE c DROP COLUMN x", W},
 		{"CREATE PROCEDURE p() BEGIN ALTER TABLE c DROP COLUMN x; END", R | W},
 		{"CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO ALTER TABLE c ENGINE=InnoDB", R | W},
 		{"ALTER TABLE c DROP INDEX i", 0},
