@@ -507,6 +507,14 @@ func (s *Store) ReadAll(ctx context.Context, after int64, limit int) ([]Envelope
 	return s.query(ctx, `SELECT `+envelopeColumns+` FROM events WHERE position > ? ORDER BY position LIMIT ?`, after, limit)
 }
 
+// ReadTail returns up to limit events after position, in order: only those of types when types is
+// not nil, none of except, but always the last event of the log, so that a reader that applies
+// what it read may take the last position returned as its own.
+func (s *Store) ReadTail(ctx context.Context, after int64, limit int, types, except []string) ([]Envelope, error) {
+	where, args := typeFilter("position > ?", []any{after}, types, except)
+	return s.query(ctx, `SELECT `+envelopeColumns+` FROM events WHERE `+where+` ORDER BY position LIMIT ?`, append(args, limit)...)
+}
+
 func (s *Store) query(ctx context.Context, query string, args ...any) ([]Envelope, error) {
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {

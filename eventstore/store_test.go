@@ -124,13 +124,6 @@ func TestAppendAndRead(t *testing.T) {
 		}
 	}
 
-	positions := func(envs []eventstore.Envelope) []int64 {
-		ps := []int64{}
-		for _, e := range envs {
-			ps = append(ps, e.Position)
-		}
-		return ps
-	}
 	versions := func(envs []eventstore.Envelope) []int64 {
 		vs := []int64{}
 		for _, e := range envs {
@@ -182,6 +175,49 @@ func TestAppendAndRead(t *testing.T) {
 		}
 	}
 	assertLog(t, s, db, 6)
+}
+
+func positions(envs []eventstore.Envelope) []int64 {
+	ps := []int64{}
+	for _, e := range envs {
+		ps = append(ps, e.Position)
+	}
+	return ps
+}
+
+// TestReadTail reads the log keeping some types, or dropping some: the last event of the log comes
+// along either way, so a reader may take the last position returned as where it stands.
+func TestReadTail(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t, eventstore.Options{})
+	added, removed := itemAdded{}.EventType(), itemRemoved{}.EventType()
+	// Positions 1 to 6: added, removed, added, removed, added, removed.
+	for i := range 3 {
+		mustAppend(t, s, one(fmt.Sprint("cart-", i), 0, itemAdded{Item: "x"}, itemRemoved{Item: "x"}))
+	}
+	for _, tc := range []struct {
+		name          string
+		after         int64
+		limit         int
+		types, except []string
+		want          []int64
+	}{
+		{"everything", 0, 100, nil, nil, []int64{1, 2, 3, 4, 5, 6}},
+		{"some types, the head comes along", 0, 100, []string{added}, nil, []int64{1, 3, 5, 6}},
+		{"some types, a full batch stops before the head", 0, 2, []string{added}, nil, []int64{1, 3}},
+		{"no type at all: only the head", 2, 100, []string{}, nil, []int64{6}},
+		{"all types but some", 1, 100, nil, []string{added}, []int64{2, 4, 6}},
+		{"all but the head's type", 0, 100, nil, []string{removed}, []int64{1, 3, 5, 6}},
+		{"past the head", 6, 100, []string{added}, nil, []int64{}},
+	} {
+		envs, err := s.ReadTail(ctx, tc.after, tc.limit, tc.types, tc.except)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := positions(envs); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: ReadTail = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }
 
 func jsonEqual(t testing.TB, a, b []byte) bool {

@@ -79,11 +79,21 @@ func (s WatermillSchema) SelectQuery(params wsql.SelectQueryParams) (wsql.Query,
 	if batch <= 0 {
 		batch = 100
 	}
-	where, args := "position > ("+next.Query+")", next.Args
+	where, args := typeFilter("position > ("+next.Query+")", next.Args, s.Types, s.Except)
+	return wsql.Query{
+		Query: "SELECT " + envelopeColumns + " FROM events WHERE " + where + " ORDER BY position LIMIT " + strconv.Itoa(batch),
+		Args:  args,
+	}, nil
+}
+
+// typeFilter adds to where the condition that keeps only the events of types (when not nil) or not
+// of except, and always the last event of the log, so that a reader's position still reaches the
+// head: a reader of some types does not fetch and decode every event of the busy others.
+func typeFilter(where string, args []any, types, except []string) (string, []any) {
 	filter := func(op string, types []string) {
 		where += " AND (position = (SELECT last_position FROM event_sequence WHERE id = 1)"
 		if len(types) > 0 {
-			where += " OR event_type " + op + " (?" + strings.Repeat(", ?", len(types)-1) + ")"
+			where += " OR event_type " + op + " (" + placeholders(len(types)) + ")"
 			for _, t := range types {
 				args = append(args, t)
 			}
@@ -91,15 +101,12 @@ func (s WatermillSchema) SelectQuery(params wsql.SelectQueryParams) (wsql.Query,
 		where += ")"
 	}
 	switch {
-	case s.Types != nil:
-		filter("IN", s.Types)
-	case len(s.Except) > 0:
-		filter("NOT IN", s.Except)
+	case types != nil:
+		filter("IN", types)
+	case len(except) > 0:
+		filter("NOT IN", except)
 	}
-	return wsql.Query{
-		Query: "SELECT " + envelopeColumns + " FROM events WHERE " + where + " ORDER BY position LIMIT " + strconv.Itoa(batch),
-		Args:  args,
-	}, nil
+	return where, args
 }
 
 // UnmarshalMessage turns a row of SelectQuery into a message.

@@ -1,8 +1,9 @@
 // Package projections builds the read models of CloudDB Manager from the event log.
 //
-// Each Projector is a watermill consumer group on the events topic (see eventstore.Topic). Its
-// checkpoint lives in its own one-row table and is written in the same transaction as its read
-// model, so every event takes effect exactly once, and redelivery after a crash is harmless.
+// One loop per process reads the tail of the event log for all projectors and gives each Projector
+// its share. A projector's checkpoint lives in its own one-row table, locked and written in the same
+// transaction as its read model, so every event takes effect exactly once, whichever process applies
+// it, and a crash between the two leaves neither.
 // Rebuild builds a fresh copy of a read model beside the live one and swaps it in with one
 // RENAME TABLE, checkpoint included, so readers never see an empty or half-built model.
 package projections
@@ -23,7 +24,7 @@ import (
 
 // Projector builds one read model.
 type Projector interface {
-	// Name identifies the projector: its consumer group and its checkpoint table's prefix.
+	// Name identifies the projector and prefixes its checkpoint table.
 	Name() string
 	// Tables are the read model's tables. Changing their DDL makes the runtime rebuild the model
 	// at the next start.
@@ -112,6 +113,8 @@ func newProjector(p Projector) (*projector, error) {
 
 func (p *projector) checkpointTable() string { return p.Name() + "_checkpoint" }
 
+func (p *projector) quotedCheckpoint() string { return "`" + p.checkpointTable() + "`" }
+
 // tables names the live tables, or with a suffix the rebuild's or the replaced ones.
 func (p *projector) tables(suffix string) Tables {
 	t := Tables{}
@@ -185,6 +188,15 @@ func (p *projector) create(ctx context.Context, db *sql.DB, suffix string) error
 		updated_at   DATETIME(6) NOT NULL
 	) ENGINE = InnoDB`); err != nil {
 		return fmt.Errorf("projections: %s: create checkpoint: %w", p.Name(), err)
+	}
+	// Look before inserting: INSERT IGNORE on the existing row would wait for a batch that another
+	// process is applying, which holds the row's lock.
+	var rows int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+checkpoint).Scan(&rows); err != nil {
+		return fmt.Errorf("projections: %s: read checkpoint row: %w", p.Name(), err)
+	}
+	if rows > 0 {
+		return nil
 	}
 	_, err := db.ExecContext(ctx, `INSERT IGNORE INTO `+checkpoint+` (id, position, schema_hash, updated_at)
 		VALUES (1, 0, ?, UTC_TIMESTAMP(6))`, p.schemaHash)

@@ -9,10 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
-	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/clouddbmanager/clouddb/domain"
@@ -23,8 +19,8 @@ import (
 // Options tune a Runtime; the zero value is usable.
 type Options struct {
 	Logger *slog.Logger
-	// Poll is how often an idle projector looks for events appended by other processes (default
-	// 200 ms); this process's own appends wake it at once.
+	// Poll is how often an idle runtime reads the head of the log to find events appended by other
+	// processes (default 200 ms); this process's own appends wake it at once.
 	Poll time.Duration
 	// MaxLag is how many events a projector may be behind the head and still count as ready
 	// (default 10,000).
@@ -43,7 +39,7 @@ type Status struct {
 	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
 }
 
-// Runtime runs projectors: live through watermill consumers, and rebuilds on demand.
+// Runtime runs projectors: live through one loop over the log's tail, and rebuilds on demand.
 type Runtime struct {
 	db      *sql.DB
 	store   *eventstore.Store
@@ -53,11 +49,10 @@ type Runtime struct {
 	byName  map[string]*state
 	metrics *runtimeMetrics
 
-	router    *message.Router
+	started   bool
 	stopping  chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
-	closeErr  error
 
 	background     context.Context // ends at Close: rebuilds started by StartRebuild run under it
 	stopBackground context.CancelFunc
@@ -68,6 +63,7 @@ type Runtime struct {
 type state struct {
 	*projector
 	position watch.Position // the committed checkpoint, as far as this process knows
+	cursor                  // the loop's own
 
 	mu             sync.Mutex
 	rebuildStarted bool // by StartRebuild, until its goroutine ends
@@ -144,148 +140,42 @@ func (r *Runtime) Prepare(ctx context.Context) error {
 	return nil
 }
 
-// Start prepares the read models and starts a watermill consumer per projector. It returns once
-// they run; Close stops them.
+// Start prepares the read models and starts the loop that applies the log to them. It returns once
+// it runs; Close stops it.
 func (r *Runtime) Start(ctx context.Context) error {
 	if err := r.Prepare(ctx); err != nil {
 		return err
 	}
-	logger := watermill.NewSlogLoggerWithLevelMapping(r.log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, logger)
-	if err != nil {
-		return fmt.Errorf("projections: router: %w", err)
-	}
-	router.AddMiddleware(middleware.Recoverer)
 	for _, st := range r.states {
-		poll := r.opts.Poll
-		if _, linger := st.lazy(); linger > 0 {
-			poll = min(poll, linger)
-		}
-		backoff := &wakeOnAppend{store: r.store, poll: poll, stopping: r.stopping, log: r.log, name: st.Name(),
-			urgent: func() int64 { return st.urgentHead(r.store) }}
-		sub, err := newSubscriber(r.db, st.projector, backoff, batchHooks{
-			committed: func() int64 { position, _ := st.position.Load(); return position },
-			onCommit:  func(position int64) { st.position.Advance(position) },
-			apply:     r.applyCollected(st),
-			hold:      r.hold(st),
-		}, logger)
-		if err != nil {
-			return err
-		}
-		router.AddConsumerHandler(st.Name(), eventstore.Topic, sub, r.handler(st))
 		st.setStatus("running")
 	}
-	r.router = router
-	go func() {
-		defer close(r.stopped)
-		if err := router.Run(context.Background()); err != nil {
-			r.log.Error("projections stopped", "err", err)
-		}
-	}()
-	select {
-	case <-router.Running():
-		r.log.Info("projections running", "projections", r.Names())
-		return nil
-	case <-r.stopped:
-		return errors.New("projections: router stopped before running")
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	r.started = true
+	go r.follow()
+	r.log.Info("projections running", "projections", r.Names())
+	return nil
 }
 
-// Close stops the consumers after their current event; what they applied is committed, the rest
-// is applied at the next start.
+// Close stops the loop after the batch it is applying; what it applied is committed, the rest is
+// applied at the next start.
 func (r *Runtime) Close() error {
 	r.stopBackground()
 	r.rebuilds.Wait()
-	if r.router == nil {
+	if !r.started {
 		return nil
 	}
 	r.closeOnce.Do(func() {
 		close(r.stopping)
-		r.closeErr = r.router.Close()
 		<-r.stopped
 		for _, st := range r.states {
 			st.setStatus("stopped")
 		}
 	})
-	return r.closeErr
-}
-
-// handler applies one event inside the subscriber's batch transaction. A failing event rolls back
-// to its savepoint, is retried with backoff and holds the projector where it is.
-func (r *Runtime) handler(st *state) message.NoPublishHandlerFunc {
-	return func(msg *message.Message) error {
-		ctx := msg.Context()
-		env, err := eventstore.FromMessage(msg)
-		if err != nil {
-			return r.failed(ctx, st, env, err)
-		}
-		wtx, _ := wsql.TxFromContext(ctx)
-		batch, ok := wtx.(*batchTx)
-		if !ok {
-			return r.failed(ctx, st, env, errors.New("projections: no batch transaction in the message context"))
-		}
-		batch.mu.Lock()
-		defer batch.mu.Unlock()
-		if st.handlesType(env.EventType) {
-			batch.pending = append(batch.pending, env)
-			batch.wrote = true
-		}
-		batch.applied = env.Position
-		return nil
-	}
-}
-
-// applyCollected applies the events a batch collected, when it commits: all in one Apply, so that a
-// projector writes a whole batch with a few statements. When that fails, it applies them one by
-// one, each in a savepoint, and stops at the first that fails: held is that event, which the
-// checkpoint must stay before. err without held means the transaction itself failed.
-func (r *Runtime) applyCollected(st *state) func(ctx context.Context, tx *sql.Tx, events []eventstore.Envelope) (held *eventstore.Envelope, err error) {
-	return func(ctx context.Context, tx *sql.Tx, events []eventstore.Envelope) (*eventstore.Envelope, error) {
-		err := applyInSavepoint(ctx, tx, st, events)
-		if err == nil || len(events) == 1 {
-			if err == nil {
-				r.metrics.applied.WithLabelValues(st.Name()).Add(float64(len(events)))
-				r.recovered(st)
-				return nil, nil
-			}
-			return &events[0], err
-		}
-		for i := range events {
-			if err := applyInSavepoint(ctx, tx, st, events[i:i+1]); err != nil {
-				return &events[i], err
-			}
-			r.metrics.applied.WithLabelValues(st.Name()).Inc()
-		}
-		return nil, nil // the batch failed as a whole only (a deadlock, say); its events apply one by one
-	}
-}
-
-// hold reports an event the projector failed on and waits out the backoff: the next batch starts
-// with it again.
-func (r *Runtime) hold(st *state) func(env eventstore.Envelope, err error) {
-	return func(env eventstore.Envelope, err error) {
-		r.failed(context.Background(), st, env, err) //nolint:errcheck // the error is logged and recorded in the status
-	}
-}
-
-func applyInSavepoint(ctx context.Context, tx *sql.Tx, st *state, events []eventstore.Envelope) error {
-	if _, err := tx.ExecContext(ctx, `SAVEPOINT apply`); err != nil {
-		return fmt.Errorf("savepoint: %w", err)
-	}
-	if err := st.Apply(ctx, tx, st.live, events); err != nil {
-		if _, rbErr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT apply`); rbErr != nil {
-			return fmt.Errorf("%w (and rollback to savepoint: %v)", err, rbErr)
-		}
-		return err
-	}
 	return nil
 }
 
-// failed records a failure, waits out the backoff and returns err, which makes watermill deliver
-// the same event again.
-func (r *Runtime) failed(ctx context.Context, st *state, env eventstore.Envelope, err error) error {
+// failed records a failure on an event and holds the projector there: it is retried with
+// exponential backoff (100 ms up to 5 s) while the others go on.
+func (r *Runtime) failed(st *state, env eventstore.Envelope, err error) {
 	st.mu.Lock()
 	st.failures++
 	attempt := st.failures
@@ -293,15 +183,10 @@ func (r *Runtime) failed(ctx context.Context, st *state, env eventstore.Envelope
 	st.mu.Unlock()
 	r.metrics.failures.WithLabelValues(st.Name()).Inc()
 	wait := min(100*time.Millisecond<<min(attempt-1, 6), 5*time.Second)
+	st.heldUntil = time.Now().Add(wait)
 	r.log.Error("projection failed on an event and holds there; retrying",
 		"projection", st.Name(), "position", env.Position, "event_type", env.EventType,
 		"attempt", attempt, "retry_in_ms", wait.Milliseconds(), "err", err)
-	select {
-	case <-time.After(wait):
-	case <-ctx.Done():
-	case <-r.stopping:
-	}
-	return fmt.Errorf("projection %s at position %d: %w", st.Name(), env.Position, err)
 }
 
 func (r *Runtime) recovered(st *state) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,6 +37,8 @@ type ledger struct {
 	// failAt makes Apply fail while the counter is positive at that position.
 	failAt    int64
 	failsLeft atomic.Int32
+	// afterRow, when set, runs inside Apply after each event's row is written.
+	afterRow func(ctx context.Context, tx *sql.Tx, e eventstore.Envelope)
 }
 
 func newLedger(name string) *ledger {
@@ -69,6 +72,9 @@ func (l *ledger) Apply(ctx context.Context, tx *sql.Tx, t projections.Tables, ev
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO `+l.table(t)+` (position, stream_id, n) VALUES (?, ?, ?)`, e.Position, e.StreamID, ev.N); err != nil {
 			return err
+		}
+		if l.afterRow != nil {
+			l.afterRow(ctx, tx, e)
 		}
 	}
 	return nil
@@ -310,5 +316,123 @@ func TestRegistrationRejectsBadProjectors(t *testing.T) {
 	}
 	if _, err := projections.New(f.db, f.store, projections.Options{}, newLedger("twice"), newLedger("twice")); err == nil {
 		t.Error("two projectors with one name were accepted")
+	}
+}
+
+// waitForStatus polls the runtime's status until the named projector's satisfies ok.
+func waitForStatus(t *testing.T, r *projections.Runtime, name string, ok func(projections.Status) bool) projections.Status {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		statuses, err := r.Status(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range statuses {
+			if s.Name == name && ok(s) {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never reached the expected status: %+v", name, statuses)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestCheckpointFailureUndoesTheBatchItFollows makes the checkpoint write fail after the read
+// model's writes: none of them may stay, and the retry applies each event once. Were the read
+// model committed before the checkpoint (say by a library that acks after it commits), the retry
+// would write the rows a second time and the ledger's primary key would refuse them.
+func TestCheckpointFailureUndoesTheBatchItFollows(t *testing.T) {
+	f := newFixture(t)
+	r := f.start(t, newLedger("ledger"))
+	first := f.tick(t, "tick-1", 1)
+	waitFor(t, r, first.LastPosition)
+	for _, stmt := range []string{
+		`CREATE TABLE crash_switch (armed BOOL NOT NULL)`,
+		`INSERT INTO crash_switch VALUES (TRUE)`,
+		`CREATE TRIGGER ledger_checkpoint_crash BEFORE UPDATE ON ledger_checkpoint FOR EACH ROW
+		BEGIN
+			IF (SELECT armed FROM crash_switch) THEN
+				SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected crash before the checkpoint';
+			END IF;
+		END`,
+	} {
+		if _, err := f.db.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var last eventstore.Appended
+	for i := 2; i <= 5; i++ {
+		last = f.tick(t, fmt.Sprintf("tick-%d", i), i)
+	}
+	s := waitForStatus(t, r, "ledger", func(s projections.Status) bool { return s.Status == "failing" })
+	if !strings.Contains(s.LastError, "injected crash") || s.Position != first.LastPosition {
+		t.Fatalf("status = %+v, want failing on the injected crash at %d", s, first.LastPosition)
+	}
+	if rows := dump(t, f.db, "ledger_rows"); len(rows) != 1 {
+		t.Fatalf("the batch whose checkpoint failed left rows behind: %v", rows)
+	}
+	if _, err := f.db.Exec(`UPDATE crash_switch SET armed = FALSE`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, r, last.LastPosition)
+	if got, want := dump(t, f.db, "ledger_rows"), expectedLedger(t, f); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("ledger = %v, want %v", got, want)
+	}
+	waitForStatus(t, r, "ledger", func(s projections.Status) bool { return s.Status == "running" })
+}
+
+// TestProcessKilledMidBatchIsTakenOverExactlyOnce kills the database connection of a process in the
+// middle of a batch (rows of it written, checkpoint not yet): another process must apply the
+// whole batch, once, and the first one, coming back, must find it applied.
+func TestProcessKilledMidBatchIsTakenOverExactlyOnce(t *testing.T) {
+	f := newFixture(t)
+	var last eventstore.Appended
+	for i := 1; i <= 50; i++ {
+		last = f.tick(t, fmt.Sprintf("tick-%d", i%7), i)
+	}
+	middle := last.LastPosition / 2
+	killed := make(chan int64, 1)
+	release := make(chan struct{})
+	var once sync.Once
+	doomed := newLedger("ledger")
+	doomed.afterRow = func(ctx context.Context, tx *sql.Tx, e eventstore.Envelope) {
+		if e.Position < middle {
+			return
+		}
+		once.Do(func() {
+			var conn int64
+			if err := tx.QueryRowContext(ctx, `SELECT CONNECTION_ID()`).Scan(&conn); err != nil {
+				t.Error(err)
+			}
+			killed <- conn
+			<-release
+		})
+	}
+	first := f.start(t, doomed)
+	var released sync.Once
+	t.Cleanup(func() { released.Do(func() { close(release) }) }) // before Close, should the test fail early
+	conn := <-killed
+
+	// Another process: its own store, so it learns of the log only by polling the head.
+	other := &fixture{db: f.db, store: eventstore.New(f.db, registry, eventstore.Options{Logger: quiet()})}
+	t.Cleanup(func() { other.store.Close() })
+	second := other.start(t, newLedger("ledger"))
+	if _, err := f.db.Exec(fmt.Sprintf(`KILL CONNECTION %d`, conn)); err != nil {
+		t.Fatal(err)
+	}
+	waitForStatus(t, second, "ledger", func(s projections.Status) bool { return s.Position == last.LastPosition })
+	released.Do(func() { close(release) })
+	waitFor(t, first, last.LastPosition)
+
+	if got, want := dump(t, f.db, "ledger_rows"), expectedLedger(t, f); len(got) != 50 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("ledger = %v, want %v", got, want)
+	}
+	for _, r := range []*projections.Runtime{first, second} {
+		if s := waitForStatus(t, r, "ledger", func(projections.Status) bool { return true }); s.Status != "running" {
+			t.Fatalf("status = %+v, want running", s)
+		}
 	}
 }
