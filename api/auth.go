@@ -48,13 +48,17 @@ func principalFrom(ctx context.Context) Principal {
 	return p
 }
 
-// allows reports whether p may call a route of level a. A super admin may do what a tenant admin
-// may, in the tenant of the session.
-func (p Principal) allows(a access) bool {
-	role := p.Role
-	if p.SuperAdmin && p.TenantID != "" {
-		role = domain.RoleSuperAdmin
+// role is what p acts as in the session's tenant (domain.EffectiveRole); "" without a tenant.
+func (p Principal) role() domain.Role {
+	if p.TenantID == "" {
+		return ""
 	}
+	return domain.EffectiveRole(p.Role, p.SuperAdmin)
+}
+
+// allows reports whether p may call a route of level a.
+func (p Principal) allows(a access) bool {
+	role := p.role()
 	switch a {
 	case public, authenticated:
 		return true

@@ -10,15 +10,6 @@ import (
 	"github.com/clouddbmanager/clouddb/projections"
 )
 
-// actorRole is the role a member-management decision starts from: super admin, or the session's
-// role (the command re-reads it from the tenant).
-func (p Principal) actorRole() domain.Role {
-	if p.SuperAdmin {
-		return domain.RoleSuperAdmin
-	}
-	return p.Role
-}
-
 func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Emails  []string `json:"emails"`
@@ -31,7 +22,7 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request) {
 	}
 	p := principalFrom(r.Context())
 	invited, failures, err := s.identity.Commands.Invite(r.Context(), commands.Invite{
-		Tenant: p.TenantID, Actor: p.UserID, ActorRole: p.actorRole(), Emails: req.Emails, Role: req.Role,
+		Tenant: p.TenantID, Actor: p.UserID, ActorRole: p.role(), Emails: req.Emails, Role: req.Role,
 		Message: req.Message, Meta: metadata(r.Context(), r)})
 	if err != nil {
 		s.writeError(w, r, err)
@@ -99,7 +90,7 @@ func (s *Server) handleAcceptInvitation(w http.ResponseWriter, r *http.Request) 
 }
 
 func (s *Server) handleRoles(w http.ResponseWriter, r *http.Request) {
-	actor := principalFrom(r.Context()).actorRole()
+	actor := principalFrom(r.Context()).role()
 	items := make([]map[string]any, len(domain.TenantRoles))
 	for i, role := range domain.TenantRoles {
 		items[i] = map[string]any{"name": role, "level": role.Level(), "assignable": actor.CanAssign(role)}
@@ -187,7 +178,7 @@ func (s *Server) handleChangeRole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := principalFrom(r.Context())
-	change, err := s.identity.Commands.ChangeRole(r.Context(), p.TenantID, p.UserID, p.actorRole(), user, req.Role, dryRun, metadata(r.Context(), r))
+	change, err := s.identity.Commands.ChangeRole(r.Context(), p.TenantID, p.UserID, p.role(), user, req.Role, dryRun, metadata(r.Context(), r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -19,7 +19,7 @@ const MaxInvitationsPerRequest = 100
 type Invite struct {
 	Tenant    domain.TenantID
 	Actor     domain.UserID
-	ActorRole domain.Role // RoleSuperAdmin for a super admin
+	ActorRole domain.Role // what the actor acts as (domain.EffectiveRole): RoleSuperAdmin for a super admin
 	Emails    []string
 	Role      string
 	Message   string
@@ -267,12 +267,9 @@ func (h *Identity) ChangeRole(ctx context.Context, tenant domain.TenantID, actor
 	return change, err
 }
 
-// actingRole is the role a decision on t is made with: the actor's role in the tenant's own
-// stream (a role changed a moment ago counts, not the one the session started with), or super
-// admin.
-func actingRole(t *domain.Tenant, actor domain.UserID, sessionRole domain.Role) domain.Role {
-	if sessionRole == domain.RoleSuperAdmin {
-		return domain.RoleSuperAdmin
-	}
-	return t.Role(actor)
+// actingRole is the role a decision on t is made with (domain.EffectiveRole): the actor's role in
+// the tenant's own stream (a role changed a moment ago counts, not the one the session started
+// with), unless the request's role says super admin.
+func actingRole(t *domain.Tenant, actor domain.UserID, requestRole domain.Role) domain.Role {
+	return domain.EffectiveRole(t.Role(actor), requestRole == domain.RoleSuperAdmin)
 }

@@ -35,6 +35,18 @@ func (r Role) AtLeast(min Role) bool { return r.Level() >= min.Level() && r.Leve
 // at or below one's own.
 func (r Role) CanAssign(target Role) bool { return target.Level() > 0 && target.Level() <= r.Level() }
 
+// EffectiveRole is the one rule for what a user acting in a tenant may do there: a super admin
+// acts as RoleSuperAdmin, whatever its membership (it may do all a tenant admin may, within the
+// tenant's settings, and assign every tenant role); anyone else acts with its member role, "" for
+// none. The HTTP routes' access levels, the decision on a statement (queryexec/sqlcheck.Decide)
+// and member management (commands/members.go) all decide with it.
+func EffectiveRole(member Role, superAdmin bool) Role {
+	if superAdmin {
+		return RoleSuperAdmin
+	}
+	return member
+}
+
 // ParseTenantRole validates a role a tenant member can have. An empty role is viewer, the default.
 func ParseTenantRole(field, s string) (Role, error) {
 	if s == "" {

@@ -129,3 +129,39 @@ func TestParseTenantRole(t *testing.T) {
 		wantValidation(t, err, "invitations[0].role")
 	})
 }
+
+func TestEffectiveRole(t *testing.T) {
+	tests := []struct {
+		member     domain.Role
+		superAdmin bool
+		want       domain.Role
+	}{
+		{"", false, ""},
+		{domain.RoleViewer, false, domain.RoleViewer},
+		{domain.RoleDeveloper, false, domain.RoleDeveloper},
+		{domain.RoleTenantAdmin, false, domain.RoleTenantAdmin},
+		{"owner", false, "owner"}, // not a role: refused later by whoever asks for a level
+		// A super admin acts as one in any tenant: not a member, or a member with a lower role.
+		{"", true, domain.RoleSuperAdmin},
+		{domain.RoleViewer, true, domain.RoleSuperAdmin},
+		{domain.RoleDeveloper, true, domain.RoleSuperAdmin},
+		{domain.RoleTenantAdmin, true, domain.RoleSuperAdmin},
+	}
+	for _, tt := range tests {
+		got := domain.EffectiveRole(tt.member, tt.superAdmin)
+		if got != tt.want {
+			t.Errorf("EffectiveRole(%q, %v) = %q, want %q", tt.member, tt.superAdmin, got, tt.want)
+		}
+		// Whatever it acts as, a super admin may do all a tenant admin may, and assign every tenant role.
+		if tt.superAdmin {
+			if !got.AtLeast(domain.RoleTenantAdmin) {
+				t.Errorf("EffectiveRole(%q, true) = %q, below tenant_admin", tt.member, got)
+			}
+			for _, r := range domain.TenantRoles {
+				if !got.CanAssign(r) {
+					t.Errorf("EffectiveRole(%q, true) = %q cannot assign %q", tt.member, got, r)
+				}
+			}
+		}
+	}
+}

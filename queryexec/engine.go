@@ -58,7 +58,7 @@ type Policy struct {
 type Request struct {
 	User       domain.UserID
 	Role       domain.Role
-	SuperAdmin bool // acts as at least a tenant admin (sqlcheck.Decide)
+	SuperAdmin bool // acts as domain.EffectiveRole says
 	Target     Target
 	Policy     Policy
 	SQL        string

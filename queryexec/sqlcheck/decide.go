@@ -21,7 +21,7 @@ const (
 // Principal is who asks to run a statement.
 type Principal struct {
 	Role       domain.Role // the role in the database's tenant; "" for none
-	SuperAdmin bool        // a super admin acts as at least a tenant admin in the tenant it is in
+	SuperAdmin bool        // what a super admin may do in the tenant is domain.EffectiveRole's
 }
 
 // Place is the database a statement would run on and what its tenant allows there.
@@ -102,7 +102,8 @@ func (d Decision) Err() error {
 //
 //  1. the classifier (Classify): a deny-by-default filter; a *Denied reason such as unparsable,
 //     other_schema or file_access;
-//  2. the role and the tenant's settings (see authorize); a super admin acts as a tenant admin;
+//  2. the role (domain.EffectiveRole: a super admin acts as one) and the tenant's settings (see
+//     authorize);
 //  3. confirmation: "drop" and "no_where" unless q.Confirm;
 //  4. storage: writes other than DELETE, DROP and TRUNCATE are refused while the tenant is at its
 //     plan's storage or the database's account is restricted for it;
@@ -115,10 +116,7 @@ func (d Decision) Err() error {
 // the tenant (viewer and up, or a super admin in it) before anything else: a gate in front of this
 // decision, which stays the authority (it refuses any role it does not know).
 func Decide(q Question) Decision {
-	role := q.Who.Role
-	if q.Who.SuperAdmin && role.Level() < domain.RoleTenantAdmin.Level() {
-		role = domain.RoleTenantAdmin
-	}
+	role := domain.EffectiveRole(q.Who.Role, q.Who.SuperAdmin)
 	d := Decision{Account: ReadWrite}
 	if role == domain.RoleViewer {
 		d.Account = ReadOnly
