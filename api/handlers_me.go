@@ -50,7 +50,12 @@ func (s *Server) handleMyTenants(w http.ResponseWriter, r *http.Request) {
 	for i, m := range memberships {
 		items[i] = tenantRef{ID: m.TenantID, Slug: m.Slug, Name: m.Name, Role: m.Role}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+	used, limit, err := s.identity.Tenants.FreeTenants(r.Context(), principalFrom(r.Context()).UserID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items, "free_tenants": map[string]int{"used": used, "limit": limit}})
 }
 
 func (s *Server) handleChangePassword(w http.ResponseWriter, r *http.Request) {

@@ -194,6 +194,8 @@ func newFixture(t *testing.T) *fixture {
 		mail:      commands.NewMailDelivery(store, vault, db, sender, publicURL, clk.Now, quiet()),
 		publicURL: publicURL,
 	}
+	// Fixtures create many tenants per person; TestFreeTenantsPerUser tests the limit itself.
+	f.tenants.FreeTenantsPerUser = 1000
 	return f
 }
 

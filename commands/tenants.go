@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,11 +18,45 @@ type Tenants struct {
 	events     EventStore
 	readModels ReadModels
 	now        func() time.Time
+	// FreeTenantsPerUser is how many free-plan tenants one person may create
+	// (CLOUDDB_FREE_TENANTS_PER_USER); set it before use.
+	FreeTenantsPerUser int
 }
+
+// DefaultFreeTenantsPerUser is FreeTenantsPerUser unless configured.
+const DefaultFreeTenantsPerUser = 3
 
 // NewTenants returns the tenant handlers.
 func NewTenants(events EventStore, readModels ReadModels, now func() time.Time) *Tenants {
-	return &Tenants{events: events, readModels: readModels, now: now}
+	return &Tenants{events: events, readModels: readModels, now: now, FreeTenantsPerUser: DefaultFreeTenantsPerUser}
+}
+
+// FreeTenants is how many of user's free-tenant slots are held (tenants they created on the free
+// plan), and how many there are.
+func (h *Tenants) FreeTenants(ctx context.Context, user domain.UserID) (used, limit int, err error) {
+	held, err := h.freeTenantSlots(ctx, user)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, h := range held {
+		if h {
+			used++
+		}
+	}
+	return used, len(held), nil
+}
+
+// freeTenantSlots reports which of user's free-tenant slots are held.
+func (h *Tenants) freeTenantSlots(ctx context.Context, user domain.UserID) ([]bool, error) {
+	held := make([]bool, h.FreeTenantsPerUser)
+	for i := range held {
+		holder, err := h.events.ClaimHolder(ctx, domain.FreeTenantClaim(user, i+1))
+		if err != nil {
+			return nil, err
+		}
+		held[i] = holder != ""
+	}
+	return held, nil
 }
 
 func (h *Tenants) append(ctx context.Context, a eventstore.Append) error {
@@ -46,7 +81,10 @@ type CreateTenant struct {
 }
 
 // CreateTenant creates a tenant. Returns a *domain.ValidationError for a bad name, slug or plan,
-// or domain.ErrNameTaken for a slug in use (a derived slug gets a suffix instead).
+// domain.ErrNameTaken for a slug in use (a derived slug gets a suffix instead), or a
+// *domain.QuotaExceededError ("free_tenants") when a person creating a free-plan tenant holds all
+// FreeTenantsPerUser slots: the tenant claims a slot in its append, so concurrent creates cannot
+// exceed the limit (the loser of a race for a slot looks again).
 func (h *Tenants) CreateTenant(ctx context.Context, cmd CreateTenant) (*domain.Tenant, error) {
 	name, nameErr := domain.ValidateName("name", cmd.Name)
 	var slugErr error
@@ -62,13 +100,28 @@ func (h *Tenants) CreateTenant(ctx context.Context, cmd CreateTenant) (*domain.T
 		slug = domain.SlugFrom(name)
 	}
 	id := domain.TenantID(uuid.NewString())
-	for attempt := 0; ; attempt++ {
+	countsAsFree := cmd.Creator != "" && plan.ID == domain.PlanFree
+	for attempt, slotRaces := 0, 0; ; {
+		claims := []eventstore.Claim{{Key: domain.SlugClaim(slug), StreamID: id.Stream()}}
+		slotClaim := ""
+		if countsAsFree {
+			held, err := h.freeTenantSlots(ctx, cmd.Creator)
+			if err != nil {
+				return nil, err
+			}
+			slot, err := domain.FreeTenantSlot(held)
+			if err != nil {
+				return nil, err
+			}
+			slotClaim = domain.FreeTenantClaim(cmd.Creator, slot)
+			claims = append(claims, eventstore.Claim{Key: slotClaim, StreamID: id.Stream()})
+		}
 		tenant := domain.CreateTenant(id, name, slug, plan, cmd.Creator, h.now())
 		meta := cmd.Meta
 		meta.TenantID = string(id)
 		err := h.append(ctx, eventstore.Append{
 			Streams:  []eventstore.Stream{stream(id.Stream(), "tenant", tenant)},
-			Claims:   []eventstore.Claim{{Key: domain.SlugClaim(slug), StreamID: id.Stream()}},
+			Claims:   claims,
 			Metadata: meta,
 		})
 		var taken *eventstore.ClaimTakenError
@@ -77,12 +130,22 @@ func (h *Tenants) CreateTenant(ctx context.Context, cmd CreateTenant) (*domain.T
 			return tenant, nil
 		case !errors.As(err, &taken):
 			return nil, err
+		case taken.Key == slotClaim && slotRaces < maxFreeSlotRaces:
+			slotRaces++ // a concurrent create took the slot: look again
+			continue
+		case taken.Key == slotClaim:
+			return nil, fmt.Errorf("free-tenant slot of %s: %w", cmd.Creator, domain.ErrConflict)
 		case cmd.Slug != "" || attempt == 3:
 			return nil, domain.ErrNameTaken
 		}
+		attempt++
 		slug = suffixed(domain.SlugFrom(name))
 	}
 }
+
+// maxFreeSlotRaces bounds how often one create looks again after losing a free-tenant slot to a
+// concurrent create of the same person: each loss means another tenant took a slot.
+const maxFreeSlotRaces = 8
 
 // suffixed appends a short random suffix to a derived slug that is taken.
 func suffixed(slug string) string {

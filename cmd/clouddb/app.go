@@ -135,6 +135,7 @@ func (a *App) open(ctx context.Context) error {
 	a.views = views
 	a.Identity = commands.NewIdentity(a.Store, vault, views, a.Projections, now, a.Config.BcryptCost)
 	a.Tenants = commands.NewTenants(a.Store, a.Projections, now)
+	a.Tenants.FreeTenantsPerUser = a.Config.FreeTenantsPerUser
 	a.Mail = commands.NewMailDelivery(a.Store, vault, db, a.mailSender(), a.Config.PublicURL, now, a.Log)
 	sandboxes := a.Config.SandboxDSNs
 	if len(sandboxes) == 0 {

@@ -51,6 +51,8 @@ type Config struct {
 	// $CLOUDDB_DATA_DIR/results).
 	QueryRate    float64
 	ResultMemory int64
+	// FreeTenantsPerUser is how many free-plan tenants one person may create.
+	FreeTenantsPerUser int
 	// JWTSecret and SecretKey come from the environment or are generated once into the data dir
 	// by LoadKeys.
 	JWTSecret []byte
@@ -166,6 +168,12 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		fail("CLOUDDB_RESULT_MEMORY", "%q must be a number of bytes, at least 1048576", memText)
 	} else {
 		c.ResultMemory = n
+	}
+	freeText := get("CLOUDDB_FREE_TENANTS_PER_USER", "3")
+	if n, err := strconv.Atoi(freeText); err != nil || n < 1 || n > 1000 {
+		fail("CLOUDDB_FREE_TENANTS_PER_USER", "%q must be a number from 1 to 1000", freeText)
+	} else {
+		c.FreeTenantsPerUser = n
 	}
 	if v := getenv("CLOUDDB_JWT_SECRET"); v != "" {
 		if len(v) < 32 {

@@ -20,51 +20,53 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.HTTPAddr != "127.0.0.1:8080" || c.MgmtDSN != "" || c.SandboxPrefix != "cdb_" || c.DataDir != "./data" ||
 		c.MailDir != filepath.Join("data", "mail") || c.PublicURL.String() != "http://localhost:8080" || c.BcryptCost != 12 ||
-		c.QueryRate != 20 || c.ResultMemory != 64<<20 || c.MetricsAddr != "127.0.0.1:9090" {
+		c.QueryRate != 20 || c.ResultMemory != 64<<20 || c.MetricsAddr != "127.0.0.1:9090" || c.FreeTenantsPerUser != 3 {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 }
 
 func TestValues(t *testing.T) {
 	c, err := FromEnv(env(map[string]string{
-		"CLOUDDB_HTTP_ADDR":           ":9000",
-		"CLOUDDB_MGMT_DSN":            "root@tcp(db:3306)/clouddb",
-		"CLOUDDB_SANDBOX_DSN":         "root@tcp(a:3306)/, root@tcp(b:3306)/",
-		"CLOUDDB_SANDBOX_PUBLIC_PORT": "13306",
-		"CLOUDDB_DATA_DIR":            "/var/lib/clouddb",
-		"CLOUDDB_BCRYPT_COST":         "4",
-		"CLOUDDB_SECRET_KEY":          "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-		"CLOUDDB_LOG_LEVEL":           "debug",
-		"CLOUDDB_QUERY_RATE":          "0.5",
-		"CLOUDDB_RESULT_MEMORY":       "2097152",
-		"CLOUDDB_METRICS_ADDR":        ":0",
+		"CLOUDDB_HTTP_ADDR":             ":9000",
+		"CLOUDDB_MGMT_DSN":              "root@tcp(db:3306)/clouddb",
+		"CLOUDDB_SANDBOX_DSN":           "root@tcp(a:3306)/, root@tcp(b:3306)/",
+		"CLOUDDB_SANDBOX_PUBLIC_PORT":   "13306",
+		"CLOUDDB_DATA_DIR":              "/var/lib/clouddb",
+		"CLOUDDB_BCRYPT_COST":           "4",
+		"CLOUDDB_SECRET_KEY":            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"CLOUDDB_LOG_LEVEL":             "debug",
+		"CLOUDDB_QUERY_RATE":            "0.5",
+		"CLOUDDB_RESULT_MEMORY":         "2097152",
+		"CLOUDDB_METRICS_ADDR":          ":0",
+		"CLOUDDB_FREE_TENANTS_PER_USER": "5",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(c.SandboxDSNs) != 2 || c.SandboxPublicPort != 13306 || c.MailDir != "/var/lib/clouddb/mail" ||
 		c.BcryptCost != 4 || len(c.SecretKey) != 32 || c.LogLevel.String() != "DEBUG" ||
-		c.QueryRate != 0.5 || c.ResultMemory != 2<<20 || c.MetricsAddr != ":0" {
+		c.QueryRate != 0.5 || c.ResultMemory != 2<<20 || c.MetricsAddr != ":0" || c.FreeTenantsPerUser != 5 {
 		t.Fatalf("values not read: %+v", c)
 	}
 }
 
 func TestInvalidValuesNameTheVariableOnOneLine(t *testing.T) {
 	tests := map[string]string{
-		"CLOUDDB_HTTP_ADDR":           "8080",
-		"CLOUDDB_MGMT_DSN":            "root@tcp(db:3306)/",
-		"CLOUDDB_SANDBOX_DSN":         "not a dsn",
-		"CLOUDDB_SANDBOX_PREFIX":      "Bad-Prefix",
-		"CLOUDDB_SANDBOX_PUBLIC_PORT": "70000",
-		"CLOUDDB_PUBLIC_URL":          "ftp://x",
-		"CLOUDDB_SMTP_ADDR":           "mail",
-		"CLOUDDB_BCRYPT_COST":         "3",
-		"CLOUDDB_LOG_LEVEL":           "loud",
-		"CLOUDDB_JWT_SECRET":          "short",
-		"CLOUDDB_SECRET_KEY":          "c2hvcnQ=",
-		"CLOUDDB_QUERY_RATE":          "0",
-		"CLOUDDB_RESULT_MEMORY":       "1000",
-		"CLOUDDB_METRICS_ADDR":        "9090",
+		"CLOUDDB_HTTP_ADDR":             "8080",
+		"CLOUDDB_MGMT_DSN":              "root@tcp(db:3306)/",
+		"CLOUDDB_SANDBOX_DSN":           "not a dsn",
+		"CLOUDDB_SANDBOX_PREFIX":        "Bad-Prefix",
+		"CLOUDDB_SANDBOX_PUBLIC_PORT":   "70000",
+		"CLOUDDB_PUBLIC_URL":            "ftp://x",
+		"CLOUDDB_SMTP_ADDR":             "mail",
+		"CLOUDDB_BCRYPT_COST":           "3",
+		"CLOUDDB_LOG_LEVEL":             "loud",
+		"CLOUDDB_JWT_SECRET":            "short",
+		"CLOUDDB_SECRET_KEY":            "c2hvcnQ=",
+		"CLOUDDB_QUERY_RATE":            "0",
+		"CLOUDDB_RESULT_MEMORY":         "1000",
+		"CLOUDDB_METRICS_ADDR":          "9090",
+		"CLOUDDB_FREE_TENANTS_PER_USER": "0",
 	}
 	for name, value := range tests {
 		t.Run(name, func(t *testing.T) {
