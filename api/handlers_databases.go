@@ -75,7 +75,7 @@ func (s *Server) handleCreateDatabase(w http.ResponseWriter, r *http.Request) {
 	}
 	p := principalFrom(r.Context())
 	created, impact, err := s.databases.Commands.CreateDatabase(r.Context(), commands.CreateDatabase{
-		Tenant: p.TenantID, Owner: p.UserID, Name: req.Name, Charset: req.Charset, Collation: req.Collation,
+		Tenant: p.TenantID, Owner: p.UserID, Role: p.Role, SuperAdmin: p.SuperAdmin, Name: req.Name, Charset: req.Charset, Collation: req.Collation,
 		Template: req.Template, SchemaSQL: req.SchemaSQL, DryRun: dryRun, Meta: metadata(r.Context(), r)})
 	if err != nil {
 		s.writeError(w, r, err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -67,6 +66,8 @@ func (h *Databases) append(ctx context.Context, a eventstore.Append) error {
 type CreateDatabase struct {
 	Tenant                             domain.TenantID
 	Owner                              domain.UserID
+	Role                               domain.Role // the creator's role in Tenant: the schema template runs with it
+	SuperAdmin                         bool
 	Name, Charset, Collation, Template string
 	SchemaSQL                          string // DDL of the "schema" template
 	DryRun                             bool
@@ -129,7 +130,9 @@ func (h *Databases) CreateDatabase(ctx context.Context, cmd CreateDatabase) (*do
 	id := domain.DatabaseID(uuid.NewString())
 	var schemaSQL []string
 	if template == domain.TemplateSchema {
-		if schemaSQL, err = checkSchemaSQL(cmd.SchemaSQL, sandbox.SchemaName(server.Prefix(), string(id)), tenant.Settings()); err != nil {
+		who := sqlcheck.Principal{Role: cmd.Role, SuperAdmin: cmd.SuperAdmin}
+		where := sqlcheck.Place{Schema: sandbox.SchemaName(server.Prefix(), string(id)), Settings: tenant.Settings(), Limits: limits}
+		if schemaSQL, err = checkSchemaSQL(cmd.SchemaSQL, who, where); err != nil {
 			return nil, Impact{}, err
 		}
 	}
@@ -204,13 +207,13 @@ func (h *Databases) placed(ctx context.Context) (map[string]int, error) {
 // maxSchemaSQL bounds the DDL of the schema template.
 const maxSchemaSQL = 64 << 10
 
-var routineDDL = regexp.MustCompile(`(?is)^CREATE\s+(OR\s+REPLACE\s+)?(PROCEDURE|FUNCTION|TRIGGER|EVENT)\b`)
-
-// checkSchemaSQL splits the schema template's DDL and checks each statement with the query
-// module's classifier: creating or altering objects of the database's own schema only (procedures,
-// functions, triggers and events when the tenant allows procedures). The error names the
+// checkSchemaSQL splits the schema template's DDL and has sqlcheck.Decide, the one checker /query
+// uses too, judge each statement as the creator (who) would run it on the new database (where):
+// the classifier, the creator's role and the tenant's settings (procedures, functions, triggers
+// and events only when the tenant allows them, however the statement is written; foreign keys and
+// high-impact ALTERs likewise). Only CREATE and ALTER may build the schema. The error names the
 // statement and why.
-func checkSchemaSQL(ddl, schema string, settings domain.TenantSettings) ([]string, error) {
+func checkSchemaSQL(ddl string, who sqlcheck.Principal, where sqlcheck.Place) ([]string, error) {
 	if len(ddl) > maxSchemaSQL {
 		return nil, domain.NewValidationError("schema_sql", fmt.Sprintf("must be at most %d bytes", maxSchemaSQL))
 	}
@@ -219,14 +222,13 @@ func checkSchemaSQL(ddl, schema string, settings domain.TenantSettings) ([]strin
 		return nil, domain.NewValidationError("schema_sql", err.Error())
 	}
 	for i, stmt := range statements {
-		c, err := sqlcheck.Classify(stmt, schema)
-		switch {
-		case err != nil:
-			return nil, domain.NewValidationError("schema_sql", fmt.Sprintf("statement %d: %v", i+1, err))
+		// The database is new and empty: nothing to confirm a drop of, no rows to measure.
+		d := sqlcheck.Decide(sqlcheck.Question{SQL: stmt, Who: who, Where: where, Confirm: true})
+		switch c := d.Class; {
+		case d.Refusal != nil:
+			return nil, domain.NewValidationError("schema_sql", fmt.Sprintf("statement %d: %v", i+1, d.Refusal))
 		case c.Type != sqlcheck.TypeDDL || (c.Verb != "CREATE" && c.Verb != "ALTER"):
 			return nil, domain.NewValidationError("schema_sql", fmt.Sprintf("statement %d: only CREATE and ALTER statements may build the schema, not %s", i+1, c.Verb))
-		case !settings.AllowProcedures && routineDDL.MatchString(strings.TrimSpace(stmt)):
-			return nil, domain.NewValidationError("schema_sql", fmt.Sprintf("statement %d: this tenant does not allow procedures, functions, triggers or events", i+1))
 		}
 	}
 	return statements, nil

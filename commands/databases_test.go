@@ -1364,8 +1364,8 @@ func TestSchemaTemplateRunsTheCreatorsDDLOnTheDatabasesOwnAccount(t *testing.T) 
 	f := newDBFixture(t)
 	owner, tenant := f.owner(t, "ddl@example.com")
 	create := func(name, ddl string) (*domain.Database, error) {
-		d, _, err := f.dbs.CreateDatabase(ctx(t), commands.CreateDatabase{Tenant: tenant, Owner: owner, Name: name,
-			Template: domain.TemplateSchema, SchemaSQL: ddl, Meta: meta})
+		d, _, err := f.dbs.CreateDatabase(ctx(t), commands.CreateDatabase{Tenant: tenant, Owner: owner, Role: domain.RoleTenantAdmin,
+			Name: name, Template: domain.TemplateSchema, SchemaSQL: ddl, Meta: meta})
 		return d, err
 	}
 	t.Run("refused before anything is created", func(t *testing.T) {
@@ -1375,6 +1375,13 @@ func TestSchemaTemplateRunsTheCreatorsDDLOnTheDatabasesOwnAccount(t *testing.T) 
 			"INSERT INTO a VALUES (1)",
 			"CREATE TABLE a (id INT); DROP TABLE a",
 			"CREATE PROCEDURE p() BEGIN SELECT 1; END", // the tenant does not allow procedures
+			// ... however the statement is written (issue 10, item 12): the same checker as /query
+			"CREATE DEFINER=CURRENT_USER PROCEDURE p() SELECT 1",
+			"CREATE /*x*/ FUNCTION f() RETURNS INT RETURN 1",
+			"CREATE TABLE a (id INT); CREATE DEFINER = CURRENT_USER() TRIGGER tr BEFORE INSERT ON a FOR EACH ROW SET NEW.id = 1",
+			"CREATE AGGREGATE FUNCTION g(x INT) RETURNS INT BEGIN RETURN 1; END",
+			"CREATE TABLE a (id INT) DATA DIRECTORY = '/tmp'",
+			"CREATE VIEW v AS SELECT GET_LOCK('clouddb.rebuild.users', 0) AS l",
 			"CREATE TABLE a (id INT) /*!99999 , b INT */",
 		} {
 			var invalid *domain.ValidationError
