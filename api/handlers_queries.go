@@ -230,7 +230,7 @@ func (s *Server) handleQueryArchive(w http.ResponseWriter, r *http.Request) {
 // handleArchiveQuery keeps one of the caller's results until they delete it.
 func (s *Server) handleArchiveQuery(w http.ResponseWriter, r *http.Request) {
 	p := principalFrom(r.Context())
-	item, err := s.queries.Commands.Archive(r.Context(), p.TenantID, p.UserID, mux.Vars(r)["id"])
+	item, err := s.queries.Commands.Archive(r.Context(), p.TenantID, p.UserID, mux.Vars(r)["id"], metadata(r.Context(), r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -241,7 +241,7 @@ func (s *Server) handleArchiveQuery(w http.ResponseWriter, r *http.Request) {
 // handleDeleteArchivedQuery deletes one of the caller's archived results.
 func (s *Server) handleDeleteArchivedQuery(w http.ResponseWriter, r *http.Request) {
 	p := principalFrom(r.Context())
-	if err := s.queries.Commands.DeleteArchived(r.Context(), p.TenantID, p.UserID, mux.Vars(r)["id"]); err != nil {
+	if err := s.queries.Commands.DeleteArchived(r.Context(), p.TenantID, p.UserID, mux.Vars(r)["id"], metadata(r.Context(), r)); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -162,8 +162,8 @@ func (h *QueryRunner) Run(ctx context.Context, cmd RunQuery) ([]queryexec.Result
 // store's 15 minutes, until they delete it, on the plans with result archiving. The result must
 // still be kept (the result store's errors otherwise: domain.ErrNotFound, or
 // results.ErrExpired); archiving it again changes nothing. Returns an error wrapping
-// domain.ErrNotInPlan on the other plans.
-func (h *QueryRunner) Archive(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string) (resultarchive.Item, error) {
+// domain.ErrNotInPlan on the other plans. It is recorded as query.result_archived.v1.
+func (h *QueryRunner) Archive(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string, eventMeta eventstore.Metadata) (resultarchive.Item, error) {
 	executed, err := h.executed(ctx, tenant, user, queryID)
 	if err != nil {
 		return resultarchive.Item{}, err
@@ -182,7 +182,7 @@ func (h *QueryRunner) Archive(ctx context.Context, tenant domain.TenantID, user 
 			return resultarchive.Item{}, err
 		}
 		if item, aerr := h.archive.Get(ctx, queryID, tenant, user); aerr == nil {
-			return item, nil // archived before
+			return h.recordArchived(ctx, tenant, user, item, eventMeta) // archived before
 		}
 		return resultarchive.Item{}, err
 	}
@@ -197,7 +197,11 @@ func (h *QueryRunner) Archive(ctx context.Context, tenant domain.TenantID, user 
 		return resultarchive.Item{}, fmt.Errorf("archive result %s: %w", queryID, err)
 	}
 	h.log.Info("query result archived", "query_id", queryID, "tenant_id", tenant, "rows", first.Total)
-	return h.archive.Get(ctx, queryID, tenant, user)
+	item, err := h.archive.Get(ctx, queryID, tenant, user)
+	if err != nil {
+		return resultarchive.Item{}, err
+	}
+	return h.recordArchived(ctx, tenant, user, item, eventMeta)
 }
 
 // executed reads the record of a query the caller ran in tenant, from the log; anyone else's is
@@ -315,11 +319,4 @@ func (h *QueryRunner) Export(ctx context.Context, tenant domain.TenantID, user d
 // at a time after cursor; next is the following page's cursor, "" at the end.
 func (h *QueryRunner) Archived(ctx context.Context, tenant domain.TenantID, user domain.UserID, limit int, cursor string) ([]resultarchive.Item, string, error) {
 	return h.archive.List(ctx, tenant, user, limit, cursor)
-}
-
-// DeleteArchived is DELETE /queries/{id}/archive: the caller's archived result in tenant is
-// deleted. Returns an error wrapping domain.ErrNotFound when the caller has none under queryID.
-// The result store's copy, if any, lives on until its 15 minutes end.
-func (h *QueryRunner) DeleteArchived(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string) error {
-	return h.archive.Delete(ctx, queryID, tenant, user)
 }

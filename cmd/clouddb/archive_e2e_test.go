@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"strings"
@@ -129,6 +130,19 @@ func TestQueryResultArchive(t *testing.T) {
 	}
 	owner.c.do("DELETE", "/queries/"+qid+"/archive", nil).expect(t, 404, "not_found")
 	owner.c.do("DELETE", "/queries/not-a-query/archive", nil).expect(t, 404, "not_found")
+
+	// The query's stream records who kept the result and who deleted it, once each.
+	envs, err := env.app.Store.ReadStream(context.Background(), "query-"+qid, 0)
+	var recorded []string
+	for _, e := range envs {
+		recorded = append(recorded, e.EventType)
+		if e.EventType != "query.executed.v1" && (e.Metadata.ActorID != owner.userID || e.Metadata.TenantID != owner.tenantID) {
+			t.Errorf("%s recorded for actor %q in tenant %q, want the owner", e.EventType, e.Metadata.ActorID, e.Metadata.TenantID)
+		}
+	}
+	if want := "query.executed.v1 query.result_archived.v1 query.result_archive_deleted.v1"; err != nil || strings.Join(recorded, " ") != want {
+		t.Errorf("stream of the archived query = %v, %v; want %s", recorded, err, want)
+	}
 
 	// Neither rows nor SQL reach the process log.
 	logs := env.logs.String()
