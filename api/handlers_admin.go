@@ -150,8 +150,9 @@ func (s *Server) handleAdminProjections(w http.ResponseWriter, r *http.Request) 
 	writeJSON(w, http.StatusOK, map[string]any{"items": statuses})
 }
 
-// handleAdminRebuild starts a rebuild and answers 202 at once; the rebuild runs on in the
-// background (GET /admin/projections shows it as rebuilding).
+// handleAdminRebuild takes the projector's rebuild lock and answers 202 at once; the rebuild runs
+// on in the background (GET /admin/projections shows it as rebuilding, and a failure as the
+// projector's last_error). A rebuild of it running anywhere answers 409 conflict.
 func (s *Server) handleAdminRebuild(w http.ResponseWriter, r *http.Request) {
 	name := mux.Vars(r)["name"]
 	if err := s.identity.Projections.StartRebuild(name); err != nil {

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -14,8 +15,13 @@ import (
 // rebuildBatch is how many events a rebuild reads and applies per transaction.
 const rebuildBatch = 5000
 
-// StartRebuild starts Rebuild in the background and returns at once; Close waits for it. A
-// rebuild of the same projector already running in this process is domain.ErrConflict.
+// lockTimeout bounds how long taking a rebuild's lock may wait on the management database.
+const lockTimeout = 10 * time.Second
+
+// StartRebuild takes the projector's rebuild lock, then rebuilds it in the background and returns
+// at once; Close waits for it. A rebuild of the same projector already running, in this process
+// or another, is domain.ErrConflict (answered before anything starts). A rebuild that fails
+// later is logged and shown as the projector's last error (GET /admin/projections).
 func (r *Runtime) StartRebuild(name string) error {
 	st, ok := r.byName[name]
 	if !ok {
@@ -28,16 +34,27 @@ func (r *Runtime) StartRebuild(name string) error {
 	}
 	st.rebuildStarted = true // claimed now, so a second request cannot slip in before the goroutine runs
 	st.mu.Unlock()
+	unclaim := func() {
+		st.mu.Lock()
+		st.rebuildStarted = false
+		st.mu.Unlock()
+	}
+	ctx, cancel := context.WithTimeout(r.background, lockTimeout)
+	unlock, err := r.lockRebuild(ctx, name)
+	cancel()
+	if err != nil {
+		unclaim()
+		return err
+	}
 	r.rebuilds.Add(1)
 	go func() {
 		defer r.rebuilds.Done()
-		defer func() {
+		defer unclaim()
+		defer unlock()
+		if err := r.rebuildLocked(r.background, st); err != nil {
 			st.mu.Lock()
-			st.rebuildStarted = false
+			st.lastError, st.lastErrorAt = err.Error(), time.Now().UTC()
 			st.mu.Unlock()
-		}()
-		if err := r.Rebuild(r.background, name); err != nil {
-			r.log.Error("rebuild failed", "projection", name, "err", err)
 		}
 	}()
 	return nil
@@ -53,19 +70,53 @@ func (r *Runtime) Rebuild(ctx context.Context, name string) error {
 	if !ok {
 		return fmt.Errorf("projections: no projection %q: %w", name, domain.ErrNotFound)
 	}
+	unlock, err := r.lockRebuild(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return r.rebuildLocked(ctx, st)
+}
+
+// lockRebuild takes the rebuild lock of projector name: its row of projection_rebuild_locks, held
+// FOR UPDATE by a transaction that unlock ends (see migrations/0006). Not GET_LOCK: a named lock
+// is the server's, and tenant accounts on the same server could take it. Returns an error wrapping
+// domain.ErrConflict when another rebuild holds it.
+func (r *Runtime) lockRebuild(ctx context.Context, name string) (unlock func(), err error) {
+	// The row is made once. INSERT IGNORE alone would wait for a held lock on it: look first.
+	var rows int
+	if err := r.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM projection_rebuild_locks WHERE name = ?`, name).Scan(&rows); err != nil {
+		return nil, fmt.Errorf("projections: rebuild %s: lock: %w", name, err)
+	}
+	if rows == 0 {
+		if _, err := r.db.ExecContext(ctx, `INSERT IGNORE INTO projection_rebuild_locks (name) VALUES (?)`, name); err != nil {
+			return nil, fmt.Errorf("projections: rebuild %s: lock: %w", name, err)
+		}
+	}
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("projections: rebuild %s: lock: %w", name, err)
+	}
+	var locked string
+	err = tx.QueryRowContext(ctx, `SELECT name FROM projection_rebuild_locks WHERE name = ? FOR UPDATE SKIP LOCKED`, name).Scan(&locked)
+	if err != nil {
+		tx.Rollback() //nolint:errcheck // the lock was not taken
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("projections: %s is already being rebuilt: %w", name, domain.ErrConflict)
+		}
+		return nil, fmt.Errorf("projections: rebuild %s: lock: %w", name, err)
+	}
+	return func() { tx.Rollback() }, nil //nolint:errcheck // the lock also ends with the connection
+}
+
+// rebuildLocked rebuilds st while its rebuild lock is held.
+func (r *Runtime) rebuildLocked(ctx context.Context, st *state) error {
+	name := st.Name()
 	conn, err := r.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("projections: rebuild %s: %w", name, err)
 	}
 	defer conn.Close()
-	var locked sql.NullInt64
-	if err := conn.QueryRowContext(ctx, `SELECT GET_LOCK(?, 0)`, "clouddb.rebuild."+name).Scan(&locked); err != nil {
-		return fmt.Errorf("projections: rebuild %s: lock: %w", name, err)
-	}
-	if locked.Int64 != 1 {
-		return fmt.Errorf("projections: %s is already being rebuilt: %w", name, domain.ErrConflict)
-	}
-	defer conn.ExecContext(context.Background(), `DO RELEASE_LOCK(?)`, "clouddb.rebuild."+name) //nolint:errcheck // the lock also ends with the connection
 
 	st.mu.Lock()
 	previous := st.status

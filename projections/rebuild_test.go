@@ -170,20 +170,62 @@ func TestOnlyOneRebuildOfAProjectorRunsAtATime(t *testing.T) {
 	if err := r.Prepare(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := f.db.Conn(context.Background())
+	// A tenant account on the same server takes the name the rebuild lock once had (issue 10,
+	// item 6): named locks are the server's, the rebuild's lock is not one of them.
+	tenant, err := f.db.Conn(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	// Another process's rebuild holds the lock.
-	if _, err := conn.ExecContext(context.Background(), `DO GET_LOCK('clouddb.rebuild.ledger', 0)`); err != nil {
+	defer tenant.Close()
+	if _, err := tenant.ExecContext(context.Background(), `DO GET_LOCK('clouddb.rebuild.ledger', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Rebuild(context.Background(), "ledger"); err != nil {
+		t.Fatalf("Rebuild while a named lock of its old name is held = %v, want it to run", err)
+	}
+	// Another process's rebuild holds the lock: refused at once, before anything starts.
+	other, err := f.db.BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback() //nolint:errcheck // ends the other rebuild
+	var name string
+	if err := other.QueryRow(`SELECT name FROM projection_rebuild_locks WHERE name = 'ledger' FOR UPDATE`).Scan(&name); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Rebuild(context.Background(), "ledger"); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("Rebuild during another rebuild = %v, want ErrConflict", err)
 	}
+	if err := r.StartRebuild("ledger"); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("StartRebuild during another rebuild = %v, want ErrConflict (the API's 409)", err)
+	}
 	if err := r.Rebuild(context.Background(), "nope"); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("Rebuild of an unknown projection = %v, want ErrNotFound", err)
+	}
+	if err := other.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Rebuild(context.Background(), "ledger"); err != nil {
+		t.Fatalf("Rebuild after the other one ended = %v", err)
+	}
+}
+
+// A rebuild started in the background that fails says so in the projector's status, where the
+// operator who started it looks.
+func TestFailedBackgroundRebuildShowsItsError(t *testing.T) {
+	f := newFixture(t)
+	l := newLedger("ledger")
+	r := f.start(t, l)
+	last := f.tick(t, "tick-a", 1)
+	waitFor(t, r, last.LastPosition)
+	l.failAt = last.FirstPosition // the ticked event, which the live projector has applied: only the rebuild fails
+	l.failsLeft.Store(1_000)
+	if err := r.StartRebuild("ledger"); err != nil {
+		t.Fatal(err)
+	}
+	s := waitForStatus(t, r, "ledger", func(s projections.Status) bool { return strings.Contains(s.LastError, "injected failure") })
+	if !strings.Contains(s.LastError, "rebuild") || s.LastErrorAt == nil {
+		t.Errorf("status after a failed rebuild = %+v, want its error and when", s)
 	}
 }
 
