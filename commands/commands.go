@@ -11,14 +11,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	mathrand "math/rand/v2"
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/google/uuid"
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/backoffs"
 )
 
 // EventStore is what handlers need of the event log (*eventstore.Store).
@@ -62,21 +63,18 @@ func load[A any](ctx context.Context, store EventStore, stream string, rebuild f
 }
 
 // retry runs decide again when its append lost a race: the decision is made again on the state
-// that won. Concurrent deciders on one stream would keep colliding in the same group commit, so
-// each retry waits a random, growing moment first.
+// that won, up to 12 times. Concurrent deciders on one stream would keep colliding in the same
+// group commit, so each retry first waits a random moment under a growing bound (1 ms, 2 ms, …
+// 64 ms).
 func retry(ctx context.Context, decide func() error) error {
-	var err error
-	for attempt := 0; attempt < 12; attempt++ {
-		if err = decide(); !errors.Is(err, domain.ErrVersionConflict) {
-			return err
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		err := decide()
+		if err != nil && !errors.Is(err, domain.ErrVersionConflict) {
+			return struct{}{}, backoff.Permanent(err)
 		}
-		backoff := time.Duration(mathrand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-	}
+		return struct{}{}, err
+	}, backoff.WithBackOff(backoffs.Exponential(time.Millisecond/2, 32*time.Millisecond, 1)),
+		backoff.WithMaxTries(12), backoff.WithMaxElapsedTime(0))
 	return err
 }
 

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/sqlparams"
 	"github.com/clouddbmanager/clouddb/queryexec/sandbox"
-	"github.com/go-sql-driver/mysql"
 )
 
 // The provisioning reactor reacts to database.requested.v1 (the databases waiting in the
@@ -46,7 +47,7 @@ func (h *Databases) ProvisionDue(ctx context.Context) (int, error) {
 func (h *Databases) provisionNext(ctx context.Context, seen []any) (id domain.DatabaseID, changed bool, err error) {
 	query := `SELECT database_id FROM database_list WHERE state = 'provisioning'`
 	if len(seen) > 0 {
-		query += ` AND database_id NOT IN (` + strings.TrimSuffix(strings.Repeat("?,", len(seen)), ",") + `)`
+		query += ` AND database_id NOT IN (` + sqlparams.List(len(seen)) + `)`
 	}
 	tx, ids, err := claimDue(ctx, h.queue, query+` ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED`, seen...)
 	if err != nil {

@@ -4,10 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/sqlparams"
 	"github.com/clouddbmanager/clouddb/queryexec/sandbox"
 )
 
@@ -57,7 +57,7 @@ func (h *Databases) enforceStorage(ctx context.Context, ids []domain.DatabaseID)
 	limitOfPlan += ` END`
 	scope := ``
 	if ids != nil {
-		scope = ` WHERE x.tenant_id IN (SELECT tenant_id FROM database_list WHERE database_id IN (?` + strings.Repeat(`, ?`, len(ids)-1) + `))`
+		scope = ` WHERE x.tenant_id IN (SELECT tenant_id FROM database_list WHERE database_id IN (` + sqlparams.List(len(ids)) + `))`
 		for _, id := range ids {
 			args = append(args, id)
 		}

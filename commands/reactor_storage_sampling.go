@@ -3,10 +3,10 @@ package commands
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/sqlparams"
 )
 
 // The storage sampler reacts to time passing and to writes (reactor_writes.go): it measures the
@@ -31,7 +31,7 @@ func (h *Databases) sampleStorage(ctx context.Context, ids []domain.DatabaseID) 
 		if len(ids) == 0 {
 			return 0, nil
 		}
-		query += ` AND database_id IN (?` + strings.Repeat(`, ?`, len(ids)-1) + `)`
+		query += ` AND database_id IN (` + sqlparams.List(len(ids)) + `)`
 	}
 	rows, err := h.queue.QueryContext(ctx, query, args...)
 	if err != nil {

@@ -8,17 +8,17 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/go-sql-driver/mysql"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/clouddbmanager/clouddb/internal/mysqlerr"
+	"github.com/clouddbmanager/clouddb/internal/sqlparams"
 	"github.com/clouddbmanager/clouddb/internal/watch"
 )
 
@@ -419,7 +419,7 @@ func currentVersions(ctx context.Context, tx *sql.Tx, batch []*pendingAppend) (m
 		}
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT stream_id, MAX(stream_version) FROM events WHERE stream_id IN (`+
-		placeholders(len(ids))+`) GROUP BY stream_id`, ids...)
+		sqlparams.List(len(ids))+`) GROUP BY stream_id`, ids...)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: read stream versions: %w", err)
 	}
@@ -471,7 +471,7 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, a Append) error {
 	}
 	for _, c := range a.Claims {
 		_, err := tx.ExecContext(ctx, `INSERT INTO claims (claim_key, stream_id, claimed_at) VALUES (?, ?, ?)`, c.Key, c.StreamID, s.now().UTC())
-		if !isDuplicateKey(err) {
+		if !mysqlerr.IsDuplicateKey(err) {
 			if err != nil {
 				return fmt.Errorf("eventstore: claim %q: %w", c.Key, err)
 			}
@@ -486,15 +486,6 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, a Append) error {
 		}
 	}
 	return nil
-}
-
-func isDuplicateKey(err error) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && me.Number == 1062
-}
-
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
 
 // ReadStream returns the events of one stream after afterVersion, in version order.

@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/clouddbmanager/clouddb/internal/sqlparams"
 )
 
 // Topic is the watermill topic of the event log.
@@ -65,8 +66,7 @@ func (WatermillSchema) InsertQuery(params wsql.InsertQueryParams) (wsql.Query, e
 		args = append(args, env.Position, env.EventID, env.StreamID, env.StreamType, env.StreamVersion,
 			env.EventType, []byte(env.Payload), metadata, env.RecordedAt.UTC())
 	}
-	placeholders := strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?),", len(params.Msgs)), ",")
-	return wsql.Query{Query: "INSERT INTO events (" + envelopeColumns + ") VALUES " + placeholders, Args: args}, nil
+	return wsql.Query{Query: "INSERT INTO events (" + envelopeColumns + ") VALUES " + sqlparams.Rows(len(params.Msgs), 9), Args: args}, nil
 }
 
 // SelectQuery reads the next batch after the consumer group's offset.
@@ -93,7 +93,7 @@ func typeFilter(where string, args []any, types, except []string) (string, []any
 	filter := func(op string, types []string) {
 		where += " AND (position = (SELECT last_position FROM event_sequence WHERE id = 1)"
 		if len(types) > 0 {
-			where += " OR event_type " + op + " (" + placeholders(len(types)) + ")"
+			where += " OR event_type " + op + " (" + sqlparams.List(len(types)) + ")"
 			for _, t := range types {
 				args = append(args, t)
 			}

@@ -9,7 +9,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/backoffs"
 )
 
 // readBatch is how many events one read of the log's tail returns.
@@ -27,9 +29,10 @@ const applyTimeout = time.Minute
 
 // cursor is what the loop alone knows of a projector; only the loop's goroutine touches it.
 type cursor struct {
-	heldUntil   time.Time // after a failure, no attempt before this
-	lingerUntil time.Time // unhurried events found or appended wait until then (zero: none waits)
-	written     time.Time // when the stored checkpoint was last written
+	heldUntil   time.Time                   // after a failure, no attempt before this
+	hold        *backoff.ExponentialBackOff // how long the holds of the current run of failures last
+	lingerUntil time.Time                   // unhurried events found or appended wait until then (zero: none waits)
+	written     time.Time                   // when the stored checkpoint was last written
 }
 
 // follow is the runtime's one loop: it reads the log's tail once for all the projectors that are
@@ -40,6 +43,7 @@ func (r *Runtime) follow() {
 	defer close(r.stopped)
 	var head int64
 	readFailures := 0
+	readWait := backoffs.Exponential(100*time.Millisecond, 5*time.Second, 0)
 	for {
 		local, appended := r.store.LocalHead()
 		head = max(head, local)
@@ -49,7 +53,7 @@ func (r *Runtime) follow() {
 		}
 		if err != nil {
 			readFailures++
-			wait := min(50*time.Millisecond<<min(readFailures, 7), 5*time.Second)
+			wait := readWait.NextBackOff()
 			if readFailures%20 == 1 {
 				r.log.Error("projections cannot read the event log, retrying", "attempt", readFailures, "retry_in_ms", wait.Milliseconds(), "err", err)
 			}
@@ -59,6 +63,7 @@ func (r *Runtime) follow() {
 			continue
 		}
 		readFailures = 0
+		readWait.Reset()
 		if more {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/sqlparams"
 )
 
 // QueryHistoryLength is how many queries the history keeps per user and tenant.
@@ -119,7 +120,10 @@ func historyValues(e domain.QueryExecuted) []any {
 		e.ExecutionMS, e.RowCount, e.AffectedRows, e.At.UTC()}
 }
 
-const historyValuePlaceholders = "?,?,?,?,?,?,?,?,?,?,?,?"
+// historyValueColumns is how many values historyValues returns.
+const historyValueColumns = 12
+
+var historyValuePlaceholders = sqlparams.List(historyValueColumns)
 
 type historyEntry struct {
 	position int64
@@ -253,7 +257,7 @@ func (QueryHistory) writeRows(ctx context.Context, tx *sql.Tx, table string, row
 			args = append(args, historyValues(r.e)...)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (`+historyColumns+`) VALUES `+
-			strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,"+historyValuePlaceholders+"),", n), ",")+historyUpdate, args...)
+			sqlparams.Rows(n, 5+historyValueColumns)+historyUpdate, args...)
 		if err != nil {
 			return fmt.Errorf("projections: query_history: write %d queries: %w", n, err)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/backoffs"
 	"github.com/clouddbmanager/clouddb/internal/watch"
 )
 
@@ -182,7 +183,10 @@ func (r *Runtime) failed(st *state, env eventstore.Envelope, err error) {
 	st.status, st.lastError, st.lastErrorAt = "failing", err.Error(), time.Now().UTC()
 	st.mu.Unlock()
 	r.metrics.failures.WithLabelValues(st.Name()).Inc()
-	wait := min(100*time.Millisecond<<min(attempt-1, 6), 5*time.Second)
+	if attempt == 1 {
+		st.hold = backoffs.Exponential(100*time.Millisecond, 5*time.Second, 0)
+	}
+	wait := st.hold.NextBackOff()
 	st.heldUntil = time.Now().Add(wait)
 	r.log.Error("projection failed on an event and holds there; retrying",
 		"projection", st.Name(), "position", env.Position, "event_type", env.EventType,

@@ -3,11 +3,11 @@ package projections
 import (
 	"context"
 	"database/sql"
-	"strings"
 	"time"
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/sqlparams"
 )
 
 // Streams is the catalog of the streams in the log: which aggregates exist, of which type, at
@@ -64,7 +64,7 @@ func (Streams) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []eventst
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO `+t.Name("streams")+
 		` (stream_id, stream_type, version, last_position, created_at, updated_at) VALUES `+
-		strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?),", len(order)), ",")+
+		sqlparams.Rows(len(order), 6)+
 		` ON DUPLICATE KEY UPDATE
 			updated_at = IF(VALUES(last_position) > last_position, VALUES(updated_at), updated_at),
 			version = GREATEST(version, VALUES(version)),

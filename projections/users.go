@@ -8,11 +8,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/google/uuid"
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/mysqlerr"
 )
 
 // Users is the read model of accounts: one row per user with its status, login and lockout times.
@@ -128,7 +128,7 @@ func (p Users) apply(ctx context.Context, tx *sql.Tx, table string, env eventsto
 // it would hide the row.
 func insertNew(ctx context.Context, tx *sql.Tx, table, idColumn, id, insert string, args ...any) error {
 	_, err := tx.ExecContext(ctx, insert, args...)
-	if !isDuplicateKey(err) {
+	if !mysqlerr.IsDuplicateKey(err) {
 		return err
 	}
 	var one int
@@ -140,11 +140,6 @@ func insertNew(ctx context.Context, tx *sql.Tx, table, idColumn, id, insert stri
 	default:
 		return qerr
 	}
-}
-
-func isDuplicateKey(err error) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && me.Number == 1062
 }
 
 // dbTime is t as a DATETIME(6) stores it: UTC, whole microseconds. The zero time is NULL.

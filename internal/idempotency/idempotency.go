@@ -32,6 +32,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/internal/mysqlerr"
 	"github.com/clouddbmanager/clouddb/internal/secrets"
 )
 
@@ -201,7 +202,7 @@ func (s *Store) Begin(ctx context.Context, principal, key, method, path string, 
 		if deadlock(err) {
 			continue
 		}
-		if !duplicate(err) {
+		if !mysqlerr.IsDuplicateKey(err) {
 			return nil, fmt.Errorf("idempotency: begin: %w", err)
 		}
 		// An expired row is taken over: its created_at moves to now, so of concurrent reclaims
@@ -342,12 +343,6 @@ func nullable(s string) any {
 		return nil
 	}
 	return []byte(s)
-}
-
-// duplicate reports a duplicate-key error of MySQL (1062).
-func duplicate(err error) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && me.Number == 1062
 }
 
 // deadlock reports a deadlock (1213): concurrent inserts of one key with an abandon in between

@@ -11,7 +11,10 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/clouddbmanager/clouddb/internal/backoffs"
 )
 
 // Config normalizes dsn for RDS-A. Returns an error naming the problem if dsn cannot be parsed or
@@ -42,23 +45,21 @@ func Open(ctx context.Context, dsn string, wait time.Duration, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(wait)
-	delay := 200 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err = createDatabase(ctx, cfg)
-		if err == nil {
-			break
+	attempt := 0
+	_, err = backoff.Retry(ctx, func() (struct{}, error) {
+		attempt++
+		err := createDatabase(ctx, cfg)
+		if permanent(err) {
+			return struct{}{}, backoff.Permanent(err)
 		}
-		if permanent(err) || time.Now().After(deadline) {
-			return nil, fmt.Errorf("management database at %s: %w", cfg.Addr, err)
-		}
-		log.Warn("management database not reachable yet, retrying", "addr", cfg.Addr, "attempt", attempt, "retry_in_ms", delay.Milliseconds(), "err", err)
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("management database at %s: %w", cfg.Addr, ctx.Err())
-		case <-time.After(min(delay, max(time.Until(deadline), 0))):
-		}
-		delay = min(2*delay, 5*time.Second)
+		return struct{}{}, err
+	}, backoff.WithBackOff(backoffs.Until(time.Now().Add(wait), backoffs.Exponential(200*time.Millisecond, 5*time.Second, 0))),
+		backoff.WithMaxElapsedTime(0),
+		backoff.WithNotify(func(err error, delay time.Duration) {
+			log.Warn("management database not reachable yet, retrying", "addr", cfg.Addr, "attempt", attempt, "retry_in_ms", delay.Milliseconds(), "err", err)
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("management database at %s: %w", cfg.Addr, err)
 	}
 	db, err := sql.Open("mysql", cfg.FormatDSN())
 	if err != nil {

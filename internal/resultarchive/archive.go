@@ -23,10 +23,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/google/uuid"
 
 	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/internal/mysqlerr"
 	"github.com/clouddbmanager/clouddb/queryexec"
 	"github.com/clouddbmanager/clouddb/queryexec/results"
 )
@@ -128,8 +128,7 @@ func (s *Store) Save(ctx context.Context, m Meta, cols []results.Column, truncat
 		VALUES (?, ?, ?, ?, ?, ?, 0, ?, 0, ?)`,
 		m.QueryID, string(m.TenantID), string(m.UserID), string(m.DatabaseID), m.SQL, colsJSON, truncated,
 		m.ArchivedAt.UTC().Truncate(time.Microsecond))
-	var myErr *mysql.MySQLError
-	if errors.As(err, &myErr) && myErr.Number == 1062 { // ER_DUP_ENTRY: archived already
+	if mysqlerr.IsDuplicateKey(err) { // archived already
 		return nil
 	} else if err != nil {
 		return fmt.Errorf("resultarchive: save %s: %w", m.QueryID, err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/internal/sqlparams"
 	"github.com/clouddbmanager/clouddb/queryexec/sqlcheck"
 )
 
@@ -350,7 +351,6 @@ func (s *Sandbox) Drop(ctx context.Context, id string) error {
 // during the first sweep shows up in the next one; sweeps stop when only connections already being
 // killed are left.
 func (s *Sandbox) killSessions(ctx context.Context, users ...string) error {
-	placeholders := strings.TrimSuffix(strings.Repeat("?, ", len(users)), ", ")
 	args := make([]any, len(users))
 	for i, u := range users {
 		args[i] = u
@@ -358,7 +358,7 @@ func (s *Sandbox) killSessions(ctx context.Context, users ...string) error {
 	killed := map[int64]bool{}
 	for sweep := 0; sweep < 3; sweep++ {
 		rows, err := s.db.QueryContext(ctx, `SELECT ID FROM information_schema.PROCESSLIST
-			WHERE USER IN (`+placeholders+`) AND ID <> CONNECTION_ID()`, args...)
+			WHERE USER IN (`+sqlparams.List(len(users))+`) AND ID <> CONNECTION_ID()`, args...)
 		if err != nil {
 			return err
 		}

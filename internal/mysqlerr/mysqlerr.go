@@ -1,0 +1,18 @@
+// Package mysqlerr reads what the MySQL server said in an error.
+package mysqlerr
+
+import (
+	"errors"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// erDupEntry is ER_DUP_ENTRY: a row's key is taken.
+const erDupEntry = 1062
+
+// IsDuplicateKey reports whether err is (or wraps) MySQL's duplicate-key error: an INSERT or
+// UPDATE gave a row a primary or unique key another row has.
+func IsDuplicateKey(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == erDupEntry
+}
