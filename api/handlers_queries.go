@@ -29,10 +29,13 @@ type QueryRoutes struct {
 	// PerSecond is how many queries (and, separately, validations) a second each user may send on
 	// average, with bursts of twice as many.
 	PerSecond float64
+	// Exports bound the downloads of results.
+	Exports ExportLimits
 }
 
 type queryLimits struct {
 	run, validate *ratelimit.Limiter
+	exports       *exportGate
 }
 
 // MountQueries adds the query routes.
@@ -42,6 +45,7 @@ func (s *Server) MountQueries(q QueryRoutes) {
 	s.queryLimits = queryLimits{
 		run:      ratelimit.New(rate.Limit(q.PerSecond), burst, 10*time.Minute),
 		validate: ratelimit.New(rate.Limit(q.PerSecond), burst, 10*time.Minute),
+		exports:  newExportGate(q.Exports),
 	}
 	s.mount([]route{
 		{"POST", "/databases/{id}/query", member, s.handleRunQuery},
@@ -183,6 +187,11 @@ func (s *Server) handleQueryExport(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domain.NewValidationError("format", "must be csv, json or sql"))
 		return
 	}
+	rawFormulas, err := csvFormulas(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	table := r.URL.Query().Get("table")
 	if table == "" {
 		table = "result"
@@ -192,8 +201,15 @@ func (s *Server) handleQueryExport(w http.ResponseWriter, r *http.Request) {
 	}
 	id := mux.Vars(r)["id"]
 	p := principalFrom(r.Context())
+	o := results.ExportOptions{Format: format, Table: table, RawFormulas: rawFormulas}
+	leave, err := s.queryLimits.exports.enter(p.UserID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer leave()
 	started := false
-	err := s.queries.Commands.Export(r.Context(), p.TenantID, p.UserID, id, format, table, w, func() {
+	err = s.queries.Commands.Export(r.Context(), p.TenantID, p.UserID, id, o, s.queryLimits.exports.writer(w), func() {
 		started = true
 		h := w.Header()
 		h.Set("Content-Type", contentType)
@@ -209,6 +225,18 @@ func (s *Server) handleQueryExport(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.writeError(w, r, err)
 	}
+}
+
+// csvFormulas reads csv_formulas: "escape" (the default) writes a text cell that a spreadsheet
+// would run as a formula with a leading ', "raw" writes it as it is, for machine consumers.
+func csvFormulas(r *http.Request) (raw bool, err error) {
+	switch r.URL.Query().Get("csv_formulas") {
+	case "", "escape":
+		return false, nil
+	case "raw":
+		return true, nil
+	}
+	return false, domain.NewValidationError("csv_formulas", "must be escape or raw")
 }
 
 // handleQueryArchive lists the caller's archived results in the session's tenant, newest first.

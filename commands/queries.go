@@ -270,11 +270,11 @@ func (h *QueryRunner) Page(ctx context.Context, tenant domain.TenantID, user dom
 	return archived, aerr
 }
 
-// Export is GET /queries/{id}/export: the whole kept result in format, streamed to w as it is
+// Export is GET /queries/{id}/export: the whole kept result as o says, streamed to w as it is
 // read, from the result store, else from the archive (errors as for Page). start is called once
 // the result is found, before anything is written (to send headers); an error after it means the
 // download is incomplete.
-func (h *QueryRunner) Export(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID, format, table string, w io.Writer, start func()) error {
+func (h *QueryRunner) Export(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string, o results.ExportOptions, w io.Writer, start func()) error {
 	store := h.engine.Results()
 	var (
 		cols []results.Column
@@ -301,7 +301,7 @@ func (h *QueryRunner) Export(ctx context.Context, tenant domain.TenantID, user d
 	default:
 		return err
 	}
-	exporter, err := results.NewExporter(format, w, table)
+	exporter, err := results.NewExporter(w, o)
 	if err != nil {
 		return err
 	}

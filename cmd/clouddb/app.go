@@ -256,7 +256,8 @@ func (a *App) Serve(ctx context.Context) error {
 	})
 	handler.MountDatabases(api.DatabaseRoutes{Commands: a.Databases, PublicHost: a.Config.SandboxPublicHost,
 		PublicPort: a.Config.SandboxPublicPort, RecoveryWindow: a.Config.RecoveryWindow})
-	handler.MountQueries(api.QueryRoutes{Commands: a.QueryRunner, History: a.views.QueryHistory, PerSecond: a.Config.QueryRate})
+	handler.MountQueries(api.QueryRoutes{Commands: a.QueryRunner, History: a.views.QueryHistory, PerSecond: a.Config.QueryRate,
+		Exports: api.ExportLimits{Idle: a.Config.ExportIdle, Max: a.Config.ExportMax, PerUser: a.Config.ExportsPerUser}})
 	ln, err := net.Listen("tcp", a.Config.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", a.Config.HTTPAddr, err)

@@ -53,6 +53,11 @@ type Config struct {
 	ResultMemory int64
 	// FreeTenantsPerUser is how many free-plan tenants one person may create.
 	FreeTenantsPerUser int
+	// ExportIdle cuts a download of a result that makes no progress this long, ExportMax one that
+	// takes longer in all; ExportsPerUser is how many downloads one user may run at once.
+	ExportIdle     time.Duration
+	ExportMax      time.Duration
+	ExportsPerUser int
 	// JWTSecret and SecretKey come from the environment or are generated once into the data dir
 	// by LoadKeys.
 	JWTSecret []byte
@@ -174,6 +179,24 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		fail("CLOUDDB_FREE_TENANTS_PER_USER", "%q must be a number from 1 to 1000", freeText)
 	} else {
 		c.FreeTenantsPerUser = n
+	}
+	idleText := get("CLOUDDB_EXPORT_IDLE_TIMEOUT", "60s")
+	if d, err := time.ParseDuration(idleText); err != nil || d < 100*time.Millisecond || d > time.Hour {
+		fail("CLOUDDB_EXPORT_IDLE_TIMEOUT", "%q must be a duration from 100ms to 1h", idleText)
+	} else {
+		c.ExportIdle = d
+	}
+	maxText := get("CLOUDDB_EXPORT_MAX_DURATION", "1h")
+	if d, err := time.ParseDuration(maxText); err != nil || d < time.Second || d > 24*time.Hour {
+		fail("CLOUDDB_EXPORT_MAX_DURATION", "%q must be a duration from 1s to 24h", maxText)
+	} else {
+		c.ExportMax = d
+	}
+	exportsText := get("CLOUDDB_EXPORTS_PER_USER", "2")
+	if n, err := strconv.Atoi(exportsText); err != nil || n < 1 || n > 100 {
+		fail("CLOUDDB_EXPORTS_PER_USER", "%q must be a number from 1 to 100", exportsText)
+	} else {
+		c.ExportsPerUser = n
 	}
 	if v := getenv("CLOUDDB_JWT_SECRET"); v != "" {
 		if len(v) < 32 {

@@ -48,13 +48,25 @@ type Exporter interface {
 	End() error
 }
 
-// NewExporter returns the exporter for format writing to w; table is the table name of the SQL
-// INSERT statements (quoted as an identifier; "result" when empty). An unknown format is a
+// ExportOptions say how NewExporter writes.
+type ExportOptions struct {
+	Format string // ExportCSV, ExportJSON or ExportSQL
+	Table  string // the table name of the SQL INSERT statements (quoted as an identifier; "result" when empty)
+	// RawFormulas: CSV text cells are written as they are, even those a spreadsheet would run as
+	// a formula (for machine consumers). Off by default: such cells start with a ' (see below).
+	RawFormulas bool
+}
+
+// NewExporter returns the exporter o.Format writing to w. An unknown format is a
 // *domain.ValidationError on "format".
 //
 // CSV (RFC 4180): a header row of the column names, CRLF line ends, fields quoted when they hold
 // a comma, a double quote, CR or LF, or start with a space or tab; a CR or LF inside a value is
-// written as is. NULL is an empty field and an empty string a quoted empty field ("") — the
+// written as is. Unless o.RawFormulas, a text cell (a column name, or a string value of a column
+// that is neither numeric, temporal nor JSON: text, binary as base64, BIT) that starts with =, +,
+// -, @, tab or CR gets a leading ' so that a spreadsheet shows it instead of running it as a
+// formula (OWASP's CSV injection advice); numbers, DECIMALs, dates and JSON are written as they
+// are, so -5 stays a number. NULL is an empty field and an empty string a quoted empty field ("") — the
 // convention of PostgreSQL's COPY … CSV; readers that ignore quoting, such as encoding/csv, see
 // both as "". Values are the text of their JSON form: numbers as written, big integers and
 // DECIMALs as their digits, dates as in JSON ("2006-01-02T15:04:05"), binary as base64, MySQL 8
@@ -82,14 +94,15 @@ type Exporter interface {
 //
 // TIMESTAMP values are UTC: when the result has a TIMESTAMP column, the first statement is
 // SET time_zone = '+00:00'; (for the session that loads the file).
-func NewExporter(format string, w io.Writer, table string) (Exporter, error) {
+func NewExporter(w io.Writer, o ExportOptions) (Exporter, error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	switch format {
+	switch o.Format {
 	case ExportCSV:
-		return &csvExporter{exportBase: exportBase{w: bw}}, nil
+		return &csvExporter{exportBase: exportBase{w: bw}, rawFormulas: o.RawFormulas}, nil
 	case ExportJSON:
 		return &jsonExporter{exportBase: exportBase{w: bw}}, nil
 	case ExportSQL:
+		table := o.Table
 		if table == "" {
 			table = "result"
 		}
@@ -189,6 +202,27 @@ func uniqueColumnNames(cols []Column) []string {
 
 type csvExporter struct {
 	exportBase
+	rawFormulas bool
+	cell        []byte // scratch: a cell with its leading '
+}
+
+// csvFormulaStart reports whether a spreadsheet would take a cell starting with c for a formula.
+func csvFormulaStart(c byte) bool {
+	switch c {
+	case '=', '+', '-', '@', '\t', '\r':
+		return true
+	}
+	return false
+}
+
+// csvTextKind reports whether string values of kind k are text to a spreadsheet: all but
+// numbers, dates and times (which MySQL formats, a leading - meaning a negative value) and JSON.
+func csvTextKind(k shapeKind) bool {
+	switch k {
+	case shapeInt, shapeDecimal, shapeFloat, shapeDate, shapeDatetime, shapeTimestamp, shapeTime, shapeJSON:
+		return false
+	}
+	return true
 }
 
 func (e *csvExporter) Begin(cols []Column) error {
@@ -199,7 +233,7 @@ func (e *csvExporter) Begin(cols []Column) error {
 		if i > 0 {
 			e.w.WriteByte(',')
 		}
-		e.writeField([]byte(c.Name), true)
+		e.writeText([]byte(c.Name))
 	}
 	_, err := e.w.WriteString("\r\n")
 	return err
@@ -225,7 +259,11 @@ func (e *csvExporter) Row(row json.RawMessage) error {
 				return e.badValue(i, v)
 			}
 			e.buf = s
-			e.writeField(s, true)
+			if csvTextKind(e.kinds[i]) {
+				e.writeText(s)
+			} else {
+				e.writeField(s, true)
+			}
 		case v[0] == '{' || v[0] == '[' || v[0] == '"':
 			e.writeField(v, true)
 		default:
@@ -237,6 +275,15 @@ func (e *csvExporter) Row(row json.RawMessage) error {
 	}
 	_, err := e.w.WriteString("\r\n")
 	return err
+}
+
+// writeText writes a text cell, with a leading ' when a spreadsheet would run it as a formula.
+func (e *csvExporter) writeText(f []byte) {
+	if !e.rawFormulas && len(f) > 0 && csvFormulaStart(f[0]) {
+		e.cell = append(append(e.cell[:0], '\''), f...)
+		f = e.cell
+	}
+	e.writeField(f, true)
 }
 
 // writeField writes one field, quoted when needed (or when empty and quoteEmpty).

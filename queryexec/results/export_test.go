@@ -26,7 +26,7 @@ func TestExportContentType(t *testing.T) {
 		if !ok || ct != tc.ct || ext != tc.ext {
 			t.Errorf("%s: %q %q %v", tc.format, ct, ext, ok)
 		}
-		if _, err := NewExporter(tc.format, io.Discard, "t"); err != nil {
+		if _, err := NewExporter(io.Discard, ExportOptions{Format: tc.format, Table: "t"}); err != nil {
 			t.Errorf("%s: %v", tc.format, err)
 		}
 	}
@@ -34,16 +34,17 @@ func TestExportContentType(t *testing.T) {
 		t.Error("xml is not a format")
 	}
 	var verr *domain.ValidationError
-	if _, err := NewExporter("xml", io.Discard, "t"); !errors.As(err, &verr) {
+	if _, err := NewExporter(io.Discard, ExportOptions{Format: "xml", Table: "t"}); !errors.As(err, &verr) {
 		t.Errorf("unknown format: %v", err)
 	}
 }
 
-// export runs an exporter over rows and returns its output.
+// export runs an exporter over rows and returns its output; CSV cells as they are (the raw
+// formulas of machine consumers), so that they read back to the values.
 func export(t testing.TB, format string, cols []Column, rows []json.RawMessage) string {
 	t.Helper()
 	var out bytes.Buffer
-	e, err := NewExporter(format, &out, "copy")
+	e, err := NewExporter(&out, ExportOptions{Format: format, Table: "copy", RawFormulas: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +233,7 @@ func TestExportRejectsBadRows(t *testing.T) {
 		`[1,"a\x"]`, `[1,"a` + "\n" + `"]`, `[1,"x",]`, `[,1,"x"]`, `[1 "x"]`, `[1,"\u12"]`,
 	} {
 		for _, format := range []string{ExportCSV, ExportJSON, ExportSQL} {
-			e, _ := NewExporter(format, io.Discard, "t")
+			e, _ := NewExporter(io.Discard, ExportOptions{Format: format, Table: "t"})
 			if err := e.Begin(cols); err != nil {
 				t.Fatal(err)
 			}
@@ -242,7 +243,7 @@ func TestExportRejectsBadRows(t *testing.T) {
 		}
 	}
 	for _, format := range []string{ExportCSV, ExportJSON, ExportSQL} {
-		e, _ := NewExporter(format, io.Discard, "t")
+		e, _ := NewExporter(io.Discard, ExportOptions{Format: format, Table: "t"})
 		if err := e.Row(json.RawMessage(`[1,"x"]`)); err == nil {
 			t.Errorf("%s: Row before Begin", format)
 		}
@@ -413,7 +414,7 @@ func BenchmarkExportCSV(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		e, err := NewExporter(ExportCSV, io.Discard, "t")
+		e, err := NewExporter(io.Discard, ExportOptions{Format: ExportCSV, Table: "t"})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -428,5 +429,63 @@ func BenchmarkExportCSV(b *testing.B) {
 		if err := e.End(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A text cell a spreadsheet would run as a formula (issue 10, item 15: =HYPERLINK(...), +cmd,
+// -2+3, @SUM, a leading tab or CR) gets a leading ' by default; numbers, DECIMALs, dates, times
+// and JSON keep their value, so -5 stays a number; RawFormulas writes every cell as it is.
+func TestExportCSVNeutralisesFormulas(t *testing.T) {
+	cols := []Column{{Name: "=name", Type: "VARCHAR"}, {Name: "n", Type: "INT"}, {Name: "d", Type: "DECIMAL"},
+		{Name: "f", Type: "DOUBLE"}, {Name: "t", Type: "TIME"}, {Name: "j", Type: "JSON"}, {Name: "b", Type: "BLOB"}}
+	rows := []json.RawMessage{
+		json.RawMessage(`["=HYPERLINK(\"http://x\",\"y\")",-5,"-5.50",-1.5,"-01:00:00",-5,"+A=="]`),
+		json.RawMessage(`["+cmd",1,"1","2","00:00:01",{"a":"=x"},"AP8="]`),
+		json.RawMessage(`["-2+3",null,null,null,null,null,null]`),
+		json.RawMessage(`["@SUM(A1)",null,null,null,null,null,null]`),
+		json.RawMessage(`["\t=1",null,null,null,null,null,null]`),
+		json.RawMessage(`["\r=1",null,null,null,null,null,null]`),
+		json.RawMessage(`["plain = text",null,null,null,null,null,null]`),
+	}
+	want := [][]string{
+		{"'=name", "n", "d", "f", "t", "j", "b"},
+		{`'=HYPERLINK("http://x","y")`, "-5", "-5.50", "-1.5", "-01:00:00", "-5", "'+A=="},
+		{"'+cmd", "1", "1", "2", "00:00:01", `{"a":"=x"}`, "AP8="},
+		{"'-2+3", "", "", "", "", "", ""},
+		{"'@SUM(A1)", "", "", "", "", "", ""},
+		{"'\t=1", "", "", "", "", "", ""},
+		{"'\r=1", "", "", "", "", "", ""},
+		{"plain = text", "", "", "", "", "", ""},
+	}
+	read := func(out string) [][]string {
+		r := csv.NewReader(strings.NewReader(out))
+		records, err := r.ReadAll()
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return records
+	}
+	var out bytes.Buffer
+	e, err := NewExporter(&out, ExportOptions{Format: ExportCSV})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Begin(cols); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range rows {
+		if err := e.Row(row); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.End(); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(out.String()); !reflect.DeepEqual(got, want) {
+		t.Errorf("neutralised CSV:\n got %q\nwant %q", got, want)
+	}
+	raw := read(export(t, ExportCSV, cols, rows))
+	if raw[0][0] != "=name" || raw[1][0] != `=HYPERLINK("http://x","y")` || raw[2][0] != "+cmd" || raw[1][6] != "+A==" {
+		t.Errorf("raw CSV: %q", raw[:3])
 	}
 }
