@@ -2,11 +2,11 @@ package api
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
 
+	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/internal/ratelimit"
 )
 
@@ -67,7 +67,11 @@ func (s *Server) accountLimit(kind limitKind, email string) error {
 	if !ok {
 		return nil
 	}
-	if ok, retry := l.Allow(strings.ToLower(strings.TrimSpace(email)), s.identity.Now()); !ok {
+	key := domain.LegacyEmailKey(email)
+	if normalized, err := domain.NormalizeEmail(email); err == nil {
+		key = normalized // look-alike spellings of one address share its budget
+	}
+	if ok, retry := l.Allow(key, s.identity.Now()); !ok {
 		return rateLimited(retry)
 	}
 	return nil

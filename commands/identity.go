@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -93,6 +94,17 @@ func (h *Identity) userByEmail(ctx context.Context, email string) (id domain.Use
 	return id, err == nil, err
 }
 
+// accountOf finds the account of a normalised address, or of raw (the address as the client
+// typed it) under the claim key accounts had before addresses were normalised
+// (domain.LegacyEmailKey): such accounts keep logging in with the address they registered.
+func (h *Identity) accountOf(ctx context.Context, email, raw string) (id domain.UserID, ok bool, err error) {
+	id, ok, err = h.userByEmail(ctx, email)
+	if legacy := domain.LegacyEmailKey(raw); err == nil && !ok && legacy != email {
+		return h.userByEmail(ctx, legacy)
+	}
+	return id, ok, err
+}
+
 // Register is POST /auth/register.
 type Register struct {
 	Email, Password, Name string
@@ -110,6 +122,13 @@ func (h *Identity) Register(ctx context.Context, cmd Register) (domain.UserID, s
 	}
 	if err := domain.CheckPasswordStrength(cmd.Password); err != nil {
 		return "", "", err
+	}
+	if legacy := domain.LegacyEmailKey(cmd.Email); legacy != email {
+		// The claim below guards the normalised form; an account registered before addresses
+		// were normalised holds the typed one.
+		if _, taken, err := h.userByEmail(ctx, legacy); err != nil || taken {
+			return "", "", cmp.Or(err, domain.ErrEmailTaken)
+		}
 	}
 	hash, err := h.hash(cmd.Password)
 	if err != nil {
@@ -189,12 +208,12 @@ var errNothingToSend = errors.New("nothing to send")
 // mailLink mails a one-time link of kind to the account of email, if there is one: issue records
 // the link's hash on the user (or answers errNothingToSend), and the mail is requested in the same
 // append.
-func (h *Identity) mailLink(ctx context.Context, email, kind string, meta eventstore.Metadata, issue func(*domain.User, string) error) error {
-	email, err := domain.NormalizeEmail(email)
+func (h *Identity) mailLink(ctx context.Context, raw, kind string, meta eventstore.Metadata, issue func(*domain.User, string) error) error {
+	email, err := domain.NormalizeEmail(raw)
 	if err != nil {
 		return err
 	}
-	id, ok, err := h.userByEmail(ctx, email)
+	id, ok, err := h.accountOf(ctx, email, raw)
 	if err != nil || !ok {
 		return err
 	}
@@ -209,7 +228,7 @@ func (h *Identity) mailLink(ctx context.Context, email, kind string, meta events
 		} else if err != nil {
 			return err
 		}
-		mail, err := h.requestMail(ctx, email, kind, token, id, map[string]string{"name": user.Name()})
+		mail, err := h.requestMail(ctx, user.Email(), kind, token, id, map[string]string{"name": user.Name()})
 		if err != nil {
 			return err
 		}

@@ -42,7 +42,7 @@ func (h *Identity) Login(ctx context.Context, cmd Login) (LoginResult, error) {
 	if err != nil {
 		return LoginResult{}, domain.ErrInvalidCredentials
 	}
-	id, ok, err := h.userByEmail(ctx, email)
+	id, ok, err := h.accountOf(ctx, email, cmd.Email)
 	if err != nil {
 		return LoginResult{}, err
 	}

@@ -5,17 +5,25 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/net/idna"
+	"golang.org/x/text/unicode/norm"
 )
 
-// NormalizeEmail validates an email address and returns the form under which it is unique:
-// trimmed and lower-cased (emails are case-insensitive across the platform). Returns a
-// *ValidationError for the field "email" if the address is malformed or too long.
+// NormalizeEmail validates an email address and returns the form under which it is unique, so
+// that addresses a reader cannot tell apart are one account: trimmed, NFKC-normalised (fullwidth
+// "ＡLICE" is "alice"), the local part lower-cased, the domain in the Unicode form of its IDNA
+// lookup (upper case, fullwidth and "xn--" spellings of one domain are the same). A part that mixes
+// Latin, Cyrillic or Greek letters (a Cyrillic "е" in "exаmple.com") is refused as a look-alike.
+// Returns a *ValidationError for the field "email" if the address is malformed, a look-alike or
+// too long.
 func NormalizeEmail(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	invalid := NewValidationError("email", "must be an email address like name@example.com")
 	if s == "" || len(s) > 254 || !utf8.ValidString(s) {
 		return "", invalid
 	}
+	s = norm.NFKC.String(s)
 	addr, err := mail.ParseAddress(s)
 	if err != nil || addr.Address != s || addr.Name != "" {
 		return "", invalid
@@ -32,7 +40,48 @@ func NormalizeEmail(s string) (string, error) {
 			return "", invalid
 		}
 	}
-	return strings.ToLower(s), nil
+	local = norm.NFKC.String(strings.ToLower(local))
+	ascii, err := idna.Lookup.ToASCII(domainPart)
+	if err != nil {
+		return "", invalid
+	}
+	if domainPart, err = idna.Lookup.ToUnicode(ascii); err != nil {
+		return "", invalid
+	}
+	for _, part := range append([]string{local}, strings.Split(domainPart, ".")...) {
+		if mixesScripts(part) {
+			return "", NewValidationError("email", "must not mix Latin, Cyrillic or Greek letters in one part: it would look like another address")
+		}
+	}
+	normalized := local + "@" + domainPart
+	if len(normalized) > 254 {
+		return "", invalid
+	}
+	return normalized, nil
+}
+
+// LegacyEmailKey is the form under which addresses were unique before NormalizeEmail normalised
+// them (trimmed and lower-cased only): the claim key of accounts registered then, which a lookup
+// still tries when it differs from the normalised form.
+func LegacyEmailKey(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// lookAlikeScripts are the scripts whose letters pass for one another ("а" and "a", "ο" and "o").
+var lookAlikeScripts = []*unicode.RangeTable{unicode.Latin, unicode.Cyrillic, unicode.Greek}
+
+// mixesScripts reports whether s has letters of more than one of lookAlikeScripts.
+func mixesScripts(s string) bool {
+	seen := -1
+	for _, r := range s {
+		for i, script := range lookAlikeScripts {
+			if unicode.Is(script, r) {
+				if seen >= 0 && seen != i {
+					return true
+				}
+				seen = i
+			}
+		}
+	}
+	return false
 }
 
 // ValidateName checks a person's or tenant's display name: 1 to 100 characters of printable
