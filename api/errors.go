@@ -58,6 +58,8 @@ var errorKinds = []struct {
 	{domain.ErrInvalidCredentials, http.StatusUnauthorized, "invalid_credentials", "The email or password is wrong."},
 	{domain.ErrTOTPRequired, http.StatusUnauthorized, "totp_required", "This account uses two-factor authentication: send totp_code."},
 	{domain.ErrInvalidTOTP, http.StatusUnauthorized, "invalid_totp", "The two-factor code is wrong or was used already."},
+	{domain.ErrReauthenticationRequired, http.StatusUnauthorized, "reauthentication_required", "This change needs your password (and two-factor code) confirmed within the last 5 minutes: POST /api/v1/me/reauth, then retry."},
+	{domain.ErrAPIKeyNotAllowed, http.StatusForbidden, "forbidden", "An API key cannot change the account's password, two factors or keys: log in with your password."},
 	{domain.ErrNotInPlan, http.StatusForbidden, "forbidden", "The tenant's plan does not include this; the pro and enterprise plans do."},
 	{domain.ErrForbidden, http.StatusForbidden, "forbidden", "Your role does not allow this."},
 	{domain.ErrEmailNotVerified, http.StatusForbidden, "email_not_verified", "Verify your email address first: follow the link we sent, or ask for a new one."},
@@ -194,6 +196,7 @@ func queryError(err error) *Error {
 		confirm *sqlcheck.ConfirmationError
 		failed  *queryexec.QueryError
 		busy    *queryexec.BusyError
+		large   *queryexec.TooLargeError
 	)
 	switch {
 	case errors.As(err, &denied):
@@ -221,9 +224,19 @@ func queryError(err error) *Error {
 		}
 		return &Error{Status: http.StatusUnprocessableEntity, Code: queryexec.ErrorCode(err), Message: failed.Message, Details: details}
 	case errors.As(err, &busy):
+		if busy.Scope != "" {
+			return &Error{Status: http.StatusTooManyRequests, Code: queryexec.ErrorCode(err),
+				Message: "The server is busy with other queries' results; try again in a moment.",
+				Details: map[string]any{"retry_after_s": 1, "scope": busy.Scope}, RetryAfter: time.Second}
+		}
 		return &Error{Status: http.StatusTooManyRequests, Code: queryexec.ErrorCode(err),
 			Message: "Too many queries are running for this tenant or database; try again in a moment.",
 			Details: map[string]any{"retry_after_s": 1}, RetryAfter: time.Second}
+	case errors.As(err, &large):
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: queryexec.ErrorCode(err),
+			Message: fmt.Sprintf("The result is too large: %s over %d bytes; select fewer or smaller values (LIMIT, SUBSTRING).",
+				map[string]string{"row_too_large": "a row is", "result_too_large": "its rows are"}[large.Reason], large.Limit),
+			Details: map[string]any{"reason": large.Reason, "limit_bytes": large.Limit}}
 	}
 	return nil
 }

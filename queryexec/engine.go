@@ -103,9 +103,14 @@ func (e *StatementError) Unwrap() error { return e.Err }
 // ErrTimeout: the statement ran past its timeout and was stopped on the server.
 var ErrTimeout = errors.New("queryexec: query timed out")
 
-// BusyError: the tenant has as many queries running as its plan allows connections, or the
-// database has no free connection. Retry shortly.
-type BusyError struct{ Message string }
+// BusyError: the tenant has as many queries running as its plan allows connections, the
+// database has no free connection, or (Scope "server") the process runs as many statements or
+// holds as many bytes of rows as it may, or (Scope "results") the result store has no room for
+// the tenant's result now. Retry shortly.
+type BusyError struct {
+	Scope   string // "", "server" or "results"
+	Message string
+}
 
 func (e *BusyError) Error() string { return "queryexec: busy: " + e.Message }
 
@@ -114,15 +119,17 @@ func (e *BusyError) Error() string { return "queryexec: busy: " + e.Message }
 // describe each statement as a domain.QueryExecuted for the caller to record. It is safe for
 // concurrent use.
 type Engine struct {
-	fleet   *sandbox.Fleet
-	pools   *pools
-	results *results.Store
-	running *tenantGate
-	log     *slog.Logger
-	now     func() time.Time
-	onWrite func(domain.DatabaseID)
-	stop    chan struct{}
-	done    sync.WaitGroup
+	fleet     *sandbox.Fleet
+	pools     *pools
+	results   *results.Store
+	running   *tenantGate
+	admission *admission
+	maxResult int64 // bytes of one result
+	log       *slog.Logger
+	now       func() time.Time
+	onWrite   func(domain.DatabaseID)
+	stop      chan struct{}
+	done      sync.WaitGroup
 }
 
 // EngineOptions configure an Engine.
@@ -135,6 +142,15 @@ type EngineOptions struct {
 	// OnWrite is told about each database a statement may have changed the size of (the storage
 	// sampler measures it soon). Optional.
 	OnWrite func(domain.DatabaseID)
+	// MaxResultBytes bounds the rows of one result (default DefaultMaxResultBytes);
+	// QueriesInFlight the statements the process runs at once (default DefaultQueriesInFlight);
+	// QueryMemory the bytes of rows they hold in memory together (default DefaultQueryMemory);
+	// AdmissionWait how long a statement waits for either before it is refused as busy (default
+	// DefaultAdmissionWait).
+	MaxResultBytes  int64
+	QueriesInFlight int
+	QueryMemory     int64
+	AdmissionWait   time.Duration
 }
 
 // NewEngine returns an Engine; Close stops its pool janitor and closes its pools. Panics without
@@ -149,8 +165,21 @@ func NewEngine(opts EngineOptions) *Engine {
 	if opts.OnWrite == nil {
 		opts.OnWrite = func(domain.DatabaseID) {}
 	}
+	if opts.MaxResultBytes <= 0 {
+		opts.MaxResultBytes = DefaultMaxResultBytes
+	}
+	if opts.QueriesInFlight <= 0 {
+		opts.QueriesInFlight = DefaultQueriesInFlight
+	}
+	if opts.QueryMemory <= 0 {
+		opts.QueryMemory = DefaultQueryMemory
+	}
+	if opts.AdmissionWait <= 0 {
+		opts.AdmissionWait = DefaultAdmissionWait
+	}
 	e := &Engine{fleet: opts.Fleet, pools: newPools(opts.Fleet, opts.Passwords, opts.Log, opts.Now), results: opts.Results,
-		running: newTenantGate(), log: opts.Log, now: opts.Now, onWrite: opts.OnWrite, stop: make(chan struct{})}
+		running: newTenantGate(), admission: newAdmission(opts.QueriesInFlight, max(opts.QueryMemory, MaxRowBytes), opts.AdmissionWait),
+		maxResult: opts.MaxResultBytes, log: opts.Log, now: opts.Now, onWrite: opts.OnWrite, stop: make(chan struct{})}
 	e.done.Add(1)
 	go e.janitor()
 	return e
@@ -238,6 +267,7 @@ type statement struct {
 	name     string
 	decision sqlcheck.Decision
 	record   domain.QueryExecuted
+	held     int64 // bytes of the admission's memory its inline rows hold
 }
 
 // Run runs the request's statement (or, with Multi, each statement in order, stopping at the
@@ -247,8 +277,8 @@ type statement struct {
 // Errors: a *domain.ValidationError for bad limits or empty SQL (nothing recorded),
 // domain.ErrDatabaseStopped, an error wrapping domain.ErrDatabaseUnavailable, a *NotAllowedError,
 // a *ConfirmationError, a *domain.QuotaExceededError (storage, for writes), a *BusyError, a
-// *QueryError (the database refused it; Syntax() for syntax errors), ErrTimeout, or the context's
-// error. With Multi, the error of statement i (1-based) is wrapped in a *StatementError.
+// *QueryError (the database refused it; Syntax() for syntax errors), a *TooLargeError, ErrTimeout,
+// or the context's error. With Multi, the error of statement i (1-based) is wrapped in a *StatementError.
 func (e *Engine) Run(ctx context.Context, req Request) ([]Result, []domain.QueryExecuted, error) {
 	b, err := req.bounds()
 	if err != nil {
@@ -269,6 +299,16 @@ func (e *Engine) Run(ctx context.Context, req Request) ([]Result, []domain.Query
 		return nil, e.refuse(stmts, err), err
 	}
 	defer release()
+	leave, err := e.admission.enter(ctx)
+	if err != nil {
+		return nil, e.refuse(stmts, err), err
+	}
+	defer leave()
+	defer func() { // the rows answered inline were held until now
+		for i := range stmts {
+			e.admission.memory.give(stmts[i].held)
+		}
+	}()
 	c, err := e.session(ctx, req, stmts[0].decision.Account)
 	if err != nil {
 		return nil, e.refuse(stmts, err), err
@@ -431,6 +471,8 @@ func ErrorCode(err error) string {
 		return "quota_exceeded"
 	case errors.As(err, &busy):
 		return "rate_limited"
+	case errors.As(err, new(*TooLargeError)):
+		return "payload_too_large"
 	case errors.As(err, &verr):
 		return "validation_failed"
 	case errors.Is(err, ErrTimeout):
@@ -495,7 +537,8 @@ func (e *Engine) runOne(ctx context.Context, c *conn, req Request, b bounds, st 
 }
 
 func (e *Engine) translate(err error, st *statement) error {
-	if errors.Is(err, ErrTimeout) || errors.Is(err, context.Canceled) {
+	if errors.Is(err, ErrTimeout) || errors.Is(err, context.Canceled) || errors.As(err, new(*TooLargeError)) ||
+		errors.As(err, new(*BusyError)) {
 		return err
 	}
 	if IsTimeout(err) {
@@ -620,28 +663,43 @@ func (e *Engine) execute(ctx context.Context, c *conn, b bounds, st *statement) 
 	return res, ErrTimeout
 }
 
-// read streams the rows of a statement: the first page inline, all of them (up to the row limit)
-// into the result store, and stops at the first row past the limit.
-func (e *Engine) read(ctx context.Context, c *conn, b bounds, st *statement, res *Result, text string) error {
-	rows, err := c.QueryContext(ctx, text)
+// read streams the rows of a statement: the first page inline (up to inlineBytes), all of them (up
+// to the row limit) into the result store, and stops at the first row past the limit. Each row
+// is held in the admission's memory while it is handled, and until Run returns when it is
+// answered inline. A row over MaxRowBytes or a result over maxResult stops the statement there
+// (its connection is dropped rather than drained) with a *TooLargeError.
+func (e *Engine) read(ctx context.Context, c *conn, b bounds, st *statement, res *Result, text string) (err error) {
+	readCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	rows, err := c.QueryContext(readCtx, text)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
+	defer func() {
+		if err != nil {
+			stop() // the driver drops the connection instead of reading the rest of the result
+			e.admission.memory.give(st.held)
+			st.held, res.Rows = 0, nil
+		}
+		rows.Close()
+	}()
 	reader, err := results.NewRowReader(rows)
 	if err != nil {
 		return err
 	}
+	reader.Limit(MaxRowBytes)
 	res.Columns = reader.Columns()
 	for i, c := range res.Columns { // SHOW TABLES answers "Tables_in_<schema>"
 		res.Columns[i].Name = strings.ReplaceAll(c.Name, st.schema, st.name)
 	}
 	w := e.results.Begin(res.QueryID, string(st.record.TenantID), string(st.record.UserID), res.Columns)
 	defer w.Abort()
-	inline := 0
+	var inline, stored int64
 	for {
 		row, ok, err := reader.Next()
-		if err != nil {
+		if errors.Is(err, results.ErrRowTooLarge) {
+			return &TooLargeError{Reason: "row_too_large", Limit: MaxRowBytes}
+		} else if err != nil {
 			return err
 		}
 		if !ok {
@@ -651,11 +709,29 @@ func (e *Engine) read(ctx context.Context, c *conn, b bounds, st *statement, res
 			res.Truncated = true
 			break
 		}
-		if int64(len(res.Rows)) < b.pageSize && (inline+len(row) <= inlineBytes || len(res.Rows) == 0) {
-			res.Rows = append(res.Rows, row)
-			inline += len(row)
+		n := int64(len(row))
+		if n > MaxRowBytes {
+			return &TooLargeError{Reason: "row_too_large", Limit: MaxRowBytes}
 		}
-		if err := w.Add(row); err != nil {
+		if stored += n; stored > e.maxResult {
+			return &TooLargeError{Reason: "result_too_large", Limit: e.maxResult}
+		}
+		if err := e.admission.hold(ctx, n); err != nil {
+			return err
+		}
+		kept := int64(len(res.Rows)) < b.pageSize && inline+n <= inlineBytes
+		if kept {
+			res.Rows = append(res.Rows, row)
+			inline += n
+			st.held += n
+		}
+		err = w.Add(row)
+		if !kept {
+			e.admission.memory.give(n)
+		}
+		if errors.Is(err, results.ErrNoRoom) {
+			return &BusyError{Scope: "results", Message: "the result store has no room for the tenant's result now"}
+		} else if err != nil {
 			return err
 		}
 		res.RowCount++

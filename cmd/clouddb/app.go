@@ -151,7 +151,8 @@ func (a *App) open(ctx context.Context) error {
 		return fmt.Errorf("query results (CLOUDDB_DATA_DIR): %w", err)
 	}
 	a.Engine = queryexec.NewEngine(queryexec.EngineOptions{Fleet: a.Fleet, Passwords: a.Databases.AccountPassword,
-		Results: resultStore, Log: a.Log, Now: now, OnWrite: a.Databases.MeasureSoon})
+		Results: resultStore, Log: a.Log, Now: now, OnWrite: a.Databases.MeasureSoon, MaxResultBytes: a.Config.ResultMaxBytes,
+		QueriesInFlight: a.Config.QueriesInFlight, QueryMemory: a.Config.QueryMemory})
 	a.QueryRunner = commands.NewQueryRunner(a.Engine, a.Store, a.queryTarget, resultarchive.New(db), now, a.Log)
 	a.Databases.OnAccountsChanged(func(id domain.DatabaseID) {
 		a.QueryRunner.Forget(id)

@@ -58,6 +58,11 @@ type Config struct {
 	ExportIdle     time.Duration
 	ExportMax      time.Duration
 	ExportsPerUser int
+	// ResultMaxBytes bounds the rows of one result; QueriesInFlight the statements the process
+	// runs at once; QueryMemory the bytes of rows those hold in memory together.
+	ResultMaxBytes  int64
+	QueriesInFlight int
+	QueryMemory     int64
 	// JWTSecret and SecretKey come from the environment or are generated once into the data dir
 	// by LoadKeys.
 	JWTSecret []byte
@@ -197,6 +202,24 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		fail("CLOUDDB_EXPORTS_PER_USER", "%q must be a number from 1 to 100", exportsText)
 	} else {
 		c.ExportsPerUser = n
+	}
+	resultMaxText := get("CLOUDDB_RESULT_MAX_BYTES", strconv.Itoa(256<<20))
+	if n, err := strconv.ParseInt(resultMaxText, 10, 64); err != nil || n < 1<<20 || n > 1<<40 {
+		fail("CLOUDDB_RESULT_MAX_BYTES", "%q must be a number of bytes from 1048576 to 1099511627776", resultMaxText)
+	} else {
+		c.ResultMaxBytes = n
+	}
+	inFlightText := get("CLOUDDB_QUERIES_IN_FLIGHT", "256")
+	if n, err := strconv.Atoi(inFlightText); err != nil || n < 1 || n > 100_000 {
+		fail("CLOUDDB_QUERIES_IN_FLIGHT", "%q must be a number from 1 to 100000", inFlightText)
+	} else {
+		c.QueriesInFlight = n
+	}
+	queryMemText := get("CLOUDDB_QUERY_MEMORY", strconv.Itoa(128<<20))
+	if n, err := strconv.ParseInt(queryMemText, 10, 64); err != nil || n < 8<<20 {
+		fail("CLOUDDB_QUERY_MEMORY", "%q must be a number of bytes, at least 8388608 (a row's most)", queryMemText)
+	} else {
+		c.QueryMemory = n
 	}
 	if v := getenv("CLOUDDB_JWT_SECRET"); v != "" {
 		if len(v) < 32 {

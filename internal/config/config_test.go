@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func env(vars map[string]string) func(string) string {
@@ -67,6 +68,12 @@ func TestInvalidValuesNameTheVariableOnOneLine(t *testing.T) {
 		"CLOUDDB_RESULT_MEMORY":         "1000",
 		"CLOUDDB_METRICS_ADDR":          "9090",
 		"CLOUDDB_FREE_TENANTS_PER_USER": "0",
+		"CLOUDDB_EXPORT_IDLE_TIMEOUT":   "1ms",
+		"CLOUDDB_EXPORT_MAX_DURATION":   "forever",
+		"CLOUDDB_EXPORTS_PER_USER":      "0",
+		"CLOUDDB_RESULT_MAX_BYTES":      "1000",
+		"CLOUDDB_QUERIES_IN_FLIGHT":     "0",
+		"CLOUDDB_QUERY_MEMORY":          "1048576",
 	}
 	for name, value := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -117,5 +124,28 @@ func TestLoadKeysGeneratesOnceAndAgreesAcrossConcurrentStarts(t *testing.T) {
 	c := Config{DataDir: dir}
 	if err := c.LoadKeys(); err == nil || !strings.Contains(err.Error(), "jwt.key") {
 		t.Fatalf("a corrupt key file was accepted: %v", err)
+	}
+}
+
+// The bounds of results, exports and query memory (issue 10, items 3 and 4) have defaults and
+// can be set.
+func TestResultBounds(t *testing.T) {
+	c, err := FromEnv(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ExportIdle != time.Minute || c.ExportMax != time.Hour || c.ExportsPerUser != 2 || c.ResultMaxBytes != 256<<20 ||
+		c.QueriesInFlight != 256 || c.QueryMemory != 128<<20 {
+		t.Fatalf("defaults: %+v", c)
+	}
+	c, err = FromEnv(env(map[string]string{"CLOUDDB_EXPORT_IDLE_TIMEOUT": "5s", "CLOUDDB_EXPORT_MAX_DURATION": "2h",
+		"CLOUDDB_EXPORTS_PER_USER": "4", "CLOUDDB_RESULT_MAX_BYTES": "2097152", "CLOUDDB_QUERIES_IN_FLIGHT": "32",
+		"CLOUDDB_QUERY_MEMORY": "16777216"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ExportIdle != 5*time.Second || c.ExportMax != 2*time.Hour || c.ExportsPerUser != 4 || c.ResultMaxBytes != 2<<20 ||
+		c.QueriesInFlight != 32 || c.QueryMemory != 16<<20 {
+		t.Fatalf("values not read: %+v", c)
 	}
 }

@@ -43,8 +43,10 @@ const (
 	resultRowOverhead = 24
 	// resultIndexEvery: a spilled result remembers the file offset of every 256th row.
 	resultIndexEvery = 256
-	// resultMaxPageRows caps the limit of one Page (a page is read into memory).
-	resultMaxPageRows = 10000
+	// resultMaxPageRows caps the limit of one Page (a page is read into memory), and
+	// resultMaxPageBytes its rows' bytes (a page has at least one row).
+	resultMaxPageRows  = 10000
+	resultMaxPageBytes = 8 << 20
 	// resultMaxTombstones bounds the memory of expired ids.
 	resultMaxTombstones = 100000
 	// resultDiskChunk is how much disk budget a writer reserves at a time (less for tiny budgets).
@@ -660,7 +662,8 @@ type Page struct {
 }
 
 // Page returns rows [offset, offset+limit) of the result of query id (fewer, or none, past the
-// end); limit is capped at 10,000 and Limit in the page is the one applied. Columns and rows are
+// end, and fewer when they would hold more than 8 MiB, though at least one); limit is capped at
+// 10,000 and Limit in the page is the one applied. Columns and rows are
 // shared with the store: do not modify them.
 //
 // Returns an error wrapping domain.ErrNotFound when id is unknown or owned by someone else,
@@ -687,7 +690,13 @@ func (s *Store) Page(id, owner string, offset, limit int64) (Page, error) {
 	}
 	end := min(offset+limit, r.total)
 	if !r.spilled() {
-		page.Rows = append(make([]json.RawMessage, 0, end-offset), r.rows[offset:end]...)
+		var bytes int
+		for _, row := range r.rows[offset:end] {
+			if bytes += len(row); bytes > resultMaxPageBytes && len(page.Rows) > 0 {
+				break
+			}
+			page.Rows = append(page.Rows, row)
+		}
 		s.unlock()
 		return page, nil
 	}
@@ -700,11 +709,14 @@ func (s *Store) Page(id, owner string, offset, limit int64) (Page, error) {
 		return Page{}, err
 	}
 	defer f.Close()
-	page.Rows = make([]json.RawMessage, 0, end-offset)
+	var bytes int
 	for i := offset; i < end; i++ {
 		row, err := readSpilledRow(br, nil)
 		if err != nil {
 			return Page{}, s.readErr(r, err)
+		}
+		if bytes += len(row); bytes > resultMaxPageBytes && len(page.Rows) > 0 {
+			break
 		}
 		page.Rows = append(page.Rows, row)
 	}

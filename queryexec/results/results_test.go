@@ -773,3 +773,23 @@ func TestResultPinnedFilesCountAgainstTheBudget(t *testing.T) {
 		t.Fatalf("after the read: disk used %d, kept %d, files %d", disk.used, disk.kept, size)
 	}
 }
+
+// A page stops before its rows pass 8 MiB, with at least one row, so that GET /results of a
+// result of big rows answers a bounded page (limit 10,000 of 8 MiB rows was 80 GB).
+func TestResultPageBytesAreBounded(t *testing.T) {
+	for _, spill := range []bool{false, true} {
+		opts := StoreOptions{MemoryBudget: 64 << 20, SpillAbove: 32 << 20}
+		if spill {
+			opts.SpillAbove = 1
+		}
+		s, _ := openTestResultStore(t, opts)
+		storeTenantResult(t, s, "big", "t", 3, 5<<20)
+		p, err := s.Page("big", "u", 0, 10)
+		if err != nil || len(p.Rows) != 1 {
+			t.Fatalf("spill=%v: page of 5 MiB rows: %d rows, %v; want 1", spill, len(p.Rows), err)
+		}
+		if p, err := s.Page("big", "u", 2, 10); err != nil || len(p.Rows) != 1 || string(p.Rows[0]) != string(testResultRow(2, 5<<20)) {
+			t.Fatalf("spill=%v: last row: %d rows, %v", spill, len(p.Rows), err)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -54,7 +55,15 @@ type RowReader struct {
 	raw   []sql.RawBytes
 	dest  []any
 	buf   []byte // the row being built, reused
+	limit int    // of a row's values as the server sent them; 0: none
 }
+
+// ErrRowTooLarge: a row's values, as the server sent them, are over the RowReader's limit.
+var ErrRowTooLarge = errors.New("queryexec: a row of the result is over the limit")
+
+// Limit makes Next fail with ErrRowTooLarge, before it builds the row's JSON, for a row whose
+// values add up to more than n bytes as the server sent them (the JSON is at least as long).
+func (r *RowReader) Limit(n int) { r.limit = n }
 
 // NewRowReader prepares to read rows; it reads the column types once.
 func NewRowReader(rows *sql.Rows) (*RowReader, error) {
@@ -90,6 +99,15 @@ func (r *RowReader) Next() (row json.RawMessage, ok bool, err error) {
 	}
 	if err := r.rows.Scan(r.dest...); err != nil {
 		return nil, false, fmt.Errorf("queryexec: scan row: %w", err)
+	}
+	if r.limit > 0 {
+		size := 0
+		for _, v := range r.raw {
+			size += len(v)
+		}
+		if size > r.limit {
+			return nil, false, ErrRowTooLarge
+		}
 	}
 	b := append(r.buf[:0], '[')
 	for i, v := range r.raw {
