@@ -162,8 +162,33 @@ func holdSequence(t testing.TB, db *sql.DB) (release func()) {
 	return release
 }
 
-// settle gives goroutines that were just started time to prepare and queue their appends.
-func settle() { time.Sleep(300 * time.Millisecond) }
+// waitUntil polls cond until it holds; a minute without is a failure.
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// writerBlocked waits until the store's writer has taken its next append and waits, in its
+// transaction, for the sequence lock that holdSequence holds (its locking read is running), with
+// want appends queued behind it.
+func writerBlocked(t testing.TB, db *sql.DB, s *eventstore.Store, want int) {
+	t.Helper()
+	waitUntil(t, fmt.Sprintf("the writer waits for the lock with %d appends queued", want), func() bool {
+		// The processlist is live (innodb_trx is a cache refreshed now and then).
+		var waiting int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM information_schema.processlist
+			WHERE db = DATABASE() AND info LIKE 'SELECT last_position FROM event_sequence%FOR UPDATE'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		return waiting == 1 && eventstore.Queued(s) == want
+	})
+}
 
 // batches is how many group commits the store's metrics have seen.
 func batches(t testing.TB, reg *prometheus.Registry) uint64 {

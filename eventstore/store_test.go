@@ -598,14 +598,13 @@ func TestGroupCommitIsolatesConflicts(t *testing.T) {
 	}
 	wg.Add(1)
 	go run(jobs[0])
-	settle()
+	writerBlocked(t, db, s, 0)
 	// Queue the others strictly in order, so that the shared key's first claimant is known.
-	for _, j := range jobs[1:] {
+	for i, j := range jobs[1:] {
 		wg.Add(1)
 		go run(j)
-		time.Sleep(time.Millisecond)
+		waitUntil(t, fmt.Sprintf("append %d is queued", i+1), func() bool { return eventstore.Queued(s) == i+1 })
 	}
-	settle()
 	release()
 	wg.Wait()
 
@@ -698,17 +697,20 @@ func TestClose(t *testing.T) {
 			_, err := s.Append(context.Background(), one(fmt.Sprint("cart-", i), 0, items(2)...))
 			errs <- err
 		}()
+		if i == 0 {
+			writerBlocked(t, db, s, 0) // the first takes the writer into its transaction
+		}
 	}
-	settle() // every append is now waiting behind the blocked writer
+	writerBlocked(t, db, s, queued-1) // every other append now waits behind the blocked writer
 	closed := make(chan error)
 	go func() { closed <- s.Close() }()
+	waitUntil(t, "Close has begun", func() bool { return eventstore.Closing(s) })
 	// Close must wait for the queue, so it cannot return while the writer is blocked.
 	select {
 	case err := <-closed:
 		t.Fatalf("Close returned (%v) while appends were still queued", err)
-	case <-time.After(200 * time.Millisecond):
+	default:
 	}
-	// Close has marked the store closed by now: new appends are refused.
 	if _, err := s.Append(context.Background(), one("cart-late", 0, items(1)...)); !errors.Is(err, eventstore.ErrClosed) {
 		t.Fatalf("append after Close = %v, want ErrClosed", err)
 	}
@@ -784,14 +786,6 @@ func TestGroupCommitRetriesOneByOne(t *testing.T) {
 			logs := &logBuffer{}
 			s, db := newStore(t, eventstore.Options{Logger: logs.Logger()})
 			bad := tc.bad(t, db)
-			// Encoding the bad event can take a while (a second for 17 MB under -race): measure it,
-			// so the wait below covers it.
-			start := time.Now()
-			if _, err := json.Marshal(bad); err != nil {
-				t.Fatal(err)
-			}
-			encode := time.Since(start)
-
 			release := holdSequence(t, db)
 			const small = 30
 			errs := make(chan error, small)
@@ -804,7 +798,7 @@ func TestGroupCommitRetriesOneByOne(t *testing.T) {
 			}
 			wg.Add(1)
 			go send(0) // takes the writer into a transaction that waits for the lock
-			settle()
+			writerBlocked(t, db, s, 0)
 			for i := 1; i < small; i++ {
 				wg.Add(1)
 				go send(i)
@@ -816,8 +810,8 @@ func TestGroupCommitRetriesOneByOne(t *testing.T) {
 					}()
 				}
 			}
-			time.Sleep(2 * encode)
-			settle()
+			// The bad event's encoding takes a while (a second for 17 MB under -race): wait for all.
+			writerBlocked(t, db, s, small)
 			release()
 			wg.Wait()
 			close(errs)
