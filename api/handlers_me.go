@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/clouddbmanager/clouddb/commands"
 	"github.com/clouddbmanager/clouddb/domain"
 )
 
@@ -67,8 +68,7 @@ func (s *Server) handleChangePassword(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	p := principalFrom(r.Context())
-	if err := s.identity.Commands.ChangePassword(r.Context(), p.UserID, req.CurrentPassword, req.NewPassword, metadata(r.Context(), r)); err != nil {
+	if err := s.identity.Commands.ChangePassword(r.Context(), caller(r), req.CurrentPassword, req.NewPassword, metadata(r.Context(), r)); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -121,8 +121,34 @@ func nullable(s string) any {
 var errNoSession = &Error{Status: http.StatusBadRequest, Code: "invalid_request",
 	Message: "This request authenticated with an API key, which has no session: revoke the key instead."}
 
+// caller is who asks for a change of their own account: the user and the request's session (none
+// for an API key).
+func caller(r *http.Request) commands.Caller {
+	p := principalFrom(r.Context())
+	return commands.Caller{User: p.UserID, Session: p.SessionID}
+}
+
+// handleReauth confirms the password (and two-factor code) again, so that this session may
+// change the account's credentials for the next domain.ReauthWindow.
+func (s *Server) handleReauth(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Password string `json:"password"`
+		TOTPCode string `json:"totp_code"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.identity.Commands.Reauthenticate(r.Context(), caller(r), req.Password, req.TOTPCode, metadata(r.Context(), r)); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	until := s.identity.Now().Add(domain.ReauthWindow).UTC()
+	writeJSON(w, http.StatusOK, map[string]any{"reauthenticated_until": until.Format(time.RFC3339)})
+}
+
 func (s *Server) handleTOTPSetup(w http.ResponseWriter, r *http.Request) {
-	secret, url, err := s.identity.Commands.StartTOTP(r.Context(), principalFrom(r.Context()).UserID, metadata(r.Context(), r))
+	secret, url, err := s.identity.Commands.StartTOTP(r.Context(), caller(r), metadata(r.Context(), r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -141,7 +167,7 @@ func (s *Server) handleTOTPEnable(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	codes, err := s.identity.Commands.EnableTOTP(r.Context(), principalFrom(r.Context()).UserID, req.Code, metadata(r.Context(), r))
+	codes, err := s.identity.Commands.EnableTOTP(r.Context(), caller(r), req.Code, metadata(r.Context(), r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -156,7 +182,7 @@ func (s *Server) handleTOTPDisable(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.identity.Commands.DisableTOTP(r.Context(), principalFrom(r.Context()).UserID, req.Code, metadata(r.Context(), r)); err != nil {
+	if err := s.identity.Commands.DisableTOTP(r.Context(), caller(r), req.Code, metadata(r.Context(), r)); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -173,7 +199,7 @@ func (s *Server) handleCreateAPIKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := principalFrom(r.Context())
-	id, key, err := s.identity.Commands.CreateAPIKey(r.Context(), p.UserID, p.TenantID, req.Name, req.ExpiresAt, metadata(r.Context(), r))
+	id, key, err := s.identity.Commands.CreateAPIKey(r.Context(), caller(r), p.TenantID, req.Name, req.ExpiresAt, metadata(r.Context(), r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

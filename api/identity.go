@@ -46,6 +46,7 @@ func (s *Server) MountIdentity(id IdentityRoutes) {
 		{"GET", "/me", authenticated, s.handleMe},
 		{"GET", "/me/tenants", authenticated, s.handleMyTenants},
 		{"PUT", "/me/password", authenticated, s.handleChangePassword},
+		{"POST", "/me/reauth", authenticated, s.limited(limitLogin, s.handleReauth)},
 		{"GET", "/me/sessions", authenticated, s.handleMySessions},
 		{"DELETE", "/me/sessions/{id}", authenticated, s.handleEndMySession},
 		{"POST", "/me/totp/setup", authenticated, s.handleTOTPSetup},

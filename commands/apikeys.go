@@ -19,8 +19,9 @@ const APIKeyPrefix = "cdb_"
 
 // CreateAPIKey is POST /me/api-keys: a key for the user in the session's tenant (none when the
 // session has no tenant), shown this once; the log keeps only its hash. expiresAt is optional
-// and must be in the future.
-func (h *Identity) CreateAPIKey(ctx context.Context, user domain.UserID, tenant domain.TenantID, name string, expiresAt *time.Time, meta eventstore.Metadata) (domain.APIKeyID, string, error) {
+// and must be in the future. Like every change of credentials it needs a recent authentication
+// of the session (domain.User.ConfirmRecentAuthentication): a key cannot mint keys.
+func (h *Identity) CreateAPIKey(ctx context.Context, who Caller, tenant domain.TenantID, name string, expiresAt *time.Time, meta eventstore.Metadata) (domain.APIKeyID, string, error) {
 	name, err := domain.ValidateName("name", name)
 	if err != nil {
 		return "", "", err
@@ -33,8 +34,9 @@ func (h *Identity) CreateAPIKey(ctx context.Context, user domain.UserID, tenant 
 	rand.Read(secret)
 	encoded := base64.RawURLEncoding.EncodeToString(secret)
 	key := APIKeyPrefix + strings.ReplaceAll(string(id), "-", "") + "_" + encoded
+	user := who.User
 	err = retry(ctx, func() error {
-		u, err := h.loadUser(ctx, user)
+		u, err := h.recentlyAuthenticated(ctx, who)
 		if err != nil {
 			return err
 		}

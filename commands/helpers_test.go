@@ -321,6 +321,13 @@ func (f *fixture) login(t *testing.T, email, pw, code string) commands.LoginResu
 	return res
 }
 
+// caller logs in as email (with password) and returns the session that may change the account's
+// credentials for domain.ReauthWindow.
+func (f *fixture) caller(t *testing.T, id domain.UserID, email string) commands.Caller {
+	t.Helper()
+	return commands.Caller{User: id, Session: f.login(t, email, password, "").Session.SessionID}
+}
+
 // tenant creates a free tenant with creator as its tenant admin.
 func (f *fixture) tenant(t *testing.T, creator domain.UserID) domain.TenantID {
 	t.Helper()

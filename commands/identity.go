@@ -274,27 +274,33 @@ func (h *Identity) ResetPassword(ctx context.Context, token, newPassword string,
 	})
 }
 
-// ChangePassword is PUT /me/password: the current password proves it is the user; every
-// session of the user ends, this one included. Returns domain.ErrInvalidCredentials for a
-// wrong current password.
-func (h *Identity) ChangePassword(ctx context.Context, id domain.UserID, current, next string, meta eventstore.Metadata) error {
+// ChangePassword is PUT /me/password: the current password proves it is the user (a wrong one
+// counts as a failed login), in a session
+// that authenticated within domain.ReauthWindow (a stolen token alone cannot change it, nor can an
+// API key); every session of the user ends, this one included, and every API key is revoked.
+// Returns domain.ErrInvalidCredentials for a wrong current password,
+// domain.ErrReauthenticationRequired or domain.ErrAPIKeyNotAllowed.
+func (h *Identity) ChangePassword(ctx context.Context, who Caller, current, next string, meta eventstore.Metadata) error {
 	if err := domain.CheckPasswordStrength(next); err != nil {
 		return err
 	}
-	user, err := h.loadUser(ctx, id)
+	user, err := h.loadUser(ctx, who.User)
 	if err != nil {
+		return err
+	}
+	if err := user.ConfirmRecentAuthentication(who.Session, h.now()); err != nil {
 		return err
 	}
 	checkedHash := user.PasswordHash()
 	if !passwordMatches(current)(checkedHash) {
-		return domain.ErrInvalidCredentials
+		return h.failLogin(ctx, who.User, "password", attemptOf(meta))
 	}
 	newHash, err := h.hash(next)
 	if err != nil {
 		return err
 	}
 	return retry(ctx, func() error {
-		user, err := h.loadUser(ctx, id)
+		user, err := h.loadUser(ctx, who.User)
 		if err != nil {
 			return err
 		}
@@ -309,9 +315,81 @@ func (h *Identity) ChangePassword(ctx context.Context, id domain.UserID, current
 		if err := user.ChangePassword(newHash, passwordMatches(next), "change", now); err != nil {
 			return err
 		}
-		ended := endedStreams(domain.PasswordChangeEnding(id, now), sessions)
-		return h.append(ctx, eventstore.Append{Streams: append([]eventstore.Stream{stream(id.Stream(), "user", user)}, ended...), Metadata: meta})
+		ended := endedStreams(domain.PasswordChangeEnding(who.User, now), sessions)
+		return h.append(ctx, eventstore.Append{Streams: append([]eventstore.Stream{stream(who.User.Stream(), "user", user)}, ended...), Metadata: meta})
 	})
+}
+
+// Caller is who asks for a change of their own account: the user, and the session the request
+// came in (empty for an API key).
+type Caller struct {
+	User    domain.UserID
+	Session domain.SessionID
+}
+
+// Reauthenticate is POST /me/reauth: the password, and the two-factor code when it is on, checked
+// again in the caller's session, which may then change the account's credentials for
+// domain.ReauthWindow. A wrong password counts as a failed login (five lock the account), so this
+// is no way around the lockout. Returns domain.ErrAPIKeyNotAllowed, domain.ErrInvalidCredentials,
+// domain.ErrTOTPRequired, domain.ErrInvalidTOTP or a *domain.AccountLockedError.
+func (h *Identity) Reauthenticate(ctx context.Context, who Caller, password, totpCode string, meta eventstore.Metadata) error {
+	if who.Session == "" {
+		return domain.ErrAPIKeyNotAllowed
+	}
+	attempt := attemptOf(meta)
+	user, err := h.loadUser(ctx, who.User)
+	if err != nil {
+		return err
+	}
+	if err := user.Locked(h.now()); err != nil {
+		return err
+	}
+	checkedHash := user.PasswordHash()
+	if !passwordMatches(password)(checkedHash) {
+		return h.failLogin(ctx, who.User, "password", attempt)
+	}
+	if user.TOTPEnabled() && totpCode == "" {
+		return domain.ErrTOTPRequired
+	}
+	err = retry(ctx, func() error {
+		user, err := h.loadUser(ctx, who.User)
+		if err != nil {
+			return err
+		}
+		if user.PasswordHash() != checkedHash {
+			return domain.ErrInvalidCredentials
+		}
+		var step int64
+		if user.TOTPEnabled() {
+			if step, err = h.secondFactor(ctx, user, totpCode); err != nil {
+				return err
+			}
+		}
+		if err := user.Reauthenticate(who.Session, step, h.now()); err != nil {
+			return err
+		}
+		return h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(who.User.Stream(), "user", user)}, Metadata: meta})
+	})
+	if errors.Is(err, domain.ErrInvalidTOTP) {
+		return h.failLogin(ctx, who.User, "totp", attempt)
+	}
+	return err
+}
+
+// attemptOf is a password check outside login (reauthentication, a password change) as the
+// failed login it counts as, from the request's address and user agent.
+func attemptOf(meta eventstore.Metadata) Login {
+	return Login{IP: meta.IP, UserAgent: meta.UserAgent, Meta: meta}
+}
+
+// recentlyAuthenticated loads the caller's account for a change of its credentials, refused
+// unless domain.User.ConfirmRecentAuthentication allows it.
+func (h *Identity) recentlyAuthenticated(ctx context.Context, who Caller) (*domain.User, error) {
+	user, err := h.loadUser(ctx, who.User)
+	if err != nil {
+		return nil, err
+	}
+	return user, user.ConfirmRecentAuthentication(who.Session, h.now())
 }
 
 func joinValidation(errs ...error) error {

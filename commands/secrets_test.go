@@ -88,12 +88,13 @@ func TestNoSecretInTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	secret, _, err := f.identity.StartTOTP(c, id, m)
+	who := commands.Caller{User: id, Session: f.login(t, "keeper@example.com", reset, "").Session.SessionID}
+	secret, _, err := f.identity.StartTOTP(c, who, m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	keep("TOTP secret", secret)
-	recovery, err := f.identity.EnableTOTP(c, id, f.totpCode(t, secret), m)
+	recovery, err := f.identity.EnableTOTP(c, who, f.totpCode(t, secret), m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,7 @@ func TestNoSecretInTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, key, err := f.identity.CreateAPIKey(c, id, "", "ci", nil, m)
+	_, key, err := f.identity.CreateAPIKey(c, who, "", "ci", nil, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func TestNoSecretInTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := f.identity.ChangePassword(c, id, reset, changed, m); err != nil {
+	if err := f.identity.ChangePassword(c, who, reset, changed, m); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.identity.Bootstrap(c, "boot@example.com", bootPass); err != nil {

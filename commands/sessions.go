@@ -100,7 +100,7 @@ func (h *Identity) Login(ctx context.Context, cmd Login) (LoginResult, error) {
 		started.ExpiresAt = started.StartedAt.Add(domain.SessionLifetime)
 		started.IdleTimeout = int64(idle / time.Second)
 		session := domain.StartSession(started)
-		if err := user.SucceedLogin(started.SessionID, started.TenantID, step); err != nil {
+		if err := user.SucceedLogin(started.SessionID, started.TenantID, step, started.StartedAt); err != nil {
 			return err
 		}
 		meta := cmd.Meta

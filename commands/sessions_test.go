@@ -112,10 +112,11 @@ func TestPasswordChangeEndsEverySession(t *testing.T) {
 	bystander := f.login(t, "bystander@example.com", password, "")
 
 	f.clock.Advance(time.Second)
-	if err := f.identity.ChangePassword(ctx(t), id, "Wrong-Horse-42", "Battery-Staple-7", meta); !errors.Is(err, domain.ErrInvalidCredentials) {
+	owner := commands.Caller{User: id, Session: sessions[0].Session.SessionID}
+	if err := f.identity.ChangePassword(ctx(t), owner, "Wrong-Horse-42", "Battery-Staple-7", meta); !errors.Is(err, domain.ErrInvalidCredentials) {
 		t.Errorf("wrong current password: %v, want ErrInvalidCredentials", err)
 	}
-	if err := f.identity.ChangePassword(ctx(t), id, password, password, meta); !errors.Is(err, domain.ErrPasswordReused) {
+	if err := f.identity.ChangePassword(ctx(t), owner, password, password, meta); !errors.Is(err, domain.ErrPasswordReused) {
 		t.Errorf("same password again: %v, want ErrPasswordReused", err)
 	}
 	for _, s := range sessions {
@@ -123,7 +124,7 @@ func TestPasswordChangeEndsEverySession(t *testing.T) {
 			t.Fatal("a refused password change ended a session")
 		}
 	}
-	if err := f.identity.ChangePassword(ctx(t), id, password, "Battery-Staple-7", meta); err != nil {
+	if err := f.identity.ChangePassword(ctx(t), owner, password, "Battery-Staple-7", meta); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range sessions {
@@ -257,6 +258,7 @@ func TestLoginRacingAPasswordChange(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	id := f.user(t, "toctou@example.com")
+	owner := f.caller(t, id, "toctou@example.com")
 	var reads int
 	var mu sync.Mutex
 	hooked := hookedStore{EventStore: f.store, beforeRead: func(stream string) {
@@ -269,7 +271,7 @@ func TestLoginRacingAPasswordChange(t *testing.T) {
 		mu.Unlock()
 		if n == 2 { // the login checked the old password on its first read; the owner changes it now
 			f.clock.Advance(time.Second)
-			if err := f.identity.ChangePassword(ctx(t), id, password, "Battery-Staple-7", meta); err != nil {
+			if err := f.identity.ChangePassword(ctx(t), owner, password, "Battery-Staple-7", meta); err != nil {
 				t.Errorf("change password: %v", err)
 			}
 			f.clock.Advance(time.Second)
@@ -294,10 +296,11 @@ func TestTOTP(t *testing.T) {
 		return f.identity.Login(ctx(t), commands.Login{Email: "twofactor@example.com", Password: password, TOTPCode: code, Meta: meta})
 	}
 
-	if _, err := f.identity.EnableTOTP(ctx(t), id, "123456", meta); !errors.Is(err, domain.ErrConflict) {
+	owner := f.caller(t, id, "twofactor@example.com")
+	if _, err := f.identity.EnableTOTP(ctx(t), owner, "123456", meta); !errors.Is(err, domain.ErrConflict) {
 		t.Errorf("enable without setup: %v, want ErrConflict", err)
 	}
-	secret, otpauth, err := f.identity.StartTOTP(ctx(t), id, meta)
+	secret, otpauth, err := f.identity.StartTOTP(ctx(t), owner, meta)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,10 +309,10 @@ func TestTOTP(t *testing.T) {
 	}
 	// Not on until a code confirms it.
 	f.login(t, "twofactor@example.com", password, "")
-	if _, err := f.identity.EnableTOTP(ctx(t), id, "000000", meta); !errors.Is(err, domain.ErrInvalidTOTP) {
+	if _, err := f.identity.EnableTOTP(ctx(t), owner, "000000", meta); !errors.Is(err, domain.ErrInvalidTOTP) {
 		t.Errorf("enable with a wrong code: %v, want ErrInvalidTOTP", err)
 	}
-	recovery, err := f.identity.EnableTOTP(ctx(t), id, f.totpCode(t, secret), meta)
+	recovery, err := f.identity.EnableTOTP(ctx(t), owner, f.totpCode(t, secret), meta)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,11 +380,11 @@ func TestTOTP(t *testing.T) {
 	}
 
 	// Turning it off takes a valid code, and shreds the secret.
-	if err := f.identity.DisableTOTP(ctx(t), id, "", meta); !errors.Is(err, domain.ErrInvalidTOTP) {
+	if err := f.identity.DisableTOTP(ctx(t), owner, "", meta); !errors.Is(err, domain.ErrInvalidTOTP) {
 		t.Errorf("disable without a code: %v, want ErrInvalidTOTP", err)
 	}
 	f.clock.Advance(30 * time.Second)
-	if err := f.identity.DisableTOTP(ctx(t), id, f.totpCode(t, secret), meta); err != nil {
+	if err := f.identity.DisableTOTP(ctx(t), owner, f.totpCode(t, secret), meta); err != nil {
 		t.Fatalf("disable: %v", err)
 	}
 	if _, err := f.vault.Get(ctx(t), "totp:"+string(id)); err == nil {
@@ -427,6 +430,7 @@ func TestChangePasswordRacingAnotherChange(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	id := f.user(t, "contested@example.com")
+	owner, attacker := f.caller(t, id, "contested@example.com"), f.caller(t, id, "contested@example.com")
 	var reads int
 	var mu sync.Mutex
 	hooked := hookedStore{EventStore: f.store, beforeRead: func(stream string) {
@@ -438,13 +442,13 @@ func TestChangePasswordRacingAnotherChange(t *testing.T) {
 		n := reads
 		mu.Unlock()
 		if n == 2 { // the stale request checked the old password; the owner changes it now
-			if err := f.identity.ChangePassword(ctx(t), id, password, "Owners-New-42", meta); err != nil {
+			if err := f.identity.ChangePassword(ctx(t), owner, password, "Owners-New-42", meta); err != nil {
 				t.Errorf("owner's change: %v", err)
 			}
 		}
 	}}
 	stale := commands.NewIdentity(hooked, f.vault, f.views, f.runtime, f.clock.Now, bcryptCost)
-	err := stale.ChangePassword(ctx(t), id, password, "Attackers-42!", meta)
+	err := stale.ChangePassword(ctx(t), attacker, password, "Attackers-42!", meta)
 	if err == nil {
 		t.Errorf("a change that proved only the replaced password succeeded")
 	}

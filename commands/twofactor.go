@@ -19,10 +19,13 @@ func totpPendingSecret(id domain.UserID) string { return "totp-pending:" + strin
 func totpSecret(id domain.UserID) string        { return "totp:" + string(id) }
 
 // StartTOTP is POST /me/totp/setup: a new secret, kept in the vault until a first code confirms
-// it. Returns domain.ErrConflict when two-factor authentication is on already.
-func (h *Identity) StartTOTP(ctx context.Context, id domain.UserID, meta eventstore.Metadata) (secret, url string, err error) {
+// it. Setup, enable and disable need a recent authentication of the session
+// (domain.User.ConfirmRecentAuthentication): a stolen token cannot put its own second factor in
+// front of the owner. Returns domain.ErrConflict when two-factor authentication is on already.
+func (h *Identity) StartTOTP(ctx context.Context, who Caller, meta eventstore.Metadata) (secret, url string, err error) {
+	id := who.User
 	err = retry(ctx, func() error {
-		user, err := h.loadUser(ctx, id)
+		user, err := h.recentlyAuthenticated(ctx, who)
 		if err != nil {
 			return err
 		}
@@ -43,7 +46,11 @@ func (h *Identity) StartTOTP(ctx context.Context, id domain.UserID, meta eventst
 // EnableTOTP is POST /me/totp/enable: a valid code of the pending secret turns two-factor
 // authentication on and returns the recovery codes, shown this once. Returns
 // domain.ErrInvalidTOTP for a wrong code, domain.ErrConflict without a pending setup.
-func (h *Identity) EnableTOTP(ctx context.Context, id domain.UserID, code string, meta eventstore.Metadata) ([]string, error) {
+func (h *Identity) EnableTOTP(ctx context.Context, who Caller, code string, meta eventstore.Metadata) ([]string, error) {
+	id := who.User
+	if _, err := h.recentlyAuthenticated(ctx, who); err != nil {
+		return nil, err
+	}
 	secret, err := h.secrets.Get(ctx, totpPendingSecret(id))
 	if errors.Is(err, domain.ErrNotFound) {
 		return nil, fmt.Errorf("no two-factor setup to confirm: %w", domain.ErrConflict)
@@ -63,7 +70,7 @@ func (h *Identity) EnableTOTP(ctx context.Context, id domain.UserID, code string
 		hashes[i] = totp.HashRecoveryCode(c)
 	}
 	err = retry(ctx, func() error {
-		user, err := h.loadUser(ctx, id)
+		user, err := h.recentlyAuthenticated(ctx, who)
 		if err != nil {
 			return err
 		}
@@ -83,9 +90,10 @@ func (h *Identity) EnableTOTP(ctx context.Context, id domain.UserID, code string
 
 // DisableTOTP is POST /me/totp/disable: a valid code (or recovery code) turns two-factor
 // authentication off and shreds its secret.
-func (h *Identity) DisableTOTP(ctx context.Context, id domain.UserID, code string, meta eventstore.Metadata) error {
+func (h *Identity) DisableTOTP(ctx context.Context, who Caller, code string, meta eventstore.Metadata) error {
+	id := who.User
 	err := retry(ctx, func() error {
-		user, err := h.loadUser(ctx, id)
+		user, err := h.recentlyAuthenticated(ctx, who)
 		if err != nil {
 			return err
 		}

@@ -69,6 +69,11 @@ var (
 	ErrTOTPRequired = errors.New("totp code required")
 	// ErrInvalidTOTP: the two-factor code (or recovery code) is wrong or already used.
 	ErrInvalidTOTP = errors.New("invalid totp code")
+	// ErrReauthenticationRequired: a change to the account's credentials needs the password (and
+	// two-factor code) confirmed within ReauthWindow, by the login or POST /me/reauth.
+	ErrReauthenticationRequired = errors.New("reauthentication required")
+	// ErrAPIKeyNotAllowed: API keys may not change the account's credentials or mint keys.
+	ErrAPIKeyNotAllowed = fmt.Errorf("not with an API key: %w", ErrForbidden)
 	// ErrInvalidName: a database name is not 1 to 64 letters, digits and underscores.
 	ErrInvalidName = errors.New("invalid name")
 	// ErrDatabaseStopped: the database is stopped; start it first.

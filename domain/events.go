@@ -3,7 +3,7 @@ package domain
 // Events lists one value of every event type, for the event store's registry.
 func Events() []Event {
 	return []Event{
-		UserRegistered{}, UserVerificationIssued{}, UserVerified{}, UserLoginSucceeded{}, UserLoginFailed{},
+		UserRegistered{}, UserVerificationIssued{}, UserVerified{}, UserLoginSucceeded{}, UserReauthenticated{}, UserLoginFailed{},
 		UserLocked{}, UserPasswordChanged{}, UserPasswordResetIssued{}, UserSuperAdminGranted{},
 		UserTOTPSetupStarted{}, UserTOTPEnabled{}, UserTOTPDisabled{}, UserRecoveryCodeUsed{}, UserAPIKeyCreated{}, UserAPIKeyRevoked{},
 		SessionStarted{}, SessionRefreshed{}, SessionEnded{},

@@ -3,6 +3,8 @@ package domain
 import (
 	"crypto/subtle"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -25,6 +27,10 @@ const (
 	// VerificationValidity and ResetValidity bound the one-time links sent by email.
 	VerificationValidity = 24 * time.Hour
 	ResetValidity        = time.Hour
+	// ReauthWindow is how long after a session's login or reauthentication (both check the
+	// password, and the two-factor code when it is on) its credentials may be changed: a stolen
+	// access token cannot mint keys or turn two factors on once its owner's login is older.
+	ReauthWindow = 5 * time.Minute
 )
 
 // User events, in the user's stream. Password hashes are bcrypt hashes and token hashes are
@@ -49,6 +55,16 @@ type (
 		TenantID  TenantID  `json:"tenant_id,omitempty"`
 		// TOTPStep is the time step of the two-factor code used, so no code works twice.
 		TOTPStep int64 `json:"totp_step,omitempty"`
+		// At is when the password was checked: the session may change credentials for
+		// ReauthWindow. Zero in logins recorded before, which count as long ago.
+		At time.Time `json:"at,omitzero"`
+	}
+	// UserReauthenticated: the user confirmed the password (and two-factor code) again in a
+	// session, for a change of credentials within ReauthWindow.
+	UserReauthenticated struct {
+		SessionID SessionID `json:"session_id"`
+		At        time.Time `json:"at"`
+		TOTPStep  int64     `json:"totp_step,omitempty"`
 	}
 	UserLoginFailed struct {
 		At        time.Time `json:"at"`
@@ -101,6 +117,7 @@ func (UserRegistered) EventType() string          { return "user.registered.v1" 
 func (UserVerificationIssued) EventType() string  { return "user.verification_issued.v1" }
 func (UserVerified) EventType() string            { return "user.verified.v1" }
 func (UserLoginSucceeded) EventType() string      { return "user.login_succeeded.v1" }
+func (UserReauthenticated) EventType() string     { return "user.reauthenticated.v1" }
 func (UserLoginFailed) EventType() string         { return "user.login_failed.v1" }
 func (UserLocked) EventType() string              { return "user.locked.v1" }
 func (UserPasswordChanged) EventType() string     { return "user.password_changed.v2" }
@@ -142,8 +159,9 @@ type User struct {
 	recentFailures  []time.Time
 	lockedUntil     time.Time
 	superAdmin      bool
-	passwordChanged time.Time            // sessions started before it are void
-	logins          []UserLoginSucceeded // since the last password change, which ended the sessions before
+	passwordChanged time.Time               // sessions started before it are void
+	logins          []UserLoginSucceeded    // since the last password change, which ended the sessions before
+	authenticatedAt map[SessionID]time.Time // when each live session last checked the password
 	totpPending     bool
 	totpEnabled     bool
 	totpStep        int64           // the last time step accepted; older codes are replays
@@ -187,6 +205,11 @@ func (u *User) apply(e Event) {
 		u.logins = append(u.logins, e)
 		u.recentFailures = nil
 		u.totpStep = max(u.totpStep, e.TOTPStep)
+		u.authenticated(e.SessionID, e.At)
+	case UserReauthenticated:
+		u.recentFailures = nil
+		u.totpStep = max(u.totpStep, e.TOTPStep)
+		u.authenticated(e.SessionID, e.At)
 	case UserLoginFailed:
 		u.recentFailures = append(u.recentFailures, e.At)
 	case UserLocked:
@@ -199,7 +222,7 @@ func (u *User) apply(e Event) {
 		u.reset.used = true
 		u.lockedUntil, u.recentFailures = time.Time{}, nil
 		u.passwordChanged = e.At
-		u.logins = nil
+		u.logins, u.authenticatedAt = nil, nil
 	case UserPasswordResetIssued:
 		u.reset = oneTimeToken{hash: e.TokenHash, expiresAt: e.ExpiresAt}
 	case UserSuperAdminGranted:
@@ -225,6 +248,48 @@ func (u *User) apply(e Event) {
 	case UserAPIKeyRevoked:
 		delete(u.apiKeys, e.KeyID)
 	}
+}
+
+func (u *User) authenticated(session SessionID, at time.Time) {
+	if u.authenticatedAt == nil {
+		u.authenticatedAt = map[SessionID]time.Time{}
+	}
+	u.authenticatedAt[session] = at
+}
+
+// ConfirmRecentAuthentication is the rule for changes of the account's credentials (password,
+// two factors, API keys): they are made in a session whose password (and two-factor code) was
+// checked within ReauthWindow, never with an API key (session ""). Returns ErrAPIKeyNotAllowed or
+// ErrReauthenticationRequired.
+func (u *User) ConfirmRecentAuthentication(session SessionID, now time.Time) error {
+	if session == "" {
+		return ErrAPIKeyNotAllowed
+	}
+	at, ok := u.authenticatedAt[session]
+	if !ok || now.Sub(at) > ReauthWindow {
+		return ErrReauthenticationRequired
+	}
+	return nil
+}
+
+// Reauthenticate records that the user confirmed the password (and the two-factor code of time
+// step step, 0 without) in session, one of the sessions of the user's logins since the last
+// password change. Returns ErrUnauthenticated for another session.
+func (u *User) Reauthenticate(session SessionID, step int64, now time.Time) error {
+	if _, ok := u.authenticatedAt[session]; !ok && !u.loggedIn(session) {
+		return fmt.Errorf("session %s is not one of the user's: %w", session, ErrUnauthenticated)
+	}
+	u.record(u, UserReauthenticated{SessionID: session, At: now, TOTPStep: step})
+	return nil
+}
+
+func (u *User) loggedIn(session SessionID) bool {
+	for _, l := range u.logins {
+		if l.SessionID == session {
+			return true
+		}
+	}
+	return false
 }
 
 // TOTPEnabled reports whether logins need a second factor.
@@ -359,11 +424,11 @@ func (u *User) FailLogin(reason, ip, userAgent string, now time.Time) error {
 // SucceedLogin records a login that passed every check, for the given session and tenant, with
 // the time step of its two-factor code (0 without).
 // Returns ErrEmailNotVerified for an unverified account.
-func (u *User) SucceedLogin(session SessionID, tenant TenantID, totpStep int64) error {
+func (u *User) SucceedLogin(session SessionID, tenant TenantID, totpStep int64, now time.Time) error {
 	if u.status != UserActive {
 		return ErrEmailNotVerified
 	}
-	u.record(u, UserLoginSucceeded{SessionID: session, TenantID: tenant, TOTPStep: totpStep})
+	u.record(u, UserLoginSucceeded{SessionID: session, TenantID: tenant, TOTPStep: totpStep, At: now})
 	return nil
 }
 
@@ -378,7 +443,9 @@ func (u *User) IssuePasswordReset(tokenHash string, now time.Time) {
 
 // ChangePassword sets a new password hash. matches tells whether the new password matches a
 // stored hash; it is asked about each of the last PasswordHistory hashes and a match is
-// ErrPasswordReused. reason is "change" or "reset".
+// ErrPasswordReused. reason is "change" or "reset". Every API key of the user is revoked with it:
+// a key made by whoever knew the old password must not outlive it (the sessions end too:
+// PasswordChangeEnding).
 func (u *User) ChangePassword(newHash string, matches func(hash string) bool, reason string, now time.Time) error {
 	for _, old := range u.passwordHashes {
 		if matches(old) {
@@ -386,6 +453,9 @@ func (u *User) ChangePassword(newHash string, matches func(hash string) bool, re
 		}
 	}
 	u.record(u, UserPasswordChanged{At: now, PasswordHash: newHash, Reason: reason})
+	for _, key := range slices.Sorted(maps.Keys(u.apiKeys)) {
+		u.record(u, UserAPIKeyRevoked{KeyID: key})
+	}
 	return nil
 }
 

@@ -364,7 +364,7 @@ func TestUserSucceedLogin(t *testing.T) {
 	t.Run("resets the failure count", func(t *testing.T) {
 		u := newUser(t, true)
 		failAt(u, "password", t0, t0, t0, t0)
-		if err := u.SucceedLogin(domain.SessionID(uuidB), domain.TenantID(uuidC), 0); err != nil {
+		if err := u.SucceedLogin(domain.SessionID(uuidB), domain.TenantID(uuidC), 0, t0); err != nil {
 			t.Fatalf("SucceedLogin: %v", err)
 		}
 		// The reset survives a reload.
@@ -381,17 +381,17 @@ func TestUserSucceedLogin(t *testing.T) {
 	})
 	t.Run("records session and tenant", func(t *testing.T) {
 		u := newUser(t, true)
-		if err := u.SucceedLogin(domain.SessionID(uuidB), "", 0); err != nil {
+		if err := u.SucceedLogin(domain.SessionID(uuidB), "", 0, t0); err != nil {
 			t.Fatalf("SucceedLogin: %v", err)
 		}
 		wantPending(t, u.PendingEvents(), "user.login_succeeded.v1")
-		if got, want := u.PendingEvents()[0], (domain.UserLoginSucceeded{SessionID: domain.SessionID(uuidB)}); got != want {
+		if got, want := u.PendingEvents()[0], (domain.UserLoginSucceeded{SessionID: domain.SessionID(uuidB), At: t0}); got != want {
 			t.Errorf("event = %+v, want %+v", got, want)
 		}
 	})
 	t.Run("unverified account", func(t *testing.T) {
 		u := newUser(t, false)
-		if err := u.SucceedLogin(domain.SessionID(uuidB), "", 0); !errors.Is(err, domain.ErrEmailNotVerified) {
+		if err := u.SucceedLogin(domain.SessionID(uuidB), "", 0, t0); !errors.Is(err, domain.ErrEmailNotVerified) {
 			t.Errorf("SucceedLogin = %v, want ErrEmailNotVerified", err)
 		}
 		wantPending(t, u.PendingEvents())
@@ -576,7 +576,7 @@ func TestUserResetPassword(t *testing.T) {
 		if err := u.IssueVerification("v2", t0); !errors.Is(err, domain.ErrConflict) {
 			t.Errorf("IssueVerification after the reset = %v, want ErrConflict", err)
 		}
-		if err := u.SucceedLogin(domain.SessionID(uuidB), "", 0); err != nil {
+		if err := u.SucceedLogin(domain.SessionID(uuidB), "", 0, t0); err != nil {
 			t.Errorf("SucceedLogin after the reset = %v, want nil", err)
 		}
 	})
@@ -650,7 +650,7 @@ func TestRebuildUser(t *testing.T) {
 				}
 			}
 			failAt(u, "password", t0, t0)
-			if err := u.SucceedLogin(domain.SessionID(uuidB), domain.TenantID(uuidC), 0); err != nil {
+			if err := u.SucceedLogin(domain.SessionID(uuidB), domain.TenantID(uuidC), 0, t0); err != nil {
 				t.Fatal(err)
 			}
 			failAt(u, "totp", t0, t0, t0, t0, t0)
@@ -682,7 +682,7 @@ func TestRebuildUser(t *testing.T) {
 		for i := 0; i < 5; i++ {
 			note("fail", u.FailLogin("password", "", "", at))
 		}
-		note("login", u.SucceedLogin(domain.SessionID(uuidB), "", 0))
+		note("login", u.SucceedLogin(domain.SessionID(uuidB), "", 0, t0))
 		u.GrantSuperAdmin()
 		return append(out, typesOf(u.PendingEvents()[skip:])...)
 	}
@@ -735,7 +735,7 @@ func TestUserVersionAndPending(t *testing.T) {
 		t.Fatalf("loaded: Version() = %d, pending %v; want 7, none", u.Version(), u.PendingEvents())
 	}
 	// A refused decision records nothing.
-	if err := u.SucceedLogin(domain.SessionID(uuidB), "", 0); err == nil {
+	if err := u.SucceedLogin(domain.SessionID(uuidB), "", 0, t0); err == nil {
 		t.Fatal("SucceedLogin on a pending account succeeded")
 	}
 	wantPending(t, u.PendingEvents())
@@ -778,18 +778,85 @@ func TestUserLoginsSinceThePasswordChange(t *testing.T) {
 	u := newUser(t, true)
 	first, second, third := domain.SessionID(uuidA), domain.SessionID(uuidB), domain.SessionID(uuidC)
 	for _, s := range []domain.SessionID{first, second} {
-		if err := u.SucceedLogin(s, domain.TenantID(uuidC), 0); err != nil {
+		if err := u.SucceedLogin(s, domain.TenantID(uuidC), 0, t0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := u.ChangePassword("h1", sameHash("h1"), "change", t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := u.SucceedLogin(third, "", 0); err != nil {
+	if err := u.SucceedLogin(third, "", 0, t0); err != nil {
 		t.Fatal(err)
 	}
-	want := []domain.UserLoginSucceeded{{SessionID: third}}
+	want := []domain.UserLoginSucceeded{{SessionID: third, At: t0}}
 	if got := reload(t, u).Logins(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Logins = %+v, want only the one after the change %+v", got, want)
+	}
+}
+
+func TestUserChangesOfCredentialsNeedARecentAuthentication(t *testing.T) {
+	u := newUser(t, true)
+	session, other := domain.SessionID(uuidB), domain.SessionID(uuidC)
+	if err := u.SucceedLogin(session, "", 0, t0); err != nil {
+		t.Fatal(err)
+	}
+	u = reload(t, u)
+	for _, tt := range []struct {
+		name    string
+		session domain.SessionID
+		at      time.Time
+		want    error
+	}{
+		{"just logged in", session, t0, nil},
+		{"at the end of the window", session, t0.Add(domain.ReauthWindow), nil},
+		{"after the window", session, t0.Add(domain.ReauthWindow + time.Second), domain.ErrReauthenticationRequired},
+		{"a session of someone else", other, t0, domain.ErrReauthenticationRequired},
+		{"an API key", "", t0, domain.ErrAPIKeyNotAllowed},
+	} {
+		if err := u.ConfirmRecentAuthentication(tt.session, tt.at); !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
+			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
+		}
+	}
+	if err := u.ConfirmRecentAuthentication("", t0); !errors.Is(err, domain.ErrForbidden) {
+		t.Errorf("an API key: %v, want a kind of ErrForbidden", err)
+	}
+
+	later := t0.Add(time.Hour)
+	if err := u.Reauthenticate(other, 0, later); !errors.Is(err, domain.ErrUnauthenticated) {
+		t.Errorf("reauthenticating a session of someone else: %v, want ErrUnauthenticated", err)
+	}
+	if err := u.Reauthenticate(session, 7, later); err != nil {
+		t.Fatal(err)
+	}
+	u = reload(t, u)
+	if err := u.ConfirmRecentAuthentication(session, later.Add(time.Minute)); err != nil {
+		t.Errorf("after a reauthentication: %v", err)
+	}
+	if err := u.CheckTOTPStep(7); !errors.Is(err, domain.ErrInvalidTOTP) {
+		t.Errorf("the reauthentication's code works again: %v", err)
+	}
+}
+
+func TestUserPasswordChangeRevokesEveryAPIKey(t *testing.T) {
+	for _, reason := range []string{"change", "reset"} {
+		u := newUser(t, true)
+		for _, id := range []string{uuidB, uuidC} {
+			if err := u.CreateAPIKey(domain.UserAPIKeyCreated{KeyID: domain.APIKeyID(id), Name: "k", Hash: "h", CreatedAt: t0}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		u = reload(t, u)
+		if reason == "reset" {
+			u.IssuePasswordReset("token", t0)
+			if err := u.ResetPassword("token", "h1", sameHash("none"), t0); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := u.ChangePassword("h1", sameHash("none"), reason, t0); err != nil {
+			t.Fatal(err)
+		}
+		wantPending(t, u.PendingEvents()[len(u.PendingEvents())-2:], "user.api_key_revoked.v1", "user.api_key_revoked.v1")
+		if err := reload(t, u).RevokeAPIKey(domain.APIKeyID(uuidB)); !errors.Is(err, domain.ErrNotFound) {
+			t.Errorf("%s: the key survived: %v", reason, err)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"golang.org/x/crypto/bcrypt"
@@ -64,4 +65,67 @@ func TestE2ELegacyClaimKeepsLoggingIn(t *testing.T) {
 		t.Fatalf("test setup: %q normalises to %q, %v", legacy, normalized, err)
 	}
 	c.do("POST", "/auth/register", map[string]any{"email": legacy, "password": strongPassword(), "name": "Mallory"}).expect(t, 409, "email_taken")
+}
+
+// Item 9: a stolen API key or access token cannot mint keys, turn two factors on or change the
+// password, and a password reset revokes every key and session.
+func TestE2EStolenCredentialsCannotTakeTheAccountOver(t *testing.T) {
+	env := startE2E(t, e2eOptions{})
+	owner := env.client("127.0.0.1")
+	thief := env.client("127.0.0.66")
+	email, password := uniqueEmail("owner"), strongPassword()
+	owner.signUp(email, "Owner", password)
+	s := owner.login(email, password, "")
+	me := owner.with(s.access)
+	key := me.do("POST", "/me/api-keys", map[string]any{"name": "ci"}).expect(t, 201, "").str("key")
+	env.secret(key, "API key")
+
+	// A stolen key may not change credentials at all.
+	withKey := thief.with(key)
+	withKey.do("POST", "/me/api-keys", map[string]any{"name": "mine"}).expect(t, 403, "forbidden")
+	withKey.do("POST", "/me/totp/setup", nil).expect(t, 403, "forbidden")
+	withKey.do("PUT", "/me/password", map[string]any{"current_password": password, "new_password": strongPassword()}).expect(t, 403, "forbidden")
+	withKey.do("POST", "/me/reauth", map[string]any{"password": password}).expect(t, 403, "forbidden")
+
+	// A stolen access token, once the owner's login is more than five minutes old, may not either;
+	// refreshing it does not count as an authentication.
+	env.clock.Advance(6 * time.Minute)
+	refreshed := thief.do("POST", "/auth/refresh", map[string]any{"refresh_token": s.refresh}).expect(t, 200, "")
+	for _, token := range []string{s.access, refreshed.str("access_token")} {
+		stolen := thief.with(token)
+		stolen.do("POST", "/me/api-keys", map[string]any{"name": "mine"}).expect(t, 401, "reauthentication_required")
+		stolen.do("POST", "/me/totp/setup", nil).expect(t, 401, "reauthentication_required")
+		stolen.do("POST", "/me/totp/disable", map[string]any{"code": "123456"}).expect(t, 401, "reauthentication_required")
+	}
+	stolen := thief.with(refreshed.str("access_token"))
+	// Guessing the password through reauthentication counts towards the lockout.
+	stolen.do("POST", "/me/reauth", map[string]any{"password": "Guess-One-1!"}).expect(t, 401, "invalid_credentials")
+	var failures int
+	if err := openEventsDB(t, env.dsn).QueryRow(`SELECT COUNT(*) FROM events WHERE event_type = 'user.login_failed.v1'`).Scan(&failures); err != nil || failures != 1 {
+		t.Errorf("a wrong password at /me/reauth recorded %d failed logins (%v), want 1", failures, err)
+	}
+
+	// The owner confirms the password and may change credentials for five minutes.
+	fresh := owner.login(email, password, "")
+	env.clock.Advance(6 * time.Minute)
+	mine := owner.with(fresh.access)
+	mine.do("POST", "/me/api-keys", map[string]any{"name": "late"}).expect(t, 401, "reauthentication_required")
+	r := mine.do("POST", "/me/reauth", map[string]any{"password": password}).expect(t, 200, "")
+	if _, err := time.Parse(time.RFC3339, r.str("reauthenticated_until")); err != nil {
+		t.Errorf("reauthenticated_until = %q", r.str("reauthenticated_until"))
+	}
+	second := mine.do("POST", "/me/api-keys", map[string]any{"name": "second"}).expect(t, 201, "").str("key")
+	env.secret(second, "API key")
+
+	// The owner resets the password: every key and every session stops working.
+	owner.do("POST", "/auth/password/forgot", map[string]any{"email": email}).expect(t, 202, "")
+	m := env.waitMail(email, "reset")
+	owner.do("POST", "/auth/password/reset", map[string]any{"token": m.token, "new_password": strongPassword()}).expect(t, 204, "")
+	for _, token := range []string{key, second, s.access, refreshed.str("access_token"), fresh.access} {
+		thief.with(token).do("GET", "/me", nil).expect(t, 401, "unauthenticated")
+	}
+	var revoked int
+	if err := openEventsDB(t, env.dsn).QueryRow(`SELECT COUNT(*) FROM events WHERE event_type = 'user.api_key_revoked.v1'`).Scan(&revoked); err != nil || revoked != 2 {
+		t.Errorf("%d API key revocations recorded (%v), want 2", revoked, err)
+	}
 }
