@@ -53,6 +53,9 @@ func PlanByID(id PlanID) (Plan, error) {
 	return Plan{}, NewValidationError("plan", "must be free, pro or enterprise")
 }
 
+// MaxIdleTimeoutMinutes is the longest a session may go unused, whatever its tenant's settings.
+const MaxIdleTimeoutMinutes = 24 * 60
+
 // TenantSettings are what a tenant admin tunes, within the plan.
 type TenantSettings struct {
 	QueryTimeoutS        int64 `json:"query_timeout_s"`
@@ -87,7 +90,7 @@ func (s TenantSettings) Validate(limits Limits) error {
 	}
 	bound("query_timeout_s", s.QueryTimeoutS, 1, limits.MaxQueryTimeoutS)
 	bound("row_limit", s.RowLimit, 1, limits.MaxRowLimit)
-	bound("idle_timeout_minutes", s.IdleTimeoutMinutes, 5, 24*60)
+	bound("idle_timeout_minutes", s.IdleTimeoutMinutes, 5, MaxIdleTimeoutMinutes)
 	bound("auto_stop_minutes", s.AutoStopMinutes, 5, 30*24*60)
 	if len(fields) > 0 {
 		return &ValidationError{Fields: fields}

@@ -10,10 +10,23 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/clouddbmanager/clouddb/domain"
 )
 
 // Resolution is how stale a recorded activity may be: idle timeouts are at least this coarse.
 const Resolution = time.Minute
+
+// Retention is how long a recorded activity counts: no session may be idle longer, so an older
+// row cannot keep any session alive, and recording prunes such rows (see prune).
+const Retention = domain.MaxIdleTimeoutMinutes * time.Minute
+
+// pruneEvery is how often a process's recording also deletes the rows past Retention, and
+// pruneBatch how many rows one statement deletes at most.
+const (
+	pruneEvery = time.Hour
+	pruneBatch = 1000
+)
 
 const maxCached = 100_000
 
@@ -23,6 +36,7 @@ type Tracker struct {
 	mu sync.Mutex
 	// recorded is when this process last wrote each session's activity.
 	recorded map[string]time.Time
+	pruned   time.Time // when this process last deleted the rows past Retention
 }
 
 // New returns a tracker on the management database.
@@ -70,12 +84,34 @@ func (t *Tracker) Record(ctx context.Context, session string, now time.Time) err
 		return fmt.Errorf("record activity of session %s: %w", session, err)
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if len(t.recorded) >= maxCached {
 		clear(t.recorded) // cheaper than LRU bookkeeping; costs one read per session afterwards
 	}
 	t.recorded[session] = now
-	return nil
+	pruneDue := now.Sub(t.pruned) >= pruneEvery
+	if pruneDue {
+		t.pruned = now
+	}
+	t.mu.Unlock()
+	if !pruneDue {
+		return nil
+	}
+	return t.prune(ctx, now)
+}
+
+// prune deletes the activity recorded before now - Retention, pruneBatch rows per statement so
+// that none holds many locks. Rows only appear by recording, so pruning there bounds the table.
+func (t *Tracker) prune(ctx context.Context, now time.Time) error {
+	for {
+		res, err := t.db.ExecContext(ctx, `DELETE FROM session_activity WHERE last_seen_at < ? LIMIT ?`,
+			now.Add(-Retention).UTC(), pruneBatch)
+		if err != nil {
+			return fmt.Errorf("prune session activity: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n < pruneBatch {
+			return err
+		}
+	}
 }
 
 func (t *Tracker) recentlyRecorded(session string, now time.Time) bool {

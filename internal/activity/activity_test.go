@@ -59,3 +59,47 @@ func TestActivityRecordedByOneProcessCountsInAnother(t *testing.T) {
 		t.Fatalf("31 minutes after the last use: active = %v, %v; want idle", ok, err)
 	}
 }
+
+// TestRecordingPrunesActivityPastRetention: rows older than any session's idle limit go when a
+// process records, at most once per hour, and never a row that still counts.
+func TestRecordingPrunesActivityPastRetention(t *testing.T) {
+	db := testdb.New(t)
+	ctx := context.Background()
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	// Another process recorded these earlier: one per minute over the last two days.
+	old := activity.New(db)
+	for minutes := 48 * 60; minutes > 0; minutes -= 7 {
+		if err := old.Record(ctx, uuid.NewString(), now.Add(-time.Duration(minutes)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := func() (past, within int) {
+		t.Helper()
+		if err := db.QueryRow(`SELECT COUNT(CASE WHEN last_seen_at < ? THEN 1 END), COUNT(CASE WHEN last_seen_at >= ? THEN 1 END)
+			FROM session_activity`, now.Add(-activity.Retention), now.Add(-activity.Retention)).Scan(&past, &within); err != nil {
+			t.Fatal(err)
+		}
+		return past, within
+	}
+	pastBefore, withinBefore := kept()
+	if pastBefore == 0 || withinBefore == 0 {
+		t.Fatalf("setup: %d rows past retention, %d within", pastBefore, withinBefore)
+	}
+	tracker := activity.New(db)
+	if err := tracker.Record(ctx, uuid.NewString(), now); err != nil {
+		t.Fatal(err)
+	}
+	if past, within := kept(); past != 0 || within != withinBefore+1 {
+		t.Fatalf("after recording: %d rows past retention, %d within (want 0 and %d)", past, within, withinBefore+1)
+	}
+	// Within the hour, recording prunes nothing: a row that ages past retention stays a while.
+	if _, err := db.Exec(`INSERT INTO session_activity VALUES (?, ?)`, uuid.NewString(), now.Add(-activity.Retention-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tracker.Record(ctx, uuid.NewString(), now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if past, _ := kept(); past != 1 {
+		t.Fatalf("recording within the hour pruned: %d rows past retention, want 1", past)
+	}
+}
