@@ -90,7 +90,7 @@ func (s *Server) handleRotateCredentials(w http.ResponseWriter, r *http.Request)
 		s.writeError(w, r, err)
 		return
 	}
-	d, err := s.databases.Commands.RotateCredentials(r.Context(), p.TenantID, id, metadata(r.Context(), r))
+	d, err := s.databases.Commands.RotateCredentials(r.Context(), p.TenantID, id, p.UserID, domain.EffectiveRole(p.Role, p.SuperAdmin), metadata(r.Context(), r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

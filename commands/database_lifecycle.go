@@ -11,30 +11,32 @@ import (
 	"github.com/clouddbmanager/clouddb/queryexec/sandbox"
 )
 
-// Each lifecycle change acts on the sandbox server first and records the fact after: the server
-// actions are idempotent, so a lost race or a crash in between is repaired by doing it again.
+// Each lifecycle change records its intent first and then converges the database's server on
+// what the log says (reactor_reconcile.go): a crash or an error between the two leaves a state the
+// reconciler repairs to match the log, never a server that is ahead of it.
 
-// change loads a database of the tenant, lets decide record what to do, runs act on its server
-// when decide recorded something, and appends the recorded events with extra streams and claims.
-// When act changed the server but its change was not recorded in the end (an error, or a retry
-// after a lost race found nothing left to do), the accounts' lock is set to what the stream says.
+// change loads a database of the tenant, lets decide record what to do, appends the recorded
+// events with extra streams and claims, and converges the database's server on its stream — also
+// when decide recorded nothing, so that repeating a change repairs a server that drifted. A
+// convergence that fails is left to the reconciler (converged soon after); the change stands.
 func (h *Databases) change(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID, meta eventstore.Metadata,
-	decide func(d *domain.Database) (extra []eventstore.Stream, claims, releases []eventstore.Claim, err error),
-	act func(server *sandbox.Sandbox, d *domain.Database) error) (*domain.Database, error) {
-	return h.changeAndRepair(ctx, tenant, id, meta, decide, act, h.reconcile)
+	decide func(d *domain.Database) (extra []eventstore.Stream, claims, releases []eventstore.Claim, err error)) (*domain.Database, error) {
+	database, err := h.record(ctx, tenant, id, meta, decide)
+	if err != nil {
+		return database, err
+	}
+	if _, err := h.Converge(ctx, id); err != nil {
+		h.log.Warn("the change is recorded but its server was not converged; the reconciler retries", "database_id", id, "err", err)
+		h.convergeSoon(id)
+	}
+	return database, nil
 }
 
-// changeAndRepair is change with repair, which sets the server to what the database's stream says
-// after act changed it without the change being recorded.
-func (h *Databases) changeAndRepair(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID, meta eventstore.Metadata,
-	decide func(d *domain.Database) (extra []eventstore.Stream, claims, releases []eventstore.Claim, err error),
-	act func(server *sandbox.Sandbox, d *domain.Database) error,
-	repair func(ctx context.Context, server *sandbox.Sandbox, id domain.DatabaseID)) (*domain.Database, error) {
+// record is change without the convergence.
+func (h *Databases) record(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID, meta eventstore.Metadata,
+	decide func(d *domain.Database) (extra []eventstore.Stream, claims, releases []eventstore.Claim, err error)) (*domain.Database, error) {
 	var database *domain.Database
-	var acted *sandbox.Sandbox // set once act changed the server
-	recorded := false          // whether the last attempt appended what it decided
 	err := retry(ctx, func() error {
-		recorded = false
 		d, err := h.Database(ctx, tenant, id)
 		if err != nil {
 			return err
@@ -44,19 +46,6 @@ func (h *Databases) changeAndRepair(ctx context.Context, tenant domain.TenantID,
 		if err != nil || len(d.PendingEvents()) == 0 {
 			return err
 		}
-		server, err := h.fleet.Get(d.Requested().Server)
-		if err != nil {
-			return err
-		}
-		if act != nil {
-			if err := act(server, d); err != nil {
-				return err
-			}
-			acted = server
-			if h.accountsChanged != nil {
-				h.accountsChanged(id)
-			}
-		}
 		err = h.append(ctx, eventstore.Append{
 			Streams: append([]eventstore.Stream{stream(id.Stream(), "database", d)}, extra...),
 			Claims:  claims, Releases: releases, Metadata: meta,
@@ -65,42 +54,12 @@ func (h *Databases) changeAndRepair(ctx context.Context, tenant domain.TenantID,
 		if errors.As(err, &taken) {
 			return fmt.Errorf("database name %q is used by another database now: %w", d.Name(), domain.ErrNameTaken)
 		}
-		recorded = err == nil
+		if err == nil && h.accountsChanged != nil { // the query side forgets what it knew of the database
+			h.accountsChanged(id)
+		}
 		return err
 	})
-	if acted != nil && !recorded {
-		repair(ctx, acted, id)
-	}
-	if acted != nil && h.accountsChanged != nil { // again: the read models show the change now
-		h.accountsChanged(id)
-	}
 	return database, err
-}
-
-// reconcile sets the accounts' lock to what the database's stream says, after a change acted on
-// the server but was not recorded (it lost a race, say): a stop that lost to a start must not leave
-// the accounts locked, a start that lost to a delete must not leave them open.
-func (h *Databases) reconcile(ctx context.Context, server *sandbox.Sandbox, id domain.DatabaseID) {
-	ctx = context.WithoutCancel(ctx)
-	d, err := h.load(ctx, id)
-	if err == nil {
-		if d.State() == domain.StateRunning {
-			err = server.Unlock(ctx, string(id))
-		} else {
-			err = ignoreMissing(server.Lock(ctx, string(id)))
-		}
-	}
-	if err != nil {
-		h.log.Error("could not set the accounts' lock after an unrecorded change", "database_id", id, "err", err)
-	}
-}
-
-// ignoreMissing treats accounts that do not exist (a database whose provisioning failed) as locked.
-func ignoreMissing(err error) error {
-	if errors.Is(err, domain.ErrNotFound) {
-		return nil
-	}
-	return err
 }
 
 func nameClaim(d *domain.Database) eventstore.Claim {
@@ -112,8 +71,6 @@ func nameClaim(d *domain.Database) eventstore.Claim {
 func (h *Databases) Stop(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID, reason string, meta eventstore.Metadata) (*domain.Database, error) {
 	return h.change(ctx, tenant, id, meta, func(d *domain.Database) ([]eventstore.Stream, []eventstore.Claim, []eventstore.Claim, error) {
 		return nil, nil, nil, d.Stop(reason, h.now())
-	}, func(server *sandbox.Sandbox, d *domain.Database) error {
-		return server.Lock(ctx, string(d.ID()))
 	})
 }
 
@@ -121,8 +78,6 @@ func (h *Databases) Stop(ctx context.Context, tenant domain.TenantID, id domain.
 func (h *Databases) Start(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID, meta eventstore.Metadata) (*domain.Database, error) {
 	return h.change(ctx, tenant, id, meta, func(d *domain.Database) ([]eventstore.Stream, []eventstore.Claim, []eventstore.Claim, error) {
 		return nil, nil, nil, d.Start(h.now())
-	}, func(server *sandbox.Sandbox, d *domain.Database) error {
-		return server.Unlock(ctx, string(d.ID()))
 	})
 }
 
@@ -139,8 +94,6 @@ func (h *Databases) Delete(ctx context.Context, tenant domain.TenantID, id domai
 		}
 		quota.ReleaseDatabase(id)
 		return []eventstore.Stream{stream(tenant.QuotaStream(), "quota", quota)}, nil, []eventstore.Claim{nameClaim(d)}, nil
-	}, func(server *sandbox.Sandbox, d *domain.Database) error {
-		return ignoreMissing(server.Lock(ctx, string(d.ID())))
 	})
 }
 
@@ -168,30 +121,35 @@ func (h *Databases) Restore(ctx context.Context, tenant domain.TenantID, id doma
 			return nil, nil, nil, err
 		}
 		return []eventstore.Stream{stream(tenant.QuotaStream(), "quota", quota)}, []eventstore.Claim{nameClaim(d)}, nil, nil
-	}, func(server *sandbox.Sandbox, d *domain.Database) error {
-		if d.State() == domain.StateRunning {
-			return server.Unlock(ctx, string(d.ID()))
-		}
-		return nil
 	})
 }
 
 // RotateCredentials gives the read-write account a new password (ending its connections) and
-// returns the new connection details.
-func (h *Databases) RotateCredentials(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID, meta eventstore.Metadata) (*domain.Database, error) {
-	return h.change(ctx, tenant, id, meta, func(d *domain.Database) ([]eventstore.Stream, []eventstore.Claim, []eventstore.Claim, error) {
-		return nil, nil, nil, d.RotateCredentials(h.now())
-	}, func(server *sandbox.Sandbox, d *domain.Database) error {
-		password, err := server.RotatePassword(ctx, string(d.ID()))
-		if err != nil {
-			return err
+// returns the new connection details' database. Only who may see the read-write credentials may
+// ask (domain.MaySeeReadWrite: its owner, a tenant admin; role is the actor's effective role), else
+// domain.ErrForbidden. The rotation is recorded first; the new password is set by the convergence,
+// whose error is returned, since the caller needs a password that works.
+func (h *Databases) RotateCredentials(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID, actor domain.UserID, role domain.Role, meta eventstore.Metadata) (*domain.Database, error) {
+	d, err := h.record(ctx, tenant, id, meta, func(d *domain.Database) ([]eventstore.Stream, []eventstore.Claim, []eventstore.Claim, error) {
+		if !domain.MaySeeReadWrite(role, d.Owner() == actor) {
+			return nil, nil, nil, fmt.Errorf("only the database's owner or a tenant admin may see its read-write credentials: %w", domain.ErrForbidden)
 		}
-		return h.secrets.Put(ctx, rwSecret(d.ID()), []byte(password))
+		return nil, nil, nil, d.RotateCredentials(domain.CredentialsManual, h.now())
 	})
+	if err != nil {
+		return d, err
+	}
+	if _, err := h.Converge(ctx, id); err != nil {
+		h.convergeSoon(id)
+		return d, err
+	}
+	return d, nil
 }
 
 // ChangeOwner gives a database to another member of the tenant (which moves it between their
-// sub-quota counts). Returns domain.ErrNotFound for a user who is not a member.
+// sub-quota counts). The previous owner may have its read-write password: unless they are a tenant
+// admin, the convergence records a rotation (domain.ReadWriteAccessLost) and sets a new one.
+// Returns domain.ErrNotFound for a user who is not a member.
 func (h *Databases) ChangeOwner(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID, to domain.UserID, meta eventstore.Metadata) (*domain.Database, error) {
 	return h.change(ctx, tenant, id, meta, func(d *domain.Database) ([]eventstore.Stream, []eventstore.Claim, []eventstore.Claim, error) {
 		t, err := load(ctx, h.events, tenant.Stream(), domain.RebuildTenant)
@@ -210,7 +168,7 @@ func (h *Databases) ChangeOwner(ctx context.Context, tenant domain.TenantID, id 
 		}
 		quota.ChangeOwner(id, to)
 		return []eventstore.Stream{stream(tenant.QuotaStream(), "quota", quota)}, nil, nil, nil
-	}, nil)
+	})
 }
 
 // Schema lists the database's tables, views, columns and indexes, read from its server.

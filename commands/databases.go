@@ -35,6 +35,7 @@ type Databases struct {
 		sync.Mutex
 		ids map[domain.DatabaseID]bool
 	}
+	reconciler *reconciler
 }
 
 // DatabaseUsage reads what a tenant's databases use from the read model (*projections.Views).
@@ -44,7 +45,8 @@ type DatabaseUsage interface {
 
 // NewDatabases returns the database handlers.
 func NewDatabases(events EventStore, secrets Secrets, fleet *sandbox.Fleet, readModels ReadModels, usage DatabaseUsage, queue WorkQueue, now func() time.Time, log *slog.Logger) *Databases {
-	return &Databases{events: events, secrets: secrets, fleet: fleet, readModels: readModels, usage: usage, queue: queue, now: now, log: log}
+	return &Databases{events: events, secrets: secrets, fleet: fleet, readModels: readModels, usage: usage, queue: queue, now: now, log: log,
+		reconciler: newReconciler()}
 }
 
 func rwSecret(id domain.DatabaseID) string { return "db:" + string(id) + ":rw" }
@@ -251,23 +253,27 @@ func (h *Databases) OnAccountsChanged(f func(domain.DatabaseID)) { h.accountsCha
 // AccountPassword is the current password of database id's read-write account, or of its
 // read-only account when readOnly (a queryexec.Passwords).
 func (h *Databases) AccountPassword(ctx context.Context, id domain.DatabaseID, readOnly bool) (string, error) {
-	name := rwSecret(id)
 	if readOnly {
-		name = roSecret(id)
+		password, err := h.secrets.Get(ctx, roSecret(id))
+		return string(password), err
 	}
-	password, err := h.secrets.Get(ctx, name)
-	return string(password), err
+	d, err := h.load(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return h.readWritePassword(ctx, d)
 }
 
 // Connection returns the read-write connection details of a provisioned database, password
-// included (only create and rotate show it). publicHost/publicPort override the server's own.
+// included (only create and rotate show it, to who may see them: domain.MaySeeReadWrite).
+// publicHost/publicPort override the server's own.
 func (h *Databases) Connection(ctx context.Context, d *domain.Database, publicHost string, publicPort int) (Connection, error) {
 	req := d.Requested()
 	server, err := h.fleet.Get(req.Server)
 	if err != nil {
 		return Connection{}, err
 	}
-	password, err := h.secrets.Get(ctx, rwSecret(req.DatabaseID))
+	password, err := h.readWritePassword(ctx, d)
 	if err != nil {
 		return Connection{}, err
 	}
@@ -280,7 +286,7 @@ func (h *Databases) Connection(ctx context.Context, d *domain.Database, publicHo
 	}
 	rw, _ := sandbox.AccountNames(server.Prefix(), string(req.DatabaseID))
 	return Connection{Host: host, Port: port, Database: sandbox.SchemaName(server.Prefix(), string(req.DatabaseID)),
-		Username: rw, Password: string(password)}, nil
+		Username: rw, Password: password}, nil
 }
 
 // Database loads a database of the tenant; another tenant's is domain.ErrNotFound.

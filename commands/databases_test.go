@@ -647,7 +647,7 @@ func TestDatabaseRotateAndOwner(t *testing.T) {
 			t.Fatal(err)
 		}
 		roBefore, _ := f.vault.Get(ctx(t), "db:"+string(d.ID())+":ro")
-		rotated, err := f.dbs.RotateCredentials(ctx(t), tenant, d.ID(), meta)
+		rotated, err := f.dbs.RotateCredentials(ctx(t), tenant, d.ID(), admin, domain.RoleTenantAdmin, meta)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -796,10 +796,13 @@ func TestDatabaseSchemaAndTenantIsolation(t *testing.T) {
 				_, err := f.dbs.Delete(ctx(t), other, id, "catalog", time.Hour, meta)
 				return err
 			},
-			"Restore":           func() error { _, err := f.dbs.Restore(ctx(t), other, id, meta); return err },
-			"RotateCredentials": func() error { _, err := f.dbs.RotateCredentials(ctx(t), other, id, meta); return err },
-			"ChangeOwner":       func() error { _, err := f.dbs.ChangeOwner(ctx(t), other, id, intruder, meta); return err },
-			"read model":        func() error { _, err := f.views.Database(ctx(t), other, id); return err },
+			"Restore": func() error { _, err := f.dbs.Restore(ctx(t), other, id, meta); return err },
+			"RotateCredentials": func() error {
+				_, err := f.dbs.RotateCredentials(ctx(t), other, id, intruder, domain.RoleTenantAdmin, meta)
+				return err
+			},
+			"ChangeOwner": func() error { _, err := f.dbs.ChangeOwner(ctx(t), other, id, intruder, meta); return err },
+			"read model":  func() error { _, err := f.views.Database(ctx(t), other, id); return err },
 		}
 		for name, op := range ops {
 			if err := op(); !errors.Is(err, domain.ErrNotFound) {

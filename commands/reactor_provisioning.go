@@ -80,7 +80,7 @@ func (h *Databases) provision(ctx context.Context, id domain.DatabaseID) (change
 		return false, err
 	}
 	started := time.Now()
-	err = h.createOnServer(ctx, req, tenant.Limits())
+	err = h.createOnServer(ctx, req, tenant)
 	switch {
 	case err == nil:
 		if err := database.Provisioned(h.now()); err != nil {
@@ -98,17 +98,18 @@ func (h *Databases) provision(ctx context.Context, id domain.DatabaseID) (change
 	return true, h.failProvisioning(ctx, database, err)
 }
 
-func (h *Databases) createOnServer(ctx context.Context, req domain.DatabaseRequested, limits domain.Limits) error {
+func (h *Databases) createOnServer(ctx context.Context, req domain.DatabaseRequested, tenant *domain.Tenant) error {
 	server, err := h.fleet.Get(req.Server)
 	if err != nil {
 		return err
 	}
-	rw, ro, err := server.Provision(ctx, sandbox.Spec{ID: string(req.DatabaseID), Charset: req.Charset,
-		Collation: req.Collation, MaxUserConnections: int(limits.MaxConnections)})
+	rw, ro, err := server.Provision(ctx, sandbox.Spec{ID: string(req.DatabaseID), Charset: req.Charset, Collation: req.Collation,
+		MaxUserConnections: int(min(tenant.Limits().MaxConnections, sandbox.MaxUserConnectionsLimit)),
+		Grants:             sandbox.Grants{NoRoutines: !tenant.Settings().AllowProcedures}})
 	if err != nil {
 		return err
 	}
-	if err := h.secrets.Put(ctx, rwSecret(req.DatabaseID), []byte(rw)); err != nil {
+	if err := h.putReadWritePassword(ctx, req.DatabaseID, 0, rw); err != nil {
 		return err
 	}
 	if err := h.secrets.Put(ctx, roSecret(req.DatabaseID), []byte(ro)); err != nil {

@@ -8,35 +8,18 @@ import (
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
 	"github.com/clouddbmanager/clouddb/internal/sqlparams"
-	"github.com/clouddbmanager/clouddb/queryexec/sandbox"
 )
 
 // The storage wall reacts to the storage the read model counts for each tenant (database_list,
 // a WorkQueue): at or over the plan's MaxStorageBytes, its databases' writes are restricted; back
 // under it, restored. Housekeeping and the write sampler run it.
 
-// reconcileWrites sets the read-write account's privileges to what the database's stream says,
-// after a restriction or restoration of its writes acted on the server but was not recorded.
-func (h *Databases) reconcileWrites(ctx context.Context, server *sandbox.Sandbox, id domain.DatabaseID) {
-	ctx = context.WithoutCancel(ctx)
-	d, err := h.load(ctx, id)
-	if err == nil {
-		switch d.State() {
-		case domain.StateRunning, domain.StateStopped, domain.StateDeleted: // the accounts exist
-			err = ignoreMissing(server.RestrictWrites(ctx, string(id), d.WritesRestricted()))
-		}
-	}
-	if err != nil {
-		h.log.Error("could not set the writes' restriction after an unrecorded change", "database_id", id, "err", err)
-	}
-}
-
 // EnforceStorage puts up the storage wall behind the query API's quota check: for each tenant
 // whose storage (as DatabaseUsage counts it, from the read model) is at or over its plan's
 // MaxStorageBytes, it restricts the writes of its databases that are running or stopped (their
-// read-write account keeps reading, DELETE, DROP and TRUNCATE: see sandbox.Sandbox.RestrictWrites),
-// and for each tenant under its limit it restores the writes it restricted. Each change acts on the
-// server first and records database.writes_restricted.v1 or database.writes_restored.v1 after,
+// read-write account keeps reading, DELETE, DROP and TRUNCATE: see sandbox.Grants), and for each
+// tenant under its limit it restores the writes it restricted. Each change records
+// database.writes_restricted.v1 or database.writes_restored.v1 and then converges the server on it,
 // as the other lifecycle changes do. It returns how many databases changed; a database whose
 // server does not answer is left for the next round.
 func (h *Databases) EnforceStorage(ctx context.Context) (int, error) {
@@ -99,7 +82,7 @@ func (h *Databases) enforceStorage(ctx context.Context, ids []domain.DatabaseID)
 	for _, d := range dues {
 		restrict := d.limit > 0 && d.used >= d.limit
 		recorded := false
-		_, err := h.changeAndRepair(ctx, d.tenant, d.id, eventstore.Metadata{TenantID: string(d.tenant), UserAgent: "clouddb storage quota"},
+		_, err := h.change(ctx, d.tenant, d.id, eventstore.Metadata{TenantID: string(d.tenant), UserAgent: "clouddb storage quota"},
 			func(db *domain.Database) ([]eventstore.Stream, []eventstore.Claim, []eventstore.Claim, error) {
 				if restrict {
 					db.RestrictWrites(d.used, d.limit, h.now())
@@ -108,9 +91,7 @@ func (h *Databases) enforceStorage(ctx context.Context, ids []domain.DatabaseID)
 				}
 				recorded = len(db.PendingEvents()) > 0
 				return nil, nil, nil, nil
-			}, func(server *sandbox.Sandbox, db *domain.Database) error {
-				return server.RestrictWrites(ctx, string(db.ID()), restrict)
-			}, h.reconcileWrites)
+			})
 		if err != nil {
 			h.log.Warn("storage quota: changing the writes' restriction failed, retrying later", "database_id", d.id, "restrict", restrict, "err", err)
 			continue

@@ -82,8 +82,12 @@ type (
 		From UserID `json:"from"`
 		To   UserID `json:"to"`
 	}
+	// DatabaseCredentialsRotated: the read-write account's password must change, for Reason
+	// (CredentialsManual, or someone who could see it lost the right: ReadWriteAccessLost). The
+	// reconciler gives the account a new password once it is recorded.
 	DatabaseCredentialsRotated struct {
-		At time.Time `json:"at"`
+		At     time.Time `json:"at"`
+		Reason string    `json:"reason,omitempty"` // absent: manual
 	}
 	// DatabaseStorageMeasured: the sampler found the schema's data and index size changed.
 	DatabaseStorageMeasured struct {
@@ -132,6 +136,7 @@ type Database struct {
 	recoverableUntil time.Time
 	storageBytes     int64
 	writesRestricted bool
+	credentials      int64 // rotations recorded: the version the read-write password must have
 }
 
 // RequestDatabase records a new database; the caller has validated the name, charset and
@@ -178,6 +183,8 @@ func (d *Database) apply(e Event) {
 		d.writesRestricted = true
 	case DatabaseWritesRestored:
 		d.writesRestricted = false
+	case DatabaseCredentialsRotated:
+		d.credentials++
 	}
 }
 
@@ -214,6 +221,23 @@ func (d *Database) Requested() DatabaseRequested { return d.requested }
 func (d *Database) State() DatabaseState         { return d.state }
 func (d *Database) Owner() UserID                { return d.owner }
 func (d *Database) RecoverableUntil() time.Time  { return d.recoverableUntil }
+
+// OnServer reports whether the log says the database's schema and accounts exist on its server:
+// once provisioned (running, stopped, or deleted but recoverable), not when its provisioning
+// failed or it was purged. A database being provisioned is its provisioning's business.
+func (d *Database) OnServer() bool {
+	switch d.state {
+	case StateRunning, StateStopped:
+		return true
+	case StateDeleted:
+		return d.beforeDelete != StateFailed
+	}
+	return false
+}
+
+// CredentialsVersion is how many rotations of the read-write password the log holds: a password
+// made before the last of them is no longer the database's.
+func (d *Database) CredentialsVersion() int64 { return d.credentials }
 
 // WritesRestricted reports whether the read-write account is narrowed to reading and freeing space.
 func (d *Database) WritesRestricted() bool { return d.writesRestricted }
@@ -314,11 +338,15 @@ func (d *Database) ChangeOwner(to UserID) error {
 	return nil
 }
 
-// RotateCredentials records a new password of the read-write account.
-func (d *Database) RotateCredentials(now time.Time) error {
+// RotateCredentials records that the read-write account needs a new password, for reason
+// (CredentialsManual, CredentialsOwnerChanged, CredentialsRoleChanged).
+func (d *Database) RotateCredentials(reason string, now time.Time) error {
 	if d.state != StateRunning && d.state != StateStopped {
 		return d.conflict("rotate the credentials of")
 	}
-	d.record(d, DatabaseCredentialsRotated{At: now})
+	if reason == CredentialsManual {
+		reason = "" // as recorded before reasons were
+	}
+	d.record(d, DatabaseCredentialsRotated{At: now, Reason: reason})
 	return nil
 }

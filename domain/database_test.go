@@ -410,7 +410,9 @@ func TestDatabaseRotateCredentials(t *testing.T) {
 			want: domain.DatabaseCredentialsRotated{At: dbNow}, wantState: domain.StateStopped},
 	}
 	cases = append(cases, conflictsFrom(domain.StateProvisioning, domain.StateDeleted, domain.StateFailed, domain.StatePurged)...)
-	runDatabaseCases(t, cases, func(d *domain.Database, now time.Time) error { return d.RotateCredentials(now) })
+	runDatabaseCases(t, cases, func(d *domain.Database, now time.Time) error {
+		return d.RotateCredentials(domain.CredentialsManual, now)
+	})
 }
 
 // dbRestricted is the history of a database whose writes were restricted while it was in state
@@ -485,7 +487,7 @@ func TestRebuildDatabase(t *testing.T) {
 			{"provisioned", func(d *domain.Database) error { return d.Provisioned(at(1)) }},
 			{"stopped", func(d *domain.Database) error { return d.Stop("idle", at(2)) }},
 			{"started", func(d *domain.Database) error { return d.Start(at(3)) }},
-			{"rotated", func(d *domain.Database) error { return d.RotateCredentials(at(4)) }},
+			{"rotated", func(d *domain.Database) error { return d.RotateCredentials(domain.CredentialsManual, at(4)) }},
 			{"writes restricted", func(d *domain.Database) error { d.RestrictWrites(2<<30, 1<<30, at(4)); return nil }},
 			{"writes restored", func(d *domain.Database) error { d.RestoreWrites(at(4)); return nil }},
 			{"writes restricted again", func(d *domain.Database) error { d.RestrictWrites(2<<30, 1<<30, at(4)); return nil }},

@@ -5,8 +5,8 @@ var (
 	GrantPattern         = grantPattern
 	QuoteAccount         = quoteAccount
 	QuoteString          = quoteString
-	GrowPrivileges       = growPrivileges
 	RestrictedPrivileges = restrictedPrivileges
 	ROPrivileges         = roPrivileges
 	RWPrivileges         = rwPrivileges
+	NativePasswordHash   = nativePasswordHash
 )

@@ -81,9 +81,12 @@ func quoteAccount(user string) string { return sqlcheck.QuoteIdent(user) + "@`%`
 // grantPattern quotes a schema name for GRANT … ON <db>.*, where '_' and '%' in a database name
 // are wildcards: unescaped, a grant on `cdb_x` would also cover `cdbAx`, and the CREATE privilege
 // would let the account create that schema.
-func grantPattern(schema string) string {
-	r := strings.NewReplacer(`\`, `\\`, `_`, `\_`, `%`, `\%`)
-	return sqlcheck.QuoteIdent(r.Replace(schema))
+func grantPattern(schema string) string { return sqlcheck.QuoteIdent(escapePattern(schema)) }
+
+// escapePattern escapes the wildcards of a schema name as a grant stores it (and
+// information_schema.SCHEMA_PRIVILEGES shows it).
+func escapePattern(schema string) string {
+	return strings.NewReplacer(`\`, `\\`, `_`, `\_`, `%`, `\%`).Replace(schema)
 }
 
 // quoteString returns s as a MySQL string literal for a session whose sql_mode does (or does not)
@@ -139,10 +142,10 @@ const (
 	passwordChars   = passwordLower + passwordUpper + passwordDigits + passwordSymbols
 )
 
-// newPassword returns a random password of passwordLength characters from crypto/rand with at
+// NewPassword returns a random password of passwordLength characters from crypto/rand with at
 // least one lower-case letter, upper-case letter, digit and symbol (so that a server's password
 // validation plugin accepts it).
-func newPassword() (string, error) {
+func NewPassword() (string, error) {
 	const n = len(passwordChars)
 	const limit = 256 - 256%n // reject bytes ≥ limit so every character is equally likely
 	buf := make([]byte, 2*passwordLength)

@@ -91,7 +91,7 @@ func TestQuoteAccountAndGrantPattern(t *testing.T) {
 func TestNewPassword(t *testing.T) {
 	seen := map[string]bool{}
 	for range 200 {
-		p, err := newPassword()
+		p, err := NewPassword()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,13 +21,11 @@ const (
 	rwPrivileges = "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, CREATE TEMPORARY TABLES, " +
 		"CREATE VIEW, SHOW VIEW, TRIGGER, REFERENCES, EXECUTE, CREATE ROUTINE, ALTER ROUTINE"
 	roPrivileges = "SELECT, SHOW VIEW"
-	// While its tenant is over its storage quota (RestrictWrites), the read-write account keeps
+	// While its tenant is over its storage quota (Grants.WritesRestricted), the read-write account keeps
 	// what reads and what frees space (DELETE; DROP, which TRUNCATE needs too), and EXECUTE:
 	// routines run with their definer's privileges, which are this account's, narrowed too, or
 	// with the caller's. It loses every privilege that makes data grow.
 	restrictedPrivileges = "SELECT, DELETE, DROP, SHOW VIEW, EXECUTE"
-	growPrivileges       = "INSERT, UPDATE, CREATE, INDEX, ALTER, CREATE TEMPORARY TABLES, CREATE VIEW, TRIGGER, " +
-		"REFERENCES, CREATE ROUTINE, ALTER ROUTINE"
 )
 
 // MaxUserConnectionsLimit bounds Spec.MaxUserConnections.
@@ -41,6 +39,9 @@ type Spec struct {
 	// MaxUserConnections is the MAX_USER_CONNECTIONS of each of the two accounts, 1 to
 	// MaxUserConnectionsLimit (0 would mean unlimited in MySQL, so it is refused).
 	MaxUserConnections int
+	// Grants narrow the read-write account's privileges (the tenant's settings); the zero value
+	// grants the full list.
+	Grants Grants
 }
 
 var charsetPattern = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
@@ -64,8 +65,8 @@ func (spec Spec) check() error {
 // never leaves an account without a password. Accounts are created locked and unlocked by the last
 // statement together with the new passwords, so they only ever work fully provisioned. Grants are
 // revoked and granted again, so an account never keeps privileges beyond the current lists.
-// Provision unlocks the accounts and grants the full lists: do not call it on a stopped database,
-// nor on one whose writes are restricted (see RestrictWrites).
+// Provision unlocks the accounts: do not call it on a stopped database (the reconciler, Converge,
+// keeps an existing database as the log says).
 //
 // Returns a *domain.ValidationError for an id that is not a UUID, an error wrapping
 // domain.ErrUnavailable when the server does not answer.
@@ -77,10 +78,10 @@ func (s *Sandbox) Provision(ctx context.Context, spec Spec) (rwPassword, roPassw
 	if err := spec.check(); err != nil {
 		return "", "", err
 	}
-	if rwPassword, err = newPassword(); err != nil {
+	if rwPassword, err = NewPassword(); err != nil {
 		return "", "", err
 	}
-	if roPassword, err = newPassword(); err != nil {
+	if roPassword, err = NewPassword(); err != nil {
 		return "", "", err
 	}
 	conn, err := s.db.Conn(ctx) // one session for the whole sequence: fewer round trips to the pool
@@ -115,7 +116,7 @@ func (s *Sandbox) Provision(ctx context.Context, spec Spec) (rwPassword, roPassw
 			rw + " IDENTIFIED BY " + quoteString(rwPassword, true) + ", " +
 			ro + " IDENTIFIED BY " + quoteString(roPassword, true) + limit + " ACCOUNT LOCK"},
 		{"revoke", "REVOKE ALL PRIVILEGES, GRANT OPTION FROM " + rw + ", " + ro},
-		{"grant read-write", "GRANT " + rwPrivileges + " ON " + grantPattern(n.schema) + ".* TO " + rw},
+		{"grant read-write", "GRANT " + strings.Join(spec.Grants.privileges(), ", ") + " ON " + grantPattern(n.schema) + ".* TO " + rw},
 		{"grant read-only", "GRANT " + roPrivileges + " ON " + grantPattern(n.schema) + ".* TO " + ro},
 		{"set passwords and unlock", "ALTER USER " +
 			rw + " IDENTIFIED BY " + quoteString(rwPassword, true) + ", " +
@@ -220,68 +221,6 @@ func (s *Sandbox) Unlock(ctx context.Context, id string) error {
 	return nil
 }
 
-// RestrictWrites narrows the read-write account of database id to what reads and frees space
-// (restrict), or gives it its full privileges back (!restrict), and then kills the connections the
-// account has open: MySQL checks a connection's privileges on its default schema against what it
-// read when the schema became the default, so a connection opened before the change would keep the
-// old ones. The read-only account, the lock and the password stay as they are; only Provision (and
-// this) change the grants. Restricted, INSERT, UPDATE, CREATE TABLE and the like fail with MySQL
-// error 1142 (1044 for some statements on the schema), while SELECT, DELETE, DROP and TRUNCATE
-// work. Calling it again with the same restrict changes nothing but kills the connections again.
-//
-// Returns an error wrapping domain.ErrNotFound if the account does not exist (it is never created
-// by this), domain.ErrUnavailable when the server does not answer.
-func (s *Sandbox) RestrictWrites(ctx context.Context, id string, restrict bool) error {
-	n, err := s.names(id)
-	if err != nil {
-		return err
-	}
-	op := "restore writes of " + id
-	on := " ON " + grantPattern(n.schema) + ".* "
-	rw := quoteAccount(n.rw)
-	// GRANT first: it fails on a missing account, where REVOKE's error would not tell that from a
-	// missing grant, and it makes sure the grant REVOKE narrows exists.
-	stmts := []string{"GRANT " + rwPrivileges + on + "TO " + rw}
-	if restrict {
-		op = "restrict writes of " + id
-		stmts = []string{"GRANT " + restrictedPrivileges + on + "TO " + rw, "REVOKE " + growPrivileges + on + "FROM " + rw}
-	}
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return s.Wrap(op, err)
-	}
-	defer conn.Close()
-	// GRANT creates a missing account (without a password!) unless NO_AUTO_CREATE_USER is set, on
-	// MariaDB and MySQL 5.7; MySQL 8 never does and does not know the mode.
-	if s.flavor == FlavorMariaDB || strings.HasPrefix(s.version, "5.") {
-		if _, err := conn.ExecContext(ctx, `SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'NO_AUTO_CREATE_USER')`); err != nil {
-			return s.Wrap(op, err)
-		}
-	}
-	for _, stmt := range stmts {
-		_, err := conn.ExecContext(ctx, stmt)
-		switch Errno(err) {
-		case 0:
-			if err != nil {
-				return s.Wrap(op, err)
-			}
-		case 1133, 1410: // no such account (MariaDB, MySQL 8: GRANT may not create it)
-			return fmt.Errorf("queryexec: sandbox %s: %s: account missing: %w", s.name, op, domain.ErrNotFound)
-		default:
-			return s.Wrap(op, err)
-		}
-	}
-	if err := s.killSessions(ctx, n.rw); err != nil {
-		return s.Wrap(op+": kill connections", err)
-	}
-	msg := "sandbox database writes restored"
-	if restrict {
-		msg = "sandbox database writes restricted"
-	}
-	s.log.Info(msg, "sandbox", s.name, "database_id", id)
-	return nil
-}
-
 func (s *Sandbox) alterAccounts(ctx context.Context, id, op, clause string, users ...string) error {
 	quoted := make([]string, len(users))
 	for i, u := range users {
@@ -307,7 +246,7 @@ func (s *Sandbox) RotatePassword(ctx context.Context, id string) (rwPassword str
 	if err != nil {
 		return "", err
 	}
-	if rwPassword, err = newPassword(); err != nil {
+	if rwPassword, err = NewPassword(); err != nil {
 		return "", err
 	}
 	_, err = s.db.ExecContext(ctx, "ALTER USER "+quoteAccount(n.rw)+" IDENTIFIED BY "+quoteString(rwPassword, true))

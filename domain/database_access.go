@@ -1,0 +1,51 @@
+package domain
+
+// Who may hold a database's read-write password, and when it must change because someone who could
+// see it no longer may.
+
+// Reasons of a rotation of the read-write password.
+const (
+	CredentialsManual       = "manual"        // its owner or a tenant admin asked
+	CredentialsOwnerChanged = "owner_changed" // the previous owner may no longer see it
+	CredentialsRoleChanged  = "role_changed"  // a member who could see it was demoted
+)
+
+// MaySeeReadWrite is who may see (and rotate) a database's read-write credentials: its owner
+// while a developer or more, and the tenant's admins (a super admin acts as one). Other members —
+// developers who do not own it, viewers — reach it through the query API, with their role's
+// account; the read-only account's password is never shown to anyone.
+func MaySeeReadWrite(role Role, owner bool) bool {
+	return role.AtLeast(RoleTenantAdmin) || (owner && role.AtLeast(RoleDeveloper))
+}
+
+// ReadWriteAccessLost reads a database's events merged in log order with its tenant's, and
+// returns why its read-write password must change now: a member who could see it (MaySeeReadWrite)
+// lost the right — demoted (CredentialsRoleChanged), or no longer its owner
+// (CredentialsOwnerChanged) — after the password was last set. "" when nobody did.
+func ReadWriteAccessLost(history []Event) string {
+	var owner UserID
+	roles := map[UserID]Role{}
+	reason := ""
+	for _, e := range history {
+		switch e := e.(type) {
+		case TenantMemberAdded:
+			roles[e.UserID] = e.Role
+		case TenantMemberRoleChanged:
+			isOwner := owner != "" && e.UserID == owner
+			if owner != "" && MaySeeReadWrite(e.From, isOwner) && !MaySeeReadWrite(e.To, isOwner) {
+				reason = CredentialsRoleChanged
+			}
+			roles[e.UserID] = e.To
+		case DatabaseRequested:
+			owner = e.OwnerID
+		case DatabaseOwnerChanged:
+			if MaySeeReadWrite(roles[e.From], true) && !MaySeeReadWrite(roles[e.From], false) {
+				reason = CredentialsOwnerChanged
+			}
+			owner = e.To
+		case DatabaseCredentialsRotated:
+			reason = ""
+		}
+	}
+	return reason
+}
