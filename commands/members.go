@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -147,7 +148,10 @@ func (h *Identity) RevokeInvitation(ctx context.Context, tenant domain.TenantID,
 }
 
 // AcceptInvitation is POST /invitations/accept: the link proves the address, so an existing
-// account joins, and a new one (name and password given) is created verified. Returns
+// account joins, and a new one (name and password given) is created verified. An existing
+// account that nobody verified is the invitee's, not its registrant's: whoever registered the
+// address first (before the invitation, say) never proved it theirs, so the acceptance needs a
+// password, which replaces theirs, and ends their sessions (claimUnverified). Returns
 // domain.ErrExpired for a wrong, used, revoked or expired link, a *domain.ValidationError when a
 // new account lacks its name or password.
 func (h *Identity) AcceptInvitation(ctx context.Context, token, name, password string, meta eventstore.Metadata) (domain.Membership, domain.UserID, error) {
@@ -177,6 +181,11 @@ func (h *Identity) AcceptInvitation(ctx context.Context, token, name, password s
 		a := eventstore.Append{Metadata: meta}
 		if exists {
 			userID = existing
+			claimed, err := h.claimUnverified(ctx, existing, name, password, &passwordHash)
+			if err != nil {
+				return err
+			}
+			a.Streams = append(a.Streams, claimed...)
 		} else {
 			if passwordHash == "" {
 				if passwordHash, err = h.newAccountPassword(name, password); err != nil {
@@ -205,6 +214,33 @@ func (h *Identity) AcceptInvitation(ctx context.Context, token, name, password s
 		return nil
 	})
 	return membership, userID, err
+}
+
+// claimUnverified hands the unverified account id to the invitee who accepts with password: it
+// returns the account's stream (its password replaced, verified) and the streams of the sessions
+// this ends, or nothing for a verified account. hash caches the password's hash across retries.
+// Returns a *domain.ValidationError without a password.
+func (h *Identity) claimUnverified(ctx context.Context, id domain.UserID, name, password string, hash *string) ([]eventstore.Stream, error) {
+	user, err := h.loadUser(ctx, id)
+	if err != nil || user.Status() != domain.UserPendingVerification {
+		return nil, err
+	}
+	if *hash == "" {
+		if password == "" {
+			return nil, domain.NewValidationError("password", "this address has an account that was never verified: choose its password")
+		}
+		if *hash, err = h.newAccountPassword(cmp.Or(name, user.Name()), password); err != nil {
+			return nil, err
+		}
+	}
+	sessions, err := h.sessionsOf(ctx, user.Logins())
+	if err != nil {
+		return nil, err
+	}
+	now := h.now()
+	user.ClaimUnverified(*hash, "invitation", now)
+	ended := endedStreams(domain.PasswordChangeEnding(id, now), sessions)
+	return append([]eventstore.Stream{stream(id.Stream(), "user", user)}, ended...), nil
 }
 
 func (h *Identity) newAccountPassword(name, password string) (string, error) {

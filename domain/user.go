@@ -78,7 +78,7 @@ type (
 	UserPasswordChanged struct {
 		At           time.Time `json:"at"`
 		PasswordHash string    `json:"password_hash"`
-		Reason       string    `json:"reason"` // "change", "reset", "bootstrap"
+		Reason       string    `json:"reason"` // "change", "reset", "bootstrap", "invitation"
 		// ImpliesSessionEnds is true for the changes recorded as v1, before the ends of sessions
 		// were events of their own: such a change itself ended the user's sessions started before
 		// it, and only the sessions read model knows. Later changes record session.ended.v1 in
@@ -476,15 +476,22 @@ func (u *User) ResetPassword(tokenHash, newHash string, matches func(hash string
 }
 
 // ClaimForBootstrap hands an account that nobody has verified to the operator who named its
-// address as the bootstrap admin: the bootstrap password replaces the registrant's, and the
-// account becomes verified. Whoever registered it never proved the address theirs. A verified
-// account is left as it is.
+// address as the bootstrap admin (ClaimUnverified with reason "bootstrap").
 func (u *User) ClaimForBootstrap(passwordHash string, now time.Time) {
+	u.ClaimUnverified(passwordHash, "bootstrap", now)
+}
+
+// ClaimUnverified hands an account that nobody has verified to whoever proved they own its
+// address another way (the bootstrap's operator, the recipient of an invitation link): their
+// password replaces the registrant's, who never proved the address theirs, and the account
+// becomes verified. Reports whether it did; a verified account is left as it is.
+func (u *User) ClaimUnverified(passwordHash, reason string, now time.Time) bool {
 	if u.status != UserPendingVerification {
-		return
+		return false
 	}
-	u.record(u, UserPasswordChanged{At: now, PasswordHash: passwordHash, Reason: "bootstrap"})
+	u.record(u, UserPasswordChanged{At: now, PasswordHash: passwordHash, Reason: reason})
 	u.record(u, UserVerified{})
+	return true
 }
 
 // GrantSuperAdmin makes the user a platform super admin; granting twice records nothing.

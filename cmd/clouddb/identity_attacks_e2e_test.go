@@ -129,3 +129,35 @@ func TestE2EStolenCredentialsCannotTakeTheAccountOver(t *testing.T) {
 		t.Errorf("%d API key revocations recorded (%v), want 2", revoked, err)
 	}
 }
+
+// Item 10: an attacker registers the victim's address before the victim is invited. The victim
+// who follows the invitation link ends up in control of the account and the membership; the
+// pre-registrant's password stops working.
+func TestE2EInvitationOfAPreRegisteredAddressGoesToTheInvitee(t *testing.T) {
+	env := startE2E(t, e2eOptions{})
+	admin := newTenantAdmin(env, "127.0.0.1", "Victim Co")
+	attacker := env.client("127.0.0.66")
+	victim := env.client("127.0.0.2")
+	victimEmail, attackerPassword := uniqueEmail("victim"), strongPassword()
+	squatted := attacker.register(victimEmail, "Not The Victim", attackerPassword)
+
+	admin.c.do("POST", "/invitations", map[string]any{"emails": []string{victimEmail}, "role": "developer"}).expect(t, 201, "")
+	m := env.waitMail(victimEmail, "invited")
+	// The link proves the mailbox, not the password chosen by whoever registered first.
+	victim.do("POST", "/invitations/accept", map[string]any{"token": m.token}).expect(t, 400, "validation_failed")
+	victimPassword := strongPassword()
+	r := victim.do("POST", "/invitations/accept", map[string]any{"token": m.token, "password": victimPassword}).expect(t, 200, "")
+	if r.str("user_id") != squatted {
+		t.Errorf("the invitation joined %s, want the address's account %s", r.str("user_id"), squatted)
+	}
+	attacker.do("POST", "/auth/login", map[string]any{"email": victimEmail, "password": attackerPassword}).expect(t, 401, "invalid_credentials")
+	s := victim.login(victimEmail, victimPassword, "")
+	if s.resp.str("tenant.id") != admin.tenantID || s.resp.str("tenant.role") != "developer" {
+		t.Errorf("the invitee's login: tenant = %v", s.resp.get("tenant"))
+	}
+	var reason string
+	if err := openEventsDB(t, env.dsn).QueryRow(`SELECT JSON_VALUE(payload, '$.reason') FROM events
+		WHERE event_type = 'user.password_changed.v2' AND stream_id = ?`, "user-"+squatted).Scan(&reason); err != nil || reason != "invitation" {
+		t.Errorf("password change of the claimed account: reason %q (%v), want invitation", reason, err)
+	}
+}
