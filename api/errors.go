@@ -72,6 +72,7 @@ var errorKinds = []struct {
 	{domain.ErrDatabaseStopped, http.StatusLocked, "database_stopped", "The database is stopped; start it first."},
 	{domain.ErrDatabaseUnavailable, http.StatusLocked, "database_unavailable", "The database cannot take queries now (not running, or its server does not answer); try again later."},
 	{queryexec.ErrTimeout, http.StatusGatewayTimeout, "query_timeout", "The query ran past its timeout and was stopped on the server."},
+	{queryexec.ErrOutcomeUnknown, http.StatusConflict, "outcome_unknown", "The connection to the database was lost after the statement was sent: the statement may or may not have been applied; check before retrying."},
 	{results.ErrExpired, http.StatusGone, "expired", "This result is no longer kept; run the query again."},
 	{domain.ErrVersionConflict, http.StatusConflict, "version_conflict", "The resource changed meanwhile; reload it and retry."},
 	{domain.ErrConflict, http.StatusConflict, "conflict", "The request conflicts with the current state of the resource."},
@@ -274,6 +275,10 @@ func idempotencyError(err error) *Error {
 // writeError is the one place errors become responses, in the envelope of API.md. Errors that are
 // not the client's doing are logged with the request id; their text never reaches the client.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if shuttingDown(r, err) { // cut at the end of the drain: expected, and another process answers
+		s.respond(w, r, errDraining)
+		return
+	}
 	e, logIt := toError(err, s.now())
 	if logIt {
 		s.log.ErrorContext(r.Context(), "request failed",

@@ -110,7 +110,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			s.metrics.requests.WithLabelValues(method, info.template, strconv.Itoa(status)).Inc()
 			s.metrics.duration.WithLabelValues(method, info.template).Observe(took.Seconds())
 			level := slog.LevelInfo
-			if status >= 500 {
+			switch {
+			case status == http.StatusServiceUnavailable: // asks for a retry (a drain, an outage whose cause is logged)
+				level = slog.LevelWarn
+			case status >= 500:
 				level = slog.LevelError
 			}
 			s.log.LogAttrs(r.Context(), level, "http request",

@@ -75,6 +75,7 @@ type Server struct {
 	queries      QueryRoutes
 	queryLimits  queryLimits
 	idempotency  *idempotency.Store
+	drain        drain
 }
 
 // New builds a Server with its middleware and operational routes. It panics on a configuration
@@ -131,7 +132,7 @@ func New(cfg Config) *Server {
 	s.api = s.router.PathPrefix("/api/v1").Subrouter()
 	s.api.HandleFunc("/openapi.json", s.handleOpenAPI).Methods(http.MethodGet)
 
-	s.handler = s.middleware(s.router)
+	s.handler = s.middleware(s.refuseWhileDraining(s.router))
 	return s
 }
 

@@ -10,10 +10,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/google/uuid"
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/backoffs"
 	"github.com/clouddbmanager/clouddb/internal/resultarchive"
 	"github.com/clouddbmanager/clouddb/queryexec"
 	"github.com/clouddbmanager/clouddb/queryexec/results"
@@ -35,17 +37,32 @@ type ResultArchive interface {
 	Delete(ctx context.Context, id string, tenant domain.TenantID, user domain.UserID) error
 }
 
-// QueryRunner runs tenant SQL through the query engine and records every statement it ran or refused
-// as a QueryExecuted event before answering. On the plans with result archiving, users archive the
-// results they want to keep.
+// QueryLog is what the query runner needs of the event log (*eventstore.Store): besides appends,
+// queueing an outcome into the group commit without waiting for its flush.
+type QueryLog interface {
+	EventStore
+	Enqueue(ctx context.Context, a eventstore.Append) (*eventstore.Pending, error)
+	ReadAll(ctx context.Context, after int64, limit int) ([]eventstore.Envelope, error)
+}
+
+// QueryRunner runs tenant SQL through the query engine. Before a statement is sent to the
+// database's server, the intent to run it (domain.QueryStarted) is durable in the log; its outcome
+// (domain.QueryExecuted) is queued into the group commit before the answer, which does not wait for
+// its flush. Statements refused before reaching the server are recorded before answering. On the
+// plans with result archiving, users archive the results they want to keep.
 type QueryRunner struct {
-	engine  *queryexec.Engine
-	events  EventStore
-	targets QueryTargets
-	archive ResultArchive
-	log     *slog.Logger
-	now     func() time.Time
-	cache   struct { // targets read within targetTTL
+	// Instance is this process's lease (internal/leases): intents name it, so the query-outcome
+	// reconciler can tell an intent whose process died.
+	Instance string
+
+	engine   *queryexec.Engine
+	events   QueryLog
+	outcomes sync.WaitGroup // outcomes queued and not yet known to be durable
+	targets  QueryTargets
+	archive  ResultArchive
+	log      *slog.Logger
+	now      func() time.Time
+	cache    struct { // targets read within targetTTL
 		sync.Mutex
 		m map[targetKey]cachedTarget
 	}
@@ -71,7 +88,7 @@ type cachedTarget struct {
 }
 
 // NewQueryRunner returns the query handlers.
-func NewQueryRunner(engine *queryexec.Engine, events EventStore, targets QueryTargets, archive ResultArchive, now func() time.Time, log *slog.Logger) *QueryRunner {
+func NewQueryRunner(engine *queryexec.Engine, events QueryLog, targets QueryTargets, archive ResultArchive, now func() time.Time, log *slog.Logger) *QueryRunner {
 	if engine == nil || events == nil || targets == nil || archive == nil || now == nil || log == nil {
 		panic("commands: NewQueryRunner needs an engine, an event store, targets, a result archive, a clock and a logger")
 	}
@@ -138,25 +155,88 @@ func (h *QueryRunner) request(ctx context.Context, cmd RunQuery) (queryexec.Requ
 		TimeoutS: cmd.TimeoutS, RowLimit: cmd.RowLimit, PageSize: cmd.PageSize, Confirm: cmd.Confirm, Multi: cmd.Multi}, nil
 }
 
-// Run runs the statement(s) and records each one that ran or was refused; the answer waits for
-// the record, so an answered query is never missing from history and audit. The record is
-// written even when the caller has gone away meanwhile. Errors are those of queryexec.Engine.Run,
-// domain.ErrNotFound for a database of another tenant, or the event store's when the record
-// could not be written (the statement may have run).
+// Run runs the statement(s) and records each one that ran or was refused. No statement is sent
+// before the intent to run it is durable (an intent that cannot be recorded stops the request:
+// nothing ran); the outcomes follow, queued before the answer and committed with the next group
+// (Drain waits for them). A request refused before reaching the server is recorded before the
+// answer. Records are written even when the caller has gone away meanwhile. Errors are those of
+// queryexec.Engine.Run, domain.ErrNotFound for a database of another tenant, or the event store's
+// when the intent or a refusal could not be recorded.
 func (h *QueryRunner) Run(ctx context.Context, cmd RunQuery) ([]queryexec.Result, error) {
 	req, err := h.request(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
+	announced := false
+	req.Announce = func(ctx context.Context, intent domain.QueryStarted) error {
+		intent.Instance = h.Instance
+		_, err := h.events.Append(context.WithoutCancel(ctx), eventstore.Append{Metadata: cmd.Meta, Streams: []eventstore.Stream{
+			{ID: domain.QueryStream(intent.QueryID), Type: "query", Events: []domain.Event{intent}}}})
+		announced = err == nil
+		return err
+	}
 	results, records, err := h.engine.Run(ctx, req)
-	if len(records) > 0 {
-		if rerr := h.record(context.WithoutCancel(ctx), records, cmd.Meta); rerr != nil {
-			h.log.Error("executed queries could not be recorded", "database_id", cmd.Database, "queries", len(records), "err", rerr)
-			return nil, rerr
-		}
+	if len(records) == 0 {
+		return results, err
+	}
+	if announced {
+		h.recordOutcomes(context.WithoutCancel(ctx), records, cmd.Meta)
+		return results, err
+	}
+	if _, rerr := h.events.Append(context.WithoutCancel(ctx), outcomes(records, 0, cmd.Meta)); rerr != nil {
+		h.log.Error("refused queries could not be recorded", "database_id", cmd.Database, "queries", len(records), "err", rerr)
+		return nil, fmt.Errorf("record %d queries: %w", len(records), rerr)
 	}
 	return results, err
 }
+
+// outcomes is the append of records, the first in a stream at version first (1 after its
+// intent), the others each in a new stream.
+func outcomes(records []domain.QueryExecuted, first int64, meta eventstore.Metadata) eventstore.Append {
+	streams := make([]eventstore.Stream, len(records))
+	for i, r := range records {
+		streams[i] = eventstore.Stream{ID: domain.QueryStream(r.QueryID), Type: "query", Events: []domain.Event{r.Bounded()}}
+	}
+	streams[0].ExpectedVersion = first
+	return eventstore.Append{Streams: streams, Metadata: meta}
+}
+
+// outcomeRetries bounds how long an outcome whose group commit failed is tried again (RDS-A
+// blips); after that its intent stays open until the query-outcome reconciler resolves it as
+// unknown, once this process is gone.
+const outcomeRetries = 30 * time.Second
+
+// recordOutcomes queues the outcomes of announced statements into the log's group commit and
+// returns; a goroutine learns whether they committed and tries again for a while if not.
+func (h *QueryRunner) recordOutcomes(ctx context.Context, records []domain.QueryExecuted, meta eventstore.Metadata) {
+	a := outcomes(records, 1, meta)
+	pending, err := h.events.Enqueue(ctx, a)
+	h.outcomes.Add(1)
+	go func() {
+		defer h.outcomes.Done()
+		if err == nil {
+			if _, err = pending.Wait(ctx); err == nil {
+				return
+			}
+		}
+		retry := backoffs.Exponential(100*time.Millisecond, 5*time.Second, 0)
+		_, err = backoff.Retry(ctx, func() (struct{}, error) {
+			_, err := h.events.Append(ctx, a)
+			if errors.Is(err, domain.ErrVersionConflict) || errors.Is(err, eventstore.ErrClosed) {
+				return struct{}{}, backoff.Permanent(err) // resolved meanwhile, or the process is ending
+			}
+			return struct{}{}, err
+		}, backoff.WithBackOff(retry), backoff.WithMaxElapsedTime(outcomeRetries))
+		if err != nil {
+			h.log.Warn("query outcomes could not be recorded; the reconciler will record them as unknown",
+				"query_id", records[0].QueryID, "queries", len(records), "err", err)
+		}
+	}()
+}
+
+// Drain waits until every queued outcome is committed or given up: call it before closing the
+// event store.
+func (h *QueryRunner) Drain() { h.outcomes.Wait() }
 
 // Archive is POST /queries/{id}/archive: the caller keeps a result of theirs beyond the result
 // store's 15 minutes, until they delete it, on the plans with result archiving. The result must
@@ -215,29 +295,16 @@ func (h *QueryRunner) executed(ctx context.Context, tenant domain.TenantID, user
 	if err != nil {
 		return domain.QueryExecuted{}, err
 	}
-	if len(envs) == 0 {
-		return domain.QueryExecuted{}, notFound
+	for _, env := range envs { // the intent comes first when the statement reached the server
+		e, err := h.events.Registry().Decode(env)
+		if err != nil {
+			return domain.QueryExecuted{}, err
+		}
+		if q, ok := e.(domain.QueryExecuted); ok && q.TenantID == tenant && q.UserID == user {
+			return q, nil
+		}
 	}
-	e, err := h.events.Registry().Decode(envs[0])
-	if err != nil {
-		return domain.QueryExecuted{}, err
-	}
-	q, ok := e.(domain.QueryExecuted)
-	if !ok || q.TenantID != tenant || q.UserID != user {
-		return domain.QueryExecuted{}, notFound
-	}
-	return q, nil
-}
-
-func (h *QueryRunner) record(ctx context.Context, records []domain.QueryExecuted, meta eventstore.Metadata) error {
-	streams := make([]eventstore.Stream, len(records))
-	for i, r := range records {
-		streams[i] = eventstore.Stream{ID: domain.QueryStream(r.QueryID), Type: "query", Events: []domain.Event{r.Bounded()}}
-	}
-	if _, err := h.events.Append(ctx, eventstore.Append{Streams: streams, Metadata: meta}); err != nil {
-		return fmt.Errorf("record %d queries: %w", len(records), err)
-	}
-	return nil
+	return domain.QueryExecuted{}, notFound
 }
 
 // Validate is POST /databases/{id}/validate: the checks of Run, nothing run, nothing recorded.

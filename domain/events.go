@@ -14,6 +14,6 @@ func Events() []Event {
 		DatabaseDeleted{}, DatabaseRestored{}, DatabasePurged{}, DatabaseOwnerChanged{}, DatabaseCredentialsRotated{},
 		DatabaseStorageMeasured{}, DatabaseWritesRestricted{}, DatabaseWritesRestored{},
 		QuotaDatabaseReserved{}, QuotaDatabaseReleased{}, QuotaSubQuotaSet{}, QuotaDatabaseOwnerChanged{},
-		QueryExecuted{}, QueryResultArchived{}, QueryResultArchiveDeleted{},
+		QueryStarted{}, QueryExecuted{}, QueryResultArchived{}, QueryResultArchiveDeleted{},
 	}
 }

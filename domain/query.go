@@ -15,12 +15,19 @@ const (
 	QueryFailed    QueryStatus = "failed"  // the server refused or failed it (syntax, constraint, ...)
 	QueryTimedOut  QueryStatus = "timeout" // killed at the timeout
 	QueryDenied    QueryStatus = "denied"  // refused before it reached the server (role, classifier, confirmation)
+	// QueryCancelled: stopped on the server (KILL QUERY) because its client went away or the
+	// process shut down; the error says which.
+	QueryCancelled QueryStatus = "cancelled"
+	// QueryUnknown: it was sent, but whether it was applied cannot be told: the connection to the
+	// database dropped while it ran, or its process died before recording its outcome (then the
+	// query-outcome reconciler records it).
+	QueryUnknown QueryStatus = "unknown"
 )
 
 // Valid reports whether s is one of the statuses above.
 func (s QueryStatus) Valid() bool {
 	switch s {
-	case QuerySucceeded, QueryFailed, QueryTimedOut, QueryDenied:
+	case QuerySucceeded, QueryFailed, QueryTimedOut, QueryDenied, QueryCancelled, QueryUnknown:
 		return true
 	}
 	return false
@@ -61,6 +68,62 @@ type QueryExecuted struct {
 }
 
 func (QueryExecuted) EventType() string { return "query.executed.v1" }
+
+// QueryStarted records, before any statement of a request is sent to the database's server, that
+// they are about to run: who, what, where, and which process (its lease's instance id). It is the
+// first event of the stream of the request's first statement, and waits to be durable before the
+// first statement is sent; the outcome of every statement follows as a QueryExecuted (the first
+// statement's in the same stream). An intent left without outcomes (its process died) is resolved
+// as QueryUnknown by the query-outcome reconciler. Statements refused before reaching the server
+// need no intent: their QueryExecuted is the stream's first event.
+type QueryStarted struct {
+	QueryID    string             `json:"query_id"` // the first statement's: the stream
+	TenantID   TenantID           `json:"tenant_id"`
+	UserID     UserID             `json:"user_id"`
+	DatabaseID DatabaseID         `json:"database_id"`
+	Server     string             `json:"server"`
+	Account    string             `json:"account"` // rw or ro
+	Statements []StartedStatement `json:"statements"`
+	Instance   string             `json:"instance"` // the process that runs them (process_leases)
+	TimeoutS   float64            `json:"timeout_s"`
+	At         time.Time          `json:"at"`
+}
+
+func (QueryStarted) EventType() string { return "query.started.v1" }
+
+// StartedStatement is one statement of a QueryStarted, as its QueryExecuted will record it.
+type StartedStatement struct {
+	QueryID       string   `json:"query_id"`
+	SQL           string   `json:"sql"`
+	SQLTruncated  bool     `json:"sql_truncated,omitempty"`
+	Fingerprint   string   `json:"fingerprint"`
+	StatementType string   `json:"statement_type"`
+	Tables        []string `json:"tables,omitempty"`
+}
+
+// StartQueries is the intent of records, the statements of one request about to be sent.
+func StartQueries(records []QueryExecuted, server, account string, timeoutS float64, at time.Time) QueryStarted {
+	first := records[0]
+	q := QueryStarted{QueryID: first.QueryID, TenantID: first.TenantID, UserID: first.UserID, DatabaseID: first.DatabaseID,
+		Server: server, Account: account, TimeoutS: timeoutS, At: at, Statements: make([]StartedStatement, len(records))}
+	for i, r := range records {
+		r = r.Bounded()
+		q.Statements[i] = StartedStatement{QueryID: r.QueryID, SQL: r.SQL, SQLTruncated: r.SQLTruncated, Fingerprint: r.Fingerprint,
+			StatementType: r.StatementType, Tables: r.Tables}
+	}
+	return q
+}
+
+// Unknown is the outcome of every statement of q when nothing can tell what became of them.
+func (q QueryStarted) Unknown(reason string) []QueryExecuted {
+	out := make([]QueryExecuted, len(q.Statements))
+	for i, st := range q.Statements {
+		out[i] = QueryExecuted{QueryID: st.QueryID, TenantID: q.TenantID, UserID: q.UserID, DatabaseID: q.DatabaseID,
+			SQL: st.SQL, SQLTruncated: st.SQLTruncated, Fingerprint: st.Fingerprint, StatementType: st.StatementType,
+			Tables: st.Tables, Status: QueryUnknown, ErrorCode: "outcome_unknown", Error: reason, At: q.At}
+	}
+	return out
+}
 
 // QueryStream is the stream of one query request: "query-<query_id>".
 func QueryStream(queryID string) string { return "query-" + queryID }

@@ -123,26 +123,48 @@ func (s *Store) Close() error {
 // Append writes a atomically. A stream whose version is not the expected one fails the whole
 // append with a *VersionConflictError, a claim held by another stream with a *ClaimTakenError.
 func (s *Store) Append(ctx context.Context, a Append) (Appended, error) {
-	start := time.Now()
-	p, err := s.prepare(ctx, a)
+	pending, err := s.Enqueue(ctx, a)
 	if err != nil {
 		return Appended{}, err
 	}
+	return pending.Wait(ctx)
+}
+
+// Pending is an append queued by Enqueue.
+type Pending struct {
+	s     *Store
+	p     *pendingAppend
+	start time.Time
+}
+
+// Enqueue queues a for the writer's next group commit and returns without waiting for it (Close
+// still commits it); Wait on the result learns its outcome. A caller whose answer need not wait
+// for the log flush (the outcome of a query whose intent is durable) saves the flush's latency.
+// Errors are those of a that could not be queued: invalid, after Close, or ctx done first.
+func (s *Store) Enqueue(ctx context.Context, a Append) (*Pending, error) {
+	start := time.Now()
+	p, err := s.prepare(ctx, a)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if s.closed {
-		s.mu.RUnlock()
-		return Appended{}, ErrClosed
+		return nil, ErrClosed
 	}
 	select {
 	case s.queue <- p:
-		s.mu.RUnlock()
+		return &Pending{s: s, p: p, start: start}, nil
 	case <-ctx.Done():
-		s.mu.RUnlock()
-		return Appended{}, ctx.Err()
+		return nil, ctx.Err()
 	}
+}
+
+// Wait returns the outcome of the queued append, as Append does.
+func (w *Pending) Wait(ctx context.Context) (Appended, error) {
 	select {
-	case r := <-p.result:
-		s.metrics.observeAppend(r.err, len(p.messages), time.Since(start))
+	case r := <-w.p.result:
+		w.s.metrics.observeAppend(r.err, len(w.p.messages), time.Since(w.start))
 		return r.appended, r.err
 	case <-ctx.Done():
 		// The writer may still commit it; like any database call, the outcome is then unknown.

@@ -13,15 +13,18 @@ import (
 // Streams is the catalog of the streams in the log: which aggregates exist, of which type, at
 // which version, and when they last changed. It reads only envelopes, so it is also the yardstick
 // for the runtime's own speed. Executed queries, one stream of one event each and thousands a
-// second, are not aggregates anyone looks up: the catalog leaves them out.
+// second (with their intents), are not aggregates anyone looks up: the catalog leaves them out.
 type Streams struct{}
 
 func (Streams) Name() string { return "streams" }
 
 func (Streams) Handles() []string { return []string{AllEvents} }
 
-// Ignores executed queries: one-event streams, thousands a second, that nobody looks up.
-func (Streams) Ignores() []string { return []string{domain.QueryExecuted{}.EventType()} }
+// Ignores queries (their intents and outcomes): short streams, thousands a second, that nobody
+// looks up.
+func (Streams) Ignores() []string {
+	return []string{domain.QueryStarted{}.EventType(), domain.QueryExecuted{}.EventType()}
+}
 
 func (Streams) Tables() []Table {
 	return []Table{{Name: "streams", DDL: `CREATE TABLE IF NOT EXISTS {{table}} (

@@ -3,6 +3,7 @@ package queryexec
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,6 +68,10 @@ type Request struct {
 	PageSize   int64   // 0: DefaultPageSize
 	Confirm    bool
 	Multi      bool
+	// Announce, when set, records the intent to run the request's statements and returns once it
+	// is durable; it is called after every check, before the first statement is sent to the
+	// server, and an error stops the request there (nothing was sent).
+	Announce func(ctx context.Context, intent domain.QueryStarted) error
 }
 
 // PageInfo says which rows of a result a response holds.
@@ -102,6 +107,10 @@ func (e *StatementError) Unwrap() error { return e.Err }
 
 // ErrTimeout: the statement ran past its timeout and was stopped on the server.
 var ErrTimeout = errors.New("queryexec: query timed out")
+
+// ErrOutcomeUnknown: the connection to the database dropped after a statement that may write was
+// sent; it may or may not have been applied. Retrying it blindly could apply it twice.
+var ErrOutcomeUnknown = errors.New("queryexec: the statement may or may not have been applied")
 
 // BusyError: the tenant has as many queries running as its plan allows connections, the
 // database has no free connection, or (Scope "server") the process runs as many statements or
@@ -315,6 +324,16 @@ func (e *Engine) Run(ctx context.Context, req Request) ([]Result, []domain.Query
 	}
 	discard := false
 	defer func() { e.pools.release(c, discard) }()
+	if req.Announce != nil {
+		account := "rw"
+		if c.key.readOnly {
+			account = "ro"
+		}
+		intent := domain.StartQueries(recordsOf(stmts), req.Target.Server, account, b.timeout.Seconds(), e.now().UTC())
+		if err := req.Announce(ctx, intent); err != nil {
+			return nil, nil, fmt.Errorf("record the intent to run %d statements: %w", len(stmts), err)
+		}
+	}
 
 	var results []Result
 	for i := range stmts {
@@ -420,6 +439,10 @@ func (e *Engine) fail(st *statement, err error) error {
 		r.Status = domain.QueryDenied
 	case errors.Is(err, ErrTimeout):
 		r.Status = domain.QueryTimedOut
+	case errors.Is(err, ErrOutcomeUnknown):
+		r.Status = domain.QueryUnknown
+	case errors.Is(err, context.Canceled):
+		r.Status = domain.QueryCancelled
 	case errors.As(err, &qe):
 		r.MySQLCode, r.Error = int(qe.MySQLCode), qe.Message
 		if st.secret { // MySQL's messages quote the statement
@@ -477,6 +500,10 @@ func ErrorCode(err error) string {
 		return "validation_failed"
 	case errors.Is(err, ErrTimeout):
 		return "query_timeout"
+	case errors.Is(err, ErrOutcomeUnknown):
+		return "outcome_unknown"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
 	case errors.Is(err, domain.ErrDatabaseStopped):
 		return "database_stopped"
 	case errors.Is(err, domain.ErrDatabaseUnavailable):
@@ -530,14 +557,32 @@ func (e *Engine) runOne(ctx context.Context, c *conn, req Request, b bounds, st 
 		e.onWrite(req.Target.ID)
 	}
 	if err != nil {
+		if mayHaveApplied(err, st) {
+			err = fmt.Errorf("%w: the connection to the database dropped while it ran: %w", ErrOutcomeUnknown, err)
+		}
 		return Result{}, e.fail(st, e.translate(err, st))
 	}
 	st.record.RowCount, st.record.AffectedRows = res.RowCount, res.AffectedRows
 	return res, nil
 }
 
+// mayHaveApplied reports whether err, the end of statement st after it was sent, leaves its
+// effect unknown: a statement that may write lost its connection before the server answered (the
+// driver's ErrBadConn says nothing was sent; a server refusing connections answered before
+// running anything). Reads are safe to run again.
+func mayHaveApplied(err error, st *statement) bool {
+	if st.decision.Class.Type == sqlcheck.TypeRead || !sandbox.Unreachable(err) || errors.Is(err, driver.ErrBadConn) {
+		return false
+	}
+	switch sandbox.Errno(err) {
+	case 1040, 1053: // too many connections, shutdown in progress: refused before it ran
+		return false
+	}
+	return true
+}
+
 func (e *Engine) translate(err error, st *statement) error {
-	if errors.Is(err, ErrTimeout) || errors.Is(err, context.Canceled) || errors.As(err, new(*TooLargeError)) ||
+	if errors.Is(err, ErrTimeout) || errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, context.Canceled) || errors.As(err, new(*TooLargeError)) ||
 		errors.As(err, new(*BusyError)) {
 		return err
 	}
@@ -658,7 +703,7 @@ func (e *Engine) execute(ctx context.Context, c *conn, b bounds, st *statement) 
 		kill()
 	}
 	if ctx.Err() != nil {
-		return res, ctx.Err()
+		return res, context.Cause(ctx) // the process's shutdown says so
 	}
 	return res, ErrTimeout
 }

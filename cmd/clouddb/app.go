@@ -23,6 +23,7 @@ import (
 	"github.com/clouddbmanager/clouddb/internal/activity"
 	"github.com/clouddbmanager/clouddb/internal/config"
 	"github.com/clouddbmanager/clouddb/internal/idempotency"
+	"github.com/clouddbmanager/clouddb/internal/leases"
 	"github.com/clouddbmanager/clouddb/internal/localmysql"
 	"github.com/clouddbmanager/clouddb/internal/mail"
 	"github.com/clouddbmanager/clouddb/internal/mgmtdb"
@@ -52,6 +53,11 @@ type App struct {
 	QueryRunner *commands.QueryRunner
 	// Idempotency keeps the answers to Idempotency-Keys (internal/idempotency).
 	Idempotency *idempotency.Store
+	// Lease says this process is alive (internal/leases): query intents and running
+	// Idempotency-Keys name it.
+	Lease *leases.Lease
+	// QueryOutcomes resolves the intents of queries whose process died before their outcome.
+	QueryOutcomes *commands.QueryOutcomes
 	// Now is the clock of the whole process; tests move it.
 	Now func() time.Time
 
@@ -59,12 +65,15 @@ type App struct {
 	metrics   *prometheus.Registry
 	stopMySQL func() error
 	server    *http.Server
-	listener  net.Listener
-	served    chan error
-	closeOnce sync.Once
-	closeErr  error
-	stopWork  context.CancelFunc // ends background work: mail delivery, rebuilds started over the API
-	workDone  sync.WaitGroup
+	handler   *api.Server
+	// cancelRequests ends the requests still running when the shutdown drain is over.
+	cancelRequests context.CancelCauseFunc
+	listener       net.Listener
+	served         chan error
+	closeOnce      sync.Once
+	closeErr       error
+	stopWork       context.CancelFunc // ends background work: mail delivery, rebuilds started over the API
+	workDone       sync.WaitGroup
 
 	// metricsServer serves GET /metrics on Config.MetricsAddr; nil when that is off.
 	metricsServer   *http.Server
@@ -128,9 +137,11 @@ func (a *App) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.Lease = leases.New(db, now)
 	if a.Idempotency, err = idempotency.New(db, a.Config.SecretKey); err != nil {
 		return err
 	}
+	a.Idempotency.SetOwner(a.Lease.ID())
 	views := projections.NewViews(db)
 	a.views = views
 	a.Identity = commands.NewIdentity(a.Store, vault, views, a.Projections, now, a.Config.BcryptCost)
@@ -154,6 +165,8 @@ func (a *App) open(ctx context.Context) error {
 		Results: resultStore, Log: a.Log, Now: now, OnWrite: a.Databases.MeasureSoon, MaxResultBytes: a.Config.ResultMaxBytes,
 		QueriesInFlight: a.Config.QueriesInFlight, QueryMemory: a.Config.QueryMemory})
 	a.QueryRunner = commands.NewQueryRunner(a.Engine, a.Store, a.queryTarget, resultarchive.New(db), now, a.Log)
+	a.QueryRunner.Instance = a.Lease.ID()
+	a.QueryOutcomes = commands.NewQueryOutcomes(a.Store, db, a.Lease.Alive, now, a.Log)
 	a.Databases.OnAccountsChanged(func(id domain.DatabaseID) {
 		a.QueryRunner.Forget(id)
 		a.Engine.Forget(id)
@@ -196,6 +209,9 @@ func (a *App) mailSender() mail.Sender {
 
 // Serve starts the projections and the HTTP API on Config.HTTPAddr, and returns once it listens.
 func (a *App) Serve(ctx context.Context) error {
+	if err := a.Lease.Take(ctx); err != nil {
+		return err
+	}
 	if err := a.Projections.Start(ctx); err != nil {
 		return err
 	}
@@ -206,7 +222,15 @@ func (a *App) Serve(ctx context.Context) error {
 	}
 	work, stop := context.WithCancel(context.Background())
 	a.stopWork = stop
-	a.workDone.Add(6)
+	a.workDone.Add(8)
+	go func() {
+		defer a.workDone.Done()
+		a.Lease.Run(work, func(err error) { a.Log.Warn("could not renew the process lease", "err", err) })
+	}()
+	go func() {
+		defer a.workDone.Done()
+		a.QueryOutcomes.Run(work, queryOutcomesPoll)
+	}()
 	go func() {
 		defer a.workDone.Done()
 		a.Databases.RunWriteSampling(work, 2*time.Second)
@@ -264,8 +288,12 @@ func (a *App) Serve(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", a.Config.HTTPAddr, err)
 	}
 	a.listener = ln
+	a.handler = handler
+	requests, cancelRequests := context.WithCancelCause(context.Background())
+	a.cancelRequests = cancelRequests
 	a.server = &http.Server{
 		Handler:           handler,
+		BaseContext:       func(net.Listener) context.Context { return requests },
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
@@ -331,15 +359,47 @@ func (a *App) purgeIdempotencyKeys(ctx context.Context, every time.Duration) {
 // Addr is where the API listens, once served.
 func (a *App) Addr() string { return a.listener.Addr().String() }
 
-// Close finishes in-flight requests (for up to 30 s), then stops the projections after their
-// current event, the event store after its queued appends, and the database.
+// queryOutcomesPoll is how often the query-outcome reconciler looks for intents left open.
+const queryOutcomesPoll = 30 * time.Second
+
+// afterDrain bounds how long the requests cancelled at the end of the drain take to answer (their
+// statements are killed on the server and recorded first).
+const afterDrain = 10 * time.Second
+
+// Close shuts down: GET /readyz turns unready and new requests are answered 503 at once; the
+// requests in flight get Config.ShutdownDrain to finish, then are cancelled (their statements
+// killed on the server and recorded as cancelled). Then the projections stop after their current
+// event, the queued query outcomes and the event store's queued appends are committed, the lease
+// is released and the database closed.
 func (a *App) Close() error {
 	a.closeOnce.Do(func() { a.closeErr = a.close() })
 	return a.closeErr
 }
 
+// drain answers the requests in flight, cancelling those still running after the drain time.
+func (a *App) drain() {
+	idle := a.handler.Drain()
+	timer := time.NewTimer(a.Config.ShutdownDrain)
+	defer timer.Stop()
+	select {
+	case <-idle:
+		return
+	case <-timer.C:
+	}
+	a.Log.Info("shutdown drain is over: cancelling the requests still running")
+	a.cancelRequests(api.ErrShuttingDown)
+	select {
+	case <-idle:
+	case <-time.After(afterDrain):
+		a.Log.Warn("requests still running after being cancelled", "waited", afterDrain)
+	}
+}
+
 func (a *App) close() error {
 	var errs []error
+	if a.handler != nil {
+		a.drain()
+	}
 	if a.metricsServer != nil {
 		if err := a.metricsServer.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("metrics shutdown: %w", err))
@@ -349,10 +409,11 @@ func (a *App) close() error {
 		}
 	}
 	if a.server != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), afterDrain)
 		defer cancel()
 		if err := a.server.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+			a.Log.Warn("closing the HTTP connections", "err", err)
+			a.server.Close()
 		}
 		if err := <-a.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
@@ -365,6 +426,9 @@ func (a *App) close() error {
 	if a.Projections != nil {
 		errs = append(errs, a.Projections.Close())
 	}
+	if a.QueryRunner != nil {
+		a.QueryRunner.Drain()
+	}
 	if a.Store != nil {
 		errs = append(errs, a.Store.Close())
 	}
@@ -376,6 +440,13 @@ func (a *App) close() error {
 		errs = append(errs, a.Fleet.Close())
 	}
 	if a.DB != nil {
+		if a.server != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := a.Lease.Release(ctx); err != nil {
+				a.Log.Warn("could not release the process lease; it expires by itself", "err", err)
+			}
+			cancel()
+		}
 		errs = append(errs, a.DB.Close())
 	}
 	errs = append(errs, a.stopMySQL())

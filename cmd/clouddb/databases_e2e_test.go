@@ -854,7 +854,7 @@ type sandboxProxy struct {
 	ln      net.Listener
 	target  string
 	mu      sync.Mutex
-	mode    string // "pass", "hold" or "kill"
+	mode    string // "pass", "hold", "kill" (drop the write) or "cut" (forward it, then drop the connection)
 	pattern []byte
 	release chan struct{}
 	hits    chan struct{}
@@ -944,6 +944,11 @@ func (p *sandboxProxy) serve() {
 						default:
 						}
 						if mode == "kill" {
+							return
+						}
+						if mode == "cut" { // the bytes reach the server, its answer never comes back
+							client.Close()
+							server.Write(buf[:n])
 							return
 						}
 						<-release

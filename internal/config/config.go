@@ -63,6 +63,9 @@ type Config struct {
 	ResultMaxBytes  int64
 	QueriesInFlight int
 	QueryMemory     int64
+	// ShutdownDrain is how long SIGTERM waits for running requests before cancelling them (their
+	// statements are killed on the server).
+	ShutdownDrain time.Duration
 	// JWTSecret and SecretKey come from the environment or are generated once into the data dir
 	// by LoadKeys.
 	JWTSecret []byte
@@ -220,6 +223,12 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		fail("CLOUDDB_QUERY_MEMORY", "%q must be a number of bytes, at least 8388608 (a row's most)", queryMemText)
 	} else {
 		c.QueryMemory = n
+	}
+	drainText := get("CLOUDDB_SHUTDOWN_DRAIN", "30s")
+	if d, err := time.ParseDuration(drainText); err != nil || d < 0 || d > time.Hour {
+		fail("CLOUDDB_SHUTDOWN_DRAIN", "%q must be a duration from 0s to 1h", drainText)
+	} else {
+		c.ShutdownDrain = d
 	}
 	if v := getenv("CLOUDDB_JWT_SECRET"); v != "" {
 		if len(v) < 32 {

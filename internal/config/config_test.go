@@ -149,3 +149,19 @@ func TestResultBounds(t *testing.T) {
 		t.Fatalf("values not read: %+v", c)
 	}
 }
+
+func TestShutdownDrain(t *testing.T) {
+	c, err := FromEnv(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ShutdownDrain != 30*time.Second {
+		t.Fatalf("default drain %v, want 30s", c.ShutdownDrain)
+	}
+	if c, err = FromEnv(env(map[string]string{"CLOUDDB_SHUTDOWN_DRAIN": "2s"})); err != nil || c.ShutdownDrain != 2*time.Second {
+		t.Fatalf("drain 2s: %v, %v", c.ShutdownDrain, err)
+	}
+	if _, err := FromEnv(env(map[string]string{"CLOUDDB_SHUTDOWN_DRAIN": "soon"})); err == nil || !strings.Contains(err.Error(), "CLOUDDB_SHUTDOWN_DRAIN") {
+		t.Fatalf("a bad drain was accepted: %v", err)
+	}
+}

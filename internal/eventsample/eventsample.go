@@ -47,6 +47,14 @@ func fill(v reflect.Value, n *int) error {
 		v.SetFloat(float64(*n) + 0.25)
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
 		v.Set(reflect.ValueOf([]string{fmt.Sprintf("a%d", *n), fmt.Sprintf("b%d", *n)}).Convert(v.Type()))
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct:
+		elems := reflect.MakeSlice(v.Type(), 2, 2)
+		for i := range 2 {
+			if err := fill(elems.Index(i), n); err != nil {
+				return err
+			}
+		}
+		v.Set(elems)
 	case v.Kind() == reflect.Pointer:
 		p := reflect.New(v.Type().Elem())
 		if err := fill(p.Elem(), n); err != nil {

@@ -110,6 +110,7 @@ type Store struct {
 	db     *sql.DB
 	key    []byte
 	limits Limits
+	owner  string // this process's lease (process_leases); "" when it holds none
 }
 
 // New returns a Store on db that seals response bodies with key (secrets.KeySize bytes: the
@@ -127,6 +128,11 @@ func New(db *sql.DB, key []byte) (*Store, error) {
 
 // SetLimits replaces DefaultLimits; call it before the Store is used.
 func (s *Store) SetLimits(l Limits) { s.limits = l }
+
+// SetOwner names the process lease (internal/leases) that the keys this Store begins belong to
+// while their request runs; call it before the Store is used. A running key whose owner holds no
+// live lease (the process died with the request) is taken over by the next request with it.
+func (s *Store) SetOwner(instance string) { s.owner = instance }
 
 // room returns a *FullError when principal may not start another key at now.
 func (s *Store) room(ctx context.Context, principal string, now time.Time) error {
@@ -194,8 +200,8 @@ func (s *Store) Begin(ctx context.Context, principal, key, method, path string, 
 			}
 		}
 		_, err := s.db.ExecContext(ctx, `INSERT INTO idempotency_keys
-			(principal, idem_key, method, path, body_sha256, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			principal, []byte(key), method, path, bodyHash[:], now)
+			(principal, idem_key, method, path, body_sha256, created_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			principal, []byte(key), method, path, bodyHash[:], now, nullable(s.owner))
 		if err == nil {
 			return nil, nil
 		}
@@ -205,13 +211,18 @@ func (s *Store) Begin(ctx context.Context, principal, key, method, path string, 
 		if !mysqlerr.IsDuplicateKey(err) {
 			return nil, fmt.Errorf("idempotency: begin: %w", err)
 		}
-		// An expired row is taken over: its created_at moves to now, so of concurrent reclaims
-		// (InnoDB re-reads the row after the lock wait) exactly one matches.
-		res, err := s.db.ExecContext(ctx, `UPDATE idempotency_keys
-			SET method = ?, path = ?, body_sha256 = ?, status = NULL, content_type = NULL, location = NULL,
-				body = NULL, created_at = ?
-			WHERE principal = ? AND idem_key = ? AND created_at < ?`,
-			method, path, bodyHash[:], now, principal, []byte(key), now.Add(-TTL))
+		// An expired row is taken over, and so is a running one of the same request whose process
+		// is gone (no live lease: its request died with it): its created_at moves to now and its
+		// owner to this process, so of concurrent reclaims (InnoDB re-reads the row after the lock
+		// wait) exactly one matches.
+		res, err := s.db.ExecContext(ctx, `UPDATE idempotency_keys k
+			SET k.method = ?, k.path = ?, k.body_sha256 = ?, k.status = NULL, k.content_type = NULL, k.location = NULL,
+				k.body = NULL, k.created_at = ?, k.owner = ?
+			WHERE k.principal = ? AND k.idem_key = ? AND (k.created_at < ? OR (k.status IS NULL
+				AND k.method = ? AND k.path = ? AND k.body_sha256 = ? AND k.owner <> ?
+				AND NOT EXISTS (SELECT 1 FROM process_leases p WHERE p.instance_id = k.owner AND p.expires_at > ?)))`,
+			method, path, bodyHash[:], now, nullable(s.owner), principal, []byte(key), now.Add(-TTL),
+			method, path, bodyHash[:], s.owner, now)
 		if err != nil {
 			return nil, fmt.Errorf("idempotency: reclaim: %w", err)
 		}

@@ -1,0 +1,103 @@
+// Package leases says which clouddb processes are alive: each serving process holds a row of
+// process_leases (migrations/0007_process_leases.sql) under its instance id and renews it while it
+// runs. A lease past its expiry belongs to a process that died without deleting it.
+//
+// What depends on it: a query intent whose process is gone is resolved as unknown
+// (commands/reactor_query_outcomes.go), a running Idempotency-Key of a dead process is released
+// (internal/idempotency), and an account's connections are shared among the live processes
+// (queryexec).
+package leases
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// TTL is how long a lease lasts unless renewed; Renew is how often a live process renews it, so
+// that a process missing two renewals in a row (a long GC pause, an RDS-A blip) still counts as
+// alive.
+const (
+	TTL   = 30 * time.Second
+	Renew = TTL / 3
+)
+
+// Lease is this process's row of process_leases.
+type Lease struct {
+	db  *sql.DB
+	id  string
+	now func() time.Time
+}
+
+// New returns a lease with a fresh instance id, not yet taken (Take).
+func New(db *sql.DB, now func() time.Time) *Lease {
+	if db == nil || now == nil {
+		panic("leases: New needs a database and a clock")
+	}
+	return &Lease{db: db, id: uuid.NewString(), now: now}
+}
+
+// ID is this process's instance id.
+func (l *Lease) ID() string { return l.id }
+
+// Take writes this process's lease, or moves its expiry TTL past now.
+func (l *Lease) Take(ctx context.Context) error {
+	host, _ := os.Hostname()
+	now := l.now().UTC()
+	if _, err := l.db.ExecContext(ctx, `INSERT INTO process_leases (instance_id, host, started_at, expires_at) VALUES (?, ?, ?, ?)
+		ON DUPLICATE KEY UPDATE expires_at = VALUES(expires_at)`, l.id, host, now, now.Add(TTL)); err != nil {
+		return fmt.Errorf("leases: take %s: %w", l.id, err)
+	}
+	return nil
+}
+
+// Run renews the lease every Renew until ctx ends; failures go to report (RDS-A may be away for a
+// moment: the lease lasts TTL).
+func (l *Lease) Run(ctx context.Context, report func(error)) {
+	tick := time.NewTicker(Renew)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := l.Take(ctx); err != nil && ctx.Err() == nil {
+				report(err)
+			}
+		}
+	}
+}
+
+// Release deletes the lease: the process ends cleanly, and whatever it left running is over.
+// Expired leases of other processes are deleted too (a day after expiry, so that what their
+// process left behind is resolved first).
+func (l *Lease) Release(ctx context.Context) error {
+	if _, err := l.db.ExecContext(ctx, `DELETE FROM process_leases WHERE instance_id = ? OR expires_at < ?`,
+		l.id, l.now().UTC().Add(-24*time.Hour)); err != nil {
+		return fmt.Errorf("leases: release %s: %w", l.id, err)
+	}
+	return nil
+}
+
+// Alive reports whether instance holds an unexpired lease.
+func (l *Lease) Alive(ctx context.Context, instance string) (bool, error) {
+	var n int
+	if err := l.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM process_leases WHERE instance_id = ? AND expires_at > ?`,
+		instance, l.now().UTC()).Scan(&n); err != nil {
+		return false, fmt.Errorf("leases: read: %w", err)
+	}
+	return n > 0, nil
+}
+
+// Live is how many processes hold an unexpired lease, at least 1 (this one).
+func (l *Lease) Live(ctx context.Context) (int, error) {
+	var n int
+	if err := l.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM process_leases WHERE expires_at > ?`, l.now().UTC()).Scan(&n); err != nil {
+		return 1, fmt.Errorf("leases: count: %w", err)
+	}
+	return max(n, 1), nil
+}
