@@ -119,7 +119,8 @@ func (h *Databases) createOnServer(ctx context.Context, req domain.DatabaseReque
 	case domain.TemplateSample:
 		return server.LoadSample(ctx, string(req.DatabaseID))
 	case domain.TemplateSchema:
-		return server.RunAsOwner(ctx, string(req.DatabaseID), rw, req.SchemaSQL)
+		timeout := time.Duration(tenant.Settings().QueryTimeoutS) * time.Second
+		return server.RunAsOwner(ctx, string(req.DatabaseID), rw, req.SchemaSQL, timeout)
 	}
 	return nil
 }
@@ -166,6 +167,9 @@ func failureReason(err error) string {
 	}
 	var statement *sandbox.StatementError
 	var refused *mysql.MySQLError
+	if errors.As(err, &statement) && sandbox.TimedOut(err) {
+		return fmt.Sprintf("schema_sql statement %d ran longer than the tenant's statement timeout and was stopped; nothing was kept", statement.Index)
+	}
 	if errors.As(err, &statement) && errors.As(err, &refused) {
 		return fmt.Sprintf("schema_sql statement %d failed: %s (MySQL error %d); nothing was kept", statement.Index, refused.Message, refused.Number)
 	}
