@@ -156,6 +156,9 @@ func (a *App) open(ctx context.Context) error {
 		return fmt.Errorf("sandbox servers (CLOUDDB_SANDBOX_DSN): %w", err)
 	}
 	a.Databases = commands.NewDatabases(a.Store, vault, a.Fleet, a.Projections, views, db, now, a.Log)
+	if err := a.Databases.RegisterMetrics(a.metrics); err != nil {
+		return err
+	}
 	resultStore, err := results.Open(results.StoreOptions{
 		Dir: filepath.Join(a.Config.DataDir, "results"), MemoryBudget: a.Config.ResultMemory, Now: now, Log: a.Log})
 	if err != nil {
@@ -222,7 +225,7 @@ func (a *App) Serve(ctx context.Context) error {
 	}
 	work, stop := context.WithCancel(context.Background())
 	a.stopWork = stop
-	a.workDone.Add(8)
+	a.workDone.Add(9)
 	go func() {
 		defer a.workDone.Done()
 		a.Lease.Run(work, func(err error) { a.Log.Warn("could not renew the process lease", "err", err) })
@@ -250,6 +253,10 @@ func (a *App) Serve(ctx context.Context) error {
 	go func() {
 		defer a.workDone.Done()
 		a.purgeIdempotencyKeys(work, time.Minute)
+	}()
+	go func() {
+		defer a.workDone.Done()
+		a.Databases.RunReconciler(work, a.Store, func() <-chan struct{} { return a.Projections.Advanced("tenants") }, time.Minute, time.Second)
 	}()
 	go func() {
 		defer a.workDone.Done()
