@@ -34,8 +34,19 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request) {
 			"expires_at": inv.ExpiresAt.UTC().Format(time.RFC3339)}
 	}
 	errs := make([]map[string]any, len(failures))
+	var retry time.Duration
+	limited := 0
 	for i, f := range failures {
 		errs[i] = map[string]any{"email": f.Email, "code": f.Code, "message": f.Message}
+		if f.Code == "rate_limited" {
+			errs[i]["retry_after_s"] = int(f.RetryAfter.Seconds())
+			retry, limited = max(retry, f.RetryAfter), limited+1
+		}
+	}
+	if len(invited) == 0 && limited == len(failures) && limited > 0 {
+		// Nothing was sent, only because of the invitation bounds: the request as a whole is limited.
+		s.writeError(w, r, rateLimited(retry))
+		return
 	}
 	status := http.StatusCreated
 	if len(invited) == 0 {

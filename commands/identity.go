@@ -17,6 +17,8 @@ import (
 // Directory answers the lookups login needs from the read models.
 type Directory interface {
 	MembershipsOf(ctx context.Context, user domain.UserID) ([]domain.Membership, error)
+	// InvitationsTo returns when each invitation of an address by any tenant was created since.
+	InvitationsTo(ctx context.Context, email string, since time.Time) ([]time.Time, error)
 }
 
 // Read models that identity commands wait for before answering, so the caller's next request

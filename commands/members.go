@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -32,9 +33,11 @@ type Invited struct {
 	domain.TenantInvitationCreated
 }
 
-// InviteFailure is one address that was not invited, and why (an API error code).
+// InviteFailure is one address that was not invited, and why (an API error code). RetryAfter is
+// set for "rate_limited": when the address or the tenant may be invited again.
 type InviteFailure struct {
 	Email, Code, Message string
+	RetryAfter           time.Duration
 }
 
 // Invite invites each address separately: the good ones are invited, the others come back as
@@ -53,6 +56,15 @@ func (h *Identity) Invite(ctx context.Context, cmd Invite) ([]Invited, []InviteF
 	}
 	if utf8.RuneCountInString(cmd.Message) > 1000 || !utf8.ValidString(cmd.Message) {
 		return nil, nil, domain.NewValidationError("message", "must be at most 1000 characters of text")
+	}
+	if cmd.Message != "" {
+		tenant, err := load(ctx, h.events, cmd.Tenant.Stream(), domain.RebuildTenant)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !tenant.InvitationMessageAllowed() {
+			return nil, nil, fmt.Errorf("a message with the invitation: %w", domain.ErrNotInPlan)
+		}
 	}
 	invited := []Invited{}
 	failures := []InviteFailure{}
@@ -74,7 +86,11 @@ func (h *Identity) Invite(ctx context.Context, cmd Invite) ([]Invited, []InviteF
 			if !ok {
 				return invited, failures, err
 			}
-			failures = append(failures, InviteFailure{Email: email, Code: code, Message: msg})
+			failure := InviteFailure{Email: email, Code: code, Message: msg}
+			if limited := (*domain.RateLimitedError)(nil); errors.As(err, &limited) {
+				failure.RetryAfter = limited.RetryAfter
+			}
+			failures = append(failures, failure)
 			continue
 		}
 		invited = append(invited, Invited{inv})
@@ -86,7 +102,12 @@ func (h *Identity) Invite(ctx context.Context, cmd Invite) ([]Invited, []InviteF
 // the whole request (the database is down, say).
 func inviteFailure(err error) (code, message string, ok bool) {
 	var quota *domain.QuotaExceededError
+	var limited *domain.RateLimitedError
 	switch {
+	case errors.As(err, &limited) && limited.Resource == "recipient_invitations":
+		return "rate_limited", fmt.Sprintf("this address was invited %d times in the last 24 hours", limited.Limit), true
+	case errors.As(err, &limited):
+		return "rate_limited", fmt.Sprintf("the tenant sent %d invitations in the last 24 hours", limited.Limit), true
 	case errors.As(err, &quota):
 		return "quota_exceeded", fmt.Sprintf("the plan allows %d users (members and pending invitations)", quota.Limit), true
 	case errors.Is(err, domain.ErrConflict):
@@ -98,6 +119,15 @@ func inviteFailure(err error) (code, message string, ok bool) {
 func (h *Identity) inviteOne(ctx context.Context, cmd Invite, email string, role domain.Role) (domain.TenantInvitationCreated, error) {
 	existing, exists, err := h.userByEmail(ctx, email)
 	if err != nil {
+		return domain.TenantInvitationCreated{}, err
+	}
+	// Counted on the read model, which every invitation is in before its request answers: only
+	// invitations of one address racing each other can pass the bound together.
+	sent, err := h.directory.InvitationsTo(ctx, email, h.now().Add(-domain.InvitationWindow))
+	if err != nil {
+		return domain.TenantInvitationCreated{}, err
+	}
+	if err := domain.CheckInvitationsTo(sent, h.now()); err != nil {
 		return domain.TenantInvitationCreated{}, err
 	}
 	var inv domain.TenantInvitationCreated

@@ -110,6 +110,7 @@ func TestChangeRoleRaceKeepsATenantAdmin(t *testing.T) {
 	}
 	// twoAdmins returns a fresh tenant of which a and b are tenant admins.
 	twoAdmins := func(t *testing.T) domain.TenantID {
+		f.clock.Advance(domain.InvitationWindow) // an address is invited at most InvitationsPerRecipient times a day
 		tenant := f.tenant(t, a)
 		inv := f.invite(t, tenant, a, "admin-b@example.com", domain.RoleTenantAdmin)
 		if _, joined, err := f.identity.AcceptInvitation(ctx(t), f.token(t, "admin-b@example.com", "/invitations/accept"), "", "", meta); err != nil || joined != b {

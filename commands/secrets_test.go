@@ -124,7 +124,7 @@ func TestNoSecretInTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	invited, failures, err := f.identity.Invite(c, commands.Invite{Tenant: tenant.ID(), Actor: id, ActorRole: domain.RoleTenantAdmin, Emails: []string{"guest@example.com"}, Role: "developer", Message: "welcome aboard", Meta: m})
+	invited, failures, err := f.identity.Invite(c, commands.Invite{Tenant: tenant.ID(), Actor: id, ActorRole: domain.RoleTenantAdmin, Emails: []string{"guest@example.com"}, Role: "developer", Meta: m})
 	if err != nil || len(invited) != 1 {
 		t.Fatalf("invite: %v %+v %v", invited, failures, err)
 	}

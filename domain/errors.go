@@ -45,6 +45,18 @@ func (e *ValidationError) Error() string {
 	return "validation failed: " + strings.Join(parts, "; ")
 }
 
+// RateLimitedError: a bounded action happened Limit times within its window; it may happen again
+// after RetryAfter.
+type RateLimitedError struct {
+	Resource   string // "tenant_invitations", "recipient_invitations"
+	Limit      int
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("%s: at most %d a day; retry after %s", e.Resource, e.Limit, e.RetryAfter.Round(time.Second))
+}
+
 // Error kinds of identity and access. Each maps to one code of API.md.
 var (
 	// ErrUnauthenticated: no credentials, or expired, revoked or tampered ones.

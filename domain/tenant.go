@@ -3,6 +3,7 @@ package domain
 import (
 	"crypto/subtle"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -167,8 +168,60 @@ func (t *Tenant) Invite(inv TenantInvitationCreated, actorRole Role, isMember fu
 	if limit := t.Limits().MaxUsers; t.seats(inv.At) >= limit {
 		return &QuotaExceededError{Resource: "users", Used: t.seats(inv.At), Limit: limit}
 	}
+	var sent []time.Time
+	for _, other := range t.invitations {
+		sent = append(sent, other.At)
+	}
+	if err := rateOf("tenant_invitations", sent, t.InvitationsPerDay(), inv.At); err != nil {
+		return err
+	}
 	t.record(t, inv)
 	return nil
+}
+
+// Invitations are mail the platform sends to addresses a tenant names, so they are bounded like
+// the relay they could become: per tenant InvitationsPerDay (revoked ones count, so revoking and
+// inviting again is no way around it), and per address InvitationsPerRecipient from all tenants
+// together (CheckInvitationsTo), each within InvitationWindow.
+const (
+	InvitationWindow        = 24 * time.Hour
+	InvitationsPerRecipient = 3
+	// maxInvitationsPerDay caps InvitationsPerDay for plans with very many users.
+	maxInvitationsPerDay = 1000
+)
+
+// InvitationsPerDay is how many invitations the tenant may send within InvitationWindow: ten per
+// user its plan allows (50 on the free plan), at most maxInvitationsPerDay.
+func (t *Tenant) InvitationsPerDay() int {
+	return int(min(10*t.Limits().MaxUsers, maxInvitationsPerDay))
+}
+
+// InvitationMessageAllowed reports whether the tenant's invitations may carry a message of the
+// inviter's: not on the free plan, where anyone could sign up to have the platform mail their
+// text to strangers.
+func (t *Tenant) InvitationMessageAllowed() bool { return t.plan != PlanFree }
+
+// CheckInvitationsTo refuses an invitation of an address that was invited InvitationsPerRecipient
+// times within InvitationWindow before now, by any tenants (sent are those times). Returns a
+// *RateLimitedError.
+func CheckInvitationsTo(sent []time.Time, now time.Time) error {
+	return rateOf("recipient_invitations", sent, InvitationsPerRecipient, now)
+}
+
+// rateOf returns a *RateLimitedError when limit of sent fall within InvitationWindow before now;
+// it says when the oldest of them leaves the window.
+func rateOf(resource string, sent []time.Time, limit int, now time.Time) error {
+	var recent []time.Time
+	for _, at := range sent {
+		if now.Sub(at) < InvitationWindow {
+			recent = append(recent, at)
+		}
+	}
+	if len(recent) < limit {
+		return nil
+	}
+	slices.SortFunc(recent, time.Time.Compare)
+	return &RateLimitedError{Resource: resource, Limit: limit, RetryAfter: recent[len(recent)-limit].Add(InvitationWindow).Sub(now)}
 }
 
 // InvitationByToken finds the pending invitation whose token hash matches. Returns ErrExpired

@@ -327,6 +327,25 @@ func (q *Views) InvitationsOf(ctx context.Context, tenant domain.TenantID, now t
 	return out, rows.Err()
 }
 
+// InvitationsTo returns when each invitation of email (by any tenant, whatever became of it) was
+// created since since: what the per-address bound of invitations counts.
+func (q *Views) InvitationsTo(ctx context.Context, email string, since time.Time) ([]time.Time, error) {
+	rows, err := q.db.QueryContext(ctx, `SELECT created_at FROM invitations WHERE email = ? AND created_at >= ?`, email, since.UTC())
+	if err != nil {
+		return nil, fmt.Errorf("read invitations to an address: %w", err)
+	}
+	defer rows.Close()
+	var out []time.Time
+	for rows.Next() {
+		var at time.Time
+		if err := rows.Scan(&at); err != nil {
+			return nil, err
+		}
+		out = append(out, at)
+	}
+	return out, rows.Err()
+}
+
 // MemberView is a member of a tenant with the user's account.
 type MemberView struct {
 	ID          domain.UserID

@@ -161,3 +161,53 @@ func TestE2EInvitationOfAPreRegisteredAddressGoesToTheInvitee(t *testing.T) {
 		t.Errorf("password change of the claimed account: reason %q (%v), want invitation", reason, err)
 	}
 }
+
+// Item 7: invitations cannot make the platform a mail relay: a free tenant sends no text of its
+// own, one address gets at most 3 invitations a day from all tenants together, and one tenant
+// sends at most 50 a day, revoked ones included.
+func TestE2EInvitationsAreNoMailRelay(t *testing.T) {
+	env := startE2E(t, e2eOptions{})
+	spammer := newTenantAdmin(env, "127.0.0.66", "Spam Co")
+	accomplice := newTenantAdmin(env, "127.0.0.67", "Spam Two")
+	target := uniqueEmail("target")
+
+	spammer.c.do("POST", "/invitations", map[string]any{"emails": []string{target}, "role": "viewer", "message": "cheap pills at http://spam.example"}).expect(t, 403, "forbidden")
+	invite := func(admin dbMember, emails ...string) *e2eResponse {
+		return admin.c.do("POST", "/invitations", map[string]any{"emails": emails, "role": "viewer"})
+	}
+	revokeAll := func(admin dbMember, r *e2eResponse) {
+		for _, item := range r.items("items") {
+			admin.c.do("DELETE", "/invitations/"+describe(item.(map[string]any)["id"]), nil).expect(t, 204, "")
+		}
+	}
+	// Invite, revoke, invite again: the third from another tenant is the last one the target gets.
+	revokeAll(spammer, invite(spammer, target).expect(t, 201, ""))
+	revokeAll(spammer, invite(spammer, target).expect(t, 201, ""))
+	invite(accomplice, target).expect(t, 201, "")
+	r := invite(spammer, target).expect(t, 429, "rate_limited")
+	assertRetryAfter(t, r, 86000, 86400)
+	other := uniqueEmail("bystander")
+	r = invite(spammer, target, other).expect(t, 201, "")
+	if len(r.items("items")) != 1 || r.str("errors.0.email") != target || r.str("errors.0.code") != "rate_limited" {
+		t.Errorf("a batch with the limited address: %s", r.body)
+	}
+	revokeAll(spammer, r)
+	if n := env.mailsTo(target); n > 3 {
+		t.Errorf("%d invitations reached the target, want at most 3", n)
+	}
+
+	// The tenant's own bound: 50 a day (it has sent 3 so far), revoked ones count.
+	for sent := 3; sent < 50; {
+		batch := []string{}
+		for i := 0; i < 4 && sent+i < 50; i++ {
+			batch = append(batch, uniqueEmail("filler"))
+		}
+		revokeAll(spammer, invite(spammer, batch...).expect(t, 201, ""))
+		sent += len(batch)
+	}
+	r = invite(spammer, uniqueEmail("one-too-many")).expect(t, 429, "rate_limited")
+	assertRetryAfter(t, r, 86000, 86400)
+	env.clock.Advance(24 * time.Hour)
+	spammer.c = spammer.c.with(spammer.c.login(spammer.email, spammer.password, spammer.tenantID).access)
+	invite(spammer, uniqueEmail("next-day")).expect(t, 201, "")
+}
