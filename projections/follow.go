@@ -79,12 +79,14 @@ func (r *Runtime) follow() {
 func (r *Runtime) idle(appended <-chan struct{}, head *int64) bool {
 	poll := time.NewTimer(r.opts.Poll)
 	defer poll.Stop()
+	deadline := time.NewTimer(0)
+	defer deadline.Stop()
 	for {
-		var deadline <-chan time.Time
+		deadline.Stop()
+		var due <-chan time.Time
 		if at, ok := r.nextDeadline(); ok {
-			timer := time.NewTimer(time.Until(at))
-			defer timer.Stop()
-			deadline = timer.C
+			deadline.Reset(time.Until(at))
+			due = deadline.C
 		}
 		select {
 		case <-appended:
@@ -103,7 +105,7 @@ func (r *Runtime) idle(appended <-chan struct{}, head *int64) bool {
 				return true // a failed poll is retried by the round's read, with its backoff
 			}
 			poll.Reset(r.opts.Poll)
-		case <-deadline:
+		case <-due:
 			return true
 		case <-r.stopping:
 			return false
