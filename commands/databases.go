@@ -36,6 +36,9 @@ type Databases struct {
 		ids map[domain.DatabaseID]bool
 	}
 	reconciler *reconciler
+	// Instance names this process in the work leases it takes (the process lease's id when
+	// serving; a fresh id otherwise).
+	Instance string
 }
 
 // DatabaseUsage reads what a tenant's databases use from the read model (*projections.Views).
@@ -46,7 +49,7 @@ type DatabaseUsage interface {
 // NewDatabases returns the database handlers.
 func NewDatabases(events EventStore, secrets Secrets, fleet *sandbox.Fleet, readModels ReadModels, usage DatabaseUsage, queue WorkQueue, now func() time.Time, log *slog.Logger) *Databases {
 	return &Databases{events: events, secrets: secrets, fleet: fleet, readModels: readModels, usage: usage, queue: queue, now: now, log: log,
-		reconciler: newReconciler()}
+		reconciler: newReconciler(), Instance: uuid.NewString()}
 }
 
 func rwSecret(id domain.DatabaseID) string { return "db:" + string(id) + ":rw" }

@@ -17,10 +17,13 @@ import (
 // work — databases to provision, purge, measure, restrict or stop, mails to deliver. A reactor never
 // writes them: it records what it did as events, and a row leaves the queue when its projector
 // applies them. Rows whose work must not run twice at once are claimed with claimDue (BeginTx);
-// work that the domain refuses to do twice is read with QueryContext. *sql.DB satisfies it.
+// work that the domain refuses to do twice is read with QueryContext; work that talks to something
+// slow (a tenant's schema template, an SMTP server) is taken with a work lease (work_leases.go,
+// ExecContext) so that no transaction stays open meanwhile. *sql.DB satisfies it.
 type WorkQueue interface {
 	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 // runRounds calls round until ctx ends: again at once after a round that handled something (there

@@ -156,6 +156,7 @@ func (a *App) open(ctx context.Context) error {
 		return fmt.Errorf("sandbox servers (CLOUDDB_SANDBOX_DSN): %w", err)
 	}
 	a.Databases = commands.NewDatabases(a.Store, vault, a.Fleet, a.Projections, views, db, now, a.Log)
+	a.Databases.Instance = a.Lease.ID()
 	if err := a.Databases.RegisterMetrics(a.metrics); err != nil {
 		return err
 	}
@@ -248,7 +249,7 @@ func (a *App) Serve(ctx context.Context) error {
 	}()
 	go func() {
 		defer a.workDone.Done()
-		a.Databases.RunProvisioning(work, func() <-chan struct{} { return a.Projections.Advanced("databases") }, time.Second)
+		a.Databases.RunProvisioning(work, a.Config.ProvisioningWorkers, func() <-chan struct{} { return a.Projections.Advanced("databases") }, time.Second)
 	}()
 	go func() {
 		defer a.workDone.Done()

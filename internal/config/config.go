@@ -53,6 +53,9 @@ type Config struct {
 	ResultMemory int64
 	// FreeTenantsPerUser is how many free-plan tenants one person may create.
 	FreeTenantsPerUser int
+	// ProvisioningWorkers is how many databases the process provisions at once (schema templates
+	// of different tenants run side by side; a tenant's own one after the other).
+	ProvisioningWorkers int
 	// ExportIdle cuts a download of a result that makes no progress this long, ExportMax one that
 	// takes longer in all; ExportsPerUser is how many downloads one user may run at once.
 	ExportIdle     time.Duration
@@ -187,6 +190,12 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		fail("CLOUDDB_FREE_TENANTS_PER_USER", "%q must be a number from 1 to 1000", freeText)
 	} else {
 		c.FreeTenantsPerUser = n
+	}
+	workersText := get("CLOUDDB_PROVISIONING_WORKERS", "4")
+	if n, err := strconv.Atoi(workersText); err != nil || n < 1 || n > 64 {
+		fail("CLOUDDB_PROVISIONING_WORKERS", "%q must be a number from 1 to 64", workersText)
+	} else {
+		c.ProvisioningWorkers = n
 	}
 	idleText := get("CLOUDDB_EXPORT_IDLE_TIMEOUT", "60s")
 	if d, err := time.ParseDuration(idleText); err != nil || d < 100*time.Millisecond || d > time.Hour {
