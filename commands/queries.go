@@ -210,6 +210,7 @@ const outcomeRetries = 30 * time.Second
 // returns; a goroutine learns whether they committed and tries again for a while if not.
 func (h *QueryRunner) recordOutcomes(ctx context.Context, records []domain.QueryExecuted, meta eventstore.Metadata) {
 	a := outcomes(records, 1, meta)
+	a.Unhurried = true // rides with the next intent: at concurrency 1, still one flush per answer
 	pending, err := h.events.Enqueue(ctx, a)
 	h.outcomes.Add(1)
 	go func() {

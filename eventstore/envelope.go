@@ -62,6 +62,10 @@ type Append struct {
 	// stays as it is.
 	Releases []Claim
 	Metadata Metadata
+	// Unhurried lets the writer hold the append for up to Options.UnhurriedWait for another append to
+	// commit with: an append nobody waits for (a query's outcome, queued with Enqueue) then rides
+	// in the transaction of the next one instead of making it wait for a flush of its own.
+	Unhurried bool
 }
 
 // Appended says where an append landed in the global log.

@@ -34,6 +34,9 @@ type Options struct {
 	MaxBatchEvents int
 	// Metrics receives the store's Prometheus collectors when set.
 	Metrics prometheus.Registerer
+	// UnhurriedWait bounds how long an Unhurried append waits for another to commit with
+	// (default DefaultUnhurriedWait).
+	UnhurriedWait time.Duration
 }
 
 // Store appends to and reads from the event log. It is safe for concurrent use; appends from all
@@ -45,6 +48,7 @@ type Store struct {
 	now      func() time.Time
 	maxBatch int
 	metrics  *storeMetrics
+	unhurry  time.Duration
 
 	mu     sync.RWMutex // guards closed against concurrent sends to queue
 	closed bool
@@ -87,12 +91,16 @@ func New(db *sql.DB, registry *Registry, opts Options) *Store {
 	if opts.MaxBatchEvents <= 0 {
 		opts.MaxBatchEvents = 500
 	}
+	if opts.UnhurriedWait <= 0 {
+		opts.UnhurriedWait = DefaultUnhurriedWait
+	}
 	s := &Store{
 		db:       db,
 		registry: registry,
 		log:      opts.Logger,
 		now:      opts.Clock,
 		maxBatch: opts.MaxBatchEvents,
+		unhurry:  opts.UnhurriedWait,
 		metrics:  newStoreMetrics(opts.Metrics),
 		queue:    make(chan *pendingAppend, 1024),
 		stop:     make(chan struct{}),
@@ -231,6 +239,9 @@ func (s *Store) write() {
 		select {
 		case p := <-s.queue:
 			batch := s.gather(p, last)
+			if unhurried(batch) {
+				batch = s.linger(batch)
+			}
 			last = len(batch)
 			s.commit(batch)
 		case <-s.stop:
@@ -248,6 +259,47 @@ func (s *Store) write() {
 
 // gatherWait bounds how long the writer waits for a group to fill.
 const gatherWait = time.Millisecond
+
+// DefaultUnhurriedWait is how long an Unhurried append waits for another to commit with: a query
+// answered at concurrency 1 is followed by the next one's intent within a millisecond or two.
+const DefaultUnhurriedWait = 5 * time.Millisecond
+
+// unhurried reports whether every append of batch may wait.
+func unhurried(batch []*pendingAppend) bool {
+	for _, p := range batch {
+		if !p.append.Unhurried {
+			return false
+		}
+	}
+	return true
+}
+
+// linger holds a batch of unhurried appends until an append somebody waits for comes (it joins,
+// with whatever is queued behind it), the unhurried wait has passed, the batch is full, or the
+// store closes.
+func (s *Store) linger(batch []*pendingAppend) []*pendingAppend {
+	timer := time.NewTimer(s.unhurry)
+	defer timer.Stop()
+	events := 0
+	for _, p := range batch {
+		events += len(p.messages)
+	}
+	for events < s.maxBatch {
+		select {
+		case p := <-s.queue:
+			batch = append(batch, p)
+			events += len(p.messages)
+			if !p.append.Unhurried {
+				return append(batch[:len(batch)-1], s.gather(p, 1)...)
+			}
+		case <-timer.C:
+			return batch
+		case <-s.stop:
+			return batch
+		}
+	}
+	return batch
+}
 
 // gather adds what is queued to first, up to the batch limit. When the previous group was larger,
 // it waits up to gatherWait for as many appends: the callers it just answered are about to send
