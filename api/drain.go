@@ -32,8 +32,21 @@ var errDraining = &Error{
 type drain struct {
 	draining atomic.Bool
 	mu       sync.Mutex
-	running  int
+	running  int           // requests in flight, and the work they left running (offPath)
+	offPath  int           // of which work left running after an answer
 	idle     chan struct{} // closed when running drops to 0 while draining
+}
+
+// finished counts the end of a request, or of work it left running (offPath).
+func (d *drain) finished(offPath bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if offPath {
+		d.offPath--
+	}
+	if d.running--; d.running == 0 && d.idle != nil {
+		close(d.idle)
+	}
 }
 
 // Drain starts the shutdown drain: GET /readyz answers 503 at once, and every request that arrives
@@ -68,13 +81,7 @@ func (s *Server) refuseWhileDraining(next http.Handler) http.Handler {
 		}
 		d.running++
 		d.mu.Unlock()
-		defer func() {
-			d.mu.Lock()
-			defer d.mu.Unlock()
-			if d.running--; d.running == 0 && d.idle != nil {
-				close(d.idle)
-			}
-		}()
+		defer d.finished(false)
 		next.ServeHTTP(w, r)
 	})
 }

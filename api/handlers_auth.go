@@ -50,16 +50,18 @@ type emailRequest struct {
 	Email string `json:"email"`
 }
 
-// handleResend and handleForgot answer 202 whether or not the email has an account.
+// handleResend and handleForgot answer 202 whether or not the email has an account, and as soon
+// as the address is valid: the mail is looked for, recorded and sent after the answer, so its time
+// does not tell either.
 func (s *Server) handleResend(w http.ResponseWriter, r *http.Request) {
-	s.mailRequest(w, r, s.identity.Commands.ResendVerification)
+	s.mailRequest(w, r, "resend verification", s.identity.Commands.ResendVerification)
 }
 
 func (s *Server) handleForgot(w http.ResponseWriter, r *http.Request) {
-	s.mailRequest(w, r, s.identity.Commands.ForgotPassword)
+	s.mailRequest(w, r, "forgot password", s.identity.Commands.ForgotPassword)
 }
 
-func (s *Server) mailRequest(w http.ResponseWriter, r *http.Request, send func(ctx context.Context, email string, meta eventstore.Metadata) error) {
+func (s *Server) mailRequest(w http.ResponseWriter, r *http.Request, what string, send func(ctx context.Context, email string, meta eventstore.Metadata) error) {
 	var req emailRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
@@ -69,7 +71,12 @@ func (s *Server) mailRequest(w http.ResponseWriter, r *http.Request, send func(c
 		s.writeError(w, r, err)
 		return
 	}
-	if err := send(r.Context(), req.Email, metadata(r.Context(), r)); err != nil {
+	if _, err := domain.NormalizeEmail(req.Email); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	meta := metadata(r.Context(), r)
+	if err := s.offPath(r, what, func(ctx context.Context) error { return send(ctx, req.Email, meta) }); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -32,8 +32,27 @@ type Identity struct {
 	directory  Directory
 	readModels ReadModels
 	now        func() time.Time
-	bcryptCost int
-	dummyHash  []byte // compared against for unknown emails, so they take as long as wrong passwords
+	// Passwords hashes and checks passwords; tests may wrap it to see which checks run.
+	Passwords Passwords
+	dummyHash string // compared against for unknown emails, so they take as long as wrong passwords
+}
+
+// Passwords hashes passwords and checks them against stored hashes.
+type Passwords interface {
+	Hash(password string) (string, error)
+	Matches(hash, password string) bool
+}
+
+// BcryptPasswords are bcrypt hashes of cost Cost (CLOUDDB_BCRYPT_COST).
+type BcryptPasswords struct{ Cost int }
+
+func (b BcryptPasswords) Hash(password string) (string, error) {
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), b.Cost)
+	return string(hash), err
+}
+
+func (BcryptPasswords) Matches(hash, password string) bool {
+	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
 }
 
 // NewIdentity returns the identity handlers. bcryptCost is CLOUDDB_BCRYPT_COST.
@@ -41,22 +60,21 @@ func NewIdentity(events EventStore, secrets Secrets, directory Directory, readMo
 	if events == nil || secrets == nil || directory == nil || readModels == nil || now == nil {
 		panic("commands: NewIdentity needs all its dependencies")
 	}
-	dummy, err := bcrypt.GenerateFromPassword([]byte(uuid.NewString()), bcryptCost)
+	passwords := BcryptPasswords{Cost: bcryptCost}
+	// The dummy has the configured cost, as every account's hash made since: comparing against
+	// it takes as long as against theirs.
+	dummy, err := passwords.Hash(uuid.NewString())
 	if err != nil {
 		panic(fmt.Sprintf("commands: bcrypt cost %d: %v", bcryptCost, err))
 	}
-	return &Identity{events: events, secrets: secrets, directory: directory, readModels: readModels, now: now, bcryptCost: bcryptCost, dummyHash: dummy}
+	return &Identity{events: events, secrets: secrets, directory: directory, readModels: readModels, now: now, Passwords: passwords, dummyHash: dummy}
 }
 
-func (h *Identity) hash(password string) (string, error) {
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), h.bcryptCost)
-	return string(hash), err
-}
+func (h *Identity) hash(password string) (string, error) { return h.Passwords.Hash(password) }
 
-func passwordMatches(password string) func(hash string) bool {
-	return func(hash string) bool {
-		return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
-	}
+// passwordMatches asks whether password matches a stored hash.
+func (h *Identity) passwordMatches(password string) func(hash string) bool {
+	return func(hash string) bool { return h.Passwords.Matches(hash, password) }
 }
 
 func (h *Identity) loadUser(ctx context.Context, id domain.UserID) (*domain.User, error) {
@@ -98,11 +116,16 @@ func (h *Identity) userByEmail(ctx context.Context, email string) (id domain.Use
 
 // accountOf finds the account of a normalised address, or of raw (the address as the client
 // typed it) under the claim key accounts had before addresses were normalised
-// (domain.LegacyEmailKey): such accounts keep logging in with the address they registered.
+// (domain.LegacyEmailKey): such accounts keep logging in with the address they registered. Both
+// keys are read whenever they differ, found or not, so the reads do not tell which one held it.
 func (h *Identity) accountOf(ctx context.Context, email, raw string) (id domain.UserID, ok bool, err error) {
 	id, ok, err = h.userByEmail(ctx, email)
-	if legacy := domain.LegacyEmailKey(raw); err == nil && !ok && legacy != email {
-		return h.userByEmail(ctx, legacy)
+	if legacy := domain.LegacyEmailKey(raw); err == nil && legacy != email {
+		legacyID, legacyOK, err := h.userByEmail(ctx, legacy)
+		if !ok {
+			return legacyID, legacyOK, err
+		}
+		return id, ok, err
 	}
 	return id, ok, err
 }
@@ -267,7 +290,7 @@ func (h *Identity) ResetPassword(ctx context.Context, token, newPassword string,
 			return err
 		}
 		now := h.now()
-		if err := user.ResetPassword(tokenHash, newHash, passwordMatches(newPassword), now); err != nil {
+		if err := user.ResetPassword(tokenHash, newHash, h.passwordMatches(newPassword), now); err != nil {
 			return err
 		}
 		ended := endedStreams(domain.PasswordChangeEnding(id, now), sessions)
@@ -294,8 +317,8 @@ func (h *Identity) ChangePassword(ctx context.Context, who Caller, current, next
 		return err
 	}
 	checkedHash := user.PasswordHash()
-	if !passwordMatches(current)(checkedHash) {
-		return h.failLogin(ctx, who.User, "password", attemptOf(meta))
+	if !h.passwordMatches(current)(checkedHash) {
+		return h.failLogin(ctx, h.account(who.User), "password", attemptOf(meta))
 	}
 	newHash, err := h.hash(next)
 	if err != nil {
@@ -314,7 +337,7 @@ func (h *Identity) ChangePassword(ctx context.Context, who Caller, current, next
 			return err
 		}
 		now := h.now()
-		if err := user.ChangePassword(newHash, passwordMatches(next), "change", now); err != nil {
+		if err := user.ChangePassword(newHash, h.passwordMatches(next), "change", now); err != nil {
 			return err
 		}
 		ended := endedStreams(domain.PasswordChangeEnding(who.User, now), sessions)
@@ -347,8 +370,8 @@ func (h *Identity) Reauthenticate(ctx context.Context, who Caller, password, tot
 		return err
 	}
 	checkedHash := user.PasswordHash()
-	if !passwordMatches(password)(checkedHash) {
-		return h.failLogin(ctx, who.User, "password", attempt)
+	if !h.passwordMatches(password)(checkedHash) {
+		return h.failLogin(ctx, h.account(who.User), "password", attempt)
 	}
 	if user.TOTPEnabled() && totpCode == "" {
 		return domain.ErrTOTPRequired
@@ -373,7 +396,7 @@ func (h *Identity) Reauthenticate(ctx context.Context, who Caller, password, tot
 		return h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(who.User.Stream(), "user", user)}, Metadata: meta})
 	})
 	if errors.Is(err, domain.ErrInvalidTOTP) {
-		return h.failLogin(ctx, who.User, "totp", attempt)
+		return h.failLogin(ctx, h.account(who.User), "totp", attempt)
 	}
 	return err
 }

@@ -264,9 +264,7 @@ func (h *Databases) ReconcileTenant(ctx context.Context, tenant domain.TenantID)
 }
 
 func (h *Databases) reconcile(ctx context.Context, query string, args ...any) (int, error) {
-	list, cancel := context.WithTimeout(ctx, reactorCallTimeout)
-	defer cancel()
-	rows, err := h.queue.QueryContext(list, query, args...)
+	rows, err := h.queue.QueryContext(ctx, query, args...)
 	if err != nil {
 		return 0, fmt.Errorf("databases to reconcile: %w", err)
 	}
@@ -317,19 +315,14 @@ type LogTail interface {
 // appends), until ctx ends.
 func (h *Databases) RunReconciler(ctx context.Context, tail LogTail, wake func() <-chan struct{}, interval, poll time.Duration) {
 	types := h.events.Registry().StoredAs(reconcileTypes...)
-	head := func() (int64, error) {
-		ctx, cancel := context.WithTimeout(ctx, reactorCallTimeout)
-		defer cancel()
-		return tail.Head(ctx)
-	}
-	after, err := head()
+	after, err := tail.Head(ctx)
 	for err != nil && ctx.Err() == nil { // the management database is away: the full pass waits for it too
 		h.log.Warn("reconciler: reading the log's head failed, retrying", "err", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(poll):
 		}
-		after, err = head()
+		after, err = tail.Head(ctx)
 	}
 	nextFull := time.Now()
 	for ctx.Err() == nil {
@@ -339,9 +332,7 @@ func (h *Databases) RunReconciler(ctx context.Context, tail LogTail, wake func()
 			}
 			nextFull = time.Now().Add(interval)
 		}
-		read, cancel := context.WithTimeout(ctx, reactorCallTimeout)
-		envs, err := tail.ReadTail(read, after, 500, types, nil)
-		cancel()
+		envs, err := tail.ReadTail(ctx, after, 500, types, nil)
 		if err != nil && ctx.Err() == nil {
 			h.log.Warn("reconciler: reading the log's tail failed", "err", err)
 		}

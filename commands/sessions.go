@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
@@ -34,9 +33,11 @@ type LoginResult struct {
 }
 
 // Login authenticates and starts a session. Returns domain.ErrInvalidCredentials for an unknown
-// email or wrong password (taking as long either way), a *domain.AccountLockedError while the
-// account is locked (the fifth failure within 15 minutes locks it), domain.ErrEmailNotVerified,
-// or a *domain.ValidationError for the tenant.
+// email or wrong password, a *domain.AccountLockedError while the account is locked (the fifth
+// failure within 15 minutes locks it), domain.ErrEmailNotVerified, or a *domain.ValidationError
+// for the tenant. An unknown email does the work of a wrong password, read for read, comparison
+// for comparison and append for append (on the address's own stream, which locks alike), so
+// neither the time nor the answer tells whether the address has an account.
 func (h *Identity) Login(ctx context.Context, cmd Login) (LoginResult, error) {
 	email, err := domain.NormalizeEmail(cmd.Email)
 	if err != nil {
@@ -47,19 +48,21 @@ func (h *Identity) Login(ctx context.Context, cmd Login) (LoginResult, error) {
 		return LoginResult{}, err
 	}
 	if !ok {
-		bcrypt.CompareHashAndPassword(h.dummyHash, []byte(cmd.Password)) //nolint:errcheck // only its duration matters
-		return LoginResult{}, domain.ErrInvalidCredentials
+		return LoginResult{}, h.failUnknownAddress(ctx, email, cmd)
 	}
 	user, err := h.loadUser(ctx, id)
 	if err != nil {
 		return LoginResult{}, err
 	}
-	if err := user.Locked(h.now()); err != nil {
-		return LoginResult{}, err
-	}
+	locked := user.Locked(h.now())
 	checkedHash := user.PasswordHash()
-	if !passwordMatches(cmd.Password)(checkedHash) {
-		return LoginResult{}, h.failLogin(ctx, id, "password", cmd)
+	if !h.passwordMatches(cmd.Password)(checkedHash) {
+		return LoginResult{}, h.failLogin(ctx, h.account(id), "password", cmd)
+	}
+	if locked != nil {
+		// The right password during a lock is answered like a wrong one, after the same work:
+		// the lock must not tell a guess that hit.
+		return LoginResult{}, h.failLogin(ctx, h.account(id), "locked", cmd)
 	}
 	if user.Status() != domain.UserActive {
 		return LoginResult{}, domain.ErrEmailNotVerified
@@ -116,26 +119,61 @@ func (h *Identity) Login(ctx context.Context, cmd Login) (LoginResult, error) {
 		return nil
 	})
 	if errors.Is(err, domain.ErrInvalidTOTP) {
-		return LoginResult{}, h.failLogin(ctx, id, "totp", cmd)
+		return LoginResult{}, h.failLogin(ctx, h.account(id), "totp", cmd)
 	}
 	return result, err
 }
 
+// failUnknownAddress answers a login for an address without an account after the work a wrong
+// password costs an account: its stream read, a bcrypt comparison against a hash of the
+// configured cost, and a failed login recorded (on domain.AddressStream).
+func (h *Identity) failUnknownAddress(ctx context.Context, email string, cmd Login) error {
+	address := h.address(email)
+	if _, err := address.load(ctx); err != nil {
+		return err
+	}
+	h.Passwords.Matches(h.dummyHash, cmd.Password)
+	return h.failLogin(ctx, address, "password", cmd)
+}
+
+// lockable is what a failed login is recorded on: an account, or an address without one.
+type lockable interface {
+	recorder
+	FailLogin(reason, ip, userAgent string, now time.Time) error
+}
+
+// loginTarget names a lockable's stream and loads it.
+type loginTarget struct {
+	stream, typ string
+	actor       domain.UserID
+	load        func(ctx context.Context) (lockable, error)
+}
+
+func (h *Identity) account(id domain.UserID) loginTarget {
+	return loginTarget{stream: id.Stream(), typ: "user", actor: id, load: func(ctx context.Context) (lockable, error) {
+		return h.loadUser(ctx, id)
+	}}
+}
+
+func (h *Identity) address(email string) loginTarget {
+	streamID := domain.AddressStream(email)
+	return loginTarget{stream: streamID, typ: "address", load: func(ctx context.Context) (lockable, error) {
+		return load(ctx, h.events, streamID, domain.RebuildAddress)
+	}}
+}
+
 // failLogin records a failed attempt (which may lock the account) and returns what to answer.
-func (h *Identity) failLogin(ctx context.Context, id domain.UserID, reason string, cmd Login) error {
+func (h *Identity) failLogin(ctx context.Context, target loginTarget, reason string, cmd Login) error {
 	var answer error
 	err := retry(ctx, func() error {
-		user, err := h.loadUser(ctx, id)
+		subject, err := target.load(ctx)
 		if err != nil {
 			return err
 		}
-		if answer = user.Locked(h.now()); answer != nil {
-			return nil // a racing attempt locked it meanwhile
-		}
-		answer = user.FailLogin(reason, cmd.IP, truncate(cmd.UserAgent, 512), h.now())
+		answer = subject.FailLogin(reason, cmd.IP, truncate(cmd.UserAgent, 512), h.now())
 		meta := cmd.Meta
-		meta.ActorID = string(id)
-		_, err = h.events.Append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "user", user)}, Metadata: meta})
+		meta.ActorID = string(target.actor)
+		_, err = h.events.Append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(target.stream, target.typ, subject)}, Metadata: meta})
 		return err
 	})
 	if err != nil {

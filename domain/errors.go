@@ -109,6 +109,9 @@ func (e *WeakPasswordError) Error() string {
 // AccountLockedError says an account is locked after repeated failed logins, and until when.
 type AccountLockedError struct {
 	Until time.Time
+	// Started is true for the failure that locked it (not for attempts during the lock): the
+	// moment to offer the owner a way back in.
+	Started bool
 }
 
 func (e *AccountLockedError) Error() string {

@@ -9,6 +9,7 @@ func Events() []Event {
 		SessionStarted{}, SessionRefreshed{}, SessionEnded{},
 		TenantCreated{}, TenantMemberAdded{}, TenantMemberRoleChanged{}, TenantSettingsChanged{}, TenantPlanChanged{},
 		TenantInvitationCreated{}, TenantInvitationAccepted{}, TenantInvitationRevoked{},
+		AddressLoginFailed{}, AddressLocked{},
 		MailRequested{}, MailSent{}, MailFailed{},
 		DatabaseRequested{}, DatabaseProvisioned{}, DatabaseProvisioningFailed{}, DatabaseStopped{}, DatabaseStarted{},
 		DatabaseDeleted{}, DatabaseRestored{}, DatabasePurged{}, DatabaseOwnerChanged{}, DatabaseCredentialsRotated{},

@@ -68,7 +68,7 @@ type (
 	}
 	UserLoginFailed struct {
 		At        time.Time `json:"at"`
-		Reason    string    `json:"reason"` // "password", "totp"
+		Reason    string    `json:"reason"` // "password", "totp", or "locked" (the right password during a lock)
 		IP        string    `json:"ip"`
 		UserAgent string    `json:"user_agent"`
 	}
@@ -150,14 +150,13 @@ func (t *oneTimeToken) redeem(hash string, now time.Time) error {
 // User is an account: identity, credentials and their protection.
 type User struct {
 	aggregate
-	id              UserID
-	email, name     string
-	status          UserStatus
-	passwordHashes  []string // newest last, at most PasswordHistory
-	verification    oneTimeToken
-	reset           oneTimeToken
-	recentFailures  []time.Time
-	lockedUntil     time.Time
+	id             UserID
+	email, name    string
+	status         UserStatus
+	passwordHashes []string // newest last, at most PasswordHistory
+	verification   oneTimeToken
+	reset          oneTimeToken
+	lockout
 	superAdmin      bool
 	passwordChanged time.Time               // sessions started before it are void
 	logins          []UserLoginSucceeded    // since the last password change, which ended the sessions before
@@ -203,24 +202,24 @@ func (u *User) apply(e Event) {
 		u.verification.used = true
 	case UserLoginSucceeded:
 		u.logins = append(u.logins, e)
-		u.recentFailures = nil
+		u.failures = nil
 		u.totpStep = max(u.totpStep, e.TOTPStep)
 		u.authenticated(e.SessionID, e.At)
 	case UserReauthenticated:
-		u.recentFailures = nil
+		u.failures = nil
 		u.totpStep = max(u.totpStep, e.TOTPStep)
 		u.authenticated(e.SessionID, e.At)
 	case UserLoginFailed:
-		u.recentFailures = append(u.recentFailures, e.At)
+		u.failed(e.At)
 	case UserLocked:
-		u.lockedUntil, u.recentFailures = e.Until, nil
+		u.lock(e.Until)
 	case UserPasswordChanged:
 		u.passwordHashes = append(u.passwordHashes, e.PasswordHash)
 		if len(u.passwordHashes) > PasswordHistory {
 			u.passwordHashes = u.passwordHashes[len(u.passwordHashes)-PasswordHistory:]
 		}
 		u.reset.used = true
-		u.lockedUntil, u.recentFailures = time.Time{}, nil
+		u.lift()
 		u.passwordChanged = e.At
 		u.logins, u.authenticatedAt = nil, nil
 	case UserPasswordResetIssued:
@@ -368,7 +367,7 @@ func (u *User) Name() string                 { return u.name }
 func (u *User) Status() UserStatus           { return u.status }
 func (u *User) SuperAdmin() bool             { return u.superAdmin }
 func (u *User) PasswordHash() string         { return u.passwordHashes[len(u.passwordHashes)-1] }
-func (u *User) LockedUntil() time.Time       { return u.lockedUntil }
+func (u *User) LockedUntil() time.Time       { return u.until }
 func (u *User) PasswordChangedAt() time.Time { return u.passwordChanged }
 
 // IssueVerification records a new verification link (a resend replaces the previous one).
@@ -392,33 +391,17 @@ func (u *User) Verify(tokenHash string, now time.Time) error {
 }
 
 // Locked returns an *AccountLockedError while the account is locked.
-func (u *User) Locked(now time.Time) error {
-	if now.Before(u.lockedUntil) {
-		return &AccountLockedError{Until: u.lockedUntil}
-	}
-	return nil
-}
+func (u *User) Locked(now time.Time) error { return u.check(now) }
 
 // FailLogin records a failed login (wrong password or second factor) and locks the account when
 // it is the MaxLoginFailures-th within LockoutWindow. Returns the error the caller answers with:
-// ErrInvalidCredentials (or ErrInvalidTOTP), or an *AccountLockedError once locked.
+// ErrInvalidCredentials (or ErrInvalidTOTP), or an *AccountLockedError once locked (Started for
+// the failure that locked it). A failure during a lock is recorded, answered with the lock, and
+// neither extends it nor counts towards the next.
 func (u *User) FailLogin(reason, ip, userAgent string, now time.Time) error {
-	u.record(u, UserLoginFailed{At: now, Reason: reason, IP: ip, UserAgent: userAgent})
-	recent := 0
-	for _, at := range u.recentFailures {
-		if now.Sub(at) < LockoutWindow {
-			recent++
-		}
-	}
-	if recent >= MaxLoginFailures {
-		until := now.Add(LockoutDuration)
-		u.record(u, UserLocked{Until: until})
-		return &AccountLockedError{Until: until}
-	}
-	if reason == "totp" {
-		return ErrInvalidTOTP
-	}
-	return ErrInvalidCredentials
+	return u.failLogin(reason, now,
+		func() { u.record(u, UserLoginFailed{At: now, Reason: reason, IP: ip, UserAgent: userAgent}) },
+		func(until time.Time) { u.record(u, UserLocked{Until: until}) })
 }
 
 // SucceedLogin records a login that passed every check, for the given session and tenant, with

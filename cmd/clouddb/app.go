@@ -148,7 +148,6 @@ func (a *App) open(ctx context.Context) error {
 	a.Tenants = commands.NewTenants(a.Store, a.Projections, now)
 	a.Tenants.FreeTenantsPerUser = a.Config.FreeTenantsPerUser
 	a.Mail = commands.NewMailDelivery(a.Store, vault, db, a.mailSender(), a.Config.PublicURL, now, a.Log)
-	a.Mail.Instance = a.Lease.ID()
 	sandboxes := a.Config.SandboxDSNs
 	if len(sandboxes) == 0 {
 		sandboxes = []string{serverDSN(dsn)}

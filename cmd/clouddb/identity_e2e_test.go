@@ -274,15 +274,18 @@ func TestE2ELoginLockout(t *testing.T) {
 	env.clock.Advance(16 * time.Minute)
 	c.login(email, password, "")
 
-	// Failures are recorded with IP and user agent.
+	// Failures are recorded with IP and user agent: the five wrong passwords, and the right one
+	// refused during the lock.
 	db := openEventsDB(t, env.dsn)
-	var failures int
-	if err := db.QueryRow(`SELECT COUNT(*) FROM events WHERE event_type = 'user.login_failed.v1'
-		AND JSON_VALUE(payload, '$.ip') = '127.0.0.1' AND JSON_VALUE(payload, '$.user_agent') = 'clouddb-e2e-test'`).Scan(&failures); err != nil {
+	var wrong, duringLock int
+	if err := db.QueryRow(`SELECT COUNT(CASE WHEN JSON_VALUE(payload, '$.reason') = 'password' THEN 1 END),
+		COUNT(CASE WHEN JSON_VALUE(payload, '$.reason') = 'locked' THEN 1 END)
+		FROM events WHERE event_type = 'user.login_failed.v1'
+		AND JSON_VALUE(payload, '$.ip') = '127.0.0.1' AND JSON_VALUE(payload, '$.user_agent') = 'clouddb-e2e-test'`).Scan(&wrong, &duringLock); err != nil {
 		t.Fatal(err)
 	}
-	if failures != 5 {
-		t.Errorf("%d failed logins recorded with IP and user agent, want 5", failures)
+	if wrong != 5 || duringLock != 1 {
+		t.Errorf("%d wrong passwords and %d attempts during the lock recorded with IP and user agent, want 5 and 1", wrong, duringLock)
 	}
 
 	// Only failures within 15 minutes count: four, a quarter of an hour, one more is no lockout.
