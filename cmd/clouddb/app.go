@@ -137,7 +137,7 @@ func (a *App) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.Lease = leases.New(db, now)
+	a.Lease = leases.New(db, now, a.Config.LeaseTTL)
 	if a.Idempotency, err = idempotency.New(db, a.Config.SecretKey); err != nil {
 		return err
 	}
@@ -148,6 +148,7 @@ func (a *App) open(ctx context.Context) error {
 	a.Tenants = commands.NewTenants(a.Store, a.Projections, now)
 	a.Tenants.FreeTenantsPerUser = a.Config.FreeTenantsPerUser
 	a.Mail = commands.NewMailDelivery(a.Store, vault, db, a.mailSender(), a.Config.PublicURL, now, a.Log)
+	a.Mail.Instance = a.Lease.ID()
 	sandboxes := a.Config.SandboxDSNs
 	if len(sandboxes) == 0 {
 		sandboxes = []string{serverDSN(dsn)}
@@ -233,7 +234,7 @@ func (a *App) Serve(ctx context.Context) error {
 	}()
 	go func() {
 		defer a.workDone.Done()
-		a.QueryOutcomes.Run(work, queryOutcomesPoll)
+		a.QueryOutcomes.Run(work, a.Config.LeaseTTL) // an intent of a dead process waits for its lease to expire
 	}()
 	go func() {
 		defer a.workDone.Done()
@@ -366,9 +367,6 @@ func (a *App) purgeIdempotencyKeys(ctx context.Context, every time.Duration) {
 
 // Addr is where the API listens, once served.
 func (a *App) Addr() string { return a.listener.Addr().String() }
-
-// queryOutcomesPoll is how often the query-outcome reconciler looks for intents left open.
-const queryOutcomesPoll = 30 * time.Second
 
 // afterDrain bounds how long the requests cancelled at the end of the drain take to answer (their
 // statements are killed on the server and recorded first).

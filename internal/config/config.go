@@ -69,6 +69,10 @@ type Config struct {
 	// ShutdownDrain is how long SIGTERM waits for running requests before cancelling them (their
 	// statements are killed on the server).
 	ShutdownDrain time.Duration
+	// LeaseTTL is how long a process counts as alive after it last renewed its lease
+	// (internal/leases): what a dead process left (query intents, running Idempotency-Keys) is
+	// resolved that long after it died, and the query-outcome reconciler looks that often.
+	LeaseTTL time.Duration
 	// JWTSecret and SecretKey come from the environment or are generated once into the data dir
 	// by LoadKeys.
 	JWTSecret []byte
@@ -238,6 +242,12 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		fail("CLOUDDB_SHUTDOWN_DRAIN", "%q must be a duration from 0s to 1h", drainText)
 	} else {
 		c.ShutdownDrain = d
+	}
+	leaseText := get("CLOUDDB_LEASE_TTL", "30s")
+	if d, err := time.ParseDuration(leaseText); err != nil || d < time.Second || d > 10*time.Minute {
+		fail("CLOUDDB_LEASE_TTL", "%q must be a duration from 1s to 10m", leaseText)
+	} else {
+		c.LeaseTTL = d
 	}
 	if v := getenv("CLOUDDB_JWT_SECRET"); v != "" {
 		if len(v) < 32 {

@@ -165,3 +165,21 @@ func TestShutdownDrain(t *testing.T) {
 		t.Fatalf("a bad drain was accepted: %v", err)
 	}
 }
+
+func TestLeaseTTL(t *testing.T) {
+	c, err := FromEnv(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LeaseTTL != 30*time.Second {
+		t.Fatalf("default lease TTL %v, want 30s", c.LeaseTTL)
+	}
+	if c, err = FromEnv(env(map[string]string{"CLOUDDB_LEASE_TTL": "2s"})); err != nil || c.LeaseTTL != 2*time.Second {
+		t.Fatalf("lease TTL 2s: %v, %v", c.LeaseTTL, err)
+	}
+	for _, bad := range []string{"500ms", "1h", "never"} {
+		if _, err := FromEnv(env(map[string]string{"CLOUDDB_LEASE_TTL": bad})); err == nil || !strings.Contains(err.Error(), "CLOUDDB_LEASE_TTL") {
+			t.Errorf("lease TTL %q was accepted: %v", bad, err)
+		}
+	}
+}

@@ -18,28 +18,29 @@ import (
 	"github.com/google/uuid"
 )
 
-// TTL is how long a lease lasts unless renewed; Renew is how often a live process renews it, so
-// that a process missing two renewals in a row (a long GC pause, an RDS-A blip) still counts as
-// alive.
-const (
-	TTL   = 30 * time.Second
-	Renew = TTL / 3
-)
+// DefaultTTL is how long a lease lasts unless renewed (CLOUDDB_LEASE_TTL). A live process renews
+// it every third of that, so that a process missing two renewals in a row (a long GC pause, an
+// RDS-A blip) still counts as alive.
+const DefaultTTL = 30 * time.Second
 
 // Lease is this process's row of process_leases.
 type Lease struct {
 	db  *sql.DB
 	id  string
 	now func() time.Time
+	ttl time.Duration
 }
 
-// New returns a lease with a fresh instance id, not yet taken (Take).
-func New(db *sql.DB, now func() time.Time) *Lease {
-	if db == nil || now == nil {
-		panic("leases: New needs a database and a clock")
+// New returns a lease with a fresh instance id lasting ttl unless renewed, not yet taken (Take).
+func New(db *sql.DB, now func() time.Time, ttl time.Duration) *Lease {
+	if db == nil || now == nil || ttl <= 0 {
+		panic("leases: New needs a database, a clock and a TTL")
 	}
-	return &Lease{db: db, id: uuid.NewString(), now: now}
+	return &Lease{db: db, id: uuid.NewString(), now: now, ttl: ttl}
 }
+
+// TTL is how long the lease lasts unless renewed.
+func (l *Lease) TTL() time.Duration { return l.ttl }
 
 // ID is this process's instance id.
 func (l *Lease) ID() string { return l.id }
@@ -49,16 +50,16 @@ func (l *Lease) Take(ctx context.Context) error {
 	host, _ := os.Hostname()
 	now := l.now().UTC()
 	if _, err := l.db.ExecContext(ctx, `INSERT INTO process_leases (instance_id, host, started_at, expires_at) VALUES (?, ?, ?, ?)
-		ON DUPLICATE KEY UPDATE expires_at = VALUES(expires_at)`, l.id, host, now, now.Add(TTL)); err != nil {
+		ON DUPLICATE KEY UPDATE expires_at = VALUES(expires_at)`, l.id, host, now, now.Add(l.ttl)); err != nil {
 		return fmt.Errorf("leases: take %s: %w", l.id, err)
 	}
 	return nil
 }
 
-// Run renews the lease every Renew until ctx ends; failures go to report (RDS-A may be away for a
-// moment: the lease lasts TTL).
+// Run renews the lease every third of its TTL until ctx ends; failures go to report (RDS-A may be
+// away for a moment: the lease lasts TTL).
 func (l *Lease) Run(ctx context.Context, report func(error)) {
-	tick := time.NewTicker(Renew)
+	tick := time.NewTicker(l.ttl / 3)
 	defer tick.Stop()
 	for {
 		select {
