@@ -16,6 +16,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/gorilla/mux"
 
+	"github.com/clouddbmanager/clouddb/commands"
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/internal/idempotency"
 	"github.com/clouddbmanager/clouddb/queryexec"
@@ -72,6 +73,7 @@ var errorKinds = []struct {
 	{domain.ErrDatabaseStopped, http.StatusLocked, "database_stopped", "The database is stopped; start it first."},
 	{domain.ErrDatabaseUnavailable, http.StatusLocked, "database_unavailable", "The database cannot take queries now (not running, or its server does not answer); try again later."},
 	{queryexec.ErrTimeout, http.StatusGatewayTimeout, "query_timeout", "The query ran past its timeout and was stopped on the server."},
+	{commands.ErrEarlierAttemptMayHaveRun, http.StatusConflict, "outcome_unknown", "An earlier request with this Idempotency-Key was running when its server process ended: its statements may or may not have been applied (see the query history); they were not run again."},
 	{queryexec.ErrOutcomeUnknown, http.StatusConflict, "outcome_unknown", "The connection to the database was lost after the statement was sent: the statement may or may not have been applied; check before retrying."},
 	{results.ErrExpired, http.StatusGone, "expired", "This result is no longer kept; run the query again."},
 	{domain.ErrVersionConflict, http.StatusConflict, "version_conflict", "The resource changed meanwhile; reload it and retry."},

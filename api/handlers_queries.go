@@ -85,7 +85,7 @@ func (s *Server) readQuery(w http.ResponseWriter, r *http.Request, limiter *rate
 	}
 	return commands.RunQuery{Tenant: p.TenantID, User: p.UserID, Role: p.Role, SuperAdmin: p.SuperAdmin, Database: id, SQL: req.SQL,
 		TimeoutS: req.TimeoutS, RowLimit: req.RowLimit, PageSize: req.PageSize, Confirm: req.Confirm, Multi: req.Multi,
-		Meta: metadata(r.Context(), r)}, nil
+		RetryOfOrphan: retryOfOrphan(r), Meta: metadata(r.Context(), r)}, nil
 }
 
 func (s *Server) handleRunQuery(w http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"time"
 
@@ -54,7 +55,8 @@ func (s *Server) idempotent(h http.HandlerFunc) http.HandlerFunc {
 		r.Body = readCloser{bytes.NewReader(body)}
 		principal := idempotencyPrincipal(principalFrom(r.Context()))
 		replay, err := s.idempotency.Begin(r.Context(), principal, key, r.Method, requestTarget(r), sha256.Sum256(body), s.now())
-		if err != nil {
+		orphaned := errors.Is(err, idempotency.ErrOrphaned)
+		if err != nil && !orphaned {
 			s.writeError(w, r, err)
 			return
 		}
@@ -63,7 +65,7 @@ func (s *Server) idempotent(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 
-		answer := &keptAnswer{keep: true}
+		answer := &keptAnswer{keep: true, orphaned: orphaned}
 		r = r.WithContext(context.WithValue(r.Context(), keptAnswerKey{}, answer))
 		rec := &idempotencyRecorder{ResponseWriter: w}
 		finished := false
@@ -92,7 +94,10 @@ func (s *Server) idempotent(h http.HandlerFunc) http.HandlerFunc {
 // keptAnswer says whether the answer of a request with an Idempotency-Key is kept: a handler
 // whose request turned out to change nothing (a read query, a validation) calls dontKeepAnswer, and
 // its key is then released instead of storing an answer that a retry can as well compute again.
-type keptAnswer struct{ keep bool }
+//
+// orphaned says that the key's first request was running when its process died (it may have
+// done its work): see retryOfOrphan.
+type keptAnswer struct{ keep, orphaned bool }
 
 type keptAnswerKey struct{}
 
@@ -101,6 +106,14 @@ func dontKeepAnswer(r *http.Request) {
 	if a, ok := r.Context().Value(keptAnswerKey{}).(*keptAnswer); ok {
 		a.keep = false
 	}
+}
+
+// retryOfOrphan reports whether r retries, with its Idempotency-Key, a request that was running
+// when its process died: whatever that request did on the world outside the log (a statement on a
+// tenant's database) may have been done.
+func retryOfOrphan(r *http.Request) bool {
+	a, ok := r.Context().Value(keptAnswerKey{}).(*keptAnswer)
+	return ok && a.orphaned
 }
 
 // finishIdempotency completes the key with resp, or abandons it when resp is nil. A failure is

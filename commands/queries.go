@@ -143,8 +143,18 @@ type RunQuery struct {
 	PageSize   int64
 	Confirm    bool
 	Multi      bool
-	Meta       eventstore.Metadata
+	// RetryOfOrphan: the request retries, under its Idempotency-Key, one that was running when its
+	// process died. Statements that only read run again; others are refused with
+	// ErrEarlierAttemptMayHaveRun, since the first request may have applied them.
+	RetryOfOrphan bool
+	Meta          eventstore.Metadata
 }
+
+// ErrEarlierAttemptMayHaveRun refuses a retry of writes whose first request, under the same
+// Idempotency-Key, was running when its process died: its statements may or may not have been
+// applied (the log shows its outcome, unknown if nothing could tell), and running them again could
+// apply them twice. It is the request's answer (an unknown outcome, 409), kept under its key.
+var ErrEarlierAttemptMayHaveRun = fmt.Errorf("an earlier request with this idempotency key was running when its process ended: %w", queryexec.ErrOutcomeUnknown)
 
 func (h *QueryRunner) request(ctx context.Context, cmd RunQuery) (queryexec.Request, error) {
 	target, policy, err := h.target(ctx, cmd.Tenant, cmd.Database)
@@ -169,6 +179,9 @@ func (h *QueryRunner) Run(ctx context.Context, cmd RunQuery) ([]queryexec.Result
 	}
 	announced := false
 	req.Announce = func(ctx context.Context, intent domain.QueryStarted) error {
+		if cmd.RetryOfOrphan && !onlyReads(intent) {
+			return ErrEarlierAttemptMayHaveRun
+		}
 		intent.Instance = h.Instance
 		_, err := h.events.Append(context.WithoutCancel(ctx), eventstore.Append{Metadata: cmd.Meta, Streams: []eventstore.Stream{
 			{ID: domain.QueryStream(intent.QueryID), Type: "query", Events: []domain.Event{intent}}}})
@@ -188,6 +201,16 @@ func (h *QueryRunner) Run(ctx context.Context, cmd RunQuery) ([]queryexec.Result
 		return nil, fmt.Errorf("record %d queries: %w", len(records), rerr)
 	}
 	return results, err
+}
+
+// onlyReads reports whether every statement of intent only reads.
+func onlyReads(intent domain.QueryStarted) bool {
+	for _, st := range intent.Statements {
+		if st.StatementType != "read" {
+			return false
+		}
+	}
+	return true
 }
 
 // outcomes is the append of records, the first in a stream at version first (1 after its

@@ -171,35 +171,55 @@ func TestQueryOutcomeReconcilerResolvesIntentsOfDeadProcesses(t *testing.T) {
 }
 
 // A running Idempotency-Key left by a process that died (its lease expired) is taken over by the
-// retry; one of a live process still answers 409 retry later.
+// retry: a write is not run again (its first run may have applied it) and answers 409
+// outcome_unknown, kept under the key; a read runs. One of a live process still answers 409 retry
+// later.
 func TestIdempotencyKeyOfADeadProcessIsReleased(t *testing.T) {
-	env, _ := startDatabaseE2E(t, dbEnvOptions{})
+	env, prefix := startDatabaseE2E(t, dbEnvOptions{})
 	owner := newTenantAdmin(env, "127.0.0.1", "Keys Corp")
 	id := createDatabase(t, owner.c, map[string]any{"name": "keys"}).str("id")
 	query(owner.c, id, "CREATE TABLE t (v INT)", nil).expect(t, 200, "")
 
 	body := map[string]any{"sql": "INSERT INTO t VALUES (1)"}
-	data, err := json.Marshal(body)
-	if err != nil {
-		t.Fatal(err)
+	read := map[string]any{"sql": "SELECT COUNT(*) AS n FROM t"}
+	hashOf := func(body map[string]any) [32]byte {
+		data, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sha256.Sum256(data)
 	}
-	hash := sha256.Sum256(data)
 	dead, now := uuid.NewString(), env.clock.Now().UTC()
 	if _, err := env.app.DB.Exec(`INSERT INTO process_leases (instance_id, host, started_at, expires_at) VALUES (?, 'gone', ?, ?)`,
 		dead, now.Add(-time.Hour), now.Add(-time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	leave := func(key, instance string) { // a row as the process left it when it died mid-request
+	leave := func(key, instance string, body map[string]any) { // a row as the process left it when it died mid-request
+		hash := hashOf(body)
 		if _, err := env.app.DB.Exec(`INSERT INTO idempotency_keys (principal, idem_key, method, path, body_sha256, created_at, owner)
 			VALUES (?, ?, 'POST', ?, ?, ?, ?)`, owner.userID, key, "/api/v1/databases/"+id+"/query", hash[:], now, instance); err != nil {
 			t.Fatal(err)
 		}
 	}
-	leave("left-by-dead", dead)
-	leave("held-by-live", env.app.Lease.ID())
+	leave("left-by-dead", dead, body)
+	leave("read-left-by-dead", dead, read)
+	leave("held-by-live", env.app.Lease.ID(), body)
 
-	owner.c.withHeader("Idempotency-Key", "left-by-dead").do("POST", "/databases/"+id+"/query", body).expect(t, 200, "")
-	r := owner.c.withHeader("Idempotency-Key", "held-by-live").do("POST", "/databases/"+id+"/query", body).expect(t, 409, "conflict")
+	keyed := owner.c.withHeader("Idempotency-Key", "left-by-dead")
+	r := query(keyed, id, "INSERT INTO t VALUES (1)", nil).expect(t, 409, "outcome_unknown")
+	if !strings.Contains(r.str("error.message"), "were not run again") || r.header.Get("Retry-After") != "" {
+		t.Errorf("the retry of a dead process's write = %s (Retry-After %q)", r.body, r.header.Get("Retry-After"))
+	}
+	if replay := query(keyed, id, "INSERT INTO t VALUES (1)", nil).expect(t, 409, "outcome_unknown"); replay.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("the answer is not kept under the key: %s", replay.body)
+	}
+	if rows := queryInt(t, openSandboxAdmin(t), "SELECT COUNT(*) FROM "+sandbox.SchemaName(prefix, id)+".t"); rows != 0 {
+		t.Errorf("%d rows: the write of a dead process's key ran again", rows)
+	}
+	if n := query(owner.c.withHeader("Idempotency-Key", "read-left-by-dead"), id, "SELECT COUNT(*) AS n FROM t", nil).expect(t, 200, ""); n.get("rows.0") == nil {
+		t.Errorf("the read of a dead process's key did not run: %s", n.body)
+	}
+	r = query(owner.c.withHeader("Idempotency-Key", "held-by-live"), id, "INSERT INTO t VALUES (1)", nil).expect(t, 409, "conflict")
 	if r.header.Get("Retry-After") != "1" {
 		t.Errorf("a key of a live process: Retry-After %q, want 1", r.header.Get("Retry-After"))
 	}

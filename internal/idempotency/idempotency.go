@@ -58,6 +58,10 @@ var (
 	ErrKeyReused = fmt.Errorf("idempotency key used with another request: %w", domain.ErrConflict)
 	// ErrInProgress: the first request with the key has not finished yet. Wraps domain.ErrConflict.
 	ErrInProgress = fmt.Errorf("a request with this idempotency key is still running: %w", domain.ErrConflict)
+	// ErrOrphaned: the key is the caller's to run and then Complete or Abandon, as after (nil,
+	// nil), but its first request was running when its process died: it may have done its work.
+	// The caller decides whether running it again is safe.
+	ErrOrphaned = errors.New("idempotency: the first request with this key was running when its process ended")
 )
 
 // TooLargeError is Begin's answer for a key whose first response was over MaxBodySize: it was
@@ -170,7 +174,9 @@ func (s *Store) room(ctx context.Context, principal string, now time.Time) error
 
 // Begin claims key for principal's request (method, path with its query string, SHA-256 of the
 // body) at now. It returns (nil, nil) when the caller should run the request and then Complete or
-// Abandon the key: the key was new, or its row was older than TTL and has been reclaimed. When the
+// Abandon the key: the key was new, or its row was older than TTL and has been reclaimed; and
+// (nil, ErrOrphaned) when the key is the caller's too, taken over from a request whose process
+// died while it ran (the key keeps its created_at). When the
 // key's first request with the same method, path and body completed, it returns that response for
 // replay. Otherwise: ErrKeyReused (another request), ErrInProgress (still running),
 // *TooLargeError (completed, but its body was not kept), or *FullError (a new key, but its
@@ -211,25 +217,30 @@ func (s *Store) Begin(ctx context.Context, principal, key, method, path string, 
 		if !mysqlerr.IsDuplicateKey(err) {
 			return nil, fmt.Errorf("idempotency: begin: %w", err)
 		}
-		// An expired row is taken over, and so is a running one of the same request whose process
-		// is gone (no live lease: its request died with it): its created_at moves to now and its
-		// owner to this process, so of concurrent reclaims (InnoDB re-reads the row after the lock
-		// wait) exactly one matches.
+		// An expired row is taken over: the key starts a new life.
 		res, err := s.db.ExecContext(ctx, `UPDATE idempotency_keys k
 			SET k.method = ?, k.path = ?, k.body_sha256 = ?, k.status = NULL, k.content_type = NULL, k.location = NULL,
 				k.body = NULL, k.created_at = ?, k.owner = ?
-			WHERE k.principal = ? AND k.idem_key = ? AND (k.created_at < ? OR (k.status IS NULL
-				AND k.method = ? AND k.path = ? AND k.body_sha256 = ? AND k.owner <> ?
-				AND NOT EXISTS (SELECT 1 FROM process_leases p WHERE p.instance_id = k.owner AND p.expires_at > ?)))`,
-			method, path, bodyHash[:], now, nullable(s.owner), principal, []byte(key), now.Add(-TTL),
-			method, path, bodyHash[:], s.owner, now)
-		if err != nil {
-			return nil, fmt.Errorf("idempotency: reclaim: %w", err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
+			WHERE k.principal = ? AND k.idem_key = ? AND k.created_at < ?`,
+			method, path, bodyHash[:], now, nullable(s.owner), principal, []byte(key), now.Add(-TTL))
+		if n, err := affected(res, err); err != nil {
 			return nil, fmt.Errorf("idempotency: reclaim: %w", err)
 		} else if n == 1 {
 			return nil, nil
+		}
+		// So is a running one of the same request whose process is gone (no live lease): its
+		// request died with it, maybe after doing its work (ErrOrphaned). Its owner becomes this
+		// process, so of concurrent takeovers (InnoDB re-reads the row after the lock wait) exactly
+		// one matches.
+		res, err = s.db.ExecContext(ctx, `UPDATE idempotency_keys k SET k.owner = ?
+			WHERE k.principal = ? AND k.idem_key = ? AND k.status IS NULL
+				AND k.method = ? AND k.path = ? AND k.body_sha256 = ? AND k.owner <> ?
+				AND NOT EXISTS (SELECT 1 FROM process_leases p WHERE p.instance_id = k.owner AND p.expires_at > ?)`,
+			nullable(s.owner), principal, []byte(key), method, path, bodyHash[:], s.owner, now)
+		if n, err := affected(res, err); err != nil {
+			return nil, fmt.Errorf("idempotency: take over: %w", err)
+		} else if n == 1 {
+			return nil, ErrOrphaned
 		}
 		var (
 			gotMethod, gotPath  string
@@ -354,6 +365,14 @@ func nullable(s string) any {
 		return nil
 	}
 	return []byte(s)
+}
+
+// affected is the number of rows an Exec changed.
+func affected(res sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 // deadlock reports a deadlock (1213): concurrent inserts of one key with an abandon in between

@@ -378,3 +378,41 @@ func TestBounds(t *testing.T) {
 		t.Errorf("New with a 16-byte key: %v, want ErrInvalidKey", err)
 	}
 }
+
+// A running key whose process holds no live lease is taken over with ErrOrphaned (the first
+// request may have done its work) and keeps its created_at; while the taker lives, another
+// process sees it running; an expired key is reclaimed as new.
+func TestRunningKeyOfADeadProcessIsOrphaned(t *testing.T) {
+	s, db := newStore(t)
+	lease := func(instance string, expires time.Time) {
+		if _, err := db.Exec(`INSERT INTO process_leases (instance_id, host, started_at, expires_at) VALUES (?, 'h', ?, ?)`,
+			instance, t0.Add(-time.Hour), expires); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lease("dead", t0.Add(-time.Second))
+	lease("taker", t0.Add(time.Minute))
+	s.SetOwner("dead")
+	if _, err := begin(t, s, "u1", "k", "body", t0.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	taker, other := *s, *s
+	taker.SetOwner("taker")
+	other.SetOwner("other")
+	if r, err := begin(t, &taker, "u1", "k", "body", t0); r != nil || !errors.Is(err, idempotency.ErrOrphaned) {
+		t.Fatalf("Begin of a dead process's key = %v, %v; want ErrOrphaned", r, err)
+	}
+	var created time.Time
+	if err := db.QueryRow(`SELECT created_at FROM idempotency_keys WHERE idem_key = 'k'`).Scan(&created); err != nil {
+		t.Fatal(err)
+	}
+	if !created.Equal(t0.Add(-time.Minute)) {
+		t.Errorf("created_at %v after the takeover, want the first request's %v", created, t0.Add(-time.Minute))
+	}
+	if _, err := begin(t, &other, "u1", "k", "body", t0); !errors.Is(err, idempotency.ErrInProgress) {
+		t.Errorf("Begin while the taker lives = %v, want ErrInProgress", err)
+	}
+	if r, err := begin(t, &other, "u1", "k", "body", t0.Add(idempotency.TTL)); r != nil || err != nil {
+		t.Errorf("Begin of an expired key = %v, %v; want nil, nil", r, err)
+	}
+}
