@@ -353,3 +353,66 @@ func TestMailBackoffHoldsWhileReadModelLags(t *testing.T) {
 		t.Errorf("on an unmoved clock the mail was tried %d times (stream %v), want 1: the backoff only holds once the read model shows the failure", calls, types)
 	}
 }
+
+// TestSlowSMTPServerHoldsOnlyItsOwnMail: while one reactor is stuck talking to a slow SMTP server
+// about one mail, it holds no row lock on the read model, and another reactor takes and delivers
+// every other due mail.
+func TestSlowSMTPServerHoldsOnlyItsOwnMail(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const users = 4
+	for i := range users {
+		f.register(t, fmt.Sprintf("slow-smtp%d@example.com", i))
+	}
+	f.settle(t)
+
+	stuck := make(chan mail.Message, 1)
+	release := make(chan struct{})
+	var once sync.Once
+	f.sender.setBlock(func(m mail.Message) {
+		first := false
+		once.Do(func() { first = true })
+		if first {
+			stuck <- m
+			<-release
+		}
+	})
+	first := make(chan error, 1)
+	go func() { _, err := f.mail.DeliverDue(ctx(t)); first <- err }()
+	var slow mail.Message
+	select {
+	case slow = <-stuck:
+	case <-ctx(t).Done():
+		t.Fatal("no Send started")
+	}
+
+	tx, err := f.db.BeginTx(ctx(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx(t), `SELECT mail_id FROM mail_deliveries WHERE mail_id = ? FOR UPDATE NOWAIT`, slow.ID); err != nil {
+		t.Errorf("the row of the mail being sent is locked during the SMTP conversation: %v", err)
+	}
+	tx.Rollback() //nolint:errcheck // read only
+
+	n, err := f.mail.DeliverDue(ctx(t))
+	if err != nil || n != users-1 {
+		t.Fatalf("the other reactor took %d mails (%v) while one was being sent, want %d", n, err, users-1)
+	}
+	if got := len(f.sender.Delivered("")); got != users-1 {
+		t.Errorf("%d mails delivered while one was stuck, want %d", got, users-1)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("DeliverDue: %v", err)
+	}
+	f.settle(t)
+	for _, m := range f.sender.Delivered("") {
+		if calls := f.sender.Calls(m.ID); calls != 1 {
+			t.Errorf("mail %s sent %d times", m.ID, calls)
+		}
+	}
+	if got := len(f.sender.Delivered("")); got != users {
+		t.Errorf("%d mails delivered in all, want %d", got, users)
+	}
+}

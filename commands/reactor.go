@@ -51,6 +51,16 @@ func runRounds(ctx context.Context, log *slog.Logger, what string, round func(co
 	}
 }
 
+// within bounds a round by limit: every call it makes to RDS-A, RDS-B or a mail server ends by
+// then, whatever the calls' own deadlines.
+func within(limit time.Duration, round func(context.Context) (int, error)) func(context.Context) (int, error) {
+	return func(ctx context.Context) (int, error) {
+		ctx, cancel := context.WithTimeout(ctx, limit)
+		defer cancel()
+		return round(ctx)
+	}
+}
+
 // claimDue begins a READ COMMITTED transaction (no gap locks: the read model keeps taking new
 // rows meanwhile) and locks the rows whose ids query selects; query ends in FOR UPDATE SKIP LOCKED,
 // so processes sharing the queue never take the same row at once. The caller ends tx.

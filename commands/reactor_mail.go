@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
 	"github.com/clouddbmanager/clouddb/internal/mail"
@@ -15,6 +17,10 @@ import (
 
 // The mail reactor reacts to mail.requested.v1 and to failed deliveries coming due (the
 // mail_deliveries read model, a WorkQueue): it sends each mail and records the outcome.
+
+// sendTimeout bounds one mail's Send, whatever the sender (the SMTP sender has its own 10 s); the
+// mail's work lease, renewed while the mail is sent and recorded, outlasts it.
+const sendTimeout = 20 * time.Second
 
 // MailDelivery is the reactor that sends requested mails: it takes due mails from the
 // mail_deliveries read model, sends each through Sender and records the outcome as an event.
@@ -28,11 +34,15 @@ type MailDelivery struct {
 	publicURL *url.URL
 	now       func() time.Time
 	log       *slog.Logger
+	// Instance names this process in the work leases it takes (the process lease's id when
+	// serving; a fresh id otherwise).
+	Instance string
 }
 
 // NewMailDelivery returns the mail reactor; queue holds the mail_deliveries read model.
 func NewMailDelivery(events EventStore, secrets Secrets, queue WorkQueue, sender mail.Sender, publicURL *url.URL, now func() time.Time, log *slog.Logger) *MailDelivery {
-	return &MailDelivery{events: events, secrets: secrets, queue: queue, sender: sender, publicURL: publicURL, now: now, log: log}
+	return &MailDelivery{events: events, secrets: secrets, queue: queue, sender: sender, publicURL: publicURL, now: now, log: log,
+		Instance: uuid.NewString()}
 }
 
 // Run delivers due mails until ctx ends, looking again when wake fires or every poll.
@@ -40,26 +50,77 @@ func (d *MailDelivery) Run(ctx context.Context, wake func() <-chan struct{}, pol
 	runRounds(ctx, d.log, "mail delivery", d.DeliverDue, wake, poll)
 }
 
-// DeliverDue sends the mails that are due, up to a batch, and returns how many it handled. Rows
-// are locked with SKIP LOCKED while their mail is sent, so several processes never send the same
-// mail at once.
+// DeliverDue sends the mails that are due, up to a batch, and returns how many it took. Each mail
+// is taken with a work lease (`mail:<id>`) just before it is sent, and no transaction or row lock
+// is held while the SMTP server is talked to: several processes never send the same mail at once,
+// and one slow SMTP conversation keeps no other mail from being taken. A process that dies between
+// the server's acceptance and the recording of mail.sent.v1 leaves the lease to expire, and the
+// mail is sent again once (at-least-once: the Message-ID is the mail's id, so a receiver can tell
+// the two apart).
 func (d *MailDelivery) DeliverDue(ctx context.Context) (int, error) {
-	tx, due, err := claimDue(ctx, d.queue, `SELECT mail_id FROM mail_deliveries
-		WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 20 FOR UPDATE SKIP LOCKED`, d.now().UTC())
+	due, err := d.due(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("due mails: %w", err)
 	}
-	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	taken := 0
 	for _, id := range due {
-		if err := d.deliver(ctx, domain.MailID(id)); err != nil {
-			return 0, fmt.Errorf("mail %s: %w", id, err)
+		lease, err := takeLease(ctx, d.queue, d.now, "mail:"+id, id, d.Instance)
+		if err != nil {
+			return taken, err
+		}
+		if lease == nil {
+			continue // another worker is sending it
+		}
+		taken++
+		err = d.deliverLeased(ctx, lease, domain.MailID(id))
+		if releaseErr := lease.release(ctx); releaseErr != nil {
+			d.log.Warn("mail lease not released; it expires", "mail_id", id, "err", releaseErr)
+		}
+		if err != nil {
+			return taken, fmt.Errorf("mail %s: %w", id, err)
 		}
 	}
-	return len(due), tx.Commit()
+	return taken, nil
+}
+
+// due lists the mails due now that no worker holds a lease on.
+func (d *MailDelivery) due(ctx context.Context) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, reactorCallTimeout)
+	defer cancel()
+	now := d.now().UTC()
+	rows, err := d.queue.QueryContext(ctx, `SELECT m.mail_id FROM mail_deliveries m
+		WHERE m.status = 'pending' AND m.next_attempt_at <= ?
+		AND NOT EXISTS (SELECT 1 FROM work_leases l WHERE l.lease_key = CONCAT('mail:', m.mail_id) AND l.expires_at > ?)
+		ORDER BY m.next_attempt_at LIMIT 20`, now, now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// deliverLeased delivers mail id while keeping lease; a lease lost (another worker took the mail
+// over) stops the delivery.
+func (d *MailDelivery) deliverLeased(ctx context.Context, lease *workLease, id domain.MailID) error {
+	work, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := lease.keep(work, d.log, func() { cancel(errLeaseLost) })
+	defer stop()
+	return d.deliver(work, id)
 }
 
 func (d *MailDelivery) deliver(ctx context.Context, id domain.MailID) error {
-	m, err := load(ctx, d.events, id.Stream(), domain.RebuildMail)
+	read, cancel := context.WithTimeout(ctx, reactorCallTimeout)
+	defer cancel()
+	m, err := load(read, d.events, id.Stream(), domain.RebuildMail)
 	if err != nil {
 		return err
 	}
@@ -67,9 +128,14 @@ func (d *MailDelivery) deliver(ctx context.Context, id domain.MailID) error {
 		return nil // the read model lags behind the mail's own stream: sent, given up, or backing off
 	}
 	req := m.Requested()
-	msg, err := d.compose(ctx, req)
+	msg, err := d.compose(read, req)
 	if err == nil {
-		err = d.sender.Send(ctx, msg)
+		send, cancel := context.WithTimeout(ctx, sendTimeout)
+		err = d.sender.Send(send, msg)
+		cancel()
+	}
+	if cause := context.Cause(ctx); cause != nil {
+		return fmt.Errorf("stopped before its outcome was recorded (%w); the mail is tried again", cause)
 	}
 	if err == nil {
 		m.Sent(d.now())
@@ -79,11 +145,13 @@ func (d *MailDelivery) deliver(ctx context.Context, id domain.MailID) error {
 		m.Failed(err, permanent, d.now())
 		d.log.Warn("mail not delivered", "mail_id", req.MailID, "kind", req.Kind, "attempt", m.Attempts(), "permanent", m.Done(), "err", err)
 	}
-	if _, err := d.events.Append(ctx, eventstore.Append{Streams: []eventstore.Stream{mailStream(m)}}); err != nil {
+	record, cancel := context.WithTimeout(ctx, reactorCallTimeout)
+	defer cancel()
+	if _, err := d.events.Append(record, eventstore.Append{Streams: []eventstore.Stream{mailStream(m)}}); err != nil {
 		return err
 	}
 	if m.Done() {
-		return d.secrets.Erase(ctx, mailSecret(req.MailID))
+		return d.secrets.Erase(record, mailSecret(req.MailID))
 	}
 	return nil
 }

@@ -13,9 +13,12 @@ import (
 // database_list read model, a WorkQueue): it drops their schema and accounts on the sandbox server,
 // erases their passwords and records database.purged.v1.
 
+// purgeRoundLimit bounds a purge round (its rows stay locked while their schemas are dropped).
+const purgeRoundLimit = 2 * time.Minute
+
 // RunPurge purges databases past their recovery window every interval until ctx ends.
 func (h *Databases) RunPurge(ctx context.Context, interval time.Duration) {
-	runRounds(ctx, h.log, "purge round", h.PurgeDue, nil, interval)
+	runRounds(ctx, h.log, "purge round", within(purgeRoundLimit, h.PurgeDue), nil, interval)
 }
 
 // PurgeDue drops the schema and accounts of deleted databases whose recovery window has passed,

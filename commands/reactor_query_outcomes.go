@@ -47,7 +47,7 @@ func NewQueryOutcomes(events QueryLog, db *sql.DB, alive func(ctx context.Contex
 
 // Run resolves open intents now and then every poll until ctx ends.
 func (r *QueryOutcomes) Run(ctx context.Context, poll time.Duration) {
-	runRounds(ctx, r.log, "resolving query outcomes", r.Round, nil, poll)
+	runRounds(ctx, r.log, "resolving query outcomes", within(reactorCallTimeout, r.Round), nil, poll)
 }
 
 // Round reads the intents appended since the last round that have no outcome, records those it

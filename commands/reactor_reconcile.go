@@ -264,7 +264,9 @@ func (h *Databases) ReconcileTenant(ctx context.Context, tenant domain.TenantID)
 }
 
 func (h *Databases) reconcile(ctx context.Context, query string, args ...any) (int, error) {
-	rows, err := h.queue.QueryContext(ctx, query, args...)
+	list, cancel := context.WithTimeout(ctx, reactorCallTimeout)
+	defer cancel()
+	rows, err := h.queue.QueryContext(list, query, args...)
 	if err != nil {
 		return 0, fmt.Errorf("databases to reconcile: %w", err)
 	}
@@ -315,14 +317,19 @@ type LogTail interface {
 // appends), until ctx ends.
 func (h *Databases) RunReconciler(ctx context.Context, tail LogTail, wake func() <-chan struct{}, interval, poll time.Duration) {
 	types := h.events.Registry().StoredAs(reconcileTypes...)
-	after, err := tail.Head(ctx)
+	head := func() (int64, error) {
+		ctx, cancel := context.WithTimeout(ctx, reactorCallTimeout)
+		defer cancel()
+		return tail.Head(ctx)
+	}
+	after, err := head()
 	for err != nil && ctx.Err() == nil { // the management database is away: the full pass waits for it too
 		h.log.Warn("reconciler: reading the log's head failed, retrying", "err", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(poll):
 		}
-		after, err = tail.Head(ctx)
+		after, err = head()
 	}
 	nextFull := time.Now()
 	for ctx.Err() == nil {
@@ -332,7 +339,9 @@ func (h *Databases) RunReconciler(ctx context.Context, tail LogTail, wake func()
 			}
 			nextFull = time.Now().Add(interval)
 		}
-		envs, err := tail.ReadTail(ctx, after, 500, types, nil)
+		read, cancel := context.WithTimeout(ctx, reactorCallTimeout)
+		envs, err := tail.ReadTail(read, after, 500, types, nil)
+		cancel()
 		if err != nil && ctx.Err() == nil {
 			h.log.Warn("reconciler: reading the log's tail failed", "err", err)
 		}

@@ -22,9 +22,12 @@ func (h *Databases) MeasureSoon(id domain.DatabaseID) {
 	h.written.ids[id] = true
 }
 
+// writeSamplingRoundLimit bounds a round of measuring written databases.
+const writeSamplingRoundLimit = time.Minute
+
 // RunWriteSampling measures the databases written to since its last round, every interval.
 func (h *Databases) RunWriteSampling(ctx context.Context, interval time.Duration) {
-	runRounds(ctx, h.log, "storage sampling after writes", func(ctx context.Context) (int, error) {
+	runRounds(ctx, h.log, "storage sampling after writes", within(writeSamplingRoundLimit, func(ctx context.Context) (int, error) {
 		h.written.Lock()
 		ids := make([]domain.DatabaseID, 0, len(h.written.ids))
 		for id := range h.written.ids {
@@ -39,5 +42,5 @@ func (h *Databases) RunWriteSampling(ctx context.Context, interval time.Duration
 		// The wall follows the writes: their tenants' storage quota is enforced at once.
 		_, err = h.enforceStorage(ctx, ids)
 		return 0, err
-	}, nil, interval)
+	}), nil, interval)
 }
