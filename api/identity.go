@@ -43,6 +43,7 @@ func (s *Server) MountIdentity(id IdentityRoutes) {
 		{"POST", "/auth/logout", authenticated, s.handleLogout},
 		{"POST", "/auth/password/forgot", public, s.limited(limitMail, s.handleForgot)},
 		{"POST", "/auth/password/reset", public, s.limited(limitRegister, s.handleReset)},
+		{"POST", "/auth/unlock", public, s.limited(limitRegister, s.handleUnlock)},
 		{"GET", "/me", authenticated, s.handleMe},
 		{"GET", "/me/tenants", authenticated, s.handleMyTenants},
 		{"PUT", "/me/password", authenticated, s.handleChangePassword},

@@ -227,6 +227,41 @@ func (h *Identity) ForgotPassword(ctx context.Context, email string, meta events
 	})
 }
 
+// SendUnlockLink mails the owner of a locked account a link that lifts the lock, unless one sent
+// before is still unused and valid; for an address without an account, or one not locked, it does
+// nothing and says nothing (domain.User.IssueUnlock).
+func (h *Identity) SendUnlockLink(ctx context.Context, email string, meta eventstore.Metadata) error {
+	return h.mailLink(ctx, email, domain.MailUnlock, meta, func(user *domain.User, tokenHash string) error {
+		err := user.IssueUnlock(tokenHash, h.now())
+		if errors.Is(err, domain.ErrConflict) {
+			return errNothingToSend
+		}
+		return err
+	})
+}
+
+// Unlock is POST /auth/unlock: an unlock link lifts the account's lock (user.unlocked.v1, how
+// "link"); the owner then logs in with the password. Returns domain.ErrExpired for a wrong, used
+// or expired link.
+func (h *Identity) Unlock(ctx context.Context, token string, meta eventstore.Metadata) error {
+	rawID, hash, err := parseToken(token)
+	if err != nil {
+		return err
+	}
+	id := domain.UserID(rawID)
+	return retry(ctx, func() error {
+		user, err := h.linkedUser(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := user.Unlock(hash, h.now()); err != nil {
+			return err
+		}
+		meta.ActorID = string(id)
+		return h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "user", user)}, Metadata: meta})
+	})
+}
+
 // errNothingToSend tells mailLink that the account needs no link after all.
 var errNothingToSend = errors.New("nothing to send")
 

@@ -58,6 +58,24 @@ Open this link within one hour to choose a new password:
 If it was not you, ignore this message: your password stays as it is.
 `,
 	},
+	domain.MailUnlock: {
+		subject: "Your CloudDB Manager account is locked",
+		path:    "/unlock",
+		text: `Hello {name},
+
+your CloudDB Manager account was locked for 15 minutes after five failed logins: someone
+tried passwords that are not yours, or you mistyped yours.
+
+If it was you, open this link within one hour to lift the lock, then log in with your
+password:
+
+{link}
+
+If you use two-factor authentication, your password with a code also logs you in during a
+lock. If it was not you, your password is still safe (the lock stops the guessing); consider
+changing it if it is used elsewhere.
+`,
+	},
 }
 
 // compose renders a requested mail with its link, reading the link's token from the vault.

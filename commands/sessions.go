@@ -34,7 +34,7 @@ type LoginResult struct {
 
 // Login authenticates and starts a session. Returns domain.ErrInvalidCredentials for an unknown
 // email or wrong password, a *domain.AccountLockedError while the account is locked (the fifth
-// failure within 15 minutes locks it), domain.ErrEmailNotVerified, or a *domain.ValidationError
+// failure within 15 minutes locks it; the password with a valid two-factor code lifts the lock), domain.ErrEmailNotVerified, or a *domain.ValidationError
 // for the tenant. An unknown email does the work of a wrong password, read for read, comparison
 // for comparison and append for append (on the address's own stream, which locks alike), so
 // neither the time nor the answer tells whether the address has an account.
@@ -59,9 +59,10 @@ func (h *Identity) Login(ctx context.Context, cmd Login) (LoginResult, error) {
 	if !h.passwordMatches(cmd.Password)(checkedHash) {
 		return LoginResult{}, h.failLogin(ctx, h.account(id), "password", cmd)
 	}
-	if locked != nil {
+	if locked != nil && !(user.TOTPEnabled() && cmd.TOTPCode != "") {
 		// The right password during a lock is answered like a wrong one, after the same work:
-		// the lock must not tell a guess that hit.
+		// the lock must not tell a guess that hit. With a two-factor code it may lift the lock
+		// (below); otherwise the owner lifts it with the mailed unlock link.
 		return LoginResult{}, h.failLogin(ctx, h.account(id), "locked", cmd)
 	}
 	if user.Status() != domain.UserActive {
@@ -80,7 +81,7 @@ func (h *Identity) Login(ctx context.Context, cmd Login) (LoginResult, error) {
 		if err != nil {
 			return err
 		}
-		if err := user.Locked(h.now()); err != nil {
+		if err := user.Locked(h.now()); err != nil && !user.TOTPEnabled() {
 			return err
 		}
 		if user.PasswordHash() != checkedHash {
@@ -91,6 +92,7 @@ func (h *Identity) Login(ctx context.Context, cmd Login) (LoginResult, error) {
 			if step, err = h.secondFactor(ctx, user, cmd.TOTPCode); err != nil {
 				return err
 			}
+			user.UnlockWithSecondFactor(h.now())
 		}
 		started, idle, guard, err := h.sessionStart(ctx, user, membership)
 		if err != nil {

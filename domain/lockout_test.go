@@ -65,3 +65,55 @@ func TestAddressLocksLikeAnAccount(t *testing.T) {
 		t.Error("two addresses share a stream")
 	}
 }
+
+// One unlock link per lock, and none while an earlier one is unused and valid; the link lifts the
+// lock once.
+func TestUnlockLink(t *testing.T) {
+	u := newUser(t, true)
+	if err := u.IssueUnlock("h1", t0); !errors.Is(err, domain.ErrConflict) {
+		t.Errorf("IssueUnlock of an account not locked = %v, want ErrConflict", err)
+	}
+	failAt(u, "password", t0, t0, t0, t0, t0)
+	if err := u.IssueUnlock("h1", t0); err != nil {
+		t.Fatalf("IssueUnlock of a locked account: %v", err)
+	}
+	if err := u.IssueUnlock("h2", t0.Add(time.Minute)); !errors.Is(err, domain.ErrConflict) {
+		t.Errorf("a second unlock link for the same lock = %v, want ErrConflict", err)
+	}
+	u = reload(t, u)
+	if err := u.Unlock("h2", t0.Add(time.Minute)); !errors.Is(err, domain.ErrExpired) {
+		t.Errorf("Unlock with a wrong token = %v, want ErrExpired", err)
+	}
+	if err := u.Unlock("h1", t0.Add(2*time.Minute)); err != nil {
+		t.Fatalf("Unlock: %v", err)
+	}
+	if err := u.Locked(t0.Add(2 * time.Minute)); err != nil {
+		t.Errorf("Locked after the unlock link = %v, want nil", err)
+	}
+	u = reload(t, u)
+	if err := u.Unlock("h1", t0.Add(3*time.Minute)); !errors.Is(err, domain.ErrExpired) {
+		t.Errorf("a used unlock link = %v, want ErrExpired", err)
+	}
+	// A new lock after the link was used gets a link of its own.
+	failAt(u, "password", t0.Add(4*time.Minute), t0.Add(4*time.Minute), t0.Add(4*time.Minute), t0.Add(4*time.Minute), t0.Add(4*time.Minute))
+	if err := u.IssueUnlock("h3", t0.Add(4*time.Minute)); err != nil {
+		t.Errorf("IssueUnlock for a new lock: %v", err)
+	}
+}
+
+// The password and a two-factor code lift a lock; outside a lock they record nothing.
+func TestUnlockWithSecondFactor(t *testing.T) {
+	u := newUser(t, true)
+	u.UnlockWithSecondFactor(t0)
+	if n := len(u.PendingEvents()); n != 0 {
+		t.Errorf("UnlockWithSecondFactor without a lock recorded %d events", n)
+	}
+	failAt(u, "password", t0, t0, t0, t0, t0)
+	u.UnlockWithSecondFactor(t0.Add(time.Minute))
+	if got := u.PendingEvents()[len(u.PendingEvents())-1]; got != (domain.UserUnlocked{At: t0.Add(time.Minute), How: "totp"}) {
+		t.Errorf("last event = %+v, want user.unlocked.v1 how totp", got)
+	}
+	if err := reload(t, u).Locked(t0.Add(time.Minute)); err != nil {
+		t.Errorf("Locked after the unlock = %v", err)
+	}
+}

@@ -10,6 +10,7 @@ const (
 	MailVerification  = "verification"
 	MailPasswordReset = "password_reset"
 	MailInvitation    = "invitation"
+	MailUnlock        = "unlock"
 )
 
 // MaxMailAttempts is how often a temporary delivery failure is retried before the mail is given up.

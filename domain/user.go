@@ -27,6 +27,9 @@ const (
 	// VerificationValidity and ResetValidity bound the one-time links sent by email.
 	VerificationValidity = 24 * time.Hour
 	ResetValidity        = time.Hour
+	// UnlockValidity bounds an unlock link, mailed to the owner when the account locks: while it
+	// is unused and valid, further locks mail no other.
+	UnlockValidity = time.Hour
 	// ReauthWindow is how long after a session's login or reauthentication (both check the
 	// password, and the two-factor code when it is on) its credentials may be changed: a stolen
 	// access token cannot mint keys or turn two factors on once its owner's login is older.
@@ -75,6 +78,17 @@ type (
 	UserLocked struct {
 		Until time.Time `json:"until"`
 	}
+	// UserUnlockIssued: an unlock link was mailed to the owner of a locked account.
+	UserUnlockIssued struct {
+		TokenHash string    `json:"token_hash"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	// UserUnlocked: the owner lifted a lock, How "link" (the mailed unlock link) or "totp" (the
+	// password and a two-factor code at login).
+	UserUnlocked struct {
+		At  time.Time `json:"at"`
+		How string    `json:"how"`
+	}
 	UserPasswordChanged struct {
 		At           time.Time `json:"at"`
 		PasswordHash string    `json:"password_hash"`
@@ -120,6 +134,8 @@ func (UserLoginSucceeded) EventType() string      { return "user.login_succeeded
 func (UserReauthenticated) EventType() string     { return "user.reauthenticated.v1" }
 func (UserLoginFailed) EventType() string         { return "user.login_failed.v1" }
 func (UserLocked) EventType() string              { return "user.locked.v1" }
+func (UserUnlockIssued) EventType() string        { return "user.unlock_issued.v1" }
+func (UserUnlocked) EventType() string            { return "user.unlocked.v1" }
 func (UserPasswordChanged) EventType() string     { return "user.password_changed.v2" }
 func (UserPasswordResetIssued) EventType() string { return "user.password_reset_issued.v1" }
 func (UserSuperAdminGranted) EventType() string   { return "user.super_admin_granted.v1" }
@@ -156,6 +172,7 @@ type User struct {
 	passwordHashes []string // newest last, at most PasswordHistory
 	verification   oneTimeToken
 	reset          oneTimeToken
+	unlockLink     oneTimeToken
 	lockout
 	superAdmin      bool
 	passwordChanged time.Time               // sessions started before it are void
@@ -213,6 +230,13 @@ func (u *User) apply(e Event) {
 		u.failed(e.At)
 	case UserLocked:
 		u.lock(e.Until)
+	case UserUnlockIssued:
+		u.unlockLink = oneTimeToken{hash: e.TokenHash, expiresAt: e.ExpiresAt}
+	case UserUnlocked:
+		u.lift()
+		if e.How == "link" {
+			u.unlockLink.used = true
+		}
 	case UserPasswordChanged:
 		u.passwordHashes = append(u.passwordHashes, e.PasswordHash)
 		if len(u.passwordHashes) > PasswordHistory {
@@ -402,6 +426,39 @@ func (u *User) FailLogin(reason, ip, userAgent string, now time.Time) error {
 	return u.failLogin(reason, now,
 		func() { u.record(u, UserLoginFailed{At: now, Reason: reason, IP: ip, UserAgent: userAgent}) },
 		func(until time.Time) { u.record(u, UserLocked{Until: until}) })
+}
+
+// IssueUnlock records the unlock link mailed to the owner of a locked account. Returns
+// ErrConflict when the account is not locked, or when an unlock link sent before is still unused
+// and valid (one mail per lock, and at most one per UnlockValidity whoever keeps locking it).
+func (u *User) IssueUnlock(tokenHash string, now time.Time) error {
+	if u.check(now) == nil {
+		return fmt.Errorf("user %s is not locked: %w", u.id, ErrConflict)
+	}
+	if l := u.unlockLink; l.hash != "" && !l.used && now.Before(l.expiresAt) {
+		return fmt.Errorf("user %s has a valid unlock link: %w", u.id, ErrConflict)
+	}
+	u.record(u, UserUnlockIssued{TokenHash: tokenHash, ExpiresAt: now.Add(UnlockValidity)})
+	return nil
+}
+
+// Unlock redeems an unlock link: the lock is lifted (the owner then logs in with the password),
+// whichever lock is on while the link is valid. Returns ErrExpired for a wrong, used or expired
+// link.
+func (u *User) Unlock(tokenHash string, now time.Time) error {
+	if err := u.unlockLink.redeem(tokenHash, now); err != nil {
+		return err
+	}
+	u.record(u, UserUnlocked{At: now, How: "link"})
+	return nil
+}
+
+// UnlockWithSecondFactor lifts a lock at a login that passed the password and a two-factor
+// code: together they are the owner, whom a lock that anyone can start must not keep out.
+func (u *User) UnlockWithSecondFactor(now time.Time) {
+	if u.check(now) != nil {
+		u.record(u, UserUnlocked{At: now, How: "totp"})
+	}
 }
 
 // SucceedLogin records a login that passed every check, for the given session and tenant, with

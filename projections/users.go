@@ -33,6 +33,7 @@ func (p Users) Handles() []string {
 		domain.UserVerified{}.EventType(),
 		domain.UserLoginSucceeded{}.EventType(),
 		domain.UserLocked{}.EventType(),
+		domain.UserUnlocked{}.EventType(),
 		domain.UserPasswordChanged{}.EventType(),
 		domain.UserSuperAdminGranted{}.EventType(),
 		domain.UserTOTPEnabled{}.EventType(),
@@ -98,6 +99,8 @@ func (p Users) apply(ctx context.Context, tx *sql.Tx, table string, env eventsto
 		set, args = "last_login_at = ?", []any{dbTime(env.RecordedAt)}
 	case domain.UserLocked:
 		set, args = "locked_until = ?", []any{dbTime(e.Until)}
+	case domain.UserUnlocked:
+		set = "locked_until = NULL"
 	case domain.UserPasswordChanged:
 		// A new password lifts a lockout, as in domain.User: the reset link reached the owner, or
 		// the owner was signed in to change it.

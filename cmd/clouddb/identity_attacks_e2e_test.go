@@ -5,11 +5,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/pquerna/otp/totp"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/clouddbmanager/clouddb/domain"
@@ -210,4 +212,104 @@ func TestE2EInvitationsAreNoMailRelay(t *testing.T) {
 	env.clock.Advance(24 * time.Hour)
 	spammer.c = spammer.c.with(spammer.c.login(spammer.email, spammer.password, spammer.tenantID).access)
 	invite(spammer, uniqueEmail("next-day")).expect(t, 201, "")
+}
+
+// lockOut is an attacker locking email with five wrong passwords from five addresses; it returns
+// the fifth answer.
+func lockOut(env *e2eEnv, email string) *e2eResponse {
+	var r *e2eResponse
+	for i := 1; i <= domain.MaxLoginFailures; i++ {
+		r = env.client(fmt.Sprintf("127.0.0.%d", 70+i)).do("POST", "/auth/login", map[string]any{"email": email, "password": fmt.Sprintf("Wrong-Guess-%d!", i)})
+	}
+	return r
+}
+
+// unlocks returns how each user.unlocked.v1 of the user's stream says the lock was lifted.
+func unlocks(t *testing.T, env *e2eEnv, user string) []string {
+	t.Helper()
+	rows, err := openEventsDB(t, env.dsn).Query(`SELECT JSON_VALUE(payload, '$.how') FROM events
+		WHERE event_type = 'user.unlocked.v1' AND stream_id = ? ORDER BY position`, "user-"+user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var how []string
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			t.Fatal(err)
+		}
+		how = append(how, h)
+	}
+	return how
+}
+
+// Item 16: anyone can lock any account — the super admin's too — with five wrong passwords from
+// five addresses, but the lock keeps out guesses, not the owner: the owner follows the unlock link
+// mailed when it started and logs in with the password. The attacker's further guesses get 423,
+// and do not stretch the lock.
+func TestE2EALockDoesNotKeepTheOwnerOut(t *testing.T) {
+	email, password := uniqueEmail("root"), strongPassword()
+	env := startE2E(t, e2eOptions{BootstrapEmail: email, BootstrapPassword: password})
+	owner := env.client("127.0.0.1")
+	attacker := env.client("127.0.0.66")
+
+	assertRetryAfter(t, lockOut(env, email).expect(t, 423, "account_locked"), 890, 900)
+	// The right password alone is answered like a guess: the lock must not tell that it hit.
+	owner.do("POST", "/auth/login", map[string]any{"email": email, "password": password}).expect(t, 423, "account_locked")
+	m := env.waitMail(email, "locked")
+
+	env.clock.Advance(10 * time.Minute)
+	for i := 0; i < 3; i++ {
+		r := attacker.do("POST", "/auth/login", map[string]any{"email": email, "password": fmt.Sprintf("Wrong-Again-%d!", i)}).expect(t, 423, "account_locked")
+		assertRetryAfter(t, r, 290, 300) // the lock's end stays where it was
+	}
+
+	owner.do("POST", "/auth/unlock", map[string]any{"token": m.token}).expect(t, 204, "")
+	s := owner.login(email, password, "")
+	owner.with(s.access).do("GET", "/me", nil).expect(t, 200, "")
+	owner.do("POST", "/auth/unlock", map[string]any{"token": m.token}).expect(t, 410, "expired")
+	if how := unlocks(t, env, s.resp.str("user.id")); len(how) != 1 || how[0] != "link" {
+		t.Errorf("user.unlocked.v1 recorded %v, want [link]", how)
+	}
+	if n := env.mailsTo(email); n != 1 {
+		t.Errorf("%d mails to the owner, want the one unlock link", n)
+	}
+
+	// An address without an account locks alike, and mails nobody.
+	nobody := uniqueEmail("nobody")
+	lockOut(env, nobody).expect(t, 423, "account_locked")
+	attacker.do("POST", "/auth/login", map[string]any{"email": nobody, "password": password}).expect(t, 423, "account_locked")
+}
+
+// Item 16: an owner with two factors logs in during a lock with the password and a code, which
+// lifts the lock; the password alone, or with a wrong code, is still refused like a guess.
+func TestE2ETwoFactorOwnerLogsInDuringALock(t *testing.T) {
+	env := startE2E(t, e2eOptions{})
+	owner := env.client("127.0.0.1")
+	email, password := uniqueEmail("twofactor"), strongPassword()
+	owner.signUp(email, "Two Factor", password)
+	me := owner.with(owner.login(email, password, "").access)
+	secret := me.do("POST", "/me/totp/setup", nil).expect(t, 200, "").str("secret")
+	env.secret(secret, "TOTP secret")
+	code := func() string {
+		c, err := totp.GenerateCode(secret, env.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	me.do("POST", "/me/totp/enable", map[string]any{"code": code()}).expect(t, 200, "")
+
+	lockOut(env, email).expect(t, 423, "account_locked")
+	env.clock.Advance(time.Minute) // a new time step: a code is never accepted twice
+	owner.do("POST", "/auth/login", map[string]any{"email": email, "password": password}).expect(t, 423, "account_locked")
+	owner.do("POST", "/auth/login", map[string]any{"email": email, "password": password, "totp_code": "000000"}).expect(t, 423, "account_locked")
+	owner.do("POST", "/auth/login", map[string]any{"email": email, "password": "Wrong-Guess-9!", "totp_code": code()}).expect(t, 423, "account_locked")
+	s := owner.login2FA(email, password, code())
+	if how := unlocks(t, env, s.resp.str("user.id")); len(how) != 1 || how[0] != "totp" {
+		t.Errorf("user.unlocked.v1 recorded %v, want [totp]", how)
+	}
+	// The lock is lifted: a guess is a guess again, not a 423.
+	env.client("127.0.0.66").do("POST", "/auth/login", map[string]any{"email": email, "password": "Wrong-Guess-10!"}).expect(t, 401, "invalid_credentials")
 }
