@@ -2,6 +2,8 @@ package activity_test
 
 import (
 	"context"
+	"database/sql"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,5 +103,20 @@ func TestRecordingPrunesActivityPastRetention(t *testing.T) {
 	}
 	if past, _ := kept(); past != 1 {
 		t.Fatalf("recording within the hour pruned: %d rows past retention, want 1", past)
+	}
+}
+
+// TestPruneFindsOldRowsByIndex: the prune's DELETE can read the rows past retention from an index
+// on last_seen_at instead of scanning every session's row (migrations/0010).
+func TestPruneFindsOldRowsByIndex(t *testing.T) {
+	db := testdb.New(t)
+	var id, selectType, table, kind, possibleKeys, key, keyLen, ref, rows, extra sql.NullString
+	// The cutoff is written out: EXPLAIN of a statement prepared with a placeholder names no keys.
+	if err := db.QueryRow(`EXPLAIN DELETE FROM session_activity WHERE last_seen_at < '2026-03-01 09:00:00' LIMIT 1000`).
+		Scan(&id, &selectType, &table, &kind, &possibleKeys, &key, &keyLen, &ref, &rows, &extra); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(possibleKeys.String, "session_activity_last_seen") {
+		t.Fatalf("the prune's DELETE can use keys %q, want session_activity_last_seen", possibleKeys.String)
 	}
 }
