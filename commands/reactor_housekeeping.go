@@ -16,10 +16,13 @@ const housekeepingRoundLimit = 5 * time.Minute
 // quotas and stops idle databases every interval until ctx ends.
 func (h *Databases) RunHousekeeping(ctx context.Context, interval time.Duration) {
 	runRounds(ctx, h.log, "housekeeping", within(housekeepingRoundLimit, func(ctx context.Context) (int, error) {
+		started := time.Now()
 		reconnectErr := h.fleet.Reconnect(ctx)
-		_, sampleErr := h.SampleStorage(ctx)
-		_, enforceErr := h.EnforceStorage(ctx)
-		_, stopErr := h.StopIdle(ctx)
+		measured, sampleErr := h.SampleStorage(ctx)
+		restricted, enforceErr := h.EnforceStorage(ctx)
+		stopped, stopErr := h.StopIdle(ctx)
+		h.log.Debug("housekeeping round done", "storage_changed", measured, "restrictions_changed", restricted,
+			"stopped", stopped, "took_ms", time.Since(started).Milliseconds())
 		return 0, errors.Join(reconnectErr, sampleErr, enforceErr, stopErr)
 	}), nil, interval)
 }

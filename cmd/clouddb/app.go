@@ -242,7 +242,7 @@ func (a *App) Serve(ctx context.Context) error {
 	}()
 	go func() {
 		defer a.workDone.Done()
-		a.Databases.RunHousekeeping(work, 30*time.Second)
+		a.Databases.RunHousekeeping(work, a.Config.HousekeepingInterval)
 	}()
 	go func() {
 		defer a.workDone.Done()

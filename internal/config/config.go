@@ -73,6 +73,10 @@ type Config struct {
 	// (internal/leases): what a dead process left (query intents, running Idempotency-Keys) is
 	// resolved that long after it died, and the query-outcome reconciler looks that often.
 	LeaseTTL time.Duration
+	// HousekeepingInterval is how often the process measures every database's storage, enforces
+	// the storage quotas, stops idle databases and reconnects sandbox servers that were down
+	// (databases written to are measured within seconds regardless).
+	HousekeepingInterval time.Duration
 	// JWTSecret and SecretKey come from the environment or are generated once into the data dir
 	// by LoadKeys.
 	JWTSecret []byte
@@ -248,6 +252,12 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		fail("CLOUDDB_LEASE_TTL", "%q must be a duration from 1s to 10m", leaseText)
 	} else {
 		c.LeaseTTL = d
+	}
+	housekeepingText := get("CLOUDDB_HOUSEKEEPING_INTERVAL", "30s")
+	if d, err := time.ParseDuration(housekeepingText); err != nil || d < time.Second || d > 24*time.Hour {
+		fail("CLOUDDB_HOUSEKEEPING_INTERVAL", "%q must be a duration from 1s to 24h", housekeepingText)
+	} else {
+		c.HousekeepingInterval = d
 	}
 	if v := getenv("CLOUDDB_JWT_SECRET"); v != "" {
 		if len(v) < 32 {

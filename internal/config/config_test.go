@@ -183,3 +183,21 @@ func TestLeaseTTL(t *testing.T) {
 		}
 	}
 }
+
+func TestHousekeepingInterval(t *testing.T) {
+	c, err := FromEnv(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HousekeepingInterval != 30*time.Second {
+		t.Fatalf("default housekeeping interval %v, want 30s", c.HousekeepingInterval)
+	}
+	if c, err = FromEnv(env(map[string]string{"CLOUDDB_HOUSEKEEPING_INTERVAL": "5m"})); err != nil || c.HousekeepingInterval != 5*time.Minute {
+		t.Fatalf("housekeeping interval 5m: %v, %v", c.HousekeepingInterval, err)
+	}
+	for _, bad := range []string{"100ms", "25h", "hourly"} {
+		if _, err := FromEnv(env(map[string]string{"CLOUDDB_HOUSEKEEPING_INTERVAL": bad})); err == nil || !strings.Contains(err.Error(), "CLOUDDB_HOUSEKEEPING_INTERVAL") {
+			t.Errorf("housekeeping interval %q was accepted: %v", bad, err)
+		}
+	}
+}
