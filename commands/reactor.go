@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"log/slog"
 	"time"
 )
@@ -26,29 +27,53 @@ type WorkQueue interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
+// ErrWorkWaits ends a round that left work it cannot do yet (its sandbox server does not answer):
+// runRounds looks again after waitingRetry instead of its idle poll.
+var ErrWorkWaits = errors.New("work waits for its server")
+
+// waitingRetry is how soon a round that left work waiting runs again.
+const waitingRetry = time.Second
+
 // runRounds calls round until ctx ends: again at once after a round that handled something (there
-// may be more), otherwise when wake fires (nil: never) or poll has passed. A failed round is logged
-// and retried after poll.
+// may be more), otherwise when wake fires (nil: never) or poll has passed; wake is taken before
+// the round, so what it signals during the round is not missed. A failed round is logged and
+// retried after poll; a round that left work waiting (ErrWorkWaits), after waitingRetry.
 func runRounds(ctx context.Context, log *slog.Logger, what string, round func(context.Context) (int, error), wake func() <-chan struct{}, poll time.Duration) {
 	for {
-		n, err := round(ctx)
-		if err != nil && ctx.Err() == nil {
-			log.Error(what+" failed, retrying", "err", err)
-		}
-		if n > 0 && err == nil {
-			continue
-		}
 		var woken <-chan struct{}
 		if wake != nil {
 			woken = wake()
 		}
-		select {
-		case <-ctx.Done():
+		n, err := round(ctx)
+		waits := errors.Is(err, ErrWorkWaits)
+		if err != nil && !waits && ctx.Err() == nil {
+			log.Error(what+" failed, retrying", "err", err)
+		}
+		if n > 0 && (err == nil || waits) {
+			continue
+		}
+		next := poll
+		if waits {
+			next = min(poll, waitingRetry)
+		}
+		if !pause(ctx, next, woken, nil) {
 			return
-		case <-woken:
-		case <-time.After(poll):
 		}
 	}
+}
+
+// pause waits until woken or also fires (nil: never) or d has passed; false when ctx ended first.
+func pause(ctx context.Context, d time.Duration, woken, also <-chan struct{}) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-woken:
+	case <-also:
+	case <-timer.C:
+	}
+	return true
 }
 
 // within bounds a round by limit: every call it makes to RDS-A, RDS-B or a mail server ends by

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,24 +49,28 @@ var errTemplateTooLong = errors.New("the schema template ran longer than it may 
 func provisioningLeaseKey(tenant domain.TenantID) string { return "provision:" + string(tenant) }
 
 // ProvisionDue provisions the databases waiting in the read model, up to a batch, and returns how
-// many it handled. Each is taken with its tenant's work lease, so workers and processes share the
+// many it handled, with ErrWorkWaits when one of them waits for its server to answer. Each is taken with its tenant's work lease, so workers and processes share the
 // work without doing any twice at once and a tenant's databases are provisioned one at a time;
 // provisioning itself is idempotent, so a crash at any step is resumed by the next attempt once
 // the lease has expired.
 func (h *Databases) ProvisionDue(ctx context.Context) (int, error) {
 	handled := 0
-	var seen []any // taken this round: provisioned (the read model may lag) or waiting for its server
+	var waits error // ErrWorkWaits once a database waits for its server
+	var seen []any  // taken this round: provisioned (the read model may lag) or waiting for its server
 	for range 10 {
 		id, changed, err := h.provisionNext(ctx, seen)
-		if err != nil || id == "" {
-			return handled, err
+		switch {
+		case errors.Is(err, ErrWorkWaits):
+			waits = err
+		case err != nil || id == "":
+			return handled, cmp.Or(err, waits)
 		}
 		seen = append(seen, string(id))
 		if changed {
 			handled++
 		}
 	}
-	return handled, nil
+	return handled, waits
 }
 
 // provisionNext provisions the oldest waiting database not in seen whose tenant has no
@@ -92,10 +97,10 @@ func (h *Databases) provisionNext(ctx context.Context, seen []any) (id domain.Da
 		if releaseErr := lease.release(ctx); releaseErr != nil {
 			h.log.Warn("provisioning lease not released; it expires", "database_id", c.id, "err", releaseErr)
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrWorkWaits) {
 			return c.id, false, fmt.Errorf("provision %s: %w", c.id, err)
 		}
-		return c.id, changed, nil
+		return c.id, changed, err
 	}
 	return "", false, nil
 }
@@ -135,7 +140,8 @@ func (h *Databases) provisionLeased(ctx context.Context, lease *workLease, id do
 }
 
 // provision creates one database on its server and records the outcome; changed is false when
-// there was nothing to do (the read model lags) or the server does not answer (it waits).
+// there was nothing to do (the read model lags), and err ErrWorkWaits when the server does not
+// answer (the database waits for it until provisioningDeadline).
 func (h *Databases) provision(ctx context.Context, id domain.DatabaseID) (changed bool, err error) {
 	database, tenant, err := h.loadForProvisioning(ctx, id)
 	if err != nil || database.State() != domain.StateProvisioning { // else the read model lags behind the database's stream
@@ -162,7 +168,7 @@ func (h *Databases) provision(ctx context.Context, id domain.DatabaseID) (change
 		return true, err
 	case errors.Is(err, domain.ErrUnavailable) && h.now().Sub(req.At) < provisioningDeadline:
 		h.log.Warn("sandbox server unavailable, provisioning waits", "database_id", id, "server", req.Server, "err", err)
-		return false, nil
+		return false, ErrWorkWaits
 	}
 	h.log.Error("provisioning failed; the quota is released", "database_id", id, "server", req.Server, "err", err)
 	return true, h.failProvisioning(record, database, err)

@@ -325,14 +325,15 @@ func (h *Databases) RunReconciler(ctx context.Context, tail LogTail, wake func()
 	after, err := head()
 	for err != nil && ctx.Err() == nil { // the management database is away: the full pass waits for it too
 		h.log.Warn("reconciler: reading the log's head failed, retrying", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(poll):
-		}
+		pause(ctx, poll, nil, nil)
 		after, err = head()
 	}
 	nextFull := time.Now()
 	for ctx.Err() == nil {
+		var woken <-chan struct{} // taken before the tail is read: an append meanwhile is not missed
+		if wake != nil {
+			woken = wake()
+		}
 		if !time.Now().Before(nextFull) {
 			if _, err := h.ReconcileAll(ctx); err != nil && ctx.Err() == nil {
 				h.log.Error("reconciler: full pass failed", "err", err)
@@ -368,15 +369,6 @@ func (h *Databases) RunReconciler(ctx context.Context, tail LogTail, wake func()
 		if len(envs) == 500 {
 			continue
 		}
-		var woken <-chan struct{}
-		if wake != nil {
-			woken = wake()
-		}
-		select {
-		case <-ctx.Done():
-		case <-woken:
-		case <-h.reconciler.wake:
-		case <-time.After(min(poll, time.Until(nextFull))):
-		}
+		pause(ctx, min(poll, time.Until(nextFull)), woken, h.reconciler.wake)
 	}
 }

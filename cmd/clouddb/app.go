@@ -212,6 +212,12 @@ func (a *App) mailSender() mail.Sender {
 	return mail.NewSMTP(mail.SMTPConfig{Addr: a.Config.SMTPAddr, From: a.Config.SMTPFrom, User: a.Config.SMTPUser, Password: a.Config.SMTPPassword})
 }
 
+// idlePoll is how often the reactors woken by a read model's advance (provisioning, mail, the
+// reconciler's tail) look at their work with nothing waking them: for what only time makes due (a
+// mail's next attempt, a dead worker's expired lease). Every append they react to, this process's
+// or another's, advances their read model here and wakes them at once.
+const idlePoll = 10 * time.Second
+
 // Serve starts the projections and the HTTP API on Config.HTTPAddr, and returns once it listens.
 func (a *App) Serve(ctx context.Context) error {
 	if err := a.Lease.Take(ctx); err != nil {
@@ -250,7 +256,7 @@ func (a *App) Serve(ctx context.Context) error {
 	}()
 	go func() {
 		defer a.workDone.Done()
-		a.Databases.RunProvisioning(work, a.Config.ProvisioningWorkers, func() <-chan struct{} { return a.Projections.Advanced("databases") }, time.Second)
+		a.Databases.RunProvisioning(work, a.Config.ProvisioningWorkers, func() <-chan struct{} { return a.Projections.Advanced("databases") }, idlePoll)
 	}()
 	go func() {
 		defer a.workDone.Done()
@@ -258,11 +264,11 @@ func (a *App) Serve(ctx context.Context) error {
 	}()
 	go func() {
 		defer a.workDone.Done()
-		a.Databases.RunReconciler(work, a.Store, func() <-chan struct{} { return a.Projections.Advanced("tenants") }, time.Minute, time.Second)
+		a.Databases.RunReconciler(work, a.Store, func() <-chan struct{} { return a.Projections.Advanced("tenants") }, time.Minute, idlePoll)
 	}()
 	go func() {
 		defer a.workDone.Done()
-		a.Mail.Run(work, func() <-chan struct{} { return a.Projections.Advanced("mail_deliveries") }, time.Second)
+		a.Mail.Run(work, func() <-chan struct{} { return a.Projections.Advanced("mail_deliveries") }, idlePoll)
 	}()
 	handler := api.New(api.Config{
 		Logger:      a.Log,
