@@ -281,36 +281,37 @@ func isJSONNumber(v []byte) bool {
 	case i < len(v) && v[i] == '0':
 		i++
 	case i < len(v) && v[i] >= '1' && v[i] <= '9':
-		for i < len(v) && v[i] >= '0' && v[i] <= '9' {
-			i++
-		}
+		i = pastDigits(v, i)
 	default:
 		return false
 	}
 	if i < len(v) && v[i] == '.' {
-		i++
-		start := i
-		for i < len(v) && v[i] >= '0' && v[i] <= '9' {
-			i++
-		}
-		if i == start {
+		end := pastDigits(v, i+1)
+		if end == i+1 {
 			return false
 		}
+		i = end
 	}
 	if i < len(v) && (v[i] == 'e' || v[i] == 'E') {
 		i++
 		if i < len(v) && (v[i] == '+' || v[i] == '-') {
 			i++
 		}
-		start := i
-		for i < len(v) && v[i] >= '0' && v[i] <= '9' {
-			i++
-		}
-		if i == start {
+		end := pastDigits(v, i)
+		if end == i {
 			return false
 		}
+		i = end
 	}
 	return i == len(v)
+}
+
+// pastDigits returns the index of the first byte of v from i on that is not a decimal digit.
+func pastDigits(v []byte, i int) int {
+	for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+		i++
+	}
+	return i
 }
 
 // appendBase64 appends v as a JSON string in standard, padded base64.
