@@ -166,38 +166,32 @@ func TestShutdownDrain(t *testing.T) {
 	}
 }
 
-func TestLeaseTTL(t *testing.T) {
-	c, err := FromEnv(env(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.LeaseTTL != 30*time.Second {
-		t.Fatalf("default lease TTL %v, want 30s", c.LeaseTTL)
-	}
-	if c, err = FromEnv(env(map[string]string{"CLOUDDB_LEASE_TTL": "2s"})); err != nil || c.LeaseTTL != 2*time.Second {
-		t.Fatalf("lease TTL 2s: %v, %v", c.LeaseTTL, err)
-	}
-	for _, bad := range []string{"500ms", "1h", "never"} {
-		if _, err := FromEnv(env(map[string]string{"CLOUDDB_LEASE_TTL": bad})); err == nil || !strings.Contains(err.Error(), "CLOUDDB_LEASE_TTL") {
-			t.Errorf("lease TTL %q was accepted: %v", bad, err)
-		}
-	}
-}
-
-func TestHousekeepingInterval(t *testing.T) {
-	c, err := FromEnv(env(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.HousekeepingInterval != 30*time.Second {
-		t.Fatalf("default housekeeping interval %v, want 30s", c.HousekeepingInterval)
-	}
-	if c, err = FromEnv(env(map[string]string{"CLOUDDB_HOUSEKEEPING_INTERVAL": "5m"})); err != nil || c.HousekeepingInterval != 5*time.Minute {
-		t.Fatalf("housekeeping interval 5m: %v, %v", c.HousekeepingInterval, err)
-	}
-	for _, bad := range []string{"100ms", "25h", "hourly"} {
-		if _, err := FromEnv(env(map[string]string{"CLOUDDB_HOUSEKEEPING_INTERVAL": bad})); err == nil || !strings.Contains(err.Error(), "CLOUDDB_HOUSEKEEPING_INTERVAL") {
-			t.Errorf("housekeeping interval %q was accepted: %v", bad, err)
-		}
+// Durations with bounds: the default, a value within them, and values refused naming the variable.
+func TestBoundedDurations(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		of        func(Config) time.Duration
+		byDefault time.Duration
+		good      string
+		goodIs    time.Duration
+		bad       []string
+	}{
+		{"CLOUDDB_LEASE_TTL", func(c Config) time.Duration { return c.LeaseTTL }, 30 * time.Second, "2s", 2 * time.Second, []string{"500ms", "1h", "never"}},
+		{"CLOUDDB_HOUSEKEEPING_INTERVAL", func(c Config) time.Duration { return c.HousekeepingInterval }, 30 * time.Second, "5m", 5 * time.Minute, []string{"100ms", "25h", "hourly"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := FromEnv(env(nil))
+			if err != nil || tt.of(c) != tt.byDefault {
+				t.Fatalf("default %v, %v; want %v", tt.of(c), err, tt.byDefault)
+			}
+			if c, err = FromEnv(env(map[string]string{tt.name: tt.good})); err != nil || tt.of(c) != tt.goodIs {
+				t.Fatalf("%s: %v, %v; want %v", tt.good, tt.of(c), err, tt.goodIs)
+			}
+			for _, bad := range tt.bad {
+				if _, err := FromEnv(env(map[string]string{tt.name: bad})); err == nil || !strings.Contains(err.Error(), tt.name) {
+					t.Errorf("%q was accepted: %v", bad, err)
+				}
+			}
+		})
 	}
 }
