@@ -300,7 +300,7 @@ func checkAssignment(sql string, a []token, inRoutine bool) (stop bool, d *Denie
 
 func charsetCheck(sql string, toks []token, i int) *Denied {
 	if !safeCharsetAt(sql, toks, i) {
-		return deny("session_settings", "only utf8mb4, utf8, latin1 and ascii may be set as character set")
+		return deny("session_settings", "only utf8mb4, utf8 and ascii may be set as character set")
 	}
 	return nil
 }

@@ -113,6 +113,23 @@ func TestClassifyBoundary(t *testing.T) {
 		{"SELECT * FROM performance_schema.threads", "other_schema"},
 		{"SELECT * FROM mysql.global_priv", "other_schema"},
 		{"SELECT @@version, @@session.sql_mode, @@autocommit", ""},
+		// Comments MariaDB reads where the checker would see a string (redteam, "--" + DEL): the
+		// lexer agrees with the server byte for byte (TestLexAgreesWithMariaDB) and refuses what
+		// it cannot be sure of.
+		{"SELECT 1 --\x7f '\n, (SELECT GROUP_CONCAT(VARIABLE_NAME) FROM information_schema.GLOBAL_VARIABLES) LIMIT ROWS EXAMINED 100000000\n-- '", "other_schema"},
+		{"CREATE TABLE dd11 (a INT) --\x7f '\nDATA DIRECTORY \"/tmp\"\n-- '", "file_access"},
+		{"SELECT 1 --\x7f '\n, GET_LOCK('clouddb.rebuild.users', 0) LIMIT ROWS EXAMINED 1\n-- '", "server_function"},
+		{"SELECT 1 --\x7f '\n; SELECT @@hostname\n-- '", "multiple_statements"},
+		{"SET STATEMENT time_zone='+00:00' --\x7f '\n, max_statement_time=0\n-- '\nFOR SELECT SLEEP(35)", "session_settings"},
+		{"SELECT 1 --\x01 '\n, @@datadir\n-- '", "server_information"},
+		{"SELECT 1 --\u00a0'\n, @@datadir -- '", "unparsable"},
+		{"SELECT 1 \x7f", "unparsable"},
+		{"SELECT 1 --\x7f", ""},
+		{"SELECT 1 --x", ""},
+		{"SELECT 1--1", ""},
+		{"SET NAMES latin1", "session_settings"},
+		{"SET character_set_client = latin1", "session_settings"},
+		{"SET NAMES utf8mb4", ""},
 	}
 	for _, tt := range tests {
 		_, err := Classify(tt.sql, "tenant_42")

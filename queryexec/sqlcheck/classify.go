@@ -894,9 +894,11 @@ func classifySet(sql string, c Classification, toks []token, schema string) (Cla
 }
 
 // safeCharsets may be chosen as client character set: they cannot make a
-// backslash or quote byte part of a multi-byte character.
+// backslash or quote byte part of a multi-byte character, and MariaDB's lexer
+// finds the same spaces and comments in UTF-8 text under them as under utf8mb4.
+// Not latin1: there the byte 0xa0 (inside many UTF-8 characters) is a space.
 var safeCharsets = map[string]bool{
-	"UTF8": true, "UTF8MB3": true, "UTF8MB4": true, "LATIN1": true, "ASCII": true, "BINARY": true, "DEFAULT": true,
+	"UTF8": true, "UTF8MB3": true, "UTF8MB4": true, "ASCII": true, "BINARY": true, "DEFAULT": true,
 }
 
 // safeCharsetAt checks the value following toks[i] (skipping '=' and ':=').

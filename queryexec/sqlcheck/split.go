@@ -36,12 +36,21 @@ func isWordByte(c byte) bool {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
+// startsDashComment reports whether the byte after "--" makes it a comment. MariaDB's lexer asks
+// my_isspace or my_iscntrl of the client character set: for utf8mb4, utf8, ascii and binary that
+// is 0x01-0x20 and DEL (0x7f); latin1 adds 0xa0, which valid UTF-8 never puts after "-" (and
+// latin1 is refused as client character set). TestLexAgreesWithMariaDB asks the server for all
+// 256 bytes.
+func startsDashComment(b byte) bool { return (b > 0 && b <= 0x20) || b == 0x7f }
+
 // lex tokenizes sql the way MySQL/MariaDB do for the purpose of finding
 // statement boundaries, keywords and identifiers: comments (# ..., -- ...
-// where "--" must be followed by whitespace or a control character, /* */)
+// where "--" must be followed by what startsDashComment says, /* */)
 // are skipped, strings ('...', "...") honour backslash escapes and doubled
 // quotes, `identifiers` honour doubled backticks. It returns a *Denied
-// with reason "unparsable" for an unterminated string, identifier or comment.
+// with reason "unparsable" for an unterminated string, identifier or comment, and for what it
+// cannot be sure MariaDB reads the same way: "--" followed by a non-ASCII byte, and control
+// characters outside strings, quoted identifiers and comments (MariaDB refuses them there).
 func lex(sql string) (lexResult, error) {
 	res := lexResult{execCmt: -1, toks: make([]token, 0, 16+len(sql)/6)}
 	n := len(sql)
@@ -55,10 +64,14 @@ func lex(sql string) (lexResult, error) {
 			for i < n && sql[i] != '\n' {
 				i++
 			}
-		case c == '-' && i+1 < n && sql[i+1] == '-' && (i+2 == n || sql[i+2] <= ' '):
+		case c == '-' && i+1 < n && sql[i+1] == '-' && (i+2 == n || startsDashComment(sql[i+2])):
 			for i < n && sql[i] != '\n' {
 				i++
 			}
+		case c == '-' && i+2 < n && sql[i+1] == '-' && sql[i+2] >= 0x80:
+			return res, deny("unparsable", "\"--\" followed by a non-ASCII character (offset %d): whether it starts a comment depends on the character set", i)
+		case c < ' ' || c == 0x7f:
+			return res, deny("unparsable", "control character 0x%02x outside a string (offset %d)", c, i)
 		case c == '/' && i+1 < n && sql[i+1] == '*':
 			if res.execCmt < 0 && i+2 < n && (sql[i+2] == '!' ||
 				((sql[i+2] == 'M' || sql[i+2] == 'm') && i+3 < n && sql[i+3] == '!')) {
