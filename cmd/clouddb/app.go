@@ -214,8 +214,9 @@ func (a *App) mailSender() mail.Sender {
 
 // idlePoll is how often the reactors woken by a read model's advance (provisioning, mail, the
 // reconciler's tail) look at their work with nothing waking them: for what only time makes due (a
-// mail's next attempt, a dead worker's expired lease). Every append they react to, this process's
-// or another's, advances their read model here and wakes them at once.
+// mail's next attempt, a dead worker's expired lease). Every append they react to advances their
+// read model here and wakes them: at once for this process's appends, within the projections'
+// head read (200 ms) for another's.
 const idlePoll = 10 * time.Second
 
 // Serve starts the projections and the HTTP API on Config.HTTPAddr, and returns once it listens.
