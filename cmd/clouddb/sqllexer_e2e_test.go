@@ -14,7 +14,8 @@ import (
 // The red team's second round on the SQL boundary (issue 10, items 6, 11, 13, 14), over the API of
 // a started server whose sandbox is the management server: "--" followed by DEL is a comment to
 // MariaDB, where the checker used to see the start of a string, so what followed on the next line
-// ran unchecked (server variables, DATA DIRECTORY, GET_LOCK).
+// ran unchecked (server variables, DATA DIRECTORY, GET_LOCK); backquoted built-in names escaped
+// the function denylist.
 func TestE2ESQLLexerAttacks(t *testing.T) {
 	env, prefix := startDatabaseE2E(t, dbEnvOptions{})
 	owner := newTenantAdmin(env, "127.0.0.1", "Lexer Corp")
@@ -34,6 +35,11 @@ func TestE2ESQLLexerAttacks(t *testing.T) {
 	refused("SELECT 1 --\x7f '\n, (SELECT GROUP_CONCAT(VARIABLE_NAME, '=', VARIABLE_VALUE) FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME LIKE '%DIR%') LIMIT ROWS EXAMINED 100000000\n-- '", "other_schema")
 	refused("CREATE TABLE dd11 (a INT) --\x7f '\nDATA DIRECTORY \"/tmp\"\n-- '", "file_access")
 	refused("SELECT 1 --\x7f '\n, GET_LOCK('"+lockName+"', 0) LIMIT ROWS EXAMINED 100000000\n-- '", "server_function")
+	// MariaDB resolves a backquoted built-in name as the built-in.
+	refused("SELECT `GET_LOCK`('"+lockName+"', 0)", "server_function")
+	refused("SHOW TABLES WHERE 0 OR `GET_LOCK`('"+lockName+"', 0)", "server_function")
+	refused("SELECT `IS_USED_LOCK`('"+lockName+"')", "server_function")
+	refused("SELECT @@`datadir`", "server_information")
 
 	var tables int
 	if err := admin.QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'dd11'", schema).Scan(&tables); err != nil || tables != 0 {

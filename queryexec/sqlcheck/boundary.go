@@ -125,7 +125,7 @@ func systemVar(up string) (name string, global, ok bool) {
 }
 
 // boundaryChecks refuses, anywhere in a statement (subqueries, view and routine bodies, default
-// expressions included): calls of serverFunctions, reads of system variables other than
+// expressions included): calls of serverFunctions (bare or backquoted names), reads of system variables other than
 // readableVars (assignments are classifySet's), DATA/INDEX DIRECTORY, and in CREATE and ALTER
 // statements storage engines other than tableEngines and the CONNECTION table option.
 func boundaryChecks(sql string, toks []token) *Denied {
@@ -152,10 +152,14 @@ func boundaryChecks(sql string, toks []token) *Denied {
 			case !readableVars[name]:
 				return deny("server_information", "@@%s describes the server, not this database", strings.ToLower(name))
 			}
+		case tkQuoted:
+			if name := strings.ToUpper(t.up); serverFunctions[name] && isPunctAt(toks, i+1, '(') {
+				return denyServerFunction(name)
+			}
 		case tkWord:
 			switch {
 			case serverFunctions[t.up] && isPunctAt(toks, i+1, '('):
-				return deny("server_function", "%s() is not allowed: it reaches beyond this database (user-level locks and replication state are the server's)", t.up)
+				return denyServerFunction(t.up)
 			case t.up == "DIRECTORY" && (w.is(i-1, "DATA") || w.is(i-1, "INDEX")) && i+1 < len(toks) && (isPunctAt(toks, i+1, '=') || toks[i+1].kind == tkString):
 				return deny("file_access", "%s DIRECTORY is not allowed: a table's files stay in the server's data directory", toks[i-1].up)
 			case (verb == "CREATE" || verb == "ALTER") && t.up == "ENGINE":
@@ -168,6 +172,13 @@ func boundaryChecks(sql string, toks []token) *Denied {
 		}
 	}
 	return nil
+}
+
+// denyServerFunction refuses a call of one of serverFunctions. MariaDB resolves a built-in
+// function's name written in backquotes (`GET_LOCK`(...)), with spaces or comments before the
+// parenthesis, as well as bare: the checks look at the name, not at how it is written.
+func denyServerFunction(name string) *Denied {
+	return deny("server_function", "%s() is not allowed: it reaches beyond this database (user-level locks and replication state are the server's)", name)
 }
 
 // checkEngine checks the storage engine named after the ENGINE at toks[i]. With "=", any engine

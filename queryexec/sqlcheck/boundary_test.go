@@ -31,7 +31,27 @@ func TestClassifyBoundary(t *testing.T) {
 		{"SELECT BINLOG_GTID_POS('log', 4)", "server_function"},
 		{"SELECT sys_exec('id')", "server_function"},
 		{"SELECT get_lock FROM t", ""}, // a column of that name
-		{"SELECT `get_lock`('x') FROM t", ""},
+		// Backquoted built-in names: MariaDB resolves them as the built-in (redteam).
+		{"SELECT `GET_LOCK`('clouddb.rebuild.users', 0)", "server_function"},
+		{"SELECT `get_lock`('x') FROM t", "server_function"},
+		{"SELECT `IS_USED_LOCK`('x')", "server_function"},
+		{"SELECT `MASTER_GTID_WAIT`('0-1-1', 1)", "server_function"},
+		{"SELECT `Release_All_Locks` ()", "server_function"},
+		{"SELECT `get_lock` /* c */ ('x', 0)", "server_function"},
+		{"SHOW TABLES WHERE 0 OR `GET_LOCK`('a', 0)", "server_function"},
+		{"SELECT `mysql`.`get_lock`('a', 0)", "server_function"},
+		{"SELECT `LOAD_FILE`('/etc/hostname')", "file_access"},
+		{"SELECT `load_file`('/etc/hostname') LIMIT ROWS EXAMINED 10", "file_access"},
+		{"SELECT `get_lock` FROM t", ""}, // a column of that name
+		{"SELECT @@`global`.`datadir`", "server_information"},
+		{"SELECT @@global.`datadir`", "unparsable"},
+		{"SELECT @@`datadir`", "server_information"},
+		{"SELECT @@session.`hostname`", "unparsable"},
+		{"SELECT @@`sql_mode`", ""},
+		{"SELECT * FROM `information_schema`.`GLOBAL_VARIABLES`", "other_schema"},
+		{"SELECT * FROM Information_Schema.global_status", "other_schema"},
+		{"SELECT * FROM `INFORMATION_SCHEMA` . PROCESSLIST", "other_schema"},
+		{"SHOW `VARIABLES`", "server_information"},
 		{"SELECT SLEEP(1)", ""},
 		{"SELECT BENCHMARK(10, MD5('x'))", ""},
 		// Sequences of other schemas.

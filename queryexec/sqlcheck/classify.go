@@ -235,6 +235,9 @@ func (w words) has(kw string) bool {
 // globalChecks refuses file access anywhere in the statement (outside strings).
 func globalChecks(toks []token) *Denied {
 	for i, t := range toks {
+		if t.kind == tkQuoted && strings.EqualFold(t.up, "LOAD_FILE") && isPunctAt(toks, i+1, '(') {
+			return deny("file_access", "LOAD_FILE() is not allowed") // MariaDB resolves `LOAD_FILE`(...) too
+		}
 		if t.kind != tkWord {
 			continue
 		}
