@@ -16,8 +16,8 @@ import (
 // cookieName is the browser session cookie carrying the access token.
 const cookieName = "clouddb_session"
 
-// access is who may call a route. The route table in routes.go gives every route one; this file
-// is the one place that decides it.
+// access is who may call a route. The route tables (MountIdentity, MountDatabases, MountQueries)
+// give every route one; this file is the one place that decides it.
 type access int
 
 const (
@@ -27,7 +27,21 @@ const (
 	developer
 	tenantAdmin
 	superAdmin
+
+	// levels is the role level of an access; the bits above it are what a route asks of the
+	// authentication itself.
+	levels access = 0xff
+	// interactive refuses API keys: a stolen key must not create tenants in its owner's name.
+	interactive access = 1 << 8
+	// confirmed is interactive and needs the session's password (and two-factor code) checked
+	// within domain.ReauthWindow: the changes of who belongs to or controls a tenant, which
+	// would outlast a stolen key or token, the owner's password reset and the key's revocation
+	// (docs/SECURITY.md "Control of a tenant").
+	confirmed access = 1<<9 | interactive
 )
+
+// level is the role level a route needs, without what it asks of the authentication.
+func (a access) level() access { return a & levels }
 
 // Principal is who is calling: the session's user, tenant and role.
 type Principal struct {
@@ -59,7 +73,7 @@ func (p Principal) role() domain.Role {
 // allows reports whether p may call a route of level a.
 func (p Principal) allows(a access) bool {
 	role := p.role()
-	switch a {
+	switch a.level() {
 	case public, authenticated:
 		return true
 	case member:
@@ -74,8 +88,8 @@ func (p Principal) allows(a access) bool {
 	return false
 }
 
-// guard authenticates the request (unless the route is public) and checks its access level
-// before calling h.
+// guard authenticates the request (unless the route is public) and checks its access level, and
+// what the route asks of the authentication, before calling h.
 func (s *Server) guard(a access, h http.HandlerFunc) http.HandlerFunc {
 	if a == public {
 		return h
@@ -88,15 +102,32 @@ func (s *Server) guard(a access, h http.HandlerFunc) http.HandlerFunc {
 		}
 		if !p.allows(a) {
 			err := domain.ErrForbidden
-			if a >= member && a < superAdmin && p.TenantID == "" {
+			if a.level() >= member && a.level() < superAdmin && p.TenantID == "" {
 				err = &Error{Status: http.StatusForbidden, Code: "forbidden",
 					Message: "This needs a tenant: log in to one of your tenants, or create one with POST /api/v1/tenants."}
 			}
 			s.writeError(w, r, err)
 			return
 		}
+		if err := s.confirmAuthentication(r.Context(), a, p); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	}
+}
+
+// confirmAuthentication refuses an API key on an interactive route (domain.ErrAPIKeyNotAllowed)
+// and, on a confirmed one, a session whose password was not checked recently
+// (domain.ErrReauthenticationRequired), by the same rule as the changes of credentials.
+func (s *Server) confirmAuthentication(ctx context.Context, a access, p Principal) error {
+	switch {
+	case a&confirmed == confirmed:
+		return s.identity.Commands.ConfirmRecentAuthentication(ctx, commands.Caller{User: p.UserID, Session: p.SessionID})
+	case a&interactive != 0 && p.APIKeyID != "":
+		return domain.ErrAPIKeyNotAllowed
+	}
+	return nil
 }
 
 // authenticate resolves the bearer token, or the session cookie (then a mutating request must

@@ -34,7 +34,7 @@ func (s *Server) MountDatabases(d DatabaseRoutes) {
 		{"DELETE", "/databases/{id}", developer, s.handleDeleteDatabase},
 		{"POST", "/databases/{id}/restore", developer, s.handleRestoreDatabase},
 		{"POST", "/databases/{id}/credentials/rotate", developer, s.handleRotateCredentials},
-		{"PUT", "/databases/{id}/owner", tenantAdmin, s.handleChangeDatabaseOwner},
+		{"PUT", "/databases/{id}/owner", tenantAdmin | confirmed, s.handleChangeDatabaseOwner},
 		{"GET", "/databases/{id}/schema", member, s.handleDatabaseSchema},
 	})
 }

@@ -57,19 +57,19 @@ func (s *Server) MountIdentity(id IdentityRoutes) {
 		{"GET", "/me/api-keys", authenticated, s.handleAPIKeys},
 		{"DELETE", "/me/api-keys/{id}", authenticated, s.handleRevokeAPIKey},
 		{"GET", "/plans", public, s.handlePlans},
-		{"POST", "/tenants", authenticated, s.handleCreateTenant},
+		{"POST", "/tenants", authenticated | interactive, s.handleCreateTenant},
 		{"GET", "/tenant", member, s.handleTenant},
 		{"PATCH", "/tenant/settings", tenantAdmin, s.handleTenantSettings},
-		{"POST", "/invitations", tenantAdmin, s.handleInvite},
+		{"POST", "/invitations", tenantAdmin | confirmed, s.handleInvite},
 		{"GET", "/invitations", tenantAdmin, s.handleInvitations},
 		{"DELETE", "/invitations/{id}", tenantAdmin, s.handleRevokeInvitation},
 		{"POST", "/invitations/accept", public, s.limited(limitRegister, s.handleAcceptInvitation)},
 		{"GET", "/roles", member, s.handleRoles},
 		{"GET", "/users", tenantAdmin, s.handleUsers},
-		{"PUT", "/users/{id}/role", tenantAdmin, s.handleChangeRole},
+		{"PUT", "/users/{id}/role", tenantAdmin | confirmed, s.handleChangeRole},
 		{"PUT", "/users/{id}/quota", tenantAdmin, s.handleSetSubQuota},
 		{"GET", "/admin/tenants", superAdmin, s.handleAdminTenants},
-		{"POST", "/admin/tenants", superAdmin, s.handleAdminCreateTenant},
+		{"POST", "/admin/tenants", superAdmin | interactive, s.handleAdminCreateTenant},
 		{"PUT", "/admin/tenants/{id}/plan", superAdmin, s.handleAdminPlan},
 		{"GET", "/admin/events", superAdmin, s.handleAdminEvents},
 		{"GET", "/admin/projections", superAdmin, s.handleAdminProjections},
@@ -77,7 +77,9 @@ func (s *Server) MountIdentity(id IdentityRoutes) {
 	})
 }
 
-// route is one /api/v1 route and who may call it.
+// route is one /api/v1 route and who may call it. The changes of who belongs to or controls a
+// tenant are confirmed (API keys refused, a recent password in a session), and creating a tenant
+// is interactive (API keys refused): docs/SECURITY.md "Control of a tenant" says why each.
 type route struct {
 	method, path string
 	access       access

@@ -442,6 +442,14 @@ func attemptOf(meta eventstore.Metadata) Login {
 	return Login{IP: meta.IP, UserAgent: meta.UserAgent, Meta: meta}
 }
 
+// ConfirmRecentAuthentication applies domain.User.ConfirmRecentAuthentication to a change that is
+// not of the caller's own account: one of who belongs to or controls a tenant (the api route
+// table marks them). Returns domain.ErrAPIKeyNotAllowed or domain.ErrReauthenticationRequired.
+func (h *Identity) ConfirmRecentAuthentication(ctx context.Context, who Caller) error {
+	_, err := h.recentlyAuthenticated(ctx, who)
+	return err
+}
+
 // recentlyAuthenticated loads the caller's account for a change of its credentials, refused
 // unless domain.User.ConfirmRecentAuthentication allows it.
 func (h *Identity) recentlyAuthenticated(ctx context.Context, who Caller) (*domain.User, error) {

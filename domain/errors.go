@@ -84,7 +84,8 @@ var (
 	// ErrReauthenticationRequired: a change to the account's credentials needs the password (and
 	// two-factor code) confirmed within ReauthWindow, by the login or POST /me/reauth.
 	ErrReauthenticationRequired = errors.New("reauthentication required")
-	// ErrAPIKeyNotAllowed: API keys may not change the account's credentials or mint keys.
+	// ErrAPIKeyNotAllowed: API keys may not change the account's credentials or mint keys, nor
+	// who belongs to or controls a tenant, nor create tenants.
 	ErrAPIKeyNotAllowed = fmt.Errorf("not with an API key: %w", ErrForbidden)
 	// ErrInvalidName: a database name is not 1 to 64 letters, digits and underscores.
 	ErrInvalidName = errors.New("invalid name")

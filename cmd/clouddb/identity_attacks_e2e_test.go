@@ -313,3 +313,47 @@ func TestE2ETwoFactorOwnerLogsInDuringALock(t *testing.T) {
 	// The lock is lifted: a guess is a guess again, not a 423.
 	env.client("127.0.0.66").do("POST", "/auth/login", map[string]any{"email": email, "password": "Wrong-Guess-10!"}).expect(t, 401, "invalid_credentials")
 }
+
+// Issue 10, sibling of item 9: a stolen API key or access token cannot hand out access that
+// outlasts it — no invitations (a tenant_admin's or any other), no role changes, no database
+// owner changes, no new tenants — while the owner, with a recently confirmed password, can.
+func TestE2EAStolenKeyCannotHandOutLastingAccess(t *testing.T) {
+	env := startE2E(t, e2eOptions{})
+	admin := newTenantAdmin(env, "127.0.0.1", "Keyed Co")
+	developer := invite(env, admin, "127.0.0.2", "developer")
+	key := admin.c.do("POST", "/me/api-keys", map[string]any{"name": "ci"}).expect(t, 201, "").str("key")
+	env.secret(key, "API key")
+	thief := env.client("127.0.0.66")
+	attackerInvite := map[string]any{"emails": []string{uniqueEmail("zz")}, "role": "tenant_admin"}
+	promote := map[string]any{"role": "tenant_admin"}
+	transfer := map[string]any{"user_id": developer.userID}
+	database := "/databases/" + uuid.NewString() + "/owner" // the guard answers before the database is looked up
+
+	withKey := thief.with(key)
+	withKey.do("POST", "/invitations", attackerInvite).expect(t, 403, "forbidden")
+	withKey.do("POST", "/invitations", map[string]any{"emails": []string{uniqueEmail("zz")}, "role": "viewer"}).expect(t, 403, "forbidden")
+	withKey.do("PUT", "/users/"+developer.userID+"/role", promote).expect(t, 403, "forbidden")
+	withKey.do("PUT", database, transfer).expect(t, 403, "forbidden")
+	withKey.do("POST", "/tenants", map[string]any{"name": "Thief Co"}).expect(t, 403, "forbidden")
+	// What grants no one anything stays open to automation.
+	withKey.do("GET", "/users", nil).expect(t, 200, "")
+	withKey.do("PATCH", "/tenant/settings", map[string]any{"row_limit": 500}).expect(t, 200, "")
+
+	// A token stolen from a session whose password was checked more than five minutes ago.
+	env.clock.Advance(6 * time.Minute)
+	stolen := thief.with(admin.c.token)
+	stolen.do("POST", "/invitations", attackerInvite).expect(t, 401, "reauthentication_required")
+	stolen.do("PUT", "/users/"+developer.userID+"/role", promote).expect(t, 401, "reauthentication_required")
+	stolen.do("PUT", database, transfer).expect(t, 401, "reauthentication_required")
+	if n := len(admin.c.do("GET", "/invitations", nil).expect(t, 200, "").items("items")); n != 1 {
+		t.Errorf("%d invitations after the refused ones, want the developer's only", n)
+	}
+	if role := developer.c.do("GET", "/me", nil).expect(t, 200, "").str("tenant.role"); role != "developer" {
+		t.Errorf("the developer's role is %q after the refused promotion", role)
+	}
+
+	// The owner confirms the password, and may.
+	admin.c.do("POST", "/me/reauth", map[string]any{"password": admin.password}).expect(t, 200, "")
+	admin.c.do("POST", "/invitations", map[string]any{"emails": []string{uniqueEmail("cto")}, "role": "tenant_admin"}).expect(t, 201, "")
+	admin.c.do("PUT", "/users/"+developer.userID+"/role", promote).expect(t, 200, "")
+}
