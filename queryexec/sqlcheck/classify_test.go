@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -469,17 +470,26 @@ func FuzzClassify(f *testing.F) {
 	})
 }
 
-// TestClassifyLarge: a 1 MB statement and 1,000 levels of nested subqueries
-// are classified without blowing up.
+// TestClassifyLarge: a 1 MB statement and 100 levels of nested subqueries are classified
+// without blowing up; 1,000 levels are too complex (MariaDB itself refuses a few hundred).
 func TestClassifyLarge(t *testing.T) {
 	big := "SELECT " + strings.Repeat("a + ", 250000) + "1 FROM t"
-	nested := strings.Repeat("SELECT * FROM (", 1000) + "SELECT 1" + strings.Repeat(") AS x", 1000)
-	nestedIn := "SELECT * FROM t WHERE a IN " + strings.Repeat("(SELECT a FROM t WHERE a IN ", 1000) + "(1)" + strings.Repeat(")", 1000)
-	nestedCTE := "WITH x AS (SELECT 1) " + strings.Repeat("SELECT * FROM (", 1000) + "SELECT 1 FROM x" + strings.Repeat(") AS y", 1000)
-	for _, sql := range []string{big, nested, nestedIn, nestedCTE} {
+	nested := func(n int) []string {
+		return []string{
+			strings.Repeat("SELECT * FROM (", n) + "SELECT 1" + strings.Repeat(") AS x", n),
+			"SELECT * FROM t WHERE a IN " + strings.Repeat("(SELECT a FROM t WHERE a IN ", n) + "(1)" + strings.Repeat(")", n),
+			"WITH x AS (SELECT 1) " + strings.Repeat("SELECT * FROM (", n) + "SELECT 1 FROM x" + strings.Repeat(") AS y", n),
+		}
+	}
+	for _, sql := range append(nested(100), big) {
 		c, err := Classify(sql, "tenant_42")
 		if err != nil || c.Type != TypeRead {
 			t.Errorf("Classify(%d bytes) = %v, %v; want read", len(sql), c.Type, err)
+		}
+	}
+	for _, sql := range nested(1000) {
+		if _, err := Classify(sql, "tenant_42"); !isDenied(err, "too_complex") {
+			t.Errorf("Classify(%d bytes) = %v; want too_complex", len(sql), err)
 		}
 	}
 	// Unbalanced and junk deep nesting must be refused, not panic.
@@ -488,6 +498,52 @@ func TestClassifyLarge(t *testing.T) {
 			t.Errorf("Classify(%d bytes of parens) accepted", len(sql))
 		}
 	}
+}
+
+// TestClassifyTooComplex: statements past the complexity bounds are refused before they reach
+// the server (redteam: 30,000 scalar subqueries kept MariaDB busy for 160 s past their KILL);
+// statements up to the bounds stay allowed.
+func TestClassifyTooComplex(t *testing.T) {
+	list := func(n int, item, sep string) string {
+		items := make([]string, n)
+		for i := range items {
+			items[i] = strings.ReplaceAll(item, "%d", strconv.Itoa(i))
+		}
+		return strings.Join(items, sep)
+	}
+	tests := []struct{ name, sql, reason string }{
+		{"30,000 scalar subqueries", "SELECT " + list(30000, "(SELECT 1)", ","), "too_complex"},
+		{"257 SELECTs", "SELECT " + list(MaxSelects, "(SELECT 1)", ","), "too_complex"},
+		{"256 SELECTs", "SELECT " + list(MaxSelects-1, "(SELECT 1)", ","), ""},
+		{"EXISTS chain", "SELECT 1 WHERE " + list(1000, "EXISTS (SELECT 1)", " AND "), "too_complex"},
+		{"UNION of 300", list(300, "SELECT %d", " UNION ALL "), "too_complex"},
+		{"UNION of 256", list(MaxSelects, "SELECT %d", " UNION ALL "), ""},
+		{"subqueries in an INSERT", "INSERT INTO t VALUES " + list(300, "((SELECT 1))", ","), "too_complex"},
+		{"subqueries in a view", "CREATE VIEW v AS SELECT " + list(300, "(SELECT 1)", ","), "too_complex"},
+		{"60,000 tables", "SELECT 1 FROM " + list(60000, "t%d", ","), "too_complex"},
+		{"257 joins", "SELECT 1 FROM a " + list(MaxTableRefs, "JOIN t%d", " "), "too_complex"},
+		{"256 tables", "SELECT 1 FROM " + list(MaxTableRefs, "t%d", ","), ""},
+		{"deep parentheses", "SELECT " + strings.Repeat("(", 5000) + "1" + strings.Repeat(")", 5000), "too_complex"},
+		{"128 parentheses", "SELECT " + strings.Repeat("(", MaxNesting) + "1" + strings.Repeat(")", MaxNesting), ""},
+		{"129 parentheses", "SELECT " + strings.Repeat("(", MaxNesting+1) + "1" + strings.Repeat(")", MaxNesting+1), "too_complex"},
+		{"long IN list", "SELECT 1 FROM t WHERE a IN (" + list(90000, "%d", ",") + ")", ""},
+		{"bulk insert", "INSERT INTO t (a, b) VALUES " + list(20000, "(%d, 'x')", ","), ""},
+	}
+	for _, tt := range tests {
+		_, err := Classify(tt.sql, "tenant_42")
+		switch {
+		case tt.reason == "" && err != nil:
+			t.Errorf("%s: %v, want allowed", tt.name, err)
+		case tt.reason != "" && !isDenied(err, tt.reason):
+			t.Errorf("%s: %v, want denied %s", tt.name, err, tt.reason)
+		}
+	}
+}
+
+// isDenied reports whether err is a *Denied with reason.
+func isDenied(err error, reason string) bool {
+	var d *Denied
+	return errors.As(err, &d) && d.Reason == reason
 }
 
 func TestQuoteIdent(t *testing.T) {
