@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"fmt"
 	"net/mail"
 	"strings"
 	"unicode"
@@ -14,7 +15,8 @@ import (
 // that addresses a reader cannot tell apart are one account: trimmed, NFKC-normalised (fullwidth
 // "ＡLICE" is "alice"), the local part lower-cased, the domain in the Unicode form of its IDNA
 // lookup (upper case, fullwidth and "xn--" spellings of one domain are the same). A part that mixes
-// Latin, Cyrillic or Greek letters (a Cyrillic "е" in "exаmple.com") is refused as a look-alike.
+// Latin, Cyrillic or Greek letters (a Cyrillic "е" in "exаmple.com"), or that passes for an ASCII
+// part it is not (a dotless "ı" in "victım", an all-Cyrillic "асе"), is refused as a look-alike.
 // Returns a *ValidationError for the field "email" if the address is malformed, a look-alike or
 // too long.
 func NormalizeEmail(s string) (string, error) {
@@ -52,6 +54,9 @@ func NormalizeEmail(s string) (string, error) {
 		if mixesScripts(part) {
 			return "", NewValidationError("email", "must not mix Latin, Cyrillic or Greek letters in one part: it would look like another address")
 		}
+		if reading, passes := asciiReading(part); passes {
+			return "", NewValidationError("email", fmt.Sprintf("must not use letters that pass for Latin ones (a dotless ı, small capitals, a Cyrillic or Greek word that reads as Latin): %q would look like %q", part, reading))
+		}
 	}
 	normalized := local + "@" + domainPart
 	if len(normalized) > 254 {
@@ -82,6 +87,42 @@ func mixesScripts(s string) bool {
 		}
 	}
 	return false
+}
+
+// asciiLookAlikes maps the letters a reader takes for an ASCII letter to that letter: Latin
+// letters without a visible mark (NFKC leaves them as they are), and the Cyrillic and Greek
+// letters shaped like Latin ones. Letters with a visible accent (é, ü, ł) are not in it.
+var asciiLookAlikes = map[rune]rune{
+	// Latin: dotless i and j, script a and g, iota, small capitals, dental click.
+	'ı': 'i', 'ȷ': 'j', 'ɑ': 'a', 'ɡ': 'g', 'ɩ': 'i', 'ǀ': 'l',
+	'ʙ': 'b', 'ɢ': 'g', 'ʜ': 'h', 'ɪ': 'i', 'ʟ': 'l', 'ɴ': 'n', 'ʀ': 'r', 'ʏ': 'y', 'ꜰ': 'f', 'ꜱ': 's',
+	'ᴀ': 'a', 'ᴄ': 'c', 'ᴅ': 'd', 'ᴇ': 'e', 'ᴊ': 'j', 'ᴋ': 'k', 'ᴍ': 'm', 'ᴏ': 'o', 'ᴘ': 'p',
+	'ᴛ': 't', 'ᴜ': 'u', 'ᴠ': 'v', 'ᴡ': 'w', 'ᴢ': 'z',
+	// Cyrillic.
+	'а': 'a', 'е': 'e', 'і': 'i', 'ј': 'j', 'к': 'k', 'о': 'o', 'р': 'p', 'с': 'c', 'у': 'y',
+	'х': 'x', 'ѕ': 's', 'һ': 'h', 'ԁ': 'd', 'ԛ': 'q', 'ԝ': 'w', 'ӏ': 'l', 'ү': 'y',
+	// Greek.
+	'α': 'a', 'ο': 'o', 'ρ': 'p', 'ν': 'v', 'ι': 'i', 'κ': 'k', 'υ': 'u', 'χ': 'x', 'γ': 'y',
+	'ϲ': 'c', 'ϳ': 'j', 'ω': 'w', 'η': 'n', 'μ': 'u',
+}
+
+// asciiReading is the part a reader takes part for when that is not part itself, and whether
+// it is so: part has a Latin letter of asciiLookAlikes ("victım" reads "victim"), or every
+// letter of it is a Cyrillic or Greek one of asciiLookAlikes (an all-Cyrillic "асе" reads "ace").
+// A Cyrillic or Greek part with a letter of its own ("сергей", "σοφία") is a word of its script.
+func asciiReading(part string) (string, bool) {
+	var reading strings.Builder
+	latinLookAlike, ownLetter := false, false
+	for _, r := range part {
+		if ascii, ok := asciiLookAlikes[r]; ok {
+			latinLookAlike = latinLookAlike || unicode.Is(unicode.Latin, r)
+			r = ascii
+		} else if r > unicode.MaxASCII {
+			ownLetter = true
+		}
+		reading.WriteRune(r)
+	}
+	return reading.String(), reading.String() != part && (latinLookAlike || !ownLetter)
 }
 
 // ValidateName checks a person's or tenant's display name: 1 to 100 characters of printable

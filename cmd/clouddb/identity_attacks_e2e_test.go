@@ -43,6 +43,31 @@ func TestE2ELookAlikeAddressesAreOneAccountOrRefused(t *testing.T) {
 	c.do("POST", "/auth/register", map[string]any{"email": unicodeLocal + "@xn--exmple-cua.com", "password": strongPassword(), "name": "Mallory"}).expect(t, 409, "email_taken")
 }
 
+// Item 17: letters that NFKC leaves alone but a reader takes for Latin ones — a dotless "ı", a
+// small capital, a Cyrillic or Greek word made of Latin-shaped letters — are refused, so the
+// victim's address has no look-alike account; an internationalised domain still registers.
+func TestE2ELetterLookAlikesAreRefused(t *testing.T) {
+	env := startE2E(t, e2eOptions{})
+	c := env.client("127.0.0.1")
+	local := "victim" + randomHex(4)
+	c.signUp(local+"@good.example", "Victim", strongPassword())
+	for _, lookAlike := range []string{
+		strings.Replace(local, "i", "\u0131", 1) + "@good.example", // dotless ı
+		strings.Replace(local, "v", "\u1d20", 1) + "@good.example", // small capital ᴠ
+		local + "@g\u03bf\u03bfd.example",                          // Greek ο in "good": mixed scripts
+		"\u0430\u0441\u0435@good.example",                          // all-Cyrillic "асе"
+		local + "@\u0440\u0430\u0443\u0440\u0430\u04cf.example",    // all-Cyrillic "раураӏ"
+	} {
+		r := c.do("POST", "/auth/register", map[string]any{"email": lookAlike, "password": strongPassword(), "name": "Mallory"}).expect(t, 400, "validation_failed")
+		if r.str("error.details.fields.email") == "" {
+			t.Errorf("register %q: no message on the email field: %s", lookAlike, r.body)
+		}
+	}
+	idn := "ada-" + randomHex(4)
+	c.register(idn+"@münchen.de", "Ada", strongPassword())
+	c.do("POST", "/auth/register", map[string]any{"email": idn + "@xn--mnchen-3ya.de", "password": strongPassword(), "name": "Mallory"}).expect(t, 409, "email_taken")
+}
+
 // Item 17: an account registered before addresses were normalised holds its claim under the
 // lower-cased form it was typed in; it still logs in, and its look-alike cannot register beside it.
 func TestE2ELegacyClaimKeepsLoggingIn(t *testing.T) {
