@@ -35,6 +35,9 @@ const (
 	// killGrace is how long past its timeout a statement may run on MariaDB, whose server ends it
 	// itself, before it is killed from a second connection.
 	killGrace = time.Second
+	// killWait is how long a request whose statement was killed waits for the server to let go of
+	// its session before it answers; past it, the tenant's slot stays taken (see releaseWhenGone).
+	killWait = 3 * time.Second
 )
 
 // Target is the database a request runs on, as the read model knows it.
@@ -134,6 +137,7 @@ type Engine struct {
 	running   *tenantGate
 	admission *admission
 	maxResult int64 // bytes of one result
+	killWait  time.Duration
 	log       *slog.Logger
 	now       func() time.Time
 	onWrite   func(domain.DatabaseID)
@@ -188,7 +192,7 @@ func NewEngine(opts EngineOptions) *Engine {
 	}
 	e := &Engine{fleet: opts.Fleet, pools: newPools(opts.Fleet, opts.Passwords, opts.Log, opts.Now), results: opts.Results,
 		running: newTenantGate(), admission: newAdmission(opts.QueriesInFlight, max(opts.QueryMemory, MaxRowBytes), opts.AdmissionWait),
-		maxResult: opts.MaxResultBytes, log: opts.Log, now: opts.Now, onWrite: opts.OnWrite, stop: make(chan struct{})}
+		maxResult: opts.MaxResultBytes, killWait: killWait, log: opts.Log, now: opts.Now, onWrite: opts.OnWrite, stop: make(chan struct{})}
 	e.done.Add(1)
 	go e.janitor()
 	return e
@@ -307,7 +311,14 @@ func (e *Engine) Run(ctx context.Context, req Request) ([]Result, []domain.Query
 	if err != nil {
 		return nil, e.refuse(stmts, err), err
 	}
-	defer release()
+	var killed *conn
+	defer func() {
+		if killed != nil {
+			e.releaseWhenGone(killed, release)
+			return
+		}
+		release()
+	}()
 	leave, err := e.admission.enter(ctx)
 	if err != nil {
 		return nil, e.refuse(stmts, err), err
@@ -323,7 +334,12 @@ func (e *Engine) Run(ctx context.Context, req Request) ([]Result, []domain.Query
 		return nil, e.refuse(stmts, err), err
 	}
 	discard := false
-	defer func() { e.pools.release(c, discard) }()
+	defer func() {
+		e.pools.release(c, discard)
+		if c.killed {
+			killed = c
+		}
+	}()
 	if req.Announce != nil {
 		account := "rw"
 		if c.key.readOnly {
@@ -702,6 +718,7 @@ func (e *Engine) execute(ctx context.Context, c *conn, b bounds, st *statement) 
 	if stopped {
 		kill()
 	}
+	c.killed = true
 	if ctx.Err() != nil {
 		return res, context.Cause(ctx) // the process's shutdown says so
 	}
@@ -789,6 +806,28 @@ func (e *Engine) read(ctx context.Context, c *conn, b bounds, st *statement, res
 	}
 	res.Page = PageInfo{Offset: 0, Limit: int64(len(res.Rows)), Total: res.RowCount}
 	return w.Commit(res.Truncated)
+}
+
+// releaseWhenGone gives back the tenant's slot of a session whose statement was killed once the
+// server no longer lists the session. The server looks at a kill only now and then (an optimizer
+// planning thousands of subqueries did not for minutes): until it does, the statement still holds
+// a connection of the account and the server's CPU, so it counts against the tenant's concurrency
+// as if it still ran. The request waits up to killWait; past it, a goroutine asks every second.
+func (e *Engine) releaseWhenGone(c *conn, release func()) {
+	wait, cancel := context.WithTimeout(context.Background(), e.killWait)
+	defer cancel()
+	if c.gone(wait, 20*time.Millisecond, e.stop) {
+		release()
+		return
+	}
+	e.log.Warn("a killed statement still runs on the server; its tenant's slot stays taken until it ends",
+		"database_id", c.key.id, "connection", c.id)
+	e.done.Add(1)
+	go func() {
+		defer e.done.Done()
+		defer release()
+		c.gone(context.Background(), time.Second, e.stop)
+	}()
 }
 
 // tenantGate caps the queries running at once per tenant.

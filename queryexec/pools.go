@@ -66,6 +66,9 @@ type conn struct {
 	id     uint64
 	server *sandbox.Sandbox
 	key    poolKey
+	// killed: a statement of the session was killed past its deadline (or its client left). The
+	// server may run it on for a while: the session's slot is not free until the server lets go.
+	killed bool
 }
 
 // session takes a session on the request's account, as the decision on its statements chose. The
@@ -245,6 +248,25 @@ func (p *pools) close() {
 
 // kill ends the statement running on session c from the server's admin connection.
 func (c *conn) kill(ctx context.Context) error { return c.server.KillQuery(ctx, c.id) }
+
+// gone waits until the server no longer lists session c, asking every interval; false when ctx
+// ends or stop closes first. A failed question counts as still listed.
+func (c *conn) gone(ctx context.Context, interval time.Duration, stop <-chan struct{}) bool {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		if listed, err := c.server.Listed(ctx, c.id); err == nil && !listed {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-stop:
+			return false
+		case <-tick.C:
+		}
+	}
+}
 
 // interrupted reports whether max_statement_time interrupted the session's last statement on
 // MariaDB, which some functions answer quietly instead of failing.

@@ -273,6 +273,14 @@ func (s *Sandbox) AccountConfig(id, password string, readOnly bool) (*mysql.Conf
 	return cfg, nil
 }
 
+// Listed reports whether the server still lists connection connectionID in its processlist: a
+// killed statement holds its thread, and the server's CPU, until it next looks at the kill.
+func (s *Sandbox) Listed(ctx context.Context, connectionID uint64) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?", connectionID).Scan(&n)
+	return n > 0, err
+}
+
 // KillQuery ends the statement running on the server's connection connectionID from the admin
 // connection: cancelling a client's context only closes its socket, and the server would run the
 // statement on. A connection that ended meanwhile is no error.
