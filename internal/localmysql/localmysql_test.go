@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -50,7 +51,7 @@ func TestStartPrivate(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 
-	pid := startAndQuery(t, dataDir, bin, log)
+	pid, port := startAndQuery(t, dataDir, bin, log)
 	if !strings.Contains(logs.String(), "initializing") || !strings.Contains(logs.String(), "started private MariaDB") {
 		t.Errorf("log does not tell the start: %s", logs.String())
 	}
@@ -64,17 +65,32 @@ func TestStartPrivate(t *testing.T) {
 		t.Fatalf("mariadbd %d still exists after stop (kill 0: %v)", pid, err)
 	}
 
-	// A second start reuses the initialized datadir and keeps its data.
+	// A second start reuses the initialized datadir and keeps its data, and its port: connection
+	// details given before stay true.
 	logs.Reset()
-	startAndQuery(t, dataDir, bin, log)
+	if _, again := startAndQuery(t, dataDir, bin, log); again != port {
+		t.Errorf("second start listens on port %d, the first on %d", again, port)
+	}
 	if strings.Contains(logs.String(), "initializing") {
 		t.Errorf("datadir initialized again: %s", logs.String())
+	}
+
+	// A kept port that another process holds is refused with a line that says what to do.
+	busy, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, _, err := startPrivate(ctx, dataDir, bin, log); err == nil || !strings.Contains(err.Error(), "taken by another process") {
+		t.Errorf("start with the kept port busy: %v, want it refused", err)
 	}
 }
 
 // startAndQuery starts the private server on dataDir, checks that a connection to its DSN works,
-// stops it and returns the pid it had.
-func startAndQuery(t *testing.T, dataDir string, bin binaries, log *slog.Logger) int {
+// stops it and returns the pid and TCP port it had.
+func startAndQuery(t *testing.T, dataDir string, bin binaries, log *slog.Logger) (pid, port int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -90,7 +106,7 @@ func startAndQuery(t *testing.T, dataDir string, bin binaries, log *slog.Logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	pid, err = strconv.Atoi(strings.TrimSpace(string(raw)))
 	if err != nil {
 		t.Fatalf("pid file: %v", err)
 	}
@@ -113,7 +129,6 @@ func startAndQuery(t *testing.T, dataDir string, bin binaries, log *slog.Logger)
 		t.Fatalf("SELECT 1 = %d, %v", one, err)
 	}
 	// Over TCP too, as root without password: what a developer's client would use.
-	var port int
 	if err := db.QueryRowContext(ctx, "SELECT @@port").Scan(&port); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +146,7 @@ func startAndQuery(t *testing.T, dataDir string, bin binaries, log *slog.Logger)
 	if err := ping(ctx, dsn, time.Second); err == nil {
 		t.Fatal("server still answers after stop")
 	}
-	return pid
+	return pid, port
 }
 
 func TestFetchCommands(t *testing.T) {

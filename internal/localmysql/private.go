@@ -118,7 +118,7 @@ func startPrivate(ctx context.Context, dataDir string, bin binaries, log *slog.L
 	}
 
 	socket := socketPath(dataDir)
-	port, err := freePort()
+	port, err := stablePort(dataDir)
 	if err != nil {
 		return "", nil, err
 	}
@@ -209,15 +209,41 @@ func socketPath(dataDir string) string {
 	return filepath.Join(os.TempDir(), fmt.Sprintf("clouddb-mysql-%08x.sock", h.Sum32()))
 }
 
-// freePort asks the kernel for a free port on 127.0.0.1. Another process may take it before
-// mariadbd binds it; mariadbd then exits and the start fails with its log to tell.
-func freePort() (int, error) {
+// portFile keeps, in the data dir, the TCP port the private server listens on.
+const portFile = "mysql.port"
+
+// stablePort is the TCP port of the private server: the one kept in dataDir/mysql.port, else a
+// free one of 127.0.0.1 chosen now and kept there. It must not change between starts: it is the
+// port of every database's connection details (the sandbox server is this one), which clients
+// keep. A kept port that another process holds now is an error that says so, rather than a new
+// port that would silently break those details.
+func stablePort(dataDir string) (int, error) {
+	path := filepath.Join(dataDir, portFile)
+	raw, err := os.ReadFile(path)
+	if err == nil {
+		port, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+		if err != nil || port < 1 || port > 65535 {
+			return 0, fmt.Errorf("%s does not hold a TCP port (%q): delete it to choose a new one", path, strings.TrimSpace(string(raw)))
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			return 0, fmt.Errorf("the private MariaDB's port %d (kept in %s) is taken by another process: stop it, or delete the file to choose a new port (connection details given before then change)", port, path)
+		}
+		l.Close()
+		return port, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return 0, err
+	}
+	// Another process may take the port before mariadbd binds it; mariadbd then exits, the start
+	// fails with its log to tell, and the next start finds the port free again or says so.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return port, os.WriteFile(path, []byte(strconv.Itoa(port)+"\n"), 0o600)
 }
 
 // server is a running mariadbd.
