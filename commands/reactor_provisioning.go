@@ -213,13 +213,39 @@ func (h *Databases) createOnServer(ctx context.Context, req domain.DatabaseReque
 		template, cancel := context.WithTimeoutCause(ctx, maxTemplateRun, errTemplateTooLong)
 		defer cancel()
 		timeout := time.Duration(tenant.Settings().QueryTimeoutS) * time.Second
-		err := server.RunAsOwner(template, string(req.DatabaseID), rw, req.SchemaSQL, timeout)
+		err := server.RunAsOwner(template, string(req.DatabaseID), rw, req.SchemaSQL, timeout, h.templateWithinStorage(server, req, tenant))
 		if err != nil && ctx.Err() == nil && errors.Is(context.Cause(template), errTemplateTooLong) {
 			return fmt.Errorf("%w: %w", errTemplateTooLong, err)
 		}
 		return err
 	}
 	return nil
+}
+
+// templateWithinStorage is the storage wall of the query API's writes, for a schema template: it
+// stops the template after the statement that takes the tenant past its plan's storage, instead of
+// at the sampler's next round. The sizes are the server's statistics, which lag a little behind
+// the writes. (The plan's other write limit, the rows one UPDATE or DELETE may touch, is an
+// estimate from the tables' statistics, which a template's new tables do not have.)
+func (h *Databases) templateWithinStorage(server *sandbox.Sandbox, req domain.DatabaseRequested, tenant *domain.Tenant) func(context.Context) error {
+	limit := tenant.Limits().MaxStorageBytes
+	return func(ctx context.Context) error {
+		if limit <= 0 {
+			return nil
+		}
+		_, used, err := h.usage.DatabaseUsage(ctx, req.TenantID)
+		if err != nil {
+			return err
+		}
+		sizes, err := server.StorageBytes(ctx, []string{string(req.DatabaseID)})
+		if err != nil {
+			return err
+		}
+		if total := used + sizes[string(req.DatabaseID)]; total > limit {
+			return &domain.QuotaExceededError{Resource: "storage", Used: total, Limit: limit}
+		}
+		return nil
+	}
 }
 
 // failProvisioning undoes what was made on the server, records the failure and gives back the
@@ -266,8 +292,12 @@ func failureReason(err error) string {
 	}
 	var statement *sandbox.StatementError
 	var refused *mysql.MySQLError
+	var quota *domain.QuotaExceededError
 	if errors.As(err, &statement) && sandbox.TimedOut(err) {
 		return fmt.Sprintf("schema_sql statement %d ran longer than the tenant's statement timeout and was stopped; nothing was kept", statement.Index)
+	}
+	if errors.As(err, &statement) && errors.As(err, &quota) {
+		return fmt.Sprintf("schema_sql statement %d took the tenant's storage to %d bytes, past its plan's %d; nothing was kept", statement.Index, quota.Used, quota.Limit)
 	}
 	if errors.As(err, &statement) && errors.As(err, &refused) {
 		return fmt.Sprintf("schema_sql statement %d failed: %s (MySQL error %d); nothing was kept", statement.Index, refused.Message, refused.Number)

@@ -24,9 +24,11 @@ func (e *StatementError) Unwrap() error { return e.Err }
 // Each statement runs under timeout, the tenant's statement timeout: the server stops it
 // (max_statement_time on MariaDB, max_execution_time on MySQL, which covers SELECT only) and a
 // KILL QUERY from the admin connection a second later stops whatever the server did not.
-// Returns a *StatementError for the first statement that fails; a statement cut at its timeout
-// is one whose error TimedOut reports.
-func (s *Sandbox) RunAsOwner(ctx context.Context, id, password string, statements []string, timeout time.Duration) error {
+// After each statement, afterEach (when not nil) may stop the run with an error: the caller's
+// check of what the statements wrote so far.
+// Returns a *StatementError for the first statement that fails or that afterEach stops; a
+// statement cut at its timeout is one whose error TimedOut reports.
+func (s *Sandbox) RunAsOwner(ctx context.Context, id, password string, statements []string, timeout time.Duration, afterEach func(context.Context) error) error {
 	cfg, err := s.AccountConfig(id, password, false)
 	if err != nil {
 		return err
@@ -53,7 +55,11 @@ func (s *Sandbox) RunAsOwner(ctx context.Context, id, password string, statement
 		return s.Wrap("set the statement timeout", err)
 	}
 	for i, stmt := range statements {
-		if err := s.runBounded(ctx, conn, connectionID, stmt, timeout); err != nil {
+		err := s.runBounded(ctx, conn, connectionID, stmt, timeout)
+		if err == nil && afterEach != nil {
+			err = afterEach(ctx)
+		}
+		if err != nil {
 			return &StatementError{Index: i + 1, Err: err}
 		}
 	}
