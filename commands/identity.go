@@ -188,6 +188,12 @@ func (h *Identity) Register(ctx context.Context, cmd Register) (domain.UserID, s
 
 // Verify redeems a verification link. Returns domain.ErrExpired for a wrong, used or expired one.
 func (h *Identity) Verify(ctx context.Context, token string, meta eventstore.Metadata) error {
+	return h.redeemLink(ctx, token, meta, func(user *domain.User, hash string) error { return user.Verify(hash, h.now()) })
+}
+
+// redeemLink redeems a mailed link (verification, unlock): redeem changes the user the link's
+// token names, acting as that user. Returns domain.ErrExpired for a malformed token.
+func (h *Identity) redeemLink(ctx context.Context, token string, meta eventstore.Metadata, redeem func(user *domain.User, hash string) error) error {
 	rawID, hash, err := parseToken(token)
 	if err != nil {
 		return err
@@ -198,7 +204,7 @@ func (h *Identity) Verify(ctx context.Context, token string, meta eventstore.Met
 		if err != nil {
 			return err
 		}
-		if err := user.Verify(hash, h.now()); err != nil {
+		if err := redeem(user, hash); err != nil {
 			return err
 		}
 		meta.ActorID = string(id)
@@ -244,22 +250,7 @@ func (h *Identity) SendUnlockLink(ctx context.Context, email string, meta events
 // "link"); the owner then logs in with the password. Returns domain.ErrExpired for a wrong, used
 // or expired link.
 func (h *Identity) Unlock(ctx context.Context, token string, meta eventstore.Metadata) error {
-	rawID, hash, err := parseToken(token)
-	if err != nil {
-		return err
-	}
-	id := domain.UserID(rawID)
-	return retry(ctx, func() error {
-		user, err := h.linkedUser(ctx, id)
-		if err != nil {
-			return err
-		}
-		if err := user.Unlock(hash, h.now()); err != nil {
-			return err
-		}
-		meta.ActorID = string(id)
-		return h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "user", user)}, Metadata: meta})
-	})
+	return h.redeemLink(ctx, token, meta, func(user *domain.User, hash string) error { return user.Unlock(hash, h.now()) })
 }
 
 // errNothingToSend tells mailLink that the account needs no link after all.
