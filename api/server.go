@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -57,6 +58,9 @@ type Config struct {
 	// Idempotency keeps the Idempotency-Key answers of authenticated POST routes; nil ignores the
 	// header.
 	Idempotency *idempotency.Store
+	// Console serves GET and HEAD of every path outside /api/, /healthz, /readyz and /metrics
+	// (the web console and its client-side routes); nil leaves them 404.
+	Console http.Handler
 }
 
 // Server is the HTTP API. It is an http.Handler; later issues add their /api/v1 routes to API().
@@ -131,6 +135,9 @@ func New(cfg Config) *Server {
 	s.router.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet)
 	s.api = s.router.PathPrefix("/api/v1").Subrouter()
 	s.api.HandleFunc("/openapi.json", s.handleOpenAPI).Methods(http.MethodGet)
+	if cfg.Console != nil {
+		s.router.PathPrefix("/").Methods(http.MethodGet, http.MethodHead).MatcherFunc(consolePath).Handler(cfg.Console)
+	}
 
 	s.handler = s.middleware(s.refuseWhileDraining(s.router))
 	return s
@@ -175,6 +182,13 @@ func (s *Server) Router() *mux.Router { return s.router }
 // (API().HandleFunc("/databases", h) serves /api/v1/databases). Every route must also be
 // described in api/openapi.json; a test enforces it.
 func (s *Server) API() *mux.Router { return s.api }
+
+// consolePath tells the console's paths from the API's and the operational ones, which keep their
+// JSON 404 when nothing matches.
+func consolePath(r *http.Request, _ *mux.RouteMatch) bool {
+	p := r.URL.Path
+	return !strings.HasPrefix(p, "/api/") && p != "/api" && p != "/healthz" && p != "/readyz" && p != "/metrics"
+}
 
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -22,6 +22,7 @@ import (
 	"github.com/clouddbmanager/clouddb/eventstore"
 	"github.com/clouddbmanager/clouddb/internal/activity"
 	"github.com/clouddbmanager/clouddb/internal/config"
+	"github.com/clouddbmanager/clouddb/internal/console"
 	"github.com/clouddbmanager/clouddb/internal/idempotency"
 	"github.com/clouddbmanager/clouddb/internal/leases"
 	"github.com/clouddbmanager/clouddb/internal/localmysql"
@@ -277,6 +278,7 @@ func (a *App) Serve(ctx context.Context) error {
 		Gatherer:    a.metrics,
 		Version:     version(),
 		Idempotency: a.Idempotency,
+		Console:     console.New(),
 		Ready: []api.ReadinessCheck{
 			{Name: "management_database", Check: a.DB.PingContext},
 			{Name: "projections", Check: a.Projections.Ready},
