@@ -124,7 +124,7 @@ type tenantRef struct {
 
 type tokenPair struct {
 	AccessToken  string     `json:"access_token"`
-	RefreshToken string     `json:"refresh_token"`
+	RefreshToken string     `json:"refresh_token,omitempty"` // empty for the console: in its cookie
 	TokenType    string     `json:"token_type"`
 	ExpiresIn    int        `json:"expires_in"`
 	CSRFToken    string     `json:"csrf_token"`
@@ -176,6 +176,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if fromConsole(r) {
+		s.keepRefreshInCookie(w, &pair, res.Session.ExpiresAt)
+	}
 	pair.User = &userRef{ID: res.User.ID(), Email: res.User.Email(), Name: res.User.Name()}
 	if res.Tenant != nil {
 		pair.Tenant = &tenantRef{ID: res.Tenant.TenantID, Slug: res.Tenant.Slug, Name: res.Tenant.Name, Role: res.Tenant.Role}
@@ -206,6 +209,9 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if req.RefreshToken == "" {
+		req.RefreshToken = consoleRefreshToken(r)
+	}
 	if err := s.checkIdle(r.Context(), req.RefreshToken); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -219,6 +225,9 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if fromConsole(r) {
+		s.keepRefreshInCookie(w, &pair, session.ExpiresAt)
 	}
 	if session.TenantID != "" {
 		if t, err := s.identity.Views.Tenant(r.Context(), session.TenantID); err == nil {
@@ -240,5 +249,6 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/api/", MaxAge: -1, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: s.identity.SecureCookie})
+	s.clearRefreshCookie(w)
 	w.WriteHeader(http.StatusNoContent)
 }
