@@ -133,12 +133,17 @@ func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request) {
 		}
 		f.ActiveSince = &at
 	}
+	limit, err := pageLimit(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	if len(fields) > 0 {
 		s.writeError(w, r, &domain.ValidationError{Fields: fields})
 		return
 	}
 	tenant := principalFrom(r.Context()).TenantID
-	members, err := s.identity.Views.Members(r.Context(), tenant, f)
+	members, next, err := s.identity.Views.Members(r.Context(), tenant, f, q.Get("cursor"), limit)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -163,7 +168,75 @@ func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request) {
 			"last_login_at": m.LastLoginAt, "joined_at": m.JoinedAt.UTC().Format(time.RFC3339),
 			"usage": map[string]any{"databases": quota.DatabasesOf(m.ID), "storage_bytes": storage[m.ID]}, "quota": sub}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": nil})
+	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": nullable(next)})
+}
+
+// handleUserResources is what a member holds in the tenant: the databases they own (deleted ones
+// within their recovery window too) with their storage, their API keys for this tenant, their live
+// sessions in it, and the invitations they sent that are still pending. What they hold in other
+// tenants is not this tenant's business.
+func (s *Server) handleUserResources(w http.ResponseWriter, r *http.Request) {
+	user, err := pathID(r, domain.ParseUserID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	tenant, views, now := principalFrom(r.Context()).TenantID, s.identity.Views, s.identity.Now()
+	if _, err := views.Member(r.Context(), tenant, user); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	owned, err := views.DatabasesOwnedBy(r.Context(), tenant, user)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	databases, storage := make([]map[string]any, len(owned)), int64(0)
+	for i, d := range owned {
+		databases[i] = map[string]any{"id": d.ID, "name": d.Name, "state": d.State, "storage_bytes": d.StorageBytes}
+		if d.RecoverableUntil != nil {
+			databases[i]["recoverable_until"] = d.RecoverableUntil.Format(time.RFC3339)
+		}
+		storage += d.StorageBytes
+	}
+	keys, err := views.APIKeysOf(r.Context(), user)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	apiKeys := []map[string]any{}
+	for _, k := range keys {
+		if k.TenantID == tenant && (k.ExpiresAt == nil || now.Before(*k.ExpiresAt)) {
+			apiKeys = append(apiKeys, map[string]any{"id": k.ID, "name": k.Name, "created_at": k.CreatedAt.UTC().Format(time.RFC3339),
+				"expires_at": k.ExpiresAt})
+		}
+	}
+	live, err := views.LiveSessionsOf(r.Context(), user, now)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	sessions := []map[string]any{}
+	for _, ses := range live {
+		if ses.TenantID == tenant {
+			sessions = append(sessions, map[string]any{"id": ses.ID, "started_at": ses.StartedAt.UTC().Format(time.RFC3339),
+				"expires_at": ses.ExpiresAt.UTC().Format(time.RFC3339), "ip": ses.IP, "user_agent": ses.UserAgent})
+		}
+	}
+	invitations, err := views.InvitationsOf(r.Context(), tenant, now)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	sent := []map[string]any{}
+	for _, inv := range invitations {
+		if inv.InvitedBy == user && inv.Status == "pending" {
+			sent = append(sent, map[string]any{"id": inv.ID, "email": inv.Email, "role": inv.Role,
+				"expires_at": inv.ExpiresAt.UTC().Format(time.RFC3339)})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user_id": user, "databases": databases, "storage_bytes": storage,
+		"api_keys": apiKeys, "sessions": sessions, "invitations": sent})
 }
 
 func (s *Server) handleChangeRole(w http.ResponseWriter, r *http.Request) {
@@ -199,18 +272,12 @@ func (s *Server) handleChangeRole(w http.ResponseWriter, r *http.Request) {
 			"sessions_ended": change.SessionsEnded, "permissions_before": rolePermissions(change.From), "permissions_after": rolePermissions(change.To)}})
 		return
 	}
-	members, err := s.identity.Views.Members(r.Context(), p.TenantID, projections.MemberFilter{})
+	m, err := s.identity.Views.Member(r.Context(), p.TenantID, user)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	for _, m := range members {
-		if m.ID == user {
-			writeJSON(w, http.StatusOK, map[string]any{"id": m.ID, "email": m.Email, "name": m.Name, "role": m.Role, "status": m.Status})
-			return
-		}
-	}
-	s.writeError(w, r, domain.ErrNotFound)
+	writeJSON(w, http.StatusOK, map[string]any{"id": m.ID, "email": m.Email, "name": m.Name, "role": m.Role, "status": m.Status})
 }
 
 // rolePermissions are the permissions a member with role has in the tenant.

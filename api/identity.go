@@ -66,6 +66,7 @@ func (s *Server) MountIdentity(id IdentityRoutes) {
 		{"POST", "/invitations/accept", public, s.limited(limitRegister, s.handleAcceptInvitation)},
 		{"GET", "/roles", member, s.handleRoles},
 		{"GET", "/users", tenantAdmin, s.handleUsers},
+		{"GET", "/users/{id}/resources", tenantAdmin, s.handleUserResources},
 		{"PUT", "/users/{id}/role", tenantAdmin | confirmed, s.handleChangeRole},
 		{"PUT", "/users/{id}/quota", tenantAdmin, s.handleSetSubQuota},
 		{"GET", "/admin/tenants", superAdmin, s.handleAdminTenants},

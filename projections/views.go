@@ -346,58 +346,6 @@ func (q *Views) InvitationsTo(ctx context.Context, email string, since time.Time
 	return out, rows.Err()
 }
 
-// MemberView is a member of a tenant with the user's account.
-type MemberView struct {
-	ID          domain.UserID
-	Email, Name string
-	Role        domain.Role
-	Status      domain.UserStatus
-	LastLoginAt *time.Time
-	JoinedAt    time.Time
-}
-
-// MemberFilter narrows GET /users; zero fields do not filter.
-type MemberFilter struct {
-	Role        domain.Role
-	Status      domain.UserStatus
-	ActiveSince *time.Time
-}
-
-// Members lists a tenant's members by email.
-func (q *Views) Members(ctx context.Context, tenant domain.TenantID, f MemberFilter) ([]MemberView, error) {
-	query := `SELECT u.user_id, u.email, u.name, m.role, u.status, u.last_login_at, m.joined_at
-		FROM memberships m JOIN users u ON u.user_id = m.user_id WHERE m.tenant_id = ?`
-	args := []any{tenant}
-	if f.Role != "" {
-		query += ` AND m.role = ?`
-		args = append(args, f.Role)
-	}
-	if f.Status != "" {
-		query += ` AND u.status = ?`
-		args = append(args, f.Status)
-	}
-	if f.ActiveSince != nil {
-		query += ` AND u.last_login_at >= ?`
-		args = append(args, f.ActiveSince.UTC())
-	}
-	rows, err := q.db.QueryContext(ctx, query+` ORDER BY u.email LIMIT 1000`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read members of %s: %w", tenant, err)
-	}
-	defer rows.Close()
-	out := []MemberView{}
-	for rows.Next() {
-		var m MemberView
-		var last sql.NullTime
-		if err := rows.Scan(&m.ID, &m.Email, &m.Name, &m.Role, &m.Status, &last, &m.JoinedAt); err != nil {
-			return nil, err
-		}
-		m.LastLoginAt = nullTime(last)
-		out = append(out, m)
-	}
-	return out, rows.Err()
-}
-
 // DatabaseView is a row of the databases read model.
 type DatabaseView struct {
 	ID               domain.DatabaseID
