@@ -62,6 +62,7 @@ var errorKinds = []struct {
 	{domain.ErrReauthenticationRequired, http.StatusUnauthorized, "reauthentication_required", "This change needs your password (and two-factor code) confirmed within the last 5 minutes: POST /api/v1/me/reauth, then retry."},
 	{domain.ErrAPIKeyNotAllowed, http.StatusForbidden, "forbidden", "An API key cannot change the account's password, two factors or keys, nor who belongs to or controls a tenant, nor create tenants: log in with your password."},
 	{domain.ErrNotInPlan, http.StatusForbidden, "forbidden", "The tenant's plan does not include this; the pro and enterprise plans do."},
+	{domain.ErrReadWriteHidden, http.StatusForbidden, "forbidden", "Only the database's owner (a developer or more) and the tenant's admins may see its password; run SQL through POST /api/v1/databases/{id}/query instead."},
 	{domain.ErrForbidden, http.StatusForbidden, "forbidden", "Your role does not allow this."},
 	{domain.ErrEmailNotVerified, http.StatusForbidden, "email_not_verified", "Verify your email address first: follow the link we sent, or ask for a new one."},
 	{domain.ErrExpired, http.StatusGone, "expired", "This link is invalid, expired or used already."},

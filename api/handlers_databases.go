@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -36,6 +37,7 @@ func (s *Server) MountDatabases(d DatabaseRoutes) {
 		{"POST", "/databases/{id}/credentials/rotate", developer, s.handleRotateCredentials},
 		{"PUT", "/databases/{id}/owner", tenantAdmin | confirmed, s.handleChangeDatabaseOwner},
 		{"GET", "/databases/{id}/schema", member, s.handleDatabaseSchema},
+		{"GET", "/databases/{id}/connection", member, s.handleDatabaseConnection},
 	})
 }
 
@@ -164,5 +166,67 @@ func (s *Server) handleGetDatabase(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, databaseDocument(view))
+	doc := databaseDocument(view)
+	if conn, ok := s.address(view, principalFrom(r.Context())); ok {
+		doc["connection"] = conn
+	}
+	writeJSON(w, http.StatusOK, doc)
+}
+
+// address is where p reaches the database of view with a MySQL client, without the password: the
+// account p's role runs statements on (domain.AccountOf). false for a database without accounts,
+// or on a server this process does not know (the database object is answered without it).
+func (s *Server) address(view projections.DatabaseView, p Principal) (commands.Connection, bool) {
+	if !hasAccounts(view) {
+		return commands.Connection{}, false
+	}
+	conn, err := s.databases.Commands.Address(view.Server, view.ID, domain.AccountOf(p.role()), s.databases.PublicHost, s.databases.PublicPort)
+	return conn, err == nil
+}
+
+// handleDatabaseConnection answers the connection details of the caller's account, and with
+// ?reveal=password the read-write password, for who may see it (recorded as an event).
+func (s *Server) handleDatabaseConnection(w http.ResponseWriter, r *http.Request) {
+	p := principalFrom(r.Context())
+	id, err := pathID(r, domain.ParseDatabaseID)
+	var view projections.DatabaseView
+	if err == nil {
+		view, err = s.identity.Views.Database(r.Context(), p.TenantID, id)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	switch r.URL.Query().Get("reveal") {
+	case "":
+	case "password":
+		conn, err := s.databases.Commands.RevealCredentials(r.Context(), p.TenantID, id, p.UserID, p.role(),
+			s.databases.PublicHost, s.databases.PublicPort, metadata(r.Context(), r))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusOK, conn)
+		return
+	default:
+		s.writeError(w, r, domain.NewValidationError("reveal", "must be password"))
+		return
+	}
+	if !hasAccounts(view) {
+		s.writeError(w, r, fmt.Errorf("database %s is %s, without accounts: %w", id, view.State, domain.ErrConflict))
+		return
+	}
+	conn, err := s.databases.Commands.Address(view.Server, view.ID, domain.AccountOf(p.role()), s.databases.PublicHost, s.databases.PublicPort)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, conn)
+}
+
+// hasAccounts reports whether the database's accounts can be connected to: running or stopped
+// (a stopped one's are locked until it starts), not provisioning, failed or deleted.
+func hasAccounts(view projections.DatabaseView) bool {
+	return view.State == domain.StateRunning || view.State == domain.StateStopped
 }

@@ -132,7 +132,7 @@ func (h *Databases) Restore(ctx context.Context, tenant domain.TenantID, id doma
 func (h *Databases) RotateCredentials(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID, actor domain.UserID, role domain.Role, meta eventstore.Metadata) (*domain.Database, error) {
 	d, err := h.record(ctx, tenant, id, meta, func(d *domain.Database) ([]eventstore.Stream, []eventstore.Claim, []eventstore.Claim, error) {
 		if !domain.MaySeeReadWrite(role, d.Owner() == actor) {
-			return nil, nil, nil, fmt.Errorf("only the database's owner or a tenant admin may see its read-write credentials: %w", domain.ErrForbidden)
+			return nil, nil, nil, domain.ErrReadWriteHidden
 		}
 		return nil, nil, nil, d.RotateCredentials(domain.CredentialsManual, h.now())
 	})

@@ -239,13 +239,15 @@ func checkSchemaSQL(ddl string, who sqlcheck.Principal, where sqlcheck.Place) ([
 	return statements, nil
 }
 
-// Connection is how to reach a database with a MySQL client, password included.
+// Connection is how to reach a database with a MySQL client: an account's address, and its
+// password where one is shown (create, rotate, reveal).
 type Connection struct {
 	Host     string `json:"host"`
 	Port     int    `json:"port"`
 	Database string `json:"database"`
 	Username string `json:"username"`
-	Password string `json:"password"`
+	Account  string `json:"account"` // domain.AccountReadWrite or domain.AccountReadOnly
+	Password string `json:"password,omitempty"`
 }
 
 // OnAccountsChanged makes f hear of each database whose accounts a lifecycle change locked,
@@ -268,28 +270,64 @@ func (h *Databases) AccountPassword(ctx context.Context, id domain.DatabaseID, r
 }
 
 // Connection returns the read-write connection details of a provisioned database, password
-// included (only create and rotate show it, to who may see them: domain.MaySeeReadWrite).
+// included (only create, rotate and reveal show it, to who may see them: domain.MaySeeReadWrite).
 // publicHost/publicPort override the server's own.
 func (h *Databases) Connection(ctx context.Context, d *domain.Database, publicHost string, publicPort int) (Connection, error) {
-	req := d.Requested()
-	server, err := h.fleet.Get(req.Server)
+	conn, err := h.Address(d.Requested().Server, d.ID(), domain.AccountReadWrite, publicHost, publicPort)
 	if err != nil {
 		return Connection{}, err
 	}
-	password, err := h.readWritePassword(ctx, d)
+	if conn.Password, err = h.readWritePassword(ctx, d); err != nil {
+		return Connection{}, err
+	}
+	return conn, nil
+}
+
+// Address is where account (domain.AccountReadWrite or domain.AccountReadOnly) of database id,
+// placed on server, is reached: host, port, schema and user, without a password. publicHost and
+// publicPort override the server's own. Returns domain.ErrUnavailable for a server this process
+// does not know.
+func (h *Databases) Address(server string, id domain.DatabaseID, account, publicHost string, publicPort int) (Connection, error) {
+	s, err := h.fleet.Get(server)
 	if err != nil {
 		return Connection{}, err
 	}
-	host, port := server.Host()
+	host, port := s.Host()
 	if publicHost != "" {
 		host = publicHost
 	}
 	if publicPort != 0 {
 		port = publicPort
 	}
-	rw, _ := sandbox.AccountNames(server.Prefix(), string(req.DatabaseID))
-	return Connection{Host: host, Port: port, Database: sandbox.SchemaName(server.Prefix(), string(req.DatabaseID)),
-		Username: rw, Password: password}, nil
+	user, ro := sandbox.AccountNames(s.Prefix(), string(id))
+	if account == domain.AccountReadOnly {
+		user = ro
+	}
+	return Connection{Host: host, Port: port, Database: sandbox.SchemaName(s.Prefix(), string(id)), Username: user, Account: account}, nil
+}
+
+// RevealCredentials is GET /databases/{id}/connection?reveal=password: the read-write connection
+// details with the password, for who may see them (domain.MaySeeReadWrite; role is the actor's
+// effective role), else domain.ErrReadWriteHidden. The reveal is recorded
+// (database.credentials_revealed.v1) before the password is read, so no one sees it unrecorded.
+func (h *Databases) RevealCredentials(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID, actor domain.UserID, role domain.Role,
+	publicHost string, publicPort int, meta eventstore.Metadata) (Connection, error) {
+	var d *domain.Database
+	err := retry(ctx, func() error {
+		var err error
+		if d, err = h.Database(ctx, tenant, id); err != nil {
+			return err
+		}
+		if err := d.RevealCredentials(actor, role, h.now()); err != nil {
+			return err
+		}
+		_, err = h.events.Append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "database", d)}, Metadata: meta})
+		return err
+	})
+	if err != nil {
+		return Connection{}, err
+	}
+	return h.Connection(ctx, d, publicHost, publicPort)
 }
 
 // Database loads a database of the tenant; another tenant's is domain.ErrNotFound.

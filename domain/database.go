@@ -106,6 +106,13 @@ type (
 	DatabaseWritesRestored struct {
 		At time.Time `json:"at"`
 	}
+	// DatabaseCredentialsRevealed: a member read the password of one of the database's accounts
+	// (GET /databases/{id}/connection?reveal=password); who, from where, is in the metadata.
+	// It changes nothing: it is the record of who may know the password.
+	DatabaseCredentialsRevealed struct {
+		Account string    `json:"account"` // AccountReadWrite
+		At      time.Time `json:"at"`
+	}
 )
 
 // WritesRestrictedStorage is the reason of writes restricted because the tenant's storage reached
@@ -125,6 +132,9 @@ func (DatabaseCredentialsRotated) EventType() string { return "database.credenti
 func (DatabaseStorageMeasured) EventType() string    { return "database.storage_measured.v1" }
 func (DatabaseWritesRestricted) EventType() string   { return "database.writes_restricted.v1" }
 func (DatabaseWritesRestored) EventType() string     { return "database.writes_restored.v1" }
+func (DatabaseCredentialsRevealed) EventType() string {
+	return "database.credentials_revealed.v1"
+}
 
 // Database is a tenant database on a sandbox server.
 type Database struct {
@@ -335,6 +345,20 @@ func (d *Database) ChangeOwner(to UserID) error {
 	if to != d.owner {
 		d.record(d, DatabaseOwnerChanged{From: d.owner, To: to})
 	}
+	return nil
+}
+
+// RevealCredentials records that by, in role, reads the read-write account's password. Only who
+// may see it (MaySeeReadWrite) may: else ErrForbidden. A database must be running or stopped: in
+// another state it has no account to connect to (ErrConflict).
+func (d *Database) RevealCredentials(by UserID, role Role, now time.Time) error {
+	if !MaySeeReadWrite(role, d.owner == by) {
+		return ErrReadWriteHidden
+	}
+	if d.state != StateRunning && d.state != StateStopped {
+		return d.conflict("reveal the password of")
+	}
+	d.record(d, DatabaseCredentialsRevealed{Account: AccountReadWrite, At: now})
 	return nil
 }
 

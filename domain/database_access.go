@@ -10,6 +10,22 @@ const (
 	CredentialsRoleChanged  = "role_changed"  // a member who could see it was demoted
 )
 
+// The two MySQL accounts of a database.
+const (
+	AccountReadWrite = "read_write"
+	AccountReadOnly  = "read_only"
+)
+
+// AccountOf is the account a member's statements run on, and whose connection details they are
+// shown: the read-only one for viewers (so a statement the parser misjudges still cannot write),
+// the read-write one for every other role.
+func AccountOf(role Role) string {
+	if role == RoleViewer {
+		return AccountReadOnly
+	}
+	return AccountReadWrite
+}
+
 // MaySeeReadWrite is who may see (and rotate) a database's read-write credentials: its owner
 // while a developer or more, and the tenant's admins (a super admin acts as one). Other members —
 // developers who do not own it, viewers — reach it through the query API, with their role's

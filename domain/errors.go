@@ -75,6 +75,8 @@ var (
 	ErrNameTaken = fmt.Errorf("name taken: %w", ErrConflict)
 	// ErrLastAdmin: the change would leave a tenant without a tenant admin.
 	ErrLastAdmin = fmt.Errorf("last tenant admin: %w", ErrConflict)
+	// ErrSelfDeactivation: a member cannot deactivate themselves; another admin must.
+	ErrSelfDeactivation = fmt.Errorf("cannot deactivate oneself: %w", ErrConflict)
 	// ErrPasswordReused: the new password is one of the user's last five.
 	ErrPasswordReused = errors.New("password reused")
 	// ErrTOTPRequired: the account has two-factor authentication and no code was given.
@@ -91,6 +93,9 @@ var (
 	ErrInvalidName = errors.New("invalid name")
 	// ErrDatabaseStopped: the database is stopped; start it first.
 	ErrDatabaseStopped = errors.New("database stopped")
+	// ErrReadWriteHidden: only a database's owner (a developer or more) and the tenant's admins
+	// may see, rotate or reveal its read-write password (MaySeeReadWrite).
+	ErrReadWriteHidden = fmt.Errorf("only the database's owner or a tenant admin may see its password: %w", ErrForbidden)
 	// ErrNotInPlan: the tenant's plan does not include this feature (result archiving, say).
 	ErrNotInPlan = fmt.Errorf("not in the plan: %w", ErrForbidden)
 	// ErrDatabaseUnavailable: the database cannot take queries now: its server does not answer,

@@ -9,11 +9,12 @@ func Events() []Event {
 		SessionStarted{}, SessionRefreshed{}, SessionEnded{},
 		TenantCreated{}, TenantMemberAdded{}, TenantMemberRoleChanged{}, TenantSettingsChanged{}, TenantPlanChanged{},
 		TenantInvitationCreated{}, TenantInvitationAccepted{}, TenantInvitationRevoked{},
+		TenantMemberDeactivated{}, TenantMemberReactivated{}, TenantMembershipClosed{},
 		AddressLoginFailed{}, AddressLocked{},
 		MailRequested{}, MailSent{}, MailFailed{},
 		DatabaseRequested{}, DatabaseProvisioned{}, DatabaseProvisioningFailed{}, DatabaseStopped{}, DatabaseStarted{},
 		DatabaseDeleted{}, DatabaseRestored{}, DatabasePurged{}, DatabaseOwnerChanged{}, DatabaseCredentialsRotated{},
-		DatabaseStorageMeasured{}, DatabaseWritesRestricted{}, DatabaseWritesRestored{},
+		DatabaseStorageMeasured{}, DatabaseWritesRestricted{}, DatabaseWritesRestored{}, DatabaseCredentialsRevealed{},
 		QuotaDatabaseReserved{}, QuotaDatabaseReleased{}, QuotaSubQuotaSet{}, QuotaDatabaseOwnerChanged{},
 		QueryStarted{}, QueryExecuted{}, QueryResultArchived{}, QueryResultArchiveDeleted{},
 	}

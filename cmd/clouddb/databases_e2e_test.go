@@ -364,12 +364,12 @@ func TestDatabaseCreateAndConnect(t *testing.T) {
 	schema := sandbox.SchemaName(prefix, id)
 	rw, ro := sandbox.AccountNames(prefix, id)
 	conn, _ := r.get("connection").(map[string]any)
-	if len(conn) != 5 || r.str("connection.host") != "127.0.0.1" || r.num("connection.port") != 3306 ||
+	if len(conn) != 6 || r.str("connection.account") != "read_write" || r.str("connection.host") != "127.0.0.1" || r.num("connection.port") != 3306 ||
 		r.str("connection.database") != schema || r.str("connection.username") != rw || len(r.str("connection.password")) < 20 {
 		t.Errorf("connection = %v, want host 127.0.0.1, port 3306, database %s, username %s and a strong password", conn, schema, rw)
 	}
 
-	// GET shows the same database, without connection details.
+	// GET shows the same database, with its connection details but not the password.
 	g := owner.c.do("GET", "/databases/"+id, nil).expect(t, 200, "")
 	checkDatabaseObject(t, g, "")
 	for _, f := range append(databaseFields, "template") {
@@ -377,8 +377,8 @@ func TestDatabaseCreateAndConnect(t *testing.T) {
 			t.Errorf("GET /databases/{id} %s = %v, POST answered %v", f, g.get(f), r.get(f))
 		}
 	}
-	if g.get("connection") != nil || bytes.Contains(g.body, []byte(r.str("connection.password"))) {
-		t.Errorf("GET /databases/{id} shows connection details: %s", g.body)
+	if g.str("connection.username") != rw || g.num("connection.port") != 3306 || bytes.Contains(g.body, []byte(r.str("connection.password"))) {
+		t.Errorf("GET /databases/{id} = %s, want the read-write connection details without the password", g.body)
 	}
 	list := owner.c.do("GET", "/databases", nil).expect(t, 200, "")
 	if items := list.items("items"); len(items) != 1 || list.str("items.0.id") != id || list.get("items.0.connection") != nil {
@@ -760,8 +760,8 @@ func TestDatabaseAccessByRoleAndTenant(t *testing.T) {
 	}
 	g := viewer.c.do("GET", "/databases/"+id, nil).expect(t, 200, "")
 	checkDatabaseObject(t, g, "")
-	if g.get("connection") != nil {
-		t.Errorf("viewer GET /databases/{id} shows connection details: %s", g.body)
+	if g.str("connection.account") != "read_only" || !strings.HasSuffix(g.str("connection.username"), "_ro") || g.get("connection.password") != nil {
+		t.Errorf("viewer GET /databases/{id}: connection = %v, want the read-only account without password", g.get("connection"))
 	}
 	viewer.c.do("GET", "/databases?state=running", nil).expect(t, 200, "")
 
@@ -769,6 +769,7 @@ func TestDatabaseAccessByRoleAndTenant(t *testing.T) {
 	if mine.str("owner_id") != developer.userID {
 		t.Errorf("developer's database owner_id = %q, want %s", mine.str("owner_id"), developer.userID)
 	}
+	checkConnectionDetails(t, env, owner, viewer, developer, shared, mine)
 	if items := viewer.c.do("GET", "/databases", nil).expect(t, 200, "").items("items"); len(items) != 2 {
 		t.Errorf("viewer sees %d databases, want 2", len(items))
 	}
@@ -781,6 +782,7 @@ func TestDatabaseAccessByRoleAndTenant(t *testing.T) {
 	if items := stranger.c.do("GET", "/databases", nil).expect(t, 200, "").items("items"); len(items) != 0 {
 		t.Errorf("another tenant lists %v", items)
 	}
+	stranger.c.do("GET", "/databases/"+id+"/connection?reveal=password", nil).expect(t, 404, "not_found")
 	createDatabase(t, stranger.c, map[string]any{"name": "shared"}) // names are per tenant
 	stranger.c.do("GET", "/databases/"+uuid.NewString(), nil).expect(t, 404, "not_found")
 	stranger.c.do("GET", "/databases/not-a-uuid", nil).expect(t, 404, "not_found")
@@ -799,6 +801,52 @@ func TestDatabaseAccessByRoleAndTenant(t *testing.T) {
 	noTenant := loner.with(loner.login(email, password, "").access)
 	noTenant.do("GET", "/databases", nil).expect(t, 403, "forbidden")
 	noTenant.do("POST", "/databases", map[string]any{"name": "x"}).expect(t, 403, "forbidden")
+}
+
+// checkConnectionDetails: GET /databases/{id}/connection shows each member the account their role
+// uses, without password; ?reveal=password gives the read-write password to the owner and the
+// admins only, records who read it, and the details work with a MySQL client.
+func checkConnectionDetails(t *testing.T, env *e2eEnv, admin, viewer, developer dbMember, shared, devsOwn *e2eResponse) {
+	t.Helper()
+	id := shared.str("id")
+	path := "/databases/" + id + "/connection"
+	if r := viewer.c.do("GET", path, nil).expect(t, 200, ""); r.str("account") != "read_only" || r.str("username") != strings.TrimSuffix(shared.str("connection.username"), "_rw")+"_ro" ||
+		r.str("database") != shared.str("connection.database") || r.num("port") != shared.num("connection.port") || r.get("password") != nil {
+		t.Errorf("viewer GET %s = %s, want the read-only account of %v", path, r.body, shared.get("connection"))
+	}
+	if r := developer.c.do("GET", path, nil).expect(t, 200, ""); r.str("account") != "read_write" || r.str("username") != shared.str("connection.username") || r.get("password") != nil {
+		t.Errorf("developer GET %s = %s, want the read-write account without password", path, r.body)
+	}
+	viewer.c.do("GET", path+"?reveal=password", nil).expect(t, 403, "forbidden")
+	developer.c.do("GET", path+"?reveal=password", nil).expect(t, 403, "forbidden") // not the owner
+	viewer.c.do("GET", path+"?reveal=yes", nil).expect(t, 400, "validation_failed")
+
+	r := admin.c.do("GET", path+"?reveal=password", nil).expect(t, 200, "")
+	if r.str("password") != shared.str("connection.password") || r.str("account") != "read_write" || r.header.Get("Cache-Control") != "no-store" {
+		t.Errorf("admin reveal = %s (Cache-Control %q), want the password given at creation", r.body, r.header.Get("Cache-Control"))
+	}
+	own := devsOwn.str("id")
+	r = developer.c.do("GET", "/databases/"+own+"/connection?reveal=password", nil).expect(t, 200, "")
+	connect(t, &e2eResponse{doc: map[string]any{"connection": r.doc}}).Close() // the revealed details connect
+
+	events := openEventsDB(t, env.dsn)
+	rows, err := events.Query(`SELECT stream_id, JSON_UNQUOTE(JSON_EXTRACT(metadata, '$.actor_id')) FROM events
+		WHERE event_type = 'database.credentials_revealed.v1' ORDER BY position`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var stream, actor string
+		if err := rows.Scan(&stream, &actor); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, stream+" by "+actor)
+	}
+	if want := []string{"database-" + id + " by " + admin.userID, "database-" + own + " by " + developer.userID}; !slices.Equal(got, want) {
+		t.Errorf("recorded reveals = %v, want %v", got, want)
+	}
 }
 
 // GET /databases?state= filters; an unknown state is 400.
