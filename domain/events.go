@@ -9,7 +9,6 @@ func Events() []Event {
 		SessionStarted{}, SessionRefreshed{}, SessionEnded{},
 		TenantCreated{}, TenantMemberAdded{}, TenantMemberRoleChanged{}, TenantSettingsChanged{}, TenantPlanChanged{},
 		TenantInvitationCreated{}, TenantInvitationAccepted{}, TenantInvitationRevoked{},
-		TenantMemberDeactivated{}, TenantMemberReactivated{}, TenantMembershipClosed{},
 		AddressLoginFailed{}, AddressLocked{},
 		MailRequested{}, MailSent{}, MailFailed{},
 		DatabaseRequested{}, DatabaseProvisioned{}, DatabaseProvisioningFailed{}, DatabaseStopped{}, DatabaseStarted{},
