@@ -46,8 +46,11 @@ type Histogram struct {
 	offset int      // bucket index of counts[0]
 	counts []uint64 // dense from offset; ends trimmed of zeros only when encoded
 	total  uint64   // all values, zero included
-	sum    float64  // exact sum of the values as added
-	min    float64  // exact extremes; meaningless when total is 0
+	// micros is the sum of the values in whole microseconds: integers add exactly in any order (up
+	// to 2⁵³ µs, 285 years), so merges in another order give the same bits, and a rebuilt read
+	// model the same bytes.
+	micros float64
+	min    float64 // exact extremes; meaningless when total is 0
 	max    float64
 }
 
@@ -64,7 +67,7 @@ func (h *Histogram) AddN(ms float64, n uint64) {
 	}
 	ms = min(ms, MaxValue)
 	h.note(ms, ms, n)
-	h.sum += ms * float64(n)
+	h.micros += math.Round(ms*1000) * float64(n)
 	if ms <= MinValue {
 		h.zero += n
 		return
@@ -107,7 +110,7 @@ func (h *Histogram) Merge(o *Histogram) {
 		return
 	}
 	h.note(o.min, o.max, o.total)
-	h.sum += o.sum
+	h.micros += o.micros
 	h.zero += o.zero
 	if len(o.counts) == 0 {
 		return
@@ -121,15 +124,15 @@ func (h *Histogram) Merge(o *Histogram) {
 // Count is how many values were added.
 func (h *Histogram) Count() uint64 { return h.total }
 
-// Sum is the exact sum of the values added, in milliseconds.
-func (h *Histogram) Sum() float64 { return h.sum }
+// Sum is the sum of the values added, in milliseconds, each rounded to the microsecond.
+func (h *Histogram) Sum() float64 { return h.micros / 1000 }
 
-// Mean is the exact mean, 0 for an empty histogram.
+// Mean is the mean of the values (Sum / Count), 0 for an empty histogram.
 func (h *Histogram) Mean() float64 {
 	if h.total == 0 {
 		return 0
 	}
-	return h.sum / float64(h.total)
+	return h.Sum() / float64(h.total)
 }
 
 // Min and Max are the exact extremes, 0 for an empty histogram.
@@ -181,7 +184,7 @@ func (h *Histogram) MarshalBinary() ([]byte, error) {
 	out := make([]byte, 0, 32+4*len(h.counts))
 	out = append(out, encodingVersion)
 	out = binary.AppendUvarint(out, h.zero)
-	out = binary.LittleEndian.AppendUint64(out, math.Float64bits(h.sum))
+	out = binary.AppendUvarint(out, uint64(h.micros))
 	out = binary.LittleEndian.AppendUint64(out, math.Float64bits(h.min))
 	out = binary.LittleEndian.AppendUint64(out, math.Float64bits(h.max))
 	buckets := 0
@@ -219,7 +222,8 @@ func (h *Histogram) UnmarshalBinary(data []byte) error {
 	}
 	r := reader{data: data[1:]}
 	h.zero = r.uvarint()
-	h.sum, h.min, h.max = r.float(), r.float(), r.float()
+	h.micros = float64(r.uvarint())
+	h.min, h.max = r.float(), r.float()
 	n := r.uvarint()
 	if r.err != nil || n > uint64(maxIndex-minIndex+1) {
 		return fmt.Errorf("%w: header", ErrCorrupt)
