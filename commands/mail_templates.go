@@ -79,17 +79,17 @@ changing it if it is used elsewhere.
 }
 
 // compose renders a requested mail with its link, reading the link's token from the vault.
-func (d *MailDelivery) compose(ctx context.Context, req domain.MailRequested) (mail.Message, error) {
+func (d *MailDelivery) compose(ctx context.Context, req domain.MailRequested) (msg mail.Message, link string, err error) {
 	text, ok := mailTexts[req.Kind]
 	if !ok {
-		return mail.Message{}, fmt.Errorf("unknown mail kind %q: %w", req.Kind, mail.ErrPermanent)
+		return mail.Message{}, "", fmt.Errorf("unknown mail kind %q: %w", req.Kind, mail.ErrPermanent)
 	}
 	token, err := d.secrets.Get(ctx, mailSecret(req.MailID))
 	if err != nil {
-		return mail.Message{}, fmt.Errorf("token of mail %s: %w", req.MailID, err)
+		return mail.Message{}, "", fmt.Errorf("token of mail %s: %w", req.MailID, err)
 	}
-	link := d.publicURL.JoinPath(text.path)
-	link.RawQuery = url.Values{"token": {string(token)}}.Encode()
+	u := d.publicURL.JoinPath(text.path)
+	u.RawQuery = url.Values{"token": {string(token)}}.Encode()
 	// NewReplacer takes the first pair for a repeated key: the mail's data, then the defaults.
 	var values []string
 	for key, value := range req.Data {
@@ -100,7 +100,7 @@ func (d *MailDelivery) compose(ctx context.Context, req domain.MailRequested) (m
 			values = append(values, "{"+key+"}", value)
 		}
 	}
-	values = append(values, "{link}", link.String(), "{name}", "there", "{message}", "")
+	values = append(values, "{link}", u.String(), "{name}", "there", "{message}", "")
 	fill := strings.NewReplacer(values...)
-	return mail.Message{ID: string(req.MailID), To: req.To, Subject: fill.Replace(text.subject), Text: fill.Replace(text.text)}, nil
+	return mail.Message{ID: string(req.MailID), To: req.To, Subject: fill.Replace(text.subject), Text: fill.Replace(text.text)}, u.String(), nil
 }

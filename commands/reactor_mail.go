@@ -37,7 +37,14 @@ type MailDelivery struct {
 	// Instance names this process in the work leases it takes (the process lease's id when
 	// serving; a fresh id otherwise).
 	Instance string
+	// LogLinks logs each sent mail's link at INFO (MailLinkLogged): the development mail path,
+	// for a server without SMTP whose mails are files (docs/SECURITY.md, "Mail without SMTP").
+	LogLinks bool
 }
+
+// MailLinkLogged is the message of the log line that carries a mail's link when LogLinks is set:
+// the one log line allowed to hold a token.
+const MailLinkLogged = "mail written (no SMTP configured): its link"
 
 // NewMailDelivery returns the mail reactor; queue holds the mail_deliveries read model.
 func NewMailDelivery(events EventStore, secrets Secrets, queue WorkQueue, sender mail.Sender, publicURL *url.URL, now func() time.Time, log *slog.Logger) *MailDelivery {
@@ -128,7 +135,7 @@ func (d *MailDelivery) deliver(ctx context.Context, id domain.MailID) error {
 		return nil // the read model lags behind the mail's own stream: sent, given up, or backing off
 	}
 	req := m.Requested()
-	msg, err := d.compose(read, req)
+	msg, link, err := d.compose(read, req)
 	if err == nil {
 		send, cancel := context.WithTimeout(ctx, sendTimeout)
 		err = d.sender.Send(send, msg)
@@ -139,7 +146,11 @@ func (d *MailDelivery) deliver(ctx context.Context, id domain.MailID) error {
 	}
 	if err == nil {
 		m.Sent(d.now())
-		d.log.Info("mail sent", "mail_id", req.MailID, "kind", req.Kind)
+		if d.LogLinks {
+			d.log.Info(MailLinkLogged, "mail_id", req.MailID, "kind", req.Kind, "to", req.To, "link", link)
+		} else {
+			d.log.Info("mail sent", "mail_id", req.MailID, "kind", req.Kind)
+		}
 	} else {
 		permanent := errors.Is(err, mail.ErrPermanent) || errors.Is(err, domain.ErrNotFound)
 		m.Failed(err, permanent, d.now())

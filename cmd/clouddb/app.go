@@ -153,6 +153,7 @@ func (a *App) open(ctx context.Context) error {
 	sandboxes := a.Config.SandboxDSNs
 	if len(sandboxes) == 0 {
 		sandboxes = []string{serverDSN(dsn)}
+	a.Mail.LogLinks = a.Config.SMTPAddr == "" // the development mail path (docs/SECURITY.md)
 	}
 	if a.Fleet, err = sandbox.OpenFleet(ctx, sandboxes, a.Config.SandboxPrefix, a.Log); err != nil {
 		return fmt.Errorf("sandbox servers (CLOUDDB_SANDBOX_DSN): %w", err)

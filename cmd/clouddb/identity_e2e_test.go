@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,6 +61,10 @@ func TestE2ERegisterVerifyLogin(t *testing.T) {
 	if !strings.Contains(m.body, "Alice Smith") {
 		t.Errorf("the mail does not greet the user by name:\n%s", m.body)
 	}
+	if raw, err := os.ReadFile(m.file); err != nil || !strings.Contains(string(raw), "\r\n"+m.link+"\r\n") {
+		t.Errorf("the link is not whole on a line of its own in %s (%v): a person copies it from there", m.file, err)
+	}
+	env.waitMailLinkLogged(m.link) // no SMTP here: the development mail path prints it
 
 	c.do("POST", "/auth/login", map[string]any{"email": email, "password": password}).expect(t, 403, "email_not_verified")
 

@@ -46,7 +46,7 @@ func TestDirWritesOneParseableFile(t *testing.T) {
 	if got := msg.Header.Get("Message-Id"); got != "<"+testID+"@clouddb.example>" {
 		t.Errorf("Message-ID = %q", got)
 	}
-	if got := decodeQP(t, msg.Body); got != crlf(testText) {
+	if got := decodeBody(t, msg.Header.Get("Content-Transfer-Encoding"), msg.Body); got != crlf(testText) {
 		t.Errorf("body decodes to %q, want %q", got, crlf(testText))
 	}
 	if names := dirEntries(t, dir); len(names) != 1 {

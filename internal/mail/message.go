@@ -34,9 +34,10 @@ type built struct {
 
 // Build returns m as an RFC 5322 message from the sender from ("Name <addr>" or "addr"), dated
 // date: Date, From, To, Subject (an RFC 2047 encoded-word when not plain ASCII), Message-ID
-// <ID@domain-of-from>, MIME-Version, Auto-Submitted, then a text/plain; charset=utf-8
-// quoted-printable body, or a multipart/alternative of the text and the HTML when m.HTML is set.
-// Every line ends with CRLF, line breaks of the bodies included.
+// <ID@domain-of-from>, MIME-Version, Auto-Submitted, then a text/plain; charset=utf-8 body, or a
+// multipart/alternative of the text and the HTML when m.HTML is set. Each body goes as it is
+// (7bit, or 8bit when not ASCII) unless a line of it is too long for that (bodyEncoding): then
+// quoted-printable. Every line ends with CRLF, line breaks of the bodies included.
 //
 // Returns an error wrapping ErrInvalidMessage (and ErrPermanent) if m.ID is not a uuid, if m.To or
 // m.Subject contains CR or LF (header injection) or is empty, if m.To is not one address that
@@ -101,11 +102,16 @@ func build(from string, m Message, date time.Time) (built, error) {
 	writeHeader(&buf, "Message-ID", "<"+b.id+"@"+messageIDHost(sender.Address)+">")
 	writeHeader(&buf, "MIME-Version", "1.0")
 	writeHeader(&buf, "Auto-Submitted", "auto-generated") // RFC 3834: no vacation replies to us
+	// "=_" can never occur in quoted-printable output (a literal "=" is encoded as "=3D"), so a
+	// boundary that starts with it cannot collide with a body sent so, and the output stays
+	// deterministic; a body that holds the boundary is sent quoted-printable.
+	boundary := "=_" + b.id
 	if m.HTML == "" {
+		enc := bodyEncoding(m.Text, boundary)
 		writeHeader(&buf, "Content-Type", "text/plain; charset=utf-8")
-		writeHeader(&buf, "Content-Transfer-Encoding", "quoted-printable")
+		writeHeader(&buf, "Content-Transfer-Encoding", enc)
 		buf.WriteString("\r\n")
-		if err := writeQP(&buf, m.Text); err != nil {
+		if err := writeBody(&buf, enc, m.Text); err != nil {
 			return built{}, fmt.Errorf("mail: message %s: encode text body: %w", b.id, err)
 		}
 		b.data = buf.Bytes()
@@ -113,9 +119,7 @@ func build(from string, m Message, date time.Time) (built, error) {
 	}
 
 	mw := multipart.NewWriter(&buf)
-	// "=_" can never occur in quoted-printable output (a literal "=" is encoded as "=3D"), so a
-	// boundary that starts with it cannot collide with a body, and the output stays deterministic.
-	if err := mw.SetBoundary("=_" + b.id); err != nil {
+	if err := mw.SetBoundary(boundary); err != nil {
 		return built{}, fmt.Errorf("mail: message %s: boundary: %w", b.id, err)
 	}
 	writeHeader(&buf, "Content-Type", mime.FormatMediaType("multipart/alternative", map[string]string{"boundary": mw.Boundary()}))
@@ -125,12 +129,13 @@ func build(from string, m Message, date time.Time) (built, error) {
 		{"text/plain; charset=utf-8", m.Text},
 		{"text/html; charset=utf-8", m.HTML},
 	} {
+		enc := bodyEncoding(p.body, boundary)
 		w, err := mw.CreatePart(textproto.MIMEHeader{
 			"Content-Type":              {p.ctype},
-			"Content-Transfer-Encoding": {"quoted-printable"},
+			"Content-Transfer-Encoding": {enc},
 		})
 		if err == nil {
-			err = writeQP(w, p.body)
+			err = writeBody(w, enc, p.body)
 		}
 		if err != nil {
 			return built{}, fmt.Errorf("mail: message %s: encode %s part: %w", b.id, p.ctype, err)
@@ -163,13 +168,54 @@ func writeHeader(buf *bytes.Buffer, name, value string) {
 	buf.WriteString("\r\n")
 }
 
-// writeQP writes s quoted-printable; its line breaks (LF, CRLF or CR) come out as CRLF.
-func writeQP(w io.Writer, s string) error {
+// maxBodyLine is the longest line a body sent as it is may have: RFC 5322's 998 characters,
+// counted in bytes as SMTP counts them.
+const maxBodyLine = 998
+
+// bodyEncoding is the Content-Transfer-Encoding of body: "7bit" for ASCII and "8bit" for other
+// UTF-8 (sent as it is, so that a person reading the file sees the text, and a link in it can be
+// copied whole: quoted-printable writes "=" as "=3D" and breaks lines at 76 characters, which
+// mangles every ?token= link), or "quoted-printable" when a line is longer than maxBodyLine or
+// the body holds the multipart boundary. 8bit goes to SMTP servers with BODY=8BITMIME when they
+// offer it (net/smtp's Mail), as all current ones do.
+func bodyEncoding(body, boundary string) string {
+	enc := "7bit"
+	for _, line := range strings.FieldsFunc(body, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		if len(line) > maxBodyLine {
+			return "quoted-printable"
+		}
+	}
+	if strings.Contains(body, boundary) {
+		return "quoted-printable"
+	}
+	for i := 0; i < len(body); i++ {
+		if body[i] >= 0x80 {
+			enc = "8bit"
+			break
+		}
+	}
+	return enc
+}
+
+// writeBody writes s in encoding enc (bodyEncoding's); its line breaks (LF, CRLF or CR) come
+// out as CRLF.
+func writeBody(w io.Writer, enc, s string) error {
+	if enc != "quoted-printable" {
+		_, err := io.WriteString(w, crlfLines(s))
+		return err
+	}
 	qw := quotedprintable.NewWriter(w)
 	if _, err := qw.Write([]byte(s)); err != nil {
 		return err
 	}
 	return qw.Close()
+}
+
+// crlfLines is s with every line break (LF, CRLF or CR) as CRLF.
+func crlfLines(s string) string {
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	s = strings.ReplaceAll(s, "\r", "\n")
+	return strings.ReplaceAll(s, "\n", "\r\n")
 }
 
 // messageIDHost returns the domain of the sender address for the right part of Message-ID, or

@@ -20,7 +20,7 @@ const (
 
 var testDate = time.Date(2026, 3, 14, 15, 9, 26, 0, time.FixedZone("CET", 3600))
 
-// testText exercises quoted-printable: non-ASCII, a line longer than 76 characters, trailing
+// testText exercises the body encoding: non-ASCII, a line longer than 76 characters, trailing
 // spaces, "=" signs, a lone "." line (SMTP end of data) and a "From " line.
 const testText = "Bonjour Zoë,\n\nVérifiez votre adresse : http://localhost:8080/verify?token=abc=def&x=1\n" +
 	"Une ligne très longue qui dépasse largement les soixante-seize caractères autorisés par ligne en quoted-printable.\n" +
@@ -53,11 +53,17 @@ func mustParse(t *testing.T, raw []byte) *mail.Message {
 	return msg
 }
 
-func decodeQP(t *testing.T, r io.Reader) string {
+// decodeBody reads a body sent with Content-Transfer-Encoding enc.
+func decodeBody(t *testing.T, enc string, r io.Reader) string {
 	t.Helper()
-	b, err := io.ReadAll(quotedprintable.NewReader(r))
+	if enc == "quoted-printable" {
+		r = quotedprintable.NewReader(r)
+	} else if enc != "7bit" && enc != "8bit" {
+		t.Fatalf("Content-Transfer-Encoding %q", enc)
+	}
+	b, err := io.ReadAll(r)
 	if err != nil {
-		t.Fatalf("decode quoted-printable: %v", err)
+		t.Fatalf("decode %s: %v", enc, err)
 	}
 	return string(b)
 }
@@ -100,7 +106,7 @@ func TestBuildHeaders(t *testing.T) {
 		"Message-Id":                "<" + testID + "@clouddb.example>",
 		"Mime-Version":              "1.0",
 		"Content-Type":              "text/plain; charset=utf-8",
-		"Content-Transfer-Encoding": "quoted-printable",
+		"Content-Transfer-Encoding": "8bit", // not ASCII, no line over 998 bytes
 		"Auto-Submitted":            "auto-generated",
 	} {
 		if got := msg.Header.Get(name); got != want {
@@ -111,7 +117,7 @@ func TestBuildHeaders(t *testing.T) {
 	if subject, err := dec.DecodeHeader(msg.Header.Get("Subject")); err != nil || subject != "Vérification de votre adresse" {
 		t.Errorf("Subject decodes to %q (%v)", subject, err)
 	}
-	if got := decodeQP(t, msg.Body); got != crlf(testText) {
+	if got := decodeBody(t, "8bit", msg.Body); got != crlf(testText) {
 		t.Errorf("body decodes to %q, want %q", got, crlf(testText))
 	}
 	if again := mustBuild(t, testMessage()); !bytes.Equal(raw, again) {
@@ -255,14 +261,45 @@ func TestBuildMultipartWhenHTML(t *testing.T) {
 		if got := p.Header.Get("Content-Type"); got != want.ctype {
 			t.Errorf("part %d Content-Type = %q, want %q", i, got, want.ctype)
 		}
-		if got := p.Header.Get("Content-Transfer-Encoding"); got != "quoted-printable" {
+		if got := p.Header.Get("Content-Transfer-Encoding"); got != "8bit" {
 			t.Errorf("part %d Content-Transfer-Encoding = %q", i, got)
 		}
-		if got := decodeQP(t, p); got != crlf(want.body) {
+		if got := decodeBody(t, "8bit", p); got != crlf(want.body) {
 			t.Errorf("part %d decodes to %q, want %q", i, got, crlf(want.body))
 		}
 	}
 	if _, err := r.NextPart(); err != io.EOF {
 		t.Errorf("after two parts: %v, want io.EOF", err)
+	}
+}
+
+// A body goes as it is when it can, so that the link of a mail written to a file can be copied
+// from it whole: 7bit for ASCII, 8bit otherwise; quoted-printable only for a line over 998 bytes
+// or a body that holds the multipart boundary.
+func TestBuildBodyEncoding(t *testing.T) {
+	link := "https://console.example/app/verify?token=0b6f5d0e-3c1a-4f7e-9d2a-5b8c1e4f7a90.q7Vd3mKxRp9Lw2bNf8sTz4HcYq7Vd3mKxRp9Lw2bNf8sTz4HcY"
+	for _, tc := range []struct {
+		name, text, enc string
+	}{
+		{"ascii", "Hello,\n\n" + link + "\n", "7bit"},
+		{"utf-8", "Hello Zoë,\n\n" + link + "\n", "8bit"},
+		{"long line", strings.Repeat("x", 999) + "\n" + link + "\n", "quoted-printable"},
+		{"boundary", "--=_" + testID + "\n" + link + "\n", "quoted-printable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := testMessage()
+			m.Text = tc.text
+			if tc.name == "boundary" {
+				m.HTML = "<p>x</p>"
+			}
+			raw := mustBuild(t, m)
+			assertCRLF(t, raw)
+			if got := strings.Count(string(raw), "Content-Transfer-Encoding: "+tc.enc); got != 1 {
+				t.Fatalf("Content-Transfer-Encoding %s %d times in:\n%s", tc.enc, got, raw)
+			}
+			if tc.enc != "quoted-printable" && !bytes.Contains(raw, []byte("\r\n"+link+"\r\n")) {
+				t.Errorf("the link is not on a line of its own, whole:\n%s", raw)
+			}
+		})
 	}
 }

@@ -223,15 +223,15 @@ func checkDelivered(t *testing.T, be *backend, m Message) received {
 		t.Errorf("Message-ID = %q", got)
 	}
 	mediaType, params, _ := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	body := io.Reader(msg.Body)
+	body, enc := io.Reader(msg.Body), msg.Header.Get("Content-Transfer-Encoding")
 	if mediaType == "multipart/alternative" {
 		p, err := multipart.NewReader(msg.Body, params["boundary"]).NextRawPart()
 		if err != nil {
 			t.Fatal(err)
 		}
-		body = p
+		body, enc = p, p.Header.Get("Content-Transfer-Encoding")
 	}
-	if got := decodeQP(t, body); got != crlf(m.Text) {
+	if got := decodeBody(t, enc, body); got != crlf(m.Text) {
 		t.Errorf("text body = %q, want %q", got, crlf(m.Text))
 	}
 	return r
