@@ -18,6 +18,10 @@ type Envelope struct {
 	Payload       json.RawMessage `json:"payload"`
 	Metadata      Metadata        `json:"metadata"`
 	RecordedAt    time.Time       `json:"recorded_at"`
+	// ChainID and ChainSeq place the event in its chain (chain.go); "" and 0 while an event recorded
+	// before the chains is not chained yet.
+	ChainID  string `json:"chain_id,omitempty"`
+	ChainSeq int64  `json:"chain_seq,omitempty"`
 }
 
 // Metadata says who caused an event and how; every event carries it, for the audit trail.

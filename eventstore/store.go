@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -56,7 +57,8 @@ type Store struct {
 	stop   chan struct{}
 	done   chan struct{}
 
-	head watch.Position // of this process's own appends
+	head  watch.Position // of this process's own appends
+	chain chainState     // the writer's
 
 	typeHeads struct { // the last position of each event type this process appended
 		sync.Mutex
@@ -68,6 +70,7 @@ type pendingAppend struct {
 	ctx      context.Context
 	append   Append
 	messages []*message.Message // one per event, envelope filled but for position and version
+	links    []Link             // one per message, filled but for the chain sequence and previous hash
 	result   chan appendResult
 }
 
@@ -102,6 +105,7 @@ func New(db *sql.DB, registry *Registry, opts Options) *Store {
 		maxBatch: opts.MaxBatchEvents,
 		unhurry:  opts.UnhurriedWait,
 		metrics:  newStoreMetrics(opts.Metrics),
+		chain:    chainState{at: -1, heads: map[string]chainHead{}},
 		queue:    make(chan *pendingAppend, 1024),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -188,6 +192,11 @@ func (s *Store) prepare(ctx context.Context, a Append) (*pendingAppend, error) {
 	seen := map[string]bool{}
 	recordedAt := s.now().UTC().Truncate(time.Microsecond)
 	p := &pendingAppend{ctx: ctx, append: a, result: make(chan appendResult, 1)}
+	metadata, err := json.Marshal(a.Metadata) // as InsertQuery stores it
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: encode metadata: %w", err)
+	}
+	metadataSHA256, chain := sha256.Sum256(metadata), ChainOf(a.Metadata)
 	for _, st := range a.Streams {
 		switch {
 		case st.ID == "" || len(st.ID) > 255:
@@ -211,7 +220,7 @@ func (s *Store) prepare(ctx context.Context, a Append) (*pendingAppend, error) {
 			if err != nil {
 				return nil, fmt.Errorf("eventstore: encode %s: %w", e.EventType(), err)
 			}
-			p.messages = append(p.messages, ToMessage(Envelope{
+			env := Envelope{
 				EventID:    uuid.NewString(),
 				StreamID:   st.ID,
 				StreamType: st.Type,
@@ -219,7 +228,10 @@ func (s *Store) prepare(ctx context.Context, a Append) (*pendingAppend, error) {
 				Payload:    payload,
 				Metadata:   a.Metadata,
 				RecordedAt: recordedAt,
-			}))
+			}
+			p.messages = append(p.messages, ToMessage(env))
+			p.links = append(p.links, Link{ChainID: chain, EventID: env.EventID, StreamID: st.ID, StreamType: st.Type,
+				EventType: env.EventType, PayloadSHA256: sha256.Sum256(payload), MetadataSHA256: metadataSHA256, RecordedAt: recordedAt})
 		}
 	}
 	for _, c := range append(a.Claims, a.Releases...) {
@@ -386,6 +398,10 @@ func (s *Store) commitTx(batch []*pendingAppend) ([]appendResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	chains, err := s.chain.begin(ctx, tx, position, chainsOf(batch))
+	if err != nil {
+		return nil, err
+	}
 	results := make([]appendResult, len(batch))
 	var messages []*message.Message
 	for i, p := range batch {
@@ -402,12 +418,13 @@ func (s *Store) commitTx(batch []*pendingAppend) ([]appendResult, error) {
 			continue
 		}
 		results[i].appended.FirstPosition = position + 1
-		for _, msg := range p.messages {
-			streamID := msg.Metadata.Get(keyStreamID)
-			versions[streamID]++
+		for j, msg := range p.messages {
+			link := p.links[j]
+			versions[link.StreamID]++
 			position++
-			msg.Metadata.Set(keyPosition, fmt.Sprint(position))
-			msg.Metadata.Set(keyStreamVersion, fmt.Sprint(versions[streamID]))
+			link.StreamVersion = versions[link.StreamID]
+			hash := chains.link(&link)
+			setPlace(msg, position, link, hash)
 			messages = append(messages, msg)
 		}
 		results[i].appended.LastPosition = position
@@ -428,9 +445,21 @@ func (s *Store) commitTx(batch []*pendingAppend) ([]appendResult, error) {
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("eventstore: commit: %w", err)
 	}
+	chains.commit(position)
 	s.noteTypes(batch, results, position)
 	s.head.Advance(position)
 	return results, nil
+}
+
+// chainsOf lists the chains the events of batch go to.
+func chainsOf(batch []*pendingAppend) []string {
+	var chains []string
+	for _, p := range batch {
+		if len(p.links) > 0 && !slices.Contains(chains, p.links[0].ChainID) { // one chain per append: its metadata's
+			chains = append(chains, p.links[0].ChainID)
+		}
+	}
+	return chains
 }
 
 // noteTypes records that the committed appends of batch hold their event types at or before

@@ -1,7 +1,9 @@
 package eventstore
 
 import (
-	stdsql "database/sql"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -25,9 +27,16 @@ const (
 	keyStreamVersion = "stream_version"
 	keyEventType     = "event_type"
 	keyRecordedAt    = "recorded_at"
+	keyChainID       = "chain_id"
+	keyChainSeq      = "chain_seq"
+	keyHash          = "hash"
 )
 
-const envelopeColumns = "position, event_id, stream_id, stream_type, stream_version, event_type, payload, metadata, recorded_at"
+// envelopeColumns are read into an Envelope; an append writes insertColumns.
+const (
+	envelopeColumns = "position, event_id, stream_id, stream_type, stream_version, event_type, payload, metadata, recorded_at, chain_id, chain_seq"
+	insertColumns   = "position, event_id, stream_id, stream_type, stream_version, event_type, payload, metadata, recorded_at, chain_id, chain_seq, hash"
+)
 
 // WatermillSchema is the watermill-sql schema adapter that makes the events table a topic: the
 // message offset is the global position, the message UUID the event id.
@@ -53,7 +62,7 @@ func (WatermillSchema) InsertQuery(params wsql.InsertQueryParams) (wsql.Query, e
 	if params.Topic != Topic {
 		return wsql.Query{}, fmt.Errorf("eventstore: cannot publish to topic %q", params.Topic)
 	}
-	args := make([]any, 0, 9*len(params.Msgs))
+	args := make([]any, 0, 12*len(params.Msgs))
 	for _, msg := range params.Msgs {
 		env, err := FromMessage(msg)
 		if err != nil {
@@ -63,10 +72,14 @@ func (WatermillSchema) InsertQuery(params wsql.InsertQueryParams) (wsql.Query, e
 		if err != nil {
 			return wsql.Query{}, fmt.Errorf("eventstore: encode metadata of %s: %w", env.EventID, err)
 		}
+		hash, err := hex.DecodeString(msg.Metadata.Get(keyHash))
+		if env.ChainSeq < 1 || len(hash) != sha256.Size || err != nil {
+			return wsql.Query{}, fmt.Errorf("eventstore: message %s has no place in a chain", env.EventID)
+		}
 		args = append(args, env.Position, env.EventID, env.StreamID, env.StreamType, env.StreamVersion,
-			env.EventType, []byte(env.Payload), metadata, env.RecordedAt.UTC())
+			env.EventType, []byte(env.Payload), metadata, env.RecordedAt.UTC(), env.ChainID, env.ChainSeq, hash)
 	}
-	return wsql.Query{Query: "INSERT INTO events (" + envelopeColumns + ") VALUES " + sqlparams.Rows(len(params.Msgs), 9), Args: args}, nil
+	return wsql.Query{Query: "INSERT INTO events (" + insertColumns + ") VALUES " + sqlparams.Rows(len(params.Msgs), 12), Args: args}, nil
 }
 
 // SelectQuery reads the next batch after the consumer group's offset.
@@ -121,8 +134,8 @@ func (WatermillSchema) UnmarshalMessage(params wsql.UnmarshalMessageParams) (wsq
 
 // SubscribeIsolationLevel is READ COMMITTED: positions commit in order, so subscribers need no
 // gap locks (watermill's default SERIALIZABLE would make every open batch block all appenders).
-func (WatermillSchema) SubscribeIsolationLevel() stdsql.IsolationLevel {
-	return stdsql.LevelReadCommitted
+func (WatermillSchema) SubscribeIsolationLevel() sql.IsolationLevel {
+	return sql.LevelReadCommitted
 }
 
 // ToMessage is the watermill form of an envelope.
@@ -135,12 +148,27 @@ func ToMessage(env Envelope) *message.Message {
 	md.Set(keyStreamVersion, strconv.FormatInt(env.StreamVersion, 10))
 	md.Set(keyEventType, env.EventType)
 	md.Set(keyRecordedAt, env.RecordedAt.UTC().Format(time.RFC3339Nano))
+	if env.ChainSeq > 0 {
+		md.Set(keyChainID, env.ChainID)
+		md.Set(keyChainSeq, strconv.FormatInt(env.ChainSeq, 10))
+	}
 	for key, value := range env.Metadata.fields() {
 		if value != "" {
 			md.Set(key, value)
 		}
 	}
 	return msg
+}
+
+// setPlace writes into a message built by ToMessage its place in the log: its global position,
+// and its link in its chain with the link's hash.
+func setPlace(msg *message.Message, position int64, l Link, hash Hash) {
+	md := msg.Metadata
+	md.Set(keyPosition, strconv.FormatInt(position, 10))
+	md.Set(keyStreamVersion, strconv.FormatInt(l.StreamVersion, 10))
+	md.Set(keyChainID, l.ChainID)
+	md.Set(keyChainSeq, strconv.FormatInt(l.ChainSeq, 10))
+	md.Set(keyHash, hex.EncodeToString(hash[:]))
 }
 
 // FromMessage is the envelope carried by a message of the events topic.
@@ -162,6 +190,12 @@ func FromMessage(msg *message.Message) (Envelope, error) {
 	}
 	if env.RecordedAt, err = time.Parse(time.RFC3339Nano, md.Get(keyRecordedAt)); err != nil {
 		return Envelope{}, fmt.Errorf("eventstore: message %s has no recording time: %w", msg.UUID, err)
+	}
+	if seq := md.Get(keyChainSeq); seq != "" {
+		env.ChainID = md.Get(keyChainID)
+		if env.ChainSeq, err = strconv.ParseInt(seq, 10, 64); err != nil {
+			return Envelope{}, fmt.Errorf("eventstore: message %s has a bad chain sequence: %w", msg.UUID, err)
+		}
 	}
 	env.Metadata = metadataFromFields(md.Get)
 	return env, nil
@@ -198,11 +232,13 @@ type scanner interface {
 func scanEnvelope(row scanner) (Envelope, error) {
 	var env Envelope
 	var payload, metadata []byte
+	var chainID sql.NullString
+	var chainSeq sql.NullInt64
 	if err := row.Scan(&env.Position, &env.EventID, &env.StreamID, &env.StreamType, &env.StreamVersion,
-		&env.EventType, &payload, &metadata, &env.RecordedAt); err != nil {
+		&env.EventType, &payload, &metadata, &env.RecordedAt, &chainID, &chainSeq); err != nil {
 		return Envelope{}, fmt.Errorf("eventstore: scan event: %w", err)
 	}
-	env.Payload = payload
+	env.Payload, env.ChainID, env.ChainSeq = payload, chainID.String, chainSeq.Int64
 	if err := json.Unmarshal(metadata, &env.Metadata); err != nil {
 		return Envelope{}, fmt.Errorf("eventstore: metadata of position %d: %w", env.Position, err)
 	}

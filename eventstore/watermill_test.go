@@ -3,7 +3,9 @@ package eventstore_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,9 +30,11 @@ func TestMessageRoundTrip(t *testing.T) {
 			RequestID: "req-1", IP: "2001:db8::1", UserAgent: "Mozilla/5.0 (X11; Linux) \"quoted\"",
 		},
 		RecordedAt: time.Date(2025, 3, 14, 15, 9, 26, 535897000, time.UTC),
+		ChainID:    "tenant-1",
+		ChainSeq:   3,
 	}
 	bare := full
-	bare.Metadata = eventstore.Metadata{}
+	bare.Metadata, bare.ChainID, bare.ChainSeq = eventstore.Metadata{}, "", 0
 	for name, env := range map[string]eventstore.Envelope{"every field": full, "no metadata": bare} {
 		t.Run(name, func(t *testing.T) {
 			msg := eventstore.ToMessage(env)
@@ -79,6 +83,14 @@ func TestWatermillSchemaInsertQuery(t *testing.T) {
 		eventstore.ToMessage(eventstore.Envelope{Position: 1, EventID: uuid.NewString(), StreamID: "s", StreamType: "t", StreamVersion: 1, EventType: "e", Payload: json.RawMessage(`{}`)}),
 		eventstore.ToMessage(eventstore.Envelope{Position: 2, EventID: uuid.NewString(), StreamID: "s", StreamType: "t", StreamVersion: 2, EventType: "e", Payload: json.RawMessage(`{}`)}),
 	}
+	if _, err := (eventstore.WatermillSchema{}).InsertQuery(wsql.InsertQueryParams{Topic: eventstore.Topic, Msgs: msgs}); err == nil {
+		t.Error("InsertQuery accepted events without their link in a chain")
+	}
+	for i, msg := range msgs { // as the store's writer places them
+		msg.Metadata.Set("chain_id", "platform")
+		msg.Metadata.Set("chain_seq", fmt.Sprint(i+1))
+		msg.Metadata.Set("hash", strings.Repeat("ab", 32))
+	}
 	if _, err := (eventstore.WatermillSchema{}).InsertQuery(wsql.InsertQueryParams{Topic: "other", Msgs: msgs}); err == nil {
 		t.Error("InsertQuery accepted another topic")
 	}
@@ -86,8 +98,8 @@ func TestWatermillSchemaInsertQuery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(q.Args) != 18 {
-		t.Errorf("%d args for 2 messages, want 18", len(q.Args))
+	if len(q.Args) != 24 {
+		t.Errorf("%d args for 2 messages, want 24", len(q.Args))
 	}
 
 	// A publisher on another topic, even bound to the store's database, writes nothing.

@@ -16,6 +16,8 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/database"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/clouddbmanager/clouddb/eventstore"
 )
 
 //go:embed *.sql
@@ -37,6 +39,7 @@ func Apply(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 		goose.WithLocker(locker),
 		goose.WithDisableGlobalRegistry(true),
 		goose.WithSlog(log),
+		goose.WithGoMigrations(chainBackfill(log)),
 	)
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
@@ -49,6 +52,15 @@ func Apply(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 		log.Info("migration applied", "version", r.Source.Version, "file", r.Source.Path, "took_ms", r.Duration.Milliseconds())
 	}
 	return nil
+}
+
+// chainBackfill is migration 16: it chains the events recorded before 0015 gave the log its hash
+// chains. It runs outside a transaction, committing a batch at a time (eventstore.ChainBackfill);
+// a process that dies halfway leaves the version unrecorded, and the next start chains the rest.
+func chainBackfill(log *slog.Logger) *goose.Migration {
+	return goose.NewGoMigration(16, &goose.GoFunc{RunDB: func(ctx context.Context, db *sql.DB) error {
+		return eventstore.ChainBackfill(ctx, db, log)
+	}}, nil)
 }
 
 func mustStore() database.Store {
