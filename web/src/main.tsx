@@ -1,4 +1,124 @@
 import { render } from "preact";
+import { lazy, Suspense } from "preact/compat";
+import { useEffect, useState } from "preact/hooks";
 import "./style.css";
+import { api } from "./api";
+import { AcceptInvitation, Forgot, Register, ResetPassword, SignIn, Unlock, Verify } from "./pages/auth";
+import { Databases } from "./pages/databases";
+import { CreateTenant } from "./pages/tenants";
+import { resumeSession, signOut } from "./session";
+import { navigate, query, route, session, TenantChoice, useStore } from "./store";
+import { Link } from "./ui";
 
-render(<main><h1>CloudDB Manager</h1></main>, document.getElementById("app")!);
+// The SQL editor carries CodeMirror: it is loaded when a database is opened, not before.
+const Editor = lazy(() => import("./pages/editor").then((m) => ({ default: m.Editor })));
+
+const publicPages: Record<string, () => preact.JSX.Element> = {
+  "/login": SignIn,
+  "/register": Register,
+  "/verify": Verify,
+  "/forgot-password": Forgot,
+  "/reset-password": ResetPassword,
+  "/unlock": Unlock,
+  "/invitations/accept": AcceptInvitation,
+};
+
+function App() {
+  const me = useStore(session);
+  const path = useStore(route).split("?")[0];
+  const Public = publicPages[path];
+  // The mail links work whoever is signed in: they act on their token, not the session. Signing
+  // in again is how a signed-in person switches tenant.
+  const signedInElsewhere = me && (path === "/register" || (path === "/login" && !query("tenant")));
+  if (Public && !signedInElsewhere) return <Public />;
+  if (me === undefined) return <p class="loading">Loading…</p>;
+  if (me === null) {
+    navigate("/login" + (path === "/" ? "" : "?next=" + encodeURIComponent(route.get())), true);
+    return null;
+  }
+  if (!me.tenant) return <Shell><CreateTenant /></Shell>;
+  const db = /^\/databases\/([0-9a-f-]{36})$/.exec(path);
+  if (db) {
+    return (
+      <Shell wide>
+        <Suspense fallback={<p class="loading">Loading the editor…</p>}>
+          <Editor id={db[1]} />
+        </Suspense>
+      </Shell>
+    );
+  }
+  if (path === "/tenants/new") return <Shell><CreateTenant /></Shell>;
+  if (path !== "/databases") {
+    navigate("/databases", true);
+    return null;
+  }
+  return <Shell><Databases /></Shell>;
+}
+
+function TenantSwitcher() {
+  const me = useStore(session)!;
+  const [tenants, setTenants] = useState<TenantChoice[]>([]);
+  useEffect(() => {
+    api<{ items: TenantChoice[] }>("GET", "/me/tenants").then((r) => setTenants(r.items), () => {});
+  }, [me.tenant?.id]);
+  if (!me.tenant) return null;
+  return (
+    <label class="tenant-switch">
+      <span class="sr-only">Tenant</span>
+      <select
+        value={me.tenant.id}
+        onChange={(e) => {
+          const v = (e.target as HTMLSelectElement).value;
+          if (v === "+") return navigate("/tenants/new");
+          const t = tenants.find((t) => t.id === v);
+          // A session belongs to one tenant: another one is another sign-in.
+          if (t) navigate(`/login?tenant=${encodeURIComponent(t.slug)}&email=${encodeURIComponent(me.user.email)}`);
+        }}
+      >
+        {tenants.length === 0 && <option value={me.tenant.id}>{me.tenant.name}</option>}
+        {tenants.map((t) => (
+          <option value={t.id} key={t.id}>
+            {t.name} ({t.role.replace("_", " ")})
+          </option>
+        ))}
+        <option value="+">New tenant…</option>
+      </select>
+    </label>
+  );
+}
+
+function Shell(props: { children: preact.ComponentChildren; wide?: boolean }) {
+  const me = useStore(session)!;
+  return (
+    <>
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <header class="topbar">
+        <Link href="/databases" class="logo">
+          <img src="/favicon.svg" alt="" width={22} height={22} />
+          CloudDB Manager
+        </Link>
+        <nav aria-label="Main">
+          <Link href="/databases" aria-current={route.get().startsWith("/databases") ? "page" : undefined}>
+            Databases
+          </Link>
+        </nav>
+        <div class="spacer" />
+        <TenantSwitcher />
+        <span class="who" title={me.user.email}>
+          {me.user.name || me.user.email}
+        </span>
+        <button type="button" onClick={signOut}>
+          Sign out
+        </button>
+      </header>
+      <main id="main" class={props.wide ? "wide" : undefined}>
+        {props.children}
+      </main>
+    </>
+  );
+}
+
+resumeSession();
+render(<App />, document.getElementById("app")!);

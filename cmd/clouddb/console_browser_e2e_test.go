@@ -1,0 +1,307 @@
+package main
+
+// The web console driven in Debian's Chromium (headless, through chromedp) against a real App and
+// MariaDB: sign-up through the mail link, sign-in, a first tenant, a database from the sample
+// template, a query whose cell holds markup shown as text, a silent refresh of an expired access
+// token, and a viewer's read-only view. Every page is checked with axe-core and for CSP
+// violations. CLOUDDB_CONSOLE_SCREENSHOTS=dir keeps a screenshot of each page, light and dark.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// browser is one headless Chromium tab on the console of env.
+type browser struct {
+	t      *testing.T
+	env    *e2eEnv
+	origin string // http://127.0.0.1:port
+	ctx    context.Context
+
+	mu       sync.Mutex
+	problems []string // uncaught exceptions, console errors (CSP violations among them), dialogs
+}
+
+// axeSource is axe-core's script, from web/node_modules (make console installs it).
+var axeSource = sync.OnceValues(func() ([]byte, error) {
+	return os.ReadFile(filepath.Join("..", "..", "web", "node_modules", "axe-core", "axe.min.js"))
+})
+
+// newBrowser starts Chromium (from PATH: `apt-get install chromium`; .ci/run installs it) with a
+// fresh profile, so each browser has its own cookies.
+func newBrowser(t *testing.T, env *e2eEnv) *browser {
+	t.Helper()
+	exe, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium is not on PATH (apt-get install chromium): the console's browser tests need it")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 860), chromedp.UserDataDir(t.TempDir()))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	// This chromedp's protocol tables predate some events of today's Chromium: not our problem.
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(func(format string, args ...any) {
+		if msg := fmt.Sprintf(format, args...); !strings.Contains(msg, "unhandled") {
+			t.Logf("chromedp: %s", msg)
+		}
+	}))
+	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	b := &browser{t: t, env: env, origin: "http://" + env.app.Addr(), ctx: ctx}
+	chromedp.ListenTarget(ctx, func(ev any) {
+		var problem string
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			problem = "uncaught exception: " + ev.ExceptionDetails.Error()
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.APITypeError {
+				var args []string
+				for _, a := range ev.Args {
+					args = append(args, string(a.Value)+a.Description)
+				}
+				problem = "console.error: " + strings.Join(args, " ")
+			}
+		case *page.EventJavascriptDialogOpening:
+			problem = "a dialog opened: " + ev.Message
+			go chromedp.Run(ctx, page.HandleJavaScriptDialog(false)) //nolint:errcheck // the problem is reported
+		}
+		if problem != "" {
+			b.mu.Lock()
+			b.problems = append(b.problems, problem)
+			b.mu.Unlock()
+		}
+	})
+	// The first Run starts the browser, bound to the context it runs with: b.ctx, not a step's.
+	if err := chromedp.Run(ctx, runtime.Enable(), page.Enable()); err != nil {
+		t.Fatalf("starting %s: %v", exe, err)
+	}
+	return b
+}
+
+func (b *browser) run(actions ...chromedp.Action) {
+	b.t.Helper()
+	// A step that cannot happen fails within seconds, with what the page shows.
+	ctx, cancel := context.WithTimeout(b.ctx, 15*time.Second)
+	defer cancel()
+	if err := chromedp.Run(ctx, actions...); err != nil {
+		b.t.Fatalf("browser: %v (%s)", err, b.snapshot())
+	}
+}
+
+// snapshot is the visible text of the page, for failure messages.
+func (b *browser) snapshot() string {
+	var text string
+	ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+	defer cancel()
+	chromedp.Run(ctx, chromedp.Evaluate(`document.body ? document.body.innerText : ""`, &text)) //nolint:errcheck // best effort
+	return "page text: " + strings.Join(strings.Fields(text), " ")
+}
+
+func (b *browser) open(path string) { b.run(chromedp.Navigate(b.origin + path)) }
+
+// xpath helpers: the console is driven by what a person reads (labels, button text).
+func button(text string) string { return fmt.Sprintf(`//button[normalize-space()=%q]`, text) }
+func field(label string) string {
+	return fmt.Sprintf(`//input[@id=//label[normalize-space()=%q]/@for]`, label)
+}
+
+func (b *browser) fill(label, value string) {
+	b.t.Helper()
+	b.run(chromedp.WaitVisible(field(label), chromedp.BySearch), chromedp.Click(field(label), chromedp.BySearch),
+		chromedp.KeyEvent("a", chromedp.KeyModifiers(input.ModifierCtrl)), chromedp.KeyEvent(kb.Backspace),
+		chromedp.SendKeys(field(label), value, chromedp.BySearch))
+}
+
+func (b *browser) click(xpath string) {
+	b.t.Helper()
+	b.run(chromedp.WaitVisible(xpath, chromedp.BySearch), chromedp.Click(xpath, chromedp.BySearch))
+}
+
+// waitText waits until the page shows text.
+func (b *browser) waitText(text string) {
+	b.t.Helper()
+	b.run(chromedp.WaitVisible(fmt.Sprintf(`//body//*[contains(normalize-space(), %q)][not(*[contains(normalize-space(), %q)])]`, text, text), chromedp.BySearch))
+}
+
+// check runs axe-core on the page (no serious or critical violation), reports what the page
+// logged as a problem so far, and keeps screenshots when asked to.
+func (b *browser) check(name string) {
+	b.t.Helper()
+	src, err := axeSource()
+	if err != nil {
+		b.t.Fatalf("axe-core: %v (run make console: it installs web/node_modules)", err)
+	}
+	var found []struct {
+		ID     string `json:"id"`
+		Impact string `json:"impact"`
+		Help   string `json:"help"`
+		Nodes  []struct {
+			Target []string `json:"target"`
+		} `json:"nodes"`
+	}
+	var loaded bool
+	b.run(chromedp.Evaluate(`typeof axe !== "undefined"`, &loaded))
+	if !loaded {
+		b.run(chromedp.Evaluate(string(src), nil))
+	}
+	b.run(chromedp.Evaluate(`axe.run(document, {runOnly: ["wcag2a", "wcag2aa", "best-practice"]}).then(r => r.violations)`, &found,
+		func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+	for _, v := range found {
+		if v.Impact == "serious" || v.Impact == "critical" {
+			targets, _ := json.Marshal(v.Nodes)
+			b.t.Errorf("%s: axe %s (%s): %s at %s", name, v.ID, v.Impact, v.Help, targets)
+		}
+	}
+	b.mu.Lock()
+	for _, p := range b.problems {
+		b.t.Errorf("%s: %s", name, p)
+	}
+	b.problems = nil
+	b.mu.Unlock()
+	dir := os.Getenv("CLOUDDB_CONSOLE_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	for _, scheme := range []string{"light", "dark"} {
+		var png []byte
+		b.run(emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}),
+			chromedp.CaptureScreenshot(&png))
+		if err := os.WriteFile(filepath.Join(dir, name+"-"+scheme+".png"), png, 0o644); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	b.run(emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}))
+}
+
+// mailLink is the path and query of a mail's link, to be opened on this server.
+func mailLink(t *testing.T, m e2eMail) string {
+	t.Helper()
+	u, err := url.Parse(m.link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.RequestURI()
+}
+
+// typeSQL replaces the editor's text by sql and runs it with Ctrl+Enter.
+func (b *browser) typeSQL(sql string) {
+	b.t.Helper()
+	b.run(chromedp.WaitVisible(".cm-content", chromedp.ByQuery), chromedp.Click(".cm-content", chromedp.ByQuery),
+		chromedp.KeyEvent("a", chromedp.KeyModifiers(input.ModifierCtrl)), chromedp.KeyEvent(kb.Delete),
+		chromedp.SendKeys(".cm-content", sql, chromedp.ByQuery), chromedp.KeyEvent(kb.Escape),
+		chromedp.KeyEvent(kb.Enter, chromedp.KeyModifiers(input.ModifierCtrl)))
+}
+
+func TestConsoleInBrowser(t *testing.T) {
+	env, _ := startDatabaseE2E(t, dbEnvOptions{e2eOptions: e2eOptions{Env: map[string]string{
+		"CLOUDDB_PUBLIC_URL":       "http://localhost",
+		"CLOUDDB_ACCESS_TOKEN_TTL": "1m",
+	}}})
+	b := newBrowser(t, env)
+	email, password := uniqueEmail("ada"), strongPassword()
+	env.secret(password, "password")
+
+	// Register, then follow the mail's link: the token leaves the address bar at once.
+	b.open("/register")
+	b.check("register")
+	b.fill("Name", "Ada Lovelace")
+	b.fill("Email", email)
+	b.fill("Password", password)
+	b.click(button("Create account"))
+	b.waitText("Check your mail")
+	b.open(mailLink(t, env.waitMail(email, "verify")))
+	b.waitText("Your account is active.")
+	var location string
+	b.run(chromedp.Location(&location))
+	if strings.Contains(location, "token") {
+		t.Errorf("after the verification link the address is %s, want the token gone", location)
+	}
+	b.check("verified")
+
+	// Sign in; a person without a tenant creates one, then signs in to it.
+	b.click(`//a[normalize-space()="Sign in"]`)
+	b.fill("Email", email)
+	b.fill("Password", password)
+	b.check("login")
+	b.click(button("Sign in"))
+	b.waitText("Welcome! Create your tenant")
+	b.check("tenant-new")
+	b.fill("Tenant name", "Acme")
+	b.click(button("Create tenant"))
+	b.waitText("Sign in to")
+	b.fill("Password", password)
+	b.click(button("Sign in"))
+	b.waitText("No databases yet.")
+	b.check("databases-empty")
+
+	// Create a database from the sample template and open it when it runs.
+	b.click(button("New database"))
+	b.fill("Name", "shop")
+	b.check("database-create")
+	b.click(button("Create"))
+	b.run(chromedp.WaitVisible(`//a[normalize-space()="shop"]`, chromedp.BySearch))
+	b.waitText("Running")
+	b.check("databases")
+	b.click(`//a[normalize-space()="shop"]`)
+	b.waitText("customers") // the schema browser lists the sample's tables
+
+	// Markup in a value is shown as its characters; NULL is not the string 'NULL'.
+	const markup = `<img src=x onerror=alert(1)>`
+	b.typeSQL(`SELECT '` + markup + `' AS html, NULL AS nothing, 'NULL' AS word, 42 AS answer`)
+	b.run(chromedp.WaitVisible(`table.grid tbody td`, chromedp.ByQuery))
+	var cells []map[string]string
+	b.run(chromedp.Evaluate(`[...document.querySelectorAll("table.grid tbody td")].map(td => ({text: td.textContent, class: td.className}))`, &cells))
+	var images int
+	b.run(chromedp.Evaluate(`document.querySelectorAll("table.grid img").length`, &images))
+	want := []map[string]string{{"text": markup, "class": ""}, {"text": "NULL", "class": "null"}, {"text": "NULL", "class": ""}, {"text": "42", "class": "num"}}
+	if fmt.Sprint(cells) != fmt.Sprint(want) || images != 0 {
+		t.Errorf("result cells = %v with %d images, want %v and none", cells, images, want)
+	}
+	b.check("editor")
+
+	// The access token expires (1 minute); the next request refreshes silently and succeeds, and
+	// a reload signs back in from the refresh cookie.
+	env.clock.Advance(2 * time.Minute)
+	b.typeSQL(`SELECT COUNT(*) AS n FROM customers`)
+	b.waitText("1 rows")
+	b.run(chromedp.Reload())
+	b.waitText("customers")
+
+	// A viewer sees a read-only editor and no write actions.
+	c := env.client("127.0.0.71")
+	admin := dbMember{email: email, password: password}
+	s := c.login(email, password, "")
+	admin.tenantID = s.resp.str("tenant.id")
+	admin.c = c.with(s.access)
+	viewer := invite(env, admin, "127.0.0.72", "viewer")
+	b.click(button("Sign out"))
+	b.waitText("Forgot your password?")
+	b.fill("Email", viewer.email)
+	b.fill("Password", viewer.password)
+	b.click(button("Sign in"))
+	b.run(chromedp.WaitVisible(`//a[normalize-space()="shop"]`, chromedp.BySearch))
+	var writeButtons int
+	b.run(chromedp.Evaluate(`[...document.querySelectorAll("button")].filter(x => /New database|Stop|Delete/.test(x.textContent)).length`, &writeButtons))
+	if writeButtons != 0 {
+		t.Errorf("a viewer sees %d write buttons on the databases page", writeButtons)
+	}
+	b.check("databases-viewer")
+	b.click(`//a[normalize-space()="shop"]`)
+	b.waitText("Read-only")
+	b.check("editor-viewer")
+}
