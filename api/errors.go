@@ -70,6 +70,7 @@ var errorKinds = []struct {
 	{domain.ErrEmailTaken, http.StatusConflict, "email_taken", "An account with this email exists already."},
 	{domain.ErrNameTaken, http.StatusConflict, "name_taken", "This name is taken."},
 	{domain.ErrLastAdmin, http.StatusConflict, "last_admin", "The tenant would be left without a tenant admin."},
+	{domain.ErrSelfDeactivation, http.StatusConflict, "conflict", "You cannot deactivate yourself; another tenant admin can."},
 	{domain.ErrInvalidName, http.StatusBadRequest, "invalid_name", "A database name has 1 to 64 letters, digits and underscores."},
 	{domain.ErrDatabaseStopped, http.StatusLocked, "database_stopped", "The database is stopped; start it first."},
 	{domain.ErrDatabaseUnavailable, http.StatusLocked, "database_unavailable", "The database cannot take queries now (not running, or its server does not answer); try again later."},
@@ -127,6 +128,7 @@ func toError(err error, now time.Time) (e *Error, logIt bool) {
 		weak     *domain.WeakPasswordError
 		locked   *domain.AccountLockedError
 		quota    *domain.QuotaExceededError
+		choice   *domain.TenantChoiceError
 		stmt     *queryexec.StatementError
 	)
 	if errors.As(err, &stmt) {
@@ -160,6 +162,14 @@ func toError(err error, now time.Time) (e *Error, logIt bool) {
 	case errors.As(err, &quota):
 		return &Error{Status: http.StatusForbidden, Code: "quota_exceeded", Message: "This would exceed the " + quota.Resource + " quota.",
 			Details: map[string]any{"resource": quota.Resource, "used": quota.Used, "limit": quota.Limit}}, false
+	case errors.As(err, &choice):
+		tenants := make([]map[string]any, len(choice.Tenants))
+		for i, m := range choice.Tenants {
+			tenants[i] = map[string]any{"id": m.TenantID, "slug": m.Slug, "name": m.Name, "role": m.Role}
+		}
+		return &Error{Status: http.StatusBadRequest, Code: "validation_failed",
+			Message: "You belong to several tenants: log in again with tenant set to the id or slug of one of details.tenants.",
+			Details: map[string]any{"fields": map[string]string{"tenant": "name the tenant to log in to (id or slug)"}, "tenants": tenants}}, false
 	case errors.As(err, &apiErr):
 		return apiErr, apiErr.Status >= 500
 	case errors.As(err, &verr):

@@ -198,7 +198,7 @@ func (h *Identity) pickTenant(ctx context.Context, user domain.UserID, wanted st
 		case 1:
 			return &memberships[0], nil
 		}
-		return nil, domain.NewValidationError("tenant", "you belong to several tenants: name the one to log in to (id or slug)")
+		return nil, &domain.TenantChoiceError{Tenants: memberships}
 	}
 	for i, m := range memberships {
 		if string(m.TenantID) == wanted || m.Slug == wanted {

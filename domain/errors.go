@@ -45,6 +45,16 @@ func (e *ValidationError) Error() string {
 	return "validation failed: " + strings.Join(parts, "; ")
 }
 
+// TenantChoiceError: a login named no tenant, and the user belongs to several: Tenants are the
+// ones to choose from (asked only once the password is right, so they tell nothing to a guesser).
+type TenantChoiceError struct {
+	Tenants []Membership
+}
+
+func (e *TenantChoiceError) Error() string {
+	return fmt.Sprintf("tenant: you belong to %d tenants: name the one to log in to (id or slug)", len(e.Tenants))
+}
+
 // RateLimitedError: a bounded action happened Limit times within its window; it may happen again
 // after RetryAfter.
 type RateLimitedError struct {

@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -810,6 +811,17 @@ func TestE2ETenants(t *testing.T) {
 	r = c.do("POST", "/auth/login", map[string]any{"email": email, "password": password}).expect(t, 400, "validation_failed")
 	if r.str("error.details.fields.tenant") == "" {
 		t.Errorf("login with two tenants and none named: details = %v, want fields.tenant", r.get("error.details"))
+	}
+	var offered []string // the tenants to choose from, so that the next login can name one
+	for _, it := range r.items("error.details.tenants") {
+		m, _ := it.(map[string]any)
+		offered = append(offered, fmt.Sprint(m["id"], " ", m["slug"], " ", m["name"], " ", m["role"]))
+	}
+	slices.Sort(offered)
+	wantOffered := []string{first + " acme-corp Acme Corp tenant_admin", second + " " + secondSlug + " Acme Corp tenant_admin"}
+	slices.Sort(wantOffered)
+	if !slices.Equal(offered, wantOffered) {
+		t.Errorf("login with two tenants and none named: details.tenants = %v, want %v", offered, wantOffered)
 	}
 	bySlug := c.login(email, password, secondSlug)
 	if bySlug.resp.str("tenant.id") != second || bySlug.resp.str("tenant.role") != "tenant_admin" {
