@@ -278,7 +278,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// a reload signs back in from the refresh cookie.
 	env.clock.Advance(2 * time.Minute)
 	b.typeSQL(`SELECT COUNT(*) AS n FROM customers`)
-	b.waitText("1 rows")
+	b.waitText("1 row ·")
 	b.run(chromedp.Reload())
 	b.waitText("customers")
 

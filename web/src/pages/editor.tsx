@@ -5,7 +5,7 @@
 import { autocompletion, closeBrackets, completionKeymap } from "@codemirror/autocomplete";
 import { defaultKeymap, history as cmHistory, historyKeymap, indentWithTab } from "@codemirror/commands";
 import { MariaSQL, sql } from "@codemirror/lang-sql";
-import { bracketMatching, defaultHighlightStyle, HighlightStyle, syntaxHighlighting } from "@codemirror/language";
+import { bracketMatching, HighlightStyle, syntaxHighlighting } from "@codemirror/language";
 import { Diagnostic, lintGutter, setDiagnostics } from "@codemirror/lint";
 import { Compartment, EditorState, Prec } from "@codemirror/state";
 import { drawSelection, EditorView, highlightActiveLine, keymap, lineNumbers, placeholder } from "@codemirror/view";
@@ -51,16 +51,31 @@ interface HistoryItem {
   executed_at: string;
 }
 
-const darkHighlight = HighlightStyle.define([
-  { tag: tags.keyword, color: "#c792ea" },
-  { tag: [tags.string, tags.special(tags.string)], color: "#c3e88d" },
-  { tag: [tags.number, tags.bool, tags.null], color: "#f78c6c" },
-  { tag: tags.comment, color: "#8b95a7", fontStyle: "italic" },
-  { tag: [tags.typeName, tags.standard(tags.name)], color: "#82aaff" },
-  { tag: tags.operator, color: "#89ddff" },
+// Colours are CSS variables (style.css), so the editor follows the system's light or dark setting
+// as it changes, like the rest of the page.
+const highlight = HighlightStyle.define([
+  { tag: tags.keyword, color: "var(--hl-keyword)" },
+  { tag: [tags.string, tags.special(tags.string)], color: "var(--hl-string)" },
+  { tag: [tags.number, tags.bool, tags.null], color: "var(--hl-number)" },
+  { tag: tags.comment, color: "var(--muted)", fontStyle: "italic" },
+  { tag: [tags.typeName, tags.standard(tags.name)], color: "var(--hl-type)" },
+  { tag: tags.operator, color: "var(--hl-operator)" },
 ]);
 
-const storageKey = (id: string) => "clouddb.editor." + id;
+const editorTheme = EditorView.theme({
+  "&": { height: "100%", backgroundColor: "var(--surface)", color: "var(--text)" },
+  ".cm-scroller": { fontFamily: "var(--mono)" },
+  ".cm-gutters": { backgroundColor: "var(--bg)", color: "var(--muted)", borderRight: "1px solid var(--border)" },
+  ".cm-activeLine": { backgroundColor: "var(--active-line)" },
+  ".cm-activeLineGutter": { backgroundColor: "var(--active-line)" },
+  "&.cm-focused .cm-selectionBackground, .cm-selectionBackground, ::selection": { backgroundColor: "var(--selection) !important" },
+  ".cm-cursor": { borderLeftColor: "var(--text)" },
+  ".cm-tooltip": { backgroundColor: "var(--surface)", color: "var(--text)", border: "1px solid var(--border)" },
+  ".cm-tooltip-autocomplete > ul > li[aria-selected]": { backgroundColor: "var(--primary)", color: "var(--primary-text)" },
+});
+
+// The draft of each person's editor on each database: another person on this browser starts afresh.
+const storageKey = (user: string, db: string) => `clouddb.editor.${user}.${db}`;
 
 export function Editor(props: { id: string }) {
   const me = useStore(session)!;
@@ -140,8 +155,7 @@ export function Editor(props: { id: string }) {
   };
 
   useEffect(() => {
-    const dark = matchMedia("(prefers-color-scheme: dark)").matches;
-    const saved = localStorage.getItem(storageKey(props.id));
+    const saved = localStorage.getItem(storageKey(me.user.id, props.id));
     let timer = 0;
     let seq = 0;
     const validate = (v: EditorView) => {
@@ -190,16 +204,16 @@ export function Editor(props: { id: string }) {
           lintGutter(),
           placeholder("Write SQL here. Ctrl+Enter runs the statement under the cursor or the selection."),
           schemaConf.of(sql({ dialect: MariaSQL, upperCaseKeywords: true })),
-          syntaxHighlighting(dark ? darkHighlight : defaultHighlightStyle),
+          syntaxHighlighting(highlight),
           Prec.highest(keymap.of([{ key: "Mod-Enter", run: runFromEditor }])),
           keymap.of([...defaultKeymap, ...historyKeymap, ...completionKeymap, indentWithTab]),
           EditorView.contentAttributes.of({ "aria-label": "SQL editor" }),
           EditorView.updateListener.of((u) => {
             if (!u.docChanged) return;
-            localStorage.setItem(storageKey(props.id), u.state.doc.toString());
+            localStorage.setItem(storageKey(me.user.id, props.id), u.state.doc.toString());
             validate(u.view);
           }),
-          EditorView.theme({ "&": { height: "100%" }, ".cm-scroller": { fontFamily: "var(--mono)" } }, { dark }),
+          editorTheme,
         ],
       }),
     });
@@ -208,7 +222,7 @@ export function Editor(props: { id: string }) {
       clearTimeout(timer);
       v.destroy();
     };
-  }, [props.id]);
+  }, [props.id, me.user.id]);
 
   // Completion knows the database's tables and their columns.
   useEffect(() => {
@@ -399,7 +413,7 @@ function ResultView(props: { result: Result }) {
   if (!cols) {
     return (
       <p class="stats">
-        {first.affected_rows} rows affected · {first.execution_ms} ms
+        {first.affected_rows === 1 ? "1 row" : `${first.affected_rows} rows`} affected · {first.execution_ms} ms
       </p>
     );
   }
@@ -416,7 +430,7 @@ function ResultView(props: { result: Result }) {
   return (
     <>
       <p class="stats">
-        {first.row_count} rows{first.truncated ? " (cut at the row limit)" : ""} · {first.execution_ms} ms
+        {first.row_count === 1 ? "1 row" : `${first.row_count} rows`}{first.truncated ? " (cut at the row limit)" : ""} · {first.execution_ms} ms
         {p.total > p.limit && (
           <span class="pager">
             {" "}
