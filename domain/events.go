@@ -16,5 +16,6 @@ func Events() []Event {
 		DatabaseStorageMeasured{}, DatabaseWritesRestricted{}, DatabaseWritesRestored{}, DatabaseCredentialsRevealed{},
 		QuotaDatabaseReserved{}, QuotaDatabaseReleased{}, QuotaSubQuotaSet{}, QuotaDatabaseOwnerChanged{},
 		QueryStarted{}, QueryExecuted{}, QueryResultArchived{}, QueryResultArchiveDeleted{},
+		MetricsPruned{},
 	}
 }

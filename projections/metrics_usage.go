@@ -1,0 +1,862 @@
+package projections
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/latency"
+	"github.com/clouddbmanager/clouddb/internal/sqlparams"
+)
+
+// Metrics is the read model of the dashboards, the exports and the alerts: counts and latency
+// histograms in buckets of a minute, an hour and a day, for the platform, each tenant, each
+// database and each member (metrics_usage); the query patterns (metrics_patterns, by fingerprint,
+// database and user, per hour and day); and what the gauges need to carry on between events
+// (metrics_databases, metrics_totals, metrics_members) and where the model stands (metrics_state:
+// the last position applied, so a redelivered event changes nothing, and the retention cut).
+//
+// Rollups happen as events arrive: each event adds to its minute, its hour and its day in the same
+// transaction as the checkpoint, so an hour is always the merge of its minutes and a day of its
+// hours (the histograms merge exactly, internal/latency), none is ever behind or counted twice,
+// and the model is a function of the log: a rebuild gives the same numbers. Retention is an event
+// too (domain.MetricsPruned, recorded by the retention reactor): a cut deletes the buckets before
+// it and makes later events for those times count nowhere, so a rebuild prunes where the live
+// model did.
+//
+// A batch costs a few statements whatever its size: the state rows its events touch are read
+// once, the buckets are summed in Go (one row per key however many events fall in it), the
+// histograms of the buckets a batch adds latencies to are read once, merged and written back with
+// every counter in one multi-row upsert per 500 rows.
+type Metrics struct {
+	reg *eventstore.Registry
+}
+
+// NewMetrics returns the projector decoding with reg. It panics on a nil registry.
+func NewMetrics(reg *eventstore.Registry) Metrics {
+	if reg == nil {
+		panic("projections: NewMetrics needs a registry")
+	}
+	return Metrics{reg: reg}
+}
+
+func (Metrics) Name() string { return "metrics" }
+
+// Handles names the types under every version the log holds them.
+func (p Metrics) Handles() []string {
+	return p.reg.StoredAs(
+		domain.QueryExecuted{}.EventType(),
+		domain.UserLoginSucceeded{}.EventType(), domain.UserLoginFailed{}.EventType(), domain.UserLocked{}.EventType(),
+		domain.AddressLoginFailed{}.EventType(), domain.SessionStarted{}.EventType(),
+		domain.DatabaseRequested{}.EventType(), domain.DatabaseProvisioningFailed{}.EventType(),
+		domain.DatabaseDeleted{}.EventType(), domain.DatabaseRestored{}.EventType(), domain.DatabasePurged{}.EventType(),
+		domain.DatabaseOwnerChanged{}.EventType(), domain.DatabaseStorageMeasured{}.EventType(),
+		domain.TenantMemberAdded{}.EventType(), domain.TenantMemberRoleChanged{}.EventType(),
+		domain.MetricsPruned{}.EventType(),
+	)
+}
+
+// Lazy: executed queries reach the dashboards and the alerts within a second, in batches: at
+// thousands a second, a commit per query would be the projector's bottleneck.
+func (Metrics) Lazy() ([]string, time.Duration) {
+	return []string{domain.QueryExecuted{}.EventType()}, time.Second
+}
+
+// Scopes of metrics_usage rows: the platform (tenant ""), a tenant, one of its databases, one of
+// its members (subject_id is the database or user id).
+const (
+	ScopePlatform = "p"
+	ScopeTenant   = "t"
+	ScopeDatabase = "d"
+	ScopeUser     = "u"
+)
+
+// grainCode is how the metrics tables store a grain: its first letter.
+func grainCode(g domain.MetricsGrain) string { return string(g[:1]) }
+
+var grains = []domain.MetricsGrain{domain.GrainMinute, domain.GrainHour, domain.GrainDay}
+
+// The counters of a metrics_usage row, in the order of counterColumns.
+const (
+	cQueries = iota
+	cErrors
+	cTimeouts
+	cDenials
+	cRowsRead
+	cRowsWritten
+	cLogins
+	cLoginFailures
+	cLockouts
+	cSessions
+	cCreated
+	cDeleted
+	cRoleChanges
+	nCounters
+)
+
+var counterColumns = [nCounters]string{"queries", "errors", "timeouts", "denials", "rows_read", "rows_written",
+	"logins", "login_failures", "lockouts", "sessions", "databases_created", "databases_deleted", "role_changes"}
+
+// fingerprintLen is how many hex digits of the fingerprint's SHA-256 name a pattern.
+const fingerprintLen = 16
+
+// patternTextLen is how much of a fingerprint's text is kept to show.
+const patternTextLen = 1000
+
+func (Metrics) Tables() []Table {
+	var counters strings.Builder
+	for _, c := range counterColumns {
+		fmt.Fprintf(&counters, "%s BIGINT UNSIGNED NOT NULL DEFAULT 0,\n", c)
+	}
+	return []Table{
+		{Name: "metrics_usage", DDL: `CREATE TABLE IF NOT EXISTS {{table}} (
+			tenant_id     CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			scope         CHAR(1)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			subject_id    CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			grain         CHAR(1)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			bucket        DATETIME NOT NULL,
+			` + counters.String() + `
+			latency       BLOB NULL,
+			database_count INT NULL,
+			storage_bytes BIGINT NULL,
+			PRIMARY KEY (tenant_id, scope, subject_id, grain, bucket),
+			KEY metrics_usage_age (grain, bucket)
+		) ENGINE = InnoDB`},
+		{Name: "metrics_patterns", DDL: `CREATE TABLE IF NOT EXISTS {{table}} (
+			tenant_id   CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			grain       CHAR(1)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			bucket      DATETIME NOT NULL,
+			fingerprint CHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			database_id CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			user_id     CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			queries     BIGINT UNSIGNED NOT NULL,
+			errors      BIGINT UNSIGNED NOT NULL,
+			latency     BLOB NULL,
+			PRIMARY KEY (tenant_id, grain, bucket, fingerprint, database_id, user_id),
+			KEY metrics_patterns_age (grain, bucket)
+		) ENGINE = InnoDB`},
+		{Name: "metrics_pattern_texts", DDL: `CREATE TABLE IF NOT EXISTS {{table}} (
+			tenant_id      CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			fingerprint    CHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			text           VARCHAR(1000) NOT NULL,
+			statement_type VARCHAR(16) NOT NULL,
+			last_seen      DATE NOT NULL,
+			PRIMARY KEY (tenant_id, fingerprint),
+			KEY metrics_pattern_texts_age (last_seen)
+		) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin`},
+		{Name: "metrics_databases", DDL: `CREATE TABLE IF NOT EXISTS {{table}} (
+			database_id   CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+			tenant_id     CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			owner_id      CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			counted       BOOL NOT NULL,
+			storage_bytes BIGINT NOT NULL
+		) ENGINE = InnoDB`},
+		{Name: "metrics_totals", DDL: `CREATE TABLE IF NOT EXISTS {{table}} (
+			tenant_id     CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+			database_count BIGINT NOT NULL,
+			storage_bytes BIGINT NOT NULL
+		) ENGINE = InnoDB`},
+		{Name: "metrics_members", DDL: `CREATE TABLE IF NOT EXISTS {{table}} (
+			user_id   CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			tenant_id CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			PRIMARY KEY (user_id, tenant_id)
+		) ENGINE = InnoDB`},
+		{Name: "metrics_state", DDL: `CREATE TABLE IF NOT EXISTS {{table}} (
+			id                 TINYINT NOT NULL PRIMARY KEY,
+			position           BIGINT NOT NULL,
+			performance_before DATETIME NOT NULL,
+			activity_before    DATETIME NOT NULL,
+			daily_before       DATETIME NOT NULL
+		) ENGINE = InnoDB`},
+	}
+}
+
+type usageKey struct {
+	tenant  domain.TenantID
+	scope   string
+	subject string
+	grain   string // grainCode
+	bucket  int64  // unix seconds
+}
+
+type usageRow struct {
+	counts    [nCounters]uint64
+	latency   *latency.Histogram // nil: the batch added no latency
+	databases *int64             // gauges at the end of the bucket; nil: unchanged
+	storage   *int64
+}
+
+type patternKey struct {
+	tenant      domain.TenantID
+	grain       string // grainCode
+	bucket      int64
+	fingerprint string
+	database    domain.DatabaseID
+	user        domain.UserID
+}
+
+// patternRow counts the statements of a pattern; the time they took is the latency histogram's
+// sum.
+type patternRow struct {
+	queries, errors uint64
+	latency         latency.Histogram
+}
+
+type textKey struct {
+	tenant      domain.TenantID
+	fingerprint string
+}
+
+type patternText struct {
+	text, statementType string
+	lastSeen            time.Time
+}
+
+// metricsDatabase is what the gauges need of a database: whose it is, whether it counts against
+// the plan (not deleted, not failed) and the storage it holds (until failed or purged).
+type metricsDatabase struct {
+	tenant  domain.TenantID
+	owner   domain.UserID
+	counted bool
+	storage int64
+	changed bool
+}
+
+type metricsTotals struct {
+	databases, storage int64
+	changed            bool
+}
+
+// metricsBatch is one Apply: the state it read and the rows it will write.
+type metricsBatch struct {
+	t        Tables
+	position int64 // the last event applied
+	cut      domain.MetricsPruned
+	cutMoved bool
+	usage    map[usageKey]*usageRow
+	patterns map[patternKey]*patternRow
+	texts    map[textKey]patternText
+	dbs      map[domain.DatabaseID]*metricsDatabase
+	totals   map[domain.TenantID]*metricsTotals // "" is the platform
+	members  map[domain.UserID][]domain.TenantID
+	joined   [][2]string // (user, tenant) added by the batch
+}
+
+type decodedEvent struct {
+	env eventstore.Envelope
+	e   domain.Event
+}
+
+// Apply folds the events into their buckets and writes each touched row once.
+func (p Metrics) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []eventstore.Envelope) error {
+	b := &metricsBatch{t: t, usage: map[usageKey]*usageRow{}, patterns: map[patternKey]*patternRow{},
+		texts: map[textKey]patternText{}, dbs: map[domain.DatabaseID]*metricsDatabase{},
+		totals: map[domain.TenantID]*metricsTotals{}, members: map[domain.UserID][]domain.TenantID{}}
+	if err := b.loadState(ctx, tx); err != nil {
+		return err
+	}
+	decoded := make([]decodedEvent, 0, len(events))
+	var dbIDs, tenants, users []string
+	for _, env := range events {
+		if env.Position <= b.position {
+			continue // applied before: a redelivery
+		}
+		b.position = env.Position
+		e, err := p.reg.Decode(env)
+		if err != nil {
+			return fmt.Errorf("projections: metrics at position %d: %w", env.Position, err)
+		}
+		decoded = append(decoded, decodedEvent{env, e})
+		switch e := e.(type) {
+		case domain.DatabaseRequested:
+			tenants = append(tenants, string(e.TenantID))
+		case domain.DatabaseProvisioningFailed, domain.DatabaseDeleted, domain.DatabaseRestored, domain.DatabasePurged,
+			domain.DatabaseOwnerChanged, domain.DatabaseStorageMeasured:
+			dbIDs = append(dbIDs, strings.TrimPrefix(env.StreamID, "database-"))
+		case domain.UserLoginFailed, domain.UserLocked:
+			users = append(users, strings.TrimPrefix(env.StreamID, "user-"))
+		}
+	}
+	if err := b.load(ctx, tx, dbIDs, tenants, users); err != nil {
+		return err
+	}
+	if len(decoded) == 0 {
+		return nil
+	}
+	for _, d := range decoded {
+		b.fold(d.env, d.e)
+	}
+	return b.write(ctx, tx)
+}
+
+// loadState reads where the model stands: the last position applied and the cut.
+func (b *metricsBatch) loadState(ctx context.Context, tx *sql.Tx) error {
+	err := tx.QueryRowContext(ctx, `SELECT position, performance_before, activity_before, daily_before FROM `+b.t.Name("metrics_state")+` WHERE id = 1`).
+		Scan(&b.position, &b.cut.PerformanceBefore, &b.cut.ActivityBefore, &b.cut.DailyBefore)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("projections: metrics: read the state: %w", err)
+	}
+	return nil
+}
+
+// load reads the state the batch's events need: the databases they name, the totals of their
+// tenants and the platform, the memberships of users whose failures count in their tenants.
+func (b *metricsBatch) load(ctx context.Context, tx *sql.Tx, dbIDs, tenants, users []string) error {
+	err := eachChunk(dbIDs, func(chunk []string) error {
+		return scanRows(ctx, tx, `SELECT database_id, tenant_id, owner_id, counted, storage_bytes FROM `+b.t.Name("metrics_databases")+
+			` WHERE database_id IN (`+sqlparams.List(len(chunk))+`)`, anys(chunk), func(rows *sql.Rows) error {
+			var id domain.DatabaseID
+			d := &metricsDatabase{}
+			if err := rows.Scan(&id, &d.tenant, &d.owner, &d.counted, &d.storage); err != nil {
+				return err
+			}
+			b.dbs[id] = d
+			tenants = append(tenants, string(d.tenant))
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("projections: metrics: read databases: %w", err)
+	}
+	if len(tenants) > 0 {
+		tenants = append(tenants, "")
+	}
+	err = eachChunk(tenants, func(chunk []string) error {
+		return scanRows(ctx, tx, `SELECT tenant_id, database_count, storage_bytes FROM `+b.t.Name("metrics_totals")+
+			` WHERE tenant_id IN (`+sqlparams.List(len(chunk))+`)`, anys(chunk), func(rows *sql.Rows) error {
+			var id domain.TenantID
+			t := &metricsTotals{}
+			if err := rows.Scan(&id, &t.databases, &t.storage); err != nil {
+				return err
+			}
+			b.totals[id] = t
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("projections: metrics: read totals: %w", err)
+	}
+	err = eachChunk(users, func(chunk []string) error {
+		return scanRows(ctx, tx, `SELECT user_id, tenant_id FROM `+b.t.Name("metrics_members")+
+			` WHERE user_id IN (`+sqlparams.List(len(chunk))+`) ORDER BY user_id, tenant_id`, anys(chunk), func(rows *sql.Rows) error {
+			var user domain.UserID
+			var tenant domain.TenantID
+			if err := rows.Scan(&user, &tenant); err != nil {
+				return err
+			}
+			b.members[user] = append(b.members[user], tenant)
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("projections: metrics: read members: %w", err)
+	}
+	return nil
+}
+
+// scope is one row family an event counts in.
+type scope struct {
+	tenant  domain.TenantID
+	kind    string
+	subject string
+}
+
+func platform() scope                     { return scope{"", ScopePlatform, ""} }
+func tenantScope(t domain.TenantID) scope { return scope{t, ScopeTenant, ""} }
+func databaseScope(t domain.TenantID, d domain.DatabaseID) scope {
+	return scope{t, ScopeDatabase, string(d)}
+}
+func userScope(t domain.TenantID, u domain.UserID) scope { return scope{t, ScopeUser, string(u)} }
+
+// cutoff is where the cut leaves the buckets of grain (patterns: the hourly ones are performance
+// data).
+func (b *metricsBatch) cutoff(g domain.MetricsGrain, pattern bool) time.Time {
+	switch {
+	case g == domain.GrainMinute || (g == domain.GrainHour && pattern):
+		return b.cut.PerformanceBefore
+	case g == domain.GrainHour:
+		return b.cut.ActivityBefore
+	}
+	return b.cut.DailyBefore
+}
+
+// count calls f on the row of each scope in each grain at time at, but not in buckets the cut
+// has removed.
+func (b *metricsBatch) count(at time.Time, f func(*usageRow), scopes ...scope) {
+	for _, g := range grains {
+		start := g.Start(at)
+		if start.Before(b.cutoff(g, false)) {
+			continue
+		}
+		for _, s := range scopes {
+			k := usageKey{s.tenant, s.kind, s.subject, grainCode(g), start.Unix()}
+			row := b.usage[k]
+			if row == nil {
+				row = &usageRow{}
+				b.usage[k] = row
+			}
+			f(row)
+		}
+	}
+}
+
+func add(c int, n uint64) func(*usageRow) { return func(r *usageRow) { r.counts[c] += n } }
+
+// fold applies one event to the batch's rows and state, in log order.
+func (b *metricsBatch) fold(env eventstore.Envelope, e domain.Event) {
+	at := env.RecordedAt
+	switch e := e.(type) {
+	case domain.QueryExecuted:
+		b.query(e)
+	case domain.UserLoginSucceeded:
+		user := domain.UserID(strings.TrimPrefix(env.StreamID, "user-"))
+		scopes := []scope{platform()}
+		if e.TenantID != "" {
+			scopes = append(scopes, tenantScope(e.TenantID), userScope(e.TenantID, user))
+		}
+		b.count(at, add(cLogins, 1), scopes...)
+	case domain.UserLoginFailed:
+		b.count(at, add(cLoginFailures, 1), b.memberScopes(env.StreamID)...)
+	case domain.AddressLoginFailed:
+		b.count(at, add(cLoginFailures, 1), platform())
+	case domain.UserLocked:
+		b.count(at, add(cLockouts, 1), b.memberScopes(env.StreamID)...)
+	case domain.SessionStarted:
+		scopes := []scope{platform()}
+		if e.TenantID != "" {
+			scopes = append(scopes, tenantScope(e.TenantID), userScope(e.TenantID, e.UserID))
+		}
+		b.count(at, add(cSessions, 1), scopes...)
+	case domain.TenantMemberAdded:
+		tenant := domain.TenantID(strings.TrimPrefix(env.StreamID, "tenant-"))
+		b.members[e.UserID] = append(b.members[e.UserID], tenant)
+		b.joined = append(b.joined, [2]string{string(e.UserID), string(tenant)})
+	case domain.TenantMemberRoleChanged:
+		tenant := domain.TenantID(strings.TrimPrefix(env.StreamID, "tenant-"))
+		b.count(at, add(cRoleChanges, 1), platform(), tenantScope(tenant), userScope(tenant, e.UserID))
+	case domain.MetricsPruned:
+		b.prune(e)
+	default:
+		b.database(env, e)
+	}
+}
+
+// memberScopes are the platform and, in every tenant the user of stream belongs to, the tenant and
+// the member: a failed sign-in or a lock names no tenant, and concerns each of them.
+func (b *metricsBatch) memberScopes(stream string) []scope {
+	user := domain.UserID(strings.TrimPrefix(stream, "user-"))
+	scopes := []scope{platform()}
+	for _, t := range b.members[user] {
+		scopes = append(scopes, tenantScope(t), userScope(t, user))
+	}
+	return scopes
+}
+
+// query counts one statement: its status, rows, latency (unless it never reached the server) and
+// its pattern.
+func (b *metricsBatch) query(e domain.QueryExecuted) {
+	ran := e.Status != domain.QueryDenied
+	b.count(e.At, func(r *usageRow) {
+		r.counts[cQueries]++
+		switch e.Status {
+		case domain.QueryFailed:
+			r.counts[cErrors]++
+		case domain.QueryTimedOut:
+			r.counts[cTimeouts]++
+		case domain.QueryDenied:
+			r.counts[cDenials]++
+		}
+		r.counts[cRowsRead] += uint64(max(e.RowCount, 0))
+		r.counts[cRowsWritten] += uint64(max(e.AffectedRows, 0))
+		if ran {
+			if r.latency == nil {
+				r.latency = &latency.Histogram{}
+			}
+			r.latency.Add(e.ExecutionMS)
+		}
+	}, platform(), tenantScope(e.TenantID), databaseScope(e.TenantID, e.DatabaseID), userScope(e.TenantID, e.UserID))
+	fp := Fingerprint(e.Fingerprint)
+	seen := false
+	for _, g := range []domain.MetricsGrain{domain.GrainHour, domain.GrainDay} {
+		start := g.Start(e.At)
+		if start.Before(b.cutoff(g, true)) {
+			continue
+		}
+		seen = true
+		k := patternKey{e.TenantID, grainCode(g), start.Unix(), fp, e.DatabaseID, e.UserID}
+		row := b.patterns[k]
+		if row == nil {
+			row = &patternRow{}
+			b.patterns[k] = row
+		}
+		row.queries++
+		if QueryError(e.Status) {
+			row.errors++
+		}
+		if ran {
+			row.latency.Add(e.ExecutionMS)
+		}
+	}
+	if seen {
+		day := domain.GrainDay.Start(e.At)
+		tk := textKey{e.TenantID, fp}
+		if old, ok := b.texts[tk]; !ok || old.lastSeen.Before(day) {
+			b.texts[tk] = patternText{text: clip(e.Fingerprint, patternTextLen), statementType: clip(e.StatementType, historyShortLen), lastSeen: day}
+		}
+	}
+}
+
+// QueryError reports whether a statement of this status counts as an error of its pattern and in
+// error rates: the server refused it, or it ran out of time.
+func QueryError(s domain.QueryStatus) bool {
+	return s == domain.QueryFailed || s == domain.QueryTimedOut
+}
+
+// Fingerprint names a statement's fingerprint (its text with literals normalized) in the patterns.
+func Fingerprint(text string) string {
+	sum := sha256.Sum256([]byte(text))
+	return hex.EncodeToString(sum[:])[:fingerprintLen]
+}
+
+// database follows a database's lifecycle into the gauges (databases counted, storage) of its
+// tenant, the platform and itself, and counts creations and deletions.
+func (b *metricsBatch) database(env eventstore.Envelope, e domain.Event) {
+	id := domain.DatabaseID(strings.TrimPrefix(env.StreamID, "database-"))
+	at := env.RecordedAt
+	if r, ok := e.(domain.DatabaseRequested); ok {
+		id = r.DatabaseID
+		if b.dbs[id] != nil {
+			return // applied before: a database is requested once
+		}
+		b.dbs[id] = &metricsDatabase{tenant: r.TenantID, owner: r.OwnerID}
+	}
+	d := b.dbs[id]
+	if d == nil {
+		return // its request fell before this model's log (cannot happen) or was pruned: nothing to follow
+	}
+	counted, storage := d.counted, d.storage
+	switch e := e.(type) {
+	case domain.DatabaseRequested:
+		counted = true
+		b.count(at, add(cCreated, 1), platform(), tenantScope(d.tenant), databaseScope(d.tenant, id), userScope(d.tenant, d.owner))
+	case domain.DatabaseProvisioningFailed:
+		counted, storage = false, 0
+	case domain.DatabaseDeleted:
+		counted = false
+		b.count(at, add(cDeleted, 1), platform(), tenantScope(d.tenant), databaseScope(d.tenant, id), userScope(d.tenant, d.owner))
+	case domain.DatabaseRestored:
+		counted = true
+	case domain.DatabasePurged:
+		storage = 0
+	case domain.DatabaseOwnerChanged:
+		d.owner, d.changed = e.To, true
+	case domain.DatabaseStorageMeasured:
+		storage = e.Bytes
+	}
+	if counted == d.counted && storage == d.storage {
+		return
+	}
+	dc := int64(0)
+	if counted != d.counted {
+		dc = 1
+		if !counted {
+			dc = -1
+		}
+	}
+	ds := storage - d.storage
+	d.counted, d.storage, d.changed = counted, storage, true
+	for _, t := range []domain.TenantID{d.tenant, ""} {
+		tot := b.totals[t]
+		if tot == nil {
+			tot = &metricsTotals{}
+			b.totals[t] = tot
+		}
+		tot.databases += dc
+		tot.storage += ds
+		tot.changed = true
+		dbs, st := tot.databases, tot.storage
+		s := tenantScope(t)
+		if t == "" {
+			s = platform()
+		}
+		b.count(at, func(r *usageRow) { r.databases, r.storage = &dbs, &st }, s)
+	}
+	own := d.storage
+	b.count(at, func(r *usageRow) { r.storage = &own }, databaseScope(d.tenant, id))
+}
+
+// prune notes a cut: the buckets before it go when the batch is written, and later events of the
+// batch no longer count there.
+func (b *metricsBatch) prune(e domain.MetricsPruned) {
+	later := func(a, b time.Time) time.Time {
+		if a.After(b) {
+			return a
+		}
+		return b
+	}
+	b.cut.PerformanceBefore = later(e.PerformanceBefore.UTC(), b.cut.PerformanceBefore)
+	b.cut.ActivityBefore = later(e.ActivityBefore.UTC(), b.cut.ActivityBefore)
+	b.cut.DailyBefore = later(e.DailyBefore.UTC(), b.cut.DailyBefore)
+	b.cutMoved = true
+}
+
+// write stores the batch: state, buckets, patterns, then where the model stands and the cut (which
+// deletes what the batch may just have written before it, as one event at a time would have).
+func (b *metricsBatch) write(ctx context.Context, tx *sql.Tx) error {
+	if err := b.writeFollowed(ctx, tx); err != nil {
+		return err
+	}
+	if err := b.writeUsage(ctx, tx); err != nil {
+		return err
+	}
+	if err := b.writePatterns(ctx, tx); err != nil {
+		return err
+	}
+	return b.writeCut(ctx, tx)
+}
+
+// writeFollowed stores what the gauges and the sign-in failures follow between batches.
+func (b *metricsBatch) writeFollowed(ctx context.Context, tx *sql.Tx) error {
+	var dbRows []any
+	for id, d := range b.dbs {
+		if d.changed {
+			dbRows = append(dbRows, []any{id, d.tenant, d.owner, d.counted, d.storage})
+		}
+	}
+	if err := upsertRows(ctx, tx, `INSERT INTO `+b.t.Name("metrics_databases")+` (database_id, tenant_id, owner_id, counted, storage_bytes) VALUES `,
+		5, dbRows, ` ON DUPLICATE KEY UPDATE owner_id = VALUES(owner_id), counted = VALUES(counted), storage_bytes = VALUES(storage_bytes)`); err != nil {
+		return fmt.Errorf("projections: metrics: write databases: %w", err)
+	}
+	var totals []any
+	for id, t := range b.totals {
+		if t.changed {
+			totals = append(totals, []any{id, t.databases, t.storage})
+		}
+	}
+	if err := upsertRows(ctx, tx, `INSERT INTO `+b.t.Name("metrics_totals")+` (tenant_id, database_count, storage_bytes) VALUES `,
+		3, totals, ` ON DUPLICATE KEY UPDATE database_count = VALUES(database_count), storage_bytes = VALUES(storage_bytes)`); err != nil {
+		return fmt.Errorf("projections: metrics: write totals: %w", err)
+	}
+	members := make([]any, len(b.joined))
+	for i, m := range b.joined {
+		members[i] = []any{m[0], m[1]}
+	}
+	if err := upsertRows(ctx, tx, `INSERT IGNORE INTO `+b.t.Name("metrics_members")+` (user_id, tenant_id) VALUES `, 2, members, ``); err != nil {
+		return fmt.Errorf("projections: metrics: write members: %w", err)
+	}
+	return nil
+}
+
+// rowsPerStatement bounds the rows of one multi-row statement (and the keys of one read).
+const rowsPerStatement = 500
+
+// upsertRows inserts rows (each a []any of columns values) rowsPerStatement at a time.
+func upsertRows(ctx context.Context, tx *sql.Tx, insert string, columns int, rows []any, onDuplicate string) error {
+	for from := 0; from < len(rows); from += rowsPerStatement {
+		chunk := rows[from:min(from+rowsPerStatement, len(rows))]
+		args := make([]any, 0, columns*len(chunk))
+		for _, r := range chunk {
+			args = append(args, r.([]any)...)
+		}
+		if _, err := tx.ExecContext(ctx, insert+sqlparams.Rows(len(chunk), columns)+onDuplicate, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeUsage merges the stored histograms of the buckets the batch added latencies to and
+// upserts every touched bucket: counters add, gauges replace when the batch set them.
+func (b *metricsBatch) writeUsage(ctx context.Context, tx *sql.Tx) error {
+	table := b.t.Name("metrics_usage")
+	var withLatency []usageKey
+	for k, r := range b.usage {
+		if r.latency != nil {
+			withLatency = append(withLatency, k)
+		}
+	}
+	err := eachChunk(withLatency, func(chunk []usageKey) error {
+		args := make([]any, 0, 5*len(chunk))
+		for _, k := range chunk {
+			args = append(args, k.tenant, k.scope, k.subject, k.grain, time.Unix(k.bucket, 0).UTC())
+		}
+		return scanRows(ctx, tx, `SELECT tenant_id, scope, subject_id, grain, bucket, latency FROM `+table+` WHERE `+
+			orOfAnds("(tenant_id = ? AND scope = ? AND subject_id = ? AND grain = ? AND bucket = ?)", len(chunk)), args, func(rows *sql.Rows) error {
+			var k usageKey
+			var bucket time.Time
+			var stored []byte
+			if err := rows.Scan(&k.tenant, &k.scope, &k.subject, &k.grain, &bucket, &stored); err != nil {
+				return err
+			}
+			k.bucket = bucket.Unix()
+			h, err := latency.Decode(stored)
+			if err != nil {
+				return err
+			}
+			b.usage[k].latency.Merge(h)
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("projections: metrics: read histograms: %w", err)
+	}
+	columns := "tenant_id, scope, subject_id, grain, bucket, " + strings.Join(counterColumns[:], ", ") + ", latency, database_count, storage_bytes"
+	var update strings.Builder
+	update.WriteString(" ON DUPLICATE KEY UPDATE ")
+	for _, c := range counterColumns {
+		fmt.Fprintf(&update, "%s = %s + VALUES(%s), ", c, c, c)
+	}
+	update.WriteString("latency = COALESCE(VALUES(latency), latency), database_count = COALESCE(VALUES(database_count), database_count), " +
+		"storage_bytes = COALESCE(VALUES(storage_bytes), storage_bytes)")
+	rows := make([]any, 0, len(b.usage))
+	for k, r := range b.usage {
+		row := make([]any, 0, 8+nCounters)
+		row = append(row, k.tenant, k.scope, k.subject, k.grain, time.Unix(k.bucket, 0).UTC())
+		for _, c := range r.counts {
+			row = append(row, c)
+		}
+		var hist []byte
+		if r.latency != nil {
+			hist, _ = r.latency.MarshalBinary()
+		}
+		row = append(row, hist, r.databases, r.storage)
+		rows = append(rows, row)
+	}
+	if err := upsertRows(ctx, tx, `INSERT INTO `+table+` (`+columns+`) VALUES `, 8+nCounters, rows, update.String()); err != nil {
+		return fmt.Errorf("projections: metrics: write buckets: %w", err)
+	}
+	return nil
+}
+
+func (b *metricsBatch) writePatterns(ctx context.Context, tx *sql.Tx) error {
+	table := b.t.Name("metrics_patterns")
+	keys := make([]patternKey, 0, len(b.patterns))
+	for k := range b.patterns {
+		keys = append(keys, k)
+	}
+	err := eachChunk(keys, func(chunk []patternKey) error {
+		args := make([]any, 0, 6*len(chunk))
+		for _, k := range chunk {
+			args = append(args, k.tenant, k.grain, time.Unix(k.bucket, 0).UTC(), k.fingerprint, k.database, k.user)
+		}
+		return scanRows(ctx, tx, `SELECT tenant_id, grain, bucket, fingerprint, database_id, user_id, latency FROM `+table+` WHERE `+
+			orOfAnds("(tenant_id = ? AND grain = ? AND bucket = ? AND fingerprint = ? AND database_id = ? AND user_id = ?)", len(chunk)),
+			args, func(rows *sql.Rows) error {
+				var k patternKey
+				var bucket time.Time
+				var stored []byte
+				if err := rows.Scan(&k.tenant, &k.grain, &bucket, &k.fingerprint, &k.database, &k.user, &stored); err != nil {
+					return err
+				}
+				k.bucket = bucket.Unix()
+				h, err := latency.Decode(stored)
+				if err != nil {
+					return err
+				}
+				b.patterns[k].latency.Merge(h)
+				return nil
+			})
+	})
+	if err != nil {
+		return fmt.Errorf("projections: metrics: read pattern histograms: %w", err)
+	}
+	rows := make([]any, 0, len(keys))
+	for _, k := range keys {
+		r := b.patterns[k]
+		hist, _ := r.latency.MarshalBinary()
+		rows = append(rows, []any{k.tenant, k.grain, time.Unix(k.bucket, 0).UTC(), k.fingerprint, k.database, k.user,
+			r.queries, r.errors, hist})
+	}
+	if err := upsertRows(ctx, tx, `INSERT INTO `+table+` (tenant_id, grain, bucket, fingerprint, database_id, user_id,
+		queries, errors, latency) VALUES `, 9, rows, ` ON DUPLICATE KEY UPDATE queries = queries + VALUES(queries),
+		errors = errors + VALUES(errors), latency = VALUES(latency)`); err != nil {
+		return fmt.Errorf("projections: metrics: write patterns: %w", err)
+	}
+	texts := make([]any, 0, len(b.texts))
+	for k, v := range b.texts {
+		texts = append(texts, []any{k.tenant, k.fingerprint, v.text, v.statementType, v.lastSeen})
+	}
+	if err := upsertRows(ctx, tx, `INSERT INTO `+b.t.Name("metrics_pattern_texts")+` (tenant_id, fingerprint, text, statement_type, last_seen) VALUES `,
+		5, texts, ` ON DUPLICATE KEY UPDATE last_seen = GREATEST(last_seen, VALUES(last_seen))`); err != nil {
+		return fmt.Errorf("projections: metrics: write pattern texts: %w", err)
+	}
+	return nil
+}
+
+// writeCut stores the position and the cut and, when the batch moved the cut, deletes what falls
+// before it.
+func (b *metricsBatch) writeCut(ctx context.Context, tx *sql.Tx) error {
+	c := b.cut
+	if _, err := tx.ExecContext(ctx, `INSERT INTO `+b.t.Name("metrics_state")+` (id, position, performance_before, activity_before, daily_before)
+		VALUES (1, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE position = VALUES(position), performance_before = VALUES(performance_before),
+		activity_before = VALUES(activity_before), daily_before = VALUES(daily_before)`,
+		b.position, c.PerformanceBefore, c.ActivityBefore, c.DailyBefore); err != nil {
+		return fmt.Errorf("projections: metrics: write the state: %w", err)
+	}
+	if !b.cutMoved {
+		return nil
+	}
+	statements := []struct {
+		query string
+		args  []any
+	}{
+		{`DELETE FROM ` + b.t.Name("metrics_usage") + ` WHERE grain = ? AND bucket < ?`, []any{grainCode(domain.GrainMinute), c.PerformanceBefore}},
+		{`DELETE FROM ` + b.t.Name("metrics_usage") + ` WHERE grain = ? AND bucket < ?`, []any{grainCode(domain.GrainHour), c.ActivityBefore}},
+		{`DELETE FROM ` + b.t.Name("metrics_usage") + ` WHERE grain = ? AND bucket < ?`, []any{grainCode(domain.GrainDay), c.DailyBefore}},
+		{`DELETE FROM ` + b.t.Name("metrics_patterns") + ` WHERE grain = ? AND bucket < ?`, []any{grainCode(domain.GrainHour), c.PerformanceBefore}},
+		{`DELETE FROM ` + b.t.Name("metrics_patterns") + ` WHERE grain = ? AND bucket < ?`, []any{grainCode(domain.GrainDay), c.DailyBefore}},
+		{`DELETE FROM ` + b.t.Name("metrics_pattern_texts") + ` WHERE last_seen < ?`, []any{c.DailyBefore}},
+	}
+	for _, s := range statements {
+		if _, err := tx.ExecContext(ctx, s.query, s.args...); err != nil {
+			return fmt.Errorf("projections: metrics: apply the cut: %w", err)
+		}
+	}
+	return nil
+}
+
+// eachChunk calls f on items rowsPerStatement at a time.
+func eachChunk[T any](items []T, f func([]T) error) error {
+	for from := 0; from < len(items); from += rowsPerStatement {
+		if err := f(items[from:min(from+rowsPerStatement, len(items))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scanRows runs query and calls scan on each row.
+func scanRows(ctx context.Context, tx *sql.Tx, query string, args []any, scan func(*sql.Rows) error) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// orOfAnds joins n copies of a parenthesised condition with OR: a read of n rows by their primary
+// keys, which MySQL and MariaDB turn into n point lookups.
+func orOfAnds(condition string, n int) string {
+	return strings.TrimSuffix(strings.Repeat(condition+" OR ", n), " OR ")
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}

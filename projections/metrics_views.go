@@ -1,0 +1,291 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/internal/latency"
+	"github.com/clouddbmanager/clouddb/internal/sqlparams"
+)
+
+// MetricsScope names the rows of one family of metrics_usage: the platform, a tenant, one of its
+// databases or one of its members.
+type MetricsScope struct {
+	Tenant  domain.TenantID
+	Kind    string // ScopePlatform, ScopeTenant, ScopeDatabase, ScopeUser
+	Subject string // the database or user id; "" for the platform and a tenant
+}
+
+// PlatformScope, TenantScope, DatabaseScope and UserScope name the row families.
+func PlatformScope() MetricsScope { return MetricsScope{Kind: ScopePlatform} }
+func TenantScope(t domain.TenantID) MetricsScope {
+	return MetricsScope{Tenant: t, Kind: ScopeTenant}
+}
+func DatabaseScope(t domain.TenantID, d domain.DatabaseID) MetricsScope {
+	return MetricsScope{Tenant: t, Kind: ScopeDatabase, Subject: string(d)}
+}
+func UserScope(t domain.TenantID, u domain.UserID) MetricsScope {
+	return MetricsScope{Tenant: t, Kind: ScopeUser, Subject: string(u)}
+}
+
+// MetricsCounts are the counters of a bucket, or of several added up.
+type MetricsCounts struct {
+	Queries          uint64 `json:"queries"`
+	Errors           uint64 `json:"errors"`
+	Timeouts         uint64 `json:"timeouts"`
+	Denials          uint64 `json:"denials"`
+	RowsRead         uint64 `json:"rows_read"`
+	RowsWritten      uint64 `json:"rows_written"`
+	Logins           uint64 `json:"logins"`
+	LoginFailures    uint64 `json:"login_failures"`
+	Lockouts         uint64 `json:"lockouts"`
+	Sessions         uint64 `json:"sessions_started"`
+	DatabasesCreated uint64 `json:"databases_created"`
+	DatabasesDeleted uint64 `json:"databases_deleted"`
+	RoleChanges      uint64 `json:"role_changes"`
+}
+
+// fields are the counters in the order of counterColumns.
+func (c *MetricsCounts) fields() [nCounters]*uint64 {
+	return [nCounters]*uint64{&c.Queries, &c.Errors, &c.Timeouts, &c.Denials, &c.RowsRead, &c.RowsWritten,
+		&c.Logins, &c.LoginFailures, &c.Lockouts, &c.Sessions, &c.DatabasesCreated, &c.DatabasesDeleted, &c.RoleChanges}
+}
+
+// Add adds o's counters to c.
+func (c *MetricsCounts) Add(o MetricsCounts) {
+	mine, theirs := c.fields(), o.fields()
+	for i := range mine {
+		*mine[i] += *theirs[i]
+	}
+}
+
+// MetricsBucket is one stored bucket: its counters, the latencies of its statements, and the
+// gauges when an event of the bucket changed them.
+type MetricsBucket struct {
+	At time.Time
+	MetricsCounts
+	Latency      latency.Histogram
+	Databases    *int64
+	StorageBytes *int64
+}
+
+// MetricsBuckets returns the stored buckets of scope at grain that start in [from, to), oldest
+// first; buckets without events are not stored.
+func (q *Views) MetricsBuckets(ctx context.Context, scope MetricsScope, grain domain.MetricsGrain, from, to time.Time) ([]MetricsBucket, error) {
+	rows, err := q.db.QueryContext(ctx, `SELECT bucket, `+strings.Join(counterColumns[:], ", ")+`, latency, database_count, storage_bytes
+		FROM metrics_usage WHERE tenant_id = ? AND scope = ? AND subject_id = ? AND grain = ? AND bucket >= ? AND bucket < ?
+		ORDER BY bucket`, scope.Tenant, scope.Kind, scope.Subject, grainCode(grain), from.UTC(), to.UTC())
+	if err != nil {
+		return nil, fmt.Errorf("read metrics: %w", err)
+	}
+	defer rows.Close()
+	var out []MetricsBucket
+	for rows.Next() {
+		var b MetricsBucket
+		var hist []byte
+		var databases, storage sql.NullInt64
+		dest := []any{&b.At}
+		for _, f := range b.fields() {
+			dest = append(dest, f)
+		}
+		if err := rows.Scan(append(dest, &hist, &databases, &storage)...); err != nil {
+			return nil, err
+		}
+		if err := b.Latency.UnmarshalBinary(hist); err != nil {
+			return nil, fmt.Errorf("read metrics of %s: %w", b.At, err)
+		}
+		b.At = b.At.UTC()
+		if databases.Valid {
+			b.Databases = &databases.Int64
+		}
+		if storage.Valid {
+			b.StorageBytes = &storage.Int64
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// Gauges are the databases counted against the plan and the storage they hold.
+type Gauges struct {
+	Databases    int64 `json:"databases"`
+	StorageBytes int64 `json:"storage_bytes"`
+}
+
+// lookBack bounds how far back MetricsGaugesAt reads each grain: a day of minutes, a month of
+// hours, a year of days (at most ~2,500 rows, however quiet the gauges were).
+var lookBack = map[domain.MetricsGrain]time.Duration{
+	domain.GrainMinute: 24 * time.Hour, domain.GrainHour: 30 * 24 * time.Hour, domain.GrainDay: domain.MetricsDailyRetention,
+}
+
+// MetricsGaugesAt returns the gauges of scope as they stood at at: the last value set in a bucket
+// that ended by then (zero when none is kept).
+func (q *Views) MetricsGaugesAt(ctx context.Context, scope MetricsScope, at time.Time) (Gauges, error) {
+	var best time.Time
+	var g Gauges
+	for _, grain := range grains {
+		latestStart := at.UTC().Add(-grain.Size())
+		var bucket time.Time
+		var databases sql.NullInt64
+		var storage int64
+		err := q.db.QueryRowContext(ctx, `SELECT bucket, database_count, storage_bytes FROM metrics_usage
+			WHERE tenant_id = ? AND scope = ? AND subject_id = ? AND grain = ? AND bucket <= ? AND bucket >= ?
+			AND storage_bytes IS NOT NULL ORDER BY bucket DESC LIMIT 1`,
+			scope.Tenant, scope.Kind, scope.Subject, grainCode(grain), latestStart, latestStart.Add(-lookBack[grain])).
+			Scan(&bucket, &databases, &storage)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		} else if err != nil {
+			return Gauges{}, fmt.Errorf("read gauges: %w", err)
+		}
+		if end := bucket.Add(grain.Size()); end.After(best) {
+			best, g = end, Gauges{Databases: databases.Int64, StorageBytes: storage}
+		}
+	}
+	return g, nil
+}
+
+// MetricsTotals returns a tenant's gauges now ("" for the platform).
+func (q *Views) MetricsTotals(ctx context.Context, tenant domain.TenantID) (Gauges, error) {
+	var g Gauges
+	err := q.db.QueryRowContext(ctx, `SELECT database_count, storage_bytes FROM metrics_totals WHERE tenant_id = ?`, tenant).
+		Scan(&g.Databases, &g.StorageBytes)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Gauges{}, nil
+	}
+	return g, err
+}
+
+// PatternStats are the statements of one pattern (fingerprint) over a period.
+type PatternStats struct {
+	Fingerprint   string
+	Text          string
+	StatementType string
+	Queries       uint64
+	Errors        uint64
+	Latency       latency.Histogram
+}
+
+// PatternFilter narrows the patterns of a tenant to a database and a member ("" for all).
+type PatternFilter struct {
+	Tenant   domain.TenantID
+	Database domain.DatabaseID
+	User     domain.UserID
+}
+
+// Pattern orders: by statements, by the time they took, by their p95, by their errors.
+const (
+	PatternsByCount     = "count"
+	PatternsByTotalTime = "total_time"
+	PatternsByP95       = "p95"
+	PatternsByErrors    = "errors"
+)
+
+// MetricsPatterns returns the top limit patterns of the filter's statements in the hourly (grain
+// hour) or daily buckets that start in [from, to), ordered by order (a Patterns* constant),
+// heaviest first, with their text.
+func (q *Views) MetricsPatterns(ctx context.Context, f PatternFilter, grain domain.MetricsGrain, from, to time.Time, order string, limit int) ([]PatternStats, error) {
+	query := `SELECT fingerprint, queries, errors, latency FROM metrics_patterns
+		WHERE tenant_id = ? AND grain = ? AND bucket >= ? AND bucket < ?`
+	args := []any{f.Tenant, grainCode(grain), from.UTC(), to.UTC()}
+	if f.Database != "" {
+		query += ` AND database_id = ?`
+		args = append(args, f.Database)
+	}
+	if f.User != "" {
+		query += ` AND user_id = ?`
+		args = append(args, f.User)
+	}
+	rows, err := q.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read patterns: %w", err)
+	}
+	defer rows.Close()
+	byFingerprint := map[string]*PatternStats{}
+	for rows.Next() {
+		var fp string
+		var queries, errs uint64
+		var hist []byte
+		if err := rows.Scan(&fp, &queries, &errs, &hist); err != nil {
+			return nil, err
+		}
+		h, err := latency.Decode(hist)
+		if err != nil {
+			return nil, fmt.Errorf("read patterns: %w", err)
+		}
+		p := byFingerprint[fp]
+		if p == nil {
+			p = &PatternStats{Fingerprint: fp}
+			byFingerprint[fp] = p
+		}
+		p.Queries += queries
+		p.Errors += errs
+		p.Latency.Merge(h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	weight := map[string]func(*PatternStats) float64{
+		PatternsByCount:     func(p *PatternStats) float64 { return float64(p.Queries) },
+		PatternsByTotalTime: func(p *PatternStats) float64 { return p.Latency.Sum() },
+		PatternsByP95:       func(p *PatternStats) float64 { return p.Latency.Quantile(0.95) },
+		PatternsByErrors:    func(p *PatternStats) float64 { return float64(p.Errors) },
+	}[order]
+	if weight == nil {
+		return nil, domain.NewValidationError("patterns_by", "one of count, total_time, p95, errors")
+	}
+	top := make([]*PatternStats, 0, len(byFingerprint))
+	for _, p := range byFingerprint {
+		top = append(top, p)
+	}
+	slices.SortFunc(top, func(a, b *PatternStats) int {
+		if wa, wb := weight(a), weight(b); wa != wb {
+			if wa > wb {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Fingerprint, b.Fingerprint)
+	})
+	top = top[:min(limit, len(top))]
+	if err := q.patternTexts(ctx, f.Tenant, top); err != nil {
+		return nil, err
+	}
+	out := make([]PatternStats, len(top))
+	for i, p := range top {
+		out[i] = *p
+	}
+	return out, nil
+}
+
+func (q *Views) patternTexts(ctx context.Context, tenant domain.TenantID, patterns []*PatternStats) error {
+	if len(patterns) == 0 {
+		return nil
+	}
+	args := []any{tenant}
+	byFingerprint := map[string]*PatternStats{}
+	for _, p := range patterns {
+		args = append(args, p.Fingerprint)
+		byFingerprint[p.Fingerprint] = p
+	}
+	rows, err := q.db.QueryContext(ctx, `SELECT fingerprint, text, statement_type FROM metrics_pattern_texts
+		WHERE tenant_id = ? AND fingerprint IN (`+sqlparams.List(len(patterns))+`)`, args...)
+	if err != nil {
+		return fmt.Errorf("read pattern texts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var fp, text, typ string
+		if err := rows.Scan(&fp, &text, &typ); err != nil {
+			return err
+		}
+		byFingerprint[fp].Text, byFingerprint[fp].StatementType = text, typ
+	}
+	return rows.Err()
+}
