@@ -119,7 +119,7 @@ func undocumentedRoutes(t *testing.T, router *mux.Router, doc openAPIDoc) []stri
 }
 
 // newDocumentedServer is a Server with every route that production mounts: the operational ones
-// and those of MountIdentity, MountDatabases and MountQueries. A zero IdentityRoutes, DatabaseRoutes
+// and those of MountIdentity, MountDatabases, MountQueries and MountAudit. A zero IdentityRoutes, DatabaseRoutes
 // and QueryRoutes are enough to register (and walk) routes, since no handler runs; Limits and Now let the
 // public handlers answer without dependencies, and QueryRoutes needs a positive rate for its limiters.
 func newDocumentedServer() *Server {
@@ -127,6 +127,7 @@ func newDocumentedServer() *Server {
 	s.MountIdentity(IdentityRoutes{Limits: NewLimits(), Now: time.Now})
 	s.MountDatabases(DatabaseRoutes{})
 	s.MountQueries(QueryRoutes{PerSecond: 1})
+	s.MountAudit(AuditRoutes{})
 	return s
 }
 

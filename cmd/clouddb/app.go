@@ -59,8 +59,8 @@ type App struct {
 	Lease *leases.Lease
 	// QueryOutcomes resolves the intents of queries whose process died before their outcome.
 	QueryOutcomes *commands.QueryOutcomes
-	// MetricsRetention records the hourly cut of the metrics read model (SEED.md's retention).
-	MetricsRetention *commands.MetricsRetention
+	// HeadSigner signs the heads of the event log's hash chains (CLOUDDB_AUDIT_SIGNING_KEY).
+	HeadSigner *eventstore.HeadSigner
 	// Now is the clock of the whole process; tests move it.
 	Now func() time.Time
 
@@ -132,7 +132,6 @@ func (a *App) open(ctx context.Context) error {
 		projections.NewInvitations(registry),
 		projections.NewDatabases(registry),
 		projections.NewQueryHistory(registry),
-		projections.NewMetrics(registry),
 	)
 	if err != nil {
 		return err
@@ -177,7 +176,7 @@ func (a *App) open(ctx context.Context) error {
 	a.QueryRunner = commands.NewQueryRunner(a.Engine, a.Store, a.queryTarget, resultarchive.New(db), now, a.Log)
 	a.QueryRunner.Instance = a.Lease.ID()
 	a.QueryOutcomes = commands.NewQueryOutcomes(a.Store, db, a.Lease.Alive, now, a.Log)
-	a.MetricsRetention = commands.NewMetricsRetention(a.Store, now, a.Log)
+	a.HeadSigner = eventstore.NewHeadSigner(db, a.Config.AuditSigningKey, now, a.Log)
 	a.Databases.OnAccountsChanged(func(id domain.DatabaseID) {
 		a.QueryRunner.Forget(id)
 		a.Engine.Forget(id)
@@ -225,6 +224,10 @@ func (a *App) mailSender() mail.Sender {
 // head read (200 ms) for another's.
 const idlePoll = 10 * time.Second
 
+// headSigning is how often the heads of the chains that moved are signed: every event is covered by
+// a signature within a minute.
+const headSigning = time.Minute
+
 // Serve starts the projections and the HTTP API on Config.HTTPAddr, and returns once it listens.
 func (a *App) Serve(ctx context.Context) error {
 	if err := a.Lease.Take(ctx); err != nil {
@@ -269,11 +272,6 @@ func (a *App) Serve(ctx context.Context) error {
 		defer a.workDone.Done()
 		a.purgeIdempotencyKeys(work, time.Minute)
 	}()
-	a.workDone.Add(1)
-	go func() {
-		defer a.workDone.Done()
-		a.MetricsRetention.Run(work, 10*time.Minute) // the hour's cut within 10 minutes of its start
-	}()
 	go func() {
 		defer a.workDone.Done()
 		a.Databases.RunReconciler(work, a.Store, func() <-chan struct{} { return a.Projections.Advanced("tenants") }, time.Minute, idlePoll)
@@ -281,6 +279,11 @@ func (a *App) Serve(ctx context.Context) error {
 	go func() {
 		defer a.workDone.Done()
 		a.Mail.Run(work, func() <-chan struct{} { return a.Projections.Advanced("mail_deliveries") }, idlePoll)
+	}()
+	a.workDone.Add(1)
+	go func() {
+		defer a.workDone.Done()
+		a.HeadSigner.Run(work, headSigning)
 	}()
 	handler := api.New(api.Config{
 		Logger:      a.Log,
@@ -311,6 +314,7 @@ func (a *App) Serve(ctx context.Context) error {
 		PublicPort: a.Config.SandboxPublicPort, RecoveryWindow: a.Config.RecoveryWindow})
 	handler.MountQueries(api.QueryRoutes{Commands: a.QueryRunner, History: a.views.QueryHistory, PerSecond: a.Config.QueryRate,
 		Exports: api.ExportLimits{Idle: a.Config.ExportIdle, Max: a.Config.ExportMax, PerUser: a.Config.ExportsPerUser}})
+	handler.MountAudit(api.AuditRoutes{Signer: a.HeadSigner})
 	ln, err := net.Listen("tcp", a.Config.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", a.Config.HTTPAddr, err)

@@ -3,6 +3,7 @@
 package config
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -77,10 +78,12 @@ type Config struct {
 	// the storage quotas, stops idle databases and reconnects sandbox servers that were down
 	// (databases written to are measured within seconds regardless).
 	HousekeepingInterval time.Duration
-	// JWTSecret and SecretKey come from the environment or are generated once into the data dir
-	// by LoadKeys.
-	JWTSecret []byte
-	SecretKey []byte
+	// JWTSecret, SecretKey and AuditSigningKey come from the environment or are generated once
+	// into the data dir by LoadKeys. AuditSigningKey signs the heads of the event log's hash
+	// chains (CLOUDDB_AUDIT_SIGNING_KEY: its 32-byte seed or 64-byte private key, base64).
+	JWTSecret       []byte
+	SecretKey       []byte
+	AuditSigningKey ed25519.PrivateKey
 }
 
 // FromEnv reads the configuration through getenv (os.Getenv in production).
@@ -272,6 +275,17 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.SecretKey = key
 	}
+	if v := getenv("CLOUDDB_AUDIT_SIGNING_KEY"); v != "" {
+		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
+		switch {
+		case err == nil && len(key) == ed25519.SeedSize:
+			c.AuditSigningKey = ed25519.NewKeyFromSeed(key)
+		case err == nil && len(key) == ed25519.PrivateKeySize && ed25519.NewKeyFromSeed(key[:ed25519.SeedSize]).Equal(ed25519.PrivateKey(key)):
+			c.AuditSigningKey = ed25519.PrivateKey(key)
+		default:
+			fail("CLOUDDB_AUDIT_SIGNING_KEY", "must be an Ed25519 seed (32 bytes) or private key (64 bytes), base64-encoded")
+		}
+	}
 	if len(problems) > 0 {
 		return Config{}, errors.New("invalid configuration: " + strings.Join(problems, "; "))
 	}
@@ -283,8 +297,9 @@ func validHostPort(addr string) bool {
 	return err == nil
 }
 
-// LoadKeys fills JWTSecret and SecretKey when the environment did not set them, from files in the
-// data dir, generating each once (mode 0600) so that tokens and stored secrets survive restarts.
+// LoadKeys fills JWTSecret, SecretKey and AuditSigningKey when the environment did not set them,
+// from files in the data dir, generating each once (mode 0600) so that tokens, stored secrets and
+// the chain heads' signatures survive restarts.
 func (c *Config) LoadKeys() error {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("CLOUDDB_DATA_DIR: %w", err)
@@ -299,6 +314,13 @@ func (c *Config) LoadKeys() error {
 		if c.SecretKey, err = keyFile(filepath.Join(c.DataDir, "secret.key"), 32); err != nil {
 			return err
 		}
+	}
+	if c.AuditSigningKey == nil {
+		seed, err := keyFile(filepath.Join(c.DataDir, "audit-signing.key"), ed25519.SeedSize)
+		if err != nil {
+			return err
+		}
+		c.AuditSigningKey = ed25519.NewKeyFromSeed(seed)
 	}
 	return nil
 }
