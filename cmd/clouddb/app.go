@@ -61,6 +61,8 @@ type App struct {
 	QueryOutcomes *commands.QueryOutcomes
 	// HeadSigner signs the heads of the event log's hash chains (CLOUDDB_AUDIT_SIGNING_KEY).
 	HeadSigner *eventstore.HeadSigner
+	// MetricsRetention records the hourly cut of the metrics read model (SEED.md's retention).
+	MetricsRetention *commands.MetricsRetention
 	// Now is the clock of the whole process; tests move it.
 	Now func() time.Time
 
@@ -132,6 +134,7 @@ func (a *App) open(ctx context.Context) error {
 		projections.NewInvitations(registry),
 		projections.NewDatabases(registry),
 		projections.NewQueryHistory(registry),
+		projections.NewMetrics(registry),
 	)
 	if err != nil {
 		return err
@@ -177,6 +180,7 @@ func (a *App) open(ctx context.Context) error {
 	a.QueryRunner.Instance = a.Lease.ID()
 	a.QueryOutcomes = commands.NewQueryOutcomes(a.Store, db, a.Lease.Alive, now, a.Log)
 	a.HeadSigner = eventstore.NewHeadSigner(db, a.Config.AuditSigningKey, now, a.Log)
+	a.MetricsRetention = commands.NewMetricsRetention(a.Store, now, a.Log)
 	a.Databases.OnAccountsChanged(func(id domain.DatabaseID) {
 		a.QueryRunner.Forget(id)
 		a.Engine.Forget(id)
@@ -271,6 +275,11 @@ func (a *App) Serve(ctx context.Context) error {
 	go func() {
 		defer a.workDone.Done()
 		a.purgeIdempotencyKeys(work, time.Minute)
+	}()
+	a.workDone.Add(1)
+	go func() {
+		defer a.workDone.Done()
+		a.MetricsRetention.Run(work, 10*time.Minute) // the hour's cut within 10 minutes of its start
 	}()
 	go func() {
 		defer a.workDone.Done()
