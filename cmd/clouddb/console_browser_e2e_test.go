@@ -274,6 +274,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	b.check("editor")
 
+	// A statement the API wants confirmed asks first, saying what happens, and runs when confirmed.
+	b.typeSQL(`DROP TABLE orders`)
+	b.waitText("Confirm this statement")
+	b.check("editor-confirm")
+	b.click(button("Run it"))
+	b.waitText("rows affected")
+	// The schema browser forgets the dropped table.
+	b.run(chromedp.WaitNotPresent(`//ul[@class="tree"]//button[normalize-space()="orders"]`, chromedp.BySearch))
+
 	// The access token expires (1 minute); the next request refreshes silently and succeeds, and
 	// a reload signs back in from the refresh cookie.
 	env.clock.Advance(2 * time.Minute)

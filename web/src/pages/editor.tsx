@@ -310,7 +310,7 @@ export function Editor(props: { id: string }) {
       </div>
       {confirm && (
         <Dialog title="Confirm this statement" onClose={() => setConfirm(null)}>
-          <p>{confirm.error.message}</p>
+          <p>{confirmReasons[confirm.error.details?.reason] ?? confirm.error.message}</p>
           {confirm.error.details?.estimated_rows !== undefined && <p>About {confirm.error.details.estimated_rows} rows are affected.</p>}
           <pre class="sql">{confirm.sql}</pre>
           <div class="buttons">
@@ -368,6 +368,13 @@ function TableNode(props: { table: Table; insert: (text: string) => void }) {
   );
 }
 
+// What a statement that needs confirming will do, by the API's details.reason.
+const confirmReasons: Record<string, string> = {
+  drop: "This statement drops or empties a table: what it holds is gone for good.",
+  no_where: "This statement has no WHERE clause: it changes every row of the table.",
+  large_write: "This statement changes many rows.",
+};
+
 function QueryError(props: { error: unknown }) {
   const e = props.error;
   const d = e instanceof ApiError ? e.details : {};
@@ -410,7 +417,7 @@ function ResultView(props: { result: Result }) {
   const [error, setError] = useState<unknown>(null);
   useEffect(() => setPage(first), [first]);
   const cols = first.columns;
-  if (!cols) {
+  if (!cols || cols.length === 0) {
     return (
       <p class="stats">
         {first.affected_rows === 1 ? "1 row" : `${first.affected_rows} rows`} affected · {first.execution_ms} ms
