@@ -83,11 +83,15 @@ func (s *Server) idempotent(h http.HandlerFunc) http.HandlerFunc {
 			status = http.StatusOK // net/http's answer to a handler that wrote nothing
 		}
 		if status >= 500 || status == http.StatusTooManyRequests || !answer.keep {
+			rec.send() // nothing to keep: the client need not wait for the key's release
 			s.finishIdempotency(r, principal, key, nil)
 			return
 		}
+		// The key holds the answer before the client has it: a process that dies in between
+		// leaves a key whose retry replays the answer, not one whose outcome is unknown.
 		s.finishIdempotency(r, principal, key, &idempotency.Response{Status: status, ContentType: rec.contentType,
 			Location: rec.location, Body: rec.body.Bytes()})
+		rec.send()
 	}
 }
 
@@ -198,41 +202,72 @@ type readCloser struct{ *bytes.Reader }
 
 func (readCloser) Close() error { return nil }
 
-// idempotencyRecorder writes a response through and keeps its status, Content-Type, Location and
-// up to one byte more than idempotency.MaxBodySize of its body (enough for the store to know it
-// is too large to keep).
+// idempotencyRecorder holds a response back until its key has recorded it (see finish): a client
+// that has an answer can then always have it again, even if the process dies right after sending
+// it. It keeps the status, Content-Type, Location and body. A body larger than
+// idempotency.MaxBodySize cannot be kept anyway, and a handler that flushes streams: either way
+// the response goes through from then on, and the recorder keeps one byte more than the store
+// keeps (enough for the store to know it is too large to keep).
 type idempotencyRecorder struct {
 	http.ResponseWriter
 	status                int
 	contentType, location string
 	body                  bytes.Buffer
+	through               bool // the response is on its way: what follows is written through
 }
 
 func (rw *idempotencyRecorder) WriteHeader(code int) {
-	if rw.status == 0 && code >= 200 { // 1xx are interim; the real status follows
+	switch {
+	case code < 200: // 1xx are interim; the real status follows
+		rw.ResponseWriter.WriteHeader(code)
+	case rw.status == 0:
 		rw.status = code
 		h := rw.Header()
 		rw.contentType, rw.location = h.Get("Content-Type"), h.Get("Location")
 	}
-	rw.ResponseWriter.WriteHeader(code)
 }
 
 func (rw *idempotencyRecorder) Write(b []byte) (int, error) {
 	if rw.status == 0 {
 		rw.WriteHeader(http.StatusOK)
 	}
-	if room := idempotency.MaxBodySize + 1 - rw.body.Len(); room > 0 {
-		rw.body.Write(b[:min(room, len(b))])
+	if rw.through {
+		if room := idempotency.MaxBodySize + 1 - rw.body.Len(); room > 0 {
+			rw.body.Write(b[:min(room, len(b))])
+		}
+		return rw.ResponseWriter.Write(b)
 	}
-	return rw.ResponseWriter.Write(b)
+	rw.body.Write(b)
+	if rw.body.Len() > idempotency.MaxBodySize {
+		if err := rw.send(); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
 }
 
-// Flush lets a handler flush through the recorder.
-func (rw *idempotencyRecorder) Flush() {
-	if rw.status == 0 {
-		rw.WriteHeader(http.StatusOK)
+// send writes what is held and lets the rest of the response through.
+func (rw *idempotencyRecorder) send() error {
+	if rw.through {
+		return nil
 	}
-	_ = http.NewResponseController(rw.ResponseWriter).Flush()
+	rw.through = true
+	if rw.status == 0 {
+		rw.status = http.StatusOK // net/http's answer to a handler that wrote nothing
+	}
+	rw.ResponseWriter.WriteHeader(rw.status)
+	if rw.body.Len() == 0 {
+		return nil
+	}
+	_, err := rw.ResponseWriter.Write(rw.body.Bytes())
+	return err
+}
+
+// Flush lets a handler stream through the recorder; its answer is not held back from then on.
+func (rw *idempotencyRecorder) Flush() {
+	if rw.send() == nil {
+		_ = http.NewResponseController(rw.ResponseWriter).Flush()
+	}
 }
 
 // Unwrap gives http.ResponseController the underlying writer.

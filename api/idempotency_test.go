@@ -381,3 +381,38 @@ func TestIdempotencyErrorMapping(t *testing.T) {
 		t.Errorf("another error = %d", e.Status)
 	}
 }
+
+// TestIdempotencyKeyHoldsTheAnswerBeforeTheClient: the key has recorded the answer before the
+// client gets its first byte, so a process that dies in between leaves a key whose retry replays
+// the answer instead of one whose outcome is unknown.
+func TestIdempotencyKeyHoldsTheAnswerBeforeTheClient(t *testing.T) {
+	s := newIdemServer(t, 0)
+	kept := -1
+	w := &firstWriteHook{ResponseRecorder: httptest.NewRecorder(), hook: func() {
+		if err := s.db.QueryRow(`SELECT COUNT(*) FROM idempotency_keys WHERE idem_key = 'before-1' AND status IS NOT NULL`).Scan(&kept); err != nil {
+			t.Error(err)
+		}
+	}}
+	req := httptest.NewRequest(http.MethodPost, "/api/v1/test/idem/create", strings.NewReader(`{"name":"a"}`))
+	for k, v := range map[string]string{"Content-Type": "application/json", "X-Test-User": "user-1", "Idempotency-Key": "before-1"} {
+		req.Header.Set(k, v)
+	}
+	s.ServeHTTP(w, req)
+	if w.Code != http.StatusCreated || kept != 1 {
+		t.Errorf("answer %d; keys holding the answer when the client got its status: %d, want 1", w.Code, kept)
+	}
+}
+
+// firstWriteHook calls hook when the response's status is written.
+type firstWriteHook struct {
+	*httptest.ResponseRecorder
+	hook func()
+}
+
+func (w *firstWriteHook) WriteHeader(code int) {
+	if w.hook != nil {
+		w.hook()
+		w.hook = nil
+	}
+	w.ResponseRecorder.WriteHeader(code)
+}
