@@ -67,6 +67,8 @@ type App struct {
 	Now func() time.Time
 
 	views     *projections.Views // the read side
+	vault     *secrets.Vault
+	reseal    bool // secrets sealed by another key wait to be sealed with CLOUDDB_SECRET_KEY
 	metrics   *prometheus.Registry
 	stopMySQL func() error
 	server    *http.Server
@@ -139,13 +141,18 @@ func (a *App) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	vault, err := secrets.NewVault(db, a.Config.SecretKey)
+	vault, err := a.openVault(ctx, db)
 	if err != nil {
 		return err
 	}
 	a.Lease = leases.New(db, now, a.Config.LeaseTTL)
 	if a.Idempotency, err = idempotency.New(db, a.Config.SecretKey); err != nil {
 		return err
+	}
+	if a.Config.SecretKeyPrevious != nil {
+		if err := a.Idempotency.SetPreviousKey(a.Config.SecretKeyPrevious); err != nil {
+			return err
+		}
 	}
 	a.Idempotency.SetOwner(a.Lease.ID())
 	views := projections.NewViews(db)
@@ -186,6 +193,26 @@ func (a *App) open(ctx context.Context) error {
 		a.Engine.Forget(id)
 	})
 	return nil
+}
+
+// openVault opens the secrets vault with CLOUDDB_SECRET_KEY (and the key being rotated out), and
+// refuses to go on when the stored secrets were sealed with another key (secrets.Vault.CheckKey):
+// every database password would fail to open.
+func (a *App) openVault(ctx context.Context, db *sql.DB) (*secrets.Vault, error) {
+	vault, err := secrets.NewVault(db, a.Config.SecretKey)
+	if err != nil {
+		return nil, err
+	}
+	if a.Config.SecretKeyPrevious != nil {
+		if err := vault.SetPrevious(a.Config.SecretKeyPrevious); err != nil {
+			return nil, err
+		}
+	}
+	if a.reseal, err = vault.CheckKey(ctx); err != nil {
+		return nil, err
+	}
+	a.vault = vault
+	return vault, nil
 }
 
 // queryTarget is the read models' answer to "what may run on this database".
@@ -294,6 +321,15 @@ func (a *App) Serve(ctx context.Context) error {
 		defer a.workDone.Done()
 		a.HeadSigner.Run(work, headSigning)
 	}()
+	if a.reseal {
+		a.workDone.Add(1)
+		go func() {
+			defer a.workDone.Done()
+			if _, _, err := a.vault.Reseal(work, a.Log); err != nil && work.Err() == nil {
+				a.Log.Warn("re-sealing the secrets stopped; the next start goes on with it", "err", err)
+			}
+		}()
+	}
 	handler := api.New(api.Config{
 		Logger:      a.Log,
 		Metrics:     a.metrics,

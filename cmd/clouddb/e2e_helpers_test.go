@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -39,6 +40,10 @@ import (
 // e2ePublicURL is CLOUDDB_PUBLIC_URL of the tests: https (the cookie must then be Secure) with a
 // path prefix that the links in mails must keep.
 const e2ePublicURL = "https://console.clouddb.test/app"
+
+// e2eSecretKey is CLOUDDB_SECRET_KEY of every App of the tests: an App started again on the same
+// management database, with another data dir, must have the key that sealed its secrets.
+var e2eSecretKey = base64.StdEncoding.EncodeToString([]byte(randomHex(16)))
 
 // e2eMailWait bounds how long a test waits for a mail to be delivered.
 const e2eMailWait = 5 * time.Second
@@ -108,6 +113,7 @@ func startE2E(t *testing.T, opts e2eOptions) *e2eEnv {
 		"CLOUDDB_METRICS_ADDR":             "127.0.0.1:0",
 		"CLOUDDB_DATA_DIR":                 t.TempDir(),
 		"CLOUDDB_BCRYPT_COST":              "4",
+		"CLOUDDB_SECRET_KEY":               e2eSecretKey,
 		"CLOUDDB_PUBLIC_URL":               e2ePublicURL,
 		"CLOUDDB_LOG_LEVEL":                "debug",
 		"CLOUDDB_BOOTSTRAP_ADMIN_EMAIL":    opts.BootstrapEmail,

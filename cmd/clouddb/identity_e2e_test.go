@@ -1067,7 +1067,7 @@ func TestE2EBootstrapByProcessesStartingAtOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range apps {
 		vars := map[string]string{"CLOUDDB_MGMT_DSN": dsn, "CLOUDDB_HTTP_ADDR": "127.0.0.1:0", "CLOUDDB_METRICS_ADDR": "off", "CLOUDDB_DATA_DIR": t.TempDir(),
-			"CLOUDDB_BCRYPT_COST": "4", "CLOUDDB_BOOTSTRAP_ADMIN_EMAIL": email, "CLOUDDB_BOOTSTRAP_ADMIN_PASSWORD": password}
+			"CLOUDDB_SECRET_KEY": e2eSecretKey, "CLOUDDB_BCRYPT_COST": "4", "CLOUDDB_BOOTSTRAP_ADMIN_EMAIL": email, "CLOUDDB_BOOTSTRAP_ADMIN_PASSWORD": password}
 		cfg, err := config.FromEnv(func(name string) string { return vars[name] })
 		if err != nil {
 			t.Fatal(err)

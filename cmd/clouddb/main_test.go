@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/clouddbmanager/clouddb/internal/config"
+	"github.com/clouddbmanager/clouddb/internal/secrets"
 	"github.com/clouddbmanager/clouddb/internal/testdb"
 )
 
@@ -141,6 +143,7 @@ func TestUnreachableManagementDatabaseFailsWithAClearError(t *testing.T) {
 
 func TestCommandLine(t *testing.T) {
 	dsn := testdb.DSN(t)
+	dataDir := t.TempDir() // one for all: its generated secret.key sealed the database's vault
 	tests := []struct {
 		name       string
 		args       []string
@@ -166,7 +169,7 @@ func TestCommandLine(t *testing.T) {
 			if env == nil {
 				env = map[string]string{}
 			}
-			env["CLOUDDB_DATA_DIR"] = t.TempDir()
+			env["CLOUDDB_DATA_DIR"] = dataDir
 			code := run(context.Background(), tt.args, func(name string) string { return envOr(env, name, dsn) }, &stdout, &stderr)
 			if code != tt.code {
 				t.Fatalf("exit code %d, want %d; stderr:\n%s", code, tt.code, stderr.String())
@@ -189,4 +192,34 @@ func envOr(env map[string]string, name, dsn string) string {
 		return dsn
 	}
 	return ""
+}
+
+// A management database whose vault another key sealed (the data dir deleted, its secret.key
+// regenerated) is refused at start with one line that says how to recover; the old key given as
+// CLOUDDB_SECRET_KEY_PREVIOUS starts the rotation instead.
+func TestVaultSealedWithAnotherKeyRefusesToStart(t *testing.T) {
+	cfg := testConfig(t)
+	first, err := Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := cfg
+	again.DataDir, again.SecretKey = t.TempDir(), nil // a new data dir: a new key is generated
+	_, err = Open(context.Background(), again, slog.New(slog.DiscardHandler))
+	var mismatch *secrets.KeyMismatchError
+	if !errors.As(err, &mismatch) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "CLOUDDB_SECRET_KEY_PREVIOUS") {
+		t.Fatalf("Open with another key: %v, want one line saying the vault has another key and how to recover", err)
+	}
+	rotating := again
+	rotating.SecretKeyPrevious = first.Config.SecretKey
+	app, err := Open(context.Background(), rotating, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("Open with the old key as CLOUDDB_SECRET_KEY_PREVIOUS: %v", err)
+	}
+	if err := app.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

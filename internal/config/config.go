@@ -84,6 +84,9 @@ type Config struct {
 	JWTSecret       []byte
 	SecretKey       []byte
 	AuditSigningKey ed25519.PrivateKey
+	// SecretKeyPrevious is the key being rotated out (CLOUDDB_SECRET_KEY_PREVIOUS): what it
+	// sealed is re-sealed with SecretKey in the background; nil when no rotation is under way.
+	SecretKeyPrevious []byte
 }
 
 // FromEnv reads the configuration through getenv (os.Getenv in production).
@@ -274,6 +277,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			fail("CLOUDDB_SECRET_KEY", "must be 32 bytes, base64-encoded")
 		}
 		c.SecretKey = key
+	}
+	if v := getenv("CLOUDDB_SECRET_KEY_PREVIOUS"); v != "" {
+		key, err := base64.StdEncoding.DecodeString(v)
+		if err != nil || len(key) != 32 {
+			fail("CLOUDDB_SECRET_KEY_PREVIOUS", "must be 32 bytes, base64-encoded")
+		}
+		c.SecretKeyPrevious = key
 	}
 	if v := getenv("CLOUDDB_AUDIT_SIGNING_KEY"); v != "" {
 		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))

@@ -64,6 +64,7 @@ func TestInvalidValuesNameTheVariableOnOneLine(t *testing.T) {
 		"CLOUDDB_LOG_LEVEL":             "loud",
 		"CLOUDDB_JWT_SECRET":            "short",
 		"CLOUDDB_SECRET_KEY":            "c2hvcnQ=",
+		"CLOUDDB_SECRET_KEY_PREVIOUS":   "not base64",
 		"CLOUDDB_QUERY_RATE":            "0",
 		"CLOUDDB_RESULT_MEMORY":         "1000",
 		"CLOUDDB_METRICS_ADDR":          "9090",

@@ -111,10 +111,11 @@ type Response struct {
 
 // Store keeps idempotency keys in the idempotency_keys table. It is safe for concurrent use.
 type Store struct {
-	db     *sql.DB
-	key    []byte
-	limits Limits
-	owner  string // this process's lease (process_leases); "" when it holds none
+	db       *sql.DB
+	key      []byte
+	previous []byte // the key being rotated out: answers it sealed still open (SetPreviousKey)
+	limits   Limits
+	owner    string // this process's lease (process_leases); "" when it holds none
 }
 
 // New returns a Store on db that seals response bodies with key (secrets.KeySize bytes: the
@@ -128,6 +129,16 @@ func New(db *sql.DB, key []byte) (*Store, error) {
 		return nil, fmt.Errorf("idempotency: %d-byte key: %w", len(key), secrets.ErrInvalidKey)
 	}
 	return &Store{db: db, key: bytes.Clone(key), limits: DefaultLimits}, nil
+}
+
+// SetPreviousKey gives the key being rotated out (CLOUDDB_SECRET_KEY_PREVIOUS): the answers it
+// sealed, kept for their 24 hours, still replay. Call it before the Store is used.
+func (s *Store) SetPreviousKey(key []byte) error {
+	if len(key) != secrets.KeySize {
+		return fmt.Errorf("idempotency: %d-byte previous key: %w", len(key), secrets.ErrInvalidKey)
+	}
+	s.previous = bytes.Clone(key)
+	return nil
 }
 
 // SetLimits replaces DefaultLimits; call it before the Store is used.
@@ -266,6 +277,9 @@ func (s *Store) Begin(ctx context.Context, principal, key, method, path string, 
 			return nil, &TooLargeError{Status: int(status.Int64)}
 		}
 		plain, err := secrets.Open(s.key, body, aad(principal, key))
+		if err != nil && s.previous != nil {
+			plain, err = secrets.Open(s.previous, body, aad(principal, key))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("idempotency: stored response: %w", err)
 		}

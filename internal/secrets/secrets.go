@@ -103,25 +103,28 @@ func open(aead cipher.AEAD, sealed, aad []byte) ([]byte, error) {
 	return plaintext, nil
 }
 
-// Vault stores secrets sealed with one key in the secrets table (migrations/0002_secrets.sql).
-// It is safe for concurrent use.
+// Vault stores secrets sealed with one key in the secrets table (migrations/0002_secrets.sql),
+// each row naming the key that sealed it (0026); during a rotation it also opens what the previous
+// key sealed (SetPrevious, keys.go). It is safe for concurrent use.
 type Vault struct {
-	db   *sql.DB
-	aead cipher.AEAD
-	now  func() time.Time
+	db       *sql.DB
+	current  vaultKey
+	previous *vaultKey
+	now      func() time.Time
 }
 
 // NewVault returns a Vault on db that seals with key (KeySize bytes, e.g. CLOUDDB_SECRET_KEY
-// decoded). Returns ErrInvalidKey for a key of the wrong size; panics if db is nil.
+// decoded). Returns ErrInvalidKey for a key of the wrong size; panics if db is nil. CheckKey
+// tells, before use, whether the stored secrets were sealed with it.
 func NewVault(db *sql.DB, key []byte) (*Vault, error) {
 	if db == nil {
 		panic("secrets: NewVault with a nil db")
 	}
-	aead, err := newAEAD(key) // aes.NewCipher copies the key: the caller may wipe its slice
+	k, err := newVaultKey(key) // aes.NewCipher copies the key: the caller may wipe its slice
 	if err != nil {
 		return nil, err
 	}
-	return &Vault{db: db, aead: aead, now: time.Now}, nil
+	return &Vault{db: db, current: k, now: time.Now}, nil
 }
 
 // Put seals plaintext under id and stores it, replacing any secret already stored under id. Every
@@ -134,15 +137,15 @@ func (v *Vault) Put(ctx context.Context, id string, plaintext []byte) error {
 	if len(plaintext) > MaxPlaintextSize {
 		return fmt.Errorf("secrets: secret %q is %d bytes, more than %d", id, len(plaintext), MaxPlaintextSize)
 	}
-	sealed, err := seal(v.aead, plaintext, []byte(id))
+	sealed, err := seal(v.current.aead, plaintext, []byte(id))
 	if err != nil {
 		return err
 	}
 	now := v.now().UTC()
-	if _, err := v.db.ExecContext(ctx, `INSERT INTO secrets (id, ciphertext, created_at, updated_at)
-		VALUES (?, ?, ?, ?)
-		ON DUPLICATE KEY UPDATE ciphertext = VALUES(ciphertext), updated_at = VALUES(updated_at)`,
-		[]byte(id), sealed, now, now); err != nil {
+	if _, err := v.db.ExecContext(ctx, `INSERT INTO secrets (id, ciphertext, key_id, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?)
+		ON DUPLICATE KEY UPDATE ciphertext = VALUES(ciphertext), key_id = VALUES(key_id), updated_at = VALUES(updated_at)`,
+		[]byte(id), sealed, v.current.id, now, now); err != nil {
 		return fmt.Errorf("secrets: put %q: %w", id, err)
 	}
 	return nil
@@ -154,14 +157,17 @@ func (v *Vault) Get(ctx context.Context, id string) ([]byte, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	var sealed []byte
-	err := v.db.QueryRowContext(ctx, `SELECT ciphertext FROM secrets WHERE id = ?`, []byte(id)).Scan(&sealed)
+	var (
+		sealed []byte
+		keyID  string
+	)
+	err := v.db.QueryRowContext(ctx, `SELECT ciphertext, key_id FROM secrets WHERE id = ?`, []byte(id)).Scan(&sealed, &keyID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("secrets: %q: %w", id, ErrNotFound)
 	} else if err != nil {
 		return nil, fmt.Errorf("secrets: get %q: %w", id, err)
 	}
-	plaintext, err := open(v.aead, sealed, []byte(id))
+	plaintext, _, err := v.open(id, keyID, sealed)
 	if err != nil {
 		return nil, fmt.Errorf("%w (id %q)", err, id)
 	}

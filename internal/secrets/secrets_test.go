@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -330,4 +332,91 @@ func TestVault(t *testing.T) {
 			t.Errorf("Get with a cancelled context: %v, want a context error", err)
 		}
 	})
+}
+
+// The vault records its key's fingerprint, refuses another key with an error that says how to
+// recover, and rotates to a new key: the previous one opens what it sealed until Reseal has sealed
+// it anew.
+func TestVaultKey(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	db := testdb.New(t)
+	oldKey, nextKey := newKey(t), newKey(t)
+
+	old := newVault(t, db, oldKey)
+	if reseal, err := old.CheckKey(ctx); err != nil || reseal {
+		t.Fatalf("first CheckKey = %v, %v; want the key recorded, nothing to re-seal", reseal, err)
+	}
+	for i := range 250 { // more than a batch of Reseal
+		if err := old.Put(ctx, fmt.Sprintf("s-%03d", i), []byte(fmt.Sprint("secret ", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Another key, without the old one: refused, in one line that names both keys and the way out.
+	_, err := newVault(t, db, nextKey).CheckKey(ctx)
+	var mismatch *secrets.KeyMismatchError
+	if !errors.As(err, &mismatch) || mismatch.Recorded != secrets.Fingerprint(oldKey)[:16] || mismatch.Given != secrets.Fingerprint(nextKey)[:16] ||
+		strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "CLOUDDB_SECRET_KEY_PREVIOUS") {
+		t.Fatalf("CheckKey with another key: %v, want a one-line *KeyMismatchError naming both keys", err)
+	}
+
+	// The rotation: the new key with the old as previous reads everything at once, and re-seals.
+	rotated := newVault(t, db, nextKey)
+	if err := rotated.SetPrevious(oldKey); err != nil {
+		t.Fatal(err)
+	}
+	if reseal, err := rotated.CheckKey(ctx); err != nil || !reseal {
+		t.Fatalf("CheckKey of the rotation = %v, %v; want secrets to re-seal", reseal, err)
+	}
+	if got, err := rotated.Get(ctx, "s-007"); err != nil || string(got) != "secret 7" {
+		t.Fatalf("Get before the re-seal = %q, %v", got, err)
+	}
+	if err := rotated.Put(ctx, "s-008", []byte("written during the rotation")); err != nil {
+		t.Fatal(err)
+	}
+	if n, bad, err := rotated.Reseal(ctx, log); err != nil || n != 249 || bad != 0 {
+		t.Fatalf("Reseal = %d, %d, %v; want 249 re-sealed (one was written with the new key)", n, bad, err)
+	}
+	if _, err := old.CheckKey(ctx); !errors.As(err, &mismatch) {
+		t.Errorf("the old key after the rotation: %v, want refused", err)
+	}
+	alone := newVault(t, db, nextKey) // CLOUDDB_SECRET_KEY_PREVIOUS removed
+	if reseal, err := alone.CheckKey(ctx); err != nil || reseal {
+		t.Fatalf("CheckKey after the re-seal = %v, %v; want nothing left", reseal, err)
+	}
+	for id, want := range map[string]string{"s-000": "secret 0", "s-008": "written during the rotation", "s-249": "secret 249"} {
+		if got, err := alone.Get(ctx, id); err != nil || string(got) != want {
+			t.Errorf("Get(%s) with the new key alone = %q, %v; want %q", id, got, err, want)
+		}
+	}
+}
+
+// A vault from before key fingerprints (rows without key id, nothing recorded) takes the key that
+// opens its secrets, and refuses one that does not.
+func TestVaultKeyOfAnOlderVault(t *testing.T) {
+	ctx := context.Background()
+	db := testdb.New(t)
+	key := newKey(t)
+	sealed, err := secrets.Seal(key, []byte("hunter2"), []byte("db-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO secrets (id, ciphertext, created_at, updated_at) VALUES ('db-1', ?, NOW(), NOW())`, sealed); err != nil {
+		t.Fatal(err)
+	}
+	var mismatch *secrets.KeyMismatchError
+	if _, err := newVault(t, db, newKey(t)).CheckKey(ctx); !errors.As(err, &mismatch) || mismatch.Recorded != "" {
+		t.Fatalf("CheckKey with a key that opens nothing: %v, want *KeyMismatchError", err)
+	}
+	v := newVault(t, db, key)
+	if reseal, err := v.CheckKey(ctx); err != nil || !reseal {
+		t.Fatalf("CheckKey with the key that sealed it = %v, %v; want it recorded and the row to tag", reseal, err)
+	}
+	if got, err := v.Get(ctx, "db-1"); err != nil || string(got) != "hunter2" {
+		t.Fatalf("Get = %q, %v", got, err)
+	}
+	if n, _, err := v.Reseal(ctx, slog.New(slog.DiscardHandler)); err != nil || n != 1 {
+		t.Fatalf("Reseal = %d, %v; want the row sealed with its key id", n, err)
+	}
 }
