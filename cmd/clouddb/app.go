@@ -111,6 +111,7 @@ func (a *App) open(ctx context.Context) error {
 			return err
 		}
 	}
+	a.announceManagementDatabase(dsn)
 	db, err := mgmtdb.Open(ctx, dsn, startupWait, a.Log)
 	if err != nil {
 		return err
@@ -193,6 +194,23 @@ func (a *App) open(ctx context.Context) error {
 		a.Engine.Forget(id)
 	})
 	return nil
+}
+
+// announceManagementDatabase says at start which management database holds the event log and
+// every read model: at WARN when CLOUDDB_MGMT_DSN is unset and the development fallback chose it,
+// so that a server whose production DSN went missing does not pass unnoticed on an empty database.
+// The user and password stay out of the log.
+func (a *App) announceManagementDatabase(dsn string) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return // mgmtdb.Open says what is wrong with it
+	}
+	if a.Config.MgmtDSN == "" {
+		a.Log.Warn("CLOUDDB_MGMT_DSN is unset: the management database is the development fallback "+cfg.Net+"("+cfg.Addr+")/"+cfg.DBName+
+			"; a production server sets CLOUDDB_MGMT_DSN", "server", cfg.Addr, "database", cfg.DBName)
+		return
+	}
+	a.Log.Info("management database (CLOUDDB_MGMT_DSN): "+cfg.Net+"("+cfg.Addr+")/"+cfg.DBName, "server", cfg.Addr, "database", cfg.DBName)
 }
 
 // openVault opens the secrets vault with CLOUDDB_SECRET_KEY (and the key being rotated out), and

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/clouddbmanager/clouddb/internal/config"
 	"github.com/clouddbmanager/clouddb/internal/secrets"
 	"github.com/clouddbmanager/clouddb/internal/testdb"
@@ -123,6 +125,27 @@ func TestShutdownStopsServing(t *testing.T) {
 	if resp, err := http.Get(base + "/healthz"); err == nil {
 		resp.Body.Close()
 		t.Fatal("the server still answers after Close")
+	}
+}
+
+// The start says which management database the process uses, without its credentials.
+func TestStartNamesTheManagementDatabase(t *testing.T) {
+	cfg := testConfig(t)
+	parsed, err := mysql.ParseDSN(cfg.MgmtDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	app, err := Open(context.Background(), cfg, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Close(); err != nil {
+		t.Fatal(err)
+	}
+	line := `"msg":"management database (CLOUDDB_MGMT_DSN): ` + parsed.Net + "(" + parsed.Addr + ")/" + parsed.DBName + `"`
+	if !strings.Contains(logs.String(), line) || (parsed.Passwd != "" && strings.Contains(logs.String(), parsed.Passwd)) {
+		t.Errorf("the start does not name the management database as %s:\n%s", line, logs.String())
 	}
 }
 

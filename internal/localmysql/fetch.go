@@ -94,24 +94,6 @@ func unpackArgs(deb, root string) []string {
 	return []string{"dpkg-deb", "-x", deb, root}
 }
 
-// installSystemPackage installs mariadb-server with apt-get, the last resort, only open to root.
-// It reports whether it succeeded.
-func installSystemPackage(ctx context.Context, log *slog.Logger) bool {
-	if !isRoot() {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
-	defer cancel()
-	log.Info("running as root: installing mariadb-server with apt-get update && apt-get install -y mariadb-server")
-	for _, args := range [][]string{{"apt-get", "update"}, {"apt-get", "install", "-y", "mariadb-server"}} {
-		if _, err := run(ctx, "", args); err != nil {
-			log.Warn("installing mariadb-server failed", "err", err)
-			return false
-		}
-	}
-	return true
-}
-
 // run runs args in dir ("" for the current one) without stdin and returns its combined output;
 // an error carries the output's last line, where apt-get and dpkg say what went wrong.
 func run(ctx context.Context, dir string, args []string) (string, error) {

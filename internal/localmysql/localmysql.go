@@ -1,7 +1,9 @@
 // Package localmysql finds a management database for `clouddb serve` when CLOUDDB_MGMT_DSN is
 // unset, so that the system starts on a bare machine: it uses the MySQL server on
 // 127.0.0.1:3306 when one answers, otherwise it runs a private MariaDB under the data directory,
-// fetching Debian's server packages first if no server binaries are installed.
+// fetching Debian's server packages first, without root, into the project's .local/mariadb if no
+// server binaries are installed. It never installs system packages: a server started with a typo
+// in its production environment must fail, not install and start an empty database.
 package localmysql
 
 import (
@@ -20,7 +22,8 @@ import (
 const sharedDSN = "root@tcp(127.0.0.1:3306)/clouddb"
 
 // errNoServer is the one line a user sees when nothing worked; the details are in the log.
-var errNoServer = errors.New(`no MySQL server at 127.0.0.1:3306 and none could be installed: install one with "apt-get install mariadb-server" or set CLOUDDB_MGMT_DSN`)
+var errNoServer = errors.New(`no MySQL server answers at 127.0.0.1:3306, none is installed, and MariaDB could not be downloaded into .local/mariadb (see the log): ` +
+	`install one (as root: apt-get install mariadb-server) or set CLOUDDB_MGMT_DSN`)
 
 // Resolve returns a DSN (go-sql-driver format, naming database "clouddb") for the management database.
 // stop shuts down anything Resolve started (nil-safe to call; no-op when nothing was started).
@@ -45,14 +48,7 @@ func Resolve(ctx context.Context, dataDir string, log *slog.Logger) (dsn string,
 		log.Info("no MariaDB server binaries installed: fetching Debian's packages with apt-get download", "into", local)
 		if err := fetchPackages(ctx, local, log); err != nil {
 			log.Warn("fetching MariaDB packages without root failed", "err", err)
-			if !installSystemPackage(ctx, log) {
-				return "", noop, errNoServer
-			}
-			// The package's maintainer scripts may have started the system service.
-			if ping(ctx, sharedDSN, time.Second) == nil {
-				log.Info("using the freshly installed MySQL server at 127.0.0.1:3306", "dsn", sharedDSN)
-				return sharedDSN, noop, nil
-			}
+			return "", noop, errNoServer
 		}
 		if bin, found = findBinaries(local); !found {
 			return "", noop, errNoServer
@@ -87,5 +83,5 @@ func ping(ctx context.Context, dsn string, timeout time.Duration) error {
 }
 
 // isRoot reports whether this process runs as root: mariadbd then refuses to start without
-// --user=root, and apt-get may install system packages.
+// --user=root.
 func isRoot() bool { return os.Geteuid() == 0 }
