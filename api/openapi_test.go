@@ -128,6 +128,7 @@ func newDocumentedServer() *Server {
 	s.MountDatabases(DatabaseRoutes{})
 	s.MountQueries(QueryRoutes{PerSecond: 1})
 	s.MountAudit(AuditRoutes{})
+	s.MountMetrics(MetricsRoutes{})
 	return s
 }
 

@@ -75,11 +75,39 @@ type MetricsBucket struct {
 	StorageBytes *int64
 }
 
+// bucketColumns are the columns scanBucket reads.
+var bucketColumns = `bucket, ` + strings.Join(counterColumns[:], ", ") + `, latency, database_count, storage_bytes`
+
+// scanBucket reads a row of lead's columns followed by bucketColumns.
+func scanBucket(rows *sql.Rows, lead ...any) (MetricsBucket, error) {
+	var b MetricsBucket
+	var hist []byte
+	var databases, storage sql.NullInt64
+	dest := append(lead, &b.At)
+	for _, f := range b.fields() {
+		dest = append(dest, f)
+	}
+	if err := rows.Scan(append(dest, &hist, &databases, &storage)...); err != nil {
+		return MetricsBucket{}, err
+	}
+	if err := b.Latency.UnmarshalBinary(hist); err != nil {
+		return MetricsBucket{}, fmt.Errorf("metrics of %s: %w", b.At, err)
+	}
+	b.At = b.At.UTC()
+	if databases.Valid {
+		b.Databases = &databases.Int64
+	}
+	if storage.Valid {
+		b.StorageBytes = &storage.Int64
+	}
+	return b, nil
+}
+
 // MetricsBuckets returns the stored buckets of scope at grain that start in [from, to), oldest
 // first; buckets without events are not stored.
 func (q *Views) MetricsBuckets(ctx context.Context, scope MetricsScope, grain domain.MetricsGrain, from, to time.Time) ([]MetricsBucket, error) {
-	rows, err := q.db.QueryContext(ctx, `SELECT bucket, `+strings.Join(counterColumns[:], ", ")+`, latency, database_count, storage_bytes
-		FROM metrics_usage WHERE tenant_id = ? AND scope = ? AND subject_id = ? AND grain = ? AND bucket >= ? AND bucket < ?
+	rows, err := q.db.QueryContext(ctx, `SELECT `+bucketColumns+` FROM metrics_usage
+		WHERE tenant_id = ? AND scope = ? AND subject_id = ? AND grain = ? AND bucket >= ? AND bucket < ?
 		ORDER BY bucket`, scope.Tenant, scope.Kind, scope.Subject, grainCode(grain), from.UTC(), to.UTC())
 	if err != nil {
 		return nil, fmt.Errorf("read metrics: %w", err)
@@ -87,25 +115,9 @@ func (q *Views) MetricsBuckets(ctx context.Context, scope MetricsScope, grain do
 	defer rows.Close()
 	var out []MetricsBucket
 	for rows.Next() {
-		var b MetricsBucket
-		var hist []byte
-		var databases, storage sql.NullInt64
-		dest := []any{&b.At}
-		for _, f := range b.fields() {
-			dest = append(dest, f)
-		}
-		if err := rows.Scan(append(dest, &hist, &databases, &storage)...); err != nil {
+		b, err := scanBucket(rows)
+		if err != nil {
 			return nil, err
-		}
-		if err := b.Latency.UnmarshalBinary(hist); err != nil {
-			return nil, fmt.Errorf("read metrics of %s: %w", b.At, err)
-		}
-		b.At = b.At.UTC()
-		if databases.Valid {
-			b.Databases = &databases.Int64
-		}
-		if storage.Valid {
-			b.StorageBytes = &storage.Int64
 		}
 		out = append(out, b)
 	}
@@ -286,6 +298,44 @@ func (q *Views) patternTexts(ctx context.Context, tenant domain.TenantID, patter
 			return err
 		}
 		byFingerprint[fp].Text, byFingerprint[fp].StatementType = text, typ
+	}
+	return rows.Err()
+}
+
+// MetricsRow is one bucket of one scope, as GET /metrics/export writes it.
+type MetricsRow struct {
+	Scope    string
+	TenantID domain.TenantID
+	Subject  string
+	MetricsBucket
+}
+
+// ExportMetrics calls each with every bucket at grain that starts in [from, to): of every scope of
+// tenant (the tenant, its databases, its members), or, for tenant "", of the platform and of each
+// tenant. Rows come by scope and subject, oldest first; an error of each stops the export.
+func (q *Views) ExportMetrics(ctx context.Context, tenant domain.TenantID, grain domain.MetricsGrain, from, to time.Time, each func(MetricsRow) error) error {
+	columns := `scope, tenant_id, subject_id, ` + bucketColumns
+	query := `SELECT ` + columns + ` FROM metrics_usage WHERE tenant_id = ? AND grain = ? AND bucket >= ? AND bucket < ?
+		ORDER BY scope, subject_id, bucket`
+	args := []any{tenant, grainCode(grain), from.UTC(), to.UTC()}
+	if tenant == "" {
+		query = `SELECT ` + columns + ` FROM metrics_usage WHERE grain = ? AND bucket >= ? AND bucket < ? AND scope IN (?, ?)
+			ORDER BY scope, tenant_id, bucket`
+		args = []any{grainCode(grain), from.UTC(), to.UTC(), ScopePlatform, ScopeTenant}
+	}
+	rows, err := q.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("export metrics: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r MetricsRow
+		if r.MetricsBucket, err = scanBucket(rows, &r.Scope, &r.TenantID, &r.Subject); err != nil {
+			return fmt.Errorf("export metrics: %w", err)
+		}
+		if err := each(r); err != nil {
+			return err
+		}
 	}
 	return rows.Err()
 }

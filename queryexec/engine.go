@@ -225,6 +225,10 @@ func (e *Engine) Close() {
 // password changes.
 func (e *Engine) Forget(id domain.DatabaseID) { e.pools.forget(id) }
 
+// Running is how many statements tenant runs in this process now; for tenant "", those of every
+// tenant. The dashboards show it as the connections in use.
+func (e *Engine) Running(tenant domain.TenantID) int64 { return e.running.count(tenant) }
+
 // Results is the store of results for paging and exports.
 func (e *Engine) Results() *results.Store { return e.results }
 
@@ -837,6 +841,20 @@ type tenantGate struct {
 }
 
 func newTenantGate() *tenantGate { return &tenantGate{running: map[domain.TenantID]int64{}} }
+
+// count is how many queries tenant runs, or all tenants together for "".
+func (g *tenantGate) count(tenant domain.TenantID) int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if tenant != "" {
+		return g.running[tenant]
+	}
+	var n int64
+	for _, r := range g.running {
+		n += r
+	}
+	return n
+}
 
 // enter admits one more query of tenant unless limit run already; the returned func leaves.
 func (g *tenantGate) enter(tenant domain.TenantID, limit int64) (func(), error) {

@@ -378,6 +378,8 @@ func (a *App) Serve(ctx context.Context) error {
 	handler.MountQueries(api.QueryRoutes{Commands: a.QueryRunner, History: a.views.QueryHistory, PerSecond: a.Config.QueryRate,
 		Exports: api.ExportLimits{Idle: a.Config.ExportIdle, Max: a.Config.ExportMax, PerUser: a.Config.ExportsPerUser}})
 	handler.MountAudit(api.AuditRoutes{Signer: a.HeadSigner})
+	handler.MountMetrics(api.MetricsRoutes{Views: a.views, Connections: a.Engine.Running,
+		Exports: api.ExportLimits{Idle: a.Config.ExportIdle, Max: a.Config.ExportMax, PerUser: a.Config.ExportsPerUser}})
 	ln, err := net.Listen("tcp", a.Config.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", a.Config.HTTPAddr, err)
