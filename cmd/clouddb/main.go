@@ -4,6 +4,7 @@
 //	clouddb migrate                    apply the management database migrations
 //	clouddb projections status         show every projection's position and lag
 //	clouddb projections rebuild NAME   rebuild a read model from the event log
+//	clouddb audit verify FILE|--live   verify an audit export, or the whole event log
 //	clouddb version                    print the version
 //
 // Configuration comes from the environment (see README.md).
@@ -25,7 +26,7 @@ import (
 	"github.com/clouddbmanager/clouddb/internal/config"
 )
 
-const usage = `usage: clouddb [serve | migrate | projections status | projections rebuild NAME | version]`
+const usage = `usage: clouddb [serve | migrate | projections status | projections rebuild NAME | audit verify FILE|--live | version]`
 
 // defaultGCPercent replaces Go's 100 when GOGC is not set: the heap of a serving process is a few
 // MB, so at 100 the collector runs some 25 times a second under load and its pauses make the
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case args[0] == "version" && len(args) == 1:
 		fmt.Fprintln(stdout, version())
 		return 0
+	case args[0] == "audit": // a file needs no configuration: an auditor runs it anywhere
+		return runAudit(ctx, args[1:], getenv, stdout, stderr)
 	case (args[0] == "serve" || args[0] == "migrate") && len(args) == 1,
 		args[0] == "projections" && len(args) == 2 && args[1] == "status",
 		args[0] == "projections" && len(args) == 3 && args[1] == "rebuild":

@@ -1,0 +1,411 @@
+package eventstore
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// An export of the audit trail is self-contained evidence: it carries, per chain, the signed heads
+// and then every event of the chain from the first one exported to a signed head, each with its
+// link, its hash and its payload (withheld when it holds password or token hashes: its SHA-256
+// still binds it), and the audit entry it makes when it makes one. VerifyFile checks it with
+// nothing but a trusted public key. docs/ARCHITECTURE.md, "Tamper evidence", describes the format.
+
+// ExportFormat names the format in an export's header.
+const ExportFormat = "clouddb-audit-export/1"
+
+// ExportHeader is the first record of an export.
+type ExportHeader struct {
+	Kind       string      `json:"kind"` // "header"
+	Format     string      `json:"format"`
+	ExportedAt time.Time   `json:"exported_at"`
+	TenantID   string      `json:"tenant_id,omitempty"` // absent: every tenant's (a super admin's export)
+	From       *time.Time  `json:"from,omitempty"`
+	To         *time.Time  `json:"to,omitempty"`
+	PublicKeys []ExportKey `json:"public_keys"`
+}
+
+// ExportKey is a public key that signed heads in the export, as the export states it. An auditor
+// trusts it only once it matches GET /audit/public-key (or the key the auditor was given).
+type ExportKey struct {
+	KeyID     string `json:"key_id"`
+	Algorithm string `json:"algorithm"` // "Ed25519"
+	PublicKey []byte `json:"public_key"`
+}
+
+// timeLayout keeps the stored microseconds: the hash covers them.
+const timeLayout = "2006-01-02T15:04:05.000000Z07:00"
+
+// ExportWriter writes an export as NDJSON (one record a line) or JSON
+// ({"header": ..., "records": [...]}), buffered; Close ends it.
+type ExportWriter struct {
+	w       *bufio.Writer
+	json    bool
+	records int
+	line    []byte
+}
+
+// NewExportWriter writes h and returns a writer for the records that follow; asJSON chooses JSON
+// over NDJSON.
+func NewExportWriter(w io.Writer, asJSON bool, h ExportHeader) (*ExportWriter, error) {
+	h.Kind, h.Format = "header", ExportFormat
+	header, err := json.Marshal(h)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: encode export header: %w", err)
+	}
+	e := &ExportWriter{w: bufio.NewWriterSize(w, 64<<10), json: asJSON}
+	if asJSON {
+		e.w.WriteString(`{"header":`)
+		e.w.Write(header)
+		e.w.WriteString(`,"records":[`)
+	} else {
+		e.w.Write(header)
+		e.w.WriteByte('\n')
+	}
+	return e, nil
+}
+
+func (e *ExportWriter) record(b []byte) error {
+	if e.json {
+		if e.records > 0 {
+			e.w.WriteByte(',')
+		}
+		e.w.WriteByte('\n')
+		_, err := e.w.Write(b)
+		e.records++
+		return err
+	}
+	e.w.Write(b)
+	e.records++
+	return e.w.WriteByte('\n')
+}
+
+// SignedHead writes a signed head; a chain's come before its events.
+func (e *ExportWriter) SignedHead(sig HeadSignature) error {
+	b, err := json.Marshal(struct { // signed_at with its microseconds: the signature covers them
+		Kind      string `json:"kind"`
+		ChainID   string `json:"chain_id"`
+		ChainSeq  int64  `json:"chain_seq"`
+		Hash      Hash   `json:"hash"`
+		SignedAt  string `json:"signed_at"`
+		KeyID     string `json:"key_id"`
+		Signature []byte `json:"signature"`
+	}{"signed_head", sig.ChainID, sig.ChainSeq, sig.Hash, sig.SignedAt.UTC().Format(timeLayout), sig.KeyID, sig.Signature})
+	if err != nil {
+		return fmt.Errorf("eventstore: encode signed head: %w", err)
+	}
+	return e.record(b)
+}
+
+// eventFields are an event record's fields but its payload, metadata and audit entry, which are
+// written as the bytes they are.
+type eventFields struct {
+	Kind           string `json:"kind"`
+	ChainID        string `json:"chain_id"`
+	ChainSeq       int64  `json:"chain_seq"`
+	Position       int64  `json:"position"`
+	EventID        string `json:"event_id"`
+	StreamID       string `json:"stream_id"`
+	StreamType     string `json:"stream_type"`
+	StreamVersion  int64  `json:"stream_version"`
+	EventType      string `json:"event_type"`
+	RecordedAt     string `json:"recorded_at"`
+	DataSHA256     Hash   `json:"data_sha256"`
+	MetadataSHA256 Hash   `json:"metadata_sha256"`
+	PrevHash       Hash   `json:"prev_hash"`
+	Hash           Hash   `json:"hash"`
+	DataWithheld   string `json:"data_withheld,omitempty"`
+}
+
+// Event writes an event with its payload (unless withheld says why not) and metadata exactly as
+// stored, and audit, the JSON of the audit entry it makes (nil when none).
+func (e *ExportWriter) Event(r ChainRecord, withheld string, audit json.RawMessage) error {
+	b, err := json.Marshal(eventFields{"event", r.ChainID, r.ChainSeq, r.Position, r.EventID, r.StreamID, r.StreamType,
+		r.StreamVersion, r.EventType, r.RecordedAt.UTC().Format(timeLayout), r.DataSHA256, r.MetadataSHA256, r.PrevHash, r.Hash, withheld})
+	if err != nil {
+		return fmt.Errorf("eventstore: encode event %s: %w", r.EventID, err)
+	}
+	line := append(e.line[:0], b[:len(b)-1]...)
+	line = append(line, `,"data":`...)
+	if withheld != "" || r.Data == nil {
+		line = append(line, "null"...)
+	} else {
+		line = append(line, r.Data...)
+	}
+	line = append(line, `,"metadata":`...)
+	line = append(line, r.Metadata...)
+	if audit != nil {
+		line = append(line, `,"audit":`...)
+		line = append(line, audit...)
+	}
+	line = append(line, '}')
+	e.line = line
+	return e.record(line)
+}
+
+// Close ends the export and flushes it.
+func (e *ExportWriter) Close() error {
+	if e.json {
+		e.w.WriteString("\n]}\n")
+	}
+	return e.w.Flush()
+}
+
+// Withheld says why an export leaves out a payload: it holds password or token hashes (a field,
+// at any depth, whose name has "hash" in it), which no auditor needs and the digest still binds.
+// "" when the payload may be shown.
+func Withheld(payload []byte) string {
+	if !bytes.Contains(payload, []byte("hash")) {
+		return ""
+	}
+	var v any
+	if err := json.Unmarshal(payload, &v); err != nil {
+		return "unreadable"
+	}
+	if holdsHash(v) {
+		return "holds password or token hashes"
+	}
+	return ""
+}
+
+func holdsHash(v any) bool {
+	switch v := v.(type) {
+	case map[string]any:
+		for name, value := range v {
+			if strings.Contains(name, "hash") || holdsHash(value) {
+				return true
+			}
+		}
+	case []any:
+		for _, value := range v {
+			if holdsHash(value) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ReadChain calls fn with the events of chain from sequence first to last in order, with each
+// record's PrevHash filled, reading a page at a time.
+func ReadChain(ctx context.Context, db *sql.DB, chain string, first, last int64, fn func(ChainRecord) error) error {
+	var prev Hash
+	if first > 1 {
+		var hash []byte
+		if err := db.QueryRowContext(ctx, `SELECT hash FROM events WHERE chain_id = ? AND chain_seq = ?`, chain, first-1).Scan(&hash); err != nil {
+			return fmt.Errorf("eventstore: read entry %d of chain %s: %w", first-1, chain, err)
+		}
+		copy(prev[:], hash)
+	}
+	const page = 2000
+	for from := first; from <= last; from += page {
+		records, err := ReadChainRecords(ctx, db, `chain_id = ? AND chain_seq BETWEEN ? AND ? ORDER BY chain_seq`, chain, from, min(last, from+page-1))
+		if err != nil {
+			return err
+		}
+		for _, r := range records {
+			r.PrevHash, prev = prev, r.Hash
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// FileSummary is what VerifyFile verified.
+type FileSummary struct {
+	Summary
+	Header       ExportHeader
+	AuditEntries int64
+	Signatures   int
+}
+
+// fileRecord is any record of an export after its header.
+type fileRecord struct {
+	Kind string `json:"kind"`
+	eventFields
+	Data      json.RawMessage      `json:"data"`
+	Metadata  json.RawMessage      `json:"metadata"`
+	Audit     *struct{ ID string } `json:"audit"`
+	SignedAt  string               `json:"signed_at"`
+	KeyID     string               `json:"key_id"`
+	Signature []byte               `json:"signature"`
+}
+
+// VerifyFile verifies an export read from r (NDJSON or JSON) with keys as the trusted public
+// keys, or, when keys is empty, the keys the export's header states (the caller then says so, and
+// an auditor compares their ids with GET /audit/public-key). The first broken link is returned as
+// a *BrokenLink that names the record's line.
+func VerifyFile(r io.Reader, keys []ed25519.PublicKey) (FileSummary, error) {
+	in := bufio.NewReaderSize(r, 1<<20)
+	first, err := in.Peek(64)
+	if err != nil && len(first) == 0 {
+		return FileSummary{}, fmt.Errorf("eventstore: the file is empty: %w", err)
+	}
+	var next func() (json.RawMessage, int, error)
+	var header ExportHeader
+	if bytes.HasPrefix(bytes.TrimSpace(first), []byte(`{"header"`)) {
+		next, err = jsonRecords(in, &header)
+	} else {
+		next, err = ndjsonRecords(in, &header)
+	}
+	if err != nil {
+		return FileSummary{}, err
+	}
+	if header.Kind != "header" || header.Format != ExportFormat {
+		return FileSummary{}, fmt.Errorf("eventstore: not an audit export (%s): its header says format %q", ExportFormat, header.Format)
+	}
+	if len(keys) == 0 {
+		for _, k := range header.PublicKeys {
+			keys = append(keys, ed25519.PublicKey(k.PublicKey))
+		}
+	}
+	v := NewVerifier(keys...)
+	s := FileSummary{Header: header}
+	for {
+		raw, line, err := next()
+		if errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return s, err
+		}
+		where := fmt.Sprintf("line %d", line)
+		var rec fileRecord
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return s, fmt.Errorf("eventstore: %s is not a record: %w", where, err)
+		}
+		switch rec.Kind {
+		case "signed_head":
+			at, err := time.Parse(time.RFC3339Nano, rec.SignedAt)
+			if err != nil {
+				return s, fmt.Errorf("eventstore: %s: signed_at: %w", where, err)
+			}
+			sig := HeadSignature{ChainID: rec.ChainID, ChainSeq: rec.ChainSeq, Hash: rec.Hash, SignedAt: at, KeyID: rec.KeyID, Signature: rec.Signature}
+			if err := v.Signature(sig, where); err != nil {
+				return s, err
+			}
+			s.Signatures++
+		case "event":
+			cr, err := rec.chainRecord(where)
+			if err != nil {
+				return s, err
+			}
+			if err := v.Record(cr, where); err != nil {
+				return s, err
+			}
+			if rec.Audit != nil {
+				if rec.Audit.ID != rec.EventID {
+					return s, &BrokenLink{ChainID: rec.ChainID, ChainSeq: rec.ChainSeq, Position: rec.Position, EventID: rec.EventID, Where: where,
+						Problem: fmt.Sprintf("its audit entry has id %s, not the event's", rec.Audit.ID)}
+				}
+				s.AuditEntries++
+			}
+		default:
+			return s, fmt.Errorf("eventstore: %s: unknown record kind %q", where, rec.Kind)
+		}
+	}
+	s.Summary, err = v.Finish()
+	return s, err
+}
+
+func (rec fileRecord) chainRecord(where string) (ChainRecord, error) {
+	at, err := time.Parse(time.RFC3339Nano, rec.RecordedAt)
+	if err != nil {
+		return ChainRecord{}, fmt.Errorf("eventstore: %s: recorded_at: %w", where, err)
+	}
+	r := ChainRecord{Position: rec.Position, ChainID: rec.ChainID, ChainSeq: rec.ChainSeq, EventID: rec.EventID, StreamID: rec.StreamID,
+		StreamType: rec.StreamType, StreamVersion: rec.StreamVersion, EventType: rec.EventType, RecordedAt: at,
+		DataSHA256: rec.DataSHA256, MetadataSHA256: rec.MetadataSHA256, PrevHash: rec.PrevHash, Hash: rec.Hash, Metadata: rec.Metadata}
+	if !bytes.Equal(rec.Data, []byte("null")) {
+		r.Data = rec.Data
+	}
+	if r.Metadata == nil {
+		r.Metadata = []byte{} // absent metadata is not the metadata digested
+	}
+	return r, nil
+}
+
+// ndjsonRecords reads the header line into h and returns the reader of the following lines.
+func ndjsonRecords(in *bufio.Reader, h *ExportHeader) (func() (json.RawMessage, int, error), error) {
+	line := 0
+	next := func() (json.RawMessage, int, error) {
+		for {
+			b, err := in.ReadSlice('\n')
+			if errors.Is(err, bufio.ErrBufferFull) {
+				full := append([]byte{}, b...)
+				for errors.Is(err, bufio.ErrBufferFull) {
+					b, err = in.ReadSlice('\n')
+					full = append(full, b...)
+				}
+				b = full
+			}
+			if len(bytes.TrimSpace(b)) == 0 {
+				if err != nil {
+					return nil, line, err
+				}
+				line++
+				continue
+			}
+			line++
+			if err != nil && !errors.Is(err, io.EOF) {
+				return nil, line, err
+			}
+			return b, line, nil
+		}
+	}
+	raw, _, err := next()
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: read the export's header: %w", err)
+	}
+	if err := json.Unmarshal(raw, h); err != nil {
+		return nil, fmt.Errorf("eventstore: line 1 is not an export header: %w", err)
+	}
+	return next, nil
+}
+
+// jsonRecords reads {"header": ..., "records": [ and returns the reader of the array's elements.
+func jsonRecords(in *bufio.Reader, h *ExportHeader) (func() (json.RawMessage, int, error), error) {
+	dec := json.NewDecoder(in)
+	expect := func(want string) error {
+		tok, err := dec.Token()
+		if err != nil || fmt.Sprint(tok) != want {
+			return fmt.Errorf("eventstore: the export is not {\"header\": ..., \"records\": [...]} (at %s: %v %v)", want, tok, err)
+		}
+		return nil
+	}
+	for _, want := range []string{"{", "header"} {
+		if err := expect(want); err != nil {
+			return nil, err
+		}
+	}
+	if err := dec.Decode(h); err != nil {
+		return nil, fmt.Errorf("eventstore: the export's header: %w", err)
+	}
+	for _, want := range []string{"records", "["} {
+		if err := expect(want); err != nil {
+			return nil, err
+		}
+	}
+	n := 0
+	return func() (json.RawMessage, int, error) {
+		if !dec.More() {
+			return nil, n, io.EOF
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, n, fmt.Errorf("eventstore: record %d: %w", n+1, err)
+		}
+		n++
+		return raw, n + 1, nil // the header is line 1 of the records
+	}, nil
+}
