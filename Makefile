@@ -20,7 +20,8 @@ build: console
 run: build
 	./bin/clouddb serve
 
-# Every test runs against the MySQL at CLOUDDB_TEST_DSN (default root@tcp(127.0.0.1:3306)/).
+# Every test runs against the MySQL at CLOUDDB_TEST_DSN, else 127.0.0.1:3306, else a private MariaDB
+# under .local/testdb that internal/testdb starts once and leaves running (README).
 test: console
 	go test -count=1 -p 2 -timeout 20m ./...
 

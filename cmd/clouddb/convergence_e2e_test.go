@@ -35,7 +35,7 @@ func TestPlanAndSettingsReachTheAccounts(t *testing.T) {
 	if n := limit(); n != 10 {
 		t.Fatalf("free plan: MAX_USER_CONNECTIONS %d, want 10", n)
 	}
-	direct, err := sql.Open("mysql", rw+":"+r.str("connection.password")+"@tcp(127.0.0.1:3306)/"+r.str("connection.database"))
+	direct, err := sql.Open("mysql", rw+":"+r.str("connection.password")+"@tcp("+testServerAddr(t)+")/"+r.str("connection.database"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,17 @@ func likePrefix(prefix string) string {
 	return strings.NewReplacer(`\`, `\\`, "_", `\_`, "%", `\%`).Replace(prefix) + "%"
 }
 
+// testServerAddr is host:port of the test server, the App's default sandbox server: what
+// connection details name (127.0.0.1:3306 on a machine whose MariaDB answers there).
+func testServerAddr(tb testing.TB) string {
+	tb.Helper()
+	cfg, err := mysql.ParseDSN(testdb.ServerDSN())
+	if err != nil || cfg.Net != "tcp" {
+		tb.Fatalf("the test server %q is not on TCP: %v", testdb.ServerDSN(), err)
+	}
+	return cfg.Addr
+}
+
 // openSandboxAdmin opens a root pool on the test server (the App's default sandbox server).
 func openSandboxAdmin(tb testing.TB) *sql.DB {
 	tb.Helper()
@@ -364,9 +375,10 @@ func TestDatabaseCreateAndConnect(t *testing.T) {
 	schema := sandbox.SchemaName(prefix, id)
 	rw, ro := sandbox.AccountNames(prefix, id)
 	conn, _ := r.get("connection").(map[string]any)
-	if len(conn) != 6 || r.str("connection.account") != "read_write" || r.str("connection.host") != "127.0.0.1" || r.num("connection.port") != 3306 ||
+	addr := testServerAddr(t)
+	if len(conn) != 6 || r.str("connection.account") != "read_write" || net.JoinHostPort(r.str("connection.host"), fmt.Sprint(r.num("connection.port"))) != addr ||
 		r.str("connection.database") != schema || r.str("connection.username") != rw || len(r.str("connection.password")) < 20 {
-		t.Errorf("connection = %v, want host 127.0.0.1, port 3306, database %s, username %s and a strong password", conn, schema, rw)
+		t.Errorf("connection = %v, want the server %s, database %s, username %s and a strong password", conn, addr, schema, rw)
 	}
 
 	// GET shows the same database, with its connection details but not the password.
@@ -377,7 +389,7 @@ func TestDatabaseCreateAndConnect(t *testing.T) {
 			t.Errorf("GET /databases/{id} %s = %v, POST answered %v", f, g.get(f), r.get(f))
 		}
 	}
-	if g.str("connection.username") != rw || g.num("connection.port") != 3306 || bytes.Contains(g.body, []byte(r.str("connection.password"))) {
+	if g.str("connection.username") != rw || g.num("connection.port") != r.num("connection.port") || bytes.Contains(g.body, []byte(r.str("connection.password"))) {
 		t.Errorf("GET /databases/{id} = %s, want the read-write connection details without the password", g.body)
 	}
 	list := owner.c.do("GET", "/databases", nil).expect(t, 200, "")
@@ -532,8 +544,8 @@ func TestDatabaseDryRun(t *testing.T) {
 	if impact, _ := r.get("impact").(map[string]any); impact == nil || impact["user_databases"] != nil {
 		t.Errorf("impact = %v, want user_databases null (no sub-quota)", r.get("impact"))
 	}
-	if r.str("impact.charset") != "latin1" || r.str("impact.collation") != "latin1_swedish_ci" || r.str("impact.server") != "127.0.0.1:3306" {
-		t.Errorf("impact = %v, want charset latin1, its default collation and the server 127.0.0.1:3306", r.get("impact"))
+	if r.str("impact.charset") != "latin1" || r.str("impact.collation") != "latin1_swedish_ci" || r.str("impact.server") != testServerAddr(t) {
+		t.Errorf("impact = %v, want charset latin1, its default collation and the server %s", r.get("impact"), testServerAddr(t))
 	}
 	if r.get("id") != nil || r.get("connection") != nil {
 		t.Errorf("the dry run answered a database: %s", r.body)

@@ -43,23 +43,33 @@ func Resolve(ctx context.Context, dataDir string, log *slog.Logger) (dsn string,
 	if err != nil {
 		return "", noop, err
 	}
-	bin, found := findBinaries(local)
-	if !found {
-		log.Info("no MariaDB server binaries installed: fetching Debian's packages with apt-get download", "into", local)
-		if err := fetchPackages(ctx, local, log); err != nil {
-			log.Warn("fetching MariaDB packages without root failed", "err", err)
-			return "", noop, errNoServer
-		}
-		if bin, found = findBinaries(local); !found {
-			return "", noop, errNoServer
-		}
+	bin, err := installed(ctx, local, log)
+	if err != nil {
+		return "", noop, err
 	}
-
-	dsn, stop, err = startPrivate(ctx, dataDir, bin, log)
+	dsn, stop, err = startPrivate(ctx, dataDir, bin, false, log)
 	if err != nil {
 		return "", noop, err
 	}
 	return dsn, stop, nil
+}
+
+// installed finds the MariaDB server binaries: installed ones, or a copy unpacked under local,
+// fetched there first when there is none.
+func installed(ctx context.Context, local string, log *slog.Logger) (binaries, error) {
+	bin, found := findBinaries(local)
+	if found {
+		return bin, nil
+	}
+	log.Info("no MariaDB server binaries installed: fetching Debian's packages with apt-get download", "into", local)
+	if err := fetchPackages(ctx, local, log); err != nil {
+		log.Warn("fetching MariaDB packages without root failed", "err", err)
+		return binaries{}, errNoServer
+	}
+	if bin, found = findBinaries(local); !found {
+		return binaries{}, errNoServer
+	}
+	return bin, nil
 }
 
 // ping opens one connection to dsn (its database need not exist) and checks that the server

@@ -19,20 +19,23 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 )
 
-// The machine's MariaDB answers at 127.0.0.1:3306 (.ci/run starts it), so Resolve takes it.
+// Resolve takes the MariaDB at 127.0.0.1:3306 when it answers (.ci/run starts one), and starts a
+// private one otherwise (`make test` on a machine without a server).
 func TestResolveUsesLocalServer(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	local := ping(ctx, sharedDSN, time.Second) == nil
 	var logs bytes.Buffer
-	dsn, stop, err := Resolve(ctx, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
+	dataDir := t.TempDir()
+	dsn, stop, err := Resolve(ctx, dataDir, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
-		t.Fatalf("Resolve: %v (is MariaDB running at 127.0.0.1:3306?)", err)
+		t.Fatalf("Resolve: %v", err)
 	}
-	if dsn != "root@tcp(127.0.0.1:3306)/clouddb" {
-		t.Fatalf("dsn = %q, want the local server", dsn)
+	if want := "root@unix(" + filepath.Join(dataDir, "mysql.sock") + ")/clouddb"; local && dsn != sharedDSN || !local && dsn != want {
+		t.Fatalf("dsn = %q, want the local server if it answers (%v), else a private one", dsn, local)
 	}
 	if err := stop(); err != nil {
-		t.Fatalf("stop with nothing started: %v", err)
+		t.Fatalf("stop: %v", err)
 	}
 	if !strings.Contains(logs.String(), "127.0.0.1:3306") {
 		t.Errorf("log does not say which server it uses: %s", logs.String())
@@ -83,8 +86,49 @@ func TestStartPrivate(t *testing.T) {
 	defer busy.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, _, err := startPrivate(ctx, dataDir, bin, log); err == nil || !strings.Contains(err.Error(), "taken by another process") {
+	if _, _, err := startPrivate(ctx, dataDir, bin, false, log); err == nil || !strings.Contains(err.Error(), "taken by another process") {
 		t.Errorf("start with the kept port busy: %v, want it refused", err)
+	}
+}
+
+// Shared starts one server that outlives the caller, and the next caller finds it running.
+func TestShared(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	log := slog.New(slog.DiscardHandler)
+	dsn, started, err := Shared(ctx, dir, t.TempDir(), log)
+	if err != nil || !started {
+		t.Fatalf("Shared = %q, %v, %v; want a server started", dsn, started, err)
+	}
+	t.Cleanup(func() { stopDetached(t, dir) })
+	if !strings.HasPrefix(dsn, "root@tcp(127.0.0.1:") {
+		t.Errorf("dsn = %q, want TCP on 127.0.0.1", dsn)
+	}
+	again, started, err := Shared(ctx, dir, t.TempDir(), log)
+	if err != nil || started || again != dsn {
+		t.Fatalf("second Shared = %q, %v, %v; want the running %q", again, started, err, dsn)
+	}
+	if err := ping(ctx, dsn, time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stopDetached stops the server Shared left running under dir and waits until it is gone.
+func stopDetached(t *testing.T, dir string) {
+	raw, err := os.ReadFile(filepath.Join(dir, "mysql.pid"))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Error(err)
+		return
+	}
+	deadline := time.Now().Add(stopTimeout)
+	for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond) // polling interval, not synchronization: the deadline decides
 	}
 }
 
@@ -94,7 +138,7 @@ func startAndQuery(t *testing.T, dataDir string, bin binaries, log *slog.Logger)
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dsn, stop, err := startPrivate(ctx, dataDir, bin, log)
+	dsn, stop, err := startPrivate(ctx, dataDir, bin, false, log)
 	if err != nil {
 		t.Fatalf("startPrivate: %v", err)
 	}

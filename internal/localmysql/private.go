@@ -93,9 +93,10 @@ func (b binaries) env() []string {
 }
 
 // startPrivate runs mariadbd on dataDir/mysql, initializing that first if needed, listening on a
-// unix socket in dataDir and on a free port of 127.0.0.1, and returns a DSN on the socket once
-// the server answers. stop ends the server; ctx bounds only the start.
-func startPrivate(ctx context.Context, dataDir string, bin binaries, log *slog.Logger) (dsn string, stop func() error, err error) {
+// unix socket in dataDir and on a port of 127.0.0.1 (stablePort), and returns a DSN on the socket
+// once the server answers. stop ends the server; ctx bounds only the start. A detached server
+// outlives this process (Shared); otherwise it dies with it.
+func startPrivate(ctx context.Context, dataDir string, bin binaries, detached bool, log *slog.Logger) (dsn string, stop func() error, err error) {
 	if dataDir, err = filepath.Abs(dataDir); err != nil {
 		return "", nil, err
 	}
@@ -148,6 +149,9 @@ func startPrivate(ctx context.Context, dataDir string, bin binaries, log *slog.L
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid:   true,            // a Ctrl-C in the terminal reaches clouddb, which stops the server in order
 		Pdeathsig: syscall.SIGTERM, // and if clouddb dies, the server must not keep the datadir locked
+	}
+	if detached {
+		cmd.SysProcAttr.Pdeathsig = 0
 	}
 	if err := cmd.Start(); err != nil {
 		return "", nil, fmt.Errorf("start %s: %w", bin.mariadbd, err)
