@@ -120,11 +120,11 @@ func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Role = role
 	}
-	switch status := domain.UserStatus(q.Get("status")); status {
-	case "", domain.UserActive, domain.UserPendingVerification:
+	switch status := q.Get("status"); status {
+	case "", string(domain.UserActive), string(domain.UserPendingVerification), string(domain.MemberDeactivated):
 		f.Status = status
 	default:
-		fields["status"] = "must be active or pending_verification"
+		fields["status"] = "must be active, deactivated or pending_verification"
 	}
 	if raw := q.Get("active_since"); raw != "" {
 		at, err := time.Parse(time.RFC3339, raw)
@@ -166,9 +166,19 @@ func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request) {
 		}
 		items[i] = map[string]any{"id": m.ID, "email": m.Email, "name": m.Name, "role": m.Role, "status": m.Status,
 			"last_login_at": m.LastLoginAt, "joined_at": m.JoinedAt.UTC().Format(time.RFC3339),
-			"usage": map[string]any{"databases": quota.DatabasesOf(m.ID), "storage_bytes": storage[m.ID]}, "quota": sub}
+			"usage": map[string]any{"databases": quota.DatabasesOf(m.ID), "storage_bytes": storage[m.ID]}, "quota": sub,
+			"deactivation": deactivationDocument(m.Deactivation)}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": nullable(next)})
+}
+
+// deactivationDocument is a member's deactivation as GET /users shows it; null while active.
+func deactivationDocument(d *projections.MemberDeactivation) any {
+	if d == nil {
+		return nil
+	}
+	return map[string]any{"type": d.Type, "reason": d.Reason, "at": d.At.Format(time.RFC3339),
+		"reactivate_at": d.ReactivateAt, "grace_until": d.GraceUntil}
 }
 
 // handleUserResources is what a member holds in the tenant: the databases they own (deleted ones
@@ -240,6 +250,12 @@ func (s *Server) handleUserResources(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleChangeRole(w http.ResponseWriter, r *http.Request) {
+	p := principalFrom(r.Context())
+	s.changeRole(w, r, p.TenantID, p.role())
+}
+
+// changeRole changes the role of a member of tenant, the caller acting as actorRole.
+func (s *Server) changeRole(w http.ResponseWriter, r *http.Request, tenant domain.TenantID, actorRole domain.Role) {
 	var req struct {
 		Role string `json:"role"`
 	}
@@ -261,23 +277,18 @@ func (s *Server) handleChangeRole(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	p := principalFrom(r.Context())
-	change, err := s.identity.Commands.ChangeRole(r.Context(), p.TenantID, p.UserID, p.role(), user, req.Role, dryRun, metadata(r.Context(), r))
+	change, err := s.identity.Commands.ChangeRole(r.Context(), tenant, principalFrom(r.Context()).UserID, actorRole, user, req.Role, dryRun, metadata(r.Context(), r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	if dryRun {
 		writeJSON(w, http.StatusOK, map[string]any{"impact": map[string]any{"user_id": user, "from": change.From, "to": change.To,
-			"sessions_ended": change.SessionsEnded, "permissions_before": rolePermissions(change.From), "permissions_after": rolePermissions(change.To)}})
+			"sessions_ended": change.SessionsEnded, "credentials_rotated": change.CredentialsRotated,
+			"permissions_before": rolePermissions(change.From), "permissions_after": rolePermissions(change.To)}})
 		return
 	}
-	m, err := s.identity.Views.Member(r.Context(), p.TenantID, user)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": m.ID, "email": m.Email, "name": m.Name, "role": m.Role, "status": m.Status})
+	s.writeMember(w, r, tenant, user, nil)
 }
 
 // rolePermissions are the permissions a member with role has in the tenant.

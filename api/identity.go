@@ -19,6 +19,7 @@ import (
 type IdentityRoutes struct {
 	Commands    *commands.Identity
 	Tenants     *commands.Tenants
+	Members     *commands.Members
 	Views       *projections.Views
 	Activity    *activity.Tracker
 	Tokens      *Tokens
@@ -69,6 +70,11 @@ func (s *Server) MountIdentity(id IdentityRoutes) {
 		{"GET", "/users/{id}/resources", tenantAdmin, s.handleUserResources},
 		{"PUT", "/users/{id}/role", tenantAdmin | confirmed, s.handleChangeRole},
 		{"PUT", "/users/{id}/quota", tenantAdmin, s.handleSetSubQuota},
+		{"POST", "/users/{id}/deactivate", tenantAdmin | confirmed, s.handleDeactivate},
+		{"POST", "/users/{id}/reactivate", tenantAdmin | confirmed, s.handleReactivate},
+		{"POST", "/admin/users/{id}/force-password-reset", superAdmin | confirmed, s.handleForcePasswordReset},
+		{"POST", "/admin/tenants/{tenant}/users/{id}/reactivate", superAdmin | confirmed, s.handleAdminReactivate},
+		{"PUT", "/admin/tenants/{tenant}/users/{id}/role", superAdmin | confirmed, s.handleAdminChangeRole},
 		{"GET", "/admin/tenants", superAdmin, s.handleAdminTenants},
 		{"POST", "/admin/tenants", superAdmin | interactive, s.handleAdminCreateTenant},
 		{"PUT", "/admin/tenants/{id}/plan", superAdmin, s.handleAdminPlan},

@@ -141,7 +141,7 @@ func (h *Identity) inviteOne(ctx context.Context, cmd Invite, email string, role
 			InvitationID: domain.InvitationID(uuid.NewString()), Email: email, Role: role, TokenHash: tokenHash,
 			ExpiresAt: h.now().Add(domain.InvitationValidity).UTC(), InvitedBy: cmd.Actor, Message: cmd.Message, At: h.now().UTC(),
 		}
-		isMember := func(string) bool { return exists && tenant.Role(existing) != "" }
+		isMember := func(string) bool { return exists && tenant.IsMember(existing) }
 		if err := tenant.Invite(inv, actingRole(tenant, cmd.Actor, cmd.ActorRole), isMember); err != nil {
 			return err
 		}
@@ -292,6 +292,9 @@ func (h *Identity) newAccountPassword(name, password string) (string, error) {
 type RoleChange struct {
 	From, To      domain.Role
 	SessionsEnded int // the member's sessions in the tenant that the change ends
+	// CredentialsRotated counts the databases whose read-write password changes because the
+	// member loses the sight of it (domain.ReadWriteAccessLost).
+	CredentialsRotated int
 }
 
 // ChangeRole is PUT /users/{id}/role. The member's sessions in this tenant end
@@ -309,7 +312,7 @@ func (h *Identity) ChangeRole(ctx context.Context, tenant domain.TenantID, actor
 			return err
 		}
 		change = RoleChange{From: t.Role(user), To: to}
-		if err := t.ChangeRole(user, to, actingRole(t, actor, actorRole)); err != nil || len(t.PendingEvents()) == 0 {
+		if err := t.ChangeRole(user, to, actor, actingRole(t, actor, actorRole)); err != nil || len(t.PendingEvents()) == 0 {
 			return err
 		}
 		member, err := h.loadUser(ctx, user)
@@ -322,6 +325,15 @@ func (h *Identity) ChangeRole(ctx context.Context, tenant domain.TenantID, actor
 		}
 		ended := endedStreams(domain.RoleChangeEnding(tenant, user, h.now()), sessions)
 		change.SessionsEnded = len(ended)
+		quota, err := load(ctx, h.events, tenant.QuotaStream(), domain.RebuildQuota)
+		if err != nil {
+			return err
+		}
+		for _, owner := range quota.Owners() {
+			if domain.LosesReadWrite(change.From, to, owner == user) {
+				change.CredentialsRotated++
+			}
+		}
 		if dryRun {
 			return nil
 		}

@@ -35,6 +35,7 @@ const convergeTimeout = 30 * time.Second
 var reconcileTypes = []string{
 	domain.TenantPlanChanged{}.EventType(), domain.TenantSettingsChanged{}.EventType(),
 	domain.TenantMemberRoleChanged{}.EventType(), domain.TenantMemberAdded{}.EventType(),
+	domain.TenantMemberDeactivated{}.EventType(),
 }
 
 // reconciler is the reconciler's state in a process.

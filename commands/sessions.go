@@ -59,6 +59,11 @@ func (h *Identity) Login(ctx context.Context, cmd Login) (LoginResult, error) {
 	if !h.passwordMatches(cmd.Password)(checkedHash) {
 		return LoginResult{}, h.failLogin(ctx, h.account(id), "password", cmd)
 	}
+	if user.ResetForced() {
+		// A super admin forced a reset: the password is answered as a wrong one until the owner
+		// sets a new one through the mailed link.
+		return LoginResult{}, h.failLogin(ctx, h.account(id), "reset_forced", cmd)
+	}
 	if locked != nil && !(user.TOTPEnabled() && cmd.TOTPCode != "") {
 		// The right password during a lock is answered like a wrong one, after the same work:
 		// the lock must not tell a guess that hit. With a two-factor code it may lift the lock

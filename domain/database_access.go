@@ -8,6 +8,7 @@ const (
 	CredentialsManual       = "manual"        // its owner or a tenant admin asked
 	CredentialsOwnerChanged = "owner_changed" // the previous owner may no longer see it
 	CredentialsRoleChanged  = "role_changed"  // a member who could see it was demoted
+	CredentialsDeactivated  = "member_deactivated"
 )
 
 // The two MySQL accounts of a database.
@@ -34,13 +35,20 @@ func MaySeeReadWrite(role Role, owner bool) bool {
 	return role.AtLeast(RoleTenantAdmin) || (owner && role.AtLeast(RoleDeveloper))
 }
 
+// LosesReadWrite reports whether a member whose role goes from one role to another ("" for none:
+// deactivated) loses the sight of a database's read-write password, as its owner or not.
+func LosesReadWrite(from, to Role, owner bool) bool {
+	return MaySeeReadWrite(from, owner) && !MaySeeReadWrite(to, owner)
+}
+
 // ReadWriteAccessLost reads a database's events merged in log order with its tenant's, and
 // returns why its read-write password must change now: a member who could see it (MaySeeReadWrite)
-// lost the right — demoted (CredentialsRoleChanged), or no longer its owner
-// (CredentialsOwnerChanged) — after the password was last set. "" when nobody did.
+// lost the right — demoted (CredentialsRoleChanged), deactivated (CredentialsDeactivated), or no
+// longer its owner (CredentialsOwnerChanged) — after the password was last set. "" when nobody did.
 func ReadWriteAccessLost(history []Event) string {
 	var owner UserID
 	roles := map[UserID]Role{}
+	suspended := map[UserID]Role{} // the roles of deactivated members, given back on reactivation
 	reason := ""
 	for _, e := range history {
 		switch e := e.(type) {
@@ -48,10 +56,17 @@ func ReadWriteAccessLost(history []Event) string {
 			roles[e.UserID] = e.Role
 		case TenantMemberRoleChanged:
 			isOwner := owner != "" && e.UserID == owner
-			if owner != "" && MaySeeReadWrite(e.From, isOwner) && !MaySeeReadWrite(e.To, isOwner) {
+			if owner != "" && LosesReadWrite(e.From, e.To, isOwner) {
 				reason = CredentialsRoleChanged
 			}
 			roles[e.UserID] = e.To
+		case TenantMemberDeactivated:
+			if owner != "" && LosesReadWrite(roles[e.UserID], "", e.UserID == owner) {
+				reason = CredentialsDeactivated
+			}
+			roles[e.UserID], suspended[e.UserID] = "", e.Role
+		case TenantMemberReactivated:
+			roles[e.UserID] = suspended[e.UserID]
 		case DatabaseRequested:
 			owner = e.OwnerID
 		case DatabaseOwnerChanged:

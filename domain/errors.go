@@ -85,6 +85,8 @@ var (
 	ErrNameTaken = fmt.Errorf("name taken: %w", ErrConflict)
 	// ErrLastAdmin: the change would leave a tenant without a tenant admin.
 	ErrLastAdmin = fmt.Errorf("last tenant admin: %w", ErrConflict)
+	// ErrSelfDeactivation: a member cannot deactivate themselves; another admin must.
+	ErrSelfDeactivation = fmt.Errorf("cannot deactivate oneself: %w", ErrConflict)
 	// ErrPasswordReused: the new password is one of the user's last five.
 	ErrPasswordReused = errors.New("password reused")
 	// ErrTOTPRequired: the account has two-factor authentication and no code was given.

@@ -1,6 +1,10 @@
 package domain
 
-import "fmt"
+import (
+	"fmt"
+	"maps"
+	"slices"
+)
 
 // Quota events, in a tenant's quota stream. Creating a database appends to the database's stream
 // and to this one in one transaction, so concurrent creates at a limit cannot overshoot it.
@@ -68,6 +72,21 @@ func (q *Quota) apply(e Event) {
 // Databases counts the tenant's counted databases.
 func (q *Quota) Databases() int64 { return int64(len(q.databases)) }
 
+// OwnedBy lists the counted databases that user owns, in id order.
+func (q *Quota) OwnedBy(user UserID) []DatabaseID {
+	var ids []DatabaseID
+	for id, owner := range q.databases {
+		if owner == user {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Owners returns the owner of each counted database.
+func (q *Quota) Owners() map[DatabaseID]UserID { return maps.Clone(q.databases) }
+
 // DatabasesOf counts the databases owned by user.
 func (q *Quota) DatabasesOf(user UserID) int64 {
 	n := int64(0)
@@ -111,6 +130,13 @@ func (q *Quota) ReleaseDatabase(id DatabaseID) {
 func (q *Quota) ChangeOwner(id DatabaseID, to UserID) {
 	if owner, ok := q.databases[id]; ok && owner != to {
 		q.record(q, QuotaDatabaseOwnerChanged{DatabaseID: id, To: to})
+	}
+}
+
+// RemoveSubQuotas removes the user's sub-quotas, if any (the membership is closed).
+func (q *Quota) RemoveSubQuotas(user UserID) {
+	if _, ok := q.perUser[user]; ok {
+		q.record(q, QuotaSubQuotaSet{UserID: user})
 	}
 }
 

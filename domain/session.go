@@ -17,6 +17,8 @@ const (
 	EndRefreshReuse    = "refresh_token_reused"
 	EndIdle            = "idle"
 	EndRevoked         = "revoked" // by the user, from another session
+	EndDeactivated     = "deactivated"
+	EndResetForced     = "password_reset_forced" // by a super admin
 )
 
 // Session events, in the session's stream.
@@ -139,6 +141,17 @@ func PasswordChangeEnding(user UserID, at time.Time) SessionEnding {
 // that tenant, which carry the old role in their access tokens.
 func RoleChangeEnding(tenant TenantID, user UserID, at time.Time) SessionEnding {
 	return SessionEnding{User: user, Tenant: tenant, Reason: EndRoleChanged, At: at}
+}
+
+// DeactivationEnding is a member's deactivation in a tenant: it ends their sessions there (those
+// in the user's other tenants go on).
+func DeactivationEnding(tenant TenantID, user UserID, at time.Time) SessionEnding {
+	return SessionEnding{User: user, Tenant: tenant, Reason: EndDeactivated, At: at}
+}
+
+// ForcedResetEnding is a password reset a super admin forces: every session of the user ends.
+func ForcedResetEnding(user UserID, at time.Time) SessionEnding {
+	return SessionEnding{User: user, Reason: EndResetForced, At: at}
 }
 
 // Ends reports whether the change ends s: a session of the user (in the tenant, when it names

@@ -32,6 +32,9 @@ type (
 		// tenant, and only the sessions read model knows. Later changes record session.ended.v1
 		// in each session they end.
 		ImpliesSessionEnds bool `json:"implies_session_ends,omitempty"`
+		// Override: a super admin changed it where the tenant's own admins decide
+		// (Tenant.Override); absent (false) in the changes recorded before it was kept.
+		Override bool `json:"override,omitempty"`
 	}
 	TenantSettingsChanged struct {
 		Settings TenantSettings `json:"settings"`
@@ -91,7 +94,8 @@ type Tenant struct {
 	slug        string
 	plan        PlanID
 	settings    TenantSettings
-	members     map[UserID]Role
+	members     map[UserID]Role // active and deactivated members (membership.go)
+	deactivated map[UserID]TenantMemberDeactivated
 	invitations map[InvitationID]*invitation
 }
 
@@ -121,6 +125,7 @@ func (t *Tenant) apply(e Event) {
 	case TenantCreated:
 		t.id, t.name, t.slug, t.plan, t.settings = e.TenantID, e.Name, e.Slug, e.Plan, e.Settings
 		t.members, t.invitations = map[UserID]Role{}, map[InvitationID]*invitation{}
+		t.deactivated = map[UserID]TenantMemberDeactivated{}
 	case TenantMemberAdded:
 		t.members[e.UserID] = e.Role
 	case TenantMemberRoleChanged:
@@ -135,10 +140,18 @@ func (t *Tenant) apply(e Event) {
 		t.invitations[e.InvitationID].accepted = true
 	case TenantInvitationRevoked:
 		t.invitations[e.InvitationID].revoked = true
+	case TenantMemberDeactivated:
+		t.deactivated[e.UserID] = e
+	case TenantMemberReactivated:
+		delete(t.deactivated, e.UserID)
+	case TenantMembershipClosed:
+		delete(t.deactivated, e.UserID)
+		delete(t.members, e.UserID)
 	}
 }
 
-// seats counts members and pending invitations: what the plan's user limit bounds.
+// seats counts members (deactivated ones too: they may come back) and pending invitations: what
+// the plan's user limit bounds.
 func (t *Tenant) seats(now time.Time) int64 {
 	n := int64(len(t.members))
 	for _, inv := range t.invitations {
@@ -264,13 +277,17 @@ func (t *Tenant) RevokeInvitation(id InvitationID, now time.Time) error {
 	return nil
 }
 
-// ChangeRole sets a member's role, decided by a member whose role is actorRole. A role may only
-// grant, change or remove roles at or below its own; the last tenant admin cannot be demoted
-// (ErrLastAdmin); a non-member is ErrNotFound.
-func (t *Tenant) ChangeRole(user UserID, to Role, actorRole Role) error {
+// ChangeRole sets a member's role, decided by actor acting as actorRole. A role may only grant,
+// change or remove roles at or below its own; the last tenant admin cannot be demoted
+// (ErrLastAdmin); a non-member is ErrNotFound, a deactivated one ErrConflict (reactivate first).
+// A super admin's change is recorded as an override (Override).
+func (t *Tenant) ChangeRole(user UserID, to Role, actor UserID, actorRole Role) error {
 	from, ok := t.members[user]
 	if !ok {
 		return fmt.Errorf("member %s: %w", user, ErrNotFound)
+	}
+	if _, inactive := t.deactivated[user]; inactive {
+		return fmt.Errorf("member %s is deactivated; reactivate them first: %w", user, ErrConflict)
 	}
 	if !actorRole.CanAssign(from) || !actorRole.CanAssign(to) || to == RoleSuperAdmin {
 		return fmt.Errorf("a %s cannot change a %s into a %s: %w", actorRole, from, to, ErrForbidden)
@@ -281,14 +298,15 @@ func (t *Tenant) ChangeRole(user UserID, to Role, actorRole Role) error {
 	if from == RoleTenantAdmin && t.admins() == 1 {
 		return ErrLastAdmin
 	}
-	t.record(t, TenantMemberRoleChanged{UserID: user, From: from, To: to})
+	t.record(t, TenantMemberRoleChanged{UserID: user, From: from, To: to, Override: t.Override(actor, actorRole)})
 	return nil
 }
 
+// admins counts the active tenant admins.
 func (t *Tenant) admins() int {
 	n := 0
-	for _, r := range t.members {
-		if r == RoleTenantAdmin {
+	for user, r := range t.members {
+		if _, inactive := t.deactivated[user]; r == RoleTenantAdmin && !inactive {
 			n++
 		}
 	}
@@ -307,10 +325,16 @@ func (t *Tenant) Limits() Limits {
 	return p.Limits
 }
 
-// Role returns a member's role, or "" for a non-member.
-func (t *Tenant) Role(user UserID) Role { return t.members[user] }
+// Role returns an active member's role: "" for a non-member, and for a deactivated member, who
+// may do nothing in the tenant (MemberRole has their role).
+func (t *Tenant) Role(user UserID) Role {
+	if _, inactive := t.deactivated[user]; inactive {
+		return ""
+	}
+	return t.members[user]
+}
 
-// MemberCount is how many members the tenant has.
+// MemberCount is how many members the tenant has, deactivated ones included.
 func (t *Tenant) MemberCount() int { return len(t.members) }
 
 // ChangeSettings replaces the settings after checking them against the plan.

@@ -3,8 +3,6 @@ package domain
 import (
 	"crypto/subtle"
 	"fmt"
-	"maps"
-	"slices"
 	"time"
 )
 
@@ -180,9 +178,10 @@ type User struct {
 	authenticatedAt map[SessionID]time.Time // when each live session last checked the password
 	totpPending     bool
 	totpEnabled     bool
-	totpStep        int64           // the last time step accepted; older codes are replays
-	recoveryCodes   map[string]bool // hash → still usable
-	apiKeys         map[APIKeyID]bool
+	totpStep        int64                 // the last time step accepted; older codes are replays
+	recoveryCodes   map[string]bool       // hash → still usable
+	apiKeys         map[APIKeyID]TenantID // unrevoked keys → the tenant each is bound to ("" none)
+	resetForced     bool                  // a super admin forced a password reset (forced_reset.go)
 }
 
 // RegisterUser records a new account. The caller has validated and normalized email and name,
@@ -243,6 +242,7 @@ func (u *User) apply(e Event) {
 			u.passwordHashes = u.passwordHashes[len(u.passwordHashes)-PasswordHistory:]
 		}
 		u.reset.used = true
+		u.resetForced = false
 		u.lift()
 		u.passwordChanged = e.At
 		u.logins, u.authenticatedAt = nil, nil
@@ -265,11 +265,13 @@ func (u *User) apply(e Event) {
 		delete(u.recoveryCodes, e.Hash)
 	case UserAPIKeyCreated:
 		if u.apiKeys == nil {
-			u.apiKeys = map[APIKeyID]bool{}
+			u.apiKeys = map[APIKeyID]TenantID{}
 		}
-		u.apiKeys[e.KeyID] = true
+		u.apiKeys[e.KeyID] = e.TenantID
 	case UserAPIKeyRevoked:
 		delete(u.apiKeys, e.KeyID)
+	case UserPasswordResetForced:
+		u.resetForced = true
 	}
 }
 
@@ -378,7 +380,7 @@ func (u *User) CreateAPIKey(key UserAPIKeyCreated) error {
 // RevokeAPIKey revokes one of the user's keys. Returns ErrNotFound for a key that is not theirs
 // or revoked already.
 func (u *User) RevokeAPIKey(id APIKeyID) error {
-	if !u.apiKeys[id] {
+	if _, ok := u.apiKeys[id]; !ok {
 		return fmt.Errorf("api key %s: %w", id, ErrNotFound)
 	}
 	u.record(u, UserAPIKeyRevoked{KeyID: id})
@@ -493,9 +495,7 @@ func (u *User) ChangePassword(newHash string, matches func(hash string) bool, re
 		}
 	}
 	u.record(u, UserPasswordChanged{At: now, PasswordHash: newHash, Reason: reason})
-	for _, key := range slices.Sorted(maps.Keys(u.apiKeys)) {
-		u.record(u, UserAPIKeyRevoked{KeyID: key})
-	}
+	u.revokeAPIKeys(func(TenantID) bool { return true })
 	return nil
 }
 

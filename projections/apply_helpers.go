@@ -44,6 +44,14 @@ func dbTime(t time.Time) any {
 	return t.UTC().Truncate(time.Microsecond)
 }
 
+// dbTimeOrNull is dbTime of *t, NULL for nil.
+func dbTimeOrNull(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return dbTime(*t)
+}
+
 // nullString is s, or NULL when empty.
 func nullString(s string) any {
 	if s == "" {

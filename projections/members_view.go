@@ -16,26 +16,43 @@ import (
 type MemberView struct {
 	ID          domain.UserID
 	Email, Name string
-	Role        domain.Role
-	Status      domain.UserStatus
-	LastLoginAt *time.Time
-	JoinedAt    time.Time
+	Role        domain.Role // also while deactivated: the role a reactivation gives back
+	// Status is the membership's: "deactivated", else the account's ("active",
+	// "pending_verification").
+	Status       string
+	LastLoginAt  *time.Time
+	JoinedAt     time.Time
+	Deactivation *MemberDeactivation // nil while active
 }
 
-// MemberFilter narrows GET /users; zero fields do not filter.
+// MemberDeactivation is what the members read model keeps of a deactivation.
+type MemberDeactivation struct {
+	Type, Reason string
+	At           time.Time
+	ReactivateAt *time.Time // temporary: when the timer reactivates
+	GraceUntil   *time.Time // permanent: reversible until, then closed
+}
+
+// MemberFilter narrows GET /users; zero fields do not filter. Status is a MemberView.Status.
 type MemberFilter struct {
 	Role        domain.Role
-	Status      domain.UserStatus
+	Status      string
 	ActiveSince *time.Time
 }
 
-const memberColumns = `u.user_id, u.email, u.name, m.role, u.status, u.last_login_at, m.joined_at`
+const memberColumns = `u.user_id, u.email, u.name, m.role, IF(m.status = 'deactivated', m.status, u.status), u.last_login_at, m.joined_at,
+	m.deactivated_at, COALESCE(m.deactivation_type, ''), COALESCE(m.deactivation_reason, ''), m.reactivate_at, m.grace_until`
 
 func scanMember(row interface{ Scan(...any) error }) (MemberView, error) {
 	var m MemberView
-	var last sql.NullTime
-	err := row.Scan(&m.ID, &m.Email, &m.Name, &m.Role, &m.Status, &last, &m.JoinedAt)
+	var last, deactivated, reactivate, grace sql.NullTime
+	var d MemberDeactivation
+	err := row.Scan(&m.ID, &m.Email, &m.Name, &m.Role, &m.Status, &last, &m.JoinedAt, &deactivated, &d.Type, &d.Reason, &reactivate, &grace)
 	m.LastLoginAt = nullTime(last)
+	if deactivated.Valid {
+		d.At, d.ReactivateAt, d.GraceUntil = deactivated.Time.UTC(), nullTime(reactivate), nullTime(grace)
+		m.Deactivation = &d
+	}
 	return m, err
 }
 
@@ -57,8 +74,12 @@ func (q *Views) Members(ctx context.Context, tenant domain.TenantID, f MemberFil
 		query += ` AND m.role = ?`
 		args = append(args, f.Role)
 	}
-	if f.Status != "" {
-		query += ` AND u.status = ?`
+	switch f.Status {
+	case "":
+	case string(domain.MemberDeactivated):
+		query += ` AND m.status = 'deactivated'`
+	default:
+		query += ` AND m.status = 'active' AND u.status = ?`
 		args = append(args, f.Status)
 	}
 	if f.ActiveSince != nil {

@@ -35,6 +35,9 @@ func (p Tenants) Handles() []string {
 		domain.TenantMemberRoleChanged{}.EventType(),
 		domain.TenantSettingsChanged{}.EventType(),
 		domain.TenantPlanChanged{}.EventType(),
+		domain.TenantMemberDeactivated{}.EventType(),
+		domain.TenantMemberReactivated{}.EventType(),
+		domain.TenantMembershipClosed{}.EventType(),
 	)
 }
 
@@ -57,8 +60,16 @@ func (Tenants) Tables() []Table {
 			user_id   CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
 			role      VARCHAR(32) NOT NULL,
 			joined_at DATETIME(6) NOT NULL,
+			status              VARCHAR(16) NOT NULL DEFAULT 'active',
+			deactivated_at      DATETIME(6) NULL,
+			deactivation_type   VARCHAR(16) NULL,
+			deactivation_reason VARCHAR(16) NULL,
+			reactivate_at       DATETIME(6) NULL,
+			grace_until         DATETIME(6) NULL,
 			PRIMARY KEY (tenant_id, user_id),
-			KEY memberships_user (user_id)
+			KEY memberships_user (user_id),
+			KEY memberships_reactivate (reactivate_at),
+			KEY memberships_grace (grace_until)
 		) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin`},
 	}
 }
@@ -109,7 +120,8 @@ func (p Tenants) apply(ctx context.Context, tx *sql.Tx, tenants, memberships str
 			return err
 		}
 		set, args = "plan = ?, settings = ?, ", []any{string(e.To), string(settings)}
-	case domain.TenantMemberAdded, domain.TenantMemberRoleChanged:
+	case domain.TenantMemberAdded, domain.TenantMemberRoleChanged, domain.TenantMemberDeactivated, domain.TenantMemberReactivated,
+		domain.TenantMembershipClosed:
 	default:
 		return fmt.Errorf("unexpected event %T", ev)
 	}
@@ -130,6 +142,17 @@ func (p Tenants) apply(ctx context.Context, tx *sql.Tx, tenants, memberships str
 	case domain.TenantMemberRoleChanged:
 		_, err = tx.ExecContext(ctx, `UPDATE `+memberships+` SET role = ? WHERE tenant_id = ? AND user_id = ?`,
 			string(e.To), tenant, string(e.UserID))
+	case domain.TenantMemberDeactivated:
+		_, err = tx.ExecContext(ctx, `UPDATE `+memberships+` SET status = ?, deactivated_at = ?, deactivation_type = ?,
+			deactivation_reason = ?, reactivate_at = ?, grace_until = ? WHERE tenant_id = ? AND user_id = ?`,
+			domain.MemberDeactivated, dbTime(e.At), e.Type, clip(e.Reason, 16), dbTimeOrNull(e.ReactivateAt), dbTimeOrNull(e.GraceUntil),
+			tenant, string(e.UserID))
+	case domain.TenantMemberReactivated:
+		_, err = tx.ExecContext(ctx, `UPDATE `+memberships+` SET status = ?, deactivated_at = NULL, deactivation_type = NULL,
+			deactivation_reason = NULL, reactivate_at = NULL, grace_until = NULL WHERE tenant_id = ? AND user_id = ?`,
+			domain.MemberActive, tenant, string(e.UserID))
+	case domain.TenantMembershipClosed:
+		_, err = tx.ExecContext(ctx, `DELETE FROM `+memberships+` WHERE tenant_id = ? AND user_id = ?`, tenant, string(e.UserID))
 	}
 	return err
 }

@@ -9,6 +9,18 @@ import (
 	"github.com/clouddbmanager/clouddb/projections"
 )
 
+// with is the columns of base and more together.
+func with(base, more row) row {
+	out := row{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range more {
+		out[k] = v
+	}
+	return out
+}
+
 // settingsJSON reads a settings column back as the domain type it was written from.
 func settingsJSON(t *testing.T, s string) domain.TenantSettings {
 	t.Helper()
@@ -94,12 +106,32 @@ func TestTenantsFollowPlansSettingsAndMembers(t *testing.T) {
 			}
 		}
 	}
-	assertRow(t, f.db, "memberships", "user_id", string(owner), row{
+	active := row{"status": "active", "deactivated_at": "NULL", "deactivation_type": "NULL", "deactivation_reason": "NULL",
+		"reactivate_at": "NULL", "grace_until": "NULL"}
+	assertRow(t, f.db, "memberships", "user_id", string(owner), with(active, row{
 		"tenant_id": string(acmeID), "user_id": string(owner), "role": "tenant_admin", "joined_at": ts(t0.Add(-time.Second)),
-	})
+	}))
 	if n, _ := query(t, f.db, `SELECT 1 FROM memberships WHERE user_id = ?`, string(other)); len(n) != 0 {
 		t.Fatal("a role change made a non-member a member")
 	}
+
+	// The developer's lifecycle in Orphan: deactivated until a date, reactivated, deactivated for
+	// good, closed.
+	back, grace := t0.Add(time.Hour), t0.Add(48*time.Hour)
+	f.appendAt(t, t0.Add(7*time.Minute), orphanID.Stream(), domain.TenantMemberDeactivated{UserID: dev, Role: domain.RoleViewer,
+		Reason: "inactivity", Type: domain.DeactivationTemporary, ReactivateAt: &back, Resources: domain.ResourcesArchive, At: t0.Add(7 * time.Minute)})
+	wait(t, r, f.appendAt(t, t0.Add(8*time.Minute), acmeID.Stream(), domain.TenantMemberDeactivated{UserID: dev, Role: domain.RoleDeveloper,
+		Reason: "departure", Type: domain.DeactivationPermanent, GraceUntil: &grace, Resources: domain.ResourcesDelete, At: t0.Add(8 * time.Minute)}).LastPosition, "tenants")
+	assertRow(t, f.db, "memberships", "CONCAT(tenant_id, '/', user_id)", string(orphanID)+"/"+string(dev), row{
+		"tenant_id": string(orphanID), "user_id": string(dev), "role": "viewer", "joined_at": ts(t0.Add(2 * time.Minute)),
+		"status": "deactivated", "deactivated_at": ts(t0.Add(7 * time.Minute)), "deactivation_type": "temporary",
+		"deactivation_reason": "inactivity", "reactivate_at": ts(back), "grace_until": "NULL",
+	})
+	f.appendAt(t, t0.Add(9*time.Minute), orphanID.Stream(), domain.TenantMemberReactivated{UserID: dev, How: domain.ReactivatedOnSchedule, At: t0.Add(9 * time.Minute)})
+	wait(t, r, f.appendAt(t, t0.Add(10*time.Minute), acmeID.Stream(), domain.TenantMembershipClosed{UserID: dev, At: t0.Add(10 * time.Minute)}).LastPosition, "tenants")
+	assertRow(t, f.db, "memberships", "user_id", string(dev), with(active, row{
+		"tenant_id": string(orphanID), "user_id": string(dev), "role": "viewer", "joined_at": ts(t0.Add(2 * time.Minute)),
+	}))
 
 	t.Run("rebuild and redelivery change nothing", func(t *testing.T) {
 		checkReplay(t, f, r, tenants, map[string]string{"tenants": "tenant_id", "memberships": "tenant_id, user_id"})

@@ -50,11 +50,11 @@ func (q *Views) User(ctx context.Context, id domain.UserID) (UserView, error) {
 	return u, nil
 }
 
-// MembershipsOf lists the tenants a user belongs to, by name.
+// MembershipsOf lists the tenants a user is an active member of (not deactivated), by name.
 func (q *Views) MembershipsOf(ctx context.Context, user domain.UserID) ([]domain.Membership, error) {
 	rows, err := q.db.QueryContext(ctx, `SELECT t.tenant_id, t.slug, t.name, m.role
 		FROM memberships m JOIN tenants t ON t.tenant_id = m.tenant_id
-		WHERE m.user_id = ? ORDER BY t.name, t.tenant_id`, user)
+		WHERE m.user_id = ? AND m.status = 'active' ORDER BY t.name, t.tenant_id`, user)
 	if err != nil {
 		return nil, fmt.Errorf("read memberships of %s: %w", user, err)
 	}
@@ -285,10 +285,10 @@ func (q *Views) APIKeysOf(ctx context.Context, user domain.UserID) ([]APIKeyView
 	return out, rows.Err()
 }
 
-// RoleIn returns a user's role in a tenant, or "" when the user is not a member.
+// RoleIn returns a user's role in a tenant, or "" when the user is not an active member.
 func (q *Views) RoleIn(ctx context.Context, tenant domain.TenantID, user domain.UserID) (domain.Role, error) {
 	var role domain.Role
-	err := q.db.QueryRowContext(ctx, `SELECT role FROM memberships WHERE tenant_id = ? AND user_id = ?`, tenant, user).Scan(&role)
+	err := q.db.QueryRowContext(ctx, `SELECT role FROM memberships WHERE tenant_id = ? AND user_id = ? AND status = 'active'`, tenant, user).Scan(&role)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}

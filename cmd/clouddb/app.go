@@ -59,6 +59,8 @@ type App struct {
 	Lease *leases.Lease
 	// QueryOutcomes resolves the intents of queries whose process died before their outcome.
 	QueryOutcomes *commands.QueryOutcomes
+	// Members handles the members' lifecycle (deactivation, reactivation, their timers).
+	Members *commands.Members
 	// HeadSigner signs the heads of the event log's hash chains (CLOUDDB_AUDIT_SIGNING_KEY).
 	HeadSigner *eventstore.HeadSigner
 	// MetricsRetention records the hourly cut of the metrics read model (SEED.md's retention).
@@ -187,6 +189,7 @@ func (a *App) open(ctx context.Context) error {
 	a.QueryRunner = commands.NewQueryRunner(a.Engine, a.Store, a.queryTarget, resultarchive.New(db), now, a.Log)
 	a.QueryRunner.Instance = a.Lease.ID()
 	a.QueryOutcomes = commands.NewQueryOutcomes(a.Store, db, a.Lease.Alive, now, a.Log)
+	a.Members = commands.NewMembers(a.Identity, a.Databases, a.Config.DeactivationGrace, a.Config.RecoveryWindow, a.Log)
 	a.HeadSigner = eventstore.NewHeadSigner(db, a.Config.AuditSigningKey, now, a.Log)
 	a.MetricsRetention = commands.NewMetricsRetention(a.Store, now, a.Log)
 	a.Databases.OnAccountsChanged(func(id domain.DatabaseID) {
@@ -324,6 +327,12 @@ func (a *App) Serve(ctx context.Context) error {
 	a.workDone.Add(1)
 	go func() {
 		defer a.workDone.Done()
+		// Reactivation dates and grace periods are days away: the housekeeping's pace is enough.
+		a.Members.RunTimers(work, a.DB, a.Lease.ID(), a.Config.HousekeepingInterval)
+	}()
+	a.workDone.Add(1)
+	go func() {
+		defer a.workDone.Done()
 		a.MetricsRetention.Run(work, 10*time.Minute) // the hour's cut within 10 minutes of its start
 	}()
 	go func() {
@@ -364,6 +373,7 @@ func (a *App) Serve(ctx context.Context) error {
 	handler.MountIdentity(api.IdentityRoutes{
 		Commands:     a.Identity,
 		Tenants:      a.Tenants,
+		Members:      a.Members,
 		Views:        a.views,
 		Activity:     activity.New(a.DB),
 		Tokens:       api.NewTokens(a.Config.JWTSecret, a.Config.AccessTokenTTL, a.Now),

@@ -5,8 +5,16 @@ package main
 // overrides.
 
 import (
+	"database/sql"
+	"fmt"
+	"net"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // memberIDs are the ids of a GET /users page.
@@ -85,4 +93,192 @@ func TestE2EMemberListAndResources(t *testing.T) {
 	admin.c.do("GET", "/users/nope/resources", nil).expect(t, 404, "not_found")
 	other.c.do("GET", "/users/"+dev.userID+"/resources", nil).expect(t, 404, "not_found")
 	dev.c.do("GET", "/users/"+dev.userID+"/resources", nil).expect(t, 403, "forbidden")
+}
+
+// overrideOf reads the override flag of the last event of a type in a tenant's stream.
+func overrideOf(t *testing.T, env *e2eEnv, tenant, eventType string) bool {
+	t.Helper()
+	var payload string
+	err := openEventsDB(t, env.dsn).QueryRow(`SELECT payload FROM events WHERE stream_id = ? AND event_type = ?
+		ORDER BY stream_version DESC LIMIT 1`, "tenant-"+tenant, eventType).Scan(&payload)
+	if err != nil {
+		t.Fatalf("%s of tenant %s: %v", eventType, tenant, err)
+	}
+	return strings.Contains(payload, `"override":true`)
+}
+
+// A deactivation, over HTTP: bad requests, the dry run, the deactivation itself (sessions, keys,
+// login, the databases handed over with their passwords changed on the server), the lists, the
+// reactivation, the timer of a temporary one; and the super admin's reset and overrides.
+func TestE2EDeactivation(t *testing.T) {
+	rootEmail, rootPassword := uniqueEmail("root"), strongPassword()
+	env, _ := startDatabaseE2E(t, dbEnvOptions{e2eOptions: e2eOptions{BootstrapEmail: rootEmail, BootstrapPassword: rootPassword,
+		Env: map[string]string{"CLOUDDB_HOUSEKEEPING_INTERVAL": "1s"}}})
+	admin := newTenantAdmin(env, "127.0.0.1", "Lifecycle Co")
+	dev := invite(env, admin, "127.0.0.2", "developer")
+	heir := invite(env, admin, "127.0.0.3", "viewer")
+	other := newTenantAdmin(env, "127.0.0.4", "Other Co")
+	db := createDatabase(t, dev.c, map[string]any{"name": "handed"})
+	oldConn := connect(t, db)
+	key := dev.c.do("POST", "/me/api-keys", map[string]any{"name": "ci"}).expect(t, 201, "").str("key")
+	env.secret(key, "API key")
+	byKey := env.client("127.0.0.2").with(key)
+	byKey.do("GET", "/databases", nil).expect(t, 200, "")
+
+	transfer := map[string]any{"reason": "departure", "type": "permanent", "resources": "transfer", "transfer_to": heir.userID}
+	path := "/users/" + dev.userID + "/deactivate"
+	admin.c.do("POST", "/users/"+admin.userID+"/deactivate", transfer).expect(t, 409, "conflict")
+	admin.c.do("POST", "/users/00000000-0000-4000-8000-000000000000/deactivate", transfer).expect(t, 404, "not_found")
+	admin.c.do("POST", "/users/"+other.userID+"/deactivate", transfer).expect(t, 404, "not_found")
+	for field, body := range map[string]map[string]any{
+		"transfer_to":   {"reason": "departure", "type": "permanent", "resources": "transfer", "transfer_to": other.userID},
+		"reactivate_at": {"reason": "departure", "type": "temporary", "resources": "archive", "reactivate_at": "2001-01-01T00:00:00Z"},
+		"type":          {"reason": "departure", "type": "forever", "resources": "archive"},
+	} {
+		r := admin.c.do("POST", path, body).expect(t, 400, "validation_failed")
+		if r.str("error.details.fields."+field) == "" {
+			t.Errorf("%v: details = %v, want fields.%s", body, r.get("error.details"), field)
+		}
+	}
+	dev.c.do("POST", "/users/"+heir.userID+"/deactivate", transfer).expect(t, 403, "forbidden")
+
+	dry := admin.c.do("POST", path+"?dry_run=true", transfer).expect(t, 200, "")
+	if dry.num("impact.sessions_ended") != 1 || dry.num("impact.api_keys_revoked") != 1 || dry.str("impact.databases.0.action") != "transfer" ||
+		dry.num("impact.quota.member_databases.after") != 0 || dry.num("impact.quota.transfer_to_databases.after") != 1 {
+		t.Errorf("dry run = %s", dry.body)
+	}
+	dev.c.do("GET", "/me", nil).expect(t, 200, "")
+
+	r := admin.c.do("POST", path, transfer).expect(t, 200, "")
+	if r.str("status") != "deactivated" || r.str("deactivation.type") != "permanent" || r.str("deactivation.grace_until") == "" {
+		t.Errorf("deactivate = %s", r.body)
+	}
+	dev.c.do("GET", "/me", nil).expect(t, 401, "unauthenticated")
+	byKey.do("GET", "/databases", nil).expect(t, 401, "unauthenticated")
+	env.client("127.0.0.2").do("POST", "/auth/login", map[string]any{"email": dev.email, "password": dev.password, "tenant": admin.tenantID}).
+		expect(t, 400, "validation_failed")
+	// Read your writes: the lists show it at once.
+	if got := memberIDs(admin.c.do("GET", "/users?status=deactivated", nil).expect(t, 200, "")); !slices.Equal(got, []string{dev.userID}) {
+		t.Errorf("?status=deactivated = %v, want the developer", got)
+	}
+	if r := admin.c.do("GET", "/users/"+heir.userID+"/resources", nil).expect(t, 200, ""); r.str("databases.0.id") != db.str("id") {
+		t.Errorf("the heir's resources: %s", r.body)
+	}
+	if err := oldConn.Ping(); err == nil {
+		if _, err := oldConn.Exec("CREATE TABLE after_deactivation (id INT)"); err == nil {
+			t.Error("the deactivated owner's password still writes to the database")
+		}
+	}
+	oldConn.Close()
+	if _, err := openWith(db, db.str("connection.password")); err == nil {
+		t.Error("the deactivated owner's password still connects")
+	}
+	admin.c.do("POST", "/users/"+heir.userID+"/reactivate", nil).expect(t, 409, "conflict")
+
+	admin.c.do("POST", "/users/"+dev.userID+"/reactivate", nil).expect(t, 200, "")
+	s := env.client("127.0.0.2").login(dev.email, dev.password, admin.tenantID)
+	if s.resp.str("tenant.role") != "developer" {
+		t.Errorf("reactivated: login role %q", s.resp.str("tenant.role"))
+	}
+
+	// The super admin: a forced password reset, a role change and a reactivation as overrides.
+	root := env.client("127.0.0.9")
+	root = root.with(root.login(rootEmail, rootPassword, "").access)
+	r = root.do("POST", "/admin/users/"+dev.userID+"/force-password-reset", nil).expect(t, 200, "")
+	if r.num("sessions_ended") != 1 {
+		t.Errorf("force-password-reset = %s", r.body)
+	}
+	env.client("127.0.0.2").with(s.access).do("GET", "/me", nil).expect(t, 401, "unauthenticated")
+	env.client("127.0.0.2").do("POST", "/auth/login", map[string]any{"email": dev.email, "password": dev.password}).expect(t, 401, "invalid_credentials")
+	mail := env.waitMail(dev.email, "reset")
+	fresh := strongPassword()
+	env.client("127.0.0.2").do("POST", "/auth/password/reset", map[string]any{"token": mail.token, "new_password": fresh}).expect(t, 204, "")
+	env.client("127.0.0.2").login(dev.email, fresh, admin.tenantID)
+	admin.c.do("POST", "/admin/users/"+dev.userID+"/force-password-reset", nil).expect(t, 403, "forbidden")
+
+	root.do("PUT", "/admin/tenants/"+admin.tenantID+"/users/"+dev.userID+"/role", map[string]any{"role": "viewer"}).expect(t, 200, "")
+	if !overrideOf(t, env, admin.tenantID, "tenant.member_role_changed.v2") {
+		t.Error("the super admin's role change is not recorded as an override")
+	}
+	admin.c.do("PUT", "/users/"+dev.userID+"/role", map[string]any{"role": "developer"}).expect(t, 200, "")
+	if overrideOf(t, env, admin.tenantID, "tenant.member_role_changed.v2") {
+		t.Error("the tenant admin's role change is recorded as an override")
+	}
+	admin.c.do("POST", path, map[string]any{"reason": "security", "type": "permanent", "resources": "archive"}).expect(t, 200, "")
+	root.do("POST", "/admin/tenants/"+admin.tenantID+"/users/"+dev.userID+"/reactivate", nil).expect(t, 200, "")
+	if !overrideOf(t, env, admin.tenantID, "tenant.member_reactivated.v1") {
+		t.Error("the super admin's reactivation is not recorded as an override")
+	}
+	root.do("POST", "/admin/tenants/"+other.tenantID+"/users/"+dev.userID+"/reactivate", nil).expect(t, 404, "not_found")
+
+	// A temporary deactivation ends by itself at reactivate_at (CLOUDDB_HOUSEKEEPING_INTERVAL: 1s).
+	back := env.clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	admin.c.do("POST", "/users/"+heir.userID+"/deactivate", map[string]any{"reason": "inactivity", "type": "temporary",
+		"reactivate_at": back, "resources": "archive"}).expect(t, 200, "")
+	env.clock.Advance(time.Hour + time.Second)
+	mgmt := openEventsDB(t, env.dsn)
+	waitUntil(t, 10*time.Second, "the timer reactivates the viewer", func() bool {
+		var status string
+		if err := mgmt.QueryRow(`SELECT status FROM memberships WHERE tenant_id = ? AND user_id = ?`, admin.tenantID, heir.userID).Scan(&status); err != nil {
+			t.Fatal(err)
+		}
+		return status == "active"
+	})
+}
+
+// openWith connects to the database of a create response with another password.
+func openWith(r *e2eResponse, password string) (*sql.DB, error) {
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd = r.str("connection.username"), password
+	cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(r.str("connection.host"), fmt.Sprint(r.num("connection.port")))
+	cfg.DBName = r.str("connection.database")
+	cfg.Timeout = 5 * time.Second
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// The last active tenant admin can never be deactivated: two admins deactivating each other at
+// the same moment leave exactly one.
+func TestE2EAdminsDeactivatingEachOther(t *testing.T) {
+	env := startE2E(t, e2eOptions{})
+	a := newTenantAdmin(env, "127.0.0.1", "Two Heads Co")
+	b := invite(env, a, "127.0.0.2", "tenant_admin")
+	body := map[string]any{"reason": "other", "type": "permanent", "resources": "archive"}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	results := make([]*e2eResponse, 2)
+	for i, pair := range [][2]dbMember{{a, b}, {b, a}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			results[i] = pair[0].c.do("POST", "/users/"+pair[1].userID+"/deactivate", body)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	statuses := []int{results[0].status, results[1].status}
+	slices.Sort(statuses)
+	if !slices.Equal(statuses, []int{200, 409}) {
+		t.Fatalf("statuses %v, want one 200 and one 409: %s / %s", statuses, results[0].body, results[1].body)
+	}
+	for _, r := range results {
+		if r.status == 409 && r.str("error.code") != "last_admin" {
+			t.Errorf("the loser got %s, want last_admin", r.body)
+		}
+	}
+	winner := a
+	if results[1].status == 200 {
+		winner = b
+	}
+	if got := memberIDs(winner.c.do("GET", "/users?role=tenant_admin&status=active", nil).expect(t, 200, "")); !slices.Equal(got, []string{winner.userID}) {
+		t.Errorf("active admins = %v, want the winner %s", got, winner.userID)
+	}
 }

@@ -78,6 +78,9 @@ type Config struct {
 	// the storage quotas, stops idle databases and reconnects sandbox servers that were down
 	// (databases written to are measured within seconds regardless).
 	HousekeepingInterval time.Duration
+	// DeactivationGrace is how long a permanent deactivation of a member can be reversed; then the
+	// membership is closed for good.
+	DeactivationGrace time.Duration
 	// JWTSecret, SecretKey and AuditSigningKey come from the environment or are generated once
 	// into the data dir by LoadKeys. AuditSigningKey signs the heads of the event log's hash
 	// chains (CLOUDDB_AUDIT_SIGNING_KEY: its 32-byte seed or 64-byte private key, base64).
@@ -264,6 +267,12 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		fail("CLOUDDB_HOUSEKEEPING_INTERVAL", "%q must be a duration from 1s to 24h", housekeepingText)
 	} else {
 		c.HousekeepingInterval = d
+	}
+	graceText := get("CLOUDDB_DEACTIVATION_GRACE", "720h")
+	if d, err := time.ParseDuration(graceText); err != nil || d < time.Minute || d > 8760*time.Hour {
+		fail("CLOUDDB_DEACTIVATION_GRACE", "%q must be a duration from 1m to 8760h", graceText)
+	} else {
+		c.DeactivationGrace = d
 	}
 	if v := getenv("CLOUDDB_JWT_SECRET"); v != "" {
 		if len(v) < 32 {

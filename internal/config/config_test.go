@@ -179,6 +179,7 @@ func TestBoundedDurations(t *testing.T) {
 	}{
 		{"CLOUDDB_LEASE_TTL", func(c Config) time.Duration { return c.LeaseTTL }, 30 * time.Second, "2s", 2 * time.Second, []string{"500ms", "1h", "never"}},
 		{"CLOUDDB_HOUSEKEEPING_INTERVAL", func(c Config) time.Duration { return c.HousekeepingInterval }, 30 * time.Second, "5m", 5 * time.Minute, []string{"100ms", "25h", "hourly"}},
+		{"CLOUDDB_DEACTIVATION_GRACE", func(c Config) time.Duration { return c.DeactivationGrace }, 720 * time.Hour, "48h", 48 * time.Hour, []string{"30s", "8761h", "a month"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := FromEnv(env(nil))
