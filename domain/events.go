@@ -19,5 +19,8 @@ func Events() []Event {
 		QuotaDatabaseReserved{}, QuotaDatabaseReleased{}, QuotaSubQuotaSet{}, QuotaDatabaseOwnerChanged{},
 		QueryStarted{}, QueryExecuted{}, QueryResultArchived{}, QueryResultArchiveDeleted{},
 		MetricsPruned{},
+		AlertRuleCreated{}, AlertRuleChanged{}, AlertRuleDeleted{}, AlertFired{}, AlertResolved{}, AlertNotified{},
+		WebhookCreated{}, WebhookDeleted{}, WebhookDeliveryRequested{}, WebhookDeliveryAttempted{},
+		NotificationRead{}, NotificationAllRead{},
 	}
 }

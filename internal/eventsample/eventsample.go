@@ -45,8 +45,11 @@ func fill(v reflect.Value, n *int) error {
 		v.SetInt(int64(*n))
 	case v.CanFloat():
 		v.SetFloat(float64(*n) + 0.25)
-	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
-		v.Set(reflect.ValueOf([]string{fmt.Sprintf("a%d", *n), fmt.Sprintf("b%d", *n)}).Convert(v.Type()))
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String: // []string or of a named string type
+		elems := reflect.MakeSlice(v.Type(), 2, 2)
+		elems.Index(0).SetString(fmt.Sprintf("a%d", *n))
+		elems.Index(1).SetString(fmt.Sprintf("b%d", *n))
+		v.Set(elems)
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct:
 		elems := reflect.MakeSlice(v.Type(), 2, 2)
 		for i := range 2 {
