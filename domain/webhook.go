@@ -22,15 +22,15 @@ func ParseWebhookID(s string) (WebhookID, error) {
 
 // Bounds of webhooks and their deliveries.
 const (
-	MaxWebhooks               = 10
-	MaxWebhookURL             = 2000
-	MaxWebhookDescription     = 500
-	MaxWebhookAttempts        = 6 // the first and 5 retries
-	WebhookSecretPrefix       = "whsec_"
-	WebhookTypeAlertFired     = "alert.fired"
-	WebhookTypeAlertResolved  = "alert.resolved"
-	WebhookTypeAlertNotified  = "alert.notified"
-	WebhookTypeTest           = "webhook.test"
+	MaxWebhooks              = 10
+	MaxWebhookURL            = 2000
+	MaxWebhookDescription    = 500
+	MaxWebhookAttempts       = 6 // the first and 5 retries
+	WebhookSecretPrefix      = "whsec_"
+	WebhookTypeAlertFired    = "alert.fired"
+	WebhookTypeAlertResolved = "alert.resolved"
+	WebhookTypeAlertNotified = "alert.notified"
+	WebhookTypeTest          = "webhook.test"
 )
 
 // ValidateWebhookURL checks that raw is an absolute http or https URL with a host and without
