@@ -120,8 +120,10 @@ func retryOfOrphan(r *http.Request) bool {
 	return ok && a.orphaned
 }
 
-// finishIdempotency completes the key with resp, or abandons it when resp is nil. A failure is
-// logged: the client has its answer already; a key left running answers 409 until it expires.
+// finishIdempotency completes the key with resp, or abandons it when resp is nil. A failure (the
+// management database cut or hung) is logged, and the client still gets its answer, which is
+// true: the key, left running, answers 409 until its process's lease lapses, and then, for a
+// write, 409 outcome_unknown. The key is the client's name for its request, not a secret.
 func (s *Server) finishIdempotency(r *http.Request, principal, key string, resp *idempotency.Response) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), idempotencyFinishTimeout)
 	defer cancel()
@@ -133,7 +135,7 @@ func (s *Server) finishIdempotency(r *http.Request, principal, key string, resp 
 	}
 	if err != nil {
 		s.log.ErrorContext(ctx, "could not record the outcome of an idempotency key",
-			"request_id", RequestID(r.Context()), "method", r.Method, "path", r.URL.Path, "err", err)
+			"request_id", RequestID(r.Context()), "method", r.Method, "path", r.URL.Path, "idempotency_key", key, "err", err)
 	}
 }
 

@@ -94,10 +94,15 @@ func (h *harness) retryEveryKey() {
 	}
 	close(next)
 	wg.Wait()
+	unrecorded := h.unrecordedKeys()
 	for _, r := range h.load.requests {
 		h.figures.retried++
 		kept := r.first.status >= 200 && r.first.status < 500 && r.first.status != 429
 		switch {
+		case kept && unrecorded[r.key] && r.retry.code == "outcome_unknown":
+			// The answer was true, but RDS-A did not take the key's record of it: the retry
+			// cannot know the outcome and says so.
+			h.figures.unrecordedKeys++
 		case r.retry.status == 409 && r.retry.code == "conflict":
 			t.Errorf("(e) key %s is stuck: %d %v (first answer %d %s)", r.key, r.retry.status, r.retry.doc, r.first.status, r.first.code)
 		case r.retry.status == 0 || r.retry.status >= 500:
@@ -253,6 +258,21 @@ func (h *harness) checkAccounts() {
 			h.figures.repairs += len(entry.Repairs)
 		}
 	}
+}
+
+// unrecordedKeys are the Idempotency-Keys whose answer the processes logged they could not record.
+func (h *harness) unrecordedKeys() map[string]bool {
+	keys := map[string]bool{}
+	for _, line := range h.allLogs() {
+		if strings.Contains(line, "could not record the outcome of an idempotency key") {
+			var entry struct {
+				Key string `json:"idempotency_key"`
+			}
+			json.Unmarshal([]byte(line), &entry)
+			keys[entry.Key] = true
+		}
+	}
+	return keys
 }
 
 func (h *harness) allLogs() []string {

@@ -82,6 +82,7 @@ type figures struct {
 	repairs, rows                   int
 	retried, retriesAnswered        int // keys retried; retries not replayed (the first got no final answer)
 	retriesRefused                  int // of which refused as outcome_unknown: the first may have run
+	unrecordedKeys                  int // answered 2xx while the key could not record it (RDS-A out)
 	provisioned, provisionedFailed  int
 	duration                        time.Duration
 }
@@ -89,10 +90,10 @@ type figures struct {
 func (f figures) String() string {
 	return fmt.Sprintf("variant=%s requests=%d answered_2xx=%d no_answer=%d kills=%d cuts=%d hangs=%d sigterms=%d "+
 		"statements=%d unknown=%d answered_2xx_recorded_unknown=%d cancelled=%d repairs=%d rows=%d databases_provisioned=%d "+
-		"provisioning_failed=%d retried_keys=%d retries_not_replayed=%d retries_refused_outcome_unknown=%d duration=%v",
+		"provisioning_failed=%d retried_keys=%d retries_not_replayed=%d retries_refused_outcome_unknown=%d answered_2xx_key_unrecorded=%d duration=%v",
 		f.variant, f.requests, f.answered2xx, f.noAnswer, f.kills, f.cuts, f.hangs, f.terms,
 		f.statements, f.unknown, f.answeredThenUnknown, f.cancelled, f.repairs, f.rows, f.provisioned,
-		f.provisionedFailed, f.retried, f.retriesAnswered, f.retriesRefused, f.duration.Round(time.Second))
+		f.provisionedFailed, f.retried, f.retriesAnswered, f.retriesRefused, f.unrecordedKeys, f.duration.Round(time.Second))
 }
 
 // harness is the system under test: RDS-A and RDS-B behind proxies, the current clouddb process,
