@@ -13,8 +13,14 @@ internal/console/dist/index.html: web/node_modules/.package-lock.json $(CONSOLE_
 
 console: internal/console/dist/index.html
 
+# What `clouddb version` says (cmd/clouddb/cli.go); a plain go build falls back to Go's VCS stamp.
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS    := -X main.buildVersion=$(VERSION) -X main.buildCommit=$(COMMIT) -X main.buildDate=$(BUILD_DATE)
+
 build: console
-	go build -buildvcs=auto -o bin/clouddb ./cmd/clouddb
+	go build -buildvcs=auto -ldflags "$(LDFLAGS)" -o bin/clouddb ./cmd/clouddb
 
 # Starts the whole system on 127.0.0.1:8080 (see README: management database fallback).
 run: build

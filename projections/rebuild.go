@@ -25,7 +25,7 @@ const lockTimeout = 10 * time.Second
 func (r *Runtime) StartRebuild(name string) error {
 	st, ok := r.byName[name]
 	if !ok {
-		return fmt.Errorf("projections: no projection %q: %w", name, domain.ErrNotFound)
+		return fmt.Errorf("projections: no projection %q (they are %s): %w", name, strings.Join(r.Names(), ", "), domain.ErrNotFound)
 	}
 	st.mu.Lock()
 	if st.status == "rebuilding" || st.rebuildStarted {
@@ -68,7 +68,7 @@ func (r *Runtime) StartRebuild(name string) error {
 func (r *Runtime) Rebuild(ctx context.Context, name string) error {
 	st, ok := r.byName[name]
 	if !ok {
-		return fmt.Errorf("projections: no projection %q: %w", name, domain.ErrNotFound)
+		return fmt.Errorf("projections: no projection %q (they are %s): %w", name, strings.Join(r.Names(), ", "), domain.ErrNotFound)
 	}
 	unlock, err := r.lockRebuild(ctx, name)
 	if err != nil {

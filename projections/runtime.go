@@ -14,6 +14,7 @@ import (
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
 	"github.com/clouddbmanager/clouddb/internal/backoffs"
+	"github.com/clouddbmanager/clouddb/internal/mysqlerr"
 	"github.com/clouddbmanager/clouddb/internal/watch"
 )
 
@@ -261,6 +262,37 @@ func (r *Runtime) Status(ctx context.Context) ([]Status, error) {
 			out[i].LastErrorAt = &at
 		}
 		st.mu.Unlock()
+	}
+	return out, nil
+}
+
+// StoredStatus is Status as the management database tells it, for a process that does not run
+// the projections itself (`clouddb projections status` beside the servers): each projector's
+// checkpoint and lag, "rebuilding" while a rebuild has paused it, else "running" when serving
+// processes hold a lease (they all run every projector), "stopped" when none does. Whether one
+// is failing lives in the serving processes (GET /api/v1/admin/projections, /readyz).
+func (r *Runtime) StoredStatus(ctx context.Context, serving int) ([]Status, error) {
+	head, err := r.store.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Status, len(r.states))
+	for i, st := range r.states {
+		var paused bool
+		err := r.db.QueryRowContext(ctx, `SELECT position, COALESCE(paused_until > UTC_TIMESTAMP(6), FALSE) FROM `+st.quotedCheckpoint()+` WHERE id = 1`).
+			Scan(&out[i].Position, &paused)
+		if err != nil && !mysqlerr.IsNoSuchTable(err) { // a read model no process created yet is at 0
+			return nil, fmt.Errorf("projections: %s: read checkpoint: %w", st.Name(), err)
+		}
+		out[i].Name, out[i].Lag = st.Name(), max(head-out[i].Position, 0)
+		switch {
+		case paused:
+			out[i].Status = "rebuilding"
+		case serving > 0:
+			out[i].Status = "running"
+		default:
+			out[i].Status = "stopped"
+		}
 	}
 	return out, nil
 }

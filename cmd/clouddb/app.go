@@ -390,11 +390,14 @@ func (a *App) Serve(ctx context.Context) error {
 	handler.MountAudit(api.AuditRoutes{Signer: a.HeadSigner})
 	handler.MountMetrics(api.MetricsRoutes{Views: a.views, Connections: a.Engine.Running,
 		Exports: api.ExportLimits{Idle: a.Config.ExportIdle, Max: a.Config.ExportMax, PerUser: a.Config.ExportsPerUser}})
-	ln, err := net.Listen("tcp", a.Config.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", a.Config.HTTPAddr, err)
+	if a.listener == nil { // `clouddb serve` binds first (listen), before Open
+		listeners, err := listen(a.Config)
+		if err != nil {
+			return err
+		}
+		a.listener, a.metricsListener = listeners[0], listeners[1]
 	}
-	a.listener = ln
+	ln := a.listener
 	a.handler = handler
 	requests, cancelRequests := context.WithCancelCause(context.Background())
 	a.cancelRequests = cancelRequests
@@ -408,20 +411,16 @@ func (a *App) Serve(ctx context.Context) error {
 	a.served = make(chan error, 1)
 	go func() { a.served <- a.server.Serve(ln) }()
 	a.Log.Info("serving", "addr", ln.Addr().String(), "version", version())
-	return a.serveMetrics(handler.MetricsHandler())
+	a.serveMetrics(handler.MetricsHandler())
+	return nil
 }
 
 // serveMetrics serves GET /metrics on the operator address, CLOUDDB_METRICS_ADDR (nothing when it
 // is off): the public address answers 404 there.
-func (a *App) serveMetrics(metrics http.Handler) error {
-	if a.Config.MetricsAddr == "" {
-		return nil
+func (a *App) serveMetrics(metrics http.Handler) {
+	if a.metricsListener == nil {
+		return
 	}
-	ln, err := net.Listen("tcp", a.Config.MetricsAddr)
-	if err != nil {
-		return fmt.Errorf("listen on %s (CLOUDDB_METRICS_ADDR): %w", a.Config.MetricsAddr, err)
-	}
-	a.metricsListener = ln
 	a.metricsServer = &http.Server{
 		Handler:           metrics,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -429,9 +428,8 @@ func (a *App) serveMetrics(metrics http.Handler) error {
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 	}
 	a.metricsServed = make(chan error, 1)
-	go func() { a.metricsServed <- a.metricsServer.Serve(ln) }()
-	a.Log.Info("serving metrics", "addr", ln.Addr().String())
-	return nil
+	go func() { a.metricsServed <- a.metricsServer.Serve(a.metricsListener) }()
+	a.Log.Info("serving metrics", "addr", a.metricsListener.Addr().String())
 }
 
 // MetricsAddr is where GET /metrics is served, once served; "" when CLOUDDB_METRICS_ADDR is off.

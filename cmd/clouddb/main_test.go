@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -175,15 +176,24 @@ func TestCommandLine(t *testing.T) {
 		stdout     string
 		stderrLine string
 	}{
-		{name: "version", args: []string{"version"}, code: 0},
-		{name: "help", args: []string{"help"}, code: 0, stdout: "usage: clouddb"},
-		{name: "unknown command", args: []string{"bogus"}, code: 2},
-		{name: "rebuild without a name", args: []string{"projections", "rebuild"}, code: 2},
+		{name: "version", args: []string{"version"}, code: 0, stdout: "clouddb "},
+		{name: "--version", args: []string{"--version"}, code: 0, stdout: ", built "},
+		{name: "help", args: []string{"help"}, code: 0, stdout: "projections rebuild NAME"},
+		{name: "-h", args: []string{"-h"}, code: 0, stdout: "Run the HTTP API"},
+		{name: "--help", args: []string{"--help"}, code: 0, stdout: "--version"},
+		{name: "help of a command", args: []string{"help", "serve"}, code: 0, stdout: "Usage: clouddb serve"},
+		{name: "a command's --help", args: []string{"projections", "rebuild", "--help"}, code: 0, stdout: "Usage: clouddb projections rebuild NAME"},
+		{name: "unknown command", args: []string{"bogus"}, code: 2, stderrLine: `unknown command "bogus"`},
+		{name: "unknown projections command", args: []string{"projections", "list"}, code: 2, stderrLine: "projections takes status or rebuild"},
+		{name: "rebuild without a name", args: []string{"projections", "rebuild"}, code: 2, stderrLine: "clouddb projections rebuild NAME"},
+		{name: "migrate with an argument", args: []string{"migrate", "now"}, code: 2, stderrLine: `(got "now")`},
 		{name: "invalid configuration", args: []string{"migrate"}, env: map[string]string{"CLOUDDB_HTTP_ADDR": "8080"}, code: 2, stderrLine: "CLOUDDB_HTTP_ADDR"},
+		{name: "a URL for a DSN", args: []string{"migrate"}, env: map[string]string{"CLOUDDB_MGMT_DSN": "mysql://root@127.0.0.1:3306/x"}, code: 2,
+			stderrLine: "is a URL, not a DSN: the form is the Go MySQL driver's DSN, user:password@tcp(host:port)/database"},
 		{name: "migrate", args: []string{"migrate"}, code: 0},
-		{name: "projections status", args: []string{"projections", "status"}, code: 0, stdout: `"name": "streams"`},
+		{name: "projections status", args: []string{"projections", "status"}, code: 0, stdout: `"status": "stopped"`},
 		{name: "rebuild", args: []string{"projections", "rebuild", "streams"}, code: 0, stdout: `"name": "streams"`},
-		{name: "rebuild of an unknown projection", args: []string{"projections", "rebuild", "nope"}, code: 1, stderrLine: "nope"},
+		{name: "rebuild of an unknown projection", args: []string{"projections", "rebuild", "nope"}, code: 1, stderrLine: `"nope" (they are streams, users, `},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -203,7 +213,78 @@ func TestCommandLine(t *testing.T) {
 			if tt.stderrLine != "" && !strings.Contains(stderr.String(), tt.stderrLine) {
 				t.Fatalf("stderr %q lacks %q", stderr.String(), tt.stderrLine)
 			}
+			if strings.HasPrefix(strings.TrimSpace(stdout.String()), "[") && !json.Valid(stdout.Bytes()) {
+				t.Fatalf("stdout is not JSON alone (log lines belong on stderr):\n%s", stdout.String())
+			}
 		})
+	}
+
+	// While a server runs, status reads it from the management database: running.
+	getenv := func(name string) string {
+		return envOr(map[string]string{"CLOUDDB_DATA_DIR": dataDir, "CLOUDDB_HTTP_ADDR": "127.0.0.1:0", "CLOUDDB_METRICS_ADDR": "off"}, name, dsn)
+	}
+	cfg, err := config.FromEnv(getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	if err := app.Serve(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"projections", "status"}, getenv, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), `"status": "running"`) {
+		t.Errorf("projections status beside a server = %d:\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+
+	// A port that is taken fails serve at once, in one line, before anything starts.
+	busy := map[string]string{"CLOUDDB_DATA_DIR": dataDir, "CLOUDDB_HTTP_ADDR": app.Addr(), "CLOUDDB_METRICS_ADDR": "off"}
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), []string{"serve"}, func(name string) string { return envOr(busy, name, dsn) }, &stdout, &stderr); code != 1 ||
+		strings.Count(stderr.String(), "\n") != 1 || !strings.HasPrefix(stderr.String(), "clouddb: cannot listen on "+app.Addr()+" (CLOUDDB_HTTP_ADDR)") {
+		t.Errorf("serve on a taken port = %d, stderr:\n%s\nwant exit 1 and one line saying so", code, stderr.String())
+	}
+}
+
+// Ctrl-C stops a serving process cleanly: exit 0 and no ERROR in its log.
+func TestInterruptedServeLogsNoError(t *testing.T) {
+	port, err := net.Listen("tcp", "127.0.0.1:0") // a free port, let go just before serve binds it
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := port.Addr().String()
+	port.Close()
+	env := map[string]string{"CLOUDDB_DATA_DIR": t.TempDir(), "CLOUDDB_HTTP_ADDR": addr, "CLOUDDB_METRICS_ADDR": "off"}
+	dsn := testdb.DSN(t)
+	ctx, interrupt := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve"}, func(name string) string { return envOr(env, name, dsn) }, &stdout, &stderr)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve not ready within 30 s:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronization: the deadline decides
+	}
+	interrupt()
+	if code := <-done; code != 0 {
+		t.Errorf("exit code %d after Ctrl-C, want 0", code)
+	}
+	if logs := stderr.String(); strings.Contains(logs, `"level":"ERROR"`) || !strings.Contains(logs, `"msg":"stopped"`) {
+		t.Errorf("Ctrl-C logged errors, or did not stop:\n%s", logs)
 	}
 }
 

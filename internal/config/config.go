@@ -130,7 +130,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		fail("CLOUDDB_METRICS_ADDR", "%q is not host:port (or off)", metrics)
 	}
 	if c.MgmtDSN != "" {
-		if cfg, err := mysql.ParseDSN(c.MgmtDSN); err != nil {
+		if cfg, err := parseDSN(c.MgmtDSN); err != nil {
 			fail("CLOUDDB_MGMT_DSN", "%v", err)
 		} else if cfg.DBName == "" {
 			fail("CLOUDDB_MGMT_DSN", "names no database (add /clouddb)")
@@ -140,7 +140,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		if dsn = strings.TrimSpace(dsn); dsn == "" {
 			continue
 		}
-		if _, err := mysql.ParseDSN(dsn); err != nil {
+		if _, err := parseDSN(dsn); err != nil {
 			fail("CLOUDDB_SANDBOX_DSN", "%v", err)
 		}
 		c.SandboxDSNs = append(c.SandboxDSNs, dsn)
@@ -309,6 +309,23 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		return Config{}, errors.New("invalid configuration: " + strings.Join(problems, "; "))
 	}
 	return c, nil
+}
+
+// dsnForm is the form of a DSN, as the errors about one say it.
+const dsnForm = "the form is the Go MySQL driver's DSN, user:password@tcp(host:port)/database, e.g. root@tcp(127.0.0.1:3306)/clouddb"
+
+// parseDSN parses a go-sql-driver DSN, and says which form is expected when it is not one: a URL
+// (mysql://user@host:3306/db, the form of many other tools) otherwise fails with the driver's
+// puzzling "default addr for network '…' unknown".
+func parseDSN(dsn string) (*mysql.Config, error) {
+	if scheme, _, ok := strings.Cut(dsn, "://"); ok && !strings.ContainsAny(scheme, "@/(") {
+		return nil, fmt.Errorf("%s://… is a URL, not a DSN: %s", scheme, dsnForm)
+	}
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %s", err, dsnForm)
+	}
+	return cfg, nil
 }
 
 func validHostPort(addr string) bool {

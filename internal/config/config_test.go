@@ -87,6 +87,12 @@ func TestInvalidValuesNameTheVariableOnOneLine(t *testing.T) {
 	if c, err := FromEnv(env(map[string]string{"CLOUDDB_METRICS_ADDR": "off"})); err != nil || c.MetricsAddr != "" {
 		t.Fatalf("CLOUDDB_METRICS_ADDR=off: %q, %v; want no metrics listener", c.MetricsAddr, err)
 	}
+	for _, url := range []string{"mysql://root@127.0.0.1:3306/clouddb", "mariadb://u:p@db/x"} {
+		_, err := FromEnv(env(map[string]string{"CLOUDDB_MGMT_DSN": url}))
+		if err == nil || !strings.Contains(err.Error(), "is a URL, not a DSN") || !strings.Contains(err.Error(), "root@tcp(127.0.0.1:3306)/clouddb") {
+			t.Errorf("CLOUDDB_MGMT_DSN=%s: %v, want the expected form said", url, err)
+		}
+	}
 	_, err := FromEnv(env(map[string]string{"CLOUDDB_BOOTSTRAP_ADMIN_EMAIL": "a@b.c"}))
 	if err == nil || !strings.Contains(err.Error(), "CLOUDDB_BOOTSTRAP_ADMIN_PASSWORD") {
 		t.Fatalf("bootstrap email without password: %v", err)

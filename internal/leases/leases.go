@@ -96,9 +96,19 @@ func (l *Lease) Alive(ctx context.Context, instance string) (bool, error) {
 
 // Live is how many processes hold an unexpired lease, at least 1 (this one).
 func (l *Lease) Live(ctx context.Context) (int, error) {
-	var n int
-	if err := l.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM process_leases WHERE expires_at > ?`, l.now().UTC()).Scan(&n); err != nil {
-		return 1, fmt.Errorf("leases: count: %w", err)
+	n, err := l.Serving(ctx)
+	if err != nil {
+		return 1, err
 	}
 	return max(n, 1), nil
+}
+
+// Serving is how many processes hold an unexpired lease: the serving ones, this one if it took
+// its lease.
+func (l *Lease) Serving(ctx context.Context) (int, error) {
+	var n int
+	if err := l.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM process_leases WHERE expires_at > ?`, l.now().UTC()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("leases: count: %w", err)
+	}
+	return n, nil
 }

@@ -16,3 +16,12 @@ func IsDuplicateKey(err error) bool {
 	var me *mysql.MySQLError
 	return errors.As(err, &me) && me.Number == erDupEntry
 }
+
+// erNoSuchTable is ER_NO_SUCH_TABLE.
+const erNoSuchTable = 1146
+
+// IsNoSuchTable reports whether err is (or wraps) MySQL's "table doesn't exist".
+func IsNoSuchTable(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == erNoSuchTable
+}
