@@ -198,6 +198,22 @@ func mailLink(t *testing.T, m e2eMail) string {
 	return u.RequestURI()
 }
 
+// text is the text of the first element that matches the CSS selector, once it is visible.
+func (b *browser) text(selector string) string {
+	b.t.Helper()
+	var s string
+	b.run(chromedp.WaitVisible(selector, chromedp.ByQuery), chromedp.Text(selector, &s, chromedp.ByQuery))
+	return strings.TrimSpace(s)
+}
+
+// choose selects the option of value in the select of the CSS selector, as a person's choice does
+// (with its change event).
+func (b *browser) choose(selector, value string) {
+	b.t.Helper()
+	b.run(chromedp.WaitEnabled(selector, chromedp.ByQuery), chromedp.Evaluate(fmt.Sprintf(
+		`(s => { s.value = %q; s.dispatchEvent(new Event("change", {bubbles: true})) })(document.querySelector(%q))`, value, selector), nil))
+}
+
 // typeSQL replaces the editor's text by sql and runs it with Ctrl+Enter.
 func (b *browser) typeSQL(sql string) {
 	b.t.Helper()
@@ -233,30 +249,64 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	b.check("verified")
 
-	// Sign in; a person without a tenant creates one, then signs in to it.
+	// Sign in: the introduction leads a person without a tenant to one (signing in to it), a
+	// first database from the sample template and a first query that returns rows.
 	b.click(`//a[normalize-space()="Sign in"]`)
 	b.fill("Email", email)
 	b.fill("Password", password)
 	b.check("login")
 	b.click(button("Sign in"))
 	b.waitText("Welcome! Create your tenant")
-	b.check("tenant-new")
+	b.check("welcome-tenant")
 	b.fill("Tenant name", "Acme")
 	b.click(button("Create tenant"))
 	b.waitText("Sign in to")
 	b.fill("Password", password)
 	b.click(button("Sign in"))
-	b.waitText("No databases yet.")
-	b.check("databases-empty")
-
-	// Create a database from the sample template and open it when it runs.
-	b.click(button("New database"))
-	b.fill("Name", "shop")
-	b.check("database-create")
-	b.click(button("Create"))
+	b.waitText("The sample template comes with a small shop")
+	b.check("welcome-database")
+	b.click(button("Create it from the sample template"))
+	b.click(button("Run this query"))
+	b.waitText("10 rows ·")
+	b.check("welcome-query")
+	b.click(button("Finish"))
 	b.run(chromedp.WaitVisible(`//a[normalize-space()="shop"]`, chromedp.BySearch))
-	b.waitText("Running")
 	b.check("databases")
+
+	// The tenant's plan and usage.
+	b.click(`//nav//a[normalize-space()="Tenant"]`)
+	b.waitText("Limits of a query")
+	var meters []string
+	b.run(chromedp.Evaluate(`[...document.querySelectorAll("[role=meter]")].map(m => m.getAttribute("aria-valuetext"))`, &meters))
+	if fmt.Sprint(meters) != "[1 of 5 0 B of 1.0 GiB 0 of 10 1 of 5]" {
+		t.Errorf("usage meters = %q, want databases, storage, connections and members against the free plan", meters)
+	}
+	b.check("tenant")
+
+	// Another database, blank: what it uses of the quota is shown before it is created.
+	b.click(`//nav//a[normalize-space()="Databases"]`)
+	b.click(button("New database"))
+	b.fill("Name", "scratch")
+	b.choose("#template", "blank")
+	b.check("database-create")
+	b.click(button("Continue"))
+	b.waitText("The tenant's databases go from 1 to 2 of 5.")
+	b.check("database-create-impact")
+	b.click(button("Create database"))
+	b.run(chromedp.WaitVisible(`//a[normalize-space()="scratch"]`, chromedp.BySearch))
+
+	// Connection details: the password only on request, a new one after a rotation.
+	b.click(`//button[@aria-label="Connection details of shop"]`)
+	b.waitText("mariadb -h ")
+	b.click(button("Reveal password"))
+	first := b.text("code.secret")
+	env.secret(first, "database password")
+	b.check("database-connection")
+	b.click(button("Rotate password…"))
+	b.click(button("Rotate now"))
+	b.run(chromedp.WaitNotPresent(fmt.Sprintf(`//code[@class="secret"][normalize-space()=%q]`, first), chromedp.BySearch))
+	env.secret(b.text("code.secret"), "database password")
+	b.click(button("Done"))
 	b.click(`//a[normalize-space()="shop"]`)
 	b.waitText("customers") // the schema browser lists the sample's tables
 
@@ -284,20 +334,47 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.run(chromedp.WaitNotPresent(`//ul[@class="tree"]//button[normalize-space()="orders"]`, chromedp.BySearch))
 
 	// The access token expires (1 minute); the next request refreshes silently and succeeds, and
-	// a reload signs back in from the refresh cookie.
-	env.clock.Advance(2 * time.Minute)
+	// a reload signs back in from the refresh cookie. The clock passes the 5 minutes after which
+	// a change of owner needs the password again.
+	env.clock.Advance(6 * time.Minute)
 	b.typeSQL(`SELECT COUNT(*) AS n FROM customers`)
 	b.waitText("1 row ·")
 	b.run(chromedp.Reload())
 	b.waitText("customers")
 
-	// A viewer sees a read-only editor and no write actions.
 	c := env.client("127.0.0.71")
 	admin := dbMember{email: email, password: password}
 	s := c.login(email, password, "")
 	admin.tenantID = s.resp.str("tenant.id")
 	admin.c = c.with(s.access)
 	viewer := invite(env, admin, "127.0.0.72", "viewer")
+
+	// The admin gives the database to the viewer, confirming the password when asked; deletes it
+	// and restores it within the recovery window.
+	b.click(`//nav//a[normalize-space()="Databases"]`)
+	b.click(`//button[@aria-label="Change the owner of scratch"]`)
+	b.choose("#owner", viewer.userID)
+	b.click(button("Change owner"))
+	b.waitText("Confirm it is you")
+	b.fill("Your password", password)
+	b.check("database-owner-reauth")
+	b.click(button("Confirm"))
+	b.run(chromedp.WaitNotPresent(`dialog`, chromedp.ByQuery))
+	for _, d := range admin.c.do("GET", "/databases", nil).items("items") {
+		if d := d.(map[string]any); d["name"] == "scratch" && d["owner_id"] != viewer.userID {
+			t.Errorf("after the change of owner, owner_id = %v, want the viewer %s", d["owner_id"], viewer.userID)
+		}
+	}
+	b.click(`//button[@aria-label="Delete scratch"]`)
+	b.fill("Name of the database", "scratch")
+	b.click(button("Delete database"))
+	b.click(button("Show deleted databases (1) that can still be restored"))
+	b.waitText("Restorable until")
+	b.check("databases-deleted")
+	b.click(`//button[@aria-label="Restore scratch"]`)
+	b.run(chromedp.WaitVisible(`//a[normalize-space()="scratch"]`, chromedp.BySearch))
+
+	// A viewer sees a read-only editor and no write actions.
 	b.click(button("Sign out"))
 	b.waitText("Forgot your password?")
 	b.fill("Email", viewer.email)

@@ -65,6 +65,15 @@ async function send(method: string, path: string, opts: Options): Promise<Respon
   });
 }
 
+/** The error code of a response, read from a copy so that the response can still be parsed. */
+async function errorCode(res: Response): Promise<string> {
+  try {
+    return (await res.clone().json())?.error?.code ?? "";
+  } catch {
+    return "";
+  }
+}
+
 async function parse<T>(res: Response): Promise<T> {
   const text = await res.text();
   let doc: any = null;
@@ -87,11 +96,19 @@ async function parse<T>(res: Response): Promise<T> {
   );
 }
 
-/** Calls the API; a 401 with a token in hand refreshes once and tries again. */
+/**
+ * Calls the API; a 401 unauthenticated with a token in hand (the access token expired) refreshes
+ * once and tries again. Other 401s (a wrong password, reauthentication_required) are answers to
+ * the request itself: refreshing would spend a refresh token for nothing.
+ */
 export async function api<T = any>(method: string, path: string, opts: Options = {}): Promise<T> {
+  return parse<T>(await request(method, path, opts));
+}
+
+async function request(method: string, path: string, opts: Options): Promise<Response> {
   const hadToken = accessToken !== null;
   let res = await send(method, path, opts);
-  if (res.status === 401 && hadToken) {
+  if (res.status === 401 && hadToken && (await errorCode(res)) === "unauthenticated") {
     const pair = await refresh();
     if (!pair) {
       onSessionLost();
@@ -99,7 +116,26 @@ export async function api<T = any>(method: string, path: string, opts: Options =
       res = await send(method, path, opts);
     }
   }
-  return parse<T>(res);
+  return res;
+}
+
+/**
+ * Downloads a file the API streams (an export) under the name its Content-Disposition gives. The
+ * request needs the Authorization header, which a plain link cannot send, so the body is read
+ * into a Blob and saved from there.
+ */
+export async function download(path: string, fallbackName: string): Promise<void> {
+  const res = await request("GET", path, {});
+  if (!res.ok) await parse(res); // throws the API's error
+  const name = /filename="?([^";]+)"?/.exec(res.headers.get("Content-Disposition") ?? "")?.[1] ?? fallbackName;
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 /**

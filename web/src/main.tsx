@@ -5,13 +5,17 @@ import "./style.css";
 import { api } from "./api";
 import { AcceptInvitation, Forgot, Register, ResetPassword, SignIn, Unlock, Verify } from "./pages/auth";
 import { Databases } from "./pages/databases";
-import { CreateTenant } from "./pages/tenants";
+import { CreateTenant, TenantPage } from "./pages/tenants";
+import { Welcome } from "./pages/welcome";
+import { ReauthDialog } from "./reauth";
 import { resumeSession, signOut } from "./session";
 import { navigate, query, route, session, TenantChoice, useStore } from "./store";
 import { Link } from "./ui";
 
 // The SQL editor carries CodeMirror: it is loaded when a database is opened, not before.
 const Editor = lazy(() => import("./pages/editor").then((m) => ({ default: m.Editor })));
+// The account page carries the QR code generator: loaded when opened.
+const Account = lazy(() => import("./pages/account").then((m) => ({ default: m.Account })));
 
 const publicPages: Record<string, () => preact.JSX.Element> = {
   "/login": SignIn,
@@ -36,18 +40,29 @@ function App() {
     navigate("/login" + (path === "/" ? "" : "?next=" + encodeURIComponent(route.get())), true);
     return null;
   }
+  if (path === "/welcome") return <Shell><Welcome /></Shell>;
+  if (path === "/account") {
+    return (
+      <Shell>
+        <Suspense fallback={<p class="loading">Loading…</p>}>
+          <Account />
+        </Suspense>
+      </Shell>
+    );
+  }
   if (!me.tenant) return <Shell><CreateTenant /></Shell>;
   const db = /^\/databases\/([0-9a-f-]{36})$/.exec(path);
   if (db) {
     return (
       <Shell wide>
         <Suspense fallback={<p class="loading">Loading the editor…</p>}>
-          <Editor id={db[1]} />
+          <Editor id={db[1]} key={db[1]} />
         </Suspense>
       </Shell>
     );
   }
   if (path === "/tenants/new") return <Shell><CreateTenant /></Shell>;
+  if (path === "/tenant") return <Shell><TenantPage /></Shell>;
   if (path !== "/databases") {
     navigate("/databases", true);
     return null;
@@ -89,6 +104,7 @@ function TenantSwitcher() {
 
 function Shell(props: { children: preact.ComponentChildren; wide?: boolean }) {
   const me = useStore(session)!;
+  const here = useStore(route).split("?")[0];
   return (
     <>
       <a class="skip" href="#main">
@@ -100,8 +116,18 @@ function Shell(props: { children: preact.ComponentChildren; wide?: boolean }) {
           CloudDB Manager
         </Link>
         <nav aria-label="Main">
-          <Link href="/databases" aria-current={route.get().startsWith("/databases") ? "page" : undefined}>
-            Databases
+          {me.tenant && (
+            <>
+              <Link href="/databases" aria-current={here.startsWith("/databases") ? "page" : undefined}>
+                Databases
+              </Link>
+              <Link href="/tenant" aria-current={here === "/tenant" ? "page" : undefined}>
+                Tenant
+              </Link>
+            </>
+          )}
+          <Link href="/account" aria-current={here === "/account" ? "page" : undefined}>
+            Account
           </Link>
         </nav>
         <div class="spacer" />
@@ -116,6 +142,7 @@ function Shell(props: { children: preact.ComponentChildren; wide?: boolean }) {
       <main id="main" class={props.wide ? "wide" : undefined}>
         {props.children}
       </main>
+      <ReauthDialog />
     </>
   );
 }

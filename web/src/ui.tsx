@@ -1,5 +1,5 @@
 import type { AnchorHTMLAttributes, ComponentChildren } from "preact";
-import { useEffect, useRef } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { navigate } from "./store";
 
 export function Link(props: AnchorHTMLAttributes & { href: string }) {
@@ -23,7 +23,7 @@ let fieldIds = 0;
 export function Field(props: {
   label: string;
   hint?: string;
-  type?: "text" | "email" | "password";
+  type?: "text" | "email" | "password" | "date";
   value: string;
   onInput: (v: string) => void;
   autoComplete?: string;
@@ -71,8 +71,10 @@ export function Alert(props: { kind?: "error" | "info" | "success"; children: Co
 }
 
 /** A modal dialog on the native <dialog>: focus moves in and stays, Escape cancels. */
-export function Dialog(props: { title: string; onClose: () => void; children: ComponentChildren }) {
+export function Dialog(props: { title: string; onClose: () => void; children: ComponentChildren; wide?: boolean }) {
   const ref = useRef<HTMLDialogElement>(null);
+  // Unique: a dialog may open over another (the password confirmation over the one that needs it).
+  const titleId = useRef("dialog-title-" + ++fieldIds).current;
   useEffect(() => {
     const d = ref.current!;
     d.showModal();
@@ -81,13 +83,14 @@ export function Dialog(props: { title: string; onClose: () => void; children: Co
   return (
     <dialog
       ref={ref}
-      aria-labelledby="dialog-title"
+      class={props.wide ? "wide" : undefined}
+      aria-labelledby={titleId}
       onCancel={(e) => {
         e.preventDefault();
         props.onClose();
       }}
     >
-      <h2 id="dialog-title">{props.title}</h2>
+      <h2 id={titleId}>{props.title}</h2>
       {props.children}
     </dialog>
   );
@@ -128,3 +131,74 @@ export function formatBytes(n: number): string {
 }
 
 export const passwordHint = "At least 8 characters, with a lower-case and an upper-case letter, a digit and a symbol.";
+
+/** Puts text on the clipboard; where the Clipboard API is missing (an http:// origin other than
+ * localhost), through a selected, off-screen textarea. */
+export async function copyText(text: string): Promise<void> {
+  if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+  const area = document.createElement("textarea");
+  area.value = text;
+  area.setAttribute("readonly", "");
+  area.className = "offscreen";
+  document.body.append(area);
+  area.select();
+  const ok = document.execCommand("copy");
+  area.remove();
+  if (!ok) throw new Error("The browser refused to copy: select the text and copy it by hand.");
+}
+
+/** A button that copies text and says so for a moment (also to screen readers). */
+export function CopyButton(props: { text: string | (() => string); label: string; children?: ComponentChildren }) {
+  const [state, setState] = useState<"" | "copied" | "failed">("");
+  useEffect(() => {
+    if (!state) return;
+    const t = setTimeout(() => setState(""), 2000);
+    return () => clearTimeout(t);
+  }, [state]);
+  return (
+    <button
+      type="button"
+      class="copy"
+      aria-label={props.label}
+      onClick={() => copyText(typeof props.text === "string" ? props.text : props.text()).then(() => setState("copied"), () => setState("failed"))}
+    >
+      {props.children ?? "Copy"}
+      <span class="copy-state" aria-live="polite">
+        {state === "copied" ? " ✓ Copied" : state === "failed" ? " ✗ Not copied" : ""}
+      </span>
+    </button>
+  );
+}
+
+/** Usage against a limit: a labelled meter, amber from 80 % and red at the limit. */
+export function UsageBar(props: { label: string; used: number; limit: number; format?: (n: number) => string }) {
+  const f = props.format ?? ((n: number) => n.toLocaleString());
+  const share = props.limit > 0 ? Math.min(1, props.used / props.limit) : 0;
+  const level = share >= 1 ? "full" : share >= 0.8 ? "high" : "ok";
+  const id = useRef("u" + ++fieldIds).current;
+  return (
+    <div class="usage">
+      <div class="usage-head">
+        <span id={id}>{props.label}</span>
+        <span class="muted">
+          {f(props.used)} of {f(props.limit)}
+        </span>
+      </div>
+      <div
+        class={"bar bar-" + level}
+        role="meter"
+        aria-labelledby={id}
+        aria-valuemin={0}
+        aria-valuemax={props.limit}
+        aria-valuenow={Math.min(props.used, props.limit)}
+        aria-valuetext={`${f(props.used)} of ${f(props.limit)}`}
+      >
+        <div class="bar-fill" style={{ width: (share * 100).toFixed(1) + "%" }} />
+      </div>
+    </div>
+  );
+}
+
+export function plural(n: number, one: string, many = one + "s"): string {
+  return `${n.toLocaleString()} ${n === 1 ? one : many}`;
+}

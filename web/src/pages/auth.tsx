@@ -58,6 +58,7 @@ export function SignIn() {
   const unverified = error instanceof ApiError && error.code === "email_not_verified";
   return (
     <AuthCard title={tenant ? `Sign in to ${tenant}` : "Sign in"}>
+      {query("reason") === "password_changed" && <Alert kind="success">Your password is changed. Sign in with the new one.</Alert>}
       <form onSubmit={submit} aria-busy={busy}>
         {!needCode ? (
           <>
@@ -168,7 +169,7 @@ export function Verify() {
       <AuthCard title="Your address is verified">
         <Alert kind="success">Your account is active.</Alert>
         <p>
-          <Link class="button primary" href="/login">
+          <Link class="button primary" href="/login?next=/welcome">
             Sign in
           </Link>
         </p>

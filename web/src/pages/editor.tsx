@@ -1,21 +1,23 @@
 // The SQL editor of one database: CodeMirror with MariaDB highlighting and completion of the
 // database's own tables and columns, validation as you type, run with Ctrl/Cmd-Enter (the
 // selection or the statement under the cursor), the results grid, the schema browser and the
-// history of the person's queries.
+// history of the person's queries. Several tabs, whose SQL is kept in localStorage (drafts only,
+// never tokens), each with its last result.
 import { autocompletion, closeBrackets, completionKeymap } from "@codemirror/autocomplete";
 import { defaultKeymap, history as cmHistory, historyKeymap, indentWithTab } from "@codemirror/commands";
 import { MariaSQL, sql } from "@codemirror/lang-sql";
 import { bracketMatching, HighlightStyle, syntaxHighlighting } from "@codemirror/language";
 import { Diagnostic, lintGutter, setDiagnostics } from "@codemirror/lint";
-import { Compartment, EditorState, Prec } from "@codemirror/state";
+import { Compartment, EditorState, Extension, Prec } from "@codemirror/state";
 import { drawSelection, EditorView, highlightActiveLine, keymap, lineNumbers, placeholder } from "@codemirror/view";
 import { tags } from "@lezer/highlight";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, describeError } from "../api";
+import { pageSize, Result, ResultView } from "../results";
 import { statementAt } from "../sqlsplit";
 import { can, session, useStore } from "../store";
 import { Alert, Dialog, Link, useTitle } from "../ui";
-import { Database, StateBadge } from "./databases";
+import { ConnectionDialog, Database, StateBadge } from "./databases";
 
 interface Column {
   name: string;
@@ -28,17 +30,6 @@ interface Table {
   type: string;
   rows_estimate: number;
   columns: Column[];
-}
-export interface Result {
-  query_id: string;
-  statement_type: string;
-  columns: { name: string; type: string }[] | null;
-  rows: unknown[][] | null;
-  row_count: number;
-  affected_rows: number;
-  truncated: boolean;
-  execution_ms: number;
-  page?: { offset: number; limit: number; total: number };
 }
 interface HistoryItem {
   query_id: string;
@@ -74,55 +65,103 @@ const editorTheme = EditorView.theme({
   ".cm-tooltip-autocomplete > ul > li[aria-selected]": { backgroundColor: "var(--primary)", color: "var(--primary-text)" },
 });
 
-// The draft of each person's editor on each database: another person on this browser starts afresh.
+/** An editor tab: its SQL is the only thing the console keeps in localStorage. */
+interface Tab {
+  id: string;
+  title: string;
+  sql: string;
+}
+interface Drafts {
+  tabs: Tab[];
+  active: string;
+}
+
+// The drafts of each person's editor on each database: another person on this browser starts afresh.
 const storageKey = (user: string, db: string) => `clouddb.editor.${user}.${db}`;
+
+/** The saved tabs; an older console's single draft (plain text) becomes the first tab. */
+function loadDrafts(key: string): Drafts {
+  const raw = localStorage.getItem(key);
+  const fresh = (sql: string): Drafts => ({ tabs: [{ id: "1", title: "Query 1", sql }], active: "1" });
+  if (raw === null) return fresh("SELECT 1;");
+  try {
+    const d = JSON.parse(raw) as Drafts;
+    if (Array.isArray(d.tabs) && d.tabs.length > 0 && d.tabs.every((t) => typeof t.id === "string" && typeof t.sql === "string")) {
+      return { tabs: d.tabs, active: d.tabs.some((t) => t.id === d.active) ? d.active : d.tabs[0].id };
+    }
+  } catch {
+    // not JSON: the single draft of before tabs
+  }
+  return fresh(raw);
+}
+
+/** What a tab last ran: its result or its error. */
+interface Outcome {
+  result?: Result;
+  error?: unknown;
+  /** Where the statement that ran starts in the tab's document, to place an error's position. */
+  from: number;
+}
 
 export function Editor(props: { id: string }) {
   const me = useStore(session)!;
   const writer = can(me, "queries:write");
+  const key = storageKey(me.user.id, props.id);
   const [db, setDb] = useState<Database | null>(null);
+  const [archiving, setArchiving] = useState(false);
   const [tables, setTables] = useState<Table[]>([]);
   const [hist, setHist] = useState<HistoryItem[]>([]);
   const [panel, setPanel] = useState<"schema" | "history">("schema");
-  const [result, setResult] = useState<Result | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  const [drafts, setDrafts] = useState<Drafts>(() => loadDrafts(key));
+  const [outcomes, setOutcomes] = useState<Record<string, Outcome>>({});
   const [running, setRunning] = useState(false);
-  const [confirm, setConfirm] = useState<{ sql: string; error: ApiError } | null>(null);
+  const [confirm, setConfirm] = useState<{ sql: string; from: number; error: ApiError } | null>(null);
+  const [connecting, setConnecting] = useState(false);
   const host = useRef<HTMLDivElement>(null);
   const view = useRef<EditorView | null>(null);
   const schemaConf = useRef(new Compartment()).current;
+  const schemaExt = useRef(sql({ dialect: MariaSQL, upperCaseKeywords: true }));
+  const states = useRef(new Map<string, EditorState>());
+  const extensions = useRef<Extension[]>([]);
+  const draftsRef = useRef(drafts);
+  draftsRef.current = drafts;
   useTitle(db ? db.name : "Database");
+
+  const save = (d: Drafts) => {
+    setDrafts(d);
+    localStorage.setItem(key, JSON.stringify(d));
+  };
 
   const loadHistory = () =>
     api<{ items: HistoryItem[] }>("GET", "/queries/history").then(
       (r) => setHist(r.items.filter((h) => h.database_id === props.id)),
       () => {},
     );
+  const loadSchema = () => api<{ tables: Table[] }>("GET", `/databases/${props.id}/schema`).then((r) => setTables(r.tables ?? []), () => {});
 
   useEffect(() => {
-    api<Database>("GET", "/databases/" + props.id).then(setDb, setError);
-    api<{ tables: Table[] }>("GET", `/databases/${props.id}/schema`).then((r) => setTables(r.tables ?? []), () => {});
+    api<Database>("GET", "/databases/" + props.id).then(setDb, (e) => setOutcomes({ [drafts.active]: { error: e, from: 0 } }));
+    api<{ limits: { result_archiving: boolean } }>("GET", "/tenant").then((t) => setArchiving(!!t.limits?.result_archiving), () => {});
+    loadSchema();
     loadHistory();
   }, [props.id]);
 
-  const run = async (text: string, confirmed = false) => {
+  const run = async (text: string, from: number, confirmed = false) => {
     if (!text.trim()) return;
+    const tab = draftsRef.current.active;
     setRunning(true);
-    setError(null);
     try {
-      const body: Record<string, unknown> = { sql: text };
+      const body: Record<string, unknown> = { sql: text, page_size: pageSize };
       if (confirmed) body.confirm = true;
       const r = await api<Result>("POST", `/databases/${props.id}/query`, { body });
-      setResult(r);
-      if (r.statement_type === "ddl") {
-        api<{ tables: Table[] }>("GET", `/databases/${props.id}/schema`).then((s) => setTables(s.tables ?? []), () => {});
-      }
+      setOutcomes((o) => ({ ...o, [tab]: { result: r, from } }));
+      if (r.statement_type === "ddl") loadSchema();
     } catch (e) {
       if (e instanceof ApiError && e.code === "confirmation_required") {
-        setConfirm({ sql: text, error: e });
+        setConfirm({ sql: text, from, error: e });
       } else {
-        setError(e);
-        markError(e, text);
+        setOutcomes((o) => ({ ...o, [tab]: { error: e, from } }));
+        markError(e, from);
       }
     } finally {
       setRunning(false);
@@ -131,17 +170,25 @@ export function Editor(props: { id: string }) {
   };
   const runRef = useRef(run);
   runRef.current = run;
-  const lastRun = useRef({ from: 0 });
 
-  // The position of a failed statement, relative to what was sent, marked in the document.
-  const markError = (e: unknown, text: string) => {
-    const v = view.current;
+  /** Where in the document an error of the statement that started at from points, if it says. */
+  const errorAt = (e: unknown, from: number): number | null => {
     const pos = e instanceof ApiError ? e.details?.position : null;
-    if (!v || !pos || typeof pos.offset !== "number") return;
-    const doc = v.state.doc.toString();
-    const base = doc.indexOf(text, lastRun.current.from) >= 0 ? doc.indexOf(text, lastRun.current.from) : 0;
-    const at = Math.min(base + pos.offset, doc.length);
-    v.dispatch(setDiagnostics(v.state, [{ from: at, to: Math.min(at + 1, doc.length), severity: "error", message: e instanceof ApiError ? e.message : "" }]));
+    const v = view.current;
+    if (!v || !pos || typeof pos.offset !== "number") return null;
+    return Math.min(from + pos.offset, v.state.doc.length);
+  };
+  const markError = (e: unknown, from: number) => {
+    const v = view.current!;
+    const at = errorAt(e, from);
+    if (at === null) return;
+    v.dispatch(setDiagnostics(v.state, [{ from: at, to: Math.min(at + 1, v.state.doc.length), severity: "error", message: e instanceof ApiError ? e.message : "" }]));
+  };
+  const jump = (at: number) => {
+    const v = view.current;
+    if (!v) return;
+    v.dispatch({ selection: { anchor: at }, effects: EditorView.scrollIntoView(at, { y: "center" }) });
+    v.focus();
   };
 
   const runFromEditor = (v: EditorView) => {
@@ -149,13 +196,20 @@ export function Editor(props: { id: string }) {
     const doc = v.state.doc.toString();
     const span = sel.empty ? statementAt(doc, sel.head) : { from: sel.from, to: sel.to };
     if (!span) return true;
-    lastRun.current = span;
-    runRef.current(doc.slice(span.from, span.to));
+    runRef.current(doc.slice(span.from, span.to), span.from);
     return true;
   };
 
+  const stateFor = (tab: Tab) => {
+    let st = states.current.get(tab.id);
+    if (!st) {
+      st = EditorState.create({ doc: tab.sql, extensions: extensions.current });
+      states.current.set(tab.id, st);
+    }
+    return st;
+  };
+
   useEffect(() => {
-    const saved = localStorage.getItem(storageKey(me.user.id, props.id));
     let timer = 0;
     let seq = 0;
     const validate = (v: EditorView) => {
@@ -189,34 +243,32 @@ export function Editor(props: { id: string }) {
         }
       }, 400);
     };
-    const v = new EditorView({
-      parent: host.current!,
-      state: EditorState.create({
-        doc: saved ?? "SELECT 1;",
-        extensions: [
-          lineNumbers(),
-          cmHistory(),
-          drawSelection(),
-          highlightActiveLine(),
-          bracketMatching(),
-          closeBrackets(),
-          autocompletion(),
-          lintGutter(),
-          placeholder("Write SQL here. Ctrl+Enter runs the statement under the cursor or the selection."),
-          schemaConf.of(sql({ dialect: MariaSQL, upperCaseKeywords: true })),
-          syntaxHighlighting(highlight),
-          Prec.highest(keymap.of([{ key: "Mod-Enter", run: runFromEditor }])),
-          keymap.of([...defaultKeymap, ...historyKeymap, ...completionKeymap, indentWithTab]),
-          EditorView.contentAttributes.of({ "aria-label": "SQL editor" }),
-          EditorView.updateListener.of((u) => {
-            if (!u.docChanged) return;
-            localStorage.setItem(storageKey(me.user.id, props.id), u.state.doc.toString());
-            validate(u.view);
-          }),
-          editorTheme,
-        ],
+    extensions.current = [
+      lineNumbers(),
+      cmHistory(),
+      drawSelection(),
+      highlightActiveLine(),
+      bracketMatching(),
+      closeBrackets(),
+      autocompletion(),
+      lintGutter(),
+      placeholder("Write SQL here. Ctrl+Enter runs the statement under the cursor or the selection."),
+      schemaConf.of(schemaExt.current),
+      syntaxHighlighting(highlight),
+      Prec.highest(keymap.of([{ key: "Mod-Enter", run: runFromEditor }])),
+      keymap.of([...defaultKeymap, ...historyKeymap, ...completionKeymap, indentWithTab]),
+      EditorView.contentAttributes.of({ "aria-label": "SQL editor" }),
+      EditorView.updateListener.of((u) => {
+        if (!u.docChanged) return;
+        const d = draftsRef.current;
+        save({ ...d, tabs: d.tabs.map((t) => (t.id === d.active ? { ...t, sql: u.state.doc.toString() } : t)) });
+        validate(u.view);
       }),
-    });
+      editorTheme,
+    ];
+    states.current.clear();
+    const d = draftsRef.current;
+    const v = new EditorView({ parent: host.current!, state: stateFor(d.tabs.find((t) => t.id === d.active)!) });
     view.current = v;
     return () => {
       clearTimeout(timer);
@@ -228,8 +280,41 @@ export function Editor(props: { id: string }) {
   useEffect(() => {
     const schema: Record<string, string[]> = {};
     for (const t of tables) schema[t.name] = t.columns.map((c) => c.name);
-    view.current?.dispatch({ effects: schemaConf.reconfigure(sql({ dialect: MariaSQL, upperCaseKeywords: true, schema })) });
+    schemaExt.current = sql({ dialect: MariaSQL, upperCaseKeywords: true, schema });
+    view.current?.dispatch({ effects: schemaConf.reconfigure(schemaExt.current) });
   }, [tables]);
+
+  /** Shows another tab in the one editor, keeping each tab's undo history. */
+  const switchTo = (d: Drafts, id: string) => {
+    const v = view.current!;
+    states.current.set(draftsRef.current.active, v.state);
+    const tab = d.tabs.find((t) => t.id === id)!;
+    save({ ...d, active: id });
+    v.setState(stateFor(tab));
+    v.dispatch({ effects: schemaConf.reconfigure(schemaExt.current) });
+    v.focus();
+  };
+  const newTab = () => {
+    const n = Math.max(0, ...drafts.tabs.map((t) => Number(t.id) || 0)) + 1;
+    switchTo({ ...drafts, tabs: [...drafts.tabs, { id: String(n), title: "Query " + n, sql: "" }] }, String(n));
+  };
+  const closeTab = (id: string) => {
+    const i = drafts.tabs.findIndex((t) => t.id === id);
+    const rest = drafts.tabs.filter((t) => t.id !== id);
+    states.current.delete(id);
+    setOutcomes(({ [id]: _, ...o }) => o);
+    if (rest.length === 0) {
+      const tab = { id: "1", title: "Query 1", sql: "" };
+      states.current.clear();
+      save({ tabs: [tab], active: "1" });
+      view.current!.setState(stateFor(tab));
+      return;
+    }
+    if (id !== drafts.active) return save({ ...drafts, tabs: rest });
+    const next = rest[Math.min(i, rest.length - 1)];
+    switchTo({ tabs: rest, active: id }, next.id);
+    states.current.delete(id);
+  };
 
   const insert = (text: string) => {
     const v = view.current;
@@ -245,6 +330,8 @@ export function Editor(props: { id: string }) {
     v.focus();
   };
 
+  const outcome = outcomes[drafts.active];
+  const errorPos = outcome?.error !== undefined ? errorAt(outcome.error, outcome.from) : null;
   return (
     <div class="editor-page">
       <div class="editor-head">
@@ -253,6 +340,11 @@ export function Editor(props: { id: string }) {
         </h1>
         {db && <StateBadge state={db.state} />}
         <div class="spacer" />
+        {db && (db.state === "running" || db.state === "stopped") && (
+          <button type="button" onClick={() => setConnecting(true)}>
+            Connect
+          </button>
+        )}
         <button class="primary" type="button" disabled={running} onClick={() => view.current && runFromEditor(view.current)}>
           {running ? "Running…" : "Run"} <kbd>{navigator.platform.startsWith("Mac") ? "⌘" : "Ctrl"}+Enter</kbd>
         </button>
@@ -301,13 +393,31 @@ export function Editor(props: { id: string }) {
           )}
         </aside>
         <div class="main-col">
+          <nav class="editor-tabs" aria-label="Editor tabs">
+            <ul>
+              {drafts.tabs.map((t) => (
+                <li key={t.id} class={t.id === drafts.active ? "active" : undefined}>
+                  <button type="button" class="tab" aria-current={t.id === drafts.active ? "true" : undefined} onClick={() => t.id !== drafts.active && switchTo(drafts, t.id)}>
+                    {t.title}
+                  </button>
+                  <button type="button" class="close" aria-label={`Close ${t.title}`} title={`Close ${t.title}`} onClick={() => closeTab(t.id)}>
+                    ×
+                  </button>
+                </li>
+              ))}
+            </ul>
+            <button type="button" class="new-tab" aria-label="New editor tab" title="New editor tab" onClick={newTab}>
+              +
+            </button>
+          </nav>
           <div class="cm-host" ref={host} />
           <section class="results" aria-label="Results" aria-live="polite">
-            {error !== null && <QueryError error={error} />}
-            {result && error === null && <ResultView result={result} />}
+            {outcome?.error !== undefined && <QueryError error={outcome.error} onJump={errorPos === null ? undefined : () => jump(errorPos)} />}
+            {outcome?.result && <ResultView result={outcome.result} archiving={archiving} />}
           </section>
         </div>
       </div>
+      {connecting && db && <ConnectionDialog db={db} onClose={() => setConnecting(false)} />}
       {confirm && (
         <Dialog title="Confirm this statement" onClose={() => setConfirm(null)}>
           <p>{confirmReasons[confirm.error.details?.reason] ?? confirm.error.message}</p>
@@ -321,9 +431,9 @@ export function Editor(props: { id: string }) {
               type="button"
               class="danger"
               onClick={() => {
-                const s = confirm.sql;
+                const c = confirm;
                 setConfirm(null);
-                run(s, true);
+                run(c.sql, c.from, true);
               }}
             >
               Run it
@@ -375,111 +485,27 @@ const confirmReasons: Record<string, string> = {
   large_write: "This statement changes many rows.",
 };
 
-function QueryError(props: { error: unknown }) {
+/** A failed statement in words: what the server said, what it means, a hint, and a jump to the
+ * position it names. */
+function QueryError(props: { error: unknown; onJump?: () => void }) {
   const e = props.error;
   const d = e instanceof ApiError ? e.details : {};
   return (
     <Alert>
       <strong>{describeError(e)}</strong>
+      {d?.explanation && <div>{d.explanation}</div>}
       {d?.position && (
         <div>
-          At line {d.position.line}, column {d.position.column}.
+          At line {d.position.line}, column {d.position.column}.{" "}
+          {props.onJump && (
+            <button type="button" class="linklike" onClick={props.onJump}>
+              Go to the error
+            </button>
+          )}
         </div>
       )}
       {d?.hint && <div class="hint">{d.hint}</div>}
       {d?.reason && <div class="hint">{d.reason}</div>}
     </Alert>
-  );
-}
-
-const numericType = /INT|DECIMAL|FLOAT|DOUBLE|YEAR|BIT/;
-const binaryType = /BLOB|BINARY|GEOMETRY|VECTOR/;
-
-/** One value as text: NULL apart from the string "NULL", binary marked, long values cut. */
-function Cell(props: { value: unknown; type: string }) {
-  const v = props.value;
-  if (v === null) return <td class="null">NULL</td>;
-  const numeric = typeof v === "number" || (numericType.test(props.type) && !props.type.includes("BLOB"));
-  let text = typeof v === "string" ? v : JSON.stringify(v);
-  const binary = binaryType.test(props.type) && !props.type.includes("TEXT");
-  if (binary) text = "base64:" + text;
-  const long = text.length > 200;
-  return (
-    <td class={(numeric ? "num" : "") + (binary ? " binary" : "")} title={long ? text.slice(0, 4000) : undefined}>
-      {long ? text.slice(0, 200) + "…" : text}
-    </td>
-  );
-}
-
-function ResultView(props: { result: Result }) {
-  const first = props.result;
-  const [page, setPage] = useState<Result>(first);
-  const [error, setError] = useState<unknown>(null);
-  useEffect(() => setPage(first), [first]);
-  const cols = first.columns;
-  if (!cols || cols.length === 0) {
-    return (
-      <p class="stats">
-        {first.affected_rows === 1 ? "1 row" : `${first.affected_rows} rows`} affected · {first.execution_ms} ms
-      </p>
-    );
-  }
-  const p = page.page ?? { offset: 0, limit: page.rows?.length ?? 0, total: first.row_count };
-  const go = async (offset: number) => {
-    try {
-      const r = await api<Result>("GET", `/queries/${first.query_id}/results?offset=${offset}&limit=${p.limit}`);
-      setPage({ ...first, rows: r.rows, page: r.page });
-      setError(null);
-    } catch (e) {
-      setError(e);
-    }
-  };
-  return (
-    <>
-      <p class="stats">
-        {first.row_count === 1 ? "1 row" : `${first.row_count} rows`}{first.truncated ? " (cut at the row limit)" : ""} · {first.execution_ms} ms
-        {p.total > p.limit && (
-          <span class="pager">
-            {" "}
-            · rows {p.offset + 1}–{Math.min(p.offset + p.limit, p.total)} of {p.total}{" "}
-            <button type="button" disabled={p.offset === 0} onClick={() => go(Math.max(0, p.offset - p.limit))}>
-              Previous
-            </button>{" "}
-            <button type="button" disabled={p.offset + p.limit >= p.total} onClick={() => go(p.offset + p.limit)}>
-              Next
-            </button>
-          </span>
-        )}
-      </p>
-      {error !== null && <Alert>{describeError(error)}</Alert>}
-      <div class="grid-wrap" tabIndex={0} role="region" aria-label="Result rows">
-        <table class="grid">
-          <thead>
-            <tr>
-              <th scope="col" class="rownum">
-                #
-              </th>
-              {cols.map((c, i) => (
-                <th scope="col" key={i} title={c.type}>
-                  {c.name}
-                </th>
-              ))}
-            </tr>
-          </thead>
-          <tbody>
-            {(page.rows ?? []).map((row, r) => (
-              <tr key={p.offset + r}>
-                <th scope="row" class="rownum">
-                  {p.offset + r + 1}
-                </th>
-                {row.map((v, i) => (
-                  <Cell key={i} value={v} type={cols[i]?.type ?? ""} />
-                ))}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-    </>
   );
 }
