@@ -216,7 +216,7 @@ func (s *Server) handleQueryExport(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="query-%s.%s"`, id, ext))
 		h.Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(http.StatusOK)
-	})
+	}, metadata(r.Context(), r))
 	switch {
 	case err == nil:
 	case started: // the status is sent; all that is left is to cut the download short

@@ -111,6 +111,11 @@ func metadata(ctx context.Context, r *http.Request) eventstore.Metadata {
 	m := eventstore.Metadata{RequestID: RequestID(ctx), CorrelationID: RequestID(ctx)}
 	if p := principalFrom(ctx); p.UserID != "" {
 		m.ActorID, m.TenantID = string(p.UserID), string(p.TenantID)
+		if p.APIKeyID != "" {
+			m.APIKeyID = string(p.APIKeyID)
+		} else {
+			m.SessionID = string(p.SessionID)
+		}
 	}
 	if r != nil {
 		m.IP, m.UserAgent = remoteIP(r), userAgent(r)

@@ -364,13 +364,15 @@ func (h *QueryRunner) Page(ctx context.Context, tenant domain.TenantID, user dom
 // Export is GET /queries/{id}/export: the whole kept result as o says, streamed to w as it is
 // read, from the result store, else from the archive (errors as for Page). start is called once
 // the result is found, before anything is written (to send headers); an error after it means the
-// download is incomplete.
-func (h *QueryRunner) Export(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string, o results.ExportOptions, w io.Writer, start func()) error {
+// download is incomplete. A whole download is recorded (query.result_exported.v1, with meta) before
+// Export returns.
+func (h *QueryRunner) Export(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string, o results.ExportOptions, w io.Writer, start func(), meta eventstore.Metadata) error {
 	store := h.engine.Results()
 	var (
 		cols []results.Column
 		rows func(fn func(cols []results.Column, row json.RawMessage) error) error
 	)
+	source, database := "results", domain.DatabaseID("")
 	first, err := store.Page(queryID, string(user), 0, 1)
 	switch {
 	case err == nil:
@@ -385,7 +387,7 @@ func (h *QueryRunner) Export(ctx context.Context, tenant domain.TenantID, user d
 		} else if aerr != nil {
 			return aerr
 		}
-		cols = item.Columns
+		cols, source, database = item.Columns, "archive", item.DatabaseID
 		rows = func(fn func([]results.Column, json.RawMessage) error) error {
 			return h.archive.Rows(ctx, queryID, tenant, user, fn)
 		}
@@ -400,10 +402,54 @@ func (h *QueryRunner) Export(ctx context.Context, tenant domain.TenantID, user d
 	if err := exporter.Begin(cols); err != nil {
 		return err
 	}
-	if err := rows(func(_ []results.Column, row json.RawMessage) error { return exporter.Row(row) }); err != nil {
+	var exported int64
+	if err := rows(func(_ []results.Column, row json.RawMessage) error { exported++; return exporter.Row(row) }); err != nil {
 		return err
 	}
-	return exporter.End()
+	if err := exporter.End(); err != nil {
+		return err
+	}
+	return h.recordExport(context.WithoutCancel(ctx), queryID, database, o.Format, exported, source, meta)
+}
+
+// recordExport records a whole download of a query's result in the query's stream; meta names the
+// caller, whose result it is (the result store and the archive checked that).
+func (h *QueryRunner) recordExport(ctx context.Context, queryID string, database domain.DatabaseID, format string, rows int64, source string, meta eventstore.Metadata) error {
+	if database == "" {
+		var err error
+		if database, err = h.databaseOf(ctx, queryID); err != nil {
+			return err
+		}
+	}
+	_, err := h.events.Append(ctx, eventstore.Append{Metadata: meta, Streams: []eventstore.Stream{{
+		ID: domain.QueryStream(queryID), Type: "query", ExpectedVersion: eventstore.AnyVersion,
+		Events: []domain.Event{domain.QueryResultExported{QueryID: queryID, DatabaseID: database, Format: format,
+			RowCount: rows, Source: source, At: h.now().UTC()}},
+	}}})
+	return err
+}
+
+// databaseOf reads which database a query ran on from its stream: its intent, or its outcome. ""
+// when neither is there yet: a later statement of a request has no intent of its own, and its
+// outcome may still be on its way to the log (the entry of its execution names the database).
+func (h *QueryRunner) databaseOf(ctx context.Context, queryID string) (domain.DatabaseID, error) {
+	envs, err := h.events.ReadStream(ctx, domain.QueryStream(queryID), 0)
+	if err != nil {
+		return "", err
+	}
+	for _, env := range envs {
+		e, err := h.events.Registry().Decode(env)
+		if err != nil {
+			return "", err
+		}
+		switch e := e.(type) {
+		case domain.QueryStarted:
+			return e.DatabaseID, nil
+		case domain.QueryExecuted:
+			return e.DatabaseID, nil
+		}
+	}
+	return "", nil
 }
 
 // Archived is GET /queries/archive: the caller's archived results in tenant, newest first, limit

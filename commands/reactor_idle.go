@@ -40,7 +40,7 @@ func (h *Databases) StopIdle(ctx context.Context) (int, error) {
 	rows.Close()
 	stopped := 0
 	for _, d := range due {
-		if _, err := h.Stop(ctx, d.tenant, d.id, "idle", eventstore.Metadata{UserAgent: "clouddb auto-stop"}); err != nil {
+		if _, err := h.Stop(ctx, d.tenant, d.id, "idle", eventstore.Metadata{TenantID: string(d.tenant), UserAgent: "clouddb auto-stop"}); err != nil {
 			h.log.Warn("auto-stop failed, retrying later", "database_id", d.id, "err", err)
 			continue
 		}

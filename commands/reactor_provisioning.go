@@ -164,7 +164,8 @@ func (h *Databases) provision(ctx context.Context, id domain.DatabaseID) (change
 		h.log.Info("database provisioned", "database_id", id, "server", req.Server, "template", req.Template, "took_ms", time.Since(started).Milliseconds())
 		// The version loaded above fences the append: if this worker's lease was taken over, one
 		// outcome only is recorded.
-		_, err := h.events.Append(record, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "database", database)}})
+		_, err := h.events.Append(record, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "database", database)},
+			Metadata: eventstore.Metadata{TenantID: string(req.TenantID), UserAgent: "clouddb provisioning"}})
 		return true, err
 	case errors.Is(err, domain.ErrUnavailable) && h.now().Sub(req.At) < provisioningDeadline:
 		h.log.Warn("sandbox server unavailable, provisioning waits", "database_id", id, "server", req.Server, "err", err)
@@ -273,6 +274,7 @@ func (h *Databases) failProvisioning(ctx context.Context, database *domain.Datab
 		_, err = h.events.Append(ctx, eventstore.Append{
 			Streams:  []eventstore.Stream{stream(req.DatabaseID.Stream(), "database", database), stream(req.TenantID.QuotaStream(), "quota", quota)},
 			Releases: []eventstore.Claim{{Key: domain.DatabaseNameClaim(req.TenantID, req.Name), StreamID: req.DatabaseID.Stream()}},
+			Metadata: eventstore.Metadata{TenantID: string(req.TenantID), UserAgent: "clouddb provisioning"},
 		})
 		return err
 	})

@@ -49,7 +49,8 @@ func (h *Databases) PurgeDue(ctx context.Context) (int, error) {
 			continue
 		}
 		// No waiting for the read model: this transaction holds the row it would update.
-		if _, err := h.events.Append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "database", d)}}); err != nil {
+		if _, err := h.events.Append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "database", d)},
+			Metadata: eventstore.Metadata{TenantID: string(d.TenantID()), UserAgent: "clouddb purge"}}); err != nil {
 			return purged, err
 		}
 		for _, secret := range []string{rwSecret(id), roSecret(id)} {

@@ -93,7 +93,7 @@ func (h *Databases) recordStorage(ctx context.Context, id domain.DatabaseID, byt
 			return nil
 		}
 		res, err := h.events.Append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "database", d)},
-			Metadata: eventstore.Metadata{UserAgent: "clouddb storage sampler"}})
+			Metadata: eventstore.Metadata{TenantID: string(d.TenantID()), UserAgent: "clouddb storage sampler"}})
 		position = res.LastPosition
 		return err
 	})

@@ -208,6 +208,7 @@ func (h *Tenants) ChangeSettings(ctx context.Context, id domain.TenantID, patch 
 
 // ChangePlan moves a tenant to another plan (super admin).
 func (h *Tenants) ChangePlan(ctx context.Context, id domain.TenantID, planID domain.PlanID, meta eventstore.Metadata) (*domain.Tenant, error) {
+	meta.TenantID = string(id) // a super admin changes it from anywhere: the change is the tenant's (its audit chain)
 	plan, err := domain.PlanByID(planID)
 	if err != nil {
 		return nil, err

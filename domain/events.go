@@ -17,7 +17,7 @@ func Events() []Event {
 		DatabaseDeleted{}, DatabaseRestored{}, DatabasePurged{}, DatabaseOwnerChanged{}, DatabaseCredentialsRotated{},
 		DatabaseStorageMeasured{}, DatabaseWritesRestricted{}, DatabaseWritesRestored{}, DatabaseCredentialsRevealed{},
 		QuotaDatabaseReserved{}, QuotaDatabaseReleased{}, QuotaSubQuotaSet{}, QuotaDatabaseOwnerChanged{},
-		QueryStarted{}, QueryExecuted{}, QueryResultArchived{}, QueryResultArchiveDeleted{},
+		QueryStarted{}, QueryExecuted{}, QueryResultArchived{}, QueryResultArchiveDeleted{}, QueryResultExported{},
 		MetricsPruned{},
 		AlertRuleCreated{}, AlertRuleChanged{}, AlertRuleDeleted{}, AlertFired{}, AlertResolved{}, AlertNotified{},
 		WebhookCreated{}, WebhookDeleted{}, WebhookDeliveryRequested{}, WebhookDeliveryAttempted{},

@@ -33,6 +33,9 @@ type Metadata struct {
 	RequestID     string `json:"request_id,omitempty"`
 	IP            string `json:"ip,omitempty"`
 	UserAgent     string `json:"user_agent,omitempty"`
+	// SessionID or APIKeyID is how the actor was authenticated: the audit trail says which.
+	SessionID string `json:"session_id,omitempty"`
+	APIKeyID  string `json:"api_key_id,omitempty"`
 }
 
 // AnyVersion as a Stream's ExpectedVersion appends without a concurrency check, for streams that

@@ -210,6 +210,8 @@ func (m Metadata) fields() map[string]string {
 		"request_id":     m.RequestID,
 		"ip":             m.IP,
 		"user_agent":     m.UserAgent,
+		"session_id":     m.SessionID,
+		"api_key_id":     m.APIKeyID,
 	}
 }
 
@@ -222,6 +224,8 @@ func metadataFromFields(get func(string) string) Metadata {
 		RequestID:     get("request_id"),
 		IP:            get("ip"),
 		UserAgent:     get("user_agent"),
+		SessionID:     get("session_id"),
+		APIKeyID:      get("api_key_id"),
 	}
 }
 

@@ -28,6 +28,7 @@ func TestMessageRoundTrip(t *testing.T) {
 		Metadata: eventstore.Metadata{
 			ActorID: "user-1", TenantID: "tenant-1", CorrelationID: "corr-1", CausationID: "cause-1",
 			RequestID: "req-1", IP: "2001:db8::1", UserAgent: "Mozilla/5.0 (X11; Linux) \"quoted\"",
+			SessionID: "session-1", APIKeyID: "key-1",
 		},
 		RecordedAt: time.Date(2025, 3, 14, 15, 9, 26, 535897000, time.UTC),
 		ChainID:    "tenant-1",

@@ -139,6 +139,7 @@ func (a *App) open(ctx context.Context) error {
 		projections.NewInvitations(registry),
 		projections.NewDatabases(registry),
 		projections.NewQueryHistory(registry),
+		projections.AuditLog{},
 		projections.NewMetrics(registry),
 	)
 	if err != nil {

@@ -131,7 +131,8 @@ func TestQueryResultArchive(t *testing.T) {
 	owner.c.do("DELETE", "/queries/"+qid+"/archive", nil).expect(t, 404, "not_found")
 	owner.c.do("DELETE", "/queries/not-a-query/archive", nil).expect(t, 404, "not_found")
 
-	// The query's stream records its intent and outcome, then who kept the result and who deleted it, once each.
+	// The query's stream records its intent and outcome, then who kept the result, the two exports
+	// of the archived rows (CSV, then JSON) and who deleted it, once each.
 	envs, err := env.app.Store.ReadStream(context.Background(), "query-"+qid, 0)
 	var recorded []string
 	for _, e := range envs {
@@ -140,7 +141,7 @@ func TestQueryResultArchive(t *testing.T) {
 			t.Errorf("%s recorded for actor %q in tenant %q, want the owner", e.EventType, e.Metadata.ActorID, e.Metadata.TenantID)
 		}
 	}
-	if want := "query.started.v1 query.executed.v1 query.result_archived.v1 query.result_archive_deleted.v1"; err != nil || strings.Join(recorded, " ") != want {
+	if want := "query.started.v1 query.executed.v1 query.result_archived.v1 query.result_exported.v1 query.result_exported.v1 query.result_archive_deleted.v1"; err != nil || strings.Join(recorded, " ") != want {
 		t.Errorf("stream of the archived query = %v, %v; want %s", recorded, err, want)
 	}
 

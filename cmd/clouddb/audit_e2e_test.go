@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/projections"
 )
 
 // TestAuditPublicKey: members read the key that signs the chain heads (the one configured), and
@@ -120,5 +122,45 @@ func TestAuditVerifyCommand(t *testing.T) {
 	live := map[string]string{"CLOUDDB_MGMT_DSN": env.dsn, "CLOUDDB_AUDIT_SIGNING_KEY": seed, "CLOUDDB_DATA_DIR": t.TempDir(), "CLOUDDB_METRICS_ADDR": "off"}
 	if code, out := cmd(func(name string) string { return live[name] }, "--live"); code != 0 || !strings.Contains(out, "verified:") {
 		t.Errorf("verify --live: %d\n%s", code, out)
+	}
+}
+
+// TestAuditLogRecordsExports: a download of a query's result is recorded (who, which query, which
+// format, how many rows) and shows in the tenant's audit log with the query and the database's
+// lifecycle, the provisioning the server did included.
+func TestAuditLogRecordsExports(t *testing.T) {
+	env, _ := startDatabaseE2E(t, dbEnvOptions{})
+	admin := newTenantAdmin(env, "127.0.61.4", "Exporters")
+	db := createDatabase(t, admin.c, map[string]any{"name": "exported"}).str("id")
+	qid := query(admin.c, db, "SELECT 1 AS one UNION SELECT 2", nil).expect(t, 200, "").str("query_id")
+	if status, _, body := download(t, admin.c, "/queries/"+qid+"/export?format=csv"); status != 200 || string(body) != "one\r\n1\r\n2\r\n" {
+		t.Fatalf("export: %d %q", status, body)
+	}
+	ctx := context.Background()
+	head, _ := env.app.Store.LocalHead()
+	if err := env.app.Projections.WaitFor(ctx, head, "audit_log"); err != nil {
+		t.Fatal(err)
+	}
+	entries, _, err := env.app.views.Audit(ctx, projections.AuditFilter{Chain: admin.tenantID, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]projections.AuditEntry{}
+	for _, e := range entries {
+		seen[e.Action] = e
+	}
+	exported, ok := seen["query.result_exported"]
+	var details map[string]any
+	if !ok || json.Unmarshal(exported.Details, &details) != nil || details["format"] != "csv" || details["row_count"] != 2.0 ||
+		details["source"] != "results" || details["database_id"] != db || exported.Target.ID != qid || *exported.Actor.ID != admin.userID {
+		t.Fatalf("export entry %+v (%s)", exported, exported.Details)
+	}
+	for _, action := range []string{"query.executed", "database.created", "database.provisioned", "tenant.created", "auth.signed_in"} {
+		if _, ok := seen[action]; !ok {
+			t.Errorf("no %s in the tenant's audit log", action)
+		}
+	}
+	if via := seen["database.provisioned"].Actor.Via; via == nil || *via != "system" {
+		t.Errorf("provisioning is the server's: %+v", seen["database.provisioned"].Actor)
 	}
 }

@@ -1,0 +1,275 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/sqlparams"
+)
+
+// AuditLog is the read model of GET /audit and its exports: one entry per event an auditor asks
+// about — sign-ins and their failures, lockouts, sessions, two factors, API keys, invitations,
+// members' roles, quotas and lifecycle, databases' lifecycle and credentials, settings and plans,
+// executed queries and exported results — with who did it (and through a session or an API key),
+// in which tenant, from where, to what. An entry is its event's: same id, same position, same
+// place in the tenant's hash chain, so an export can carry the events that prove its entries.
+//
+// It reads every event type but the plumbing of the others (AuditIgnored): an event type added
+// later shows as an action named after it (its type without the version) until it gets a name of
+// its own in auditNames. The entries are a function of the log: a rebuild gives the same rows.
+type AuditLog struct{}
+
+func (AuditLog) Name() string { return "audit_log" }
+
+func (AuditLog) Handles() []string { return []string{AllEvents} }
+
+// AuditIgnored are the event types the audit log leaves out: what machinery records for itself
+// (deliveries, samples, intents whose outcome is recorded, counters), not what someone did.
+var AuditIgnored = []string{
+	domain.QueryStarted{}.EventType(), domain.DatabaseStorageMeasured{}.EventType(), domain.SessionRefreshed{}.EventType(),
+	domain.UserVerificationIssued{}.EventType(), domain.MailRequested{}.EventType(), domain.MailSent{}.EventType(),
+	domain.MailFailed{}.EventType(), domain.QuotaDatabaseReserved{}.EventType(), domain.QuotaDatabaseReleased{}.EventType(),
+	domain.QuotaDatabaseOwnerChanged{}.EventType(), "metrics.pruned.v1", "alert.fired.v1", "alert.resolved.v1",
+	"alert.notified.v1", "webhook.delivery_requested.v1", "webhook.delivery_attempted.v1",
+}
+
+// Ignores is AuditIgnored.
+func (AuditLog) Ignores() []string { return AuditIgnored }
+
+// Lazy lets executed queries and their exports wait a moment, as in the history: at thousands a
+// second, a commit each would be the projector's bottleneck. GET /audit waits for them.
+func (AuditLog) Lazy() ([]string, time.Duration) {
+	return []string{domain.QueryExecuted{}.EventType()}, 20 * time.Millisecond
+}
+
+func (AuditLog) Tables() []Table {
+	return []Table{
+		{Name: "audit_log", DDL: `CREATE TABLE IF NOT EXISTS {{table}} (
+			position     BIGINT        NOT NULL PRIMARY KEY,
+			event_id     CHAR(36)      CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			chain_id     VARCHAR(64)   CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			chain_seq    BIGINT        NOT NULL,
+			at           DATETIME(6)   NOT NULL,
+			action       VARCHAR(96)   CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			action_group VARCHAR(32)   CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			actor_id     VARCHAR(64)   CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			actor_via    VARCHAR(16)   CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			actor_via_id VARCHAR(64)   CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			target_type  VARCHAR(32)   CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			target_id    VARBINARY(255) NOT NULL,
+			ip           VARCHAR(64)   NOT NULL,
+			user_agent   VARCHAR(512)  NOT NULL,
+			details      JSON          NOT NULL,
+			KEY audit_log_at (chain_id, at, position, chain_seq),
+			KEY audit_log_actor (chain_id, actor_id, at, position),
+			KEY audit_log_target (chain_id, target_id, at, position),
+			KEY audit_log_group (chain_id, action_group, at, position),
+			KEY audit_log_seq (chain_id, chain_seq),
+			KEY audit_log_all (at, position)
+		) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin`},
+		// The email of each account, for the entries' actors (joined when read).
+		{Name: "audit_log_emails", DDL: `CREATE TABLE IF NOT EXISTS {{table}} (
+			user_id CHAR(36)     CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+			email   VARCHAR(320) NOT NULL
+		) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin`},
+	}
+}
+
+// auditNames renames the actions whose event type does not say it the way an auditor reads it;
+// every other action is its event type without the version.
+var auditNames = map[string]string{
+	"user.login_succeeded":         "auth.signed_in",
+	"user.login_failed":            "auth.sign_in_failed",
+	"address.login_failed":         "auth.sign_in_failed",
+	"user.locked":                  "auth.locked",
+	"address.locked":               "auth.locked",
+	"user.unlock_issued":           "auth.unlock_link_sent",
+	"user.unlocked":                "auth.unlocked",
+	"user.reauthenticated":         "auth.reauthenticated",
+	"user.password_reset_issued":   "user.password_reset_requested",
+	"user.totp_setup_started":      "user.two_factor_setup_started",
+	"user.totp_enabled":            "user.two_factor_enabled",
+	"user.totp_disabled":           "user.two_factor_disabled",
+	"user.recovery_code_used":      "user.two_factor_recovery_code_used",
+	"database.requested":           "database.created",
+	"quota.sub_quota_set":          "member.quota_changed",
+	"tenant.invitation_created":    "invitation.created",
+	"tenant.invitation_accepted":   "invitation.accepted",
+	"tenant.invitation_revoked":    "invitation.revoked",
+	"user.api_key_created":         "api_key.created",
+	"user.api_key_revoked":         "api_key.revoked",
+	"tenant.membership_closed":     "member.membership_closed",
+	"tenant.member_role_changed":   "member.role_changed",
+	"tenant.member_added":          "member.added",
+	"tenant.member_deactivated":    "member.deactivated",
+	"tenant.member_reactivated":    "member.reactivated",
+	"user.password_reset_forced":   "user.password_reset_forced",
+	"database.credentials_rotated": "database.credentials_rotated",
+}
+
+// AuditAction is the action an event of eventType is listed as ("database.deleted.v1" →
+// "database.deleted").
+func AuditAction(eventType string) string {
+	name := eventType
+	if i := strings.LastIndex(name, ".v"); i > 0 {
+		name = name[:i]
+	}
+	if renamed, ok := auditNames[name]; ok {
+		return renamed
+	}
+	return name
+}
+
+// AuditActions lists the actions of the event types in types that the audit log keeps, sorted.
+func AuditActions(types []string) []string {
+	var actions []string
+	for _, t := range types {
+		if a := AuditAction(t); !slices.Contains(AuditIgnored, t) && !slices.Contains(actions, a) {
+			actions = append(actions, a)
+		}
+	}
+	sort.Strings(actions)
+	return actions
+}
+
+// auditTarget names an entry's target when its stream does not: a member or an invitation in the
+// tenant's stream, a member's quota in the tenant's quota stream, an API key in its owner's stream.
+func auditTarget(streamType, action string, payload map[string]any) (targetType, field string) {
+	switch {
+	case streamType == "tenant" && strings.HasPrefix(action, "invitation."):
+		return "invitation", "invitation_id"
+	case streamType == "tenant" || streamType == "quota":
+		return "user", "user_id"
+	case streamType == "user" && strings.HasPrefix(action, "api_key."):
+		return "api_key", "key_id"
+	}
+	return "", ""
+}
+
+// auditNotSelf are the actions on an account's stream that its owner did not necessarily do:
+// anyone can fail to sign in as someone, or ask for their password reset.
+var auditNotSelf = []string{"auth.sign_in_failed", "auth.locked", "auth.unlock_link_sent", "user.password_reset_requested"}
+
+// auditDetailsDropped are payload fields an entry leaves out of its details: hashes (never
+// shown), and the statements of a query or a schema template (the fingerprint and tables say
+// what ran; the text stays in the history and the log).
+var auditDetailsDropped = []string{"sql", "sql_truncated", "schema_sql", "statements"}
+
+// auditRow is one entry as stored.
+type auditRow struct {
+	position, chainSeq                int64
+	eventID, chainID                  string
+	at                                time.Time
+	action, actorID, actorVia, viaID  string
+	targetType, targetID, ip, agent   string
+	details                           []byte
+	registeredEmail, registeredUserID string
+}
+
+// entry makes the row of one event.
+func auditEntry(env eventstore.Envelope) (auditRow, error) {
+	var payload map[string]any
+	if err := json.Unmarshal(env.Payload, &payload); err != nil {
+		return auditRow{}, fmt.Errorf("projections: audit_log at position %d: %w", env.Position, err)
+	}
+	md := env.Metadata
+	r := auditRow{position: env.Position, eventID: env.EventID, chainID: env.ChainID, chainSeq: env.ChainSeq, at: env.RecordedAt,
+		action: AuditAction(env.EventType), actorID: md.ActorID, ip: md.IP, agent: md.UserAgent,
+		targetType: env.StreamType, targetID: strings.TrimPrefix(env.StreamID, env.StreamType+"-")}
+	if r.chainID == "" {
+		r.chainID = eventstore.ChainOf(md)
+	}
+	switch {
+	case md.APIKeyID != "":
+		r.actorVia, r.viaID = "api_key", md.APIKeyID
+	case md.SessionID != "":
+		r.actorVia, r.viaID = "session", md.SessionID
+	case md.ActorID == "" && md.UserAgent != "" && md.IP == "":
+		r.actorVia = "system" // a reactor of the server's (auto-stop, purge, ...)
+	}
+	if targetType, field := auditTarget(env.StreamType, r.action, payload); field != "" {
+		if id, ok := payload[field].(string); ok && id != "" {
+			r.targetType, r.targetID = targetType, id
+		}
+	}
+	switch {
+	case r.actorID != "":
+	case env.StreamType == "user" && !slices.Contains(auditNotSelf, r.action):
+		r.actorID = strings.TrimPrefix(env.StreamID, "user-") // the account acting on itself: signing up, in, verifying
+	case env.StreamType == "session":
+		r.actorID, _ = payload["user_id"].(string)
+	}
+	if env.EventType == (domain.UserRegistered{}).EventType() {
+		r.registeredUserID, _ = payload["user_id"].(string)
+		r.registeredEmail, _ = payload["email"].(string)
+	}
+	details := map[string]any{}
+	for k, v := range payload {
+		if strings.Contains(k, "hash") || slices.Contains(auditDetailsDropped, k) {
+			continue
+		}
+		details[k] = v
+	}
+	if env.EventType == (domain.QueryExecuted{}).EventType() { // as an auditor reads it: rows, not row_count
+		details["rows"] = details["row_count"]
+		delete(details, "row_count")
+	}
+	var err error
+	if r.details, err = json.Marshal(details); err != nil {
+		return auditRow{}, err
+	}
+	return r, nil
+}
+
+const auditColumns = `position, event_id, chain_id, chain_seq, at, action, action_group, actor_id, actor_via, actor_via_id,
+	target_type, target_id, ip, user_agent, details`
+
+// Apply inserts an entry per event (a redelivered one is already there: INSERT IGNORE on its
+// position) and remembers the email of each account registered.
+func (AuditLog) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []eventstore.Envelope) error {
+	const perStatement = 500
+	var args, emails []any
+	rows := 0
+	flush := func() error {
+		if rows == 0 {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, `INSERT IGNORE INTO `+t.Name("audit_log")+` (`+auditColumns+`) VALUES `+sqlparams.Rows(rows, 15), args...)
+		args, rows = args[:0], 0
+		return err
+	}
+	for _, env := range events {
+		r, err := auditEntry(env)
+		if err != nil {
+			return err
+		}
+		group, _, _ := strings.Cut(r.action, ".")
+		args = append(args, r.position, r.eventID, r.chainID, r.chainSeq, dbTime(r.at), clip(r.action, 96), clip(group, 32), r.actorID,
+			r.actorVia, r.viaID, clip(r.targetType, 32), clip(r.targetID, 255), clip(r.ip, 64), clip(r.agent, 512), r.details)
+		if rows++; rows == perStatement {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if r.registeredUserID != "" {
+			emails = append(emails, r.registeredUserID, r.registeredEmail)
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if len(emails) > 0 {
+		_, err := tx.ExecContext(ctx, `INSERT INTO `+t.Name("audit_log_emails")+` (user_id, email) VALUES `+
+			sqlparams.Rows(len(emails)/2, 2)+` ON DUPLICATE KEY UPDATE email = VALUES(email)`, emails...)
+		return err
+	}
+	return nil
+}

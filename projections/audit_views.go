@@ -1,0 +1,228 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/eventstore"
+)
+
+// AuditEntry is an entry of the audit log as GET /audit shows it.
+type AuditEntry struct {
+	ID        string          `json:"id"`
+	At        time.Time       `json:"at"`
+	Actor     AuditActor      `json:"actor"`
+	TenantID  *string         `json:"tenant_id"` // null: the platform's (no tenant)
+	Action    string          `json:"action"`
+	Target    AuditTarget     `json:"target"`
+	IP        *string         `json:"ip"`
+	UserAgent *string         `json:"user_agent"`
+	Details   json.RawMessage `json:"details"`
+
+	Position int64  `json:"-"`
+	ChainID  string `json:"-"`
+	ChainSeq int64  `json:"-"`
+}
+
+// AuditActor is who did it: an account (with its email), through a session or an API key, or
+// the server itself (via "system"). ID and Email are null when nobody is known (a failed sign-in).
+type AuditActor struct {
+	ID        *string `json:"id"`
+	Email     *string `json:"email"`
+	Via       *string `json:"via"` // session, api_key, system
+	SessionID string  `json:"session_id,omitempty"`
+	APIKeyID  string  `json:"api_key_id,omitempty"`
+}
+
+// AuditTarget is what it was done to.
+type AuditTarget struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+}
+
+// AuditFilter selects entries of the audit log.
+type AuditFilter struct {
+	Chain    string    // a tenant's id or eventstore.PlatformChain; "" for every chain
+	From, To time.Time // at ≥ From and at < To; zero for no bound
+	ActorID  string
+	TargetID string
+	// Action is an action ("database.created") or, ending with a dot, a prefix ("database.").
+	Action string
+	Cursor string // from the previous page
+	Limit  int
+}
+
+// ErrBadAuditCursor is returned for a cursor Audit did not give.
+var ErrBadAuditCursor = domain.NewValidationError("cursor", "is not a cursor of this list")
+
+const auditEntryColumns = `a.position, a.event_id, a.chain_id, a.chain_seq, a.at, a.action, a.actor_id, e.email, a.actor_via,
+	a.actor_via_id, a.target_type, a.target_id, a.ip, a.user_agent, a.details`
+
+// Audit returns a page of entries matching f, newest first (by time, then log position), and the
+// cursor of the next page ("" after the last).
+func (q *Views) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, string, error) {
+	where, args := []string{"TRUE"}, []any{}
+	add := func(cond string, a ...any) { where, args = append(where, cond), append(args, a...) }
+	if f.Chain != "" {
+		add("a.chain_id = ?", f.Chain)
+	}
+	if !f.From.IsZero() {
+		add("a.at >= ?", dbTime(f.From))
+	}
+	if !f.To.IsZero() {
+		add("a.at < ?", dbTime(f.To))
+	}
+	if f.ActorID != "" {
+		add("a.actor_id = ?", f.ActorID)
+	}
+	if f.TargetID != "" {
+		add("a.target_id = ?", f.TargetID)
+	}
+	switch prefix, isPrefix := strings.CutSuffix(f.Action, "."); {
+	case isPrefix && !strings.Contains(prefix, "."):
+		add("a.action_group = ?", prefix)
+	case isPrefix:
+		add("a.action LIKE ?", strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(f.Action)+"%")
+	case f.Action != "":
+		add("a.action = ?", f.Action)
+	}
+	if f.Cursor != "" {
+		at, position, err := parseAuditCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		add("a.at <= ? AND (a.at < ? OR a.position < ?)", at, at, position)
+	}
+	rows, err := q.db.QueryContext(ctx, `SELECT `+auditEntryColumns+` FROM audit_log a
+		LEFT JOIN audit_log_emails e ON e.user_id = a.actor_id
+		WHERE `+strings.Join(where, " AND ")+` ORDER BY a.at DESC, a.position DESC LIMIT ?`, append(args, f.Limit+1)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("read the audit log: %w", err)
+	}
+	entries, err := scanAuditEntries(rows)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(entries) > f.Limit {
+		entries = entries[:f.Limit]
+		last := entries[len(entries)-1]
+		next = base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(last.At.UnixMicro(), 10) + "." + strconv.FormatInt(last.Position, 10)))
+	}
+	return entries, next, nil
+}
+
+func parseAuditCursor(cursor string) (time.Time, int64, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	micros, position, ok := strings.Cut(string(raw), ".")
+	if err != nil || !ok {
+		return time.Time{}, 0, ErrBadAuditCursor
+	}
+	us, err1 := strconv.ParseInt(micros, 10, 64)
+	pos, err2 := strconv.ParseInt(position, 10, 64)
+	if err1 != nil || err2 != nil {
+		return time.Time{}, 0, ErrBadAuditCursor
+	}
+	return time.UnixMicro(us).UTC(), pos, nil
+}
+
+func scanAuditEntries(rows *sql.Rows) ([]AuditEntry, error) {
+	defer rows.Close()
+	var entries []AuditEntry
+	for rows.Next() {
+		var e AuditEntry
+		var actor, via, viaID, ip, agent string
+		var email sql.NullString
+		var details []byte
+		if err := rows.Scan(&e.Position, &e.ID, &e.ChainID, &e.ChainSeq, &e.At, &e.Action, &actor, &email, &via, &viaID,
+			&e.Target.Type, &e.Target.ID, &ip, &agent, &details); err != nil {
+			return nil, fmt.Errorf("read the audit log: %w", err)
+		}
+		e.At, e.Details = e.At.UTC(), details
+		if e.ChainID != eventstore.PlatformChain {
+			e.TenantID = &e.ChainID
+		}
+		e.Actor = AuditActor{ID: optional(actor), Via: optional(via)}
+		if email.Valid {
+			e.Actor.Email = &email.String
+		}
+		switch via {
+		case "session":
+			e.Actor.SessionID = viaID
+		case "api_key":
+			e.Actor.APIKeyID = viaID
+		}
+		e.IP, e.UserAgent = optional(ip), optional(agent)
+		entries = append(entries, e)
+	}
+	return entries, rows.Err()
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// AuditChainRange is the part of a chain whose entries fall in a period.
+type AuditChainRange struct {
+	Chain       string
+	First, Last int64 // chain sequences
+}
+
+// AuditRanges returns, for chain (every chain when ""), the first and last chain sequence of the
+// entries at ≥ from and at < to (zero for no bound).
+func (q *Views) AuditRanges(ctx context.Context, chain string, from, to time.Time) ([]AuditChainRange, error) {
+	where, args := []string{"TRUE"}, []any{}
+	if chain != "" {
+		where, args = append(where, "chain_id = ?"), append(args, chain)
+	}
+	if !from.IsZero() {
+		where, args = append(where, "at >= ?"), append(args, dbTime(from))
+	}
+	if !to.IsZero() {
+		where, args = append(where, "at < ?"), append(args, dbTime(to))
+	}
+	rows, err := q.db.QueryContext(ctx, `SELECT chain_id, MIN(chain_seq), MAX(chain_seq) FROM audit_log
+		WHERE `+strings.Join(where, " AND ")+` GROUP BY chain_id ORDER BY chain_id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read the audit log's chains: %w", err)
+	}
+	defer rows.Close()
+	var ranges []AuditChainRange
+	for rows.Next() {
+		var r AuditChainRange
+		if err := rows.Scan(&r.Chain, &r.First, &r.Last); err != nil {
+			return nil, fmt.Errorf("read the audit log's chains: %w", err)
+		}
+		ranges = append(ranges, r)
+	}
+	return ranges, rows.Err()
+}
+
+// AuditBySeq returns the entries of chain from sequence first to last whose time is in [from,
+// to), in chain order.
+func (q *Views) AuditBySeq(ctx context.Context, chain string, first, last int64, from, to time.Time) ([]AuditEntry, error) {
+	where, args := []string{"a.chain_id = ?", "a.chain_seq BETWEEN ? AND ?"}, []any{chain, first, last}
+	if !from.IsZero() {
+		where, args = append(where, "a.at >= ?"), append(args, dbTime(from))
+	}
+	if !to.IsZero() {
+		where, args = append(where, "a.at < ?"), append(args, dbTime(to))
+	}
+	rows, err := q.db.QueryContext(ctx, `SELECT `+auditEntryColumns+` FROM audit_log a
+		LEFT JOIN audit_log_emails e ON e.user_id = a.actor_id
+		WHERE `+strings.Join(where, " AND ")+` ORDER BY a.chain_seq`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read the audit log: %w", err)
+	}
+	return scanAuditEntries(rows)
+}
