@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/page"
@@ -214,6 +215,18 @@ func (b *browser) choose(selector, value string) {
 		`(s => { s.value = %q; s.dispatchEvent(new Event("change", {bubbles: true})) })(document.querySelector(%q))`, value, selector), nil))
 }
 
+// databaseID is the id of the member's database of that name.
+func databaseID(t *testing.T, m dbMember, name string) string {
+	t.Helper()
+	for _, d := range m.c.do("GET", "/databases", nil).items("items") {
+		if d, _ := d.(map[string]any); d["name"] == name {
+			return d["id"].(string)
+		}
+	}
+	t.Fatalf("no database %s", name)
+	return ""
+}
+
 // typeSQL replaces the editor's text by sql and runs it with Ctrl+Enter.
 func (b *browser) typeSQL(sql string) {
 	b.t.Helper()
@@ -224,10 +237,9 @@ func (b *browser) typeSQL(sql string) {
 }
 
 func TestConsoleInBrowser(t *testing.T) {
-	env, _ := startDatabaseE2E(t, dbEnvOptions{e2eOptions: e2eOptions{Env: map[string]string{
-		"CLOUDDB_PUBLIC_URL":       "http://localhost",
-		"CLOUDDB_ACCESS_TOKEN_TTL": "1m",
-	}}})
+	rootEmail, rootPassword := uniqueEmail("root"), strongPassword()
+	env, _ := startDatabaseE2E(t, dbEnvOptions{e2eOptions: e2eOptions{BootstrapEmail: rootEmail, BootstrapPassword: rootPassword,
+		Env: map[string]string{"CLOUDDB_PUBLIC_URL": "http://localhost", "CLOUDDB_ACCESS_TOKEN_TTL": "1m"}}})
 	b := newBrowser(t, env)
 	email, password := uniqueEmail("ada"), strongPassword()
 	env.secret(password, "password")
@@ -349,6 +361,96 @@ func TestConsoleInBrowser(t *testing.T) {
 	admin.c = c.with(s.access)
 	viewer := invite(env, admin, "127.0.0.72", "viewer")
 
+	// Tabs keep their SQL across a reload (and localStorage holds nothing but those drafts).
+	b.click(`//button[@aria-label="New editor tab"]`)
+	b.typeSQL(`SELECT REPEAT('x', 300) AS long_value, x'0001FF' AS bytes, 'a' AS short`)
+	b.run(chromedp.Reload())
+	b.click(button("Query 1"))
+	b.click(button("Query 2"))
+	b.waitText("long_value") // the draft, in the editor
+	var stored []string
+	b.run(chromedp.Evaluate(`Object.keys(localStorage).map(k => k + "=" + localStorage.getItem(k))`, &stored))
+	if len(stored) != 1 || !strings.HasPrefix(stored[0], "clouddb.editor.") || strings.Contains(stored[0], "eyJ") {
+		t.Errorf("localStorage = %q, want the editor's drafts only", stored)
+	}
+	// Binary shows as bytes, a long value is cut and shown whole on request.
+	b.run(chromedp.Click(".cm-content", chromedp.ByQuery), chromedp.KeyEvent(kb.Enter, chromedp.KeyModifiers(input.ModifierCtrl)))
+	if got := b.text("table.grid td.binary"); got != "0x0001FF (3 bytes)" {
+		t.Errorf("binary cell = %q, want 0x0001FF (3 bytes)", got)
+	}
+	b.click(`//button[@aria-label="Show the whole value of long_value in row 1"]`)
+	if got := b.text("pre.whole"); got != strings.Repeat("x", 300) {
+		t.Errorf("the whole value = %q, want 300 x", got)
+	}
+	b.check("editor-whole-value")
+	b.click(button("Close"))
+
+	// 1,000 rows: the grid draws the rows in view, and the last one when scrolled to it.
+	b.typeSQL(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) SELECT i, CONCAT('row ', i) AS label FROM n`)
+	b.waitText("1,000 rows ·")
+	var drawn int
+	b.run(chromedp.Evaluate(`document.querySelectorAll("table.grid tbody td").length`, &drawn))
+	if drawn == 0 || drawn > 200 {
+		t.Errorf("%d cells drawn for 1,000 rows of 2 columns, want only those in view", drawn)
+	}
+	b.run(chromedp.Evaluate(`(w => w.scrollTop = w.scrollHeight)(document.querySelector(".grid-wrap"))`, nil))
+	b.waitText("row 1000")
+	b.check("editor-1000-rows")
+
+	// Export: the whole result, downloaded with the session's token.
+	downloads := t.TempDir()
+	done := make(chan string, 1)
+	chromedp.ListenTarget(b.ctx, func(ev any) {
+		if e, ok := ev.(*cdpbrowser.EventDownloadProgress); ok && e.State == cdpbrowser.DownloadProgressStateCompleted {
+			done <- e.GUID
+		}
+	})
+	b.run(cdpbrowser.SetDownloadBehavior(cdpbrowser.SetDownloadBehaviorBehaviorAllowAndName).WithDownloadPath(downloads).WithEventsEnabled(true))
+	b.click(`//button[@aria-label="Export as CSV"]`)
+	select {
+	case guid := <-done:
+		csv, err := os.ReadFile(filepath.Join(downloads, guid))
+		if err != nil || !strings.HasPrefix(string(csv), "i,label\r\n1,row 1\r\n") || strings.Count(string(csv), "\r\n") != 1001 {
+			t.Errorf("the CSV export = %.60q… (%v), want the header and 1,000 rows", csv, err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Error("the CSV export did not download")
+	}
+
+	// An error in words, with its hint and a jump to where it is.
+	b.typeSQL("SELECT id FROM customers WHERE")
+	b.waitText("The statement ends before it is complete.")
+	b.click(button("Go to the error"))
+	var focused bool
+	b.run(chromedp.Evaluate(`document.activeElement.classList.contains("cm-content")`, &focused))
+	if !focused {
+		t.Error("Go to the error leaves the editor unfocused")
+	}
+	b.check("editor-error")
+
+	// A statement past the tenant's timeout (504), a stopped database (423).
+	admin.c.do("PATCH", "/tenant/settings", map[string]any{"query_timeout_s": 1}).expect(t, 200, "")
+	b.typeSQL(`SELECT SLEEP(3)`)
+	b.waitText("The query ran past its timeout")
+	admin.c.do("PATCH", "/tenant/settings", map[string]any{"query_timeout_s": 30}).expect(t, 200, "")
+	admin.c.do("POST", "/databases/"+databaseID(t, admin, "shop")+"/stop", nil).expect(t, 200, "")
+	b.typeSQL(`SELECT 1`)
+	b.waitText("The database is stopped")
+	b.check("editor-stopped")
+	b.click(button("Start the database"))
+	b.run(chromedp.WaitNotPresent(button("Start the database"), chromedp.BySearch))
+	b.typeSQL(`SELECT 'started' AS state`)
+	b.waitText("started")
+
+	// On a plan that archives, a result can be kept.
+	root := env.client("127.0.0.73")
+	super := root.with(root.login(rootEmail, rootPassword, "").access)
+	super.do("PUT", "/admin/tenants/"+admin.tenantID+"/plan", map[string]any{"plan": "pro"}).expect(t, 200, "")
+	b.run(chromedp.Reload())
+	b.typeSQL(`SELECT 'kept' AS archived`)
+	b.click(button("Archive"))
+	b.run(chromedp.WaitVisible(button("Archived"), chromedp.BySearch))
+
 	// The admin gives the database to the viewer, confirming the password when asked; deletes it
 	// and restores it within the recovery window.
 	b.click(`//nav//a[normalize-space()="Databases"]`)
@@ -360,10 +462,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.check("database-owner-reauth")
 	b.click(button("Confirm"))
 	b.run(chromedp.WaitNotPresent(`dialog`, chromedp.ByQuery))
-	for _, d := range admin.c.do("GET", "/databases", nil).items("items") {
-		if d := d.(map[string]any); d["name"] == "scratch" && d["owner_id"] != viewer.userID {
-			t.Errorf("after the change of owner, owner_id = %v, want the viewer %s", d["owner_id"], viewer.userID)
-		}
+	if owner := admin.c.do("GET", "/databases/"+databaseID(t, admin, "scratch"), nil).str("owner_id"); owner != viewer.userID {
+		t.Errorf("after the change of owner, owner_id = %v, want the viewer %s", owner, viewer.userID)
 	}
 	b.click(`//button[@aria-label="Delete scratch"]`)
 	b.fill("Name of the database", "scratch")

@@ -257,7 +257,9 @@ export function Editor(props: { id: string }) {
       syntaxHighlighting(highlight),
       Prec.highest(keymap.of([{ key: "Mod-Enter", run: runFromEditor }])),
       keymap.of([...defaultKeymap, ...historyKeymap, ...completionKeymap, indentWithTab]),
-      EditorView.contentAttributes.of({ "aria-label": "SQL editor" }),
+      // An explicit tabindex tells checkers what the browser already knows: the editable content
+      // is focusable, so the scrolling area around it is reachable by keyboard.
+      EditorView.contentAttributes.of({ "aria-label": "SQL editor", tabindex: "0" }),
       EditorView.updateListener.of((u) => {
         if (!u.docChanged) return;
         const d = draftsRef.current;
@@ -330,6 +332,15 @@ export function Editor(props: { id: string }) {
     v.focus();
   };
 
+  const start = async () => {
+    const tab = drafts.active;
+    try {
+      setDb(await api<Database>("POST", `/databases/${props.id}/start`));
+      setOutcomes(({ [tab]: _, ...o }) => o);
+    } catch (e) {
+      setOutcomes((o) => ({ ...o, [tab]: { error: e, from: 0 } }));
+    }
+  };
   const outcome = outcomes[drafts.active];
   const errorPos = outcome?.error !== undefined ? errorAt(outcome.error, outcome.from) : null;
   return (
@@ -412,7 +423,13 @@ export function Editor(props: { id: string }) {
           </nav>
           <div class="cm-host" ref={host} />
           <section class="results" aria-label="Results" aria-live="polite">
-            {outcome?.error !== undefined && <QueryError error={outcome.error} onJump={errorPos === null ? undefined : () => jump(errorPos)} />}
+            {outcome?.error !== undefined && (
+              <QueryError
+                error={outcome.error}
+                onJump={errorPos === null ? undefined : () => jump(errorPos)}
+                onStart={writer && outcome.error instanceof ApiError && outcome.error.code === "database_stopped" ? start : undefined}
+              />
+            )}
             {outcome?.result && <ResultView result={outcome.result} archiving={archiving} />}
           </section>
         </div>
@@ -487,7 +504,7 @@ const confirmReasons: Record<string, string> = {
 
 /** A failed statement in words: what the server said, what it means, a hint, and a jump to the
  * position it names. */
-function QueryError(props: { error: unknown; onJump?: () => void }) {
+function QueryError(props: { error: unknown; onJump?: () => void; onStart?: () => void }) {
   const e = props.error;
   const d = e instanceof ApiError ? e.details : {};
   return (
@@ -506,6 +523,13 @@ function QueryError(props: { error: unknown; onJump?: () => void }) {
       )}
       {d?.hint && <div class="hint">{d.hint}</div>}
       {d?.reason && <div class="hint">{d.reason}</div>}
+      {props.onStart && (
+        <div>
+          <button type="button" onClick={props.onStart}>
+            Start the database
+          </button>
+        </div>
+      )}
     </Alert>
   );
 }
