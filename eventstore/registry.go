@@ -73,6 +73,16 @@ func (r *Registry) Knows(eventType string) bool {
 	return ok
 }
 
+// Types lists the event types that can be written, sorted.
+func (r *Registry) Types() []string {
+	types := make([]string, 0, len(r.types))
+	for t := range r.types {
+		types = append(types, t)
+	}
+	slices.Sort(types)
+	return types
+}
+
 // StoredAs returns the given event types and every retired type whose upcasters lead to one of
 // them: the names under which events of those types are found in the log. A projector lists
 // them in Handles, or it would never see the events recorded before the latest version.

@@ -388,7 +388,7 @@ func (a *App) Serve(ctx context.Context) error {
 		PublicPort: a.Config.SandboxPublicPort, RecoveryWindow: a.Config.RecoveryWindow})
 	handler.MountQueries(api.QueryRoutes{Commands: a.QueryRunner, History: a.views.QueryHistory, PerSecond: a.Config.QueryRate,
 		Exports: api.ExportLimits{Idle: a.Config.ExportIdle, Max: a.Config.ExportMax, PerUser: a.Config.ExportsPerUser}})
-	handler.MountAudit(api.AuditRoutes{Signer: a.HeadSigner})
+	handler.MountAudit(api.AuditRoutes{Signer: a.HeadSigner, Views: a.views, Projections: a.Projections, Store: a.Store, DB: a.DB})
 	handler.MountMetrics(api.MetricsRoutes{Views: a.views, Connections: a.Engine.Running,
 		Exports: api.ExportLimits{Idle: a.Config.ExportIdle, Max: a.Config.ExportMax, PerUser: a.Config.ExportsPerUser}})
 	if a.listener == nil { // `clouddb serve` binds first (listen), before Open
