@@ -129,6 +129,7 @@ func newDocumentedServer() *Server {
 	s.MountQueries(QueryRoutes{PerSecond: 1})
 	s.MountAudit(AuditRoutes{})
 	s.MountMetrics(MetricsRoutes{})
+	s.MountAlerts(AlertRoutes{})
 	return s
 }
 

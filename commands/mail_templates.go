@@ -14,9 +14,29 @@ import (
 // which {name} and {link} are filled in.
 type mailText struct {
 	subject, path, text string
+	// plain: the link opens the console without a token (the mail says something; it grants
+	// nothing).
+	plain bool
 }
 
 var mailTexts = map[string]mailText{
+	domain.MailAlert: {
+		subject: "CloudDB Manager alert {state}: {message}",
+		path:    "/",
+		plain:   true,
+		text: `Hello {name},
+
+an alert of your tenant is {state}:
+
+    {message}
+
+See the alerts and the dashboard in the console:
+
+{link}
+
+You get this mail as a tenant admin; the tenant's alert rules say which alerts mail you.
+`,
+	},
 	domain.MailVerification: {
 		subject: "Verify your email address for CloudDB Manager",
 		path:    "/verify",
@@ -84,12 +104,14 @@ func (d *MailDelivery) compose(ctx context.Context, req domain.MailRequested) (m
 	if !ok {
 		return mail.Message{}, "", fmt.Errorf("unknown mail kind %q: %w", req.Kind, mail.ErrPermanent)
 	}
-	token, err := d.secrets.Get(ctx, mailSecret(req.MailID))
-	if err != nil {
-		return mail.Message{}, "", fmt.Errorf("token of mail %s: %w", req.MailID, err)
-	}
 	u := d.publicURL.JoinPath(text.path)
-	u.RawQuery = url.Values{"token": {string(token)}}.Encode()
+	if !text.plain {
+		token, err := d.secrets.Get(ctx, mailSecret(req.MailID))
+		if err != nil {
+			return mail.Message{}, "", fmt.Errorf("token of mail %s: %w", req.MailID, err)
+		}
+		u.RawQuery = url.Values{"token": {string(token)}}.Encode()
+	}
 	// NewReplacer takes the first pair for a repeated key: the mail's data, then the defaults.
 	var values []string
 	for key, value := range req.Data {

@@ -424,3 +424,6 @@ func (a *Alert) End(t TenantID, rule AlertRule, now time.Time) {
 		a.record(a, AlertResolved{TenantID: t, Rule: rule, Reason: "rule_deleted", At: now})
 	}
 }
+
+// MailAlert is the kind of the mails of alerts (domain.MailRequested.Kind).
+const MailAlert = "alert"

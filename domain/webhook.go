@@ -188,6 +188,9 @@ func (d *WebhookDelivery) apply(e Event) {
 func (d *WebhookDelivery) Requested() WebhookDeliveryRequested { return d.requested }
 func (d *WebhookDelivery) Attempts() int                       { return d.attempts }
 
+// Done reports whether the delivery is over: delivered, or given up.
+func (d *WebhookDelivery) Done() bool { return d.done }
+
 // Due reports whether an attempt may be made now: not delivered nor given up, and past the wait
 // its last failure chose.
 func (d *WebhookDelivery) Due(now time.Time) bool { return !d.done && !now.Before(d.nextAt) }

@@ -65,6 +65,11 @@ type App struct {
 	HeadSigner *eventstore.HeadSigner
 	// MetricsRetention records the hourly cut of the metrics read model (SEED.md's retention).
 	MetricsRetention *commands.MetricsRetention
+	// Alerts handles alert rules, notifications and webhooks; AlertEvaluator evaluates the rules
+	// and Webhooks delivers to the tenants' webhooks.
+	Alerts         *commands.Alerts
+	AlertEvaluator *commands.AlertEvaluator
+	Webhooks       *commands.WebhookDelivery
 	// Now is the clock of the whole process; tests move it.
 	Now func() time.Time
 
@@ -141,6 +146,8 @@ func (a *App) open(ctx context.Context) error {
 		projections.NewQueryHistory(registry),
 		projections.AuditLog{},
 		projections.NewMetrics(registry),
+		projections.NewAlerts(registry),
+		projections.NewNotifications(registry),
 	)
 	if err != nil {
 		return err
@@ -193,6 +200,10 @@ func (a *App) open(ctx context.Context) error {
 	a.Members = commands.NewMembers(a.Identity, a.Databases, a.Config.DeactivationGrace, a.Config.RecoveryWindow, a.Log)
 	a.HeadSigner = eventstore.NewHeadSigner(db, a.Config.AuditSigningKey, now, a.Log)
 	a.MetricsRetention = commands.NewMetricsRetention(a.Store, now, a.Log)
+	a.Alerts = commands.NewAlerts(a.Store, vault, a.Projections, views, now)
+	a.AlertEvaluator = commands.NewAlertEvaluator(a.Store, views, a.Engine.Running, now, a.Log)
+	a.Webhooks = commands.NewWebhookDelivery(a.Store, vault, db, nil, now, a.Log)
+	a.Webhooks.Instance = a.Lease.ID()
 	a.Databases.OnAccountsChanged(func(id domain.DatabaseID) {
 		a.QueryRunner.Forget(id)
 		a.Engine.Forget(id)
@@ -277,6 +288,10 @@ func (a *App) mailSender() mail.Sender {
 // head read (200 ms) for another's.
 const idlePoll = 10 * time.Second
 
+// alertPoll is how often the alert rules are evaluated with no metric moving: windows slide and
+// cooldowns end with time alone.
+const alertPoll = 15 * time.Second
+
 // headSigning is how often the heads of the chains that moved are signed: every event is covered by
 // a signature within a minute.
 const headSigning = time.Minute
@@ -336,6 +351,16 @@ func (a *App) Serve(ctx context.Context) error {
 		defer a.workDone.Done()
 		a.MetricsRetention.Run(work, 10*time.Minute) // the hour's cut within 10 minutes of its start
 	}()
+	a.workDone.Add(2)
+	go func() {
+		defer a.workDone.Done()
+		// Metrics move when their read model commits; quotas and windows also move with time.
+		a.AlertEvaluator.Run(work, func() <-chan struct{} { return a.Projections.Advanced("metrics") }, alertPoll)
+	}()
+	go func() {
+		defer a.workDone.Done()
+		a.Webhooks.Run(work, func() <-chan struct{} { return a.Projections.Advanced("notifications") }, idlePoll)
+	}()
 	go func() {
 		defer a.workDone.Done()
 		a.Databases.RunReconciler(work, a.Store, func() <-chan struct{} { return a.Projections.Advanced("tenants") }, time.Minute, idlePoll)
@@ -389,6 +414,7 @@ func (a *App) Serve(ctx context.Context) error {
 	handler.MountQueries(api.QueryRoutes{Commands: a.QueryRunner, History: a.views.QueryHistory, PerSecond: a.Config.QueryRate,
 		Exports: api.ExportLimits{Idle: a.Config.ExportIdle, Max: a.Config.ExportMax, PerUser: a.Config.ExportsPerUser}})
 	handler.MountAudit(api.AuditRoutes{Signer: a.HeadSigner, Views: a.views, Projections: a.Projections, Store: a.Store, DB: a.DB})
+	handler.MountAlerts(api.AlertRoutes{Commands: a.Alerts, Views: a.views})
 	handler.MountMetrics(api.MetricsRoutes{Views: a.views, Connections: a.Engine.Running,
 		Exports: api.ExportLimits{Idle: a.Config.ExportIdle, Max: a.Config.ExportMax, PerUser: a.Config.ExportsPerUser}})
 	if a.listener == nil { // `clouddb serve` binds first (listen), before Open
