@@ -161,8 +161,8 @@ func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request) {
 	items := make([]map[string]any, len(members))
 	for i, m := range members {
 		var sub any
-		if limit, ok := quota.SubQuota(m.ID); ok {
-			sub = map[string]any{"max_databases": limit}
+		if mq := quota.MemberQuota(m.ID); mq != (domain.MemberQuota{}) {
+			sub = mq
 		}
 		items[i] = map[string]any{"id": m.ID, "email": m.Email, "name": m.Name, "role": m.Role, "status": m.Status,
 			"last_login_at": m.LastLoginAt, "joined_at": m.JoinedAt.UTC().Format(time.RFC3339),
@@ -311,29 +311,18 @@ func dryRunParam(r *http.Request) (bool, error) {
 }
 
 func (s *Server) handleSetSubQuota(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		MaxDatabases    *int64 `json:"max_databases"`
-		MaxStorageBytes *int64 `json:"max_storage_bytes"`
-		MaxConnections  *int64 `json:"max_connections"`
-	}
+	var req domain.MemberQuota
 	if err := decodeJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if req.MaxStorageBytes != nil || req.MaxConnections != nil {
-		s.writeError(w, r, &domain.ValidationError{Fields: map[string]string{
-			"max_storage_bytes": "sub-quotas on storage and connections are not available yet; set max_databases",
-			"max_connections":   "sub-quotas on storage and connections are not available yet; set max_databases",
-		}})
-		return
-	}
 	user, err := pathID(r, domain.ParseUserID)
 	if err == nil {
-		err = s.databases.Commands.SetSubQuota(r.Context(), principalFrom(r.Context()).TenantID, user, req.MaxDatabases, metadata(r.Context(), r))
+		err = s.databases.Commands.SetSubQuota(r.Context(), principalFrom(r.Context()).TenantID, user, req, metadata(r.Context(), r))
 	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"user_id": user, "quota": map[string]any{"max_databases": req.MaxDatabases}})
+	writeJSON(w, http.StatusOK, map[string]any{"user_id": user, "quota": req})
 }

@@ -36,6 +36,10 @@ type Databases struct {
 		ids map[domain.DatabaseID]bool
 	}
 	reconciler *reconciler
+	// wall makes the storage wall's rounds (housekeeping, the write sampler, a sub-quota change)
+	// one at a time in a process, so that a round deciding on an older read cannot undo a newer
+	// one's change.
+	wall sync.Mutex
 	// Instance names this process in the work leases it takes (the process lease's id when
 	// serving; a fresh id otherwise).
 	Instance string
@@ -44,6 +48,8 @@ type Databases struct {
 // DatabaseUsage reads what a tenant's databases use from the read model (*projections.Views).
 type DatabaseUsage interface {
 	DatabaseUsage(ctx context.Context, tenant domain.TenantID) (databases, storageBytes int64, err error)
+	// StorageByOwner sums the storage of a tenant's databases per owner.
+	StorageByOwner(ctx context.Context, tenant domain.TenantID) (map[domain.UserID]int64, error)
 }
 
 // NewDatabases returns the database handlers.
@@ -64,7 +70,7 @@ func (h *Databases) append(ctx context.Context, a eventstore.Append) error {
 	if err != nil {
 		return err
 	}
-	return h.readModels.WaitFor(ctx, res.LastPosition, "databases")
+	return h.readModels.WaitFor(ctx, res.LastPosition, "databases", "member_quotas")
 }
 
 // CreateDatabase is POST /databases.
@@ -146,6 +152,10 @@ func (h *Databases) CreateDatabase(ctx context.Context, cmd CreateDatabase) (*do
 	} else if stored >= limits.MaxStorageBytes {
 		return nil, Impact{}, &domain.QuotaExceededError{Resource: "storage", Used: stored, Limit: limits.MaxStorageBytes}
 	}
+	byOwner, err := h.usage.StorageByOwner(ctx, cmd.Tenant)
+	if err != nil {
+		return nil, Impact{}, err
+	}
 	var database *domain.Database
 	var impact Impact
 	err = retry(ctx, func() error {
@@ -158,6 +168,10 @@ func (h *Databases) CreateDatabase(ctx context.Context, cmd CreateDatabase) (*do
 		if limit, ok := quota.SubQuota(cmd.Owner); ok {
 			used := quota.DatabasesOf(cmd.Owner)
 			impact.UserDatabases = &Usage{Used: used, After: used + 1, Limit: limit}
+		}
+		// The owner's storage wall, as the tenant's above: at their sub-quota, no new database.
+		if limit := quota.MemberQuota(cmd.Owner).MaxStorageBytes; limit != nil && byOwner[cmd.Owner] >= *limit {
+			return &domain.QuotaExceededError{Resource: "user_storage", Used: byOwner[cmd.Owner], Limit: *limit}
 		}
 		if err := quota.ReserveDatabase(id, cmd.Owner, limits); err != nil {
 			return err
@@ -342,27 +356,41 @@ func (h *Databases) Database(ctx context.Context, tenant domain.TenantID, id dom
 	return d, nil
 }
 
-// SetSubQuota is PUT /users/{id}/quota: a member's database sub-quota (nil removes it). The
-// sub-quotas of a tenant may not add up to more than its plan allows. Returns domain.ErrNotFound
-// for a user who is not a member.
-func (h *Databases) SetSubQuota(ctx context.Context, tenant domain.TenantID, user domain.UserID, maxDatabases *int64, meta eventstore.Metadata) error {
-	return retry(ctx, func() error {
+// SetSubQuota is PUT /users/{id}/quota: a member's whole sub-quota (each nil limit: none). For
+// each resource the sub-quotas of a tenant may not add up to more than its plan allows, decided on
+// the quota's stream with the tenant's as a guard, so concurrent changes (or a plan change) make
+// the loser decide again. The member's databases then follow at once: their storage wall
+// (EnforceStorage) and their accounts' MAX_USER_CONNECTIONS (Converge). Returns domain.ErrNotFound
+// for a user who is not a member, a *domain.ValidationError or a *domain.QuotaExceededError.
+func (h *Databases) SetSubQuota(ctx context.Context, tenant domain.TenantID, user domain.UserID, m domain.MemberQuota, meta eventstore.Metadata) error {
+	var owned []domain.DatabaseID
+	err := retry(ctx, func() error {
 		t, err := load(ctx, h.events, tenant.Stream(), domain.RebuildTenant)
 		if err != nil {
 			return err
 		}
-		if t.Role(user) == "" {
+		if !t.IsMember(user) {
 			return fmt.Errorf("user %s is not a member: %w", user, domain.ErrNotFound)
 		}
 		quota, err := load(ctx, h.events, tenant.QuotaStream(), domain.RebuildQuota)
 		if err != nil {
 			return err
 		}
-		if err := quota.SetSubQuota(user, maxDatabases, t.Limits()); err != nil {
+		if err := quota.SetSubQuota(user, m, t.Limits()); err != nil {
 			return err
 		}
-		return h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(tenant.QuotaStream(), "quota", quota)}, Metadata: meta})
+		owned = quota.OwnedBy(user)
+		return h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(tenant.QuotaStream(), "quota", quota),
+			stream(tenant.Stream(), "tenant", t)}, Metadata: meta})
 	})
+	if err != nil {
+		return err
+	}
+	if _, err := h.enforceStorage(ctx, owned); err != nil {
+		h.log.Warn("sub-quota set, but its storage wall waits for the next round", "tenant_id", tenant, "user_id", user, "err", err)
+	}
+	h.convergeAll(ctx, owned)
+	return nil
 }
 
 // Quota loads a tenant's quota accounting: databases per owner and sub-quotas.

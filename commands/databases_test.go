@@ -698,7 +698,7 @@ func TestDatabaseRotateAndOwner(t *testing.T) {
 
 		// A sub-quota of 1 for the member: the transferred database fills it.
 		plan, _ := domain.PlanByID(domain.PlanFree)
-		if err := q.SetSubQuota(member, ptr(int64(1)), plan.Limits); err != nil {
+		if err := q.SetSubQuota(member, domain.MemberQuota{MaxDatabases: ptr(int64(1))}, plan.Limits); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.store.Append(ctx(t), eventstore.Append{Streams: []eventstore.Stream{{ID: tenant.QuotaStream(), Type: "quota", ExpectedVersion: q.Version(), Events: q.PendingEvents()}}}); err != nil {
@@ -1336,13 +1336,13 @@ func TestSetSubQuotaLimitsAMembersDatabases(t *testing.T) {
 	owner, tenant := f.owner(t, "quota@example.com")
 	meta := eventstore.Metadata{}
 	stranger := domain.UserID(uuid.NewString())
-	if err := f.dbs.SetSubQuota(ctx(t), tenant, stranger, ptr(int64(1)), meta); !errors.Is(err, domain.ErrNotFound) {
+	if err := f.dbs.SetSubQuota(ctx(t), tenant, stranger, domain.MemberQuota{MaxDatabases: ptr(int64(1))}, meta); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("sub-quota of a non-member = %v, want ErrNotFound", err)
 	}
-	if err := f.dbs.SetSubQuota(ctx(t), tenant, owner, ptr(int64(6)), meta); err == nil {
+	if err := f.dbs.SetSubQuota(ctx(t), tenant, owner, domain.MemberQuota{MaxDatabases: ptr(int64(6))}, meta); err == nil {
 		t.Fatal("a sub-quota above the free plan's 5 databases was accepted")
 	}
-	if err := f.dbs.SetSubQuota(ctx(t), tenant, owner, ptr(int64(1)), meta); err != nil {
+	if err := f.dbs.SetSubQuota(ctx(t), tenant, owner, domain.MemberQuota{MaxDatabases: ptr(int64(1))}, meta); err != nil {
 		t.Fatal(err)
 	}
 	f.create(t, tenant, owner, "first", domain.TemplateBlank)
@@ -1351,7 +1351,7 @@ func TestSetSubQuotaLimitsAMembersDatabases(t *testing.T) {
 	if !errors.As(err, &quota) || quota.Resource != "user_databases" || quota.Limit != 1 {
 		t.Fatalf("create over the sub-quota = %v, want quota_exceeded on user_databases (limit 1)", err)
 	}
-	if err := f.dbs.SetSubQuota(ctx(t), tenant, owner, nil, meta); err != nil {
+	if err := f.dbs.SetSubQuota(ctx(t), tenant, owner, domain.MemberQuota{}, meta); err != nil {
 		t.Fatal(err)
 	}
 	f.create(t, tenant, owner, "second", domain.TemplateBlank)

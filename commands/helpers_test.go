@@ -163,6 +163,7 @@ func newFixture(t *testing.T) *fixture {
 		projections.NewInvitations(registry),
 		projections.NewDatabases(registry),
 		projections.NewQueryHistory(registry),
+		projections.NewMemberQuotas(registry),
 	)
 	if err != nil {
 		t.Fatal(err)

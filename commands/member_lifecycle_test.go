@@ -163,7 +163,7 @@ func TestDeactivateArchiveDeleteAndTimers(t *testing.T) {
 	gone := f.member(t, tenant, admin, "gone@example.com")
 	kept := f.running(t, tenant, temp, "kept", domain.TemplateBlank)
 	dropped := f.running(t, tenant, gone, "dropped", domain.TemplateBlank)
-	if err := f.dbs.SetSubQuota(ctx(t), tenant, gone, ptr(int64(2)), meta); err != nil {
+	if err := f.dbs.SetSubQuota(ctx(t), tenant, gone, domain.MemberQuota{MaxDatabases: ptr(int64(2))}, meta); err != nil {
 		t.Fatal(err)
 	}
 

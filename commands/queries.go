@@ -21,9 +21,10 @@ import (
 	"github.com/clouddbmanager/clouddb/queryexec/results"
 )
 
-// QueryTargets finds a tenant's database and what its tenant may do, for the query engine (the
-// read models, in one round trip). Another tenant's database is domain.ErrNotFound.
-type QueryTargets func(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID) (queryexec.Target, queryexec.Policy, error)
+// QueryTargets finds a tenant's database and what its tenant, and user there, may do, for the
+// query engine (the read models, in one round trip). Another tenant's database is
+// domain.ErrNotFound.
+type QueryTargets func(ctx context.Context, tenant domain.TenantID, user domain.UserID, id domain.DatabaseID) (queryexec.Target, queryexec.Policy, error)
 
 // ResultArchive keeps the results of the plans with result archiving after the result store has
 // forgotten them, until their owner deletes them (internal/resultarchive.Store). Another user's or
@@ -79,6 +80,7 @@ const maxCachedTargets = 10_000
 type targetKey struct {
 	tenant domain.TenantID
 	id     domain.DatabaseID
+	user   domain.UserID // the policy holds the user's connection sub-quota
 }
 
 type cachedTarget struct {
@@ -108,16 +110,16 @@ func (h *QueryRunner) Forget(id domain.DatabaseID) {
 	}
 }
 
-// target reads the database and its tenant's policy, from the cache when fresh.
-func (h *QueryRunner) target(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID) (queryexec.Target, queryexec.Policy, error) {
-	key, now := targetKey{tenant, id}, h.now()
+// target reads the database and the policy of its tenant and user, from the cache when fresh.
+func (h *QueryRunner) target(ctx context.Context, tenant domain.TenantID, user domain.UserID, id domain.DatabaseID) (queryexec.Target, queryexec.Policy, error) {
+	key, now := targetKey{tenant, id, user}, h.now()
 	h.cache.Lock()
 	c, ok := h.cache.m[key]
 	h.cache.Unlock()
 	if ok && now.Before(c.expires) {
 		return c.target, c.policy, nil
 	}
-	target, policy, err := h.targets(ctx, tenant, id)
+	target, policy, err := h.targets(ctx, tenant, user, id)
 	if err != nil {
 		return target, policy, err
 	}
@@ -157,7 +159,7 @@ type RunQuery struct {
 var ErrEarlierAttemptMayHaveRun = fmt.Errorf("an earlier request with this idempotency key was running when its process ended: %w", queryexec.ErrOutcomeUnknown)
 
 func (h *QueryRunner) request(ctx context.Context, cmd RunQuery) (queryexec.Request, error) {
-	target, policy, err := h.target(ctx, cmd.Tenant, cmd.Database)
+	target, policy, err := h.target(ctx, cmd.Tenant, cmd.User, cmd.Database)
 	if err != nil {
 		return queryexec.Request{}, err
 	}
@@ -272,7 +274,7 @@ func (h *QueryRunner) Archive(ctx context.Context, tenant domain.TenantID, user 
 	if err != nil {
 		return resultarchive.Item{}, err
 	}
-	_, policy, err := h.target(ctx, tenant, executed.DatabaseID)
+	_, policy, err := h.target(ctx, tenant, user, executed.DatabaseID)
 	if err != nil {
 		return resultarchive.Item{}, err
 	}

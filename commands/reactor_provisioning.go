@@ -195,8 +195,12 @@ func (h *Databases) createOnServer(ctx context.Context, req domain.DatabaseReque
 	}
 	steps, cancel := context.WithTimeout(ctx, provisioningStepsTimeout)
 	defer cancel()
+	connections, err := h.accountConnections(steps, tenant, req.OwnerID)
+	if err != nil {
+		return err
+	}
 	rw, ro, err := server.Provision(steps, sandbox.Spec{ID: string(req.DatabaseID), Charset: req.Charset, Collation: req.Collation,
-		MaxUserConnections: int(min(tenant.Limits().MaxConnections, sandbox.MaxUserConnectionsLimit)),
+		MaxUserConnections: connections,
 		Grants:             sandbox.Grants{NoRoutines: !tenant.Settings().AllowProcedures}})
 	if err != nil {
 		return err

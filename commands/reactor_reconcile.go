@@ -214,11 +214,15 @@ func (h *Databases) intent(ctx context.Context, d *domain.Database, t *domain.Te
 	if err != nil {
 		return sandbox.Intent{}, err
 	}
+	connections, err := h.accountConnections(ctx, t, d.Owner())
+	if err != nil {
+		return sandbox.Intent{}, err
+	}
 	req := d.Requested()
 	return sandbox.Intent{
 		Exists: true, Locked: d.State() != domain.StateRunning,
 		Grants:             sandbox.Grants{WritesRestricted: d.WritesRestricted(), NoRoutines: !t.Settings().AllowProcedures},
-		MaxUserConnections: int(min(t.Limits().MaxConnections, sandbox.MaxUserConnectionsLimit)),
+		MaxUserConnections: connections,
 		RWPassword:         rw, ROPassword: string(ro), Charset: req.Charset, Collation: req.Collation,
 	}, nil
 }
@@ -226,6 +230,16 @@ func (h *Databases) intent(ctx context.Context, d *domain.Database, t *domain.Te
 // The vault keeps the read-write password as "<credentials version>:<password>" (a password has no
 // ':'), so a rotation recorded but not yet carried out is known by its version; a value without a
 // version, kept before versions were, is the current password.
+
+// accountConnections is the MAX_USER_CONNECTIONS of the accounts of a database of tenant t owned
+// by owner (domain.AccountConnections), within what the server takes.
+func (h *Databases) accountConnections(ctx context.Context, t *domain.Tenant, owner domain.UserID) (int, error) {
+	quota, err := load(ctx, h.events, t.ID().QuotaStream(), domain.RebuildQuota)
+	if err != nil {
+		return 0, err
+	}
+	return int(min(domain.AccountConnections(t.Limits(), quota.MemberQuota(owner)), sandbox.MaxUserConnectionsLimit)), nil
+}
 
 // readWritePassword is the read-write password of d's current credentials version: the vault's,
 // or a new one put there when the vault's is older than the last rotation the log records.

@@ -12,7 +12,9 @@ import (
 
 // The storage wall reacts to the storage the read model counts for each tenant (database_list,
 // a WorkQueue): at or over the plan's MaxStorageBytes, its databases' writes are restricted; back
-// under it, restored. Housekeeping and the write sampler run it.
+// under it, restored. A member with a storage sub-quota (member_quotas) has the same wall over
+// their own databases: at or over it, the writes of the databases they own are restricted.
+// Housekeeping, the write sampler and a change of sub-quota run it.
 
 // EnforceStorage puts up the storage wall behind the query API's quota check: for each tenant
 // whose storage (as DatabaseUsage counts it, from the read model) is at or over its plan's
@@ -31,6 +33,8 @@ func (h *Databases) enforceStorage(ctx context.Context, ids []domain.DatabaseID)
 	if ids != nil && len(ids) == 0 {
 		return 0, nil
 	}
+	h.wall.Lock()
+	defer h.wall.Unlock()
 	limitOfPlan := `CASE t.plan` // NULL for a plan that no longer exists: no limit
 	var args []any
 	for _, p := range domain.Plans {
@@ -39,39 +43,53 @@ func (h *Databases) enforceStorage(ctx context.Context, ids []domain.DatabaseID)
 	}
 	limitOfPlan += ` END`
 	scope := ``
+	var scopeArgs []any
 	if ids != nil {
 		scope = ` WHERE x.tenant_id IN (SELECT tenant_id FROM database_list WHERE database_id IN (` + sqlparams.List(len(ids)) + `))`
 		for _, id := range ids {
-			args = append(args, id)
+			scopeArgs = append(scopeArgs, id)
 		}
 	}
-	// The databases whose restriction differs from what their tenant's usage asks for.
-	rows, err := h.queue.QueryContext(ctx, `SELECT d.tenant_id, d.database_id, u.used, u.storage_limit
+	args = append(append(args, scopeArgs...), scopeArgs...)
+	// The databases whose restriction differs from what their tenant's usage, or their owner's,
+	// asks for.
+	rows, err := h.queue.QueryContext(ctx, `SELECT d.tenant_id, d.database_id, u.used, u.storage_limit,
+			COALESCE(o.used, 0), q.max_storage_bytes
 		FROM database_list d JOIN (
 			SELECT x.tenant_id, SUM(IF(x.state IN ('running', 'stopped', 'deleted'), x.storage_bytes, 0)) AS used,
 				`+limitOfPlan+` AS storage_limit
 			FROM database_list x JOIN tenants t ON t.tenant_id = x.tenant_id`+scope+`
 			GROUP BY x.tenant_id, t.plan) u ON u.tenant_id = d.tenant_id
+		LEFT JOIN (
+			SELECT x.tenant_id, x.owner_id, SUM(IF(x.state IN ('running', 'stopped', 'deleted'), x.storage_bytes, 0)) AS used
+			FROM database_list x`+scope+`
+			GROUP BY x.tenant_id, x.owner_id) o ON o.tenant_id = d.tenant_id AND o.owner_id = d.owner_id
+		LEFT JOIN member_quotas q ON q.tenant_id = d.tenant_id AND q.user_id = d.owner_id
 		WHERE d.state IN ('running', 'stopped')
-		AND d.writes_restricted <> COALESCE(u.storage_limit > 0 AND u.used >= u.storage_limit, FALSE)
+		AND d.writes_restricted <> (COALESCE(u.storage_limit > 0 AND u.used >= u.storage_limit, FALSE)
+			OR COALESCE(o.used >= q.max_storage_bytes, FALSE))
 		ORDER BY d.tenant_id, d.database_id`, args...)
 	if err != nil {
 		return 0, fmt.Errorf("databases over or back under their storage quota: %w", err)
 	}
 	type due struct {
-		tenant      domain.TenantID
-		id          domain.DatabaseID
-		used, limit int64
+		tenant                domain.TenantID
+		id                    domain.DatabaseID
+		used, limit           int64 // the tenant's storage and plan limit (0: none)
+		ownerUsed, ownerLimit int64 // the owner's storage and sub-quota
+		tenantOver, ownerOver bool
 	}
 	var dues []due
 	for rows.Next() {
 		var d due
-		var limit sql.NullInt64
-		if err := rows.Scan(&d.tenant, &d.id, &d.used, &limit); err != nil {
+		var limit, ownerLimit sql.NullInt64
+		if err := rows.Scan(&d.tenant, &d.id, &d.used, &limit, &d.ownerUsed, &ownerLimit); err != nil {
 			rows.Close()
 			return 0, err
 		}
-		d.limit = limit.Int64
+		d.limit, d.ownerLimit = limit.Int64, ownerLimit.Int64
+		d.tenantOver = d.limit > 0 && d.used >= d.limit
+		d.ownerOver = ownerLimit.Valid && d.ownerUsed >= d.ownerLimit
 		dues = append(dues, d)
 	}
 	rows.Close()
@@ -80,13 +98,16 @@ func (h *Databases) enforceStorage(ctx context.Context, ids []domain.DatabaseID)
 	}
 	changed := 0
 	for _, d := range dues {
-		restrict := d.limit > 0 && d.used >= d.limit
+		restrict := d.tenantOver || d.ownerOver
 		recorded := false
 		_, err := h.change(ctx, d.tenant, d.id, eventstore.Metadata{TenantID: string(d.tenant), UserAgent: "clouddb storage quota"},
 			func(db *domain.Database) ([]eventstore.Stream, []eventstore.Claim, []eventstore.Claim, error) {
-				if restrict {
+				switch {
+				case d.tenantOver:
 					db.RestrictWrites(d.used, d.limit, h.now())
-				} else {
+				case d.ownerOver:
+					db.RestrictMemberWrites(d.ownerUsed, d.ownerLimit, h.now())
+				default:
 					db.RestoreWrites(h.now())
 				}
 				recorded = len(db.PendingEvents()) > 0
@@ -98,11 +119,9 @@ func (h *Databases) enforceStorage(ctx context.Context, ids []domain.DatabaseID)
 		}
 		if recorded {
 			changed++
-			if restrict {
-				h.log.Info("database writes restricted: the tenant is over its storage quota", "database_id", d.id, "tenant_id", d.tenant, "used", d.used, "limit", d.limit)
-			} else {
-				h.log.Info("database writes restored: the tenant is under its storage quota", "database_id", d.id, "tenant_id", d.tenant, "used", d.used, "limit", d.limit)
-			}
+			h.log.Info("database writes restricted or restored: the storage of its tenant or owner crossed the limit",
+				"database_id", d.id, "tenant_id", d.tenant, "restricted", restrict, "used", d.used, "limit", d.limit,
+				"owner_used", d.ownerUsed, "owner_limit", d.ownerLimit)
 		}
 	}
 	return changed, nil

@@ -97,9 +97,9 @@ type (
 	// DatabaseWritesRestricted: the read-write account lost the privileges that make data grow
 	// (it keeps reading and freeing space), because the tenant used limit bytes of storage or more.
 	DatabaseWritesRestricted struct {
-		Reason string    `json:"reason"` // "storage_quota"
-		Used   int64     `json:"used"`   // the tenant's storage, bytes
-		Limit  int64     `json:"limit"`  // the plan's storage, bytes
+		Reason string    `json:"reason"` // WritesRestrictedStorage, WritesRestrictedMemberStorage
+		Used   int64     `json:"used"`   // the tenant's (or the owner's) storage, bytes
+		Limit  int64     `json:"limit"`  // the plan's storage (or the owner's sub-quota), bytes
 		At     time.Time `json:"at"`
 	}
 	// DatabaseWritesRestored: the read-write account has its full privileges again.
@@ -115,9 +115,12 @@ type (
 	}
 )
 
-// WritesRestrictedStorage is the reason of writes restricted because the tenant's storage reached
-// its plan's limit.
-const WritesRestrictedStorage = "storage_quota"
+// Reasons of writes restricted: the tenant's storage reached its plan's limit, or the owner's
+// storage reached their sub-quota (MemberQuota.MaxStorageBytes).
+const (
+	WritesRestrictedStorage       = "storage_quota"
+	WritesRestrictedMemberStorage = "member_storage_quota"
+)
 
 func (DatabaseRequested) EventType() string          { return "database.requested.v1" }
 func (DatabaseProvisioned) EventType() string        { return "database.provisioned.v1" }
@@ -210,8 +213,18 @@ func (d *Database) MeasureStorage(bytes int64, now time.Time) {
 // restricted already, or when the database is not running or stopped (a database being
 // provisioned has its restriction decided once it runs; a deleted one has its accounts locked).
 func (d *Database) RestrictWrites(used, limit int64, now time.Time) {
+	d.restrictWrites(WritesRestrictedStorage, used, limit, now)
+}
+
+// RestrictMemberWrites is RestrictWrites because the database's owner uses used bytes of their
+// storage sub-quota of limit.
+func (d *Database) RestrictMemberWrites(used, limit int64, now time.Time) {
+	d.restrictWrites(WritesRestrictedMemberStorage, used, limit, now)
+}
+
+func (d *Database) restrictWrites(reason string, used, limit int64, now time.Time) {
 	if !d.writesRestricted && (d.state == StateRunning || d.state == StateStopped) {
-		d.record(d, DatabaseWritesRestricted{Reason: WritesRestrictedStorage, Used: used, Limit: limit, At: now})
+		d.record(d, DatabaseWritesRestricted{Reason: reason, Used: used, Limit: limit, At: now})
 	}
 }
 

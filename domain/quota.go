@@ -16,9 +16,13 @@ type (
 	QuotaDatabaseReleased struct {
 		DatabaseID DatabaseID `json:"database_id"`
 	}
+	// QuotaSubQuotaSet is a member's whole sub-quota: each limit nil is none. The storage and
+	// connection limits were added later; events without them set none.
 	QuotaSubQuotaSet struct {
-		UserID       UserID `json:"user_id"`
-		MaxDatabases *int64 `json:"max_databases,omitempty"` // nil: no sub-quota
+		UserID          UserID `json:"user_id"`
+		MaxDatabases    *int64 `json:"max_databases,omitempty"`
+		MaxStorageBytes *int64 `json:"max_storage_bytes,omitempty"`
+		MaxConnections  *int64 `json:"max_connections,omitempty"`
 	}
 	QuotaDatabaseOwnerChanged struct {
 		DatabaseID DatabaseID `json:"database_id"`
@@ -31,16 +35,39 @@ func (QuotaDatabaseReleased) EventType() string     { return "quota.database_rel
 func (QuotaSubQuotaSet) EventType() string          { return "quota.sub_quota_set.v1" }
 func (QuotaDatabaseOwnerChanged) EventType() string { return "quota.database_owner_changed.v1" }
 
-// Quota accounts for a tenant's databases, in total and per owner.
+// MemberQuota is a member's share of the tenant's limits (PUT /users/{id}/quota); a nil limit is
+// none. Databases count what the member owns; storage is their databases' (the storage wall
+// restricts the writes of all of them while they are at it); connections bound both the member's
+// queries running at once and each of their databases' accounts (MAX_USER_CONNECTIONS).
+type MemberQuota struct {
+	MaxDatabases    *int64 `json:"max_databases"`
+	MaxStorageBytes *int64 `json:"max_storage_bytes"`
+	MaxConnections  *int64 `json:"max_connections"`
+}
+
+// AccountConnections is the MAX_USER_CONNECTIONS of each account of a database whose owner has
+// the sub-quota owner: the plan's connections, or the owner's connection sub-quota when lower.
+func AccountConnections(limits Limits, owner MemberQuota) int64 {
+	if owner.MaxConnections != nil && *owner.MaxConnections < limits.MaxConnections {
+		return *owner.MaxConnections
+	}
+	return limits.MaxConnections
+}
+
+func (m MemberQuota) none() bool {
+	return m.MaxDatabases == nil && m.MaxStorageBytes == nil && m.MaxConnections == nil
+}
+
+// Quota accounts for a tenant's databases, in total and per owner, and the members' sub-quotas.
 type Quota struct {
 	aggregate
 	databases map[DatabaseID]UserID // counted databases → owner
-	perUser   map[UserID]int64      // sub-quotas on databases
+	perUser   map[UserID]MemberQuota
 }
 
 // NewQuota returns the quota of a tenant that has none recorded yet.
 func NewQuota() *Quota {
-	return &Quota{databases: map[DatabaseID]UserID{}, perUser: map[UserID]int64{}}
+	return &Quota{databases: map[DatabaseID]UserID{}, perUser: map[UserID]MemberQuota{}}
 }
 
 // RebuildQuota replays a quota stream; an empty one is a fresh quota (version 0).
@@ -57,10 +84,10 @@ func (q *Quota) apply(e Event) {
 	case QuotaDatabaseReleased:
 		delete(q.databases, e.DatabaseID)
 	case QuotaSubQuotaSet:
-		if e.MaxDatabases == nil {
+		if m := (MemberQuota{MaxDatabases: e.MaxDatabases, MaxStorageBytes: e.MaxStorageBytes, MaxConnections: e.MaxConnections}); m.none() {
 			delete(q.perUser, e.UserID)
 		} else {
-			q.perUser[e.UserID] = *e.MaxDatabases
+			q.perUser[e.UserID] = m
 		}
 	case QuotaDatabaseOwnerChanged:
 		if _, ok := q.databases[e.DatabaseID]; ok {
@@ -100,9 +127,14 @@ func (q *Quota) DatabasesOf(user UserID) int64 {
 
 // SubQuota returns the user's database sub-quota, if one is set.
 func (q *Quota) SubQuota(user UserID) (int64, bool) {
-	limit, ok := q.perUser[user]
-	return limit, ok
+	if limit := q.perUser[user].MaxDatabases; limit != nil {
+		return *limit, true
+	}
+	return 0, false
 }
+
+// MemberQuota returns the user's sub-quota (zero: none).
+func (q *Quota) MemberQuota(user UserID) MemberQuota { return q.perUser[user] }
 
 // ReserveDatabase counts a new database against the plan's limit and the owner's sub-quota.
 // Returns a *QuotaExceededError naming the limit that stops it.
@@ -110,7 +142,7 @@ func (q *Quota) ReserveDatabase(id DatabaseID, owner UserID, limits Limits) erro
 	if used := q.Databases(); used >= limits.MaxDatabases {
 		return &QuotaExceededError{Resource: "databases", Used: used, Limit: limits.MaxDatabases}
 	}
-	if limit, ok := q.perUser[owner]; ok {
+	if limit, ok := q.SubQuota(owner); ok {
 		if used := q.DatabasesOf(owner); used >= limit {
 			return &QuotaExceededError{Resource: "user_databases", Used: used, Limit: limit}
 		}
@@ -140,28 +172,56 @@ func (q *Quota) RemoveSubQuotas(user UserID) {
 	}
 }
 
-// SetSubQuota sets (or with nil removes) a user's database sub-quota. The sum of sub-quotas may
-// not exceed the plan's limit.
-func (q *Quota) SetSubQuota(user UserID, maxDatabases *int64, limits Limits) error {
-	if maxDatabases != nil {
-		if *maxDatabases < 0 {
-			return NewValidationError("max_databases", "must be 0 or more")
+// SetSubQuota sets a user's whole sub-quota (a nil limit removes that one). For each resource the
+// sub-quotas of the tenant's members may not add up to more than the plan allows. Returns a
+// *ValidationError for a negative limit (or a connection limit under 1: 0 would mean unlimited to
+// MySQL), a *QuotaExceededError (databases, storage or connections) for a sum over the plan.
+func (q *Quota) SetSubQuota(user UserID, m MemberQuota, limits Limits) error {
+	fields := map[string]string{}
+	for name, v := range map[string]*int64{"max_databases": m.MaxDatabases, "max_storage_bytes": m.MaxStorageBytes} {
+		if v != nil && *v < 0 {
+			fields[name] = "must be 0 or more"
 		}
-		sum := *maxDatabases
-		for u, limit := range q.perUser {
-			if u != user {
-				sum += limit
+	}
+	if m.MaxConnections != nil && *m.MaxConnections < 1 {
+		fields["max_connections"] = "must be 1 or more"
+	}
+	if len(fields) > 0 {
+		return &ValidationError{Fields: fields}
+	}
+	for _, r := range []struct {
+		resource string
+		of       func(MemberQuota) *int64
+		limit    int64
+	}{
+		{"databases", func(m MemberQuota) *int64 { return m.MaxDatabases }, limits.MaxDatabases},
+		{"storage", func(m MemberQuota) *int64 { return m.MaxStorageBytes }, limits.MaxStorageBytes},
+		{"connections", func(m MemberQuota) *int64 { return m.MaxConnections }, limits.MaxConnections},
+	} {
+		if r.of(m) == nil {
+			continue
+		}
+		sum := *r.of(m)
+		for u, other := range q.perUser {
+			if v := r.of(other); u != user && v != nil {
+				sum += *v
 			}
 		}
-		if sum > limits.MaxDatabases {
-			return fmt.Errorf("sub-quotas would add up to %d databases of %d: %w", sum, limits.MaxDatabases,
-				&QuotaExceededError{Resource: "databases", Used: sum, Limit: limits.MaxDatabases})
+		if sum > r.limit {
+			return fmt.Errorf("sub-quotas would add up to %d of %d (%s): %w", sum, r.limit, r.resource,
+				&QuotaExceededError{Resource: r.resource, Used: sum, Limit: r.limit})
 		}
 	}
-	if maxDatabases != nil {
-		v := *maxDatabases // the event keeps its own copy, whatever the caller does with theirs
-		maxDatabases = &v
-	}
-	q.record(q, QuotaSubQuotaSet{UserID: user, MaxDatabases: maxDatabases})
+	// The event keeps its own copies, whatever the caller does with theirs.
+	q.record(q, QuotaSubQuotaSet{UserID: user, MaxDatabases: clonePtr(m.MaxDatabases), MaxStorageBytes: clonePtr(m.MaxStorageBytes),
+		MaxConnections: clonePtr(m.MaxConnections)})
 	return nil
+}
+
+func clonePtr(v *int64) *int64 {
+	if v == nil {
+		return nil
+	}
+	c := *v
+	return &c
 }

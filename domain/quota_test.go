@@ -311,7 +311,7 @@ func TestQuotaSetSubQuota(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			q := loadQuota(t, tt.history...)
-			err := q.SetSubQuota(tt.user, tt.max, qLimits(tt.limit))
+			err := q.SetSubQuota(tt.user, domain.MemberQuota{MaxDatabases: tt.max}, qLimits(tt.limit))
 			switch {
 			case tt.wantField != "":
 				wantValidation(t, err, tt.wantField)
@@ -355,7 +355,7 @@ func TestRebuildQuota(t *testing.T) {
 			if err := q.ReserveDatabase(qDB(0), qAlice, qLimits(1)); err != nil {
 				t.Fatalf("reserve on a rebuilt fresh quota: %v", err)
 			}
-			if err := q.SetSubQuota(qBob, qPtr(1), qLimits(1)); err != nil {
+			if err := q.SetSubQuota(qBob, domain.MemberQuota{MaxDatabases: qPtr(1)}, qLimits(1)); err != nil {
 				t.Fatalf("sub-quota on a rebuilt fresh quota: %v", err)
 			}
 		}
@@ -367,14 +367,18 @@ func TestRebuildQuota(t *testing.T) {
 			name string
 			do   func(q *domain.Quota) error
 		}{
-			{"alice's sub-quota", func(q *domain.Quota) error { return q.SetSubQuota(qAlice, qPtr(2), limits) }},
-			{"bob's sub-quota", func(q *domain.Quota) error { return q.SetSubQuota(qBob, qPtr(3), limits) }},
+			{"alice's sub-quota", func(q *domain.Quota) error {
+				return q.SetSubQuota(qAlice, domain.MemberQuota{MaxDatabases: qPtr(2)}, limits)
+			}},
+			{"bob's sub-quota", func(q *domain.Quota) error {
+				return q.SetSubQuota(qBob, domain.MemberQuota{MaxDatabases: qPtr(3)}, limits)
+			}},
 			{"alice reserves", func(q *domain.Quota) error { return q.ReserveDatabase(qDB(0), qAlice, limits) }},
 			{"alice reserves again", func(q *domain.Quota) error { return q.ReserveDatabase(qDB(1), qAlice, limits) }},
 			{"carol reserves", func(q *domain.Quota) error { return q.ReserveDatabase(qDB(2), qCarol, limits) }},
 			{"alice gives one to bob", func(q *domain.Quota) error { q.ChangeOwner(qDB(1), qBob); return nil }},
 			{"carol's is released", func(q *domain.Quota) error { q.ReleaseDatabase(qDB(2)); return nil }},
-			{"bob's sub-quota removed", func(q *domain.Quota) error { return q.SetSubQuota(qBob, nil, limits) }},
+			{"bob's sub-quota removed", func(q *domain.Quota) error { return q.SetSubQuota(qBob, domain.MemberQuota{}, limits) }},
 			{"bob reserves", func(q *domain.Quota) error { return q.ReserveDatabase(qDB(3), qBob, limits) }},
 		}
 		q := domain.NewQuota()
@@ -399,4 +403,34 @@ func TestRebuildQuota(t *testing.T) {
 			t.Fatalf("end sub-quotas = %v, want %v", got, want)
 		}
 	})
+}
+
+// Storage and connection sub-quotas add up per resource against the plan, each on its own; a
+// connection limit of 0 would mean none to MySQL and is refused.
+func TestQuotaMemberQuotaPerResource(t *testing.T) {
+	limits := domain.Limits{MaxDatabases: 5, MaxStorageBytes: 1000, MaxConnections: 10}
+	q := loadQuota(t, domain.QuotaSubQuotaSet{UserID: qAlice, MaxStorageBytes: qPtr(600), MaxConnections: qPtr(6)})
+	if got := q.MemberQuota(qAlice); *got.MaxStorageBytes != 600 || *got.MaxConnections != 6 || got.MaxDatabases != nil {
+		t.Fatalf("MemberQuota(alice) = %+v", got)
+	}
+	if _, ok := q.SubQuota(qAlice); ok {
+		t.Error("a storage and connection sub-quota reads as a database sub-quota")
+	}
+	wantQuotaExceeded(t, q.SetSubQuota(qBob, domain.MemberQuota{MaxStorageBytes: qPtr(401)}, limits),
+		domain.QuotaExceededError{Resource: "storage", Used: 1001, Limit: 1000})
+	wantQuotaExceeded(t, q.SetSubQuota(qBob, domain.MemberQuota{MaxStorageBytes: qPtr(400), MaxConnections: qPtr(5)}, limits),
+		domain.QuotaExceededError{Resource: "connections", Used: 11, Limit: 10})
+	wantValidation(t, q.SetSubQuota(qBob, domain.MemberQuota{MaxConnections: qPtr(0), MaxStorageBytes: qPtr(-1)}, limits),
+		"max_connections", "max_storage_bytes")
+	wantPending(t, q.PendingEvents())
+	if err := q.SetSubQuota(qBob, domain.MemberQuota{MaxDatabases: qPtr(5), MaxStorageBytes: qPtr(400), MaxConnections: qPtr(4)}, limits); err != nil {
+		t.Fatal(err)
+	}
+	q.RemoveSubQuotas(qAlice)
+	wantPending(t, q.PendingEvents(), "quota.sub_quota_set.v1", "quota.sub_quota_set.v1")
+	if got := q.MemberQuota(qAlice); got != (domain.MemberQuota{}) {
+		t.Errorf("after RemoveSubQuotas: %+v", got)
+	}
+	q.RemoveSubQuotas(qAlice) // none left: nothing recorded
+	wantPending(t, q.PendingEvents(), "quota.sub_quota_set.v1", "quota.sub_quota_set.v1")
 }

@@ -17,11 +17,14 @@ type QueryTarget struct {
 	Plan         domain.PlanID
 	Settings     domain.TenantSettings
 	StorageBytes int64 // the tenant's, counted as DatabaseUsage counts it
+	// MemberMaxConnections is the user's connection sub-quota in the tenant (member_quotas), 0
+	// for none.
+	MemberMaxConnections int64
 }
 
-// QueryTarget reads a tenant's database with its tenant in one round trip. Returns
-// domain.ErrNotFound for a database of another tenant, or purged.
-func (q *Views) QueryTarget(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID) (QueryTarget, error) {
+// QueryTarget reads a tenant's database with its tenant, and the sub-quota of user there, in one
+// round trip. Returns domain.ErrNotFound for a database of another tenant, or purged.
+func (q *Views) QueryTarget(ctx context.Context, tenant domain.TenantID, user domain.UserID, id domain.DatabaseID) (QueryTarget, error) {
 	var (
 		t        QueryTarget
 		settings []byte
@@ -31,9 +34,10 @@ func (q *Views) QueryTarget(ctx context.Context, tenant domain.TenantID, id doma
 			(SELECT plan FROM tenants t WHERE t.tenant_id = d.tenant_id),
 			(SELECT settings FROM tenants t WHERE t.tenant_id = d.tenant_id),
 			(SELECT COALESCE(SUM(IF(u.state IN ('running', 'stopped', 'deleted'), u.storage_bytes, 0)), 0)
-				FROM database_list u WHERE u.tenant_id = d.tenant_id)
-		FROM database_list d WHERE d.database_id = ? AND d.tenant_id = ? AND d.state <> 'purged'`, id, tenant)
-	t.Database, err = scanDatabase(withExtra{row, []any{&t.Plan, &settings, &t.StorageBytes}})
+				FROM database_list u WHERE u.tenant_id = d.tenant_id),
+			(SELECT COALESCE(MAX(q.max_connections), 0) FROM member_quotas q WHERE q.tenant_id = d.tenant_id AND q.user_id = ?)
+		FROM database_list d WHERE d.database_id = ? AND d.tenant_id = ? AND d.state <> 'purged'`, user, id, tenant)
+	t.Database, err = scanDatabase(withExtra{row, []any{&t.Plan, &settings, &t.StorageBytes, &t.MemberMaxConnections}})
 	if errors.Is(err, sql.ErrNoRows) {
 		return QueryTarget{}, fmt.Errorf("database %s: %w", id, domain.ErrNotFound)
 	} else if err != nil {

@@ -14,7 +14,7 @@ func TestProjectorsReadEveryStoredVersion(t *testing.T) {
 	for _, p := range []projections.Projector{
 		projections.NewUsers(production), projections.NewTenants(production), projections.NewSessions(production),
 		projections.NewMailDeliveries(production), projections.NewAPIKeys(production), projections.NewInvitations(production),
-		projections.NewDatabases(production), projections.NewQueryHistory(production),
+		projections.NewDatabases(production), projections.NewQueryHistory(production), projections.NewMemberQuotas(production),
 	} {
 		handles := p.Handles()
 		for _, u := range domain.Upcasters() {

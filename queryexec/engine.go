@@ -56,6 +56,9 @@ type Policy struct {
 	Settings     domain.TenantSettings
 	Limits       domain.Limits
 	StorageBytes int64
+	// MemberMaxConnections is the caller's connection sub-quota in the tenant: how many of their
+	// queries may run at once (domain.MemberQuota); 0 for none.
+	MemberMaxConnections int64
 }
 
 // Request is one POST /databases/{id}/query (or /validate).
@@ -134,7 +137,8 @@ type Engine struct {
 	fleet     *sandbox.Fleet
 	pools     *pools
 	results   *results.Store
-	running   *tenantGate
+	running   *gate[domain.TenantID]
+	members   *gate[memberKey] // the members with a connection sub-quota
 	admission *admission
 	maxResult int64 // bytes of one result
 	killWait  time.Duration
@@ -191,7 +195,8 @@ func NewEngine(opts EngineOptions) *Engine {
 		opts.AdmissionWait = DefaultAdmissionWait
 	}
 	e := &Engine{fleet: opts.Fleet, pools: newPools(opts.Fleet, opts.Passwords, opts.Log, opts.Now), results: opts.Results,
-		running: newTenantGate(), admission: newAdmission(opts.QueriesInFlight, max(opts.QueryMemory, MaxRowBytes), opts.AdmissionWait),
+		running: newGate[domain.TenantID]("the tenant runs %d queries at once, its plan's limit"),
+		members: newGate[memberKey]("you run %d queries at once, your connection sub-quota in the tenant"), admission: newAdmission(opts.QueriesInFlight, max(opts.QueryMemory, MaxRowBytes), opts.AdmissionWait),
 		maxResult: opts.MaxResultBytes, killWait: killWait, log: opts.Log, now: opts.Now, onWrite: opts.OnWrite, stop: make(chan struct{})}
 	e.done.Add(1)
 	go e.janitor()
@@ -311,7 +316,7 @@ func (e *Engine) Run(ctx context.Context, req Request) ([]Result, []domain.Query
 		}
 		return nil, []domain.QueryExecuted{refused.record}, err
 	}
-	release, err := e.running.enter(req.Target.Tenant, req.Policy.Limits.MaxConnections)
+	release, err := e.enterGates(req)
 	if err != nil {
 		return nil, e.refuse(stmts, err), err
 	}
@@ -834,20 +839,43 @@ func (e *Engine) releaseWhenGone(c *conn, release func()) {
 	}()
 }
 
-// tenantGate caps the queries running at once per tenant.
-type tenantGate struct {
-	mu      sync.Mutex
-	running map[domain.TenantID]int64
+// enterGates admits the request's statements as one more query of its tenant and, when the
+// caller has a connection sub-quota, of the caller; the returned func leaves both.
+func (e *Engine) enterGates(req Request) (func(), error) {
+	leaveTenant, err := e.running.enter(req.Target.Tenant, req.Policy.Limits.MaxConnections)
+	if err != nil || req.Policy.MemberMaxConnections <= 0 {
+		return leaveTenant, err
+	}
+	leaveMember, err := e.members.enter(memberKey{req.Target.Tenant, req.User}, req.Policy.MemberMaxConnections)
+	if err != nil {
+		leaveTenant()
+		return nil, err
+	}
+	return func() { leaveMember(); leaveTenant() }, nil
 }
 
-func newTenantGate() *tenantGate { return &tenantGate{running: map[domain.TenantID]int64{}} }
+// memberKey is a member of a tenant.
+type memberKey struct {
+	tenant domain.TenantID
+	user   domain.UserID
+}
 
-// count is how many queries tenant runs, or all tenants together for "".
-func (g *tenantGate) count(tenant domain.TenantID) int64 {
+// gate caps the queries running at once per key (a tenant, a member).
+type gate[K comparable] struct {
+	mu      sync.Mutex
+	running map[K]int64
+	busy    string // the BusyError's message, with the limit
+}
+
+func newGate[K comparable](busy string) *gate[K] { return &gate[K]{running: map[K]int64{}, busy: busy} }
+
+// count is how many queries key runs, or all keys together for the zero key.
+func (g *gate[K]) count(key K) int64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if tenant != "" {
-		return g.running[tenant]
+	var zero K
+	if key != zero {
+		return g.running[key]
 	}
 	var n int64
 	for _, r := range g.running {
@@ -856,19 +884,19 @@ func (g *tenantGate) count(tenant domain.TenantID) int64 {
 	return n
 }
 
-// enter admits one more query of tenant unless limit run already; the returned func leaves.
-func (g *tenantGate) enter(tenant domain.TenantID, limit int64) (func(), error) {
+// enter admits one more query of key unless limit run already; the returned func leaves.
+func (g *gate[K]) enter(key K, limit int64) (func(), error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.running[tenant] >= max(limit, 1) {
-		return nil, &BusyError{Message: fmt.Sprintf("the tenant runs %d queries at once, its plan's limit", limit)}
+	if g.running[key] >= max(limit, 1) {
+		return nil, &BusyError{Message: fmt.Sprintf(g.busy, limit)}
 	}
-	g.running[tenant]++
+	g.running[key]++
 	return func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()
-		if g.running[tenant]--; g.running[tenant] <= 0 {
-			delete(g.running, tenant)
+		if g.running[key]--; g.running[key] <= 0 {
+			delete(g.running, key)
 		}
 	}, nil
 }

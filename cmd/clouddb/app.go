@@ -144,6 +144,7 @@ func (a *App) open(ctx context.Context) error {
 		projections.NewInvitations(registry),
 		projections.NewDatabases(registry),
 		projections.NewQueryHistory(registry),
+		projections.NewMemberQuotas(registry),
 		projections.AuditLog{},
 		projections.NewMetrics(registry),
 		projections.NewAlerts(registry),
@@ -249,8 +250,8 @@ func (a *App) openVault(ctx context.Context, db *sql.DB) (*secrets.Vault, error)
 }
 
 // queryTarget is the read models' answer to "what may run on this database".
-func (a *App) queryTarget(ctx context.Context, tenant domain.TenantID, id domain.DatabaseID) (queryexec.Target, queryexec.Policy, error) {
-	t, err := a.views.QueryTarget(ctx, tenant, id)
+func (a *App) queryTarget(ctx context.Context, tenant domain.TenantID, user domain.UserID, id domain.DatabaseID) (queryexec.Target, queryexec.Policy, error) {
+	t, err := a.views.QueryTarget(ctx, tenant, user, id)
 	if err != nil {
 		return queryexec.Target{}, queryexec.Policy{}, err
 	}
@@ -260,7 +261,7 @@ func (a *App) queryTarget(ctx context.Context, tenant domain.TenantID, id domain
 	}
 	d := t.Database
 	return queryexec.Target{ID: d.ID, Tenant: d.TenantID, Name: d.Name, Server: d.Server, State: d.State, WritesRestricted: d.WritesRestricted},
-		queryexec.Policy{Settings: t.Settings, Limits: plan.Limits, StorageBytes: t.StorageBytes}, nil
+		queryexec.Policy{Settings: t.Settings, Limits: plan.Limits, StorageBytes: t.StorageBytes, MemberMaxConnections: t.MemberMaxConnections}, nil
 }
 
 // serverDSN is a DSN's server without its database: the management server as the default sandbox.

@@ -282,3 +282,46 @@ func TestE2EAdminsDeactivatingEachOther(t *testing.T) {
 		t.Errorf("active admins = %v, want the winner %s", got, winner.userID)
 	}
 }
+
+// Sub-quotas on storage and connections: their sum stays within the plan, and a member at their
+// storage sub-quota cannot write to their databases (the query API's check and the account's
+// grants).
+func TestE2ESubQuotas(t *testing.T) {
+	env, _ := startDatabaseE2E(t, dbEnvOptions{})
+	admin := newTenantAdmin(env, "127.0.0.1", "Shares Co")
+	dev := invite(env, admin, "127.0.0.2", "developer")
+	other := invite(env, admin, "127.0.0.3", "developer")
+	db := createDatabase(t, dev.c, map[string]any{"name": "shared"})
+	query(dev.c, db.str("id"), "CREATE TABLE t (id INT)", nil).expect(t, 200, "")
+
+	r := admin.c.do("PUT", "/users/"+dev.userID+"/quota", map[string]any{"max_storage_bytes": 0, "max_connections": 6}).expect(t, 200, "")
+	if r.num("quota.max_storage_bytes") != 0 || r.num("quota.max_connections") != 6 || r.get("quota.max_databases") != nil {
+		t.Errorf("PUT quota = %s", r.body)
+	}
+	r = admin.c.do("PUT", "/users/"+other.userID+"/quota", map[string]any{"max_connections": 5}).expect(t, 403, "quota_exceeded")
+	if r.str("error.details.resource") != "connections" || r.num("error.details.used") != 11 || r.num("error.details.limit") != 10 {
+		t.Errorf("connections past the plan: %s", r.body)
+	}
+	admin.c.do("PUT", "/users/"+other.userID+"/quota", map[string]any{"max_connections": 0}).expect(t, 400, "validation_failed")
+	admin.c.do("PUT", "/users/"+other.userID+"/quota", map[string]any{"max_storage_bytes": 2 << 30}).expect(t, 403, "quota_exceeded")
+	admin.c.do("PUT", "/users/00000000-0000-4000-8000-000000000000/quota", map[string]any{"max_connections": 1}).expect(t, 404, "not_found")
+
+	var quota map[string]any
+	for _, it := range admin.c.do("GET", "/users", nil).expect(t, 200, "").items("items") {
+		if m := it.(map[string]any); m["id"] == dev.userID {
+			quota, _ = m["quota"].(map[string]any)
+		}
+	}
+	if quota["max_connections"] != 6.0 || quota["max_storage_bytes"] != 0.0 {
+		t.Errorf("GET /users quota of the developer = %v", quota)
+	}
+	r = query(dev.c, db.str("id"), "INSERT INTO t VALUES (1)", nil).expect(t, 403, "quota_exceeded")
+	query(dev.c, db.str("id"), "SELECT COUNT(*) FROM t", nil).expect(t, 200, "")
+	if r := dev.c.do("GET", "/databases/"+db.str("id"), nil).expect(t, 200, ""); r.get("writes_restricted") != true {
+		t.Errorf("the database at its owner's storage sub-quota: %s", r.body)
+	}
+	dev.c.do("POST", "/databases", map[string]any{"name": "more"}).expect(t, 403, "quota_exceeded")
+
+	admin.c.do("PUT", "/users/"+dev.userID+"/quota", map[string]any{}).expect(t, 200, "")
+	query(dev.c, db.str("id"), "INSERT INTO t VALUES (1)", nil).expect(t, 200, "")
+}
