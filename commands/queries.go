@@ -55,6 +55,8 @@ type QueryRunner struct {
 	// Instance is this process's lease (internal/leases): intents name it, so the query-outcome
 	// reconciler can tell an intent whose process died.
 	Instance string
+	// Observe, when set, is told of every statement's outcome as it is recorded (GET /metrics).
+	Observe func(domain.QueryExecuted)
 
 	engine   *queryexec.Engine
 	events   QueryLog
@@ -198,11 +200,21 @@ func (h *QueryRunner) Run(ctx context.Context, cmd RunQuery) ([]queryexec.Result
 		h.recordOutcomes(context.WithoutCancel(ctx), records, cmd.Meta)
 		return results, err
 	}
+	h.observe(records)
 	if _, rerr := h.events.Append(context.WithoutCancel(ctx), outcomes(records, 0, cmd.Meta)); rerr != nil {
 		h.log.Error("refused queries could not be recorded", "database_id", cmd.Database, "queries", len(records), "err", rerr)
 		return nil, fmt.Errorf("record %d queries: %w", len(records), rerr)
 	}
 	return results, err
+}
+
+// observe tells Observe of each outcome recorded.
+func (h *QueryRunner) observe(records []domain.QueryExecuted) {
+	if h.Observe != nil {
+		for _, r := range records {
+			h.Observe(r)
+		}
+	}
 }
 
 // onlyReads reports whether every statement of intent only reads.
@@ -234,6 +246,7 @@ const outcomeRetries = 30 * time.Second
 // recordOutcomes queues the outcomes of announced statements into the log's group commit and
 // returns; a goroutine learns whether they committed and tries again for a while if not.
 func (h *QueryRunner) recordOutcomes(ctx context.Context, records []domain.QueryExecuted, meta eventstore.Metadata) {
+	h.observe(records)
 	a := outcomes(records, 1, meta)
 	a.Unhurried = true // rides with the next intent: at concurrency 1, still one flush per answer
 	pending, err := h.events.Enqueue(ctx, a)

@@ -234,6 +234,27 @@ func (e *Engine) Forget(id domain.DatabaseID) { e.pools.forget(id) }
 // tenant. The dashboards show it as the connections in use.
 func (e *Engine) Running(tenant domain.TenantID) int64 { return e.running.count(tenant) }
 
+// PoolStats adds up the statistics of the open account pools, and says how many are open: what
+// GET /metrics shows of the sessions held on tenant accounts.
+func (e *Engine) PoolStats() (pools int, stats sql.DBStats) {
+	e.pools.mu.Lock()
+	dbs := make([]*sql.DB, 0, len(e.pools.m))
+	for _, p := range e.pools.m {
+		dbs = append(dbs, p.db)
+	}
+	e.pools.mu.Unlock()
+	for _, db := range dbs {
+		s := db.Stats()
+		stats.MaxOpenConnections += s.MaxOpenConnections
+		stats.OpenConnections += s.OpenConnections
+		stats.InUse += s.InUse
+		stats.Idle += s.Idle
+		stats.WaitCount += s.WaitCount
+		stats.WaitDuration += s.WaitDuration
+	}
+	return len(dbs), stats
+}
+
 // Results is the store of results for paging and exports.
 func (e *Engine) Results() *results.Store { return e.results }
 

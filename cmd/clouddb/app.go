@@ -28,6 +28,7 @@ import (
 	"github.com/clouddbmanager/clouddb/internal/localmysql"
 	"github.com/clouddbmanager/clouddb/internal/mail"
 	"github.com/clouddbmanager/clouddb/internal/mgmtdb"
+	"github.com/clouddbmanager/clouddb/internal/monitoring"
 	"github.com/clouddbmanager/clouddb/internal/resultarchive"
 	"github.com/clouddbmanager/clouddb/internal/secrets"
 	"github.com/clouddbmanager/clouddb/migrations"
@@ -205,6 +206,8 @@ func (a *App) open(ctx context.Context) error {
 	a.AlertEvaluator = commands.NewAlertEvaluator(a.Store, views, a.Engine.Running, now, a.Log)
 	a.Webhooks = commands.NewWebhookDelivery(a.Store, vault, db, nil, now, a.Log)
 	a.Webhooks.Instance = a.Lease.ID()
+	platform := monitoring.New(a.metrics, a.Engine)
+	a.QueryRunner.Observe, a.AlertEvaluator.Observe, a.Webhooks.Observe = platform.Query, platform.Alerts, platform.Webhook
 	a.Databases.OnAccountsChanged(func(id domain.DatabaseID) {
 		a.QueryRunner.Forget(id)
 		a.Engine.Forget(id)

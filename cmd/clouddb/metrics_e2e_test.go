@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/csv"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -105,4 +107,22 @@ func TestMetricsDashboardScopesRangesAndExport(t *testing.T) {
 	}
 	dev.c.do("GET", "/metrics/export", nil).expect(t, 403, "forbidden")
 	admin.c.do("GET", "/metrics/export?format=xml", nil).expect(t, 400, "validation_failed")
+
+	// The operator's /metrics has the platform's own series, without tenant labels.
+	resp, err := http.Get("http://" + env.app.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	scrape, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{`clouddb_queries_total{statement_type="read",status="succeeded"} 7`,
+		`clouddb_queries_total{statement_type="read",status="failed"} 1`, `clouddb_query_duration_seconds_count{statement_type="read"} 8`,
+		`clouddb_query_pool_connections{state="idle"}`, "clouddb_queries_running 0", "clouddb_alert_evaluations_total"} {
+		if !strings.Contains(string(scrape), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(string(scrape), admin.tenantID) {
+		t.Error("/metrics names a tenant")
+	}
 }
