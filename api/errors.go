@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/gorilla/mux"
@@ -329,10 +331,25 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, e *Error) {
 	}
 	writeJSON(w, status, errorEnvelope{Error: errorBody{
 		Code:      e.Code,
-		Message:   e.Message,
+		Message:   sentence(e.Message),
 		Details:   details,
 		RequestID: RequestID(r.Context()),
 	}})
+}
+
+// sentence gives every error message one voice, a sentence: a capital first letter and a final
+// full stop, also for the texts that come from elsewhere (a password rule, a MySQL error).
+func sentence(message string) string {
+	message = strings.TrimSpace(message)
+	if message == "" {
+		return message
+	}
+	first, size := utf8.DecodeRuneInString(message)
+	message = string(unicode.ToUpper(first)) + message[size:]
+	if !strings.ContainsRune(".!?", rune(message[len(message)-1])) {
+		message += "."
+	}
+	return message
 }
 
 // handleNoRoute is mux's NotFoundHandler and MethodNotAllowedHandler: 405 method_not_allowed

@@ -3,14 +3,19 @@ package api
 import (
 	"context"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -151,5 +156,35 @@ func TestWriteJSONUnencodable(t *testing.T) {
 	}
 	if e := envelope(t, rec); e.Code != "internal" {
 		t.Errorf("code = %q, want internal", e.Code)
+	}
+}
+
+// Every error message is a sentence, whatever wrote it: the fixed ones, a password rule, a MySQL
+// error's text.
+func TestErrorMessagesAreSentences(t *testing.T) {
+	errs := []error{&domain.WeakPasswordError{Rule: "length"}, &domain.WeakPasswordError{Rule: "symbol"},
+		&domain.TenantChoiceError{}, &domain.QuotaExceededError{Resource: "databases"}, &domain.ValidationError{}}
+	for _, k := range errorKinds {
+		errs = append(errs, k.kind)
+	}
+	s, _ := newTestServer(t, Config{})
+	for _, err := range errs {
+		e, _ := toError(err, time.Now())
+		rec := httptest.NewRecorder()
+		s.respond(rec, httptest.NewRequest(http.MethodGet, "/api/v1/x", nil), e)
+		var body errorEnvelope
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatal(err)
+		}
+		got := body.Error.Message
+		if first, _ := utf8.DecodeRuneInString(got); !unicode.IsUpper(first) || !strings.HasSuffix(got, ".") {
+			t.Errorf("%v: message %q is not a sentence", err, got)
+		}
+	}
+	for in, want := range map[string]string{"a password needs a digit": "A password needs a digit.", "Unknown column 'x' in 'field list'": "Unknown column 'x' in 'field list'.",
+		"élan": "Élan.", "Done!": "Done!", "": ""} {
+		if got := sentence(in); got != want {
+			t.Errorf("sentence(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -102,7 +102,7 @@ func (s *Server) mount(routes []route) {
 		if rt.method == http.MethodPost && rt.access != public {
 			h = s.idempotent(h)
 		}
-		s.api.HandleFunc(rt.path, s.guard(rt.access, h)).Methods(rt.method)
+		s.api.HandleFunc(rt.path, s.knownQuery(rt.method, rt.path, s.guard(rt.access, h))).Methods(rt.method)
 	}
 }
 

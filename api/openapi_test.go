@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -561,24 +560,6 @@ func TestOpenAPIServed(t *testing.T) {
 	}
 	if ct := rec.Header().Get("Content-Type"); ct != "application/json; charset=utf-8" {
 		t.Errorf("Content-Type = %q", ct)
-	}
-}
-
-// TestDocsOpenAPIIsTheSameDocument: docs/openapi.json is a symlink to api/openapi.json.
-func TestDocsOpenAPIIsTheSameDocument(t *testing.T) {
-	target, err := os.Readlink("../docs/openapi.json")
-	if err != nil {
-		t.Fatalf("docs/openapi.json should be a symlink to ../api/openapi.json: %v", err)
-	}
-	if target != "../api/openapi.json" {
-		t.Errorf("docs/openapi.json -> %s, want ../api/openapi.json", target)
-	}
-	b, err := os.ReadFile("../docs/openapi.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(b, openAPIDocument) {
-		t.Error("docs/openapi.json differs from the embedded document")
 	}
 }
 

@@ -26,9 +26,9 @@ const DefaultMaxBodyBytes int64 = 1 << 20
 // readinessTimeout bounds all readiness checks of one GET /readyz together.
 const readinessTimeout = 2 * time.Second
 
-// openAPIDocument is the OpenAPI 3.1 document of this API, served at GET /api/v1/openapi.json.
-// api/openapi.json is the one source of truth: go:embed cannot reach ../docs, so
-// docs/openapi.json is a relative symlink to ../api/openapi.json.
+// openAPIDocument is the OpenAPI 3.1 document of this API, served at GET /api/v1/openapi.json:
+// api/openapi.json, the one copy (the docs point here), which the end-to-end tests check every
+// response against and knownQuery reads the query parameters of each route from.
 //
 //go:embed openapi.json
 var openAPIDocument []byte
