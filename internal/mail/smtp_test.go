@@ -20,6 +20,7 @@ import (
 	"net/textproto"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -439,27 +440,28 @@ func TestSMTPUnreachable(t *testing.T) {
 	closed := l.Addr().String()
 	_ = l.Close()
 
+	// The refusal, not the minute's timeout, ends it.
 	cfg := smtpConfig(closed)
-	cfg.Timeout = 2 * time.Second
-	start := time.Now()
+	cfg.Timeout = time.Minute
 	err = NewSMTP(cfg).Send(context.Background(), testMessage())
 	if err == nil || errors.Is(err, ErrPermanent) {
 		t.Fatalf("Send to a closed port = %v, want a temporary error", err)
 	}
-	if elapsed := time.Since(start); elapsed > cfg.Timeout {
-		t.Errorf("took %v, more than the %v timeout", elapsed, cfg.Timeout)
+	if !errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Send to a closed port = %v, want the refusal, not the timeout", err)
 	}
 
-	// A server that accepts and then hangs: the timeout ends the conversation.
+	// A server that accepts and then hangs: the timeout ends the conversation, after 300 ms and
+	// well within 30 s however busy the machine.
 	cfg = smtpConfig(silentServer(t))
 	cfg.Timeout = 300 * time.Millisecond
-	start = time.Now()
+	start := time.Now()
 	err = NewSMTP(cfg).Send(context.Background(), testMessage())
 	elapsed := time.Since(start)
 	if err == nil || errors.Is(err, ErrPermanent) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Send to a silent server = %v, want a temporary context.DeadlineExceeded", err)
 	}
-	if elapsed < cfg.Timeout || elapsed > cfg.Timeout+time.Second {
+	if elapsed < cfg.Timeout || elapsed > 30*time.Second {
 		t.Errorf("gave up after %v, want about %v", elapsed, cfg.Timeout)
 	}
 }
@@ -475,7 +477,7 @@ func TestSMTPHonoursContext(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrPermanent) {
 		t.Fatalf("Send = %v, want a temporary context.Canceled", err)
 	}
-	if elapsed := time.Since(start); elapsed > 2*time.Second {
+	if elapsed := time.Since(start); elapsed > 30*time.Second { // the timeout is a minute
 		t.Errorf("cancellation took %v", elapsed)
 	}
 
