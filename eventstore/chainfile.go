@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -272,50 +273,142 @@ func VerifyFile(r io.Reader, keys []ed25519.PublicKey) (FileSummary, error) {
 	}
 	v := NewVerifier(keys...)
 	s := FileSummary{Header: header}
-	for {
-		raw, line, err := next()
-		if errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return s, err
-		}
-		where := fmt.Sprintf("line %d", line)
-		var rec fileRecord
-		if err := json.Unmarshal(raw, &rec); err != nil {
-			return s, fmt.Errorf("eventstore: %s is not a record: %w", where, err)
-		}
-		switch rec.Kind {
-		case "signed_head":
-			at, err := time.Parse(time.RFC3339Nano, rec.SignedAt)
-			if err != nil {
-				return s, fmt.Errorf("eventstore: %s: signed_at: %w", where, err)
+	stop := make(chan struct{})
+	defer close(stop)
+	for batch := range decodeRecords(next, stop) {
+		<-batch.done
+		for _, d := range batch.out {
+			if d.err != nil {
+				return s, d.err
 			}
-			sig := HeadSignature{ChainID: rec.ChainID, ChainSeq: rec.ChainSeq, Hash: rec.Hash, SignedAt: at, KeyID: rec.KeyID, Signature: rec.Signature}
-			if err := v.Signature(sig, where); err != nil {
+			if err := s.add(v, d.rec, fmt.Sprintf("line %d", d.line)); err != nil {
 				return s, err
 			}
-			s.Signatures++
-		case "event":
-			cr, err := rec.chainRecord(where)
-			if err != nil {
-				return s, err
-			}
-			if err := v.Record(cr, where); err != nil {
-				return s, err
-			}
-			if rec.Audit != nil {
-				if rec.Audit.ID != rec.EventID {
-					return s, &BrokenLink{ChainID: rec.ChainID, ChainSeq: rec.ChainSeq, Position: rec.Position, EventID: rec.EventID, Where: where,
-						Problem: fmt.Sprintf("its audit entry has id %s, not the event's", rec.Audit.ID)}
-				}
-				s.AuditEntries++
-			}
-		default:
-			return s, fmt.Errorf("eventstore: %s: unknown record kind %q", where, rec.Kind)
 		}
 	}
 	s.Summary, err = v.Finish()
 	return s, err
+}
+
+// add verifies the next record of the file.
+func (s *FileSummary) add(v *Verifier, rec fileRecord, where string) error {
+	switch rec.Kind {
+	case "signed_head":
+		at, err := time.Parse(time.RFC3339Nano, rec.SignedAt)
+		if err != nil {
+			return fmt.Errorf("eventstore: %s: signed_at: %w", where, err)
+		}
+		sig := HeadSignature{ChainID: rec.ChainID, ChainSeq: rec.ChainSeq, Hash: rec.Hash, SignedAt: at, KeyID: rec.KeyID, Signature: rec.Signature}
+		if err := v.Signature(sig, where); err != nil {
+			return err
+		}
+		s.Signatures++
+	case "event":
+		cr, err := rec.chainRecord(where)
+		if err != nil {
+			return err
+		}
+		if err := v.Record(cr, where); err != nil {
+			return err
+		}
+		if rec.Audit != nil {
+			if rec.Audit.ID != rec.EventID {
+				return &BrokenLink{ChainID: rec.ChainID, ChainSeq: rec.ChainSeq, Position: rec.Position, EventID: rec.EventID, Where: where,
+					Problem: fmt.Sprintf("its audit entry has id %s, not the event's", rec.Audit.ID)}
+			}
+			s.AuditEntries++
+		}
+	default:
+		return fmt.Errorf("eventstore: %s: unknown record kind %q", where, rec.Kind)
+	}
+	return nil
+}
+
+// decodedRecord is a record of a file as a decoding worker left it.
+type decodedRecord struct {
+	rec  fileRecord
+	line int
+	err  error // a record that is not JSON, or the file's read error; nothing follows it
+}
+
+// decodeBatch is records read in order, decoded by one worker.
+type decodeBatch struct {
+	raws  [][]byte
+	lines []int
+	out   []decodedRecord
+	done  chan struct{} // closed once out is filled
+}
+
+// decodeRecords reads the records next gives, decodes them on as many goroutines as there are
+// processors (JSON decoding is most of a verification's time), and returns the batches in file
+// order; each is ready when its done is closed. Reading stops when stop is closed. At most a few
+// batches per processor are in memory.
+func decodeRecords(next func() (json.RawMessage, int, error), stop <-chan struct{}) <-chan *decodeBatch {
+	const perBatch = 256
+	workers := runtime.GOMAXPROCS(0)
+	work, ordered := make(chan *decodeBatch, 2*workers), make(chan *decodeBatch, 2*workers)
+	for range workers {
+		go func() {
+			for b := range work {
+				b.out = make([]decodedRecord, len(b.raws))
+				for i, raw := range b.raws {
+					b.out[i].line = b.lines[i]
+					if err := json.Unmarshal(raw, &b.out[i].rec); err != nil {
+						b.out[i].err = fmt.Errorf("eventstore: line %d is not a record: %w", b.lines[i], err)
+						b.out = b.out[:i+1]
+						break
+					}
+				}
+				close(b.done)
+			}
+		}()
+	}
+	go func() {
+		defer close(ordered)
+		defer close(work)
+		emit := func(b *decodeBatch, decode bool) bool {
+			if decode {
+				select {
+				case work <- b:
+				case <-stop:
+					return false
+				}
+			}
+			select {
+			case ordered <- b:
+				return true
+			case <-stop:
+				return false
+			}
+		}
+		for {
+			b := &decodeBatch{done: make(chan struct{})}
+			var readErr error
+			for len(b.raws) < perBatch {
+				raw, line, err := next()
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						readErr = err
+					}
+					break
+				}
+				b.raws, b.lines = append(b.raws, bytes.Clone(raw)), append(b.lines, line)
+			}
+			if len(b.raws) > 0 && !emit(b, true) {
+				return
+			}
+			if readErr != nil { // reported after the records read before it
+				failed := &decodeBatch{done: make(chan struct{}), out: []decodedRecord{{err: readErr}}}
+				close(failed.done)
+				emit(failed, false)
+				return
+			}
+			if len(b.raws) < perBatch {
+				return
+			}
+		}
+	}()
+	return ordered
 }
 
 func (rec fileRecord) chainRecord(where string) (ChainRecord, error) {
