@@ -114,7 +114,7 @@ func (h *Identity) Login(ctx context.Context, cmd Login) (LoginResult, error) {
 			return err
 		}
 		meta := cmd.Meta
-		meta.ActorID, meta.TenantID = string(id), string(started.TenantID)
+		meta.ActorID, meta.TenantID, meta.SessionID = string(id), string(started.TenantID), string(started.SessionID)
 		streams := []eventstore.Stream{stream(id.Stream(), "user", user), stream(started.SessionID.Stream(), "session", session)}
 		if guard != nil {
 			streams = append(streams, *guard)
