@@ -324,7 +324,10 @@ func (h *QueryRunner) Archive(ctx context.Context, tenant domain.TenantID, user 
 }
 
 // executed reads the record of a query the caller ran in tenant, from the log; anyone else's is
-// domain.ErrNotFound.
+// domain.ErrNotFound. The outcome is queued (recordOutcomes) and may not be in the log yet when a
+// request follows the answer at once: then the intent, committed before the statement ran, gives
+// the query's database and SQL (the outcome commits with the next append, the caller's own
+// included).
 func (h *QueryRunner) executed(ctx context.Context, tenant domain.TenantID, user domain.UserID, queryID string) (domain.QueryExecuted, error) {
 	notFound := fmt.Errorf("query %s: %w", queryID, domain.ErrNotFound)
 	if _, err := uuid.Parse(queryID); err != nil {
@@ -334,14 +337,28 @@ func (h *QueryRunner) executed(ctx context.Context, tenant domain.TenantID, user
 	if err != nil {
 		return domain.QueryExecuted{}, err
 	}
+	var intent domain.QueryExecuted
 	for _, env := range envs { // the intent comes first when the statement reached the server
 		e, err := h.events.Registry().Decode(env)
 		if err != nil {
 			return domain.QueryExecuted{}, err
 		}
-		if q, ok := e.(domain.QueryExecuted); ok && q.TenantID == tenant && q.UserID == user {
-			return q, nil
+		switch q := e.(type) {
+		case domain.QueryExecuted:
+			if q.TenantID == tenant && q.UserID == user {
+				return q, nil
+			}
+		case domain.QueryStarted:
+			for _, st := range q.Statements {
+				if st.QueryID == queryID && q.TenantID == tenant && q.UserID == user {
+					intent = domain.QueryExecuted{QueryID: queryID, TenantID: tenant, UserID: user, DatabaseID: q.DatabaseID,
+						SQL: st.SQL, SQLTruncated: st.SQLTruncated, Fingerprint: st.Fingerprint, StatementType: st.StatementType, Tables: st.Tables}
+				}
+			}
 		}
+	}
+	if intent.QueryID != "" {
+		return intent, nil
 	}
 	return domain.QueryExecuted{}, notFound
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -130,6 +131,22 @@ func TestQueryResultArchive(t *testing.T) {
 	}
 	owner.c.do("DELETE", "/queries/"+qid+"/archive", nil).expect(t, 404, "not_found")
 	owner.c.do("DELETE", "/queries/not-a-query/archive", nil).expect(t, 404, "not_found")
+
+	// Archived at once after the answer, while its outcome may still wait to ride into the log with
+	// the next append: the intent names the query, and the outcome is recorded all the same.
+	for range 3 {
+		quick := query(owner.c, id, "SELECT 2 AS two", nil).expect(t, 200, "").str("query_id")
+		owner.c.do("POST", "/queries/"+quick+"/archive", nil).expect(t, 201, "")
+		owner.c.do("DELETE", "/queries/"+quick+"/archive", nil).expect(t, 204, "")
+		envs, err := env.app.Store.ReadStream(context.Background(), "query-"+quick, 0)
+		var types []string
+		for _, e := range envs {
+			types = append(types, e.EventType)
+		}
+		if want := "[query.started.v1 query.executed.v1 query.result_archived.v1 query.result_archive_deleted.v1]"; err != nil || fmt.Sprint(types) != want {
+			t.Errorf("the stream of a query archived at once = %v (%v), want %s", types, err, want)
+		}
+	}
 
 	// The query's stream records its intent and outcome, then who kept the result, the two exports
 	// of the archived rows (CSV, then JSON) and who deleted it, once each.
