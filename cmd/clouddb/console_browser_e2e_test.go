@@ -26,6 +26,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/pquerna/otp/totp"
 )
 
 // browser is one headless Chromium tab on the console of env.
@@ -187,6 +188,22 @@ func (b *browser) check(name string) {
 		}
 	}
 	b.run(emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}))
+}
+
+// narrow shows the page in a window 400 pixels wide, as on a phone: nothing may reach past its
+// right edge (the page scrolls only down), and check runs there (screenshots named name-narrow).
+func (b *browser) narrow(name string) {
+	b.t.Helper()
+	b.run(emulation.SetDeviceMetricsOverride(400, 860, 1, false))
+	defer b.run(emulation.ClearDeviceMetricsOverride())
+	var overflow []string
+	b.run(chromedp.Evaluate(`document.documentElement.scrollWidth > innerWidth ? [...document.querySelectorAll("body *")]
+		.filter(e => e.getBoundingClientRect().right > innerWidth + 1 && !e.closest(".grid-wrap, .table-scroll, .cm-editor, .editor-tabs"))
+		.map(e => e.tagName + "." + e.className).slice(0, 5) : []`, &overflow))
+	if len(overflow) > 0 {
+		b.t.Errorf("%s at 400 px: the page is wider than the window because of %v", name, overflow)
+	}
+	b.check(name + "-narrow")
 }
 
 // mailLink is the path and query of a mail's link, to be opened on this server.
@@ -487,7 +504,158 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("a viewer sees %d write buttons on the databases page", writeButtons)
 	}
 	b.check("databases-viewer")
+	b.narrow("databases-viewer")
 	b.click(`//a[normalize-space()="shop"]`)
 	b.waitText("Read-only")
 	b.check("editor-viewer")
+	b.narrow("editor-viewer")
+	b.click(`//nav//a[normalize-space()="Tenant"]`)
+	b.waitText("Limits of a query")
+	b.narrow("tenant-viewer")
+}
+
+// totpCode is the code of secret (as the console shows it, in groups) at the App's time.
+func totpCode(t *testing.T, env *e2eEnv, secret string) string {
+	t.Helper()
+	code, err := totp.GenerateCode(strings.ReplaceAll(secret, " ", ""), env.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
+// The account pages and the mail links after sign-up: an invitation accepted with a new
+// account, sessions, API keys, two factors set up and used to sign in, a change of password
+// that asks for the password again, forgot and reset through the mail's link, and the waits of a
+// rate limit (429) and a locked account (423).
+func TestConsoleAccountInBrowser(t *testing.T) {
+	env, _ := startDatabaseE2E(t, dbEnvOptions{e2eOptions: e2eOptions{Env: map[string]string{"CLOUDDB_PUBLIC_URL": "http://localhost"}}})
+	admin := newTenantAdmin(env, "127.0.0.81", "Globex")
+	b := newBrowser(t, env)
+
+	// The invitation's link creates the account and joins the tenant.
+	email, password := uniqueEmail("grace"), strongPassword()
+	env.secret(password, "password")
+	admin.c.do("POST", "/invitations", map[string]any{"emails": []string{email}, "role": "developer"}).expect(t, 201, "")
+	b.open(mailLink(t, env.waitMail(email, "invited")))
+	b.fill("Name", "Grace Hopper")
+	b.fill("Password", password)
+	b.check("invitation")
+	b.click(button("Join"))
+	b.waitText("You are a member of Globex.")
+	b.click(`//a[normalize-space()="Sign in to Globex"]`)
+	b.fill("Email", email)
+	b.fill("Password", password)
+	b.click(button("Sign in"))
+	b.waitText("No databases yet.")
+
+	// Sessions: another sign-in is listed and can be ended.
+	other := env.client("127.0.0.82")
+	otherSession := other.login(email, password, "")
+	b.click(`//nav//a[normalize-space()="Account"]`)
+	b.waitText("this session")
+	b.click(`//button[starts-with(@aria-label, "End the session of clouddb-e2e-test")]`)
+	b.run(chromedp.WaitNotPresent(`//button[starts-with(@aria-label, "End the session of clouddb-e2e-test")]`, chromedp.BySearch))
+	other.with(otherSession.access).do("GET", "/me", nil).expect(t, 401, "unauthenticated")
+
+	// An API key is shown once, works, and is revoked.
+	b.fill("Key name", "backup script")
+	b.click(button("Create key"))
+	key := b.text(`code.secret`)
+	env.secret(key, "API key")
+	other.with(key).do("GET", "/me", nil).expect(t, 200, "")
+	b.check("account-api-key")
+	b.click(button("I have stored it"))
+	b.click(`//button[@aria-label="Revoke the key backup script"]`)
+	b.waitText("No API keys.")
+	other.with(key).do("GET", "/me", nil).expect(t, 401, "unauthenticated")
+
+	// Two factors: the QR code and the key, a first code turns it on and shows recovery codes.
+	b.click(button("Set up two-factor authentication"))
+	b.run(chromedp.WaitVisible(`svg.qr path`, chromedp.ByQuery))
+	secret := b.text(`code.secret`)
+	env.secret(strings.ReplaceAll(secret, " ", ""), "TOTP secret")
+	b.check("account-2fa-setup")
+	b.fill("Code from the app", totpCode(t, env, secret))
+	b.click(button("Turn on"))
+	b.waitText("Two-factor authentication is on.")
+	var codes int
+	b.run(chromedp.Evaluate(`document.querySelectorAll("ul.codes li").length`, &codes))
+	if codes != 10 {
+		t.Errorf("%d recovery codes shown, want 10", codes)
+	}
+	b.check("account-2fa-codes")
+	b.narrow("account-2fa-codes")
+	b.click(button("I have stored them"))
+
+	// Signing in now asks for a code (of a later time step: a code works once).
+	b.click(button("Sign out"))
+	b.fill("Email", email)
+	b.fill("Password", password)
+	b.click(button("Sign in"))
+	env.clock.Advance(30 * time.Second)
+	b.fill("Authentication code", totpCode(t, env, secret))
+	b.check("login-2fa")
+	b.click(button("Verify and sign in"))
+	b.waitText("No databases yet.")
+
+	// A change of password 6 minutes after the sign-in confirms the password (and a code) first,
+	// then ends every session.
+	env.clock.Advance(6 * time.Minute)
+	b.click(`//nav//a[normalize-space()="Account"]`)
+	newPassword := strongPassword()
+	env.secret(newPassword, "password")
+	b.fill("Current password", password)
+	b.fill("New password", newPassword)
+	b.click(button("Change password"))
+	b.waitText("Confirm it is you")
+	b.fill("Your password", password)
+	b.fill("Authentication code", totpCode(t, env, secret))
+	b.click(button("Confirm"))
+	b.waitText("Your password is changed.")
+	b.check("login-password-changed")
+
+	// Forgot and reset through the mail's link; the next sign-in uses the new password.
+	b.click(`//a[normalize-space()="Forgot your password?"]`)
+	b.fill("Email", email)
+	b.click(button("Send the link"))
+	b.waitText("a mail with a link to choose a new password is on its way")
+	b.open(mailLink(t, env.waitMail(email, "reset")))
+	resetPassword := strongPassword()
+	env.secret(resetPassword, "password")
+	b.fill("New password", resetPassword)
+	b.check("reset-password")
+	b.click(button("Set password"))
+	b.waitText("Your new password is set")
+	b.click(`//a[normalize-space()="Sign in"]`)
+	b.fill("Email", email)
+	b.fill("Password", resetPassword)
+	b.click(button("Sign in"))
+	env.clock.Advance(30 * time.Second)
+	b.fill("Authentication code", totpCode(t, env, secret))
+	b.click(button("Verify and sign in"))
+	b.waitText("No databases yet.")
+	b.click(button("Sign out"))
+
+	// 429: the mails one address may ask for are spent; the page says how long to wait.
+	for range 2 {
+		other.do("POST", "/auth/password/forgot", map[string]any{"email": email}).expect(t, 202, "")
+	}
+	b.open("/forgot-password")
+	b.fill("Email", email)
+	b.click(button("Send the link"))
+	b.waitText("Try again in 5 minutes.")
+	b.check("forgot-rate-limited")
+
+	// 423: five wrong passwords lock the account; the sign-in page says for how long.
+	for range 5 {
+		other.do("POST", "/auth/login", map[string]any{"email": admin.email, "password": "Wrong-pass-1!"})
+	}
+	b.open("/login")
+	b.fill("Email", admin.email)
+	b.fill("Password", admin.password)
+	b.click(button("Sign in"))
+	b.waitText("Try again in 15 minutes.")
+	b.check("login-locked")
+	b.narrow("login-locked")
 }

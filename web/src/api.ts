@@ -190,7 +190,7 @@ export function describeError(e: unknown): string {
   if (!(e instanceof ApiError)) return e instanceof Error ? e.message : String(e);
   let msg = e.message;
   if (e.retryAfter && (e.code === "rate_limited" || e.code === "account_locked")) {
-    msg += ` Try again in ${formatWait(e.retryAfter)}.`;
+    msg = msg.replace(/[;,]\s*try again later\.?$/i, ".") + ` Try again in ${formatWait(e.retryAfter)}.`;
   }
   return msg;
 }

@@ -202,3 +202,12 @@ export function UsageBar(props: { label: string; used: number; limit: number; fo
 export function plural(n: number, one: string, many = one + "s"): string {
   return `${n.toLocaleString()} ${n === 1 ? one : many}`;
 }
+
+/** A wide table's horizontal scroller, reachable by keyboard (a narrow window scrolls it). */
+export function TableScroll(props: { label: string; children: ComponentChildren }) {
+  return (
+    <div class="table-scroll" tabIndex={0} role="region" aria-label={props.label}>
+      {props.children}
+    </div>
+  );
+}

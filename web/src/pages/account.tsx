@@ -7,7 +7,7 @@ import { api, describeError, setAccessToken } from "../api";
 import { withReauth } from "../reauth";
 import { signOut, startSession } from "../session";
 import { navigate, session, TenantChoice, useStore } from "../store";
-import { Alert, CopyButton, Field, passwordHint, useTitle } from "../ui";
+import { Alert, CopyButton, Field, passwordHint, TableScroll, useTitle } from "../ui";
 
 interface Session {
   id: string;
@@ -81,7 +81,7 @@ function Sessions(props: { tenantName: (id: string | null) => string }) {
       <p class="hint">Every sign-in is a session. End the ones you do not recognise; then change your password.</p>
       {error !== null && <Alert>{describeError(error)}</Alert>}
       {items && (
-        <div class="table-scroll">
+        <TableScroll label="Sessions">
           <table class="list">
             <caption class="sr-only">Your sessions</caption>
             <thead>
@@ -115,7 +115,7 @@ function Sessions(props: { tenantName: (id: string | null) => string }) {
               ))}
             </tbody>
           </table>
-        </div>
+        </TableScroll>
       )}
     </div>
   );
@@ -162,7 +162,7 @@ function APIKeys(props: { tenantName: (id: string | null) => string }) {
       )}
       {error !== null && <Alert>{describeError(error)}</Alert>}
       {items && items.length > 0 && (
-        <div class="table-scroll">
+        <TableScroll label="API keys">
           <table class="list">
             <caption class="sr-only">Your API keys</caption>
             <thead>
@@ -194,7 +194,7 @@ function APIKeys(props: { tenantName: (id: string | null) => string }) {
               ))}
             </tbody>
           </table>
-        </div>
+        </TableScroll>
       )}
       {items && items.length === 0 && <p class="muted">No API keys.</p>}
       <form
@@ -232,7 +232,8 @@ function APIKeys(props: { tenantName: (id: string | null) => string }) {
  * what authenticator apps read best). */
 function QrCode(props: { text: string }) {
   const path = useMemo(() => {
-    const q = qrcode(0, "M");
+    // Level L keeps the modules large: a screen shows the code without damage to recover from.
+    const q = qrcode(0, "L");
     q.addData(props.text);
     q.make();
     const n = q.getModuleCount();
@@ -241,7 +242,7 @@ function QrCode(props: { text: string }) {
     return { d, size: n + 8 };
   }, [props.text]);
   return (
-    <svg class="qr" role="img" aria-label="QR code to scan with your authenticator app" viewBox={`0 0 ${path.size} ${path.size}`} width="200" height="200" shape-rendering="crispEdges">
+    <svg class="qr" role="img" aria-label="QR code to scan with your authenticator app" viewBox={`0 0 ${path.size} ${path.size}`} width="220" height="220" shape-rendering="crispEdges">
       <rect width={path.size} height={path.size} fill="#fff" />
       <path d={path.d} fill="#000" />
     </svg>

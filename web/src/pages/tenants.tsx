@@ -2,7 +2,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, describeError } from "../api";
 import { navigate, session, useStore } from "../store";
-import { Alert, Field, formatBytes, UsageBar, useTitle } from "../ui";
+import { Alert, Field, formatBytes, TableScroll, UsageBar, useTitle } from "../ui";
 
 /** Creating a tenant; a person without one lands here after their first sign-in. The new tenant
  * needs a sign-in, after which the console goes on to next. */
@@ -129,7 +129,7 @@ export function TenantPage() {
       {plans.length > 0 && (
         <>
           <h2>Plans</h2>
-          <div class="table-scroll">
+          <TableScroll label="Plans">
             <table class="list">
               <caption class="sr-only">The plans and their limits</caption>
               <thead>
@@ -170,7 +170,7 @@ export function TenantPage() {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableScroll>
           <p class="hint">The platform's administrators change a tenant's plan.</p>
         </>
       )}
