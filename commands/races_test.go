@@ -121,18 +121,7 @@ func TestChangeRoleRaceKeepsATenantAdmin(t *testing.T) {
 		return tenant
 	}
 	admins := func(t *testing.T, tenant domain.TenantID) int {
-		_, envs := f.stream(t, tenant.Stream())
-		history := make([]domain.Event, len(envs))
-		for i, env := range envs {
-			var err error
-			if history[i], err = f.store.Registry().Decode(env); err != nil {
-				t.Fatal(err)
-			}
-		}
-		rebuilt, err := domain.RebuildTenant(history, int64(len(envs)))
-		if err != nil {
-			t.Fatal(err)
-		}
+		rebuilt := f.tenantOf(t, tenant)
 		n := 0
 		for _, u := range []domain.UserID{a, b} {
 			if rebuilt.Role(u) == domain.RoleTenantAdmin {

@@ -29,8 +29,9 @@ func (h *Members) RunTimers(ctx context.Context, queue WorkQueue, instance strin
 // how many it changed.
 func (h *Members) TimersDue(ctx context.Context, queue WorkQueue, instance string) (int, error) {
 	now := h.now().UTC()
-	rows, err := queue.QueryContext(ctx, `SELECT tenant_id, user_id FROM memberships
-		WHERE status = 'deactivated' AND (reactivate_at <= ? OR grace_until <= ?) ORDER BY tenant_id, user_id LIMIT 50`, now, now)
+	// reactivate_at and grace_until are set only while a member is deactivated; each has its index.
+	rows, err := queue.QueryContext(ctx, `(SELECT tenant_id, user_id FROM memberships WHERE reactivate_at <= ? LIMIT 50)
+		UNION (SELECT tenant_id, user_id FROM memberships WHERE grace_until <= ? LIMIT 50)`, now, now)
 	if err != nil {
 		return 0, fmt.Errorf("memberships due: %w", err)
 	}

@@ -90,21 +90,15 @@ func (q *Views) Members(ctx context.Context, tenant domain.TenantID, f MemberFil
 	if err != nil {
 		return nil, "", fmt.Errorf("read members of %s: %w", tenant, err)
 	}
-	defer rows.Close()
-	items = []MemberView{}
-	for rows.Next() {
-		m, err := scanMember(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		items = append(items, m)
+	if items, err = scanAll(rows, scanMember); err != nil {
+		return nil, "", err
 	}
 	if len(items) > limit {
 		items = items[:limit]
 		last := items[limit-1]
 		next = base64.RawURLEncoding.EncodeToString([]byte(last.Email + "\n" + string(last.ID)))
 	}
-	return items, next, rows.Err()
+	return items, next, nil
 }
 
 // A member cursor is the email and user id of the last member of a page (an address has no line
@@ -139,14 +133,19 @@ func (q *Views) DatabasesOwnedBy(ctx context.Context, tenant domain.TenantID, us
 	if err != nil {
 		return nil, fmt.Errorf("read databases of %s in %s: %w", user, tenant, err)
 	}
+	return scanAll(rows, scanDatabase)
+}
+
+// scanAll reads every row with scan and closes rows.
+func scanAll[T any](rows *sql.Rows, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
 	defer rows.Close()
-	out := []DatabaseView{}
+	out := []T{}
 	for rows.Next() {
-		d, err := scanDatabase(rows)
+		v, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, d)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }

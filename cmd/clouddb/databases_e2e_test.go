@@ -243,21 +243,31 @@ func createDatabase(t *testing.T, c *e2eClient, body map[string]any) *e2eRespons
 // that USE and session state carry from one statement to the next).
 func connect(t *testing.T, r *e2eResponse) *sql.DB {
 	t.Helper()
+	db, err := openWith(r, r.str("connection.password"))
+	if err != nil {
+		t.Fatalf("connect as %s to %s: %v", r.str("connection.username"), r.str("connection.database"), err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// openWith connects to the database of a create response with password, and pings it.
+func openWith(r *e2eResponse, password string) (*sql.DB, error) {
 	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd = r.str("connection.username"), r.str("connection.password")
+	cfg.User, cfg.Passwd = r.str("connection.username"), password
 	cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(r.str("connection.host"), fmt.Sprint(r.num("connection.port")))
 	cfg.DBName = r.str("connection.database")
 	cfg.Timeout = 5 * time.Second
 	db, err := sql.Open("mysql", cfg.FormatDSN())
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	db.SetMaxOpenConns(1)
-	t.Cleanup(func() { db.Close() })
 	if err := db.Ping(); err != nil {
-		t.Fatalf("connect as %s to %s/%s: %v", cfg.User, cfg.Addr, cfg.DBName, err)
+		db.Close()
+		return nil, err
 	}
-	return db
+	return db, nil
 }
 
 // mysqlCode is the server's error number of err, 0 if none.

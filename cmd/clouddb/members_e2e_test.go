@@ -5,16 +5,11 @@ package main
 // overrides.
 
 import (
-	"database/sql"
-	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/go-sql-driver/mysql"
 )
 
 // memberIDs are the ids of a GET /users page.
@@ -224,24 +219,6 @@ func TestE2EDeactivation(t *testing.T) {
 		}
 		return status == "active"
 	})
-}
-
-// openWith connects to the database of a create response with another password.
-func openWith(r *e2eResponse, password string) (*sql.DB, error) {
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd = r.str("connection.username"), password
-	cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(r.str("connection.host"), fmt.Sprint(r.num("connection.port")))
-	cfg.DBName = r.str("connection.database")
-	cfg.Timeout = 5 * time.Second
-	db, err := sql.Open("mysql", cfg.FormatDSN())
-	if err != nil {
-		return nil, err
-	}
-	if err := db.Ping(); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
 }
 
 // The last active tenant admin can never be deactivated: two admins deactivating each other at
