@@ -74,13 +74,15 @@ func TestLoadRunsForItsDurationAndReportsEveryRequest(t *testing.T) {
 
 	started := time.Now()
 	code, out, errs := runTool(t, "-url", srv.URL, "-email", "a@example.com", "-password", "Secret-123",
-		"-c", "4", "-d", "1s", "-warmup", "100ms", "-server-metrics", "-metrics-url", srv.URL, "-progress", "300ms")
+		"-c", "4", "-d", "500ms", "-warmup", "100ms", "-server-metrics", "-metrics-url", srv.URL, "-progress", "100ms")
 	took := time.Since(started)
 	if code != 0 {
 		t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
 	}
-	if took < time.Second || took > 5*time.Second {
-		t.Fatalf("a 1 s run took %v", took)
+	// A run that ignored -d would measure for the default 10 s: 9 s, some 14 times what this run
+	// takes, tells the two apart however busy the machine.
+	if took < 600*time.Millisecond || took > 9*time.Second {
+		t.Fatalf("a 100 ms warmup and a 500 ms run took %v", took)
 	}
 	if fake.logins.Load() != 1 {
 		t.Fatalf("%d logins, want 1", fake.logins.Load())
@@ -95,7 +97,7 @@ func TestLoadRunsForItsDurationAndReportsEveryRequest(t *testing.T) {
 		t.Fatalf("no warmup line in:\n%s", out)
 	}
 	warmed, _ := strconv.ParseInt(warm[1], 10, 64)
-	if measured < 100 || measured+warmed != fake.me.Load() {
+	if measured == 0 || measured+warmed != fake.me.Load() {
 		t.Fatalf("reported %d measured + %d warmup requests, the server answered %d", measured, warmed, fake.me.Load())
 	}
 	for _, want := range []string{"requests/s", "p50 ", "p90 ", "p99 ", "max ", fmt.Sprintf("200×%d", measured),
@@ -168,12 +170,20 @@ func TestLoadKeepsAFixedRate(t *testing.T) {
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
 
-	code, out, errs := runTool(t, "-url", srv.URL, "-token", "tok-1", "-c", "4", "-d", "500ms", "-rate", "200")
+	// 100 requests at 200/s: the last is due 495 ms after the first, so the run cannot end sooner,
+	// and 10 s leaves a loaded machine room to send them all. (Counting the requests of a 500 ms
+	// run instead loses the last ones when the machine stalls the workers near its end.)
+	started := time.Now()
+	code, out, errs := runTool(t, "-url", srv.URL, "-token", "tok-1", "-c", "4", "-d", "10s", "-n", "100", "-rate", "200")
+	took := time.Since(started)
 	if code != 0 {
 		t.Fatalf("exit code %d\n%s\n%s", code, out, errs)
 	}
 	if n := fake.me.Load(); n != 100 {
-		t.Fatalf("%d requests in 0.5 s at 200/s, want 100", n)
+		t.Fatalf("%d requests, want 100", n)
+	}
+	if took < 495*time.Millisecond {
+		t.Fatalf("100 requests at 200/s took %v, want at least 495 ms", took)
 	}
 	if !strings.Contains(out, "from due:") {
 		t.Fatalf("no latency from due time:\n%s", out)
