@@ -172,6 +172,10 @@ func (q *Views) Dashboard(ctx context.Context, req DashboardRequest) (Dashboard,
 	if err != nil {
 		return Dashboard{}, err
 	}
+	if scope.Kind == ScopeDatabase && w.Grain == domain.GrainMinute {
+		w.Grain = domain.GrainHour // databases are kept by the hour
+		req.Window, d.Range.Grain = w, w.Grain
+	}
 	if d.DashboardPeriod, err = q.period(ctx, req, scope, w); err != nil {
 		return Dashboard{}, err
 	}

@@ -18,8 +18,9 @@ import (
 
 // Metrics is the read model of the dashboards, the exports and the alerts: counts and latency
 // histograms in buckets of a minute, an hour and a day, for the platform, each tenant, each
-// database and each member (metrics_usage); the query patterns (metrics_patterns, by fingerprint,
-// database and user, per hour and day); and what the gauges need to carry on between events
+// database and each member (metrics_usage: databases by the hour and day only); the query patterns
+// (metrics_patterns: a tenant's by fingerprint per hour and day, and per database and member by
+// the day); and what the gauges need to carry on between events
 // (metrics_databases, metrics_totals, metrics_members) and where the model stands (metrics_state:
 // the last position applied, so a redelivered event changes nothing, and the retention cut).
 //
@@ -171,6 +172,7 @@ func (Metrics) Tables() []Table {
 		{Name: "metrics_state", DDL: `CREATE TABLE IF NOT EXISTS {{table}} (
 			id                 TINYINT NOT NULL PRIMARY KEY,
 			position           BIGINT NOT NULL,
+			latest             DATETIME NULL,
 			performance_before DATETIME NOT NULL,
 			activity_before    DATETIME NOT NULL,
 			daily_before       DATETIME NOT NULL
@@ -238,15 +240,18 @@ type metricsTotals struct {
 type metricsBatch struct {
 	t        Tables
 	position int64 // the last event applied
-	cut      domain.MetricsPruned
-	cutMoved bool
-	usage    map[usageKey]*usageRow
-	patterns map[patternKey]*patternRow
-	texts    map[textKey]patternText
-	dbs      map[domain.DatabaseID]*metricsDatabase
-	totals   map[domain.TenantID]*metricsTotals // "" is the platform
-	members  map[domain.UserID][]domain.TenantID
-	joined   [][2]string // (user, tenant) added by the batch
+	// latest is the latest time counted before the batch, and after it once the batch is written: no
+	// stored bucket starts after its bucket, so keys past it are new and need no read.
+	latest, counted time.Time
+	cut             domain.MetricsPruned
+	cutMoved        bool
+	usage           map[usageKey]*usageRow
+	patterns        map[patternKey]*patternRow
+	texts           map[textKey]patternText
+	dbs             map[domain.DatabaseID]*metricsDatabase
+	totals          map[domain.TenantID]*metricsTotals // "" is the platform
+	members         map[domain.UserID][]domain.TenantID
+	joined          [][2]string // (user, tenant) added by the batch
 }
 
 type decodedEvent struct {
@@ -298,11 +303,14 @@ func (p Metrics) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []event
 
 // loadState reads where the model stands: the last position applied and the cut.
 func (b *metricsBatch) loadState(ctx context.Context, tx *sql.Tx) error {
-	err := tx.QueryRowContext(ctx, `SELECT position, performance_before, activity_before, daily_before FROM `+b.t.Name("metrics_state")+` WHERE id = 1`).
-		Scan(&b.position, &b.cut.PerformanceBefore, &b.cut.ActivityBefore, &b.cut.DailyBefore)
+	var latest sql.NullTime
+	err := tx.QueryRowContext(ctx, `SELECT position, latest, performance_before, activity_before, daily_before FROM `+b.t.Name("metrics_state")+` WHERE id = 1`).
+		Scan(&b.position, &latest, &b.cut.PerformanceBefore, &b.cut.ActivityBefore, &b.cut.DailyBefore)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("projections: metrics: read the state: %w", err)
 	}
+	b.latest = latest.Time.UTC()
+	b.counted = b.latest
 	return nil
 }
 
@@ -387,15 +395,22 @@ func (b *metricsBatch) cutoff(g domain.MetricsGrain, pattern bool) time.Time {
 	return b.cut.DailyBefore
 }
 
-// count calls f on the row of each scope in each grain at time at, but not in buckets the cut
-// has removed.
+// count calls f on the row of each scope in each of its grains at time at, but not in buckets the
+// cut has removed. Databases have no minute buckets: nothing charts one database by the minute,
+// and they would be the read model's largest share of rows.
 func (b *metricsBatch) count(at time.Time, f func(*usageRow), scopes ...scope) {
+	if at.After(b.counted) {
+		b.counted = at.UTC()
+	}
 	for _, g := range grains {
 		start := g.Start(at)
 		if start.Before(b.cutoff(g, false)) {
 			continue
 		}
 		for _, s := range scopes {
+			if s.kind == ScopeDatabase && g == domain.GrainMinute {
+				continue
+			}
 			k := usageKey{s.tenant, s.kind, s.subject, grainCode(g), start.Unix()}
 			row := b.usage[k]
 			if row == nil {
@@ -484,13 +499,21 @@ func (b *metricsBatch) query(e domain.QueryExecuted) {
 	}, platform(), tenantScope(e.TenantID), databaseScope(e.TenantID, e.DatabaseID), userScope(e.TenantID, e.UserID))
 	fp := Fingerprint(e.Fingerprint)
 	seen := false
-	for _, g := range []domain.MetricsGrain{domain.GrainHour, domain.GrainDay} {
-		start := g.Start(e.At)
-		if start.Before(b.cutoff(g, true)) {
+	// The tenant's patterns by the hour and the day; those of each database and member by the day.
+	keys := []patternKey{
+		{e.TenantID, grainCode(domain.GrainHour), domain.GrainHour.Start(e.At).Unix(), fp, "", ""},
+		{e.TenantID, grainCode(domain.GrainDay), domain.GrainDay.Start(e.At).Unix(), fp, "", ""},
+		{e.TenantID, grainCode(domain.GrainDay), domain.GrainDay.Start(e.At).Unix(), fp, e.DatabaseID, e.UserID},
+	}
+	for i, k := range keys {
+		g := domain.GrainHour
+		if i > 0 {
+			g = domain.GrainDay
+		}
+		if time.Unix(k.bucket, 0).Before(b.cutoff(g, true)) {
 			continue
 		}
 		seen = true
-		k := patternKey{e.TenantID, grainCode(g), start.Unix(), fp, e.DatabaseID, e.UserID}
 		row := b.patterns[k]
 		if row == nil {
 			row = &patternRow{}
@@ -676,33 +699,17 @@ func upsertRows(ctx context.Context, tx *sql.Tx, insert string, columns int, row
 // upserts every touched bucket: counters add, gauges replace when the batch set them.
 func (b *metricsBatch) writeUsage(ctx context.Context, tx *sql.Tx) error {
 	table := b.t.Name("metrics_usage")
-	var withLatency []usageKey
+	var stored []storedKey
 	for k, r := range b.usage {
-		if r.latency != nil {
-			withLatency = append(withLatency, k)
+		if r.latency != nil && b.mayBeStored(k.grain, k.bucket) {
+			stored = append(stored, storedKey{[]any{k.tenant, k.scope, k.subject}, k.grain, k.bucket})
 		}
 	}
-	err := eachChunk(withLatency, func(chunk []usageKey) error {
-		args := make([]any, 0, 5*len(chunk))
-		for _, k := range chunk {
-			args = append(args, k.tenant, k.scope, k.subject, k.grain, time.Unix(k.bucket, 0).UTC())
+	err := readHistograms(ctx, tx, table, []string{"tenant_id", "scope", "subject_id"}, stored, func(vals []string, grain string, bucket int64) *latency.Histogram {
+		if r := b.usage[usageKey{domain.TenantID(vals[0]), vals[1], vals[2], grain, bucket}]; r != nil {
+			return r.latency
 		}
-		return scanRows(ctx, tx, `SELECT tenant_id, scope, subject_id, grain, bucket, latency FROM `+table+` WHERE `+
-			orOfAnds("(tenant_id = ? AND scope = ? AND subject_id = ? AND grain = ? AND bucket = ?)", len(chunk)), args, func(rows *sql.Rows) error {
-			var k usageKey
-			var bucket time.Time
-			var stored []byte
-			if err := rows.Scan(&k.tenant, &k.scope, &k.subject, &k.grain, &bucket, &stored); err != nil {
-				return err
-			}
-			k.bucket = bucket.Unix()
-			h, err := latency.Decode(stored)
-			if err != nil {
-				return err
-			}
-			b.usage[k].latency.Merge(h)
-			return nil
-		})
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("projections: metrics: read histograms: %w", err)
@@ -738,32 +745,20 @@ func (b *metricsBatch) writeUsage(ctx context.Context, tx *sql.Tx) error {
 func (b *metricsBatch) writePatterns(ctx context.Context, tx *sql.Tx) error {
 	table := b.t.Name("metrics_patterns")
 	keys := make([]patternKey, 0, len(b.patterns))
+	stored := make([]storedKey, 0, len(b.patterns))
 	for k := range b.patterns {
 		keys = append(keys, k)
-	}
-	err := eachChunk(keys, func(chunk []patternKey) error {
-		args := make([]any, 0, 6*len(chunk))
-		for _, k := range chunk {
-			args = append(args, k.tenant, k.grain, time.Unix(k.bucket, 0).UTC(), k.fingerprint, k.database, k.user)
+		if b.mayBeStored(k.grain, k.bucket) {
+			stored = append(stored, storedKey{[]any{k.tenant, k.fingerprint, k.database, k.user}, k.grain, k.bucket})
 		}
-		return scanRows(ctx, tx, `SELECT tenant_id, grain, bucket, fingerprint, database_id, user_id, latency FROM `+table+` WHERE `+
-			orOfAnds("(tenant_id = ? AND grain = ? AND bucket = ? AND fingerprint = ? AND database_id = ? AND user_id = ?)", len(chunk)),
-			args, func(rows *sql.Rows) error {
-				var k patternKey
-				var bucket time.Time
-				var stored []byte
-				if err := rows.Scan(&k.tenant, &k.grain, &bucket, &k.fingerprint, &k.database, &k.user, &stored); err != nil {
-					return err
-				}
-				k.bucket = bucket.Unix()
-				h, err := latency.Decode(stored)
-				if err != nil {
-					return err
-				}
-				b.patterns[k].latency.Merge(h)
-				return nil
-			})
-	})
+	}
+	err := readHistograms(ctx, tx, table, []string{"tenant_id", "fingerprint", "database_id", "user_id"}, stored,
+		func(vals []string, grain string, bucket int64) *latency.Histogram {
+			if r := b.patterns[patternKey{domain.TenantID(vals[0]), grain, bucket, vals[1], domain.DatabaseID(vals[2]), domain.UserID(vals[3])}]; r != nil {
+				return &r.latency
+			}
+			return nil
+		})
 	if err != nil {
 		return fmt.Errorf("projections: metrics: read pattern histograms: %w", err)
 	}
@@ -794,10 +789,10 @@ func (b *metricsBatch) writePatterns(ctx context.Context, tx *sql.Tx) error {
 // before it.
 func (b *metricsBatch) writeCut(ctx context.Context, tx *sql.Tx) error {
 	c := b.cut
-	if _, err := tx.ExecContext(ctx, `INSERT INTO `+b.t.Name("metrics_state")+` (id, position, performance_before, activity_before, daily_before)
-		VALUES (1, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE position = VALUES(position), performance_before = VALUES(performance_before),
-		activity_before = VALUES(activity_before), daily_before = VALUES(daily_before)`,
-		b.position, c.PerformanceBefore, c.ActivityBefore, c.DailyBefore); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO `+b.t.Name("metrics_state")+` (id, position, latest, performance_before, activity_before, daily_before)
+		VALUES (1, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE position = VALUES(position), latest = VALUES(latest),
+		performance_before = VALUES(performance_before), activity_before = VALUES(activity_before), daily_before = VALUES(daily_before)`,
+		b.position, dbTime(b.counted.Truncate(time.Second)), c.PerformanceBefore, c.ActivityBefore, c.DailyBefore); err != nil {
 		return fmt.Errorf("projections: metrics: write the state: %w", err)
 	}
 	if !b.cutMoved {
@@ -820,6 +815,96 @@ func (b *metricsBatch) writeCut(ctx context.Context, tx *sql.Tx) error {
 		}
 	}
 	return nil
+}
+
+// mayBeStored reports whether a bucket may have a row before the batch: not when it starts after
+// the bucket of the latest time counted (a rebuild and a live model following the log both count
+// mostly new buckets, which then cost no read).
+func (b *metricsBatch) mayBeStored(grain string, bucket int64) bool {
+	return !b.latest.IsZero() && bucket <= b.latest.Truncate(grainSizes[grain]).Unix()
+}
+
+// storedKey is the key of a row whose stored histogram a batch merges into: the values of the
+// table's key columns but grain and bucket, then those.
+type storedKey struct {
+	columns []any
+	grain   string
+	bucket  int64
+}
+
+// maxScanBuckets bounds the buckets of one grain that readHistograms scans by time. A batch's keys
+// lie in a few consecutive buckets, most of them new (log order is time order): one range of the
+// (grain, bucket) index costs far less than a lookup per key. Keys spread wider (an outcome recorded
+// long after its query ran) are looked up by primary key instead.
+const maxScanBuckets = 24 * 60
+
+// readHistograms merges into each key's histogram (into returns it, nil for a row that is no key of
+// the batch) the one stored in table, whose key is columns, grain and bucket.
+func readHistograms(ctx context.Context, tx *sql.Tx, table string, columns []string, keys []storedKey,
+	into func(vals []string, grain string, bucket int64) *latency.Histogram) error {
+	spans := map[string][2]int64{}
+	byGrain := map[string][]storedKey{}
+	for _, k := range keys {
+		span, seen := spans[k.grain]
+		if !seen {
+			span = [2]int64{k.bucket, k.bucket}
+		}
+		spans[k.grain] = [2]int64{min(span[0], k.bucket), max(span[1], k.bucket)}
+		byGrain[k.grain] = append(byGrain[k.grain], k)
+	}
+	list := strings.Join(columns, ", ")
+	scan := func(rows *sql.Rows) error {
+		vals := make([]string, len(columns))
+		dest := make([]any, 0, len(columns)+3)
+		for i := range vals {
+			dest = append(dest, &vals[i])
+		}
+		var grain string
+		var bucket time.Time
+		var stored []byte
+		if err := rows.Scan(append(dest, &grain, &bucket, &stored)...); err != nil {
+			return err
+		}
+		h := into(vals, grain, bucket.Unix())
+		if h == nil {
+			return nil
+		}
+		decoded, err := latency.Decode(stored)
+		if err != nil {
+			return err
+		}
+		h.Merge(decoded)
+		return nil
+	}
+	for grain, span := range spans {
+		size := int64(grainSizes[grain] / time.Second)
+		if (span[1]-span[0])/size <= maxScanBuckets {
+			err := scanRows(ctx, tx, `SELECT `+list+`, grain, bucket, latency FROM `+table+` WHERE grain = ? AND bucket BETWEEN ? AND ?
+				AND latency IS NOT NULL`, []any{grain, time.Unix(span[0], 0).UTC(), time.Unix(span[1], 0).UTC()}, scan)
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		tuple := "(" + sqlparams.List(len(columns)+2) + ")"
+		err := eachChunk(byGrain[grain], func(chunk []storedKey) error {
+			args := make([]any, 0, (len(columns)+2)*len(chunk))
+			for _, k := range chunk {
+				args = append(append(args, k.columns...), k.grain, time.Unix(k.bucket, 0).UTC())
+			}
+			return scanRows(ctx, tx, `SELECT `+list+`, grain, bucket, latency FROM `+table+` WHERE (`+list+`, grain, bucket) IN (`+
+				strings.TrimSuffix(strings.Repeat(tuple+", ", len(chunk)), ", ")+`)`, args, scan)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// grainSizes are the bucket lengths by grain code.
+var grainSizes = map[string]time.Duration{
+	grainCode(domain.GrainMinute): time.Minute, grainCode(domain.GrainHour): time.Hour, grainCode(domain.GrainDay): 24 * time.Hour,
 }
 
 // eachChunk calls f on items rowsPerStatement at a time.
@@ -845,12 +930,6 @@ func scanRows(ctx context.Context, tx *sql.Tx, query string, args []any, scan fu
 		}
 	}
 	return rows.Err()
-}
-
-// orOfAnds joins n copies of a parenthesised condition with OR: a read of n rows by their primary
-// keys, which MySQL and MariaDB turn into n point lookups.
-func orOfAnds(condition string, n int) string {
-	return strings.TrimSuffix(strings.Repeat(condition+" OR ", n), " OR ")
 }
 
 func anys(ss []string) []any {

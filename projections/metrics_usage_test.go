@@ -200,6 +200,18 @@ func TestMetricsRollQueriesUpByMinuteHourAndDay(t *testing.T) {
 	if top[0].StatementType != "read" || top[0].Errors == 0 {
 		t.Errorf("pattern %+v: want its statement type and errors", top[0])
 	}
+	mine, err := views.MetricsPatterns(ctx, projections.PatternFilter{Tenant: tenant, User: users[0]}, domain.GrainHour, t0, t0.Add(time.Hour),
+		projections.PatternsByCount, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own uint64
+	for _, p := range mine {
+		own += p.Queries
+	}
+	if own != n/2 || len(mine) != 3 {
+		t.Errorf("one member's patterns (by the day): %d statements in %d patterns, want %d in 3", own, len(mine), n/2)
+	}
 	checkReplay(t, f, r, metrics, metricsTables)
 }
 

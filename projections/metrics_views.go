@@ -201,18 +201,29 @@ const (
 
 // MetricsPatterns returns the top limit patterns of the filter's statements in the hourly (grain
 // hour) or daily buckets that start in [from, to), ordered by order (a Patterns* constant),
-// heaviest first, with their text.
+// heaviest first, with their text. The hourly patterns are the tenant's; those of one database or
+// member are kept by the day, so such a filter reads the days that hold [from, to).
 func (q *Views) MetricsPatterns(ctx context.Context, f PatternFilter, grain domain.MetricsGrain, from, to time.Time, order string, limit int) ([]PatternStats, error) {
 	query := `SELECT fingerprint, queries, errors, latency FROM metrics_patterns
 		WHERE tenant_id = ? AND grain = ? AND bucket >= ? AND bucket < ?`
-	args := []any{f.Tenant, grainCode(grain), from.UTC(), to.UTC()}
-	if f.Database != "" {
-		query += ` AND database_id = ?`
-		args = append(args, f.Database)
+	switch {
+	case f.Database == "" && f.User == "":
+		query += ` AND database_id = '' AND user_id = ''`
+	case f.Database == "":
+		query += ` AND database_id <> '' AND user_id = ?`
+	case f.User == "":
+		query += ` AND database_id = ? AND user_id <> ''`
+	default:
+		query += ` AND database_id = ? AND user_id = ?`
 	}
-	if f.User != "" {
-		query += ` AND user_id = ?`
-		args = append(args, f.User)
+	if f.Database != "" || f.User != "" {
+		grain, from = domain.GrainDay, domain.GrainDay.Start(from)
+	}
+	args := []any{f.Tenant, grainCode(grain), from.UTC(), to.UTC()}
+	for _, v := range []string{string(f.Database), string(f.User)} {
+		if v != "" {
+			args = append(args, v)
+		}
 	}
 	rows, err := q.db.QueryContext(ctx, query, args...)
 	if err != nil {

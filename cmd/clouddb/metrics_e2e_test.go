@@ -86,7 +86,7 @@ func TestMetricsDashboardScopesRangesAndExport(t *testing.T) {
 		}
 	}
 
-	code, h, body := download(t, admin.c, "/metrics/export?range=1h")
+	code, h, body := download(t, admin.c, "/metrics/export?range=1d")
 	if cd := h.Get("Content-Disposition"); code != 200 || !strings.HasPrefix(cd, "attachment; filename=\"metrics-tenant-") {
 		t.Errorf("CSV export: %d, Content-Disposition %q", code, cd)
 	}
@@ -101,8 +101,8 @@ func TestMetricsDashboardScopesRangesAndExport(t *testing.T) {
 	if !scopes["tenant"] || !scopes["database"] || !scopes["user"] || scopes["platform"] {
 		t.Errorf("exported scopes %v, want the tenant, its database and its members", scopes)
 	}
-	jsonExport := admin.c.do("GET", "/metrics/export?range=1h&format=json", nil).expect(t, 200, "")
-	if jsonExport.str("grain") != "minute" || len(jsonExport.items("items")) != len(records)-1 {
+	jsonExport := admin.c.do("GET", "/metrics/export?range=1d&format=json", nil).expect(t, 200, "")
+	if jsonExport.str("grain") != "hour" || len(jsonExport.items("items")) != len(records)-1 {
 		t.Errorf("JSON export: %s", jsonExport.body)
 	}
 	dev.c.do("GET", "/metrics/export", nil).expect(t, 403, "forbidden")
