@@ -185,7 +185,8 @@ func (s *Sandbox) detect(full, comment string) error {
 }
 
 // hostPort is where clients reach the server according to the admin DSN: the TCP address, or
-// localhost and the server's port for a Unix socket.
+// 127.0.0.1 and the server's port for a Unix socket (not "localhost", which the mysql and mariadb
+// clients take to mean their own default socket, not the port: the details would not connect).
 func hostPort(cfg *mysql.Config, serverPort int) (string, int) {
 	if cfg.Net == "tcp" || cfg.Net == "tcp6" || cfg.Net == "tcp4" {
 		if h, p, err := net.SplitHostPort(cfg.Addr); err == nil {
@@ -194,7 +195,7 @@ func hostPort(cfg *mysql.Config, serverPort int) (string, int) {
 			}
 		}
 	}
-	return "localhost", serverPort
+	return "127.0.0.1", serverPort
 }
 
 // Name is the sandbox's name in configuration and events.
