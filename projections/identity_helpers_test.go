@@ -74,11 +74,12 @@ func (f *identityFixture) appendAt(t *testing.T, at time.Time, stream string, ev
 	return res
 }
 
-// wait waits until the named projector has applied position; on failure it shows the projector's
-// status, last error included.
+// wait waits until the named projector has applied position, which takes milliseconds; 30 s, as
+// waitFor gives, leaves a loaded machine room. On failure it shows the projector's status, last
+// error included.
 func wait(t *testing.T, r *projections.Runtime, position int64, name string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := r.WaitFor(ctx, position, name); err != nil {
 		statuses, _ := r.Status(context.Background())
