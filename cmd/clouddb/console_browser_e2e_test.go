@@ -446,10 +446,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.check("editor-error")
 
 	// A statement past the tenant's timeout (504), a stopped database (423).
+	// (The query API keeps a database's settings for a second: the clock moves past it.)
 	admin.c.do("PATCH", "/tenant/settings", map[string]any{"query_timeout_s": 1}).expect(t, 200, "")
+	env.clock.Advance(2 * time.Second)
 	b.typeSQL(`SELECT SLEEP(3)`)
 	b.waitText("The query ran past its timeout")
 	admin.c.do("PATCH", "/tenant/settings", map[string]any{"query_timeout_s": 30}).expect(t, 200, "")
+	env.clock.Advance(2 * time.Second)
 	admin.c.do("POST", "/databases/"+databaseID(t, admin, "shop")+"/stop", nil).expect(t, 200, "")
 	b.typeSQL(`SELECT 1`)
 	b.waitText("The database is stopped")
