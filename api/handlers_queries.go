@@ -27,8 +27,10 @@ type QueryRoutes struct {
 	Commands *commands.QueryRunner
 	History  func(ctx context.Context, tenant domain.TenantID, user domain.UserID, limit int) ([]projections.QueryHistoryItem, error)
 	// PerSecond is how many queries (and, separately, validations) a second each user may send on
-	// average, with bursts of twice as many.
+	// average, with bursts of twice as many, in the whole deployment: each of the Processes (nil:
+	// one) grants its share (ratelimit.WithShare).
 	PerSecond float64
+	Processes func() int
 	// Exports bound the downloads of results.
 	Exports ExportLimits
 }
@@ -42,9 +44,13 @@ type queryLimits struct {
 func (s *Server) MountQueries(q QueryRoutes) {
 	s.queries = q
 	burst := max(1, int(2*q.PerSecond))
+	processes := q.Processes
+	if processes == nil {
+		processes = func() int { return 1 }
+	}
 	s.queryLimits = queryLimits{
-		run:      ratelimit.New(rate.Limit(q.PerSecond), burst, 10*time.Minute),
-		validate: ratelimit.New(rate.Limit(q.PerSecond), burst, 10*time.Minute),
+		run:      ratelimit.New(rate.Limit(q.PerSecond), burst, 10*time.Minute, ratelimit.WithShare(processes)),
+		validate: ratelimit.New(rate.Limit(q.PerSecond), burst, 10*time.Minute, ratelimit.WithShare(processes)),
 		exports:  newExportGate(q.Exports),
 	}
 	s.mount([]route{

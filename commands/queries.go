@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,7 +25,44 @@ import (
 // QueryTargets finds a tenant's database and what its tenant, and user there, may do, for the
 // query engine (the read models, in one round trip). Another tenant's database is
 // domain.ErrNotFound.
-type QueryTargets func(ctx context.Context, tenant domain.TenantID, user domain.UserID, id domain.DatabaseID) (queryexec.Target, queryexec.Policy, error)
+type QueryTargets func(ctx context.Context, tenant domain.TenantID, user domain.UserID, id domain.DatabaseID) (QueryTarget, error)
+
+// QueryTarget is the database a query runs on and what its tenant may do, with the versions of the
+// database's and the tenant's streams they reflect. A query's record (its intent, or its refusal)
+// is appended against those versions, so a query is never run or refused on a state that the log
+// had left behind when the record was written — whichever process recorded the change.
+type QueryTarget struct {
+	Target          queryexec.Target
+	Policy          queryexec.Policy
+	DatabaseVersion int64
+	TenantVersion   int64
+}
+
+// decisive are the event types of a database's and a tenant's streams that change what a query is
+// decided on: the database's state, the storage wall, the plan and the settings. Others (storage
+// samples, rotations, members, invitations) only move the versions a record is appended against.
+var decisive = []string{
+	domain.DatabaseProvisioned{}.EventType(), domain.DatabaseProvisioningFailed{}.EventType(),
+	domain.DatabaseStopped{}.EventType(), domain.DatabaseStarted{}.EventType(),
+	domain.DatabaseDeleted{}.EventType(), domain.DatabaseRestored{}.EventType(), domain.DatabasePurged{}.EventType(),
+	domain.DatabaseWritesRestricted{}.EventType(), domain.DatabaseWritesRestored{}.EventType(),
+	domain.TenantPlanChanged{}.EventType(), domain.TenantSettingsChanged{}.EventType(),
+}
+
+// guards are the streams a record of a query on t is appended against.
+func (t QueryTarget) guards() []eventstore.Stream {
+	return []eventstore.Stream{
+		{ID: t.Target.ID.Stream(), Type: "database", ExpectedVersion: t.DatabaseVersion},
+		{ID: t.Target.Tenant.Stream(), Type: "tenant", ExpectedVersion: t.TenantVersion},
+	}
+}
+
+// errTargetMoved: the database or its tenant recorded a decisive change after the query's target
+// was read; the query is decided again on what the log says.
+var errTargetMoved = errors.New("commands: the query's database or tenant changed meanwhile")
+
+// maxDecisions bounds how often one request is decided again because its database kept changing.
+const maxDecisions = 3
 
 // ResultArchive keeps the results of the plans with result archiving after the result store has
 // forgotten them, until their owner deletes them (internal/resultarchive.Store). Another user's or
@@ -71,9 +109,10 @@ type QueryRunner struct {
 	}
 }
 
-// targetTTL is how long a query target read from the read models serves further queries: plan,
-// settings and storage usage may lag that long; the database's own lifecycle changes made by this
-// process reach it at once (Forget).
+// targetTTL is how long a query target serves further queries. Only the tenant's storage usage and
+// the user's sub-quota may lag that long: a change of state, storage wall, plan or settings
+// recorded meanwhile, by any process, fails the guard of the query's record (QueryTarget), and the
+// query is decided again on what the log says.
 const targetTTL = time.Second
 
 // maxCachedTargets bounds the target cache; past it, the cache starts over.
@@ -86,8 +125,7 @@ type targetKey struct {
 }
 
 type cachedTarget struct {
-	target  queryexec.Target
-	policy  queryexec.Policy
+	QueryTarget
 	expires time.Time
 }
 
@@ -113,25 +151,100 @@ func (h *QueryRunner) Forget(id domain.DatabaseID) {
 }
 
 // target reads the database and the policy of its tenant and user, from the cache when fresh.
-func (h *QueryRunner) target(ctx context.Context, tenant domain.TenantID, user domain.UserID, id domain.DatabaseID) (queryexec.Target, queryexec.Policy, error) {
-	key, now := targetKey{tenant, id, user}, h.now()
+func (h *QueryRunner) target(ctx context.Context, tenant domain.TenantID, user domain.UserID, id domain.DatabaseID) (QueryTarget, error) {
 	h.cache.Lock()
-	c, ok := h.cache.m[key]
+	c, ok := h.cache.m[targetKey{tenant, id, user}]
 	h.cache.Unlock()
-	if ok && now.Before(c.expires) {
-		return c.target, c.policy, nil
+	if ok && h.now().Before(c.expires) {
+		return c.QueryTarget, nil
 	}
-	target, policy, err := h.targets(ctx, tenant, user, id)
+	t, err := h.targets(ctx, tenant, user, id)
 	if err != nil {
-		return target, policy, err
+		return t, err
 	}
+	h.remember(user, t)
+	return t, nil
+}
+
+// remember keeps user's target t for targetTTL.
+func (h *QueryRunner) remember(user domain.UserID, t QueryTarget) {
 	h.cache.Lock()
 	defer h.cache.Unlock()
 	if len(h.cache.m) >= maxCachedTargets {
 		clear(h.cache.m)
 	}
-	h.cache.m[key] = cachedTarget{target: target, policy: policy, expires: now.Add(targetTTL)}
-	return target, policy, nil
+	h.cache.m[targetKey{t.Target.Tenant, t.Target.ID, user}] = cachedTarget{QueryTarget: t, expires: h.now().Add(targetTTL)}
+}
+
+// follow moves user's target t over the events its streams recorded since, and reports whether
+// one of them was decisive (t is then out of date; nothing of it moved).
+func (h *QueryRunner) follow(ctx context.Context, user domain.UserID, t *QueryTarget) (bool, error) {
+	moved := *t
+	for _, g := range []struct {
+		stream  string
+		version *int64
+	}{{t.Target.ID.Stream(), &moved.DatabaseVersion}, {t.Target.Tenant.Stream(), &moved.TenantVersion}} {
+		envs, err := h.events.ReadStream(ctx, g.stream, *g.version)
+		if err != nil {
+			return false, err
+		}
+		for _, env := range envs {
+			if slices.Contains(decisive, env.EventType) {
+				return true, nil
+			}
+			*g.version = env.StreamVersion
+		}
+	}
+	*t = moved
+	h.remember(user, moved)
+	return false, nil
+}
+
+// fromLog reads user's target t's database and tenant from their streams, for a query whose
+// target the log has left behind; the tenant's storage usage and the user's sub-quota stay t's
+// (read models count them).
+func (h *QueryRunner) fromLog(ctx context.Context, user domain.UserID, t QueryTarget) (QueryTarget, error) {
+	d, err := load(ctx, h.events, t.Target.ID.Stream(), domain.RebuildDatabase)
+	if err != nil {
+		return t, err
+	}
+	if d.TenantID() != t.Target.Tenant || d.State() == domain.StatePurged {
+		return t, fmt.Errorf("database %s: %w", t.Target.ID, domain.ErrNotFound)
+	}
+	tenant, err := load(ctx, h.events, t.Target.Tenant.Stream(), domain.RebuildTenant)
+	if err != nil {
+		return t, err
+	}
+	fresh := t
+	fresh.Target.Name, fresh.Target.Server, fresh.Target.State = d.Name(), d.Requested().Server, d.State()
+	fresh.Target.WritesRestricted = d.WritesRestricted()
+	fresh.Policy.Settings, fresh.Policy.Limits = tenant.Settings(), tenant.Limits()
+	fresh.DatabaseVersion, fresh.TenantVersion = d.Version(), tenant.Version()
+	h.remember(user, fresh)
+	return fresh, nil
+}
+
+// record appends a against the streams user's target t reflects. When they moved by events that
+// change nothing a query is decided on, t follows them and the append is tried again; a decisive
+// change is errTargetMoved, and nothing was appended.
+func (h *QueryRunner) record(ctx context.Context, user domain.UserID, t *QueryTarget, a eventstore.Append) error {
+	own := slices.Clip(a.Streams)
+	for attempt := 1; ; attempt++ {
+		a.Streams = append(own, t.guards()...)
+		_, err := h.events.Append(ctx, a)
+		var conflict *eventstore.VersionConflictError
+		if !errors.As(err, &conflict) || (conflict.StreamID != t.Target.ID.Stream() && conflict.StreamID != t.Target.Tenant.Stream()) ||
+			attempt == maxDecisions {
+			return err
+		}
+		moved, ferr := h.follow(ctx, user, t)
+		if ferr != nil {
+			return ferr
+		}
+		if moved {
+			return errTargetMoved
+		}
+	}
 }
 
 // RunQuery is POST /databases/{id}/query (and, with Validate, /validate).
@@ -160,51 +273,84 @@ type RunQuery struct {
 // apply them twice. It is the request's answer (an unknown outcome, 409), kept under its key.
 var ErrEarlierAttemptMayHaveRun = fmt.Errorf("an earlier request with this idempotency key was running when its process ended: %w", queryexec.ErrOutcomeUnknown)
 
-func (h *QueryRunner) request(ctx context.Context, cmd RunQuery) (queryexec.Request, error) {
-	target, policy, err := h.target(ctx, cmd.Tenant, cmd.User, cmd.Database)
-	if err != nil {
-		return queryexec.Request{}, err
-	}
-	return queryexec.Request{User: cmd.User, Role: cmd.Role, SuperAdmin: cmd.SuperAdmin, Target: target, Policy: policy, SQL: cmd.SQL,
-		TimeoutS: cmd.TimeoutS, RowLimit: cmd.RowLimit, PageSize: cmd.PageSize, Confirm: cmd.Confirm, Multi: cmd.Multi}, nil
+func request(cmd RunQuery, t QueryTarget) queryexec.Request {
+	return queryexec.Request{User: cmd.User, Role: cmd.Role, SuperAdmin: cmd.SuperAdmin, Target: t.Target, Policy: t.Policy, SQL: cmd.SQL,
+		TimeoutS: cmd.TimeoutS, RowLimit: cmd.RowLimit, PageSize: cmd.PageSize, Confirm: cmd.Confirm, Multi: cmd.Multi}
 }
 
 // Run runs the statement(s) and records each one that ran or was refused. No statement is sent
 // before the intent to run it is durable (an intent that cannot be recorded stops the request:
 // nothing ran); the outcomes follow, queued before the answer and committed with the next group
 // (Drain waits for them). A request refused before reaching the server is recorded before the
-// answer. Records are written even when the caller has gone away meanwhile. Errors are those of
-// queryexec.Engine.Run, domain.ErrNotFound for a database of another tenant, or the event store's
-// when the intent or a refusal could not be recorded.
+// answer. Records are written even when the caller has gone away meanwhile. The intent and a
+// refusal are appended against the versions of the database and its tenant the query was decided
+// on: when another process (or this one) recorded a change of state, storage wall, plan or
+// settings meanwhile, the query is decided again on what the log says. Errors are those of
+// queryexec.Engine.Run, domain.ErrNotFound for a database of another tenant, an error wrapping
+// domain.ErrVersionConflict when the database kept changing, or the event store's when the intent
+// or a refusal could not be recorded.
 func (h *QueryRunner) Run(ctx context.Context, cmd RunQuery) ([]queryexec.Result, error) {
-	req, err := h.request(ctx, cmd)
+	t, err := h.target(ctx, cmd.Tenant, cmd.User, cmd.Database)
 	if err != nil {
 		return nil, err
 	}
+	for attempt := 1; ; attempt++ {
+		results, err := h.run(ctx, cmd, &t)
+		if !errors.Is(err, errTargetMoved) {
+			return results, err
+		}
+		if attempt == maxDecisions {
+			return nil, fmt.Errorf("database %s changed %d times while a query was decided: %w", cmd.Database, attempt, domain.ErrVersionConflict)
+		}
+		if t, err = h.fromLog(ctx, cmd.User, t); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// run decides and runs the request on t once; errTargetMoved when the log had left t behind
+// (nothing ran, nothing was recorded).
+func (h *QueryRunner) run(ctx context.Context, cmd RunQuery, t *QueryTarget) ([]queryexec.Result, error) {
+	req := request(cmd, *t)
 	announced := false
 	req.Announce = func(ctx context.Context, intent domain.QueryStarted) error {
 		if cmd.RetryOfOrphan && !onlyReads(intent) {
 			return ErrEarlierAttemptMayHaveRun
 		}
 		intent.Instance = h.Instance
-		_, err := h.events.Append(context.WithoutCancel(ctx), eventstore.Append{Metadata: cmd.Meta, Streams: []eventstore.Stream{
+		err := h.record(context.WithoutCancel(ctx), cmd.User, t, eventstore.Append{Metadata: cmd.Meta, Streams: []eventstore.Stream{
 			{ID: domain.QueryStream(intent.QueryID), Type: "query", Events: []domain.Event{intent}}}})
 		announced = err == nil
 		return err
 	}
+	req.StateNow = func(ctx context.Context) (domain.DatabaseState, error) {
+		moved, err := h.follow(ctx, cmd.User, t)
+		if err != nil || !moved {
+			return t.Target.State, err
+		}
+		fresh, err := h.fromLog(ctx, cmd.User, *t)
+		if err != nil {
+			return "", err
+		}
+		*t = fresh // the refusal is recorded against the state it names
+		return fresh.Target.State, nil
+	}
 	results, records, err := h.engine.Run(ctx, req)
-	if len(records) == 0 {
+	if errors.Is(err, errTargetMoved) || len(records) == 0 {
 		return results, err
 	}
 	if announced {
 		h.recordOutcomes(context.WithoutCancel(ctx), records, cmd.Meta)
 		return results, err
 	}
-	h.observe(records)
-	if _, rerr := h.events.Append(context.WithoutCancel(ctx), outcomes(records, 0, cmd.Meta)); rerr != nil {
+	if rerr := h.record(context.WithoutCancel(ctx), cmd.User, t, outcomes(records, 0, cmd.Meta)); rerr != nil {
+		if errors.Is(rerr, errTargetMoved) {
+			return nil, rerr
+		}
 		h.log.Error("refused queries could not be recorded", "database_id", cmd.Database, "queries", len(records), "err", rerr)
 		return nil, fmt.Errorf("record %d queries: %w", len(records), rerr)
 	}
+	h.observe(records)
 	return results, err
 }
 
@@ -287,11 +433,11 @@ func (h *QueryRunner) Archive(ctx context.Context, tenant domain.TenantID, user 
 	if err != nil {
 		return resultarchive.Item{}, err
 	}
-	_, policy, err := h.target(ctx, tenant, user, executed.DatabaseID)
+	t, err := h.target(ctx, tenant, user, executed.DatabaseID)
 	if err != nil {
 		return resultarchive.Item{}, err
 	}
-	if !policy.Limits.ResultArchiving {
+	if !t.Policy.Limits.ResultArchiving {
 		return resultarchive.Item{}, fmt.Errorf("result archiving: %w", domain.ErrNotInPlan)
 	}
 	store := h.engine.Results()
@@ -365,11 +511,11 @@ func (h *QueryRunner) executed(ctx context.Context, tenant domain.TenantID, user
 
 // Validate is POST /databases/{id}/validate: the checks of Run, nothing run, nothing recorded.
 func (h *QueryRunner) Validate(ctx context.Context, cmd RunQuery) (queryexec.Validation, error) {
-	req, err := h.request(ctx, cmd)
+	t, err := h.target(ctx, cmd.Tenant, cmd.User, cmd.Database)
 	if err != nil {
 		return queryexec.Validation{}, err
 	}
-	return h.engine.Validate(ctx, req)
+	return h.engine.Validate(ctx, request(cmd, t))
 }
 
 // forgotten reports whether the result store's err means it no longer has (or never had, in

@@ -11,7 +11,8 @@ import (
 )
 
 // QueryTarget is what a query needs to know before it runs: the database, its tenant's plan and
-// settings, and the storage the tenant uses now.
+// settings, and the storage the tenant uses now; and the versions of the database's and the
+// tenant's streams the rows reflect, which the query's record is appended against.
 type QueryTarget struct {
 	Database     DatabaseView
 	Plan         domain.PlanID
@@ -20,6 +21,8 @@ type QueryTarget struct {
 	// MemberMaxConnections is the user's connection sub-quota in the tenant (member_quotas), 0
 	// for none.
 	MemberMaxConnections int64
+	DatabaseVersion      int64
+	TenantVersion        int64
 }
 
 // QueryTarget reads a tenant's database with its tenant, and the sub-quota of user there, in one
@@ -35,9 +38,11 @@ func (q *Views) QueryTarget(ctx context.Context, tenant domain.TenantID, user do
 			(SELECT settings FROM tenants t WHERE t.tenant_id = d.tenant_id),
 			(SELECT COALESCE(SUM(IF(u.state IN ('running', 'stopped', 'deleted'), u.storage_bytes, 0)), 0)
 				FROM database_list u WHERE u.tenant_id = d.tenant_id),
-			(SELECT COALESCE(MAX(q.max_connections), 0) FROM member_quotas q WHERE q.tenant_id = d.tenant_id AND q.user_id = ?)
+			(SELECT COALESCE(MAX(q.max_connections), 0) FROM member_quotas q WHERE q.tenant_id = d.tenant_id AND q.user_id = ?),
+			d.version,
+			(SELECT version FROM tenants t WHERE t.tenant_id = d.tenant_id)
 		FROM database_list d WHERE d.database_id = ? AND d.tenant_id = ? AND d.state <> 'purged'`, user, id, tenant)
-	t.Database, err = scanDatabase(withExtra{row, []any{&t.Plan, &settings, &t.StorageBytes, &t.MemberMaxConnections}})
+	t.Database, err = scanDatabase(withExtra{row, []any{&t.Plan, &settings, &t.StorageBytes, &t.MemberMaxConnections, &t.DatabaseVersion, &t.TenantVersion}})
 	if errors.Is(err, sql.ErrNoRows) {
 		return QueryTarget{}, fmt.Errorf("database %s: %w", id, domain.ErrNotFound)
 	} else if err != nil {

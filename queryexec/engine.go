@@ -78,6 +78,11 @@ type Request struct {
 	// is durable; it is called after every check, before the first statement is sent to the
 	// server, and an error stops the request there (nothing was sent).
 	Announce func(ctx context.Context, intent domain.QueryStarted) error
+	// StateNow, when set, says the database's state as the log has it now. The engine asks when
+	// the database refuses or drops a session: a database stopped meanwhile (by another process,
+	// which records the stop before it locks the accounts) is then answered database_stopped, as
+	// a request decided after the stop is.
+	StateNow func(ctx context.Context) (domain.DatabaseState, error)
 }
 
 // PageInfo says which rows of a result a response holds.
@@ -140,6 +145,7 @@ type Engine struct {
 	running   *gate[domain.TenantID]
 	members   *gate[memberKey] // the members with a connection sub-quota
 	admission *admission
+	processes func() int
 	maxResult int64 // bytes of one result
 	killWait  time.Duration
 	log       *slog.Logger
@@ -168,6 +174,11 @@ type EngineOptions struct {
 	QueriesInFlight int
 	QueryMemory     int64
 	AdmissionWait   time.Duration
+	// Processes is how many processes serve queries (internal/leases' Processes; default 1): a
+	// tenant's and a member's concurrency and an account's pool are their limits divided among
+	// them, so that the limits hold for the whole deployment. QueriesInFlight and QueryMemory
+	// bound this process alone.
+	Processes func() int
 }
 
 // NewEngine returns an Engine; Close stops its pool janitor and closes its pools. Panics without
@@ -194,10 +205,13 @@ func NewEngine(opts EngineOptions) *Engine {
 	if opts.AdmissionWait <= 0 {
 		opts.AdmissionWait = DefaultAdmissionWait
 	}
+	if opts.Processes == nil {
+		opts.Processes = func() int { return 1 }
+	}
 	e := &Engine{fleet: opts.Fleet, pools: newPools(opts.Fleet, opts.Passwords, opts.Log, opts.Now), results: opts.Results,
 		running: newGate[domain.TenantID]("the tenant runs %d queries at once, its plan's limit"),
 		members: newGate[memberKey]("you run %d queries at once, your connection sub-quota in the tenant"), admission: newAdmission(opts.QueriesInFlight, max(opts.QueryMemory, MaxRowBytes), opts.AdmissionWait),
-		maxResult: opts.MaxResultBytes, killWait: killWait, log: opts.Log, now: opts.Now, onWrite: opts.OnWrite, stop: make(chan struct{})}
+		processes: opts.Processes, maxResult: opts.MaxResultBytes, killWait: killWait, log: opts.Log, now: opts.Now, onWrite: opts.OnWrite, stop: make(chan struct{})}
 	e.done.Add(1)
 	go e.janitor()
 	return e
@@ -337,7 +351,7 @@ func (e *Engine) Run(ctx context.Context, req Request) ([]Result, []domain.Query
 		}
 		return nil, []domain.QueryExecuted{refused.record}, err
 	}
-	release, err := e.enterGates(req)
+	release, err := e.enterGates(ctx, req)
 	if err != nil {
 		return nil, e.refuse(stmts, err), err
 	}
@@ -359,8 +373,23 @@ func (e *Engine) Run(ctx context.Context, req Request) ([]Result, []domain.Query
 			e.admission.memory.give(stmts[i].held)
 		}
 	}()
-	c, err := e.session(ctx, req, stmts[0].decision.Account)
+	account := stmts[0].decision.Account
+	if req.Announce != nil {
+		name := "rw"
+		if account == sqlcheck.ReadOnly {
+			name = "ro"
+		}
+		intent := domain.StartQueries(recordsOf(stmts), req.Target.Server, name, b.timeout.Seconds(), e.now().UTC())
+		if err := req.Announce(ctx, intent); err != nil {
+			return nil, nil, fmt.Errorf("record the intent to run %d statements: %w", len(stmts), err)
+		}
+	}
+	// The session is taken once the intent is durable: a pooled session is held while statements
+	// run, not while the log flushes, so the few sessions of a plan shared among processes serve
+	// many queries.
+	c, err := e.session(ctx, req, account)
 	if err != nil {
+		err = e.stoppedMeanwhile(ctx, req, err)
 		return nil, e.refuse(stmts, err), err
 	}
 	discard := false
@@ -370,16 +399,6 @@ func (e *Engine) Run(ctx context.Context, req Request) ([]Result, []domain.Query
 			killed = c
 		}
 	}()
-	if req.Announce != nil {
-		account := "rw"
-		if c.key.readOnly {
-			account = "ro"
-		}
-		intent := domain.StartQueries(recordsOf(stmts), req.Target.Server, account, b.timeout.Seconds(), e.now().UTC())
-		if err := req.Announce(ctx, intent); err != nil {
-			return nil, nil, fmt.Errorf("record the intent to run %d statements: %w", len(stmts), err)
-		}
-	}
 
 	var results []Result
 	for i := range stmts {
@@ -606,10 +625,22 @@ func (e *Engine) runOne(ctx context.Context, c *conn, req Request, b bounds, st 
 		if mayHaveApplied(err, st) {
 			err = fmt.Errorf("%w: the connection to the database dropped while it ran: %w", ErrOutcomeUnknown, err)
 		}
-		return Result{}, e.fail(st, e.translate(err, st))
+		return Result{}, e.fail(st, e.stoppedMeanwhile(ctx, req, e.translate(err, st)))
 	}
 	st.record.RowCount, st.record.AffectedRows = res.RowCount, res.AffectedRows
 	return res, nil
+}
+
+// stoppedMeanwhile turns err, a database that does not answer, into domain.ErrDatabaseStopped
+// when the log says the database is stopped now (Request.StateNow).
+func (e *Engine) stoppedMeanwhile(ctx context.Context, req Request, err error) error {
+	if req.StateNow == nil || !errors.Is(err, domain.ErrDatabaseUnavailable) {
+		return err
+	}
+	if state, serr := req.StateNow(ctx); serr == nil && state == domain.StateStopped {
+		return fmt.Errorf("database %s was stopped while the query ran: %w", req.Target.Name, domain.ErrDatabaseStopped)
+	}
+	return err
 }
 
 // mayHaveApplied reports whether err, the end of statement st after it was sent, leaves its
@@ -860,14 +891,23 @@ func (e *Engine) releaseWhenGone(c *conn, release func()) {
 	}()
 }
 
+// share is this process's part of a limit of the whole deployment: the limit divided by the
+// processes that serve queries, at least 1 (so past as many processes as the limit, the deployment
+// may exceed it by one per process).
+func (e *Engine) share(limit int64) int64 {
+	return max(1, limit/int64(max(1, e.processes())))
+}
+
 // enterGates admits the request's statements as one more query of its tenant and, when the
-// caller has a connection sub-quota, of the caller; the returned func leaves both.
-func (e *Engine) enterGates(req Request) (func(), error) {
-	leaveTenant, err := e.running.enter(req.Target.Tenant, req.Policy.Limits.MaxConnections)
+// caller has a connection sub-quota, of the caller, each within this process's share of the
+// limit, waiting for a place up to the admission's wait; the returned func leaves both.
+func (e *Engine) enterGates(ctx context.Context, req Request) (func(), error) {
+	leaveTenant, err := e.running.enter(ctx, req.Target.Tenant, req.Policy.Limits.MaxConnections, e.share(req.Policy.Limits.MaxConnections), e.admission.wait)
 	if err != nil || req.Policy.MemberMaxConnections <= 0 {
 		return leaveTenant, err
 	}
-	leaveMember, err := e.members.enter(memberKey{req.Target.Tenant, req.User}, req.Policy.MemberMaxConnections)
+	leaveMember, err := e.members.enter(ctx, memberKey{req.Target.Tenant, req.User}, req.Policy.MemberMaxConnections,
+		e.share(req.Policy.MemberMaxConnections), e.admission.wait)
 	if err != nil {
 		leaveTenant()
 		return nil, err
@@ -881,14 +921,20 @@ type memberKey struct {
 	user   domain.UserID
 }
 
-// gate caps the queries running at once per key (a tenant, a member).
+// gate caps the queries running at once per key (a tenant, a member). A query that finds every
+// place of its key taken waits for one.
 type gate[K comparable] struct {
-	mu      sync.Mutex
-	running map[K]int64
-	busy    string // the BusyError's message, with the limit
+	mu   sync.Mutex
+	keys map[K]*places
+	busy string // the BusyError's message, with the limit
 }
 
-func newGate[K comparable](busy string) *gate[K] { return &gate[K]{running: map[K]int64{}, busy: busy} }
+type places struct {
+	running int64
+	freed   chan struct{} // closed (and replaced) whenever a query of the key leaves
+}
+
+func newGate[K comparable](busy string) *gate[K] { return &gate[K]{keys: map[K]*places{}, busy: busy} }
 
 // count is how many queries key runs, or all keys together for the zero key.
 func (g *gate[K]) count(key K) int64 {
@@ -896,28 +942,59 @@ func (g *gate[K]) count(key K) int64 {
 	defer g.mu.Unlock()
 	var zero K
 	if key != zero {
-		return g.running[key]
+		if p := g.keys[key]; p != nil {
+			return p.running
+		}
+		return 0
 	}
 	var n int64
-	for _, r := range g.running {
-		n += r
+	for _, p := range g.keys {
+		n += p.running
 	}
 	return n
 }
 
-// enter admits one more query of key unless limit run already; the returned func leaves.
-func (g *gate[K]) enter(key K, limit int64) (func(), error) {
+// enter admits one more query of key once fewer than share run, waiting up to wait; the returned
+// func leaves. limit is what the refusal names (share is this process's part of it).
+func (g *gate[K]) enter(ctx context.Context, key K, limit, share int64, wait time.Duration) (func(), error) {
+	var deadline <-chan time.Time
+	for {
+		g.mu.Lock()
+		p := g.keys[key]
+		if p == nil {
+			p = &places{freed: make(chan struct{})}
+			g.keys[key] = p
+		}
+		if p.running < max(share, 1) {
+			p.running++
+			g.mu.Unlock()
+			return func() { g.leave(key) }, nil
+		}
+		freed := p.freed
+		g.mu.Unlock()
+		if deadline == nil {
+			timer := time.NewTimer(wait)
+			defer timer.Stop()
+			deadline = timer.C
+		}
+		select {
+		case <-freed:
+		case <-deadline:
+			return nil, &BusyError{Message: fmt.Sprintf(g.busy, limit)}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (g *gate[K]) leave(key K) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.running[key] >= max(limit, 1) {
-		return nil, &BusyError{Message: fmt.Sprintf(g.busy, limit)}
+	p := g.keys[key]
+	p.running--
+	close(p.freed)
+	p.freed = make(chan struct{})
+	if p.running <= 0 {
+		delete(g.keys, key) // a waiter woken by the close looks the key up again
 	}
-	g.running[key]++
-	return func() {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		if g.running[key]--; g.running[key] <= 0 {
-			delete(g.running, key)
-		}
-	}, nil
 }

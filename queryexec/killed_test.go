@@ -32,7 +32,7 @@ func TestEngineKilledStatementLeavesBeforeItsSlot(t *testing.T) {
 	if n := f.running(t, "killed_leaves"); n != 0 {
 		t.Errorf("the request answered while the server still ran its killed statement: %s", f.processes(t))
 	}
-	leave, err := f.engine.running.enter(f.tenant, 1)
+	leave, err := f.engine.running.enter(context.Background(), f.tenant, 1, 1, 0)
 	if err != nil {
 		t.Fatalf("the tenant's only slot is still taken after the statement left: %v", err)
 	}
@@ -58,7 +58,7 @@ func TestEngineSlotOfAKilledStatementWaitsForTheServer(t *testing.T) {
 	if err := holder.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
 		t.Fatal(err)
 	}
-	release, err := f.engine.running.enter(f.tenant, 1)
+	release, err := f.engine.running.enter(context.Background(), f.tenant, 1, 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestEngineSlotOfAKilledStatementWaitsForTheServer(t *testing.T) {
 	f.engine.releaseWhenGone(&conn{id: id, server: f.server, key: poolKey{server: f.server.Name(), id: f.id}, killed: true},
 		func() { release(); close(freed) })
 
-	if _, err := f.engine.running.enter(f.tenant, 1); !errors.As(err, new(*BusyError)) {
+	if _, err := f.engine.running.enter(context.Background(), f.tenant, 1, 1, 0); !errors.As(err, new(*BusyError)) {
 		t.Fatalf("while the server lists the killed session, a second query of the tenant = %v, want busy", err)
 	}
 	select {
@@ -82,7 +82,7 @@ func TestEngineSlotOfAKilledStatementWaitsForTheServer(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the slot was never given back after the session ended")
 	}
-	leave, err := f.engine.running.enter(f.tenant, 1)
+	leave, err := f.engine.running.enter(context.Background(), f.tenant, 1, 1, 0)
 	if err != nil {
 		t.Fatalf("after the session ended: %v", err)
 	}

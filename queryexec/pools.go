@@ -40,6 +40,7 @@ type poolKey struct {
 
 type accountPool struct {
 	db       *sql.DB
+	maxOpen  int       // under pools.mu
 	lastUsed time.Time // under pools.mu
 }
 
@@ -72,11 +73,19 @@ type conn struct {
 }
 
 // session takes a session on the request's account, as the decision on its statements chose. The
-// pool keeps at most half the plan's connections (the account's MAX_USER_CONNECTIONS), at most
-// maxPoolPerAccount: the rest are the tenant's own clients'.
+// pools of all processes together keep at most half the plan's connections (the account's
+// MAX_USER_CONNECTIONS): each process its share, at least 1, at most maxPoolPerAccount. The rest
+// are the tenant's own clients'.
+// A request waits for a free session up to the admission's wait, then is refused as busy.
 func (e *Engine) session(ctx context.Context, req Request, account sqlcheck.Account) (*conn, error) {
 	key := poolKey{server: req.Target.Server, id: req.Target.ID, readOnly: account == sqlcheck.ReadOnly}
-	return e.pools.get(ctx, key, int(max(1, min(req.Policy.Limits.MaxConnections/2, maxPoolPerAccount))))
+	wait, cancel := context.WithTimeout(ctx, e.admission.wait)
+	defer cancel()
+	c, err := e.pools.get(wait, key, int(min(e.share(req.Policy.Limits.MaxConnections/2), maxPoolPerAccount)))
+	if err != nil && ctx.Err() == nil && wait.Err() != nil {
+		return nil, &BusyError{Message: "the database has no free connection"}
+	}
+	return c, err
 }
 
 // get returns a session on the account of database id; maxOpen bounds the pool. A refused
@@ -153,6 +162,7 @@ func (p *pools) pool(ctx context.Context, server *sandbox.Sandbox, key poolKey, 
 	p.mu.Lock()
 	if ap, ok := p.m[key]; ok {
 		ap.lastUsed = p.now()
+		ap.resize(maxOpen) // the plan or the number of processes changed
 		p.mu.Unlock()
 		return ap.db, nil
 	}
@@ -174,21 +184,31 @@ func (p *pools) pool(ctx context.Context, server *sandbox.Sandbox, key poolKey, 
 	if err != nil {
 		return nil, err
 	}
-	db := sql.OpenDB(trackingConnector{connector})
-	db.SetMaxOpenConns(maxOpen)
-	db.SetMaxIdleConns(maxOpen) // idle sessions end after poolMaxIdleTime
-	db.SetConnMaxIdleTime(poolMaxIdleTime)
-	db.SetConnMaxLifetime(poolMaxLifetime)
+	ap := &accountPool{db: sql.OpenDB(trackingConnector{connector}), lastUsed: p.now()}
+	ap.resize(maxOpen)
+	ap.db.SetConnMaxIdleTime(poolMaxIdleTime)
+	ap.db.SetConnMaxLifetime(poolMaxLifetime)
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if ap, ok := p.m[key]; ok { // another request opened it meanwhile
-		db.Close()
-		ap.lastUsed = p.now()
-		return ap.db, nil
+	if other, ok := p.m[key]; ok { // another request opened it meanwhile
+		ap.db.Close()
+		other.lastUsed = p.now()
+		other.resize(maxOpen)
+		return other.db, nil
 	}
-	p.m[key] = &accountPool{db: db, lastUsed: p.now()}
-	return db, nil
+	p.m[key] = ap
+	return ap.db, nil
+}
+
+// resize bounds the pool to maxOpen sessions; idle sessions end after poolMaxIdleTime. Sessions
+// over a lower bound end as they are released.
+func (ap *accountPool) resize(maxOpen int) {
+	if ap.maxOpen != maxOpen {
+		ap.maxOpen = maxOpen
+		ap.db.SetMaxOpenConns(maxOpen)
+		ap.db.SetMaxIdleConns(maxOpen)
+	}
 }
 
 // drop closes the pool of key; its sessions in use end when they are released.

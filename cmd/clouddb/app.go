@@ -29,6 +29,7 @@ import (
 	"github.com/clouddbmanager/clouddb/internal/mail"
 	"github.com/clouddbmanager/clouddb/internal/mgmtdb"
 	"github.com/clouddbmanager/clouddb/internal/monitoring"
+	"github.com/clouddbmanager/clouddb/internal/ratelimit"
 	"github.com/clouddbmanager/clouddb/internal/resultarchive"
 	"github.com/clouddbmanager/clouddb/internal/secrets"
 	"github.com/clouddbmanager/clouddb/migrations"
@@ -60,10 +61,10 @@ type App struct {
 	Lease *leases.Lease
 	// QueryOutcomes resolves the intents of queries whose process died before their outcome.
 	QueryOutcomes *commands.QueryOutcomes
-	// Members handles the members' lifecycle (deactivation, reactivation, their timers).
-	Members *commands.Members
 	// HeadSigner signs the heads of the event log's hash chains (CLOUDDB_AUDIT_SIGNING_KEY).
 	HeadSigner *eventstore.HeadSigner
+	// Members handles the members' lifecycle (deactivation, reactivation, their timers).
+	Members *commands.Members
 	// MetricsRetention records the hourly cut of the metrics read model (SEED.md's retention).
 	MetricsRetention *commands.MetricsRetention
 	// Alerts handles alert rules, notifications and webhooks; AlertEvaluator evaluates the rules
@@ -145,8 +146,8 @@ func (a *App) open(ctx context.Context) error {
 		projections.NewInvitations(registry),
 		projections.NewDatabases(registry),
 		projections.NewQueryHistory(registry),
-		projections.NewMemberQuotas(registry),
 		projections.AuditLog{},
+		projections.NewMemberQuotas(registry),
 		projections.NewMetrics(registry),
 		projections.NewAlerts(registry),
 		projections.NewNotifications(registry),
@@ -175,10 +176,10 @@ func (a *App) open(ctx context.Context) error {
 	a.Tenants.FreeTenantsPerUser = a.Config.FreeTenantsPerUser
 	a.Mail = commands.NewMailDelivery(a.Store, vault, db, a.mailSender(), a.Config.PublicURL, now, a.Log)
 	a.Mail.Instance = a.Lease.ID()
+	a.Mail.LogLinks = a.Config.SMTPAddr == "" // the development mail path (docs/SECURITY.md)
 	sandboxes := a.Config.SandboxDSNs
 	if len(sandboxes) == 0 {
 		sandboxes = []string{serverDSN(dsn)}
-	a.Mail.LogLinks = a.Config.SMTPAddr == "" // the development mail path (docs/SECURITY.md)
 	}
 	if a.Fleet, err = sandbox.OpenFleet(ctx, sandboxes, a.Config.SandboxPrefix, a.Log); err != nil {
 		return fmt.Errorf("sandbox servers (CLOUDDB_SANDBOX_DSN): %w", err)
@@ -195,12 +196,12 @@ func (a *App) open(ctx context.Context) error {
 	}
 	a.Engine = queryexec.NewEngine(queryexec.EngineOptions{Fleet: a.Fleet, Passwords: a.Databases.AccountPassword,
 		Results: resultStore, Log: a.Log, Now: now, OnWrite: a.Databases.MeasureSoon, MaxResultBytes: a.Config.ResultMaxBytes,
-		QueriesInFlight: a.Config.QueriesInFlight, QueryMemory: a.Config.QueryMemory})
+		QueriesInFlight: a.Config.QueriesInFlight, QueryMemory: a.Config.QueryMemory, Processes: a.Lease.Processes})
 	a.QueryRunner = commands.NewQueryRunner(a.Engine, a.Store, a.queryTarget, resultarchive.New(db), now, a.Log)
 	a.QueryRunner.Instance = a.Lease.ID()
 	a.QueryOutcomes = commands.NewQueryOutcomes(a.Store, db, a.Lease.Alive, now, a.Log)
-	a.Members = commands.NewMembers(a.Identity, a.Databases, a.Config.DeactivationGrace, a.Config.RecoveryWindow, a.Log)
 	a.HeadSigner = eventstore.NewHeadSigner(db, a.Config.AuditSigningKey, now, a.Log)
+	a.Members = commands.NewMembers(a.Identity, a.Databases, a.Config.DeactivationGrace, a.Config.RecoveryWindow, a.Log)
 	a.MetricsRetention = commands.NewMetricsRetention(a.Store, now, a.Log)
 	a.Alerts = commands.NewAlerts(a.Store, vault, a.Projections, views, now)
 	a.AlertEvaluator = commands.NewAlertEvaluator(a.Store, views, a.Engine.Running, now, a.Log)
@@ -253,18 +254,22 @@ func (a *App) openVault(ctx context.Context, db *sql.DB) (*secrets.Vault, error)
 }
 
 // queryTarget is the read models' answer to "what may run on this database".
-func (a *App) queryTarget(ctx context.Context, tenant domain.TenantID, user domain.UserID, id domain.DatabaseID) (queryexec.Target, queryexec.Policy, error) {
+func (a *App) queryTarget(ctx context.Context, tenant domain.TenantID, user domain.UserID, id domain.DatabaseID) (commands.QueryTarget, error) {
 	t, err := a.views.QueryTarget(ctx, tenant, user, id)
 	if err != nil {
-		return queryexec.Target{}, queryexec.Policy{}, err
+		return commands.QueryTarget{}, err
 	}
 	plan, err := domain.PlanByID(t.Plan)
 	if err != nil {
-		return queryexec.Target{}, queryexec.Policy{}, err
+		return commands.QueryTarget{}, err
 	}
 	d := t.Database
-	return queryexec.Target{ID: d.ID, Tenant: d.TenantID, Name: d.Name, Server: d.Server, State: d.State, WritesRestricted: d.WritesRestricted},
-		queryexec.Policy{Settings: t.Settings, Limits: plan.Limits, StorageBytes: t.StorageBytes, MemberMaxConnections: t.MemberMaxConnections}, nil
+	return commands.QueryTarget{
+		Target: queryexec.Target{ID: d.ID, Tenant: d.TenantID, Name: d.Name, Server: d.Server, State: d.State, WritesRestricted: d.WritesRestricted},
+		Policy: queryexec.Policy{Settings: t.Settings, Limits: plan.Limits, StorageBytes: t.StorageBytes,
+			MemberMaxConnections: t.MemberMaxConnections},
+		DatabaseVersion: t.DatabaseVersion, TenantVersion: t.TenantVersion,
+	}, nil
 }
 
 // serverDSN is a DSN's server without its database: the management server as the default sandbox.
@@ -409,14 +414,14 @@ func (a *App) Serve(ctx context.Context) error {
 		Tokens:       api.NewTokens(a.Config.JWTSecret, a.Config.AccessTokenTTL, a.Now),
 		Events:       a.Store,
 		Projections:  a.Projections,
-		Limits:       api.NewLimits(),
+		Limits:       api.NewSharedLimits(ratelimit.NewBuckets(a.DB)),
 		SecureCookie: a.Config.PublicURL.Scheme == "https",
 		Now:          a.Now,
 	})
 	handler.MountDatabases(api.DatabaseRoutes{Commands: a.Databases, PublicHost: a.Config.SandboxPublicHost,
 		PublicPort: a.Config.SandboxPublicPort, RecoveryWindow: a.Config.RecoveryWindow})
 	handler.MountQueries(api.QueryRoutes{Commands: a.QueryRunner, History: a.views.QueryHistory, PerSecond: a.Config.QueryRate,
-		Exports: api.ExportLimits{Idle: a.Config.ExportIdle, Max: a.Config.ExportMax, PerUser: a.Config.ExportsPerUser}})
+		Processes: a.Lease.Processes, Exports: api.ExportLimits{Idle: a.Config.ExportIdle, Max: a.Config.ExportMax, PerUser: a.Config.ExportsPerUser}})
 	handler.MountAudit(api.AuditRoutes{Signer: a.HeadSigner, Views: a.views, Projections: a.Projections, Store: a.Store, DB: a.DB})
 	handler.MountAlerts(api.AlertRoutes{Commands: a.Alerts, Views: a.views})
 	handler.MountMetrics(api.MetricsRoutes{Views: a.views, Connections: a.Engine.Running,

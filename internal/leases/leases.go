@@ -13,6 +13,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,6 +30,8 @@ type Lease struct {
 	id  string
 	now func() time.Time
 	ttl time.Duration
+	// live is how many processes held a live lease when this one was last taken or renewed.
+	live atomic.Int64
 }
 
 // New returns a lease with a fresh instance id lasting ttl unless renewed, not yet taken (Take).
@@ -45,7 +48,8 @@ func (l *Lease) TTL() time.Duration { return l.ttl }
 // ID is this process's instance id.
 func (l *Lease) ID() string { return l.id }
 
-// Take writes this process's lease, or moves its expiry TTL past now.
+// Take writes this process's lease, or moves its expiry TTL past now, and counts the live
+// processes again (Processes).
 func (l *Lease) Take(ctx context.Context) error {
 	host, _ := os.Hostname()
 	now := l.now().UTC()
@@ -53,8 +57,21 @@ func (l *Lease) Take(ctx context.Context) error {
 		ON DUPLICATE KEY UPDATE expires_at = VALUES(expires_at)`, l.id, host, now, now.Add(l.ttl)); err != nil {
 		return fmt.Errorf("leases: take %s: %w", l.id, err)
 	}
+	n, err := l.Live(ctx)
+	if err != nil {
+		return err
+	}
+	l.live.Store(int64(n))
 	return nil
 }
+
+// Processes is how many processes held a live lease when this one was last taken or renewed, at
+// least 1: the number a limit of the whole deployment is divided by, so that each process keeps
+// its share (queryexec's pools and tenant gate, the per-user query rate). A process that starts
+// counts itself and the others at once; the others count it at their next renewal (a third of
+// the TTL), and a process that died counts until its lease expires, which only makes the shares
+// smaller.
+func (l *Lease) Processes() int { return max(1, int(l.live.Load())) }
 
 // Run renews the lease every third of its TTL until ctx ends; failures go to report (RDS-A may be
 // away for a moment: the lease lasts TTL).

@@ -29,6 +29,7 @@ type Limiter struct {
 	burst   int
 	ttl     time.Duration // idle time after which a key is forgotten
 	maxKeys int
+	share   func() int // how many processes the limit is divided among
 
 	mu    sync.Mutex
 	keys  map[string]*list.Element // of *entry
@@ -38,6 +39,7 @@ type Limiter struct {
 type entry struct {
 	key      string
 	bucket   *rate.Limiter
+	share    int // the division the bucket's rate and burst were set for
 	lastSeen time.Time
 }
 
@@ -47,6 +49,16 @@ type Option func(*Limiter)
 // WithMaxKeys sets how many keys the Limiter tracks at most (DefaultMaxKeys by default).
 func WithMaxKeys(n int) Option {
 	return func(l *Limiter) { l.maxKeys = n }
+}
+
+// WithShare divides the limit among the processes that apply it, as many as share says now (at
+// least 1): each key's bucket refills at the rate divided by it and holds the burst divided by it
+// (at least one token), so that the processes together never grant more than the limit, at no
+// cost per request. A client whose requests all reach one process gets that process's share:
+// for an exact limit whatever the spread, see Buckets. A bucket follows a change of share at its
+// key's next request.
+func WithShare(share func() int) Option {
+	return func(l *Limiter) { l.share = share }
 }
 
 // New returns a Limiter that lets each key act r times a second on average, with bursts of up to
@@ -63,14 +75,15 @@ func New(r rate.Limit, burst int, idleTTL time.Duration, opts ...Option) *Limite
 		burst:   burst,
 		ttl:     max(idleTTL, fillTime(r, burst)),
 		maxKeys: DefaultMaxKeys,
+		share:   func() int { return 1 },
 		keys:    make(map[string]*list.Element),
 		order:   list.New(),
 	}
 	for _, opt := range opts {
 		opt(l)
 	}
-	if l.maxKeys < 1 {
-		panic(fmt.Sprintf("ratelimit: max keys %d < 1", l.maxKeys))
+	if l.maxKeys < 1 || l.share == nil {
+		panic(fmt.Sprintf("ratelimit: max keys %d < 1, or no share", l.maxKeys))
 	}
 	return l
 }
@@ -96,6 +109,7 @@ func (l *Limiter) Allow(key string, now time.Time) (ok bool, retryAfter time.Dur
 	defer l.mu.Unlock()
 
 	l.evictIdle(now)
+	share := max(1, l.share())
 	var e *entry
 	if el, found := l.keys[key]; found {
 		l.order.MoveToFront(el)
@@ -104,8 +118,13 @@ func (l *Limiter) Allow(key string, now time.Time) (ok bool, retryAfter time.Dur
 		if len(l.keys) >= l.maxKeys {
 			l.remove(l.order.Back()) // the least recently used
 		}
-		e = &entry{key: key, bucket: rate.NewLimiter(l.limit, l.burst)}
+		e = &entry{key: key, bucket: rate.NewLimiter(l.limit/rate.Limit(share), max(1, l.burst/share)), share: share}
 		l.keys[key] = l.order.PushFront(e)
+	}
+	if e.share != share {
+		e.bucket.SetLimitAt(now, l.limit/rate.Limit(share))
+		e.bucket.SetBurstAt(now, max(1, l.burst/share))
+		e.share = share
 	}
 	if now.After(e.lastSeen) {
 		e.lastSeen = now
@@ -114,12 +133,13 @@ func (l *Limiter) Allow(key string, now time.Time) (ok bool, retryAfter time.Dur
 	if e.bucket.AllowN(now, 1) {
 		return true, 0
 	}
-	return false, l.wait(e.bucket.TokensAt(now))
+	return false, wait(e.bucket.TokensAt(now), e.bucket.Limit())
 }
 
-// wait is how long a bucket holding tokens (< 1) takes to hold one, in whole seconds, at least 1.
-func (l *Limiter) wait(tokens float64) time.Duration {
-	secs := math.Ceil((1 - tokens) / float64(l.limit))
+// wait is how long a bucket holding tokens (< 1) takes to hold one at limit, in whole seconds, at
+// least 1.
+func wait(tokens float64, limit rate.Limit) time.Duration {
+	secs := math.Ceil((1 - tokens) / float64(limit))
 	if secs < 1 || math.IsNaN(secs) {
 		secs = 1
 	}

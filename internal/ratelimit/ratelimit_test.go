@@ -235,3 +235,34 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("Len = %d, over the cap 1000", n)
 	}
 }
+
+// TestShareDividesTheLimitAmongProcesses: three processes applying their share of 6 a minute
+// with bursts of 6 grant 6 together at once and then 1 each every 30 s (a third of the rate):
+// never more than the limit; when one process is left it has the whole limit again.
+func TestShareDividesTheLimitAmongProcesses(t *testing.T) {
+	processes := atomic.Int64{}
+	processes.Store(3)
+	share := func() int { return int(processes.Load()) }
+	var ls []*ratelimit.Limiter
+	for range 3 {
+		ls = append(ls, ratelimit.New(rate.Every(10*time.Second), 6, time.Hour, ratelimit.WithShare(share)))
+	}
+	granted := 0
+	for range 5 {
+		for _, l := range ls {
+			if ok, _ := l.Allow("user", t0); ok {
+				granted++
+			}
+		}
+	}
+	if granted != 6 {
+		t.Fatalf("three processes granted %d of a burst of 6", granted)
+	}
+	mustRefuse(t, ls[0], "user", t0.Add(29*time.Second), 1*time.Second)
+	mustAllow(t, ls[0], "user", t0.Add(30*time.Second))
+
+	processes.Store(1)
+	for range 5 { // the bucket is the whole limit's again, refilled at its rate
+		mustAllow(t, ls[1], "user", t0.Add(time.Hour))
+	}
+}
