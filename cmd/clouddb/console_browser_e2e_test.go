@@ -285,7 +285,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.fill("Password", password)
 	b.check("login")
 	b.click(button("Sign in"))
-	b.waitText("Welcome! Create your tenant")
+	b.waitText("A tenant holds your databases")
 	b.check("welcome-tenant")
 	b.fill("Tenant name", "Acme")
 	b.click(button("Create tenant"))
@@ -456,6 +456,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	admin.c.do("POST", "/databases/"+databaseID(t, admin, "shop")+"/stop", nil).expect(t, 200, "")
 	b.typeSQL(`SELECT 1`)
 	b.waitText("The database is stopped")
+	b.waitText("Stopped") // the state beside the name follows
 	b.check("editor-stopped")
 	b.click(button("Start the database"))
 	b.run(chromedp.WaitNotPresent(button("Start the database"), chromedp.BySearch))
@@ -639,6 +640,7 @@ func TestConsoleAccountInBrowser(t *testing.T) {
 	b.click(button("Verify and sign in"))
 	b.waitText("No databases yet.")
 	b.click(button("Sign out"))
+	b.waitText("Forgot your password?") // signed out before the next page is opened
 
 	// 429: the mails one address may ask for are spent; the page says how long to wait.
 	for range 2 {

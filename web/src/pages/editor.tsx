@@ -163,6 +163,8 @@ export function Editor(props: { id: string }) {
       } else {
         setOutcomes((o) => ({ ...o, [tab]: { error: e, from } }));
         markError(e, from);
+        // The database changed state since the page loaded (stopped, say): show its state now.
+        if (e instanceof ApiError && e.status === 423) api<Database>("GET", "/databases/" + props.id).then(setDb, () => {});
       }
     } finally {
       setRunning(false);

@@ -15,7 +15,7 @@ export function CreateTenant(props: { next?: string; embedded?: boolean }) {
   const Heading = props.embedded ? "h2" : "h1";
   return (
     <section class="narrow">
-      <Heading>{me.tenant ? "Create a tenant" : "Welcome! Create your tenant"}</Heading>
+      <Heading>{me.tenant ? "Create a tenant" : props.embedded ? "Your tenant" : "Welcome! Create your tenant"}</Heading>
       <p>A tenant holds your databases and the people you work with. You can invite them once it exists.</p>
       <form
         onSubmit={async (e) => {
