@@ -413,6 +413,20 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.run(chromedp.Evaluate(`(w => w.scrollTop = w.scrollHeight)(document.querySelector(".grid-wrap"))`, nil))
 	b.waitText("row 1000")
 	b.check("editor-1000-rows")
+	// Copy puts the page's rows on the clipboard as tab-separated text.
+	b.run(cdpbrowser.GrantPermissions([]cdpbrowser.PermissionType{cdpbrowser.PermissionTypeClipboardReadWrite,
+		cdpbrowser.PermissionTypeClipboardSanitizedWrite}).WithOrigin(b.origin))
+	b.click(`//button[@aria-label="Copy these rows as tab-separated text"]`)
+	var copied string
+	for deadline := time.Now().Add(10 * time.Second); !strings.HasPrefix(copied, "i\tlabel") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronization: the deadline decides
+		b.run(chromedp.Evaluate(`navigator.clipboard.readText()`, &copied, func(p *runtime.EvaluateParams) *runtime.EvaluateParams {
+			return p.WithAwaitPromise(true)
+		}))
+	}
+	if lines := strings.Split(copied, "\n"); len(lines) != 1001 || lines[0] != "i\tlabel" || lines[1000] != "1000\trow 1000" {
+		t.Errorf("copied %d lines, from %.40q, want the header and 1,000 rows", len(lines), copied)
+	}
 
 	// Export: the whole result, downloaded with the session's token.
 	downloads := t.TempDir()
