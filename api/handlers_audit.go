@@ -272,32 +272,32 @@ func (a audit) exportChains(ctx context.Context, w http.ResponseWriter, asJSON b
 	if err != nil {
 		return err
 	}
-	for _, sec := range sections {
-		for _, sig := range sec.sigs {
-			if err := out.SignedHead(sig); err != nil {
-				return err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var current *section
+	for b := range a.readAhead(ctx, sections, from, to, true) {
+		if b.err != nil {
+			return b.err
+		}
+		if b.sec != current { // a chain's signed heads come before its events
+			current = b.sec
+			for _, sig := range current.sigs {
+				if err := out.SignedHead(sig); err != nil {
+					return err
+				}
 			}
 		}
-		for lo := sec.First; lo <= sec.head; lo += exportWindow {
-			hi := min(sec.head, lo+exportWindow-1)
-			entries, err := a.Views.AuditBySeq(ctx, sec.Chain, lo, min(hi, sec.Last), from, to)
-			if err != nil {
-				return err
+		bySeq := make(map[int64]projections.AuditEntry, len(b.entries))
+		for _, e := range b.entries {
+			bySeq[e.ChainSeq] = e
+		}
+		var entry []byte
+		for _, rec := range b.records {
+			entry = entry[:0]
+			if e, ok := bySeq[rec.ChainSeq]; ok {
+				entry = e.AppendJSON(entry)
 			}
-			bySeq := make(map[int64]projections.AuditEntry, len(entries))
-			for _, e := range entries {
-				bySeq[e.ChainSeq] = e
-			}
-			err = eventstore.ReadChain(ctx, a.DB, sec.Chain, lo, hi, func(rec eventstore.ChainRecord) error {
-				var entry json.RawMessage
-				if e, ok := bySeq[rec.ChainSeq]; ok {
-					if entry, err = json.Marshal(e); err != nil {
-						return err
-					}
-				}
-				return out.Event(rec, eventstore.Withheld(rec.Data), entry)
-			})
-			if err != nil {
+			if err := out.Event(rec, eventstore.Withheld(rec.Data), entry); err != nil {
 				return err
 			}
 		}
@@ -319,23 +319,71 @@ func (a audit) exportCSV(ctx context.Context, w http.ResponseWriter, sections []
 		}
 		return *p
 	}
-	for _, sec := range sections {
-		for lo := sec.First; lo <= sec.Last; lo += exportWindow {
-			entries, err := a.Views.AuditBySeq(ctx, sec.Chain, lo, min(sec.Last, lo+exportWindow-1), from, to)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for b := range a.readAhead(ctx, sections, from, to, false) {
+		if b.err != nil {
+			return b.err
+		}
+		for _, e := range b.entries {
+			row, err := json.Marshal([]any{e.ID, e.At.Format(time.RFC3339Nano), text(e.TenantID), e.Action, text(e.Actor.ID), text(e.Actor.Email),
+				text(e.Actor.Via), e.Target.Type, e.Target.ID, text(e.IP), text(e.UserAgent), e.Details})
 			if err != nil {
 				return err
 			}
-			for _, e := range entries {
-				row, err := json.Marshal([]any{e.ID, e.At.Format(time.RFC3339Nano), text(e.TenantID), e.Action, text(e.Actor.ID), text(e.Actor.Email),
-					text(e.Actor.Via), e.Target.Type, e.Target.ID, text(e.IP), text(e.UserAgent), e.Details})
-				if err != nil {
-					return err
-				}
-				if err := out.Row(row); err != nil {
-					return err
-				}
+			if err := out.Row(row); err != nil {
+				return err
 			}
 		}
 	}
 	return out.End()
+}
+
+// exportBatch is one window of a chain: its entries in the period and, for NDJSON and JSON, its
+// events.
+type exportBatch struct {
+	sec     *section
+	entries []projections.AuditEntry
+	records []eventstore.ChainRecord
+	err     error // nothing follows a batch with an error
+}
+
+// readAhead reads the sections' windows on a goroutine of its own, one window ahead of the
+// writer, so that the database reads the next while the last is encoded and sent; withChain reads
+// the events too, up to each section's signed head. It stops when ctx ends.
+func (a audit) readAhead(ctx context.Context, sections []section, from, to time.Time, withChain bool) <-chan exportBatch {
+	batches := make(chan exportBatch, 1)
+	go func() {
+		defer close(batches)
+		for i := range sections {
+			sec := &sections[i]
+			last := sec.Last
+			if withChain {
+				last = sec.head
+			}
+			for lo := sec.First; lo <= last; lo += exportWindow {
+				hi := min(last, lo+exportWindow-1)
+				b := exportBatch{sec: sec}
+				if lo <= sec.Last {
+					b.entries, b.err = a.Views.AuditBySeq(ctx, sec.Chain, lo, min(hi, sec.Last), from, to)
+				}
+				if withChain && b.err == nil {
+					b.records = make([]eventstore.ChainRecord, 0, hi-lo+1)
+					b.err = eventstore.ReadChain(ctx, a.DB, sec.Chain, lo, hi, func(rec eventstore.ChainRecord) error {
+						b.records = append(b.records, rec)
+						return nil
+					})
+				}
+				select {
+				case batches <- b:
+				case <-ctx.Done():
+					return
+				}
+				if b.err != nil {
+					return
+				}
+			}
+		}
+	}()
+	return batches
 }

@@ -6,13 +6,17 @@ import (
 	"context"
 	"crypto/ed25519"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/clouddbmanager/clouddb/internal/jsontext"
 )
 
 // An export of the audit trail is self-contained evidence: it carries, per chain, the signed heads
@@ -107,8 +111,8 @@ func (e *ExportWriter) SignedHead(sig HeadSignature) error {
 	return e.record(b)
 }
 
-// eventFields are an event record's fields but its payload, metadata and audit entry, which are
-// written as the bytes they are.
+// eventFields are an event record's fields but its payload, metadata and audit entry, as a
+// verification reads them.
 type eventFields struct {
 	Kind           string `json:"kind"`
 	ChainID        string `json:"chain_id"`
@@ -128,29 +132,54 @@ type eventFields struct {
 }
 
 // Event writes an event with its payload (unless withheld says why not) and metadata exactly as
-// stored, and audit, the JSON of the audit entry it makes (nil when none).
-func (e *ExportWriter) Event(r ChainRecord, withheld string, audit json.RawMessage) error {
-	b, err := json.Marshal(eventFields{"event", r.ChainID, r.ChainSeq, r.Position, r.EventID, r.StreamID, r.StreamType,
-		r.StreamVersion, r.EventType, r.RecordedAt.UTC().Format(timeLayout), r.DataSHA256, r.MetadataSHA256, r.PrevHash, r.Hash, withheld})
-	if err != nil {
-		return fmt.Errorf("eventstore: encode event %s: %w", r.EventID, err)
+// stored, and audit, the JSON of the audit entry it makes (empty when none). The record is written
+// by hand, as json.Marshal would write it: an export writes a million of them.
+func (e *ExportWriter) Event(r ChainRecord, withheld string, audit []byte) error {
+	b := append(e.line[:0], `{"kind":"event","chain_id":`...)
+	b = jsontext.AppendString(b, r.ChainID)
+	b = append(b, `,"chain_seq":`...)
+	b = strconv.AppendInt(b, r.ChainSeq, 10)
+	b = append(b, `,"position":`...)
+	b = strconv.AppendInt(b, r.Position, 10)
+	b = append(b, `,"event_id":`...)
+	b = jsontext.AppendString(b, r.EventID)
+	b = append(b, `,"stream_id":`...)
+	b = jsontext.AppendString(b, r.StreamID)
+	b = append(b, `,"stream_type":`...)
+	b = jsontext.AppendString(b, r.StreamType)
+	b = append(b, `,"stream_version":`...)
+	b = strconv.AppendInt(b, r.StreamVersion, 10)
+	b = append(b, `,"event_type":`...)
+	b = jsontext.AppendString(b, r.EventType)
+	b = append(b, `,"recorded_at":"`...)
+	b = r.RecordedAt.UTC().AppendFormat(b, timeLayout)
+	for _, h := range []struct {
+		name string
+		hash *Hash
+	}{{`","data_sha256":"`, &r.DataSHA256}, {`","metadata_sha256":"`, &r.MetadataSHA256}, {`","prev_hash":"`, &r.PrevHash}, {`","hash":"`, &r.Hash}} {
+		b = append(b, h.name...)
+		b = hex.AppendEncode(b, h.hash[:])
 	}
-	line := append(e.line[:0], b[:len(b)-1]...)
-	line = append(line, `,"data":`...)
+	b = append(b, '"')
+	if withheld != "" {
+		b = append(b, `,"data_withheld":`...)
+		b = jsontext.AppendString(b, withheld)
+	}
+	b = append(b, `,"data":`...)
 	if withheld != "" || r.Data == nil {
-		line = append(line, "null"...)
+		b = append(b, "null"...)
 	} else {
-		line = append(line, r.Data...)
+		b = append(b, r.Data...)
 	}
-	line = append(line, `,"metadata":`...)
-	line = append(line, r.Metadata...)
-	if audit != nil {
-		line = append(line, `,"audit":`...)
-		line = append(line, audit...)
+	b = append(b, `,"metadata":`...)
+	b = append(b, r.Metadata...)
+	if len(audit) > 0 {
+		b = append(b, `,"audit":`...)
+		b = append(b, audit...)
 	}
-	line = append(line, '}')
-	e.line = line
-	return e.record(line)
+	b = append(b, '}')
+	e.line = b
+	return e.record(b)
 }
 
 // Close ends the export and flushes it.

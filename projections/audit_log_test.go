@@ -83,6 +83,12 @@ func TestAuditLog(t *testing.T) {
 	if entries[2].Actor.APIKeyID != "k-1" || entries[1].Actor.SessionID != "s-1" {
 		t.Errorf("how the actor came in: %+v, %+v", entries[2].Actor, entries[1].Actor)
 	}
+	type reflected projections.AuditEntry // the same fields, without the hand-written encoding
+	for _, e := range entries {
+		if want, err := json.Marshal(reflected(e)); err != nil || string(e.AppendJSON(nil)) != string(want) {
+			t.Errorf("AppendJSON writes\n%s\nwhere json.Marshal writes\n%s", e.AppendJSON(nil), want)
+		}
+	}
 
 	// The platform's chain: the registration (no hash shown) and the failed sign-in, whose actor is
 	// nobody known.
