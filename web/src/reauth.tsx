@@ -5,7 +5,7 @@
 import { useState } from "preact/hooks";
 import { api, ApiError, describeError } from "./api";
 import { session, store, useStore } from "./store";
-import { Alert, Dialog, Field } from "./ui";
+import { Alert, Dialog, Field, useSubmit } from "./ui";
 
 const prompt = store<((ok: boolean) => void) | null>(null);
 
@@ -28,8 +28,7 @@ export function ReauthDialog() {
   const me = useStore(session);
   const [password, setPassword] = useState("");
   const [code, setCode] = useState("");
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, setError, run } = useSubmit();
   if (!resolve) return null;
   const close = (ok: boolean) => {
     setPassword("");
@@ -41,21 +40,14 @@ export function ReauthDialog() {
     <Dialog title="Confirm it is you" onClose={() => close(false)}>
       <p>This change needs your password{me?.user.totp_enabled ? " and a two-factor code" : ""} once more.</p>
       <form
-        onSubmit={async (e) => {
-          e.preventDefault();
-          setBusy(true);
-          setError(null);
-          try {
+        onSubmit={(e) =>
+          run(e, async () => {
             const body: Record<string, string> = { password };
             if (code) body.totp_code = code;
             await api("POST", "/me/reauth", { body });
             close(true);
-          } catch (err) {
-            setError(err);
-          } finally {
-            setBusy(false);
-          }
-        }}
+          })
+        }
       >
         <Field label="Your password" type="password" value={password} onInput={setPassword} autoComplete="current-password" required autoFocus />
         {me?.user.totp_enabled && (

@@ -211,3 +211,26 @@ export function TableScroll(props: { label: string; children: ComponentChildren 
     </div>
   );
 }
+
+/** The state of a form or button that calls the API: busy while it runs, the error it ended
+ * with. act runs f; run does the same for a form's submit event. */
+export function useSubmit() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const act = async (f: () => Promise<void>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await f();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const run = (e: Event, f: () => Promise<void>) => {
+    e.preventDefault();
+    return act(f);
+  };
+  return { busy, error, setError, run, act };
+}

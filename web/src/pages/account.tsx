@@ -7,7 +7,7 @@ import { api, describeError, setAccessToken } from "../api";
 import { withReauth } from "../reauth";
 import { signOut, startSession } from "../session";
 import { navigate, session, TenantChoice, useStore } from "../store";
-import { Alert, CopyButton, Field, passwordHint, TableScroll, useTitle } from "../ui";
+import { Alert, CopyButton, Field, passwordHint, TableScroll, useSubmit, useTitle } from "../ui";
 
 interface Session {
   id: string;
@@ -126,20 +126,16 @@ function APIKeys(props: { tenantName: (id: string | null) => string }) {
   const [name, setName] = useState("");
   const [expires, setExpires] = useState("");
   const [created, setCreated] = useState<{ name: string; key: string } | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, setError, run, act } = useSubmit();
   const load = () => api<{ items: APIKey[] }>("GET", "/me/api-keys").then((r) => setItems(r.items), setError);
   useEffect(() => {
     load();
   }, []);
-  const revoke = async (k: APIKey) => {
-    try {
+  const revoke = (k: APIKey) =>
+    act(async () => {
       await withReauth(() => api("DELETE", "/me/api-keys/" + k.id));
       await load();
-    } catch (e) {
-      setError(e);
-    }
-  };
+    });
   return (
     <div class="panel-card">
       <h2>API keys</h2>
@@ -199,11 +195,8 @@ function APIKeys(props: { tenantName: (id: string | null) => string }) {
       {items && items.length === 0 && <p class="muted">No API keys.</p>}
       <form
         class="inline-form"
-        onSubmit={async (e) => {
-          e.preventDefault();
-          setBusy(true);
-          setError(null);
-          try {
+        onSubmit={(e) =>
+          run(e, async () => {
             const body: Record<string, string> = { name };
             if (expires) body.expires_at = new Date(expires + "T23:59:59").toISOString();
             const k = await withReauth(() => api<{ name: string; key: string }>("POST", "/me/api-keys", { body }));
@@ -211,12 +204,8 @@ function APIKeys(props: { tenantName: (id: string | null) => string }) {
             setName("");
             setExpires("");
             await load();
-          } catch (err) {
-            setError(err);
-          } finally {
-            setBusy(false);
-          }
-        }}
+          })
+        }
       >
         <Field label="Key name" hint="What uses it, e.g. backup script." value={name} onInput={setName} required />
         <Field label="Expires on (optional)" type="date" value={expires} onInput={setExpires} />
@@ -255,19 +244,7 @@ function TwoFactor() {
   const [codes, setCodes] = useState<string[] | null>(null);
   const [code, setCode] = useState("");
   const [disabling, setDisabling] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const step = async (f: () => Promise<void>) => {
-    setBusy(true);
-    setError(null);
-    try {
-      await f();
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, error, act: step } = useSubmit();
   const enabled = me.user.totp_enabled;
   return (
     <div class="panel-card">
@@ -373,30 +350,22 @@ function TwoFactor() {
 function Password() {
   const [current, setCurrent] = useState("");
   const [next, setNext] = useState("");
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, run } = useSubmit();
   return (
     <div class="panel-card">
       <h2>Password</h2>
       <p class="hint">Changing it signs out every session, this one included, and revokes your API keys.</p>
       <form
         class="inline-form"
-        onSubmit={async (e) => {
-          e.preventDefault();
-          setBusy(true);
-          setError(null);
-          try {
+        onSubmit={(e) =>
+          run(e, async () => {
             await withReauth(() => api("PUT", "/me/password", { body: { current_password: current, new_password: next } }));
             // Every session ended with the change, this one too.
             setAccessToken(null);
             session.set(null);
             navigate("/login?reason=password_changed", true);
-          } catch (err) {
-            setError(err);
-          } finally {
-            setBusy(false);
-          }
-        }}
+          })
+        }
       >
         <Field label="Current password" type="password" value={current} onInput={setCurrent} autoComplete="current-password" required />
         <Field label="New password" type="password" hint={passwordHint} value={next} onInput={setNext} autoComplete="new-password" required />

@@ -3,7 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, ApiError, describeError, login } from "../api";
 import { navigate, query } from "../store";
-import { Alert, AuthCard, Field, Link, passwordHint } from "../ui";
+import { Alert, AuthCard, Field, Link, passwordHint, useSubmit } from "../ui";
 import { startSession } from "../session";
 
 /** Reads the token of a mail link and takes it out of the address bar and the history. */
@@ -13,24 +13,6 @@ function useLinkToken(): string {
     if (token) history.replaceState(null, "", location.pathname);
   }, []);
   return token;
-}
-
-function useSubmit() {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-  const run = async (e: Event, f: () => Promise<void>) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await f();
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
-  return { busy, error, setError, run };
 }
 
 export function SignIn() {

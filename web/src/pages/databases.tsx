@@ -6,7 +6,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, describeError } from "../api";
 import { withReauth } from "../reauth";
 import { can, Me, session, useStore } from "../store";
-import { Alert, CopyButton, Dialog, Field, formatBytes, Link, useTitle } from "../ui";
+import { Alert, CopyButton, Dialog, Field, formatBytes, Link, useSubmit, useTitle } from "../ui";
 
 export interface Database {
   id: string;
@@ -242,30 +242,21 @@ function CreateDatabase(props: { onClose: () => void; onCreated: () => void }) {
   const [template, setTemplate] = useState("sample");
   const [charset, setCharset] = useState("");
   const [impact, setImpact] = useState<Impact | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, run } = useSubmit();
   const body = () => {
     const b: Record<string, string> = { name, template };
     if (charset) b.charset = charset;
     return b;
   };
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+  const submit = (e: Event) =>
+    run(e, async () => {
       if (!impact) {
         setImpact((await api<{ impact: Impact }>("POST", "/databases?dry_run=true", { body: body() })).impact);
       } else {
         await api("POST", "/databases", { body: body() });
         props.onCreated();
       }
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   if (impact) {
     const d = impact.databases;
     const u = impact.user_databases;
@@ -345,36 +336,18 @@ export function commandLine(c: Connection): string {
 export function ConnectionDialog(props: { db: Database; onClose: () => void }) {
   const me = useStore(session)!;
   const [conn, setConn] = useState<Connection | null>(null);
-  const [error, setError] = useState<unknown>(null);
   const [confirmRotate, setConfirmRotate] = useState(false);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, setError, act } = useSubmit();
   const may = maySeePassword(me, props.db);
   useEffect(() => {
     api<Connection>("GET", `/databases/${props.db.id}/connection`).then(setConn, setError);
   }, [props.db.id]);
-  const reveal = async () => {
-    setBusy(true);
-    try {
-      setConn(await api<Connection>("GET", `/databases/${props.db.id}/connection?reveal=password`));
-      setError(null);
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
-  const rotate = async () => {
-    setBusy(true);
-    try {
+  const reveal = () => act(async () => setConn(await api<Connection>("GET", `/databases/${props.db.id}/connection?reveal=password`)));
+  const rotate = () =>
+    act(async () => {
       setConn((await api<{ connection: Connection }>("POST", `/databases/${props.db.id}/credentials/rotate`)).connection);
       setConfirmRotate(false);
-      setError(null);
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   const rows: [string, string][] = conn
     ? [
         ["Host", conn.host],
@@ -463,8 +436,7 @@ interface Member {
 function OwnerDialog(props: { db: Database; onClose: () => void; onChanged: () => void }) {
   const [members, setMembers] = useState<Member[] | null>(null);
   const [to, setTo] = useState(props.db.owner_id);
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, setError, run } = useSubmit();
   useEffect(() => {
     api<{ items: Member[] }>("GET", "/users?status=active&limit=500").then((r) => setMembers(r.items), setError);
   }, []);
@@ -472,19 +444,12 @@ function OwnerDialog(props: { db: Database; onClose: () => void; onChanged: () =
     <Dialog title={`Owner of ${props.db.name}`} onClose={props.onClose}>
       <p>The owner's quota counts the database, and the owner may see its password. A previous owner who is not an admin loses that: the password is rotated.</p>
       <form
-        onSubmit={async (e) => {
-          e.preventDefault();
-          setBusy(true);
-          setError(null);
-          try {
+        onSubmit={(e) =>
+          run(e, async () => {
             await withReauth(() => api("PUT", `/databases/${props.db.id}/owner`, { body: { user_id: to } }));
             props.onChanged();
-          } catch (err) {
-            setError(err);
-          } finally {
-            setBusy(false);
-          }
-        }}
+          })
+        }
       >
         <div class="field">
           <label for="owner">New owner</label>

@@ -2,15 +2,14 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, describeError } from "../api";
 import { navigate, session, useStore } from "../store";
-import { Alert, Field, formatBytes, TableScroll, UsageBar, useTitle } from "../ui";
+import { Alert, Field, formatBytes, TableScroll, UsageBar, useSubmit, useTitle } from "../ui";
 
 /** Creating a tenant; a person without one lands here after their first sign-in. The new tenant
  * needs a sign-in, after which the console goes on to next. */
 export function CreateTenant(props: { next?: string; embedded?: boolean }) {
   const me = useStore(session)!;
   const [name, setName] = useState("");
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, run } = useSubmit();
   useTitle(props.embedded ? "Welcome" : "New tenant");
   const Heading = props.embedded ? "h2" : "h1";
   return (
@@ -18,20 +17,13 @@ export function CreateTenant(props: { next?: string; embedded?: boolean }) {
       <Heading>{me.tenant ? "Create a tenant" : props.embedded ? "Your tenant" : "Welcome! Create your tenant"}</Heading>
       <p>A tenant holds your databases and the people you work with. You can invite them once it exists.</p>
       <form
-        onSubmit={async (e) => {
-          e.preventDefault();
-          setBusy(true);
-          setError(null);
-          try {
+        onSubmit={(e) =>
+          run(e, async () => {
             const t = await api<{ slug: string }>("POST", "/tenants", { body: { name } });
             // A session belongs to the tenant it was opened in: the new one needs a sign-in.
             navigate(`/login?tenant=${encodeURIComponent(t.slug)}&email=${encodeURIComponent(me.user.email)}&next=${encodeURIComponent(props.next ?? "/databases")}`);
-          } catch (err) {
-            setError(err);
-          } finally {
-            setBusy(false);
-          }
-        }}
+          })
+        }
       >
         <Field label="Tenant name" hint="Your team or company, e.g. Acme." value={name} onInput={setName} required autoFocus />
         {error !== null && <Alert>{describeError(error)}</Alert>}

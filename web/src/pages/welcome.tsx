@@ -5,7 +5,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, describeError } from "../api";
 import { Result, ResultView } from "../results";
 import { navigate, query, route, session, useStore } from "../store";
-import { Alert, Field, Link, useTitle } from "../ui";
+import { Alert, Field, Link, useSubmit, useTitle } from "../ui";
 import { Database } from "./databases";
 import { CreateTenant } from "./tenants";
 
@@ -105,8 +105,7 @@ function FirstDatabase(props: { onCreated: (id: string) => void }) {
 
 function FirstQuery(props: { db: Database }) {
   const [result, setResult] = useState<Result | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, act } = useSubmit();
   return (
     <div>
       <h2>Run a first query on {props.db.name}</h2>
@@ -117,17 +116,7 @@ function FirstQuery(props: { db: Database }) {
         type="button"
         disabled={busy}
         autoFocus
-        onClick={async () => {
-          setBusy(true);
-          try {
-            setResult(await api<Result>("POST", `/databases/${props.db.id}/query`, { body: { sql: firstQuery } }));
-            setError(null);
-          } catch (e) {
-            setError(e);
-          } finally {
-            setBusy(false);
-          }
-        }}
+        onClick={() => act(async () => setResult(await api<Result>("POST", `/databases/${props.db.id}/query`, { body: { sql: firstQuery } })))}
       >
         Run this query
       </button>
