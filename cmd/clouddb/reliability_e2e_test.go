@@ -229,17 +229,19 @@ func TestIdempotencyKeyOfADeadProcessIsReleased(t *testing.T) {
 // statement still running at the end of the drain is killed on the server and recorded as
 // cancelled; Close returns no error and the log holds no error.
 func TestShutdownDrainsAndCancelsRunningStatements(t *testing.T) {
-	env, prefix := startDatabaseE2E(t, dbEnvOptions{e2eOptions: e2eOptions{Env: map[string]string{"CLOUDDB_SHUTDOWN_DRAIN": "1s"}}})
+	// What the drain is checked for must happen within it: 5 s, not 1 s, for a few local requests
+	// on a busy machine. The statement would run on for a minute.
+	env, prefix := startDatabaseE2E(t, dbEnvOptions{e2eOptions: e2eOptions{Env: map[string]string{"CLOUDDB_SHUTDOWN_DRAIN": "5s"}}})
 	owner := newTenantAdmin(env, "127.0.0.1", "Drain Corp")
 	id := createDatabase(t, owner.c, map[string]any{"name": "drain"}).str("id")
 	rw, _ := sandbox.AccountNames(prefix, id)
 	admin := openSandboxAdmin(t)
 	sleeping := func() int64 {
-		return queryInt(t, admin, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ? AND INFO LIKE '%SLEEP(20)%'", rw)
+		return queryInt(t, admin, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ? AND INFO LIKE '%SLEEP(60)%'", rw)
 	}
 
 	answered := make(chan *e2eResponse, 1)
-	go func() { answered <- query(owner.c, id, "SELECT SLEEP(20)", nil) }()
+	go func() { answered <- query(owner.c, id, "SELECT SLEEP(60)", nil) }()
 	waitUntil(t, 5*time.Second, "the statement runs on the server", func() bool { return sleeping() == 1 })
 
 	closed := make(chan error, 1)
@@ -271,7 +273,7 @@ func TestShutdownDrainsAndCancelsRunningStatements(t *testing.T) {
 	defer mgmt.Close()
 	var status, errorCode string
 	if err := mgmt.QueryRow(`SELECT JSON_VALUE(payload, '$.status'), JSON_VALUE(payload, '$.error_code') FROM events
-		WHERE event_type = 'query.executed.v1' AND JSON_VALUE(payload, '$.sql') = 'SELECT SLEEP(20)'`).Scan(&status, &errorCode); err != nil {
+		WHERE event_type = 'query.executed.v1' AND JSON_VALUE(payload, '$.sql') = 'SELECT SLEEP(60)'`).Scan(&status, &errorCode); err != nil {
 		t.Fatalf("the cancelled statement's outcome: %v", err)
 	}
 	if status != "cancelled" || errorCode != "cancelled" {
