@@ -313,8 +313,9 @@ type e2eResponse struct {
 
 // do sends one request. body is JSON-encoded unless it is a string or []byte (sent as is). Every
 // value of a field named like a password in a JSON object body becomes a secret of the leak scan,
-// as does every refresh token in a response. Every response must carry X-Request-Id, and every
-// error response the envelope of API.md with that id.
+// as does every refresh token in a response. Every response must carry X-Request-Id, every error
+// response the envelope of API.md with that id, and every response must be one api/openapi.json
+// describes (checkOpenAPI).
 func (c *e2eClient) do(method, path string, body any) *e2eResponse {
 	t := c.env.t
 	t.Helper()
@@ -370,6 +371,7 @@ func (c *e2eClient) do(method, path string, body any) *e2eResponse {
 	if err != nil {
 		t.Fatalf("%s %s: read body: %v", method, path, err)
 	}
+	checkOpenAPI(t, req, resp, data)
 	r := &e2eResponse{method: method, path: path, status: resp.StatusCode, header: resp.Header, cookies: resp.Cookies(), body: data}
 	if len(bytes.TrimSpace(data)) > 0 {
 		if err := json.Unmarshal(data, &r.doc); err != nil {
