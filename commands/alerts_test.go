@@ -18,6 +18,7 @@ import (
 	"github.com/clouddbmanager/clouddb/commands"
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/egress"
 	"github.com/clouddbmanager/clouddb/projections"
 )
 
@@ -158,7 +159,7 @@ func (f *alertFixture) alertMails(t *testing.T) int {
 // within the cooldown records 200 transitions and sends one firing and one resolution per
 // channel — in the app, by mail, to the webhook, which verifies every signature.
 func TestAFlappingAlertNotifiesBoundedlyOnEveryChannel(t *testing.T) {
-	f := newAlertFixture(t, nil)
+	f := newAlertFixture(t, egress.Client(commands.WebhookTimeout, true)) // the receiver is on localhost
 	ctx := context.Background()
 	admin := f.user(t, "alert-admin@example.com")
 	tenant := f.tenant(t, admin)

@@ -19,6 +19,7 @@ import (
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
 	"github.com/clouddbmanager/clouddb/internal/backoffs"
+	"github.com/clouddbmanager/clouddb/internal/egress"
 )
 
 // The webhook reactor reacts to webhook.delivery_requested.v1 and to failed attempts coming due
@@ -30,10 +31,10 @@ import (
 // webhook-id, by which the receiver knows it has it already. Nothing is lost: the request is
 // recorded before any attempt, and every attempt's outcome after it.
 
-// Bounds of one attempt: the receiver has webhookTimeout to answer, and its answer's body is read
+// Bounds of one attempt: the receiver has WebhookTimeout to answer, and its answer's body is read
 // (and dropped) up to webhookBodyLimit so the connection can be reused.
 const (
-	webhookTimeout   = 10 * time.Second
+	WebhookTimeout   = 10 * time.Second
 	webhookBodyLimit = 64 << 10
 )
 
@@ -62,11 +63,11 @@ type WebhookDelivery struct {
 	Observe func(delivered bool)
 }
 
-// NewWebhookDelivery returns the webhook reactor; client nil means one with webhookTimeout that
-// follows no redirects (a 3xx is an answer, not a 2xx).
+// NewWebhookDelivery returns the webhook reactor; client nil means egress.Client: WebhookTimeout,
+// no redirect followed (a 3xx is an answer, not a 2xx), public addresses only.
 func NewWebhookDelivery(events EventStore, secrets Secrets, queue WorkQueue, client *http.Client, now func() time.Time, log *slog.Logger) *WebhookDelivery {
 	if client == nil {
-		client = &http.Client{Timeout: webhookTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		client = egress.Client(WebhookTimeout, false)
 	}
 	return &WebhookDelivery{events: events, secrets: secrets, queue: queue, client: client, now: now, log: log, Instance: uuid.NewString()}
 }
@@ -182,7 +183,7 @@ func (w *WebhookDelivery) deliver(ctx context.Context, id domain.WebhookDelivery
 // post sends one attempt and returns the receiver's status (0 when none came) and why it is not
 // a 2xx.
 func (w *WebhookDelivery) post(ctx context.Context, url, secret string, req domain.WebhookDeliveryRequested) (int, string) {
-	ctx, cancel := context.WithTimeout(ctx, webhookTimeout)
+	ctx, cancel := context.WithTimeout(ctx, WebhookTimeout)
 	defer cancel()
 	r, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(req.Body))
 	if err != nil {
@@ -200,6 +201,9 @@ func (w *WebhookDelivery) post(ctx context.Context, url, secret string, req doma
 	r.Header.Set("webhook-signature", signature)
 	resp, err := w.client.Do(r)
 	if err != nil {
+		if errors.Is(err, egress.ErrNotPublic) {
+			return 0, "the receiver's address is not on the public internet: webhooks reach public addresses only"
+		}
 		var urlErr interface{ Timeout() bool }
 		if errors.As(err, &urlErr) && urlErr.Timeout() {
 			return 0, "no answer in time"

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,7 +18,8 @@ import (
 // bad rules refused, a firing that reaches the admin's notifications and a local receiver that
 // verifies every delivery with the Standard Webhooks library, and what other members may not do.
 func TestAlertRulesNotificationsAndWebhooks(t *testing.T) {
-	env := startE2E(t, e2eOptions{})
+	// The receiver listens on localhost, which webhooks reach only when allowed.
+	env := startE2E(t, e2eOptions{Env: map[string]string{"CLOUDDB_WEBHOOK_PRIVATE_ADDRESSES": "allow"}})
 	admin := newTenantAdmin(env, "127.0.14.1", "Alerting")
 	other := newTenantAdmin(env, "127.0.14.2", "Elsewhere")
 	viewer := invite(env, admin, "127.0.14.3", "viewer")
@@ -128,4 +130,31 @@ func TestAlertRulesNotificationsAndWebhooks(t *testing.T) {
 	})
 	admin.c.do("DELETE", hookPath, nil).expect(t, 204, "")
 	admin.c.do("GET", hookPath+"/deliveries", nil).expect(t, 404, "not_found")
+}
+
+// TestWebhookToAPrivateAddressIsRefused: by default a tenant's webhook cannot reach the
+// platform's own network (here a listener on localhost standing in for RDS-A, the metrics
+// address or a metadata service): the delivery fails with a reason that says why, and the
+// listener gets nothing.
+func TestWebhookToAPrivateAddressIsRefused(t *testing.T) {
+	env := startE2E(t, e2eOptions{})
+	admin := newTenantAdmin(env, "127.0.14.9", "Probing")
+	var hits atomic.Int32
+	internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer internal.Close()
+	hook := admin.c.do("POST", "/alerts/webhooks", map[string]any{"url": internal.URL + "/admin"}).expect(t, 201, "")
+	env.secret(hook.str("secret"), "webhook secret")
+	hookPath := "/alerts/webhooks/" + hook.str("id")
+	admin.c.do("POST", hookPath+"/test", nil).expect(t, 202, "")
+	waitUntil(t, 30*time.Second, "the test delivery's attempt is logged", func() bool {
+		items := admin.c.do("GET", hookPath+"/deliveries", nil).expect(t, 200, "").items("items")
+		return len(items) == 1 && describe(jsonPath(items[0], "attempts")) != "0"
+	})
+	item := admin.c.do("GET", hookPath+"/deliveries", nil).expect(t, 200, "").items("items")[0]
+	if reason := describe(jsonPath(item, "error")); !strings.Contains(reason, "public internet") || describe(jsonPath(item, "status")) == "delivered" {
+		t.Errorf("delivery %v, want refused: not on the public internet", item)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the private listener got %d requests", n)
+	}
 }

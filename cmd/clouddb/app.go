@@ -23,6 +23,7 @@ import (
 	"github.com/clouddbmanager/clouddb/internal/activity"
 	"github.com/clouddbmanager/clouddb/internal/config"
 	"github.com/clouddbmanager/clouddb/internal/console"
+	"github.com/clouddbmanager/clouddb/internal/egress"
 	"github.com/clouddbmanager/clouddb/internal/idempotency"
 	"github.com/clouddbmanager/clouddb/internal/leases"
 	"github.com/clouddbmanager/clouddb/internal/localmysql"
@@ -205,7 +206,11 @@ func (a *App) open(ctx context.Context) error {
 	a.MetricsRetention = commands.NewMetricsRetention(a.Store, now, a.Log)
 	a.Alerts = commands.NewAlerts(a.Store, vault, a.Projections, views, now)
 	a.AlertEvaluator = commands.NewAlertEvaluator(a.Store, views, a.Engine.Running, now, a.Log)
-	a.Webhooks = commands.NewWebhookDelivery(a.Store, vault, db, nil, now, a.Log)
+	var webhookClient *http.Client // nil: public addresses only
+	if a.Config.WebhookPrivateAddresses {
+		webhookClient = egress.Client(commands.WebhookTimeout, true)
+	}
+	a.Webhooks = commands.NewWebhookDelivery(a.Store, vault, db, webhookClient, now, a.Log)
 	a.Webhooks.Instance = a.Lease.ID()
 	platform := monitoring.New(a.metrics, a.Engine)
 	a.QueryRunner.Observe, a.AlertEvaluator.Observe, a.Webhooks.Observe = platform.Query, platform.Alerts, platform.Webhook

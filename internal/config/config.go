@@ -67,6 +67,10 @@ type Config struct {
 	ResultMaxBytes  int64
 	QueriesInFlight int
 	QueryMemory     int64
+	// WebhookPrivateAddresses lets webhooks reach private, loopback and link-local addresses
+	// (CLOUDDB_WEBHOOK_PRIVATE_ADDRESSES=allow), for a development machine whose receivers listen
+	// on localhost; by default a webhook reaches the public internet only (internal/egress).
+	WebhookPrivateAddresses bool
 	// ShutdownDrain is how long SIGTERM waits for running requests before cancelling them (their
 	// statements are killed on the server).
 	ShutdownDrain time.Duration
@@ -201,6 +205,12 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		fail("CLOUDDB_RESULT_MEMORY", "%q must be a number of bytes, at least 1048576", memText)
 	} else {
 		c.ResultMemory = n
+	}
+	switch private := get("CLOUDDB_WEBHOOK_PRIVATE_ADDRESSES", "refuse"); private {
+	case "allow", "refuse":
+		c.WebhookPrivateAddresses = private == "allow"
+	default:
+		fail("CLOUDDB_WEBHOOK_PRIVATE_ADDRESSES", "%q must be allow or refuse", private)
 	}
 	freeText := get("CLOUDDB_FREE_TENANTS_PER_USER", "3")
 	if n, err := strconv.Atoi(freeText); err != nil || n < 1 || n > 1000 {
