@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/clouddbmanager/clouddb/domain"
@@ -37,7 +38,8 @@ import (
 // histograms of the buckets a batch adds latencies to are read once, merged and written back with
 // every counter in one multi-row upsert per 500 rows.
 type Metrics struct {
-	reg *eventstore.Registry
+	reg    *eventstore.Registry
+	cached *histogramCache
 }
 
 // NewMetrics returns the projector decoding with reg. It panics on a nil registry.
@@ -45,7 +47,7 @@ func NewMetrics(reg *eventstore.Registry) Metrics {
 	if reg == nil {
 		panic("projections: NewMetrics needs a registry")
 	}
-	return Metrics{reg: reg}
+	return Metrics{reg: reg, cached: &histogramCache{tables: map[string]*cachedHistograms{}}}
 }
 
 func (Metrics) Name() string { return "metrics" }
@@ -239,7 +241,8 @@ type metricsTotals struct {
 // metricsBatch is one Apply: the state it read and the rows it will write.
 type metricsBatch struct {
 	t        Tables
-	position int64 // the last event applied
+	cache    *cachedHistograms // locked for the batch
+	position int64             // the last event applied
 	// latest is the latest time counted before the batch, and after it once the batch is written: no
 	// stored bucket starts after its bucket, so keys past it are new and need no read.
 	latest, counted time.Time
@@ -267,6 +270,8 @@ func (p Metrics) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []event
 	if err := b.loadState(ctx, tx); err != nil {
 		return err
 	}
+	b.cache = p.cached.of(t.Name("metrics_usage"), b.position, b.latest)
+	defer b.cache.mu.Unlock()
 	decoded := make([]decodedEvent, 0, len(events))
 	var dbIDs, tenants, users []string
 	for _, env := range events {
@@ -642,7 +647,12 @@ func (b *metricsBatch) write(ctx context.Context, tx *sql.Tx) error {
 	if err := b.writePatterns(ctx, tx); err != nil {
 		return err
 	}
-	return b.writeCut(ctx, tx)
+	if err := b.writeCut(ctx, tx); err != nil {
+		b.cache.forget()
+		return err
+	}
+	b.cache.keep(b.position, b.counted)
+	return nil
 }
 
 // writeFollowed stores what the gauges and the sign-in failures follow between batches.
@@ -700,16 +710,23 @@ func upsertRows(ctx context.Context, tx *sql.Tx, insert string, columns int, row
 func (b *metricsBatch) writeUsage(ctx context.Context, tx *sql.Tx) error {
 	table := b.t.Name("metrics_usage")
 	var stored []storedKey
+	unread := map[usageKey]*latency.Histogram{} // the rows whose stored histogram is still to merge
 	for k, r := range b.usage {
-		if r.latency != nil && b.mayBeStored(k.grain, k.bucket) {
+		switch {
+		case r.latency == nil || !b.mayBeStored(k.grain, k.bucket):
+		case b.cache.usage[k] != nil:
+			r.latency.Merge(b.cache.usage[k])
+		case k.bucket >= b.cache.complete[k.grain]: // the cache saw every write of this bucket: none yet
+		default:
 			stored = append(stored, storedKey{[]any{k.tenant, k.scope, k.subject}, k.grain, k.bucket})
+			unread[k] = r.latency
 		}
 	}
 	err := readHistograms(ctx, tx, table, []string{"tenant_id", "scope", "subject_id"}, stored, func(vals []string, grain string, bucket int64) *latency.Histogram {
-		if r := b.usage[usageKey{domain.TenantID(vals[0]), vals[1], vals[2], grain, bucket}]; r != nil {
-			return r.latency
-		}
-		return nil
+		k := usageKey{domain.TenantID(vals[0]), vals[1], vals[2], grain, bucket}
+		h := unread[k]
+		delete(unread, k)
+		return h
 	})
 	if err != nil {
 		return fmt.Errorf("projections: metrics: read histograms: %w", err)
@@ -732,6 +749,7 @@ func (b *metricsBatch) writeUsage(ctx context.Context, tx *sql.Tx) error {
 		var hist []byte
 		if r.latency != nil {
 			hist, _ = r.latency.MarshalBinary()
+			b.cache.usage[k] = r.latency
 		}
 		row = append(row, hist, r.databases, r.storage)
 		rows = append(rows, row)
@@ -746,18 +764,25 @@ func (b *metricsBatch) writePatterns(ctx context.Context, tx *sql.Tx) error {
 	table := b.t.Name("metrics_patterns")
 	keys := make([]patternKey, 0, len(b.patterns))
 	stored := make([]storedKey, 0, len(b.patterns))
-	for k := range b.patterns {
+	unread := map[patternKey]*latency.Histogram{} // the rows whose stored histogram is still to merge
+	for k, r := range b.patterns {
 		keys = append(keys, k)
-		if b.mayBeStored(k.grain, k.bucket) {
+		switch {
+		case !b.mayBeStored(k.grain, k.bucket):
+		case b.cache.patterns[k] != nil:
+			r.latency.Merge(b.cache.patterns[k])
+		case k.bucket >= b.cache.complete[k.grain]: // the cache saw every write of this bucket: none yet
+		default:
 			stored = append(stored, storedKey{[]any{k.tenant, k.fingerprint, k.database, k.user}, k.grain, k.bucket})
+			unread[k] = &r.latency
 		}
 	}
 	err := readHistograms(ctx, tx, table, []string{"tenant_id", "fingerprint", "database_id", "user_id"}, stored,
 		func(vals []string, grain string, bucket int64) *latency.Histogram {
-			if r := b.patterns[patternKey{domain.TenantID(vals[0]), grain, bucket, vals[1], domain.DatabaseID(vals[2]), domain.UserID(vals[3])}]; r != nil {
-				return &r.latency
-			}
-			return nil
+			k := patternKey{domain.TenantID(vals[0]), grain, bucket, vals[1], domain.DatabaseID(vals[2]), domain.UserID(vals[3])}
+			h := unread[k]
+			delete(unread, k)
+			return h
 		})
 	if err != nil {
 		return fmt.Errorf("projections: metrics: read pattern histograms: %w", err)
@@ -766,6 +791,7 @@ func (b *metricsBatch) writePatterns(ctx context.Context, tx *sql.Tx) error {
 	for _, k := range keys {
 		r := b.patterns[k]
 		hist, _ := r.latency.MarshalBinary()
+		b.cache.patterns[k] = &r.latency
 		rows = append(rows, []any{k.tenant, k.grain, time.Unix(k.bucket, 0).UTC(), k.fingerprint, k.database, k.user,
 			r.queries, r.errors, hist})
 	}
@@ -824,6 +850,70 @@ func (b *metricsBatch) mayBeStored(grain string, bucket int64) bool {
 	return !b.latest.IsZero() && bucket <= b.latest.Truncate(grainSizes[grain]).Unix()
 }
 
+// histogramCache keeps, per physical table (the live model's, a rebuild's), the histograms this
+// process last wrote of the current buckets, so that following the log reads none back. A batch
+// may use them only if the model stands where this process left it (its state row's position is
+// the cache's): another process that applied batches meanwhile, or a batch of ours that rolled
+// back, moved or left it elsewhere, and the cache starts over.
+type histogramCache struct {
+	mu     sync.Mutex
+	tables map[string]*cachedHistograms
+}
+
+type cachedHistograms struct {
+	mu       sync.Mutex
+	position int64
+	usage    map[usageKey]*latency.Histogram
+	patterns map[patternKey]*latency.Histogram
+	// complete is, per grain code, the first bucket from which the cache holds every row written:
+	// a bucket it has no row of has none stored either.
+	complete map[string]int64
+}
+
+// of returns the cache of table, locked, emptied unless it was left at position (the model then
+// stands at latest).
+func (c *histogramCache) of(table string, position int64, latest time.Time) *cachedHistograms {
+	c.mu.Lock()
+	h := c.tables[table]
+	if h == nil {
+		h = &cachedHistograms{}
+		c.tables[table] = h
+	}
+	c.mu.Unlock()
+	h.mu.Lock()
+	if h.position != position || h.usage == nil {
+		h.forget()
+		for code, size := range grainSizes {
+			h.complete[code] = latest.Truncate(size).Add(size).Unix() // the buckets no row was written to yet
+		}
+	}
+	return h
+}
+
+func (h *cachedHistograms) forget() {
+	h.position, h.usage, h.patterns = -1, map[usageKey]*latency.Histogram{}, map[patternKey]*latency.Histogram{}
+	h.complete = map[string]int64{}
+}
+
+// keep marks the cache as the model at position and drops the buckets older than the current
+// one of their grain (at latest): late events for them read the table.
+func (h *cachedHistograms) keep(position int64, latest time.Time) {
+	h.position = position
+	for code, size := range grainSizes {
+		h.complete[code] = max(h.complete[code], latest.Truncate(size).Unix())
+	}
+	for k := range h.usage {
+		if k.bucket < latest.Truncate(grainSizes[k.grain]).Unix() {
+			delete(h.usage, k)
+		}
+	}
+	for k := range h.patterns {
+		if k.bucket < latest.Truncate(grainSizes[k.grain]).Unix() {
+			delete(h.patterns, k)
+		}
+	}
+}
+
 // storedKey is the key of a row whose stored histogram a batch merges into: the values of the
 // table's key columns but grain and bucket, then those.
 type storedKey struct {
@@ -832,74 +922,43 @@ type storedKey struct {
 	bucket  int64
 }
 
-// maxScanBuckets bounds the buckets of one grain that readHistograms scans by time. A batch's keys
-// lie in a few consecutive buckets, most of them new (log order is time order): one range of the
-// (grain, bucket) index costs far less than a lookup per key. Keys spread wider (an outcome recorded
-// long after its query ran) are looked up by primary key instead.
-const maxScanBuckets = 24 * 60
-
-// readHistograms merges into each key's histogram (into returns it, nil for a row that is no key of
-// the batch) the one stored in table, whose key is columns, grain and bucket.
+// readHistograms merges into each key's histogram the one stored in table, whose key is columns,
+// grain and bucket: into returns the histogram of a row read (nil for a row that is not one of
+// keys). Few keys need it: the new buckets, and those this process wrote last, need no read.
 func readHistograms(ctx context.Context, tx *sql.Tx, table string, columns []string, keys []storedKey,
 	into func(vals []string, grain string, bucket int64) *latency.Histogram) error {
-	spans := map[string][2]int64{}
-	byGrain := map[string][]storedKey{}
-	for _, k := range keys {
-		span, seen := spans[k.grain]
-		if !seen {
-			span = [2]int64{k.bucket, k.bucket}
-		}
-		spans[k.grain] = [2]int64{min(span[0], k.bucket), max(span[1], k.bucket)}
-		byGrain[k.grain] = append(byGrain[k.grain], k)
-	}
 	list := strings.Join(columns, ", ")
-	scan := func(rows *sql.Rows) error {
-		vals := make([]string, len(columns))
-		dest := make([]any, 0, len(columns)+3)
-		for i := range vals {
-			dest = append(dest, &vals[i])
+	tuple := "(" + sqlparams.List(len(columns)+2) + ")"
+	return eachChunk(keys, func(chunk []storedKey) error {
+		args := make([]any, 0, (len(columns)+2)*len(chunk))
+		for _, k := range chunk {
+			args = append(append(args, k.columns...), k.grain, time.Unix(k.bucket, 0).UTC())
 		}
-		var grain string
-		var bucket time.Time
-		var stored []byte
-		if err := rows.Scan(append(dest, &grain, &bucket, &stored)...); err != nil {
-			return err
-		}
-		h := into(vals, grain, bucket.Unix())
-		if h == nil {
-			return nil
-		}
-		decoded, err := latency.Decode(stored)
-		if err != nil {
-			return err
-		}
-		h.Merge(decoded)
-		return nil
-	}
-	for grain, span := range spans {
-		size := int64(grainSizes[grain] / time.Second)
-		if (span[1]-span[0])/size <= maxScanBuckets {
-			err := scanRows(ctx, tx, `SELECT `+list+`, grain, bucket, latency FROM `+table+` WHERE grain = ? AND bucket BETWEEN ? AND ?
-				AND latency IS NOT NULL`, []any{grain, time.Unix(span[0], 0).UTC(), time.Unix(span[1], 0).UTC()}, scan)
+		return scanRows(ctx, tx, `SELECT `+list+`, grain, bucket, latency FROM `+table+` WHERE (`+list+`, grain, bucket) IN (`+
+			strings.TrimSuffix(strings.Repeat(tuple+", ", len(chunk)), ", ")+`)`, args, func(rows *sql.Rows) error {
+			vals := make([]string, len(columns))
+			dest := make([]any, 0, len(columns)+3)
+			for i := range vals {
+				dest = append(dest, &vals[i])
+			}
+			var grain string
+			var bucket time.Time
+			var stored []byte
+			if err := rows.Scan(append(dest, &grain, &bucket, &stored)...); err != nil {
+				return err
+			}
+			h := into(vals, grain, bucket.Unix())
+			if h == nil {
+				return nil
+			}
+			decoded, err := latency.Decode(stored)
 			if err != nil {
 				return err
 			}
-			continue
-		}
-		tuple := "(" + sqlparams.List(len(columns)+2) + ")"
-		err := eachChunk(byGrain[grain], func(chunk []storedKey) error {
-			args := make([]any, 0, (len(columns)+2)*len(chunk))
-			for _, k := range chunk {
-				args = append(append(args, k.columns...), k.grain, time.Unix(k.bucket, 0).UTC())
-			}
-			return scanRows(ctx, tx, `SELECT `+list+`, grain, bucket, latency FROM `+table+` WHERE (`+list+`, grain, bucket) IN (`+
-				strings.TrimSuffix(strings.Repeat(tuple+", ", len(chunk)), ", ")+`)`, args, scan)
+			h.Merge(decoded)
+			return nil
 		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 // grainSizes are the bucket lengths by grain code.
