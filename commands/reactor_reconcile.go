@@ -364,6 +364,9 @@ func (h *Databases) RunReconciler(ctx context.Context, tail LogTail, wake func()
 		var tenants []domain.TenantID
 		for _, env := range envs {
 			after = env.Position
+			if !slices.Contains(types, env.EventType) {
+				continue // the log's last event, which the tail always ends with
+			}
 			if tenant := domain.TenantID(strings.TrimPrefix(env.StreamID, "tenant-")); !slices.Contains(tenants, tenant) {
 				tenants = append(tenants, tenant)
 			}

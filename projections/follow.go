@@ -334,6 +334,7 @@ func (r *Runtime) applyTx(st *state, events []eventstore.Envelope, last int64, o
 	}
 	if stored >= last { // another process applied them
 		st.position.Advance(stored)
+		st.applied.Advance(stored)
 		return nil
 	}
 	todo := events
@@ -361,6 +362,7 @@ func (r *Runtime) applyTx(st *state, events []eventstore.Envelope, last int64, o
 	}
 	r.metrics.applied.WithLabelValues(st.Name()).Add(float64(applied))
 	st.position.Advance(reached)
+	st.applied.Advance(reached)
 	if held != nil {
 		return held
 	}

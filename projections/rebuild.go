@@ -132,6 +132,7 @@ func (r *Runtime) rebuildLocked(ctx context.Context, st *state) error {
 		return fmt.Errorf("projections: rebuild %s: %w", name, err)
 	}
 	st.position.Reset(position)
+	st.applied.Reset(position) // the read model is new: what follows it looks again
 	r.log.Info("rebuild finished", "projection", name, "position", position, "took_ms", time.Since(started).Milliseconds())
 	return nil
 }

@@ -65,7 +65,11 @@ type Runtime struct {
 type state struct {
 	*projector
 	position watch.Position // the committed checkpoint, as far as this process knows
-	cursor                  // the loop's own
+	// applied is the last position at which a batch of the projector's own events was committed,
+	// as far as this process knows (Advanced): passing over events it does not handle moves only
+	// position, so the reactors that follow a read model are not woken by every round of the loop.
+	applied watch.Position
+	cursor  // the loop's own
 
 	mu             sync.Mutex
 	rebuildStarted bool // by StartRebuild, until its goroutine ends
@@ -204,10 +208,11 @@ func (r *Runtime) recovered(st *state) {
 	}
 }
 
-// Advanced returns a channel closed when the named projector next commits in this process, for
-// reactors that act on what a read model shows.
+// Advanced returns a channel closed when the named projector next commits a batch of its events
+// (in this process, or another process's commit found here), for reactors that act on what a
+// read model shows.
 func (r *Runtime) Advanced(name string) <-chan struct{} {
-	_, next := r.byName[name].position.Load()
+	_, next := r.byName[name].applied.Load()
 	return next
 }
 
