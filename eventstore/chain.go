@@ -59,8 +59,9 @@ type Link struct {
 // id, stream id, stream type, stream version, event type, payload SHA-256, metadata SHA-256,
 // recorded_at, previous hash. Strings are their UTF-8 bytes; integers are 8 bytes, big-endian
 // (recorded_at as microseconds since the Unix epoch, UTC).
-func (l Link) Canonical() []byte {
-	b := make([]byte, 0, 12*4+len(chainDomain)+len(l.ChainID)+len(l.EventID)+len(l.StreamID)+len(l.StreamType)+len(l.EventType)+3*8+3*sha256.Size)
+func (l Link) Canonical() []byte { return l.appendCanonical(nil) }
+
+func (l Link) appendCanonical(b []byte) []byte {
 	str := func(s string) {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
 		b = append(b, s...)
@@ -89,7 +90,10 @@ func (l Link) Canonical() []byte {
 }
 
 // Hash is the SHA-256 of the link's canonical bytes: the event's hash in its chain.
-func (l Link) Hash() Hash { return sha256.Sum256(l.Canonical()) }
+func (l Link) Hash() Hash {
+	var buf [512]byte // most links fit: no allocation per event
+	return sha256.Sum256(l.appendCanonical(buf[:0]))
+}
 
 // chainHead is the last event of a chain.
 type chainHead struct {

@@ -1,5 +1,7 @@
 package eventstore
 
+import "github.com/ThreeDotsLabs/watermill/message"
+
 // Queued is how many appends wait in s's queue for the writer.
 func Queued(s *Store) int { return len(s.queue) }
 
@@ -8,4 +10,9 @@ func Closing(s *Store) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.closed
+}
+
+// Place puts a message where the writer would: at position, with link and hash, and metadata.
+func Place(msg *message.Message, position int64, l Link, hash Hash, metadata []byte) {
+	setPlace(msg, position, l, hash, metadata)
 }

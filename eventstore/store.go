@@ -71,6 +71,7 @@ type pendingAppend struct {
 	append   Append
 	messages []*message.Message // one per event, envelope filled but for position and version
 	links    []Link             // one per message, filled but for the chain sequence and previous hash
+	metadata []byte             // the append's metadata as stored
 	result   chan appendResult
 }
 
@@ -191,12 +192,14 @@ func (s *Store) prepare(ctx context.Context, a Append) (*pendingAppend, error) {
 	}
 	seen := map[string]bool{}
 	recordedAt := s.now().UTC().Truncate(time.Microsecond)
-	p := &pendingAppend{ctx: ctx, append: a, result: make(chan appendResult, 1)}
+	p := &pendingAppend{ctx: ctx, append: a, result: make(chan appendResult, 1),
+		messages: make([]*message.Message, 0, a.eventCount()), links: make([]Link, 0, a.eventCount())}
 	metadata, err := json.Marshal(a.Metadata) // as InsertQuery stores it
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: encode metadata: %w", err)
 	}
 	metadataSHA256, chain := sha256.Sum256(metadata), ChainOf(a.Metadata)
+	p.metadata = metadata
 	for _, st := range a.Streams {
 		switch {
 		case st.ID == "" || len(st.ID) > 255:
@@ -424,7 +427,7 @@ func (s *Store) commitTx(batch []*pendingAppend) ([]appendResult, error) {
 			position++
 			link.StreamVersion = versions[link.StreamID]
 			hash := chains.link(&link)
-			setPlace(msg, position, link, hash)
+			setPlace(msg, position, link, hash, p.metadata)
 			messages = append(messages, msg)
 		}
 		results[i].appended.LastPosition = position

@@ -3,9 +3,7 @@ package eventstore_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -88,9 +86,7 @@ func TestWatermillSchemaInsertQuery(t *testing.T) {
 		t.Error("InsertQuery accepted events without their link in a chain")
 	}
 	for i, msg := range msgs { // as the store's writer places them
-		msg.Metadata.Set("chain_id", "platform")
-		msg.Metadata.Set("chain_seq", fmt.Sprint(i+1))
-		msg.Metadata.Set("hash", strings.Repeat("ab", 32))
+		eventstore.Place(msg, int64(i+1), eventstore.Link{ChainID: "platform", ChainSeq: int64(i + 1), EventID: msg.UUID}, eventstore.Hash{}, []byte("{}"))
 	}
 	if _, err := (eventstore.WatermillSchema{}).InsertQuery(wsql.InsertQueryParams{Topic: "other", Msgs: msgs}); err == nil {
 		t.Error("InsertQuery accepted another topic")
