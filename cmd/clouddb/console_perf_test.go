@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
@@ -84,7 +83,7 @@ func TestConsolePerformance(t *testing.T) {
 	}))
 	ready := func(mark string) float64 {
 		var ms float64
-		b.run(chromedp.Poll(`window.__perf && window.__perf.ready.`+mark, &ms, chromedp.WithPollingTimeout(10*time.Second)))
+		b.run(chromedp.Poll(`window.__perf && window.__perf.ready.`+mark, &ms, chromedp.WithPollingTimeout(browserStep)))
 		return ms
 	}
 
@@ -125,7 +124,7 @@ func TestConsolePerformance(t *testing.T) {
 		b.run(chromedp.Poll(`__perf.rows.length >= `+fmt.Sprint(i)+` && (() => {
 			const q = performance.getEntriesByType("resource").filter(e => e.name.endsWith("/query")).pop();
 			return {start: __perf.keys[__perf.keys.length - 1], painted: __perf.rows[__perf.rows.length - 1].painted, api: q.responseEnd - q.startTime};
-		})()`, &m, chromedp.WithPollingTimeout(10*time.Second)))
+		})()`, &m, chromedp.WithPollingTimeout(browserStep)))
 		overhead.add(m.Painted - m.Start - m.API)
 		request.add(m.API)
 	}
@@ -148,7 +147,7 @@ func TestConsolePerformance(t *testing.T) {
 			b.run(chromedp.KeyEvent(key))
 			var d float64
 			b.run(chromedp.Poll(fmt.Sprintf(`__perf.completions.length > %d && __perf.completions[%d] - __perf.keys[__perf.keys.length - 1]`, before, before),
-				&d, chromedp.WithPollingTimeout(10*time.Second)))
+				&d, chromedp.WithPollingTimeout(browserStep)))
 			completion.add(d)
 		}
 		b.run(chromedp.KeyEvent(kb.Escape))
