@@ -38,6 +38,11 @@ type browser struct {
 
 	mu       sync.Mutex
 	problems []string // uncaught exceptions, console errors (CSP violations among them), dialogs
+
+	grantClipboard sync.Once // copy's permission to read the clipboard
+	downloads      sync.Once // download's listener and directory
+	downloadDir    string
+	downloaded     chan *cdpbrowser.EventDownloadWillBegin
 }
 
 // axeSource is axe-core's script, from web/node_modules (make console installs it).
@@ -228,6 +233,67 @@ func (b *browser) text(selector string) string {
 	return strings.TrimSpace(s)
 }
 
+// copy clicks the copy button of xpath and returns what it put on the clipboard, once done says
+// it is there (the clipboard is written asynchronously).
+func (b *browser) copy(xpath string, done func(string) bool) string {
+	b.t.Helper()
+	b.grantClipboard.Do(func() {
+		b.run(cdpbrowser.GrantPermissions([]cdpbrowser.PermissionType{cdpbrowser.PermissionTypeClipboardReadWrite,
+			cdpbrowser.PermissionTypeClipboardSanitizedWrite}).WithOrigin(b.origin))
+	})
+	// What an earlier copy left there must not pass for this one.
+	b.run(chromedp.Evaluate(`navigator.clipboard.writeText("")`, nil, awaitPromise))
+	b.click(xpath)
+	var copied string
+	for deadline := time.Now().Add(browserStep); !done(copied) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronization: the deadline decides
+		b.run(chromedp.Evaluate(`navigator.clipboard.readText()`, &copied, awaitPromise))
+	}
+	return copied
+}
+
+func awaitPromise(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }
+
+// download clicks the button of xpath and returns the file it downloads, whose name must end in ext
+// (the API names it after the query).
+func (b *browser) download(xpath, ext string) []byte {
+	b.t.Helper()
+	b.downloads.Do(func() {
+		b.downloadDir = b.t.TempDir()
+		b.downloaded = make(chan *cdpbrowser.EventDownloadWillBegin, 1)
+		var mu sync.Mutex
+		begun := map[string]*cdpbrowser.EventDownloadWillBegin{}
+		chromedp.ListenTarget(b.ctx, func(ev any) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch e := ev.(type) {
+			case *cdpbrowser.EventDownloadWillBegin:
+				begun[e.GUID] = e
+			case *cdpbrowser.EventDownloadProgress:
+				if e.State == cdpbrowser.DownloadProgressStateCompleted && begun[e.GUID] != nil {
+					b.downloaded <- begun[e.GUID]
+				}
+			}
+		})
+		b.run(cdpbrowser.SetDownloadBehavior(cdpbrowser.SetDownloadBehaviorBehaviorAllowAndName).WithDownloadPath(b.downloadDir).WithEventsEnabled(true))
+	})
+	b.click(xpath)
+	select {
+	case e := <-b.downloaded:
+		if !strings.HasPrefix(e.SuggestedFilename, "query-") || !strings.HasSuffix(e.SuggestedFilename, ext) {
+			b.t.Errorf("the download is named %q, want query-…%s", e.SuggestedFilename, ext)
+		}
+		data, err := os.ReadFile(filepath.Join(b.downloadDir, e.GUID))
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		return data
+	case <-time.After(browserStep):
+		b.t.Fatalf("%s downloaded nothing (%s)", xpath, b.snapshot())
+		return nil
+	}
+}
+
 // choose selects the option of value in the select of the CSS selector, as a person's choice does
 // (with its change event).
 func (b *browser) choose(selector, value string) {
@@ -334,6 +400,18 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.click(button("Reveal password"))
 	first := b.text("code.secret")
 	env.secret(first, "database password")
+	// Each copy button puts its value on the clipboard: the API's, and the command line made of them.
+	api := env.client("127.0.0.70")
+	api = api.with(api.login(email, password, "").access)
+	conn := api.do("GET", "/databases/"+databaseID(t, dbMember{c: api}, "shop")+"/connection?reveal=password", nil).expect(t, 200, "")
+	port := fmt.Sprint(conn.num("port"))
+	for label, want := range map[string]string{"Copy the host": conn.str("host"), "Copy the port": port,
+		"Copy the database": conn.str("database"), "Copy the user": conn.str("username"), "Copy the password": conn.str("password"),
+		"Copy the command line": "mariadb -h " + conn.str("host") + " -P " + port + " -u " + conn.str("username") + " -p " + conn.str("database")} {
+		if got := b.copy(fmt.Sprintf(`//button[@aria-label=%q]`, label), func(s string) bool { return s == want }); got != want || want == "" {
+			t.Errorf("%s put %q on the clipboard, want %q", label, got, want)
+		}
+	}
 	b.check("database-connection")
 	b.click(button("Rotate password…"))
 	b.click(button("Rotate now"))
@@ -418,38 +496,25 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.waitText("row 1000")
 	b.check("editor-1000-rows")
 	// Copy puts the page's rows on the clipboard as tab-separated text.
-	b.run(cdpbrowser.GrantPermissions([]cdpbrowser.PermissionType{cdpbrowser.PermissionTypeClipboardReadWrite,
-		cdpbrowser.PermissionTypeClipboardSanitizedWrite}).WithOrigin(b.origin))
-	b.click(`//button[@aria-label="Copy these rows as tab-separated text"]`)
-	var copied string
-	for deadline := time.Now().Add(browserStep); !strings.HasPrefix(copied, "i\tlabel") && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronization: the deadline decides
-		b.run(chromedp.Evaluate(`navigator.clipboard.readText()`, &copied, func(p *runtime.EvaluateParams) *runtime.EvaluateParams {
-			return p.WithAwaitPromise(true)
-		}))
-	}
+	copied := b.copy(`//button[@aria-label="Copy these rows as tab-separated text"]`, func(s string) bool { return strings.HasPrefix(s, "i\tlabel") })
 	if lines := strings.Split(copied, "\n"); len(lines) != 1001 || lines[0] != "i\tlabel" || lines[1000] != "1000\trow 1000" {
 		t.Errorf("copied %d lines, from %.40q, want the header and 1,000 rows", len(lines), copied)
 	}
 
-	// Export: the whole result, downloaded with the session's token.
-	downloads := t.TempDir()
-	done := make(chan string, 1)
-	chromedp.ListenTarget(b.ctx, func(ev any) {
-		if e, ok := ev.(*cdpbrowser.EventDownloadProgress); ok && e.State == cdpbrowser.DownloadProgressStateCompleted {
-			done <- e.GUID
-		}
-	})
-	b.run(cdpbrowser.SetDownloadBehavior(cdpbrowser.SetDownloadBehaviorBehaviorAllowAndName).WithDownloadPath(downloads).WithEventsEnabled(true))
-	b.click(`//button[@aria-label="Export as CSV"]`)
-	select {
-	case guid := <-done:
-		csv, err := os.ReadFile(filepath.Join(downloads, guid))
-		if err != nil || !strings.HasPrefix(string(csv), "i,label\r\n1,row 1\r\n") || strings.Count(string(csv), "\r\n") != 1001 {
-			t.Errorf("the CSV export = %.60q… (%v), want the header and 1,000 rows", csv, err)
-		}
-	case <-time.After(browserStep):
-		t.Error("the CSV export did not download")
+	// Export: the whole result, downloaded with the session's token, in each format.
+	if csv := b.download(`//button[@aria-label="Export as CSV"]`, ".csv"); !strings.HasPrefix(string(csv), "i,label\r\n1,row 1\r\n") ||
+		strings.Count(string(csv), "\r\n") != 1001 {
+		t.Errorf("the CSV export = %.60q…, want the header and 1,000 rows", csv)
+	}
+	var objects []map[string]any
+	if js := b.download(`//button[@aria-label="Export as JSON"]`, ".json"); json.Unmarshal(js, &objects) != nil || len(objects) != 1000 ||
+		fmt.Sprint(objects[0]) != "map[i:1 label:row 1]" || fmt.Sprint(objects[999]) != "map[i:1000 label:row 1000]" {
+		t.Errorf("the JSON export = %.60q…, want 1,000 objects of i and label", js)
+	}
+	// SQL: INSERT statements of 100 rows into a table named result.
+	if sql := string(b.download(`//button[@aria-label="Export as SQL"]`, ".sql")); !strings.HasPrefix(sql, "INSERT INTO `result` (`i`, `label`) VALUES (1, 'row 1'), (2, 'row 2')") ||
+		strings.Count(sql, "INSERT INTO `result` (`i`, `label`) VALUES ") != 10 || !strings.HasSuffix(sql, "(1000, 'row 1000');\n") {
+		t.Errorf("the SQL export = %.80q…, want 10 INSERT statements of the 1,000 rows", sql)
 	}
 
 	// An error in words, with its hint and a jump to where it is.
@@ -534,6 +599,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.click(`//nav//a[normalize-space()="Tenant"]`)
 	b.waitText("Limits of a query")
 	b.narrow("tenant-viewer")
+
 }
 
 // totpCode is the code of secret (as the console shows it, in groups) at the App's time.
