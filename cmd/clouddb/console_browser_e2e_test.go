@@ -463,9 +463,26 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Tabs keep their SQL across a reload (and localStorage holds nothing but those drafts).
 	b.click(`//button[@aria-label="New editor tab"]`)
 	b.typeSQL(`SELECT REPEAT('x', 300) AS long_value, x'0001FF' AS bytes, 'a' AS short`)
-	b.run(chromedp.Reload())
+	// A tab is renamed from the keyboard (the pencil of the current tab, or F2) or by a double-click;
+	// Escape keeps the name it had. The names are kept with the drafts.
+	renameTo := func(tab, name, end string) {
+		t.Helper()
+		input := fmt.Sprintf(`//input[@aria-label="Name of the tab %s"]`, tab)
+		b.run(chromedp.WaitVisible(input, chromedp.BySearch), chromedp.KeyEvent(name), chromedp.KeyEvent(end))
+		b.run(chromedp.WaitNotPresent(input, chromedp.BySearch))
+	}
+	b.click(`//button[@aria-label="Rename Query 2"]`)
+	b.run(chromedp.WaitVisible(`//input[@aria-label="Name of the tab Query 2"]`, chromedp.BySearch))
+	b.check("editor-tab-rename")
+	renameTo("Query 2", "Long values", kb.Enter)
+	b.run(chromedp.DoubleClick(button("Long values"), chromedp.BySearch))
+	renameTo("Long values", "Never named", kb.Escape)
 	b.click(button("Query 1"))
-	b.click(button("Query 2"))
+	b.run(chromedp.Focus(button("Query 1"), chromedp.BySearch), chromedp.KeyEvent(kb.F2))
+	renameTo("Query 1", "Counts", kb.Enter)
+	b.run(chromedp.Reload())
+	b.click(button("Counts"))
+	b.click(button("Long values"))
 	b.waitText("long_value") // the draft, in the editor
 	var stored []string
 	b.run(chromedp.Evaluate(`Object.keys(localStorage).map(k => k + "=" + localStorage.getItem(k))`, &stored))
@@ -578,12 +595,23 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.click(`//button[@aria-label="Restore scratch"]`)
 	b.run(chromedp.WaitVisible(`//a[normalize-space()="scratch"]`, chromedp.BySearch))
 
+	// The viewer has a tenant of their own too, to switch to.
+	vc := env.client("127.0.0.74")
+	own := vc.with(vc.login(viewer.email, viewer.password, "").access).do("POST", "/tenants", map[string]any{"name": "Babbage"}).expect(t, 201, "").str("id")
+	viewerSessions := func() int {
+		t.Helper()
+		return len(vc.with(vc.login(viewer.email, viewer.password, own).access).do("GET", "/me/sessions", nil).items("items"))
+	}
+
 	// A viewer sees a read-only editor and no write actions.
 	b.click(button("Sign out"))
 	b.waitText("Forgot your password?")
 	b.fill("Email", viewer.email)
 	b.fill("Password", viewer.password)
 	b.click(button("Sign in"))
+	b.waitText("You belong to several tenants.") // a sign-in asks which
+	b.check("login-choose-tenant")
+	b.click(button("Acme (viewer)"))
 	b.run(chromedp.WaitVisible(`//a[normalize-space()="shop"]`, chromedp.BySearch))
 	var writeButtons int
 	b.run(chromedp.Evaluate(`[...document.querySelectorAll("button")].filter(x => /New database|Stop|Delete/.test(x.textContent)).length`, &writeButtons))
@@ -600,6 +628,19 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.waitText("Limits of a query")
 	b.narrow("tenant-viewer")
 
+	// Switching tenant asks for the password only, in place (a session belongs to one tenant and
+	// only a login opens one), and ends the session it leaves: one more session for the login
+	// that counts them, none for the switch.
+	before := viewerSessions()
+	b.choose(".tenant-switch select", own)
+	b.waitText("Switch to Babbage")
+	b.check("tenant-switch")
+	b.fill("Your password", viewer.password)
+	b.click(button("Switch"))
+	b.run(chromedp.WaitVisible(button("New database"), chromedp.BySearch)) // an admin there
+	if after := viewerSessions(); after != before+1 {
+		t.Errorf("%d sessions after the switch, %d before: want the one it left ended", after, before)
+	}
 }
 
 // totpCode is the code of secret (as the console shows it, in groups) at the App's time.

@@ -5,7 +5,7 @@ import "./style.css";
 import { api } from "./api";
 import { AcceptInvitation, Forgot, Register, ResetPassword, SignIn, Unlock, Verify } from "./pages/auth";
 import { Databases } from "./pages/databases";
-import { CreateTenant, TenantPage } from "./pages/tenants";
+import { CreateTenant, SwitchTenant, TenantPage } from "./pages/tenants";
 import { Welcome } from "./pages/welcome";
 import { ReauthDialog } from "./reauth";
 import { resumeSession, signOut } from "./session";
@@ -31,8 +31,8 @@ function App() {
   const me = useStore(session);
   const path = useStore(route).split("?")[0];
   const Public = publicPages[path];
-  // The mail links work whoever is signed in: they act on their token, not the session. Signing
-  // in again is how a signed-in person switches tenant.
+  // The mail links work whoever is signed in: they act on their token, not the session. A sign-in
+  // page naming a tenant serves a new tenant's first sign-in.
   const signedInElsewhere = me && (path === "/register" || (path === "/login" && !query("tenant")));
   if (Public && !signedInElsewhere) return <Public />;
   if (me === undefined) return <p class="loading">Loading…</p>;
@@ -73,32 +73,37 @@ function App() {
 function TenantSwitcher() {
   const me = useStore(session)!;
   const [tenants, setTenants] = useState<TenantChoice[]>([]);
+  const [switching, setSwitching] = useState<TenantChoice | null>(null);
   useEffect(() => {
     api<{ items: TenantChoice[] }>("GET", "/me/tenants").then((r) => setTenants(r.items), () => {});
   }, [me.tenant?.id]);
   if (!me.tenant) return null;
   return (
-    <label class="tenant-switch">
-      <span class="sr-only">Tenant</span>
-      <select
-        value={me.tenant.id}
-        onChange={(e) => {
-          const v = (e.target as HTMLSelectElement).value;
-          if (v === "+") return navigate("/tenants/new");
-          const t = tenants.find((t) => t.id === v);
-          // A session belongs to one tenant: another one is another sign-in.
-          if (t) navigate(`/login?tenant=${encodeURIComponent(t.slug)}&email=${encodeURIComponent(me.user.email)}`);
-        }}
-      >
-        {tenants.length === 0 && <option value={me.tenant.id}>{me.tenant.name}</option>}
-        {tenants.map((t) => (
-          <option value={t.id} key={t.id}>
-            {t.name} ({t.role.replace("_", " ")})
-          </option>
-        ))}
-        <option value="+">New tenant…</option>
-      </select>
-    </label>
+    <>
+      <label class="tenant-switch">
+        <span class="sr-only">Tenant</span>
+        <select
+          value={me.tenant.id}
+          onChange={(e) => {
+            const select = e.currentTarget;
+            const v = select.value;
+            // The current tenant stays chosen until the switch is done (or for good, if cancelled).
+            select.value = me.tenant!.id;
+            if (v === "+") return navigate("/tenants/new");
+            setSwitching(tenants.find((t) => t.id === v) ?? null);
+          }}
+        >
+          {tenants.length === 0 && <option value={me.tenant.id}>{me.tenant.name}</option>}
+          {tenants.map((t) => (
+            <option value={t.id} key={t.id}>
+              {t.name} ({t.role.replace("_", " ")})
+            </option>
+          ))}
+          <option value="+">New tenant…</option>
+        </select>
+      </label>
+      {switching && <SwitchTenant to={switching} onClose={() => setSwitching(null)} />}
+    </>
   );
 }
 

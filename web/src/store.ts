@@ -33,6 +33,7 @@ export interface Me {
   user: { id: string; email: string; name: string; status: string; totp_enabled: boolean };
   tenant: { id: string; slug: string; name: string; role: "viewer" | "developer" | "tenant_admin" } | null;
   permissions: string[];
+  session?: { id: string };
 }
 
 /** Who is signed in: undefined while the first refresh is under way, null when nobody. */

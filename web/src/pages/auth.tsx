@@ -1,8 +1,8 @@
 // The pages before sign-in: sign in (with the two-factor step), register, the links of the mails
 // (verify, reset password, accept an invitation, unlock), forgot password.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, describeError, login } from "../api";
-import { navigate, query } from "../store";
+import { navigate, query, TenantChoice } from "../store";
 import { Alert, AuthCard, Field, Link, passwordHint, useSubmit } from "../ui";
 import { startSession } from "../session";
 
@@ -21,14 +21,22 @@ export function SignIn() {
   const [code, setCode] = useState("");
   const [needCode, setNeedCode] = useState(false);
   const tenant = query("tenant");
+  // A person in several tenants who names none is asked which one (the API lists them once the
+  // password is right); the choice is kept for the two-factor step.
+  const [choices, setChoices] = useState<TenantChoice[] | null>(null);
+  const chosen = useRef("");
   const { busy, error, setError, run } = useSubmit();
   const submit = (e: Event) =>
     run(e, async () => {
       try {
-        await login({ email, password, tenant: tenant || undefined, totp_code: needCode ? code : undefined });
+        await login({ email, password, tenant: chosen.current || tenant || undefined, totp_code: needCode ? code : undefined });
       } catch (err) {
         if (err instanceof ApiError && err.code === "totp_required") {
           setNeedCode(true);
+          return;
+        }
+        if (err instanceof ApiError && err.code === "validation_failed" && Array.isArray(err.details.tenants)) {
+          setChoices(err.details.tenants as TenantChoice[]);
           return;
         }
         throw err;
@@ -79,9 +87,20 @@ export function SignIn() {
             )}
           </Alert>
         )}
-        <button class="primary" type="submit" disabled={busy}>
-          {needCode ? "Verify and sign in" : "Sign in"}
-        </button>
+        {choices && !needCode ? (
+          <fieldset class="choices">
+            <legend>You belong to several tenants. Sign in to:</legend>
+            {choices.map((t) => (
+              <button key={t.id} class="primary" type="submit" disabled={busy} onClick={() => (chosen.current = t.id)}>
+                {t.name} ({t.role.replace("_", " ")})
+              </button>
+            ))}
+          </fieldset>
+        ) : (
+          <button class="primary" type="submit" disabled={busy}>
+            {needCode ? "Verify and sign in" : "Sign in"}
+          </button>
+        )}
       </form>
       <p class="links">
         <Link href="/forgot-password">Forgot your password?</Link> · <Link href="/register">Create an account</Link>

@@ -77,6 +77,9 @@ interface Drafts {
   active: string;
 }
 
+/** The longest name of a tab, in characters. */
+const maxTabTitle = 60;
+
 // The drafts of each person's editor on each database: another person on this browser starts afresh.
 const storageKey = (user: string, db: string) => `clouddb.editor.${user}.${db}`;
 
@@ -88,7 +91,8 @@ function loadDrafts(key: string): Drafts {
   try {
     const d = JSON.parse(raw) as Drafts;
     if (Array.isArray(d.tabs) && d.tabs.length > 0 && d.tabs.every((t) => typeof t.id === "string" && typeof t.sql === "string")) {
-      return { tabs: d.tabs, active: d.tabs.some((t) => t.id === d.active) ? d.active : d.tabs[0].id };
+      const tabs = d.tabs.map((t) => (typeof t.title === "string" && t.title.trim() ? t : { ...t, title: "Query " + t.id }));
+      return { tabs, active: tabs.some((t) => t.id === d.active) ? d.active : tabs[0].id };
     }
   } catch {
     // not JSON: the single draft of before tabs
@@ -323,6 +327,24 @@ export function Editor(props: { id: string }) {
     states.current.delete(id);
   };
 
+  /** A tab's name is the person's to choose (double-click, F2 or the pencil); it is kept with the
+   * drafts. Escape or an empty name keeps the old one. */
+  const [renaming, setRenaming] = useState<string | null>(null);
+  const renameCancelled = useRef(false);
+  const startRename = (id: string) => {
+    renameCancelled.current = false;
+    setRenaming(id);
+  };
+  const endRename = (id: string, value: string | null) => {
+    if (renameCancelled.current) return;
+    renameCancelled.current = true; // the blur of the input as it goes must not end it twice
+    setRenaming(null);
+    const title = (value ?? "").trim().slice(0, maxTabTitle);
+    const d = draftsRef.current;
+    if (title) save({ ...d, tabs: d.tabs.map((t) => (t.id === id ? { ...t, title } : t)) });
+    requestAnimationFrame(() => document.getElementById("editor-tab-" + id)?.focus());
+  };
+
   // Stable, so that the schema tree (memo) is not drawn again when a result comes in.
   const insert = useCallback((text: string) => {
     const v = view.current;
@@ -410,9 +432,44 @@ export function Editor(props: { id: string }) {
             <ul>
               {drafts.tabs.map((t) => (
                 <li key={t.id} class={t.id === drafts.active ? "active" : undefined}>
-                  <button type="button" class="tab" aria-current={t.id === drafts.active ? "true" : undefined} onClick={() => t.id !== drafts.active && switchTo(drafts, t.id)}>
-                    {t.title}
-                  </button>
+                  {renaming === t.id ? (
+                    <input
+                      class="tab-name"
+                      aria-label={`Name of the tab ${t.title}`}
+                      value={t.title}
+                      maxLength={maxTabTitle}
+                      size={Math.max(8, t.title.length)}
+                      ref={(el) => {
+                        if (el && el !== document.activeElement) {
+                          el.focus();
+                          el.select();
+                        }
+                      }}
+                      onKeyDown={(e) => {
+                        if (e.key === "Enter") endRename(t.id, e.currentTarget.value);
+                        else if (e.key === "Escape") endRename(t.id, null);
+                      }}
+                      onBlur={(e) => endRename(t.id, e.currentTarget.value)}
+                    />
+                  ) : (
+                    <button
+                      type="button"
+                      class="tab"
+                      id={"editor-tab-" + t.id}
+                      title="Double-click or F2 to rename"
+                      aria-current={t.id === drafts.active ? "true" : undefined}
+                      onClick={() => t.id !== drafts.active && switchTo(drafts, t.id)}
+                      onDblClick={() => startRename(t.id)}
+                      onKeyDown={(e) => e.key === "F2" && startRename(t.id)}
+                    >
+                      {t.title}
+                    </button>
+                  )}
+                  {t.id === drafts.active && renaming !== t.id && (
+                    <button type="button" class="rename" aria-label={`Rename ${t.title}`} title={`Rename ${t.title}`} onClick={() => startRename(t.id)}>
+                      ✎
+                    </button>
+                  )}
                   <button type="button" class="close" aria-label={`Close ${t.title}`} title={`Close ${t.title}`} onClick={() => closeTab(t.id)}>
                     ×
                   </button>

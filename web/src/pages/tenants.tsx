@@ -1,8 +1,9 @@
 // Tenants: creating one, and the current one's plan and usage against the plan's limits.
 import { useEffect, useState } from "preact/hooks";
-import { api, describeError } from "../api";
-import { navigate, session, useStore } from "../store";
-import { Alert, Field, formatBytes, TableScroll, UsageBar, useSubmit, useTitle } from "../ui";
+import { api, ApiError, describeError, login } from "../api";
+import { startSession } from "../session";
+import { navigate, session, TenantChoice, useStore } from "../store";
+import { Alert, Dialog, Field, formatBytes, TableScroll, UsageBar, useSubmit, useTitle } from "../ui";
 
 /** Creating a tenant; a person without one lands here after their first sign-in. The new tenant
  * needs a sign-in, after which the console goes on to next. */
@@ -32,6 +33,58 @@ export function CreateTenant(props: { next?: string; embedded?: boolean }) {
         </button>
       </form>
     </section>
+  );
+}
+
+/**
+ * Switching to another tenant of the same person. A session belongs to one tenant and the API
+ * opens one only by POST /auth/login with the password (docs/ARCHITECTURE.md, "The console"): the
+ * switch asks for the password of the signed-in address (and the two-factor code) in place, and
+ * ends the session it leaves, which the new refresh cookie has made unreachable anyway. Cancelled
+ * or refused, the person stays where they were.
+ */
+export function SwitchTenant(props: { to: TenantChoice; onClose: () => void }) {
+  const me = useStore(session)!;
+  const [password, setPassword] = useState("");
+  const [code, setCode] = useState("");
+  const [needCode, setNeedCode] = useState(me.user.totp_enabled);
+  const { busy, error, run } = useSubmit();
+  const submit = (e: Event) =>
+    run(e, async () => {
+      try {
+        await login({ email: me.user.email, password, tenant: props.to.id, totp_code: needCode ? code : undefined });
+      } catch (err) {
+        if (err instanceof ApiError && err.code === "totp_required" && !needCode) return setNeedCode(true);
+        throw err;
+      }
+      if (me.session) await api("DELETE", `/me/sessions/${me.session.id}`).catch(() => {});
+      await startSession();
+      props.onClose();
+      navigate("/databases");
+    });
+  return (
+    <Dialog title={`Switch to ${props.to.name}`} onClose={props.onClose}>
+      <p>
+        A session belongs to one tenant: confirm your password to sign in to {props.to.name} as <strong>{me.user.email}</strong>, with your role there ({props.to.role.replace("_", " ")}).
+      </p>
+      <form onSubmit={submit} aria-busy={busy}>
+        {/* For password managers: the address the password belongs to. */}
+        <input type="email" name="email" autoComplete="username" value={me.user.email} readOnly hidden />
+        <Field label="Your password" type="password" value={password} onInput={setPassword} autoComplete="current-password" required autoFocus />
+        {needCode && (
+          <Field label="Authentication code" hint="From your authenticator app, or a recovery code." value={code} onInput={setCode} autoComplete="one-time-code" required />
+        )}
+        {error !== null && <Alert>{describeError(error)}</Alert>}
+        <div class="buttons">
+          <button type="button" onClick={props.onClose}>
+            Cancel
+          </button>
+          <button class="primary" type="submit" disabled={busy}>
+            Switch
+          </button>
+        </div>
+      </form>
+    </Dialog>
   );
 }
 
