@@ -528,9 +528,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		fmt.Sprint(objects[0]) != "map[i:1 label:row 1]" || fmt.Sprint(objects[999]) != "map[i:1000 label:row 1000]" {
 		t.Errorf("the JSON export = %.60q…, want 1,000 objects of i and label", js)
 	}
-	// SQL: INSERT statements of 100 rows into a table named result.
-	if sql := string(b.download(`//button[@aria-label="Export as SQL"]`, ".sql")); !strings.HasPrefix(sql, "INSERT INTO `result` (`i`, `label`) VALUES (1, 'row 1'), (2, 'row 2')") ||
-		strings.Count(sql, "INSERT INTO `result` (`i`, `label`) VALUES ") != 10 || !strings.HasSuffix(sql, "(1000, 'row 1000');\n") {
+	// SQL: INSERT statements of 100 rows (one a line) into a table named result.
+	if sql := string(b.download(`//button[@aria-label="Export as SQL"]`, ".sql")); !strings.HasPrefix(sql, "INSERT INTO `result` (`i`, `label`) VALUES\n(1, 'row 1'),\n(2, 'row 2')") ||
+		strings.Count(sql, "INSERT INTO `result` (`i`, `label`) VALUES\n") != 10 || !strings.HasSuffix(sql, "(1000, 'row 1000');\n") {
 		t.Errorf("the SQL export = %.80q…, want 10 INSERT statements of the 1,000 rows", sql)
 	}
 

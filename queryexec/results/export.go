@@ -76,10 +76,10 @@ type ExportOptions struct {
 // order, the values exactly as in the rows; a repeated column name gets a suffix (a, a_2, a_3,
 // skipping names another column has).
 //
-// SQL: INSERT INTO `table` (`a`, `b`) VALUES (...), (...); with at most 100 rows and about
-// 1 MiB per statement, each statement ending with ";\n" and no literal spanning lines (a
-// statement holds a line break only if a column name does), so splitting the file after ";\n"
-// gives the statements. Column names are made unique as for JSON. Literals do not depend on
+// SQL: INSERT INTO `table` (`a`, `b`) VALUES, then one row a line, "(...),", with at most 100
+// rows and about 1 MiB per statement, each statement ending with ";\n" and no literal spanning
+// lines (a value with a line break is written in hex), so splitting the file after ";\n" gives
+// the statements. Column names are made unique as for JSON. Literals do not depend on
 // sql_mode (NO_BACKSLASH_ESCAPES or not, ANSI_QUOTES or not):
 //
 //	NULL                       NULL
