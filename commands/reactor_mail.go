@@ -65,63 +65,8 @@ func (d *MailDelivery) Run(ctx context.Context, wake func() <-chan struct{}, pol
 // mail is sent again once (at-least-once: the Message-ID is the mail's id, so a receiver can tell
 // the two apart).
 func (d *MailDelivery) DeliverDue(ctx context.Context) (int, error) {
-	due, err := d.due(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("due mails: %w", err)
-	}
-	taken := 0
-	for _, id := range due {
-		lease, err := takeLease(ctx, d.queue, d.now, "mail:"+id, id, d.Instance)
-		if err != nil {
-			return taken, err
-		}
-		if lease == nil {
-			continue // another worker is sending it
-		}
-		taken++
-		err = d.deliverLeased(ctx, lease, domain.MailID(id))
-		if releaseErr := lease.release(ctx); releaseErr != nil {
-			d.log.Warn("mail lease not released; it expires", "mail_id", id, "err", releaseErr)
-		}
-		if err != nil {
-			return taken, fmt.Errorf("mail %s: %w", id, err)
-		}
-	}
-	return taken, nil
-}
-
-// due lists the mails due now that no worker holds a lease on.
-func (d *MailDelivery) due(ctx context.Context) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, reactorCallTimeout)
-	defer cancel()
-	now := d.now().UTC()
-	rows, err := d.queue.QueryContext(ctx, `SELECT m.mail_id FROM mail_deliveries m
-		WHERE m.status = 'pending' AND m.next_attempt_at <= ?
-		AND NOT EXISTS (SELECT 1 FROM work_leases l WHERE l.lease_key = CONCAT('mail:', m.mail_id) AND l.expires_at > ?)
-		ORDER BY m.next_attempt_at LIMIT 20`, now, now)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
-}
-
-// deliverLeased delivers mail id while keeping lease; a lease lost (another worker took the mail
-// over) stops the delivery.
-func (d *MailDelivery) deliverLeased(ctx context.Context, lease *workLease, id domain.MailID) error {
-	work, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	stop := lease.keep(work, d.log, func() { cancel(errLeaseLost) })
-	defer stop()
-	return d.deliver(work, id)
+	outbox := leasedOutbox{queue: d.queue, now: d.now, log: d.log, table: "mail_deliveries", idField: "mail_id", kind: "mail"}
+	return outbox.drain(ctx, d.Instance, func(ctx context.Context, id string) error { return d.deliver(ctx, domain.MailID(id)) })
 }
 
 func (d *MailDelivery) deliver(ctx context.Context, id domain.MailID) error {

@@ -79,60 +79,10 @@ func (w *WebhookDelivery) Run(ctx context.Context, wake func() <-chan struct{}, 
 
 // DeliverDue posts the deliveries that are due, up to a batch, and returns how many it took.
 func (w *WebhookDelivery) DeliverDue(ctx context.Context) (int, error) {
-	due, err := w.due(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("due webhook deliveries: %w", err)
-	}
-	taken := 0
-	for _, id := range due {
-		lease, err := takeLease(ctx, w.queue, w.now, "webhook:"+id, id, w.Instance)
-		if err != nil {
-			return taken, err
-		}
-		if lease == nil {
-			continue // another worker posts it
-		}
-		taken++
-		err = w.deliverLeased(ctx, lease, domain.WebhookDeliveryID(id))
-		if releaseErr := lease.release(ctx); releaseErr != nil {
-			w.log.Warn("webhook lease not released; it expires", "delivery_id", id, "err", releaseErr)
-		}
-		if err != nil {
-			return taken, fmt.Errorf("webhook delivery %s: %w", id, err)
-		}
-	}
-	return taken, nil
-}
-
-func (w *WebhookDelivery) due(ctx context.Context) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, reactorCallTimeout)
-	defer cancel()
-	now := w.now().UTC()
-	rows, err := w.queue.QueryContext(ctx, `SELECT d.delivery_id FROM webhook_deliveries d
-		WHERE d.status = 'pending' AND d.next_attempt_at <= ?
-		AND NOT EXISTS (SELECT 1 FROM work_leases l WHERE l.lease_key = CONCAT('webhook:', d.delivery_id) AND l.expires_at > ?)
-		ORDER BY d.next_attempt_at LIMIT 20`, now, now)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
-}
-
-func (w *WebhookDelivery) deliverLeased(ctx context.Context, lease *workLease, id domain.WebhookDeliveryID) error {
-	work, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	stop := lease.keep(work, w.log, func() { cancel(errLeaseLost) })
-	defer stop()
-	return w.deliver(work, id)
+	outbox := leasedOutbox{queue: w.queue, now: w.now, log: w.log, table: "webhook_deliveries", idField: "delivery_id", kind: "webhook"}
+	return outbox.drain(ctx, w.Instance, func(ctx context.Context, id string) error {
+		return w.deliver(ctx, domain.WebhookDeliveryID(id))
+	})
 }
 
 func (w *WebhookDelivery) deliver(ctx context.Context, id domain.WebhookDeliveryID) error {

@@ -112,3 +112,76 @@ func (l *workLease) release(ctx context.Context) error {
 	}
 	return nil
 }
+
+// leasedOutbox is an outbox read model (mail_deliveries, webhook_deliveries): rows whose status
+// is 'pending' and whose next_attempt_at has come are due, and a worker takes each one with a
+// work lease "<kind>:<id>" just before working on it, so that several processes never work on one
+// item at once and no row lock is held during the slow outbound call.
+type leasedOutbox struct {
+	queue          WorkQueue
+	now            func() time.Time
+	log            *slog.Logger
+	table, idField string // the read model and its id column
+	kind           string // the lease key's prefix and the log's name of an item
+}
+
+// drain works on the due items, up to a batch of 20, each under its lease, as owner, and returns
+// how many it took. work's context ends when the lease is lost (another worker took the item over).
+func (o leasedOutbox) drain(ctx context.Context, owner string, work func(ctx context.Context, id string) error) (int, error) {
+	due, err := o.due(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("due %s items: %w", o.kind, err)
+	}
+	taken := 0
+	for _, id := range due {
+		lease, err := takeLease(ctx, o.queue, o.now, o.kind+":"+id, id, owner)
+		if err != nil {
+			return taken, err
+		}
+		if lease == nil {
+			continue // another worker has it
+		}
+		taken++
+		err = o.workLeased(ctx, lease, id, work)
+		if releaseErr := lease.release(ctx); releaseErr != nil {
+			o.log.Warn("work lease not released; it expires", "kind", o.kind, "id", id, "err", releaseErr)
+		}
+		if err != nil {
+			return taken, fmt.Errorf("%s %s: %w", o.kind, id, err)
+		}
+	}
+	return taken, nil
+}
+
+// due lists the items due now that no worker holds a lease on.
+func (o leasedOutbox) due(ctx context.Context) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, reactorCallTimeout)
+	defer cancel()
+	now := o.now().UTC()
+	rows, err := o.queue.QueryContext(ctx, `SELECT t.`+o.idField+` FROM `+o.table+` t
+		WHERE t.status = 'pending' AND t.next_attempt_at <= ?
+		AND NOT EXISTS (SELECT 1 FROM work_leases l WHERE l.lease_key = CONCAT(?, t.`+o.idField+`) AND l.expires_at > ?)
+		ORDER BY t.next_attempt_at LIMIT 20`, now, o.kind+":", now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// workLeased runs work on id while keeping lease; a lost lease cancels it.
+func (o leasedOutbox) workLeased(ctx context.Context, lease *workLease, id string, work func(ctx context.Context, id string) error) error {
+	leased, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := lease.keep(leased, o.log, func() { cancel(errLeaseLost) })
+	defer stop()
+	return work(leased, id)
+}
