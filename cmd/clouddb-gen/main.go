@@ -126,19 +126,19 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 	metrics := projections.NewMetrics(registry)
+	// The tenants' read models first (the dashboard's quotas), then the metrics projector alone.
+	others, err := projections.New(db, store, projections.Options{Logger: quiet}, projections.NewTenants(registry), projections.NewSessions(registry))
+	if err != nil {
+		return err
+	}
+	if err := others.Start(ctx); err != nil {
+		return err
+	}
+	if err := caughtUp(ctx, others, head); err != nil {
+		return err
+	}
+	others.Close()
 	if !c.skipLive {
-		// The tenants' read models first (quotas), then the metrics projector alone on the log.
-		others, err := projections.New(db, store, projections.Options{Logger: quiet}, projections.NewTenants(registry), projections.NewSessions(registry))
-		if err != nil {
-			return err
-		}
-		if err := others.Start(ctx); err != nil {
-			return err
-		}
-		if err := caughtUp(ctx, others, head); err != nil {
-			return err
-		}
-		others.Close()
 		live, err := projections.New(db, store, projections.Options{Logger: quiet, MaxLag: math.MaxInt64}, metrics)
 		if err != nil {
 			return err
