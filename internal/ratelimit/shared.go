@@ -45,7 +45,7 @@ type Shared struct {
 	b         *Buckets
 	name      string
 	interval  int64 // µs per token
-	tolerance int64 // µs: how far ahead of now the bucket's time may be and still grant, (burst-1)·interval
+	tolerance int64 // µs: how far ahead of now the bucket's time may be and still grant, (burst-1)·interval + reorderSlack
 }
 
 // Limit returns the limit name (unique among the deployment's limits: it separates their keys)
@@ -56,8 +56,14 @@ func (b *Buckets) Limit(name string, r rate.Limit, burst int) *Shared {
 		panic(fmt.Sprintf("ratelimit: Limit(%q, %v, %d): need a finite positive rate and burst", name, r, burst))
 	}
 	interval := int64(math.Ceil(1e6 / float64(r)))
-	return &Shared{b: b, name: name, interval: interval, tolerance: int64(burst-1) * interval}
+	return &Shared{b: b, name: name, interval: interval, tolerance: int64(burst-1)*interval + reorderSlack.Microseconds()}
 }
+
+// reorderSlack is how much earlier than its time a token may be granted. Each request takes its
+// time before its UPDATE runs, and concurrent ones reach the row in any order: without slack, a
+// request that read the clock a few microseconds before the others of a full burst, and came
+// last, found the bucket that much past its tolerance and was refused its burst's token.
+const reorderSlack = time.Second
 
 // Allow takes one token from key's bucket at now. When the bucket is empty it returns false and
 // how long to wait before a token is available, in whole seconds, at least one (a Retry-After).
