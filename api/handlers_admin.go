@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -134,7 +133,7 @@ func redactHashes(payload json.RawMessage) any {
 		return payload
 	}
 	for name := range fields {
-		if strings.Contains(name, "hash") {
+		if domain.SecretHashField(name) {
 			fields[name] = "[redacted]"
 		}
 	}

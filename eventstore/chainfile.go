@@ -13,9 +13,9 @@ import (
 	"io"
 	"runtime"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/internal/jsontext"
 )
 
@@ -211,7 +211,7 @@ func holdsHash(v any) bool {
 	switch v := v.(type) {
 	case map[string]any:
 		for name, value := range v {
-			if strings.Contains(name, "hash") || holdsHash(value) {
+			if domain.SecretHashField(name) || holdsHash(value) {
 				return true
 			}
 		}

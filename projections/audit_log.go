@@ -213,7 +213,7 @@ func auditEntry(env eventstore.Envelope) (auditRow, error) {
 	}
 	details := map[string]any{}
 	for k, v := range payload {
-		if strings.Contains(k, "hash") || slices.Contains(auditDetailsDropped, k) {
+		if domain.SecretHashField(k) || slices.Contains(auditDetailsDropped, k) {
 			continue
 		}
 		details[k] = v
