@@ -411,6 +411,22 @@ func race(n int, fn func(i int) error) []error {
 	return errs
 }
 
+// winners counts the racers of race that succeeded and fails t for any that lost with another
+// error than loser; round names the race in the failure.
+func winners(t *testing.T, round string, errs []error, loser error) int {
+	t.Helper()
+	won := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, loser):
+			t.Errorf("%s, racer %d: %v, want %v", round, i, err, loser)
+		}
+	}
+	return won
+}
+
 // isLocked reports whether err is an *AccountLockedError.
 func isLocked(err error) bool {
 	var locked *domain.AccountLockedError

@@ -2,6 +2,7 @@ package commands_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -251,14 +252,7 @@ func TestDeactivationRaces(t *testing.T) {
 			_, err := m.Deactivate(ctx(t), archiveFor(tenant, pairs[i][0], pairs[i][1]))
 			return err
 		})
-		won := 0
-		for _, err := range errs {
-			if err == nil {
-				won++
-			} else if !errors.Is(err, domain.ErrLastAdmin) {
-				t.Errorf("round %d: %v, want ErrLastAdmin", round, err)
-			}
-		}
+		won := winners(t, fmt.Sprintf("round %d", round), errs, domain.ErrLastAdmin)
 		tn := f.tenantOf(t, tenant)
 		active := 0
 		for _, u := range []domain.UserID{a, b} {

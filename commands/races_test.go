@@ -175,14 +175,7 @@ func TestChangeRoleRaceKeepsATenantAdmin(t *testing.T) {
 				_, err := f.identity.ChangeRole(ctx(t), tenant, root, domain.RoleSuperAdmin, targets[i], string(domain.RoleViewer), false, meta)
 				return err
 			})
-			won := 0
-			for _, err := range errs {
-				if err == nil {
-					won++
-				} else if !errors.Is(err, domain.ErrLastAdmin) {
-					t.Errorf("round %d: %v, want ErrLastAdmin", round, err)
-				}
-			}
+			won := winners(t, fmt.Sprintf("round %d", round), errs, domain.ErrLastAdmin)
 			if won != 1 {
 				t.Fatalf("round %d: %d demotions succeeded, want 1:%s", round, won, describe(errs))
 			}
@@ -247,14 +240,7 @@ func TestCreateTenantRaces(t *testing.T) {
 			_, err := f.tenants.CreateTenant(ctx(t), commands.CreateTenant{Name: fmt.Sprintf("Contender %d", i), Slug: "contested", Plan: domain.PlanPro, Creator: creator, Meta: meta})
 			return err
 		})
-		won := 0
-		for i, err := range errs {
-			if err == nil {
-				won++
-			} else if !errors.Is(err, domain.ErrNameTaken) {
-				t.Errorf("#%d: %v, want ErrNameTaken", i, err)
-			}
-		}
+		won := winners(t, "slug contested", errs, domain.ErrNameTaken)
 		if won != 1 {
 			t.Errorf("%d tenants got slug contested, want 1:%s", won, describe(errs))
 		}
@@ -350,14 +336,7 @@ func TestInvitationRaces(t *testing.T) {
 			_, users[i], err = f.identity.AcceptInvitation(ctx(t), token, "Popular", password, meta)
 			return err
 		})
-		won := 0
-		for i, err := range errs {
-			if err == nil {
-				won++
-			} else if !errors.Is(err, domain.ErrExpired) {
-				t.Errorf("#%d: %v, want ErrExpired", i, err)
-			}
-		}
+		won := winners(t, "one invitation", errs, domain.ErrExpired)
 		if won != 1 {
 			t.Errorf("%d acceptances succeeded, want 1", won)
 		}
