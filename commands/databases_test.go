@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -1442,4 +1443,53 @@ func TestSchemaTemplateRunsTheCreatorsDDLOnTheDatabasesOwnAccount(t *testing.T) 
 			t.Fatalf("the failed database's schema is still there (%d, %v)", schemas, err)
 		}
 	})
+}
+
+// A plan downgrade lowers the members' sub-quotas to fit the smaller plan in the same append, also
+// when a sub-quota is being set at the same moment: whichever commits second decides again.
+func TestChangePlanFitsSubQuotas(t *testing.T) {
+	f := newDBFixture(t)
+	owner, tenant := f.owner(t, "downgrade@example.com")
+	meta := eventstore.Metadata{}
+	const gib = int64(1) << 30
+	if _, err := f.tenants.ChangePlan(ctx(t), tenant, domain.PlanPro, meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.dbs.SetSubQuota(ctx(t), tenant, owner, domain.MemberQuota{MaxDatabases: ptr(int64(40)),
+		MaxStorageBytes: ptr(40 * gib), MaxConnections: ptr(int64(80))}, meta); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.tenants.ChangePlan(ctx(t), tenant, domain.PlanFree, meta); err != nil {
+		t.Fatal(err)
+	}
+	got := f.quota(t, tenant).MemberQuota(owner)
+	if *got.MaxDatabases != 5 || *got.MaxStorageBytes != gib || *got.MaxConnections != 10 {
+		t.Fatalf("after the downgrade: databases %d, storage %d, connections %d; want the free plan's 5, %d, 10",
+			*got.MaxDatabases, *got.MaxStorageBytes, *got.MaxConnections, gib)
+	}
+
+	for round := range 5 {
+		if _, err := f.tenants.ChangePlan(ctx(t), tenant, domain.PlanPro, meta); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := f.dbs.SetSubQuota(ctx(t), tenant, owner, domain.MemberQuota{MaxDatabases: ptr(int64(50))}, meta); err != nil &&
+				!errors.As(err, new(*domain.QuotaExceededError)) {
+				t.Error(err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if _, err := f.tenants.ChangePlan(ctx(t), tenant, domain.PlanFree, meta); err != nil {
+				t.Error(err)
+			}
+		}()
+		wg.Wait()
+		if n, ok := f.quota(t, tenant).SubQuota(owner); !ok || n > 5 {
+			t.Fatalf("round %d: the owner's database sub-quota is %d (set %v) on the free plan's 5", round, n, ok)
+		}
+	}
 }

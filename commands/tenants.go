@@ -206,7 +206,10 @@ func (h *Tenants) ChangeSettings(ctx context.Context, id domain.TenantID, patch 
 	return tenant, err
 }
 
-// ChangePlan moves a tenant to another plan (super admin).
+// ChangePlan moves a tenant to another plan (super admin). A smaller plan lowers the members'
+// sub-quotas to fit it in the same append (domain.Quota.FitSubQuotas), guarded by the quota's
+// stream as SetSubQuota is by the tenant's, so no sub-quota set at the same moment slips past the
+// new limits; the reconciler then brings the accounts' MAX_USER_CONNECTIONS down with the plan.
 func (h *Tenants) ChangePlan(ctx context.Context, id domain.TenantID, planID domain.PlanID, meta eventstore.Metadata) (*domain.Tenant, error) {
 	meta.TenantID = string(id) // a super admin changes it from anywhere: the change is the tenant's (its audit chain)
 	plan, err := domain.PlanByID(planID)
@@ -222,7 +225,13 @@ func (h *Tenants) ChangePlan(ctx context.Context, id domain.TenantID, planID dom
 		if tenant.ChangePlan(plan); len(tenant.PendingEvents()) == 0 {
 			return nil
 		}
-		return h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "tenant", tenant)}, Metadata: meta})
+		quota, err := load(ctx, h.events, id.QuotaStream(), domain.RebuildQuota)
+		if err != nil {
+			return err
+		}
+		quota.FitSubQuotas(tenant.Limits())
+		return h.append(ctx, eventstore.Append{Streams: []eventstore.Stream{stream(id.Stream(), "tenant", tenant),
+			stream(id.QuotaStream(), "quota", quota)}, Metadata: meta})
 	})
 	return tenant, err
 }

@@ -3,6 +3,7 @@ package domain
 import (
 	"fmt"
 	"maps"
+	"math/bits"
 	"slices"
 )
 
@@ -189,15 +190,7 @@ func (q *Quota) SetSubQuota(user UserID, m MemberQuota, limits Limits) error {
 	if len(fields) > 0 {
 		return &ValidationError{Fields: fields}
 	}
-	for _, r := range []struct {
-		resource string
-		of       func(MemberQuota) *int64
-		limit    int64
-	}{
-		{"databases", func(m MemberQuota) *int64 { return m.MaxDatabases }, limits.MaxDatabases},
-		{"storage", func(m MemberQuota) *int64 { return m.MaxStorageBytes }, limits.MaxStorageBytes},
-		{"connections", func(m MemberQuota) *int64 { return m.MaxConnections }, limits.MaxConnections},
-	} {
+	for _, r := range subQuotaResources(limits) {
 		if r.of(m) == nil {
 			continue
 		}
@@ -216,6 +209,66 @@ func (q *Quota) SetSubQuota(user UserID, m MemberQuota, limits Limits) error {
 	q.record(q, QuotaSubQuotaSet{UserID: user, MaxDatabases: clonePtr(m.MaxDatabases), MaxStorageBytes: clonePtr(m.MaxStorageBytes),
 		MaxConnections: clonePtr(m.MaxConnections)})
 	return nil
+}
+
+// FitSubQuotas lowers the members' sub-quotas so that, for each resource, they add up to no more
+// than limits allow: the tenant moved to a smaller plan. Each sub-quota of a resource over its
+// limit is scaled by limit/sum and rounded down, so the members keep their shares; a connection
+// sub-quota stays at least 1 (0 would mean unlimited to MySQL), which leaves a sum over the limit
+// only when more members hold one than the plan has connections. A resource within its limit is
+// left alone; nothing is raised.
+func (q *Quota) FitSubQuotas(limits Limits) {
+	fitted := map[UserID]MemberQuota{}
+	for _, r := range subQuotaResources(limits) {
+		sum := int64(0)
+		for _, m := range q.perUser {
+			if v := r.of(m); v != nil {
+				sum += *v
+			}
+		}
+		if sum <= r.limit {
+			continue
+		}
+		for user, m := range q.perUser {
+			v := r.of(m)
+			if v == nil {
+				continue
+			}
+			hi, lo := bits.Mul64(uint64(*v), uint64(r.limit))
+			scaled, _ := bits.Div64(hi, lo, uint64(sum)) // *v ≤ sum: the quotient fits
+			share := max(int64(scaled), r.least)
+			if f, ok := fitted[user]; ok {
+				m = f
+			} else {
+				m = MemberQuota{MaxDatabases: clonePtr(m.MaxDatabases), MaxStorageBytes: clonePtr(m.MaxStorageBytes),
+					MaxConnections: clonePtr(m.MaxConnections)}
+			}
+			*r.of(m) = share
+			fitted[user] = m
+		}
+	}
+	for _, user := range slices.Sorted(maps.Keys(fitted)) {
+		m := fitted[user]
+		q.record(q, QuotaSubQuotaSet{UserID: user, MaxDatabases: m.MaxDatabases, MaxStorageBytes: m.MaxStorageBytes,
+			MaxConnections: m.MaxConnections})
+	}
+}
+
+// subQuotaResource is one limit a sub-quota shares out: how to find it in a MemberQuota, the
+// plan's limit and the least a member's share of it may be.
+type subQuotaResource struct {
+	resource string
+	of       func(MemberQuota) *int64
+	limit    int64
+	least    int64
+}
+
+func subQuotaResources(limits Limits) []subQuotaResource {
+	return []subQuotaResource{
+		{"databases", func(m MemberQuota) *int64 { return m.MaxDatabases }, limits.MaxDatabases, 0},
+		{"storage", func(m MemberQuota) *int64 { return m.MaxStorageBytes }, limits.MaxStorageBytes, 0},
+		{"connections", func(m MemberQuota) *int64 { return m.MaxConnections }, limits.MaxConnections, 1},
+	}
 }
 
 func clonePtr(v *int64) *int64 {

@@ -434,3 +434,72 @@ func TestQuotaMemberQuotaPerResource(t *testing.T) {
 	q.RemoveSubQuotas(qAlice) // none left: nothing recorded
 	wantPending(t, q.PendingEvents(), "quota.sub_quota_set.v1", "quota.sub_quota_set.v1")
 }
+
+// A plan downgrade scales the sub-quotas of each resource over its new limit down to fit, rounded
+// down and connections to at least 1; resources within their limit, and members without a
+// sub-quota, are left alone.
+func TestQuotaFitSubQuotas(t *testing.T) {
+	const gib = int64(1) << 30
+	type subs [3]domain.MemberQuota // alice, bob, carol
+	q := func(db, storage, conns *int64) domain.MemberQuota {
+		return domain.MemberQuota{MaxDatabases: db, MaxStorageBytes: storage, MaxConnections: conns}
+	}
+	tests := []struct {
+		name   string
+		before subs
+		limits domain.Limits
+		after  subs
+		events int
+	}{
+		{name: "within every limit", before: subs{q(qPtr(2), qPtr(100), qPtr(3)), q(qPtr(3), nil, nil)},
+			limits: domain.Limits{MaxDatabases: 5, MaxStorageBytes: 100, MaxConnections: 10},
+			after:  subs{q(qPtr(2), qPtr(100), qPtr(3)), q(qPtr(3), nil, nil)}},
+		{name: "databases scaled, the rest kept", before: subs{q(qPtr(30), qPtr(100), nil), q(qPtr(20), nil, nil)},
+			limits: domain.Limits{MaxDatabases: 5, MaxStorageBytes: 100, MaxConnections: 10},
+			after:  subs{q(qPtr(3), qPtr(100), nil), q(qPtr(2), nil, nil)}, events: 2},
+		{name: "rounded down, never over", before: subs{q(qPtr(1), nil, nil), q(qPtr(1), nil, nil), q(qPtr(1), nil, nil)},
+			limits: domain.Limits{MaxDatabases: 2, MaxStorageBytes: 1, MaxConnections: 1},
+			after:  subs{q(qPtr(0), nil, nil), q(qPtr(0), nil, nil), q(qPtr(0), nil, nil)}, events: 3},
+		{name: "terabytes of storage do not overflow", before: subs{q(nil, qPtr(700*gib), nil), q(nil, qPtr(324*gib), nil)},
+			limits: domain.Limits{MaxDatabases: 5, MaxStorageBytes: gib, MaxConnections: 10},
+			after:  subs{q(nil, qPtr(700*gib/1024), nil), q(nil, qPtr(324*gib/1024), nil)}, events: 2},
+		{name: "connections keep at least 1", before: subs{q(nil, nil, qPtr(90)), q(nil, nil, qPtr(5)), q(nil, nil, qPtr(5))},
+			limits: domain.Limits{MaxDatabases: 5, MaxStorageBytes: gib, MaxConnections: 10},
+			after:  subs{q(nil, nil, qPtr(9)), q(nil, nil, qPtr(1)), q(nil, nil, qPtr(1))}, events: 3},
+		{name: "two resources of one member in one event", before: subs{q(qPtr(40), qPtr(2*gib), qPtr(50)), q(qPtr(10), qPtr(2*gib), qPtr(50))},
+			limits: domain.Limits{MaxDatabases: 5, MaxStorageBytes: gib, MaxConnections: 10},
+			after:  subs{q(qPtr(4), qPtr(gib/2), qPtr(5)), q(qPtr(1), qPtr(gib/2), qPtr(5))}, events: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var history []domain.Event
+			for i, u := range []domain.UserID{qAlice, qBob, qCarol} {
+				if m := tt.before[i]; m != (domain.MemberQuota{}) {
+					history = append(history, domain.QuotaSubQuotaSet{UserID: u, MaxDatabases: m.MaxDatabases,
+						MaxStorageBytes: m.MaxStorageBytes, MaxConnections: m.MaxConnections})
+				}
+			}
+			quota := loadQuota(t, history...)
+			quota.FitSubQuotas(tt.limits)
+			if got := len(quota.PendingEvents()); got != tt.events {
+				t.Errorf("%d events recorded, want %d", got, tt.events)
+			}
+			reloaded := loadQuota(t, append(history, quota.PendingEvents()...)...)
+			for i, u := range []domain.UserID{qAlice, qBob, qCarol} {
+				if got := reloaded.MemberQuota(u); !reflect.DeepEqual(got, tt.after[i]) {
+					t.Errorf("%s: %s, want %s", u, fmtMemberQuota(got), fmtMemberQuota(tt.after[i]))
+				}
+			}
+		})
+	}
+}
+
+func fmtMemberQuota(m domain.MemberQuota) string {
+	v := func(p *int64) string {
+		if p == nil {
+			return "-"
+		}
+		return fmt.Sprint(*p)
+	}
+	return fmt.Sprintf("{databases %s storage %s connections %s}", v(m.MaxDatabases), v(m.MaxStorageBytes), v(m.MaxConnections))
+}
