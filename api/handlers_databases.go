@@ -47,7 +47,7 @@ func databaseDocument(d projections.DatabaseView) map[string]any {
 		"id": d.ID, "name": d.Name, "state": d.State, "charset": d.Charset, "collation": d.Collation,
 		"template": d.Template, "owner_id": d.OwnerID,
 		"created_at": d.CreatedAt.UTC().Format(time.RFC3339), "updated_at": d.UpdatedAt.UTC().Format(time.RFC3339),
-		"last_used_at": d.LastUsedAt, "storage_bytes": d.StorageBytes, "writes_restricted": d.WritesRestricted,
+		"last_used_at": d.LastUsedAt, "storage_bytes": d.StorageBytes, "writes_restricted": d.WritesRestricted(),
 	}
 	if d.RecoverableUntil != nil {
 		doc["recoverable_until"] = d.RecoverableUntil.UTC().Format(time.RFC3339)

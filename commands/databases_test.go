@@ -1064,14 +1064,14 @@ func TestDatabaseEnforceStorage(t *testing.T) {
 			got.Used != want.Used || got.Limit != want.Limit || !got.At.Equal(want.At) {
 			t.Errorf("%s: last event %#v, want %#v", d.Name(), events[len(events)-1], want)
 		}
-		if v := f.view(t, tenant, d.ID()); !v.WritesRestricted {
+		if v := f.view(t, tenant, d.ID()); !v.WritesRestricted() {
 			t.Errorf("%s: the read model does not show the restriction", d.Name())
 		}
 	}
 	if v := f.view(t, tenant, parked.ID()); v.State != domain.StateStopped {
 		t.Errorf("parked is %s after the restriction, want stopped", v.State)
 	}
-	if types, _ := f.stream(t, bystander.ID().Stream()); count(types, domain.DatabaseWritesRestricted{}.EventType()) != 0 || f.view(t, otherTenant, bystander.ID()).WritesRestricted {
+	if types, _ := f.stream(t, bystander.ID().Stream()); count(types, domain.DatabaseWritesRestricted{}.EventType()) != 0 || f.view(t, otherTenant, bystander.ID()).WritesRestricted() {
 		t.Errorf("the other tenant's database was restricted: %v", types)
 	}
 	if _, err := held.ExecContext(ctx(t), `INSERT INTO t VALUES (4)`); err == nil {
@@ -1124,7 +1124,7 @@ func TestDatabaseEnforceStorage(t *testing.T) {
 		if _, ok := events[len(events)-1].(domain.DatabaseWritesRestored); !ok {
 			t.Errorf("%s: last event %#v, want database.writes_restored.v1", d.Name(), events[len(events)-1])
 		}
-		if f.view(t, tenant, d.ID()).WritesRestricted {
+		if f.view(t, tenant, d.ID()).WritesRestricted() {
 			t.Errorf("%s: the read model still shows the restriction", d.Name())
 		}
 		db := mustDial(t, f.conn(t, tenant, d.ID()))

@@ -217,7 +217,7 @@ func (h *QueryRunner) fromLog(ctx context.Context, user domain.UserID, t QueryTa
 	}
 	fresh := t
 	fresh.Target.Name, fresh.Target.Server, fresh.Target.State = d.Name(), d.Requested().Server, d.State()
-	fresh.Target.WritesRestricted = d.WritesRestricted()
+	fresh.Target.WriteWall = d.WriteWall()
 	fresh.Policy.Settings, fresh.Policy.Limits = tenant.Settings(), tenant.Limits()
 	fresh.DatabaseVersion, fresh.TenantVersion = d.Version(), tenant.Version()
 	h.remember(user, fresh)

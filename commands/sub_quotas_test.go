@@ -71,10 +71,10 @@ func TestSubQuotasReachTheServer(t *testing.T) {
 	if err := f.dbs.SetSubQuota(ctx(t), tenant, dev, domain.MemberQuota{MaxStorageBytes: ptr(int64(0)), MaxConnections: ptr(int64(2))}, meta); err != nil {
 		t.Fatal(err)
 	}
-	if v := f.view(t, tenant, mine.ID()); !v.WritesRestricted {
+	if v := f.view(t, tenant, mine.ID()); !v.WritesRestricted() {
 		t.Error("the member's database is not restricted at their storage sub-quota")
 	}
-	if v := f.view(t, tenant, theirs.ID()); v.WritesRestricted {
+	if v := f.view(t, tenant, theirs.ID()); v.WritesRestricted() {
 		t.Error("another member's database is restricted")
 	}
 	if n := maxConnections(); n != 2 {
@@ -96,7 +96,7 @@ func TestSubQuotasReachTheServer(t *testing.T) {
 	if err := f.dbs.SetSubQuota(ctx(t), tenant, dev, domain.MemberQuota{}, meta); err != nil {
 		t.Fatal(err)
 	}
-	if v := f.view(t, tenant, mine.ID()); v.WritesRestricted {
+	if v := f.view(t, tenant, mine.ID()); v.WritesRestricted() {
 		t.Error("the restriction outlives the sub-quota")
 	}
 	if n := maxConnections(); n != 10 {

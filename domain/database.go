@@ -133,10 +133,21 @@ func (DatabasePurged) EventType() string             { return "database.purged.v
 func (DatabaseOwnerChanged) EventType() string       { return "database.owner_changed.v1" }
 func (DatabaseCredentialsRotated) EventType() string { return "database.credentials_rotated.v1" }
 func (DatabaseStorageMeasured) EventType() string    { return "database.storage_measured.v1" }
-func (DatabaseWritesRestricted) EventType() string   { return "database.writes_restricted.v1" }
-func (DatabaseWritesRestored) EventType() string     { return "database.writes_restored.v1" }
+
+func (DatabaseWritesRestricted) EventType() string { return "database.writes_restricted.v1" }
+func (DatabaseWritesRestored) EventType() string   { return "database.writes_restored.v1" }
 func (DatabaseCredentialsRevealed) EventType() string {
 	return "database.credentials_revealed.v1"
+}
+
+// Wall is the quota the restriction stands for, as the error a refused write reports: the tenant's
+// "storage", or the owner's "user_storage" sub-quota.
+func (e DatabaseWritesRestricted) Wall() *QuotaExceededError {
+	resource := "storage"
+	if e.Reason == WritesRestrictedMemberStorage {
+		resource = "user_storage"
+	}
+	return &QuotaExceededError{Resource: resource, Used: e.Used, Limit: e.Limit}
 }
 
 // Database is a tenant database on a sandbox server.
@@ -148,8 +159,8 @@ type Database struct {
 	beforeDelete     DatabaseState
 	recoverableUntil time.Time
 	storageBytes     int64
-	writesRestricted bool
-	credentials      int64 // rotations recorded: the version the read-write password must have
+	writeWall        *QuotaExceededError // why writes are restricted; nil: they are not
+	credentials      int64               // rotations recorded: the version the read-write password must have
 }
 
 // RequestDatabase records a new database; the caller has validated the name, charset and
@@ -193,9 +204,9 @@ func (d *Database) apply(e Event) {
 	case DatabaseStorageMeasured:
 		d.storageBytes = e.Bytes
 	case DatabaseWritesRestricted:
-		d.writesRestricted = true
+		d.writeWall = e.Wall()
 	case DatabaseWritesRestored:
-		d.writesRestricted = false
+		d.writeWall = nil
 	case DatabaseCredentialsRotated:
 		d.credentials++
 	}
@@ -223,7 +234,7 @@ func (d *Database) RestrictMemberWrites(used, limit int64, now time.Time) {
 }
 
 func (d *Database) restrictWrites(reason string, used, limit int64, now time.Time) {
-	if !d.writesRestricted && (d.state == StateRunning || d.state == StateStopped) {
+	if d.writeWall == nil && (d.state == StateRunning || d.state == StateStopped) {
 		d.record(d, DatabaseWritesRestricted{Reason: reason, Used: used, Limit: limit, At: now})
 	}
 }
@@ -232,7 +243,7 @@ func (d *Database) restrictWrites(reason string, used, limit int64, now time.Tim
 // nothing when the writes are not restricted, or when the database is not running or stopped (a
 // deleted one keeps its restriction, to be decided again if it is restored).
 func (d *Database) RestoreWrites(now time.Time) {
-	if d.writesRestricted && (d.state == StateRunning || d.state == StateStopped) {
+	if d.writeWall != nil && (d.state == StateRunning || d.state == StateStopped) {
 		d.record(d, DatabaseWritesRestored{At: now})
 	}
 }
@@ -263,7 +274,17 @@ func (d *Database) OnServer() bool {
 func (d *Database) CredentialsVersion() int64 { return d.credentials }
 
 // WritesRestricted reports whether the read-write account is narrowed to reading and freeing space.
-func (d *Database) WritesRestricted() bool { return d.writesRestricted }
+func (d *Database) WritesRestricted() bool { return d.writeWall != nil }
+
+// WriteWall is the quota that restricts the writes (the tenant's storage, or the owner's storage
+// sub-quota, with the use when the restriction was recorded); nil when writes are not restricted.
+func (d *Database) WriteWall() *QuotaExceededError {
+	if d.writeWall == nil {
+		return nil
+	}
+	w := *d.writeWall
+	return &w
+}
 
 // conflict is the error of a transition that does not apply in the current state.
 func (d *Database) conflict(action string) error {

@@ -77,6 +77,9 @@ func (Databases) Tables() []Table {
 		idle_since        DATETIME(6) NULL,
 		storage_bytes     BIGINT NOT NULL DEFAULT 0,
 		writes_restricted BOOL NOT NULL DEFAULT 0,
+		wall_resource     VARCHAR(16) CHARACTER SET ascii NULL,
+		wall_used         BIGINT NOT NULL DEFAULT 0,
+		wall_limit        BIGINT NOT NULL DEFAULT 0,
 		recoverable_until DATETIME(6) NULL,
 		failure_reason    VARCHAR(1000) NULL,
 		version           BIGINT NOT NULL,
@@ -185,9 +188,10 @@ func databaseChange(e domain.Event) (string, []any) {
 	case domain.DatabaseStorageMeasured:
 		return "storage_bytes = ?", []any{e.Bytes}
 	case domain.DatabaseWritesRestricted:
-		return "writes_restricted = 1", nil
+		wall := e.Wall()
+		return "writes_restricted = 1, wall_resource = ?, wall_used = ?, wall_limit = ?", []any{wall.Resource, wall.Used, wall.Limit}
 	case domain.DatabaseWritesRestored:
-		return "writes_restricted = 0", nil
+		return "writes_restricted = 0, wall_resource = NULL, wall_used = 0, wall_limit = 0", nil
 	}
 	return "state = state", nil // credentials rotated: only updated_at moves
 }

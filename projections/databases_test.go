@@ -37,8 +37,11 @@ func TestDatabasesWritesRestricted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if view.WritesRestricted != step.want {
-			t.Fatalf("after %s: WritesRestricted = %v, want %v", step.name, view.WritesRestricted, step.want)
+		if view.WritesRestricted() != step.want {
+			t.Fatalf("after %s: WritesRestricted = %v, want %v", step.name, view.WritesRestricted(), step.want)
+		}
+		if want := (&domain.QuotaExceededError{Resource: "storage", Used: 2 << 30, Limit: 1 << 30}); step.want && *view.WriteWall != *want {
+			t.Fatalf("after %s: WriteWall = %+v, want %+v", step.name, view.WriteWall, want)
 		}
 	}
 	t.Run("rebuild and redelivery change nothing", func(t *testing.T) {

@@ -363,20 +363,30 @@ type DatabaseView struct {
 	StorageBytes     int64
 	RecoverableUntil *time.Time
 	FailureReason    string
-	// WritesRestricted: the tenant was over its storage quota, and the database's read-write
-	// account may only read and free space.
-	WritesRestricted bool
+	// WriteWall is the storage quota (the tenant's, or the owner's sub-quota) the database was
+	// over when its read-write account was narrowed to reading and freeing space; nil: it is not.
+	WriteWall *domain.QuotaExceededError
 }
 
+// WritesRestricted reports whether the database's read-write account may only read and free space.
+func (d DatabaseView) WritesRestricted() bool { return d.WriteWall != nil }
+
 const databaseColumns = `database_id, tenant_id, name, state, charset, collation, template, owner_id, server,
-	created_at, updated_at, last_used_at, storage_bytes, recoverable_until, COALESCE(failure_reason, ''), writes_restricted`
+	created_at, updated_at, last_used_at, storage_bytes, recoverable_until, COALESCE(failure_reason, ''), writes_restricted,
+	COALESCE(wall_resource, ''), wall_used, wall_limit`
 
 func scanDatabase(row interface{ Scan(...any) error }) (DatabaseView, error) {
 	var d DatabaseView
 	var lastUsed, recoverable sql.NullTime
+	var restricted bool
+	var wall domain.QuotaExceededError
 	err := row.Scan(&d.ID, &d.TenantID, &d.Name, &d.State, &d.Charset, &d.Collation, &d.Template, &d.OwnerID, &d.Server,
-		&d.CreatedAt, &d.UpdatedAt, &lastUsed, &d.StorageBytes, &recoverable, &d.FailureReason, &d.WritesRestricted)
+		&d.CreatedAt, &d.UpdatedAt, &lastUsed, &d.StorageBytes, &recoverable, &d.FailureReason, &restricted,
+		&wall.Resource, &wall.Used, &wall.Limit)
 	d.LastUsedAt, d.RecoverableUntil = nullTime(lastUsed), nullTime(recoverable)
+	if restricted {
+		d.WriteWall = &wall
+	}
 	return d, err
 }
 

@@ -47,8 +47,9 @@ type Target struct {
 	Name   string
 	Server string
 	State  domain.DatabaseState
-	// WritesRestricted: the account may not write while the tenant is over its storage.
-	WritesRestricted bool
+	// WriteWall is the storage quota (the tenant's, or the owner's sub-quota) the database's
+	// account may not write past, once over it; nil: writes are not restricted.
+	WriteWall *domain.QuotaExceededError
 }
 
 // Policy is what the tenant's plan and settings allow, and the storage it uses now.
@@ -468,7 +469,7 @@ func (st *statement) question(req Request, estimate *int64) sqlcheck.Question {
 		SQL: st.sql,
 		Who: sqlcheck.Principal{Role: req.Role, SuperAdmin: req.SuperAdmin},
 		Where: sqlcheck.Place{Schema: st.schema, Settings: req.Policy.Settings, Limits: req.Policy.Limits,
-			StorageBytes: req.Policy.StorageBytes, WritesRestricted: req.Target.WritesRestricted},
+			StorageBytes: req.Policy.StorageBytes, WriteWall: req.Target.WriteWall},
 		Confirm:  req.Confirm,
 		Estimate: estimate,
 	}

@@ -270,7 +270,7 @@ func (a *App) queryTarget(ctx context.Context, tenant domain.TenantID, user doma
 	}
 	d := t.Database
 	return commands.QueryTarget{
-		Target: queryexec.Target{ID: d.ID, Tenant: d.TenantID, Name: d.Name, Server: d.Server, State: d.State, WritesRestricted: d.WritesRestricted},
+		Target: queryexec.Target{ID: d.ID, Tenant: d.TenantID, Name: d.Name, Server: d.Server, State: d.State, WriteWall: d.WriteWall},
 		Policy: queryexec.Policy{Settings: t.Settings, Limits: plan.Limits, StorageBytes: t.StorageBytes,
 			MemberMaxConnections: t.MemberMaxConnections},
 		DatabaseVersion: t.DatabaseVersion, TenantVersion: t.TenantVersion,

@@ -293,6 +293,9 @@ func TestE2ESubQuotas(t *testing.T) {
 		t.Errorf("GET /users quota of the developer = %v", quota)
 	}
 	r = query(dev.c, db.str("id"), "INSERT INTO t VALUES (1)", nil).expect(t, 403, "quota_exceeded")
+	if r.str("error.details.resource") != "user_storage" || r.num("error.details.limit") != 0 {
+		t.Errorf("a write over the owner's storage sub-quota names the tenant's storage: %s", r.body)
+	}
 	query(dev.c, db.str("id"), "SELECT COUNT(*) FROM t", nil).expect(t, 200, "")
 	if r := dev.c.do("GET", "/databases/"+db.str("id"), nil).expect(t, 200, ""); r.get("writes_restricted") != true {
 		t.Errorf("the database at its owner's storage sub-quota: %s", r.body)

@@ -26,11 +26,13 @@ type Principal struct {
 
 // Place is the database a statement would run on and what its tenant allows there.
 type Place struct {
-	Schema           string // the database's physical schema: Classify refuses every other
-	Settings         domain.TenantSettings
-	Limits           domain.Limits
-	StorageBytes     int64 // what the tenant uses now
-	WritesRestricted bool  // the database's account may not write while the tenant is over its storage
+	Schema       string // the database's physical schema: Classify refuses every other
+	Settings     domain.TenantSettings
+	Limits       domain.Limits
+	StorageBytes int64 // what the tenant uses now
+	// WriteWall is the storage quota (the tenant's, or the database owner's sub-quota) the
+	// database's account may not write past, once over it; nil: writes are not restricted.
+	WriteWall *domain.QuotaExceededError
 }
 
 // Question is one statement someone asks to run somewhere.
@@ -212,7 +214,11 @@ func storageCheck(c Classification, p Place) *domain.QuotaExceededError {
 	case "DELETE", "DROP", "TRUNCATE":
 		return nil
 	}
-	if p.WritesRestricted || (p.Limits.MaxStorageBytes > 0 && p.StorageBytes >= p.Limits.MaxStorageBytes) {
+	if p.WriteWall != nil && p.WriteWall.Resource != "storage" {
+		wall := *p.WriteWall // the owner's sub-quota: the member hears of their own storage, not the tenant's
+		return &wall
+	}
+	if p.WriteWall != nil || (p.Limits.MaxStorageBytes > 0 && p.StorageBytes >= p.Limits.MaxStorageBytes) {
 		return &domain.QuotaExceededError{Resource: "storage", Used: p.StorageBytes, Limit: p.Limits.MaxStorageBytes}
 	}
 	return nil

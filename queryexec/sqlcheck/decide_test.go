@@ -211,7 +211,7 @@ func TestDecide(t *testing.T) {
 	full := here
 	full.StorageBytes = 1 << 30
 	restricted := here
-	restricted.WritesRestricted = true
+	restricted.WriteWall = &domain.QuotaExceededError{Resource: "storage", Used: 1 << 30, Limit: 1 << 30}
 	developer := Principal{Role: domain.RoleDeveloper}
 	rows := func(n int64) *int64 { return &n }
 	tests := []struct {
@@ -255,6 +255,30 @@ func TestDecide(t *testing.T) {
 		}
 		if got := verdict(d.Err()); got != tt.want {
 			t.Errorf("%s: Decide = %q (%v), want %q", tt.name, got, d.Err(), tt.want)
+		}
+	}
+}
+
+// A refused write names the quota that stops it: the tenant's storage with its use now, or the
+// database owner's storage sub-quota, so a member over their own share is not told of the tenant's.
+func TestDecideNamesTheStorageWall(t *testing.T) {
+	limits := domain.Limits{MaxWriteRows: 50_000, MaxStorageBytes: 1 << 30}
+	for _, tt := range []struct {
+		name  string
+		where Place
+		want  domain.QuotaExceededError
+	}{
+		{"the tenant's", Place{Limits: limits, StorageBytes: 3 << 29, WriteWall: &domain.QuotaExceededError{Resource: "storage", Used: 1 << 30, Limit: 1 << 30}},
+			domain.QuotaExceededError{Resource: "storage", Used: 3 << 29, Limit: 1 << 30}},
+		{"the tenant's, measured before the wall", Place{Limits: limits, StorageBytes: 1 << 30},
+			domain.QuotaExceededError{Resource: "storage", Used: 1 << 30, Limit: 1 << 30}},
+		{"the owner's sub-quota", Place{Limits: limits, StorageBytes: 1 << 20, WriteWall: &domain.QuotaExceededError{Resource: "user_storage", Used: 5000, Limit: 4096}},
+			domain.QuotaExceededError{Resource: "user_storage", Used: 5000, Limit: 4096}},
+	} {
+		var quota *domain.QuotaExceededError
+		err := Decide(Question{SQL: "INSERT INTO t VALUES (1)", Who: Principal{Role: domain.RoleDeveloper}, Where: tt.where}).Err()
+		if !errors.As(err, &quota) || *quota != tt.want {
+			t.Errorf("%s: %v, want %+v", tt.name, err, tt.want)
 		}
 	}
 }
