@@ -306,11 +306,12 @@ func VerifyFile(r io.Reader, keys []ed25519.PublicKey) (FileSummary, error) {
 	defer close(stop)
 	for batch := range decodeRecords(next, stop) {
 		<-batch.done
-		for _, d := range batch.out {
+		for i := range batch.out {
+			d := &batch.out[i]
 			if d.err != nil {
 				return s, d.err
 			}
-			if err := s.add(v, d.rec, fmt.Sprintf("line %d", d.line)); err != nil {
+			if err := s.add(v, d); err != nil {
 				return s, err
 			}
 		}
@@ -319,8 +320,9 @@ func VerifyFile(r io.Reader, keys []ed25519.PublicKey) (FileSummary, error) {
 	return s, err
 }
 
-// add verifies the next record of the file.
-func (s *FileSummary) add(v *Verifier, rec fileRecord, where string) error {
+// add verifies the next record of the file, as a decoding worker left it.
+func (s *FileSummary) add(v *Verifier, d *decodedRecord) error {
+	rec, where := &d.rec, d.where
 	switch rec.Kind {
 	case "signed_head":
 		at, err := time.Parse(time.RFC3339Nano, rec.SignedAt)
@@ -333,11 +335,10 @@ func (s *FileSummary) add(v *Verifier, rec fileRecord, where string) error {
 		}
 		s.Signatures++
 	case "event":
-		cr, err := rec.chainRecord(where)
-		if err != nil {
-			return err
+		if d.eventErr != nil {
+			return d.eventErr
 		}
-		if err := v.Record(cr, where); err != nil {
+		if err := v.checked(d.event, where); err != nil {
 			return err
 		}
 		if rec.Audit != nil {
@@ -353,11 +354,15 @@ func (s *FileSummary) add(v *Verifier, rec fileRecord, where string) error {
 	return nil
 }
 
-// decodedRecord is a record of a file as a decoding worker left it.
+// decodedRecord is a record of a file as a decoding worker left it: decoded, and for an event,
+// its content checked (checkedRecord) or what makes it no chain record (eventErr).
 type decodedRecord struct {
-	rec  fileRecord
-	line int
-	err  error // a record that is not JSON, or the file's read error; nothing follows it
+	rec      fileRecord
+	line     int
+	where    string // "line N"
+	err      error  // a record that is not JSON, or the file's read error; nothing follows it
+	event    checkedRecord
+	eventErr error
 }
 
 // decodeBatch is records read in order, decoded by one worker.
@@ -368,10 +373,10 @@ type decodeBatch struct {
 	done  chan struct{} // closed once out is filled
 }
 
-// decodeRecords reads the records next gives, decodes them on as many goroutines as there are
-// processors (JSON decoding is most of a verification's time), and returns the batches in file
-// order; each is ready when its done is closed. Reading stops when stop is closed. At most a few
-// batches per processor are in memory.
+// decodeRecords reads the records next gives, decodes them (scanRecord, else encoding/json) and
+// checks each event's content (its digests and link hash) on as many goroutines as there are
+// processors, and returns the batches in file order; each is ready when its done is closed.
+// Reading stops when stop is closed. At most a few batches per processor are in memory.
 func decodeRecords(next func() (json.RawMessage, int, error), stop <-chan struct{}) <-chan *decodeBatch {
 	const perBatch = 256
 	workers := runtime.GOMAXPROCS(0)
@@ -381,11 +386,21 @@ func decodeRecords(next func() (json.RawMessage, int, error), stop <-chan struct
 			for b := range work {
 				b.out = make([]decodedRecord, len(b.raws))
 				for i, raw := range b.raws {
-					b.out[i].line = b.lines[i]
-					if err := json.Unmarshal(raw, &b.out[i].rec); err != nil {
-						b.out[i].err = fmt.Errorf("eventstore: line %d is not a record: %w", b.lines[i], err)
-						b.out = b.out[:i+1]
-						break
+					d := &b.out[i]
+					d.line, d.where = b.lines[i], "line "+strconv.Itoa(b.lines[i])
+					if !scanRecord(raw, &d.rec) {
+						d.rec = fileRecord{}
+						if err := json.Unmarshal(raw, &d.rec); err != nil {
+							d.err = fmt.Errorf("eventstore: line %d is not a record: %w", b.lines[i], err)
+							b.out = b.out[:i+1]
+							break
+						}
+					}
+					if d.rec.Kind == "event" {
+						var cr ChainRecord
+						if cr, d.eventErr = d.rec.chainRecord(d.where); d.eventErr == nil {
+							d.event = check(cr)
+						}
 					}
 				}
 				close(b.done)

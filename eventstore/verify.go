@@ -101,9 +101,27 @@ func (v *Verifier) chain(id string) *chainProgress {
 	return c
 }
 
+// checkedRecord is a record with what its content alone tells: whether its payload and metadata
+// match their digests, and its link's hash. It is computed apart from the chain's order (a file's
+// records are hashed on every processor); Verifier.checked holds it against the chain.
+type checkedRecord struct {
+	ChainRecord
+	dataOK, metadataOK bool
+	hash               Hash
+}
+
+func check(r ChainRecord) checkedRecord {
+	return checkedRecord{ChainRecord: r, dataOK: r.Data == nil || sha256.Sum256(r.Data) == r.DataSHA256,
+		metadataOK: r.Metadata == nil || sha256.Sum256(r.Metadata) == r.MetadataSHA256, hash: r.Link().Hash()}
+}
+
 // Record verifies the next record of its chain; where says where it was read. It returns a
 // *BrokenLink for the first thing wrong.
-func (v *Verifier) Record(r ChainRecord, where string) error {
+func (v *Verifier) Record(r ChainRecord, where string) error { return v.checked(check(r), where) }
+
+// checked is Record with the record's content already checked.
+func (v *Verifier) checked(cr checkedRecord, where string) error {
+	r := cr.ChainRecord
 	broken := func(format string, args ...any) error {
 		return &BrokenLink{ChainID: r.ChainID, ChainSeq: r.ChainSeq, Position: r.Position, EventID: r.EventID, Where: where,
 			Problem: fmt.Sprintf(format, args...)}
@@ -124,13 +142,12 @@ func (v *Verifier) Record(r ChainRecord, where string) error {
 		return broken("entry %d follows entry %d: entries %d to %d are missing", r.ChainSeq, c.last, c.last+1, r.ChainSeq-1)
 	case c.last > 0 && r.PrevHash != c.hash:
 		return broken("its previous hash %s is not the hash of entry %d, %s", r.PrevHash, c.last, c.hash)
-	case r.Data != nil && sha256.Sum256(r.Data) != r.DataSHA256:
+	case !cr.dataOK:
 		return broken("its data does not match the data's recorded SHA-256 (the data was changed)")
-	case r.Metadata != nil && sha256.Sum256(r.Metadata) != r.MetadataSHA256:
+	case !cr.metadataOK:
 		return broken("its metadata does not match the metadata's recorded SHA-256 (the metadata was changed)")
-	}
-	if h := r.Link().Hash(); h != r.Hash {
-		return broken("its recorded hash %s is not the hash of its content, %s (a field of the entry was changed)", r.Hash, h)
+	case cr.hash != r.Hash:
+		return broken("its recorded hash %s is not the hash of its content, %s (a field of the entry was changed)", r.Hash, cr.hash)
 	}
 	if c.first == 0 {
 		c.first = r.ChainSeq
