@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/clouddbmanager/clouddb/domain"
 )
 
 // documentedQuery maps each operation of the OpenAPI document ("GET /databases/{id}") to the query
@@ -88,4 +91,25 @@ func takes(allowed []string) string {
 		return "this route takes none"
 	}
 	return "this route takes " + strings.Join(allowed, ", ")
+}
+
+// timeParams reads the named query parameters as RFC 3339 times, nil for those not given; a value
+// that is not one is a *domain.ValidationError naming every such parameter.
+func timeParams(r *http.Request, names ...string) ([]*time.Time, error) {
+	out := make([]*time.Time, len(names))
+	fields := map[string]string{}
+	for i, name := range names {
+		if raw := r.URL.Query().Get(name); raw != "" {
+			t, err := time.Parse(time.RFC3339Nano, raw)
+			if err != nil {
+				fields[name] = "must be a time in RFC 3339 (2026-12-07T10:00:00Z)"
+				continue
+			}
+			out[i] = &t
+		}
+	}
+	if len(fields) > 0 {
+		return nil, &domain.ValidationError{Fields: fields}
+	}
+	return out, nil
 }
