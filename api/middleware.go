@@ -123,8 +123,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				slog.Int("status", status),
 				slog.Int64("bytes", rec.bytes),
 				slog.Float64("duration_ms", float64(took.Microseconds())/1000),
+				// No client IP address or user agent: they are personal data, which an erasure must
+				// reach (docs/SECURITY.md, "Personal data"); the request id leads to the events, whose
+				// metadata keeps them sealed.
 				slog.String("request_id", RequestID(r.Context())),
-				slog.String("remote_ip", remoteIP(r)),
 			)
 		}()
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), routeKey, info)))

@@ -147,6 +147,7 @@ func (h *Identity) inviteOne(ctx context.Context, cmd Invite, email string, role
 		}
 		mail, err := h.requestMail(ctx, email, domain.MailInvitation, token, "", map[string]string{
 			"tenant": tenant.Name(), "role": string(role), "message": cmd.Message, "new_account": fmt.Sprint(!exists),
+			domain.MailInvitationData: string(inv.InvitationID), // whose address this is (domain.SealPersonalData)
 		})
 		if err != nil {
 			return err

@@ -92,7 +92,7 @@ func (d *MailDelivery) deliver(ctx context.Context, id domain.MailID) error {
 	if err == nil {
 		m.Sent(d.now())
 		if d.LogLinks {
-			d.log.Info(MailLinkLogged, "mail_id", req.MailID, "kind", req.Kind, "to", req.To, "link", link)
+			d.log.Info(MailLinkLogged, "mail_id", req.MailID, "kind", req.Kind, "link", link) // no address: personal data
 		} else {
 			d.log.Info("mail sent", "mail_id", req.MailID, "kind", req.Kind)
 		}

@@ -182,6 +182,7 @@ type User struct {
 	recoveryCodes   map[string]bool       // hash → still usable
 	apiKeys         map[APIKeyID]TenantID // unrevoked keys → the tenant each is bound to ("" none)
 	resetForced     bool                  // a super admin forced a password reset (forced_reset.go)
+	erased          bool                  // personal data erased (personal_data.go)
 }
 
 // RegisterUser records a new account. The caller has validated and normalized email and name,
@@ -250,6 +251,8 @@ func (u *User) apply(e Event) {
 		u.reset = oneTimeToken{hash: e.TokenHash, expiresAt: e.ExpiresAt}
 	case UserSuperAdminGranted:
 		u.superAdmin = true
+	case UserPersonalDataErased:
+		u.erased = true
 	case UserTOTPSetupStarted:
 		u.totpPending = true
 	case UserTOTPEnabled:

@@ -38,6 +38,9 @@ type Options struct {
 	// UnhurriedWait bounds how long an Unhurried append waits for another to commit with
 	// (default DefaultUnhurriedWait).
 	UnhurriedWait time.Duration
+	// PersonalData seals personal fields as events are appended and opens them as they are read;
+	// nil stores them as given.
+	PersonalData PersonalData
 }
 
 // Store appends to and reads from the event log. It is safe for concurrent use; appends from all
@@ -50,6 +53,7 @@ type Store struct {
 	maxBatch int
 	metrics  *storeMetrics
 	unhurry  time.Duration
+	personal PersonalData // nil: personal data is stored as given
 
 	mu     sync.RWMutex // guards closed against concurrent sends to queue
 	closed bool
@@ -105,6 +109,7 @@ func New(db *sql.DB, registry *Registry, opts Options) *Store {
 		now:      opts.Clock,
 		maxBatch: opts.MaxBatchEvents,
 		unhurry:  opts.UnhurriedWait,
+		personal: opts.PersonalData,
 		metrics:  newStoreMetrics(opts.Metrics),
 		chain:    chainState{at: -1, heads: map[string]chainHead{}},
 		queue:    make(chan *pendingAppend, 1024),
@@ -194,12 +199,8 @@ func (s *Store) prepare(ctx context.Context, a Append) (*pendingAppend, error) {
 	recordedAt := s.now().UTC().Truncate(time.Microsecond)
 	p := &pendingAppend{ctx: ctx, append: a, result: make(chan appendResult, 1),
 		messages: make([]*message.Message, 0, a.eventCount()), links: make([]Link, 0, a.eventCount())}
-	metadata, err := json.Marshal(a.Metadata) // as InsertQuery stores it
-	if err != nil {
-		return nil, fmt.Errorf("eventstore: encode metadata: %w", err)
-	}
-	metadataSHA256, chain := sha256.Sum256(metadata), ChainOf(a.Metadata)
-	p.metadata = metadata
+	envs := make([]Envelope, 0, a.eventCount())
+	subject := "" // whose personal data the append's metadata is (s.personal)
 	for _, st := range a.Streams {
 		switch {
 		case st.ID == "" || len(st.ID) > 255:
@@ -219,23 +220,46 @@ func (s *Store) prepare(ctx context.Context, a Append) (*pendingAppend, error) {
 			if !s.registry.Knows(e.EventType()) {
 				return nil, fmt.Errorf("%w: %q (stream %s)", ErrUnknownEventType, e.EventType(), st.ID)
 			}
+			eventID := uuid.NewString()
+			if s.personal != nil {
+				sealed, whose, err := s.personal.Seal(ctx, eventID, st.ID, e)
+				if err != nil {
+					return nil, fmt.Errorf("eventstore: seal the personal data of %s: %w", e.EventType(), err)
+				}
+				e = sealed
+				if subject == "" {
+					subject = whose
+				}
+			}
 			payload, err := json.Marshal(e)
 			if err != nil {
 				return nil, fmt.Errorf("eventstore: encode %s: %w", e.EventType(), err)
 			}
-			env := Envelope{
-				EventID:    uuid.NewString(),
-				StreamID:   st.ID,
-				StreamType: st.Type,
-				EventType:  e.EventType(),
-				Payload:    payload,
-				Metadata:   a.Metadata,
-				RecordedAt: recordedAt,
-			}
-			p.messages = append(p.messages, ToMessage(env))
-			p.links = append(p.links, Link{ChainID: chain, EventID: env.EventID, StreamID: st.ID, StreamType: st.Type,
-				EventType: env.EventType, PayloadSHA256: sha256.Sum256(payload), MetadataSHA256: metadataSHA256, RecordedAt: recordedAt})
+			envs = append(envs, Envelope{EventID: eventID, StreamID: st.ID, StreamType: st.Type, EventType: e.EventType(),
+				Payload: payload, RecordedAt: recordedAt})
 		}
+	}
+	md := a.Metadata
+	if s.personal != nil {
+		if md.ActorID != "" {
+			subject = "user-" + md.ActorID
+		}
+		var err error
+		if md, err = s.personal.SealMetadata(ctx, md, subject); err != nil {
+			return nil, fmt.Errorf("eventstore: seal the personal data of the metadata: %w", err)
+		}
+	}
+	metadata, err := json.Marshal(md) // as InsertQuery stores it
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: encode metadata: %w", err)
+	}
+	metadataSHA256, chain := sha256.Sum256(metadata), ChainOf(a.Metadata)
+	p.metadata = metadata
+	for _, env := range envs {
+		env.Metadata = md
+		p.messages = append(p.messages, ToMessage(env))
+		p.links = append(p.links, Link{ChainID: chain, EventID: env.EventID, StreamID: env.StreamID, StreamType: env.StreamType,
+			EventType: env.EventType, PayloadSHA256: sha256.Sum256(env.Payload), MetadataSHA256: metadataSHA256, RecordedAt: recordedAt})
 	}
 	for _, c := range append(a.Claims, a.Releases...) {
 		if c.Key == "" || len(c.Key) > 255 || c.StreamID == "" || len(c.StreamID) > 255 {
@@ -628,6 +652,13 @@ func (s *Store) query(ctx context.Context, query string, args ...any) ([]Envelop
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("eventstore: read: %w", err)
+	}
+	if s.personal != nil {
+		for i := range envs {
+			if err := s.personal.Open(ctx, &envs[i]); err != nil {
+				return nil, fmt.Errorf("eventstore: open the personal data of position %d: %w", envs[i].Position, err)
+			}
+		}
 	}
 	return envs, nil
 }

@@ -151,6 +151,25 @@ func (v *Vault) Put(ctx context.Context, id string, plaintext []byte) error {
 	return nil
 }
 
+// Create stores plaintext under id unless a secret is stored there already, and returns the secret
+// stored under id afterwards: plaintext, or what another writer stored first (several processes may
+// create the same secret at once; one wins). Errors are those of Put and Get.
+func (v *Vault) Create(ctx context.Context, id string, plaintext []byte) ([]byte, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	sealed, err := seal(v.current.aead, plaintext, []byte(id))
+	if err != nil {
+		return nil, err
+	}
+	now := v.now().UTC()
+	if _, err := v.db.ExecContext(ctx, `INSERT IGNORE INTO secrets (id, ciphertext, key_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
+		[]byte(id), sealed, v.current.id, now, now); err != nil {
+		return nil, fmt.Errorf("secrets: create %q: %w", id, err)
+	}
+	return v.Get(ctx, id)
+}
+
 // Get returns the secret stored under id. Returns ErrNotFound if there is none (never stored, or
 // erased) and ErrDecrypt if the stored value does not open with this Vault's key under this id.
 func (v *Vault) Get(ctx context.Context, id string) ([]byte, error) {
