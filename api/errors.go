@@ -72,7 +72,7 @@ var errorKinds = []struct {
 	{domain.ErrEmailTaken, http.StatusConflict, "email_taken", "An account with this email exists already."},
 	{domain.ErrNameTaken, http.StatusConflict, "name_taken", "This name is taken."},
 	{domain.ErrLastAdmin, http.StatusConflict, "last_admin", "The tenant would be left without a tenant admin."},
-	{domain.ErrSelfDeactivation, http.StatusConflict, "conflict", "You cannot deactivate yourself; another tenant admin can."},
+	{domain.ErrSelfDeactivation, http.StatusConflict, "conflict", "You cannot deactivate yourself; another tenant admin can, or you leave the tenant (POST /me/leave)."},
 	{domain.ErrInvalidName, http.StatusBadRequest, "invalid_name", "A database name has 1 to 64 letters, digits and underscores."},
 	{domain.ErrDatabaseStopped, http.StatusLocked, "database_stopped", "The database is stopped; start it first."},
 	{domain.ErrDatabaseUnavailable, http.StatusLocked, "database_unavailable", "The database cannot take queries now (not running, or its server does not answer); try again later."},

@@ -36,12 +36,10 @@ func (s *Server) handleDeactivate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	transferTo := domain.UserID(req.TransferTo)
-	if req.TransferTo != "" {
-		if transferTo, err = domain.ParseUserID(req.TransferTo); err != nil {
-			s.writeError(w, r, domain.NewValidationError("transfer_to", "must be the user id of another active member of this tenant"))
-			return
-		}
+	transferTo, err := parseTransferTo(req.TransferTo)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	p := principalFrom(r.Context())
 	impact, err := s.identity.Members.Deactivate(r.Context(), commands.Deactivate{
@@ -58,6 +56,52 @@ func (s *Server) handleDeactivate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeMember(w, r, p.TenantID, user, map[string]any{"impact": impact})
+}
+
+// handleLeave is POST /me/leave: the caller leaves the tenant of their session for good
+// (domain.Tenant.Leave), their databases handed over as resources says.
+func (s *Server) handleLeave(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Note       string `json:"note"`
+		Resources  string `json:"resources"`
+		TransferTo string `json:"transfer_to"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	dryRun, err := dryRunParam(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	transferTo, err := parseTransferTo(req.TransferTo)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p := principalFrom(r.Context())
+	impact, err := s.identity.Members.Deactivate(r.Context(), commands.Deactivate{
+		Tenant: p.TenantID, Actor: p.UserID, ActorRole: p.role(), User: p.UserID, Leave: true, DryRun: dryRun,
+		Request: domain.LeaveRequest(req.Resources, transferTo, req.Note), Meta: metadata(r.Context(), r),
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"impact": impact})
+}
+
+// parseTransferTo reads a deactivation's transfer_to: "" (none) or a user id.
+func parseTransferTo(raw string) (domain.UserID, error) {
+	if raw == "" {
+		return "", nil
+	}
+	id, err := domain.ParseUserID(raw)
+	if err != nil {
+		return "", domain.NewValidationError("transfer_to", "must be the user id of another active member of this tenant")
+	}
+	return id, nil
 }
 
 func (s *Server) handleReactivate(w http.ResponseWriter, r *http.Request) {

@@ -57,6 +57,7 @@ func (s *Server) MountIdentity(id IdentityRoutes) {
 		{"POST", "/me/api-keys", authenticated, s.handleCreateAPIKey},
 		{"GET", "/me/api-keys", authenticated, s.handleAPIKeys},
 		{"DELETE", "/me/api-keys/{id}", authenticated, s.handleRevokeAPIKey},
+		{"POST", "/me/leave", member | confirmed, s.handleLeave},
 		{"GET", "/plans", public, s.handlePlans},
 		{"POST", "/tenants", authenticated | interactive, s.handleCreateTenant},
 		{"GET", "/tenant", member, s.handleTenant},

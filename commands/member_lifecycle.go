@@ -44,8 +44,11 @@ type Deactivate struct {
 	ActorRole domain.Role // domain.EffectiveRole: RoleSuperAdmin for a super admin
 	User      domain.UserID
 	Request   domain.DeactivationRequest
-	DryRun    bool
-	Meta      eventstore.Metadata
+	// Leave: the member leaves of their own accord (User is Actor, Request a domain.LeaveRequest);
+	// the membership closes at once and takes the member's sub-quotas with it.
+	Leave  bool
+	DryRun bool
+	Meta   eventstore.Metadata
 }
 
 // DatabaseHandover is what a deactivation does to one of the member's databases.
@@ -87,7 +90,7 @@ type DeactivationImpact struct {
 // over (transferred, stopped or soft-deleted) with the quota that counts them; the databases'
 // servers are then converged. Returns a *domain.ValidationError, domain.ErrSelfDeactivation,
 // domain.ErrNotFound, domain.ErrConflict, domain.ErrLastAdmin or domain.ErrForbidden
-// (domain.Tenant.Deactivate). With DryRun nothing is recorded and the impact is returned.
+// (domain.Tenant.Deactivate, or Leave). With DryRun nothing is recorded and the impact is returned.
 func (h *Members) Deactivate(ctx context.Context, cmd Deactivate) (DeactivationImpact, error) {
 	if err := cmd.Request.Validate(h.now()); err != nil {
 		return DeactivationImpact{}, err
@@ -101,7 +104,12 @@ func (h *Members) Deactivate(ctx context.Context, cmd Deactivate) (DeactivationI
 			return err
 		}
 		role := t.MemberRole(cmd.User)
-		if err := t.Deactivate(cmd.User, cmd.Request, cmd.Actor, actingRole(t, cmd.Actor, cmd.ActorRole), h.Grace, now); err != nil {
+		if cmd.Leave {
+			err = t.Leave(cmd.User, cmd.Request, now)
+		} else {
+			err = t.Deactivate(cmd.User, cmd.Request, cmd.Actor, actingRole(t, cmd.Actor, cmd.ActorRole), h.Grace, now)
+		}
+		if err != nil {
 			return err
 		}
 		deactivated, _ := t.Deactivation(cmd.User)
@@ -130,6 +138,9 @@ func (h *Members) Deactivate(ctx context.Context, cmd Deactivate) (DeactivationI
 		databases, releases, err := h.handOver(ctx, cmd, quota, t.Limits(), &impact, now)
 		if err != nil {
 			return err
+		}
+		if cmd.Leave {
+			quota.RemoveSubQuotas(cmd.User)
 		}
 		if cmd.DryRun {
 			return nil

@@ -157,6 +157,29 @@ func (t *Tenant) Deactivate(user UserID, req DeactivationRequest, actor UserID, 
 	if user == actor {
 		return ErrSelfDeactivation
 	}
+	return t.deactivate(user, req, actor, actorRole, grace, now)
+}
+
+// LeaveRequest is the deactivation a member asks for themselves when leaving: for departure,
+// permanent, their databases handed over as resources says (to transferTo for a transfer).
+func LeaveRequest(resources string, transferTo UserID, note string) DeactivationRequest {
+	return DeactivationRequest{Reason: "departure", Type: DeactivationPermanent, Resources: resources, TransferTo: transferTo, Note: note}
+}
+
+// Leave is a member leaving the tenant of their own accord (POST /me/leave): their deactivation
+// by themselves as req (a LeaveRequest) says, whose membership closes at once, without the grace period in
+// which admins could reverse it: a new invitation is the way back. Returns what Deactivate does,
+// but for ErrSelfDeactivation and ErrForbidden (anyone may leave); the last active tenant admin
+// gets ErrLastAdmin.
+func (t *Tenant) Leave(user UserID, req DeactivationRequest, now time.Time) error {
+	if err := t.deactivate(user, req, user, t.members[user], 0, now); err != nil {
+		return err
+	}
+	t.record(t, TenantMembershipClosed{UserID: user, At: now})
+	return nil
+}
+
+func (t *Tenant) deactivate(user UserID, req DeactivationRequest, actor UserID, actorRole Role, grace time.Duration, now time.Time) error {
 	role, ok := t.members[user]
 	if !ok {
 		return fmt.Errorf("member %s: %w", user, ErrNotFound)
@@ -169,7 +192,7 @@ func (t *Tenant) Deactivate(user UserID, req DeactivationRequest, actor UserID, 
 	if role == RoleTenantAdmin && t.admins() == 1 {
 		return ErrLastAdmin
 	}
-	if !actorRole.CanAssign(role) {
+	if user != actor && !actorRole.CanAssign(role) {
 		return fmt.Errorf("a %s cannot deactivate a %s: %w", actorRole, role, ErrForbidden)
 	}
 	if req.Resources == ResourcesTransfer && (req.TransferTo == user || t.Role(req.TransferTo) == "") {

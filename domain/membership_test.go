@@ -199,6 +199,42 @@ func TestTenantDeactivate(t *testing.T) {
 	})
 }
 
+// A member may leave of their own accord, whatever their role: a deactivation by themselves whose
+// membership closes at once, with no grace to reverse it; the last active admin may not.
+func TestTenantLeave(t *testing.T) {
+	for _, leaver := range []domain.UserID{mViewer, mDev, mAdmin2} {
+		tn := membersTenant(t)
+		role := tn.Role(leaver)
+		if err := tn.Leave(leaver, domain.LeaveRequest(domain.ResourcesArchive, "", "moving on"), t0); err != nil {
+			t.Fatalf("%s leaves: %v", role, err)
+		}
+		wantPending(t, tn.PendingEvents(), "tenant.member_deactivated.v1", "tenant.membership_closed.v1")
+		e := tn.PendingEvents()[0].(domain.TenantMemberDeactivated)
+		if e.By != leaver || e.Role != role || e.Reason != "departure" || e.Type != domain.DeactivationPermanent || e.Note != "moving on" ||
+			e.GraceUntil == nil || !e.GraceUntil.Equal(t0) || e.Override {
+			t.Errorf("%s leaves: %+v", role, e)
+		}
+		if tn.IsMember(leaver) {
+			t.Errorf("%s is still a member after leaving", role)
+		}
+		if err := tn.Reactivate(leaver, domain.ReactivatedManually, mAdmin, domain.RoleTenantAdmin, t0); !errors.Is(err, domain.ErrNotFound) {
+			t.Errorf("an admin reactivates the %s who left: %v, want ErrNotFound", role, err)
+		}
+	}
+
+	tn := membersTenant(t, domain.TenantMemberDeactivated{UserID: mAdmin2, Role: domain.RoleTenantAdmin, Type: "permanent", At: t0})
+	if err := tn.Leave(mAdmin, domain.LeaveRequest(domain.ResourcesArchive, "", ""), t0); !errors.Is(err, domain.ErrLastAdmin) {
+		t.Errorf("the last active admin leaves: %v, want ErrLastAdmin", err)
+	}
+	if err := tn.Leave(mDev, domain.LeaveRequest(domain.ResourcesTransfer, mAdmin2, ""), t0); err == nil {
+		t.Error("a leaver hands their databases to a deactivated member")
+	}
+	if err := tn.Leave(domain.UserID(uuidC), domain.LeaveRequest(domain.ResourcesArchive, "", ""), t0); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("a stranger leaves: %v, want ErrNotFound", err)
+	}
+	wantPending(t, tn.PendingEvents())
+}
+
 func TestDatabaseHandOver(t *testing.T) {
 	to := domain.UserID(uuidC)
 	tests := []struct {

@@ -305,3 +305,60 @@ func TestE2ESubQuotas(t *testing.T) {
 	admin.c.do("PUT", "/users/"+dev.userID+"/quota", map[string]any{}).expect(t, 200, "")
 	query(dev.c, db.str("id"), "INSERT INTO t VALUES (1)", nil).expect(t, 200, "")
 }
+
+// A member leaves a tenant of their own accord: their session there ends, their databases go as
+// they say, the membership closes at once (no admin can reverse it); the last admin cannot leave,
+// also when two admins leave at the same moment.
+func TestE2ELeave(t *testing.T) {
+	env, _ := startDatabaseE2E(t, dbEnvOptions{})
+	admin := newTenantAdmin(env, "127.0.0.1", "Door Co")
+	second := invite(env, admin, "127.0.0.2", "tenant_admin")
+	dev := invite(env, admin, "127.0.0.3", "developer")
+	db := createDatabase(t, dev.c, map[string]any{"name": "kept"})
+
+	dev.c.do("POST", "/me/leave", map[string]any{"resources": "transfer"}).expect(t, 400, "validation_failed")
+	dev.c.do("POST", "/me/leave", map[string]any{"resources": "transfer", "transfer_to": dev.userID}).expect(t, 400, "validation_failed")
+	transfer := map[string]any{"resources": "transfer", "transfer_to": admin.userID, "note": "new job"}
+	dry := dev.c.do("POST", "/me/leave?dry_run=true", transfer).expect(t, 200, "")
+	if dry.str("impact.databases.0.action") != "transfer" || dry.num("impact.sessions_ended") != 1 {
+		t.Errorf("dry run = %s", dry.body)
+	}
+	dev.c.do("GET", "/me", nil).expect(t, 200, "")
+	if r := dev.c.do("POST", "/me/leave", transfer).expect(t, 200, ""); r.str("impact.databases.0.to") != admin.userID {
+		t.Errorf("leave = %s", r.body)
+	}
+	dev.c.do("GET", "/me", nil).expect(t, 401, "unauthenticated")
+	env.client("127.0.0.3").do("POST", "/auth/login", map[string]any{"email": dev.email, "password": dev.password, "tenant": admin.tenantID}).
+		expect(t, 400, "validation_failed")
+	if got := memberIDs(admin.c.do("GET", "/users", nil).expect(t, 200, "")); slices.Contains(got, dev.userID) {
+		t.Errorf("members after the developer left: %v", got)
+	}
+	admin.c.do("POST", "/users/"+dev.userID+"/reactivate", nil).expect(t, 404, "not_found")
+	if r := admin.c.do("GET", "/databases/"+db.str("id"), nil).expect(t, 200, ""); r.str("owner_id") != admin.userID {
+		t.Errorf("the leaver's database: %s", r.body)
+	}
+
+	results := make([]*e2eResponse, 2)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, m := range []dbMember{admin, second} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			results[i] = m.c.do("POST", "/me/leave", map[string]any{"resources": "archive"})
+		}()
+	}
+	close(start)
+	wg.Wait()
+	statuses := []int{results[0].status, results[1].status}
+	slices.Sort(statuses)
+	if !slices.Equal(statuses, []int{200, 409}) {
+		t.Fatalf("two admins leaving at once: %v, want one 200 and one 409: %s / %s", statuses, results[0].body, results[1].body)
+	}
+	for _, r := range results {
+		if r.status == 409 && r.str("error.code") != "last_admin" {
+			t.Errorf("the admin who stayed got %s, want last_admin", r.body)
+		}
+	}
+}
