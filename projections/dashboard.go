@@ -349,7 +349,8 @@ func (q *Views) quotas(ctx context.Context, tenant domain.TenantID, connections 
 }
 
 // liveSessions counts the sessions live now: of a user in a tenant, of a tenant (user ""), or of
-// the platform (both "").
+// the platform (both ""). The sessions of a user come by sessions_user, those of a tenant by
+// sessions_tenant; only the platform's reads every session not ended.
 func (q *Views) liveSessions(ctx context.Context, tenant domain.TenantID, user domain.UserID, now time.Time) (int64, error) {
 	query := `SELECT COUNT(*) FROM sessions s LEFT JOIN session_activity a ON a.session_id = s.session_id
 		WHERE s.ended_at IS NULL AND s.expires_at > ?

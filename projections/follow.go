@@ -14,7 +14,8 @@ import (
 	"github.com/clouddbmanager/clouddb/internal/backoffs"
 )
 
-// readBatch is how many events one read of the log's tail returns.
+// readBatch is how many events one read of the log's tail returns, unless a projector that takes
+// part in the read asks for more (Batcher).
 const readBatch = 500
 
 // lazyCheckpoint is how stale a projector's stored checkpoint may be when the events it passed over
@@ -169,14 +170,18 @@ func (r *Runtime) round(head int64) (more bool, err error) {
 	for len(due) > 0 && !r.isStopping() {
 		slices.SortFunc(due, func(a, b *state) int { return cmp.Compare(a.at(), b.at()) })
 		types, except := readFilter(due)
+		limit := readBatch
+		for _, st := range due {
+			limit = max(limit, st.batchSize())
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), applyTimeout)
-		events, err := r.store.ReadTail(ctx, due[0].at(), readBatch, types, except)
+		events, err := r.store.ReadTail(ctx, due[0].at(), limit, types, except)
 		cancel()
 		if err != nil || len(events) == 0 {
 			return more, err
 		}
 		last := events[len(events)-1].Position
-		full := len(events) == readBatch
+		full := len(events) == limit
 		more = more || full
 		var ahead []*state
 		for _, st := range due {
@@ -243,6 +248,12 @@ func (r *Runtime) advance(st *state, position int64, events []eventstore.Envelop
 		}
 		if now.Before(st.lingerUntil) {
 			return // applied with what comes meanwhile, when the linger ends
+		}
+	}
+	// A read larger than the projector's batch (made for another projector) is applied in batches.
+	for size := st.batchSize(); len(mine) > size; mine = mine[size:] {
+		if !r.apply(st, mine[:size], mine[size-1].Position) {
+			return
 		}
 	}
 	if r.apply(st, mine, last) && !full {

@@ -1,12 +1,15 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -71,6 +74,11 @@ func (p Metrics) Handles() []string {
 func (Metrics) Lazy() ([]string, time.Duration) {
 	return []string{domain.QueryExecuted{}.EventType()}, time.Second
 }
+
+// BatchSize: a batch costs per bucket row it touches, not per event, and every batch touches the
+// current hour's and day's rows of each active tenant, member, database and pattern again; behind
+// the head (a burst, a restart), the live loop gives it this many events per transaction.
+func (Metrics) BatchSize() int { return 10_000 }
 
 // Scopes of metrics_usage rows: the platform (tenant ""), a tenant, one of its databases, one of
 // its members (subject_id is the database or user id).
@@ -739,8 +747,10 @@ func (b *metricsBatch) writeUsage(ctx context.Context, tx *sql.Tx) error {
 	}
 	update.WriteString("latency = COALESCE(VALUES(latency), latency), database_count = COALESCE(VALUES(database_count), database_count), " +
 		"storage_bytes = COALESCE(VALUES(storage_bytes), storage_bytes)")
-	rows := make([]any, 0, len(b.usage))
-	for k, r := range b.usage {
+	keys := slices.SortedFunc(maps.Keys(b.usage), compareUsageKeys)
+	rows := make([]any, 0, len(keys))
+	for _, k := range keys {
+		r := b.usage[k]
 		row := make([]any, 0, 8+nCounters)
 		row = append(row, k.tenant, k.scope, k.subject, k.grain, time.Unix(k.bucket, 0).UTC())
 		for _, c := range r.counts {
@@ -787,6 +797,7 @@ func (b *metricsBatch) writePatterns(ctx context.Context, tx *sql.Tx) error {
 	if err != nil {
 		return fmt.Errorf("projections: metrics: read pattern histograms: %w", err)
 	}
+	slices.SortFunc(keys, comparePatternKeys)
 	rows := make([]any, 0, len(keys))
 	for _, k := range keys {
 		r := b.patterns[k]
@@ -809,6 +820,19 @@ func (b *metricsBatch) writePatterns(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("projections: metrics: write pattern texts: %w", err)
 	}
 	return nil
+}
+
+// compareUsageKeys and comparePatternKeys order rows as their table's primary key does: a batch
+// writes its rows in key order, each statement into neighbouring pages.
+func compareUsageKeys(a, b usageKey) int {
+	return cmp.Or(strings.Compare(string(a.tenant), string(b.tenant)), strings.Compare(a.scope, b.scope),
+		strings.Compare(a.subject, b.subject), strings.Compare(a.grain, b.grain), cmp.Compare(a.bucket, b.bucket))
+}
+
+func comparePatternKeys(a, b patternKey) int {
+	return cmp.Or(strings.Compare(string(a.tenant), string(b.tenant)), strings.Compare(a.grain, b.grain), cmp.Compare(a.bucket, b.bucket),
+		strings.Compare(a.fingerprint, b.fingerprint), strings.Compare(string(a.database), string(b.database)),
+		strings.Compare(string(a.user), string(b.user)))
 }
 
 // writeCut stores the position and the cut and, when the batch moved the cut, deletes what falls

@@ -44,6 +44,13 @@ type Unhurried interface {
 	Lazy() (types []string, linger time.Duration)
 }
 
+// Batcher is a Projector whose batches cost per row touched rather than per event (aggregates
+// that rewrite the same buckets in every batch): the live loop reads up to BatchSize events at a
+// time while it is behind, and applies them in one transaction, instead of readBatch.
+type Batcher interface {
+	BatchSize() int
+}
+
 // Ignorer is a Projector that handles every event type (AllEvents) but these: it never reads them.
 type Ignorer interface {
 	Ignores() []string
@@ -154,6 +161,14 @@ func (p *projector) lazy() ([]string, time.Duration) {
 		return u.Lazy()
 	}
 	return nil, 0
+}
+
+// batchSize is how many events the live loop gives the projector per transaction at most.
+func (p *projector) batchSize() int {
+	if b, ok := p.Projector.(Batcher); ok {
+		return max(b.BatchSize(), readBatch)
+	}
+	return readBatch
 }
 
 func (p *projector) handlesType(eventType string) bool {

@@ -12,8 +12,23 @@ import (
 	"github.com/clouddbmanager/clouddb/eventstore"
 )
 
-// rebuildBatch is how many events a rebuild reads and applies per transaction.
-const rebuildBatch = 5000
+// A rebuild reads and applies rebuildBatch events in its first transaction; then it sizes each
+// batch so that reading and applying it takes about rebuildBatchTime at the rate the previous one
+// ran, between minRebuildBatch and maxRebuildBatch events, at most doubling from one to the next.
+// Projectors that rewrite the same aggregate rows in every batch (metrics) gain most from large
+// batches, and a loaded machine still commits every few seconds.
+const (
+	rebuildBatch     = 5000
+	minRebuildBatch  = 1000
+	maxRebuildBatch  = 50_000
+	rebuildBatchTime = 2 * time.Second
+)
+
+// nextRebuildBatch is the size of the batch after one of n events that took took.
+func nextRebuildBatch(n int, took time.Duration) int {
+	next := int(float64(n) * float64(rebuildBatchTime) / float64(max(took, time.Millisecond)))
+	return min(max(next, minRebuildBatch), 2*n, maxRebuildBatch)
+}
 
 // lockTimeout bounds how long taking a rebuild's lock may wait on the management database.
 const lockTimeout = 10 * time.Second
@@ -185,9 +200,10 @@ func (r *Runtime) rebuild(ctx context.Context, conn *sql.Conn, st *state) (int64
 func (r *Runtime) catchUp(ctx context.Context, st *state, position int64) (int64, error) {
 	shadow := st.tables(rebuildSuffix)
 	checkpoint := "`" + st.checkpointTable() + rebuildSuffix + "`"
-	started, lastLog, from := time.Now(), time.Now(), position
+	started, lastLog, from, batch := time.Now(), time.Now(), position, rebuildBatch
 	for {
-		events, err := r.store.ReadAll(ctx, position, rebuildBatch)
+		began := time.Now()
+		events, err := r.store.ReadAll(ctx, position, batch)
 		if err != nil {
 			return 0, err
 		}
@@ -199,9 +215,12 @@ func (r *Runtime) catchUp(ctx context.Context, st *state, position int64) (int64
 			return 0, err
 		}
 		position = last
+		if len(events) == batch {
+			batch = nextRebuildBatch(batch, time.Since(began))
+		}
 		if time.Since(lastLog) > 2*time.Second {
 			lastLog = time.Now()
-			r.log.Info("rebuild progress", "projection", st.Name(), "position", position,
+			r.log.Info("rebuild progress", "projection", st.Name(), "position", position, "batch", batch,
 				"events_per_s", int(float64(position-from)/time.Since(started).Seconds()))
 		}
 	}

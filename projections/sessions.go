@@ -59,7 +59,8 @@ func (Sessions) Tables() []Table {
 		refreshed_at   DATETIME(6)  NULL,
 		ended_at       DATETIME(6)  NULL,
 		end_reason     VARCHAR(32)  NULL,
-		KEY sessions_user (user_id, ended_at)
+		KEY sessions_user (user_id, ended_at),
+		KEY sessions_tenant (tenant_id, ended_at, expires_at)
 	) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin`}}
 }
 

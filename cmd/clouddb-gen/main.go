@@ -15,7 +15,9 @@
 //     handler's work without HTTP), with and without the previous period: p50, p99, max;
 //   - storage: data and index bytes of the metrics tables, per tenant and day.
 //
-// -skip-load measures a database loaded before.
+// -skip-load measures a database loaded before (drop its metrics tables and metrics_checkpoint
+// first to measure the live projector from zero again); -cpuprofile writes the process's CPU
+// profile of the measuring phases.
 package main
 
 import (
@@ -27,6 +29,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -49,6 +52,7 @@ type config struct {
 	batch, appenders, dashboards    int
 	skipLoad, skipLive, skipRebuild bool
 	seed                            uint64
+	cpuProfile                      string
 }
 
 func main() {
@@ -67,6 +71,7 @@ func main() {
 	flag.BoolVar(&c.skipLive, "skip-live", false, "do not measure the live projector (the read model must be built)")
 	flag.BoolVar(&c.skipRebuild, "skip-rebuild", false, "do not measure the rebuild")
 	flag.Uint64Var(&c.seed, "seed", 1, "random seed")
+	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write the CPU profile of the measuring phases to this file")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if err := run(context.Background(), c, log); err != nil {
@@ -124,6 +129,17 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	head, err := store.Head(ctx)
 	if err != nil {
 		return err
+	}
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	metrics := projections.NewMetrics(registry)
 	// The tenants' read models first (the dashboard's quotas), then the metrics projector alone.
