@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/clouddbmanager/clouddb/domain"
@@ -416,18 +418,20 @@ func (p AccessReport) recompute(ctx context.Context, tx *sql.Tx, t Tables, c *ac
 		}
 	}
 	previous := map[grantKey]string{}
+	var expired []openInterval
 	for _, k := range order {
 		if kept[k] {
 			continue
 		}
 		o := open[k]
 		if o.validTo != nil && !o.validTo.After(c.at) { // an API key that expired: ended then, by itself
-			if _, err := tx.ExecContext(ctx, `UPDATE `+intervals+` SET open = 0 WHERE from_position = ? AND from_seq = ?`, o.position, o.seq); err != nil {
-				return err
-			}
+			expired = append(expired, o)
 			continue
 		}
 		previous[k] = o.role
+	}
+	if err := updateIntervals(ctx, tx, `UPDATE `+intervals+` SET open = 0 WHERE `, nil, expired); err != nil {
+		return err
 	}
 	continuing := map[grantKey]bool{}
 	for _, g := range desired {
@@ -435,17 +439,21 @@ func (p AccessReport) recompute(ctx context.Context, tx *sql.Tx, t Tables, c *ac
 			continuing[g.key] = true
 		}
 	}
+	closing := map[bool][]openInterval{}
 	for _, k := range order {
-		if _, closing := previous[k]; !closing {
-			continue
+		if _, ok := previous[k]; ok {
+			closing[continuing[k]] = append(closing[continuing[k]], open[k])
 		}
-		o := open[k]
-		if _, err := tx.ExecContext(ctx, `UPDATE `+intervals+` SET valid_to = GREATEST(valid_from, ?), to_position = ?, to_event_id = ?,
-			to_event_type = ?, to_actor = ?, to_override = ?, continued = ?, open = 0 WHERE from_position = ? AND from_seq = ?`,
-			c.at, c.position, c.eventID, c.eventType, nullString(c.actor), c.override, continuing[k], o.position, o.seq); err != nil {
+	}
+	for _, continued := range []bool{false, true} {
+		if err := updateIntervals(ctx, tx, `UPDATE `+intervals+` SET valid_to = GREATEST(valid_from, ?), to_position = ?, to_event_id = ?,
+			to_event_type = ?, to_actor = ?, to_override = ?, continued = ?, open = 0 WHERE `,
+			[]any{c.at, c.position, c.eventID, c.eventType, nullString(c.actor), c.override, continued}, closing[continued]); err != nil {
 			return err
 		}
 	}
+	var values []string
+	var rowArgs []any
 	for _, g := range desired {
 		if kept[g.key] {
 			continue
@@ -455,11 +463,43 @@ func (p AccessReport) recompute(ctx context.Context, tx *sql.Tx, t Tables, c *ac
 			prev = role
 		}
 		c.seq++
-		if _, err := tx.ExecContext(ctx, `INSERT INTO `+intervals+` (tenant_id, database_id, user_id, path, key_id, role, previous_role,
-			valid_from, from_position, from_seq, from_event_id, from_event_type, from_actor, from_override, invitation_id, valid_to)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			s.tenant, g.key.database, g.key.user, g.key.path, g.key.key, g.Role, prev, c.at, c.position, c.seq, c.eventID, c.eventType,
-			nullString(c.actor), c.override, nullString(c.invitation), dbTimeOrNull(g.Until)); err != nil {
+		values = append(values, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		rowArgs = append(rowArgs, s.tenant, g.key.database, g.key.user, g.key.path, g.key.key, g.Role, prev, c.at, c.position, c.seq, c.eventID,
+			c.eventType, nullString(c.actor), c.override, nullString(c.invitation), dbTimeOrNull(g.Until))
+		if len(values) == 500 {
+			if err := insertIntervals(ctx, tx, intervals, values, rowArgs); err != nil {
+				return err
+			}
+			values, rowArgs = values[:0], rowArgs[:0]
+		}
+	}
+	return insertIntervals(ctx, tx, intervals, values, rowArgs)
+}
+
+// insertIntervals inserts rows of intervals in one statement, none when there are none.
+func insertIntervals(ctx context.Context, tx *sql.Tx, intervals string, values []string, args []any) error {
+	if len(values) == 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO `+intervals+` (tenant_id, database_id, user_id, path, key_id, role, previous_role,
+		valid_from, from_position, from_seq, from_event_id, from_event_type, from_actor, from_override, invitation_id, valid_to)
+		VALUES `+strings.Join(values, ", "), args...)
+	return err
+}
+
+// updateIntervals runs update (which ends in WHERE) with args for the given intervals, selected by
+// primary key, 500 at a time.
+func updateIntervals(ctx context.Context, tx *sql.Tx, update string, args []any, which []openInterval) error {
+	for len(which) > 0 {
+		chunk := which[:min(len(which), 500)]
+		which = which[len(chunk):]
+		terms := make([]string, len(chunk))
+		all := slices.Clone(args)
+		for i, o := range chunk {
+			terms[i] = "(from_position = ? AND from_seq = ?)"
+			all = append(all, o.position, o.seq)
+		}
+		if _, err := tx.ExecContext(ctx, update+strings.Join(terms, " OR "), all...); err != nil {
 			return err
 		}
 	}

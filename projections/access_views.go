@@ -158,23 +158,28 @@ func (q *Views) AccessChanges(ctx context.Context, id string, from, to time.Time
 	if after.at.After(lower) {
 		lower = after.at
 	}
+	// Each half reads its index in order from the cursor on and stops after a page.
 	rows, err := q.db.QueryContext(ctx, `SELECT c.at, c.kind, c.from_position, c.from_seq, c.user_id, u.name, c.path, c.key_id, k.name, k.expires_at,
 			c.role_before, c.role_after, c.event_id, c.event_type, c.event_position, c.actor, c.override, c.invitation_id
 		FROM (
-			SELECT valid_from AS at, 1 AS kind, from_position, from_seq, user_id, path, key_id, previous_role AS role_before, role AS role_after,
+			(SELECT valid_from AS at, 1 AS kind, from_position, from_seq, user_id, path, key_id, previous_role AS role_before, role AS role_after,
 				from_event_id AS event_id, from_event_type AS event_type, from_position AS event_position, from_actor AS actor,
 				from_override AS override, invitation_id
-			FROM access_intervals WHERE database_id = ? AND valid_from >= ? AND valid_from < ?
+			FROM access_intervals WHERE database_id = ? AND valid_from >= ? AND valid_from < ? AND (valid_from, 1, from_position, from_seq) > (?, ?, ?, ?)
+			ORDER BY valid_from, from_position, from_seq LIMIT ?)
 			UNION ALL
-			SELECT valid_to, 0, from_position, from_seq, user_id, path, key_id, role, NULL,
+			(SELECT valid_to, 0, from_position, from_seq, user_id, path, key_id, role, NULL,
 				to_event_id, to_event_type, to_position, to_actor, to_override, NULL
-			FROM access_intervals WHERE database_id = ? AND continued = 0 AND valid_to >= ? AND valid_to < ?
+			FROM access_intervals WHERE database_id = ? AND valid_to >= ? AND valid_to < ? AND (valid_to, 0, from_position, from_seq) > (?, ?, ?, ?)
+				AND continued = 0
+			ORDER BY valid_to, from_position, from_seq LIMIT ?)
 		) c
 		LEFT JOIN users u ON u.user_id = c.user_id
 		LEFT JOIN access_keys k ON k.key_id = c.key_id
-		WHERE (c.at, c.kind, c.from_position, c.from_seq) > (?, ?, ?, ?)
 		ORDER BY c.at, c.kind, c.from_position, c.from_seq
-		LIMIT ?`, id, lower, to, id, lower, to, after.at, after.kind, after.position, after.seq, limit+1)
+		LIMIT ?`,
+		id, lower, to, after.at, after.kind, after.position, after.seq, limit+1,
+		id, lower, to, after.at, after.kind, after.position, after.seq, limit+1, limit+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("read changes of access to database %s: %w", id, err)
 	}
