@@ -13,6 +13,7 @@ import (
 
 	"github.com/clouddbmanager/clouddb/commands"
 	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/eventstore"
 	"github.com/clouddbmanager/clouddb/internal/ratelimit"
 	"github.com/clouddbmanager/clouddb/projections"
 	"github.com/clouddbmanager/clouddb/queryexec"
@@ -26,6 +27,9 @@ const historyLength = 100
 type QueryRoutes struct {
 	Commands *commands.QueryRunner
 	History  func(ctx context.Context, tenant domain.TenantID, user domain.UserID, limit int) ([]projections.QueryHistoryItem, error)
+	// Store and Projections let the history wait for the caller's last queries (Server.caughtUp).
+	Store       *eventstore.Store
+	Projections *projections.Runtime
 	// PerSecond is how many queries (and, separately, validations) a second each user may send on
 	// average, with bursts of twice as many, in the whole deployment: each of the Processes (nil:
 	// one) grants its share (ratelimit.WithShare).
@@ -148,6 +152,7 @@ func (s *Server) handleQueryHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := principalFrom(r.Context())
+	s.caughtUp(r.Context(), s.queries.Store, s.queries.Projections, "query_history")
 	items, err := s.queries.History(r.Context(), p.TenantID, p.UserID, int(limit))
 	if err != nil {
 		s.writeError(w, r, err)

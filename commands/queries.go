@@ -99,11 +99,13 @@ type QueryRunner struct {
 	engine   *queryexec.Engine
 	events   QueryLog
 	outcomes sync.WaitGroup // outcomes queued and not yet known to be durable
-	targets  QueryTargets
-	archive  ResultArchive
-	log      *slog.Logger
-	now      func() time.Time
-	cache    struct { // targets read within targetTTL
+	// unrecorded is the same outcomes, each with a ticket: a read waits for those queued before it
+	unrecorded unrecorded
+	targets    QueryTargets
+	archive    ResultArchive
+	log        *slog.Logger
+	now        func() time.Time
+	cache      struct { // targets read within targetTTL
 		sync.Mutex
 		m map[targetKey]cachedTarget
 	}
@@ -395,10 +397,12 @@ func (h *QueryRunner) recordOutcomes(ctx context.Context, records []domain.Query
 	h.observe(records)
 	a := outcomes(records, 1, meta)
 	a.Unhurried = true // rides with the next intent: at concurrency 1, still one flush per answer
+	ticket := h.unrecorded.add()
 	pending, err := h.events.Enqueue(ctx, a)
 	h.outcomes.Add(1)
 	go func() {
 		defer h.outcomes.Done()
+		defer h.unrecorded.done(ticket)
 		if err == nil {
 			if _, err = pending.Wait(ctx); err == nil {
 				return
