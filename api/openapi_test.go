@@ -127,6 +127,7 @@ func newDocumentedServer() *Server {
 	s.MountDatabases(DatabaseRoutes{})
 	s.MountQueries(QueryRoutes{PerSecond: 1})
 	s.MountAudit(AuditRoutes{})
+	s.MountAccessReport(AccessReportRoutes{})
 	s.MountMetrics(MetricsRoutes{})
 	s.MountAlerts(AlertRoutes{})
 	return s

@@ -152,6 +152,7 @@ func (a *App) open(ctx context.Context) error {
 		projections.NewMetrics(registry),
 		projections.NewAlerts(registry),
 		projections.NewNotifications(registry),
+		projections.NewAccessReport(registry),
 	)
 	if err != nil {
 		return err
@@ -428,6 +429,7 @@ func (a *App) Serve(ctx context.Context) error {
 	handler.MountQueries(api.QueryRoutes{Commands: a.QueryRunner, History: a.views.QueryHistory, PerSecond: a.Config.QueryRate,
 		Processes: a.Lease.Processes, Exports: api.ExportLimits{Idle: a.Config.ExportIdle, Max: a.Config.ExportMax, PerUser: a.Config.ExportsPerUser}})
 	handler.MountAudit(api.AuditRoutes{Signer: a.HeadSigner, Views: a.views, Projections: a.Projections, Store: a.Store, DB: a.DB})
+	handler.MountAccessReport(api.AccessReportRoutes{Views: a.views, Projections: a.Projections, Store: a.Store})
 	handler.MountAlerts(api.AlertRoutes{Commands: a.Alerts, Views: a.views})
 	handler.MountMetrics(api.MetricsRoutes{Views: a.views, Connections: a.Engine.Running,
 		Exports: api.ExportLimits{Idle: a.Config.ExportIdle, Max: a.Config.ExportMax, PerUser: a.Config.ExportsPerUser}})
