@@ -342,7 +342,9 @@ func (p AccessReport) applyMember(ctx context.Context, tx *sql.Tx, t Tables, c *
 			ON DUPLICATE KEY UPDATE role = VALUES(role), suspended_role = NULL, invitation_id = NULL`, []any{tenant, e.UserID, e.Role}
 	case domain.TenantMemberRoleChanged:
 		c.override, user = e.Override, string(e.UserID)
-		stmt, args = `UPDATE `+members+` SET role = ? WHERE tenant_id = ? AND user_id = ?`, []any{e.To, tenant, e.UserID}
+		// A deactivated member's new role waits for the reactivation (the domain refuses the change).
+		stmt, args = `UPDATE `+members+` SET suspended_role = IF(role = '', ?, suspended_role), role = IF(role = '', '', ?)
+			WHERE tenant_id = ? AND user_id = ?`, []any{e.To, e.To, tenant, e.UserID}
 	case domain.TenantMemberDeactivated:
 		c.override, user = e.Override, string(e.UserID)
 		stmt, args = `UPDATE `+members+` SET suspended_role = IF(role = '', suspended_role, role), role = '' WHERE tenant_id = ? AND user_id = ?`,
