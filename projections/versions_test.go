@@ -15,6 +15,7 @@ func TestProjectorsReadEveryStoredVersion(t *testing.T) {
 		projections.NewUsers(production), projections.NewTenants(production), projections.NewSessions(production),
 		projections.NewMailDeliveries(production), projections.NewAPIKeys(production), projections.NewInvitations(production),
 		projections.NewDatabases(production), projections.NewQueryHistory(production), projections.NewMemberQuotas(production),
+		projections.NewAccessReport(production),
 	} {
 		handles := p.Handles()
 		for _, u := range domain.Upcasters() {
