@@ -6,7 +6,7 @@ func Events() []Event {
 		UserRegistered{}, UserVerificationIssued{}, UserVerified{}, UserLoginSucceeded{}, UserReauthenticated{}, UserLoginFailed{},
 		UserLocked{}, UserUnlockIssued{}, UserUnlocked{}, UserPasswordChanged{}, UserPasswordResetIssued{}, UserSuperAdminGranted{},
 		UserTOTPSetupStarted{}, UserTOTPEnabled{}, UserTOTPDisabled{}, UserRecoveryCodeUsed{}, UserAPIKeyCreated{}, UserAPIKeyRevoked{},
-		UserPasswordResetForced{}, UserPersonalDataErased{},
+		UserPasswordResetForced{}, UserPersonalDataErased{}, PlatformPersonalDataSealed{},
 		SessionStarted{}, SessionRefreshed{}, SessionEnded{},
 		TenantCreated{}, TenantMemberAdded{}, TenantMemberRoleChanged{}, TenantSettingsChanged{}, TenantPlanChanged{},
 		TenantInvitationCreated{}, TenantInvitationAccepted{}, TenantInvitationRevoked{},

@@ -13,7 +13,7 @@ import (
 )
 
 var (
-	eventTypePattern = regexp.MustCompile(`^(user|address|session|tenant|mail|database|quota|query|metrics|alert|notification|webhook)\.[a-z]+(_[a-z]+)*\.v([1-9][0-9]*)$`)
+	eventTypePattern = regexp.MustCompile(`^(user|address|session|tenant|mail|database|quota|query|metrics|alert|notification|webhook|platform)\.[a-z]+(_[a-z]+)*\.v([1-9][0-9]*)$`)
 	jsonNamePattern  = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 )
 

@@ -63,7 +63,7 @@ func (id SessionID) Stream() string { return "session-" + string(id) }
 func (id MailID) Stream() string    { return "mail-" + string(id) }
 
 // Claim keys of platform-wide unique values.
-func EmailClaim(normalizedEmail string) string { return "email:" + normalizedEmail }
+func EmailClaim(normalizedEmail string) string { return EmailClaimPrefix + normalizedEmail }
 func SlugClaim(slug string) string             { return "slug:" + slug }
 
 // StreamUser returns the user id of a "user-<id>" stream.

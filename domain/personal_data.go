@@ -49,6 +49,10 @@ func (u *User) ErasePersonalData(by UserID, invitations []InvitationID, now time
 // Erased reports whether the user's personal data has been erased.
 func (u *User) Erased() bool { return u.erased }
 
+// EmailClaimPrefix starts the claim key of an email address (EmailClaim): personal data, which the
+// event store keeps as a keyed hash (eventstore.PersonalData.ClaimKey).
+const EmailClaimPrefix = "email:"
+
 // InvitationSubject is the subject of an invitee's personal data: the invitation.
 func InvitationSubject(id InvitationID) string { return "invitation-" + string(id) }
 
@@ -144,3 +148,39 @@ func SealPersonalData(e Event, stream string, seal func(subject, path, value str
 	}
 	return e, "", nil
 }
+
+// PlatformPersonalDataSealed: migration 30 sealed the personal data that events recorded before the
+// sealing held in clear, and re-chained each chain from its first rewritten event (docs/
+// ARCHITECTURE.md, "Personal data and erasure"). The heads signed before that no longer match
+// the new hashes: they are kept here, with the heads' hashes before and after, so that what an
+// auditor holds from before can still be told apart from a tampering.
+type PlatformPersonalDataSealed struct {
+	At         time.Time        `json:"at"`
+	Events     int              `json:"events"`
+	Chains     []RechainedChain `json:"chains"`
+	Superseded []SupersededHead `json:"superseded_heads,omitempty"`
+}
+
+// RechainedChain is a chain re-chained from FromSeq to HeadSeq; hashes in hex.
+type RechainedChain struct {
+	ChainID string `json:"chain_id"`
+	FromSeq int64  `json:"from_seq"`
+	HeadSeq int64  `json:"head_seq"`
+	OldHead string `json:"old_head"`
+	NewHead string `json:"new_head"`
+}
+
+// SupersededHead is a signed head that a re-chaining invalidated: hash in hex, signature in base64.
+type SupersededHead struct {
+	ChainID   string    `json:"chain_id"`
+	ChainSeq  int64     `json:"chain_seq"`
+	Hash      string    `json:"hash"`
+	SignedAt  time.Time `json:"signed_at"`
+	KeyID     string    `json:"key_id"`
+	Signature string    `json:"signature"`
+}
+
+func (PlatformPersonalDataSealed) EventType() string { return "platform.personal_data_sealed.v1" }
+
+// PersonalDataSealedStream is the stream of PlatformPersonalDataSealed.
+const PersonalDataSealedStream = "platform-personal-data"

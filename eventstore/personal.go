@@ -22,4 +22,7 @@ type PersonalData interface {
 	// Open replaces in env's payload and metadata each sealed value with its clear value, or with
 	// its placeholder when its key is erased. A value that is not sealed stays as it is.
 	Open(ctx context.Context, env *Envelope) error
+	// ClaimKey returns the key under which a claim is stored: a keyed hash for a key that holds
+	// personal data (an email address), key itself for the others.
+	ClaimKey(ctx context.Context, key string) (string, error)
 }

@@ -266,7 +266,29 @@ func (s *Store) prepare(ctx context.Context, a Append) (*pendingAppend, error) {
 			return nil, fmt.Errorf("eventstore: claim %q must have a key and a stream id of 1 to 255 bytes", c.Key)
 		}
 	}
+	if p.append.Claims, err = s.claimKeys(ctx, a.Claims); err != nil {
+		return nil, err
+	}
+	if p.append.Releases, err = s.claimKeys(ctx, a.Releases); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// claimKeys returns claims with their keys as stored (PersonalData.ClaimKey).
+func (s *Store) claimKeys(ctx context.Context, claims []Claim) ([]Claim, error) {
+	if s.personal == nil || len(claims) == 0 {
+		return claims, nil
+	}
+	stored := make([]Claim, len(claims))
+	for i, c := range claims {
+		key, err := s.personal.ClaimKey(ctx, c.Key)
+		if err != nil {
+			return nil, fmt.Errorf("eventstore: claim key: %w", err)
+		}
+		stored[i] = Claim{Key: key, StreamID: c.StreamID}
+	}
+	return stored, nil
 }
 
 // write is the writer goroutine: it takes what is queued, up to the batch limit, and commits it as
@@ -681,6 +703,12 @@ func (s *Store) LocalHead() (int64, <-chan struct{}) {
 
 // ClaimHolder returns the stream holding a claim, or "" when nobody holds it.
 func (s *Store) ClaimHolder(ctx context.Context, key string) (string, error) {
+	if s.personal != nil {
+		var err error
+		if key, err = s.personal.ClaimKey(ctx, key); err != nil {
+			return "", fmt.Errorf("eventstore: claim key: %w", err)
+		}
+	}
 	var stream string
 	err := s.db.QueryRowContext(ctx, `SELECT stream_id FROM claims WHERE claim_key = ?`, key).Scan(&stream)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -30,6 +30,7 @@ import (
 	"github.com/clouddbmanager/clouddb/internal/mail"
 	"github.com/clouddbmanager/clouddb/internal/mgmtdb"
 	"github.com/clouddbmanager/clouddb/internal/monitoring"
+	"github.com/clouddbmanager/clouddb/internal/personaldata"
 	"github.com/clouddbmanager/clouddb/internal/ratelimit"
 	"github.com/clouddbmanager/clouddb/internal/resultarchive"
 	"github.com/clouddbmanager/clouddb/internal/secrets"
@@ -73,6 +74,8 @@ type App struct {
 	Alerts         *commands.Alerts
 	AlertEvaluator *commands.AlertEvaluator
 	Webhooks       *commands.WebhookDelivery
+	// Erasure erases a person's personal data (internal/personaldata seals it in the log).
+	Erasure *commands.Erasure
 	// Now is the clock of the whole process; tests move it.
 	Now func() time.Time
 
@@ -128,15 +131,30 @@ func (a *App) open(ctx context.Context) error {
 	}
 	a.DB = db
 	a.metrics.MustRegister(collectors.NewDBStatsCollector(db, "mgmt"))
-	if err := migrations.Apply(ctx, db, a.Log); err != nil {
-		return err
-	}
 	if err := a.Config.LoadKeys(); err != nil {
 		return err
 	}
 	now := func() time.Time { return a.Now() }
+	var personal *personaldata.Codec // opened by migrations 29 and 30 when they have work, else below
+	openPersonal := func(ctx context.Context) (*personaldata.Codec, error) {
+		if personal == nil {
+			vault, err := a.openVault(ctx, db)
+			if err != nil {
+				return nil, err
+			}
+			personal = personaldata.New(vault, now)
+		}
+		return personal, nil
+	}
+	if err := migrations.Apply(ctx, db, a.Log, migrations.Options{PersonalData: openPersonal}); err != nil {
+		return err
+	}
+	if _, err := openPersonal(ctx); err != nil {
+		return err
+	}
+	vault := a.vault
 	registry := eventstore.NewDomainRegistry()
-	a.Store = eventstore.New(db, registry, eventstore.Options{Logger: a.Log, Metrics: a.metrics, Clock: now})
+	a.Store = eventstore.New(db, registry, eventstore.Options{Logger: a.Log, Metrics: a.metrics, Clock: now, PersonalData: personal})
 	a.Projections, err = projections.New(db, a.Store, projections.Options{Logger: a.Log, Metrics: a.metrics},
 		projections.Streams{},
 		projections.NewUsers(registry),
@@ -154,10 +172,6 @@ func (a *App) open(ctx context.Context) error {
 		projections.NewNotifications(registry),
 		projections.NewAccessReport(registry),
 	)
-	if err != nil {
-		return err
-	}
-	vault, err := a.openVault(ctx, db)
 	if err != nil {
 		return err
 	}
@@ -204,6 +218,10 @@ func (a *App) open(ctx context.Context) error {
 	a.QueryOutcomes = commands.NewQueryOutcomes(a.Store, db, a.Lease.Alive, now, a.Log)
 	a.HeadSigner = eventstore.NewHeadSigner(db, a.Config.AuditSigningKey, now, a.Log)
 	a.Members = commands.NewMembers(a.Identity, a.Databases, a.Config.DeactivationGrace, a.Config.RecoveryWindow, a.Log)
+	a.Erasure = commands.NewErasure(a.Identity, personal, views, a.Projections, a.Log)
+	if a.Config.SMTPAddr == "" {
+		a.Erasure.ForgetMails = func(ids []domain.MailID) (int, error) { return mail.Forget(a.Config.MailDir, ids) }
+	}
 	a.MetricsRetention = commands.NewMetricsRetention(a.Store, now, a.Log)
 	a.Alerts = commands.NewAlerts(a.Store, vault, a.Projections, views, now)
 	a.AlertEvaluator = commands.NewAlertEvaluator(a.Store, views, a.Engine.Running, now, a.Log)
@@ -430,6 +448,7 @@ func (a *App) Serve(ctx context.Context) error {
 		Processes: a.Lease.Processes, Exports: api.ExportLimits{Idle: a.Config.ExportIdle, Max: a.Config.ExportMax, PerUser: a.Config.ExportsPerUser}})
 	handler.MountAudit(api.AuditRoutes{Signer: a.HeadSigner, Views: a.views, Projections: a.Projections, Store: a.Store, DB: a.DB})
 	handler.MountAccessReport(api.AccessReportRoutes{Views: a.views, Projections: a.Projections, Store: a.Store})
+	handler.MountErasure(api.ErasureRoutes{Commands: a.Erasure})
 	handler.MountAlerts(api.AlertRoutes{Commands: a.Alerts, Views: a.views})
 	handler.MountMetrics(api.MetricsRoutes{Views: a.views, Connections: a.Engine.Running,
 		Exports: api.ExportLimits{Idle: a.Config.ExportIdle, Max: a.Config.ExportMax, PerUser: a.Config.ExportsPerUser}})

@@ -20,8 +20,11 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,8 +64,9 @@ type Codec struct {
 	vault Vault
 	now   func() time.Time
 
-	mu   sync.Mutex
-	keys map[string]cachedKey
+	mu        sync.Mutex
+	keys      map[string]cachedKey
+	claimsKey []byte // the HMAC key of claim keys, once read
 }
 
 type cachedKey struct {
@@ -309,4 +313,54 @@ func marshal(v any) ([]byte, error) {
 		return nil, fmt.Errorf("personaldata: encode: %w", err)
 	}
 	return bytes.TrimSuffix(out.Bytes(), []byte("\n")), nil
+}
+
+// claimsKeyID is the vault id of the platform's key for claim keys.
+const claimsKeyID = "personal-claims:hmac-sha256"
+
+// ClaimKeyPrefix starts the stored key of an email address's claim.
+const ClaimKeyPrefix = "email-hmac:"
+
+// ClaimKey implements eventstore.PersonalData: an email address's claim is stored as
+// "email-hmac:" and the hex HMAC-SHA256 of the address under a platform key kept in the vault
+// (created by the first process that needs it), so the claims table holds no address and an
+// erasure has nothing there to erase (it releases the claim). Other keys stay as they are.
+func (c *Codec) ClaimKey(ctx context.Context, key string) (string, error) {
+	address, ok := strings.CutPrefix(key, domain.EmailClaimPrefix)
+	if !ok {
+		return key, nil
+	}
+	k, err := c.claimKey(ctx)
+	if err != nil {
+		return "", err
+	}
+	return ClaimKeyOf(k, address), nil
+}
+
+// ClaimKeyOf is the stored claim key of address under the platform key k.
+func ClaimKeyOf(k []byte, address string) string {
+	m := hmac.New(sha256.New, k)
+	m.Write([]byte(address))
+	return ClaimKeyPrefix + hex.EncodeToString(m.Sum(nil))
+}
+
+func (c *Codec) claimKey(ctx context.Context) ([]byte, error) {
+	c.mu.Lock()
+	k := c.claimsKey
+	c.mu.Unlock()
+	if k != nil {
+		return k, nil
+	}
+	fresh := make([]byte, secrets.KeySize)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, fmt.Errorf("personaldata: new claims key: %w", err)
+	}
+	k, err := c.vault.Create(ctx, claimsKeyID, fresh)
+	if err != nil {
+		return nil, fmt.Errorf("personaldata: claims key: %w", err)
+	}
+	c.mu.Lock()
+	c.claimsKey = k
+	c.mu.Unlock()
+	return k, nil
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/clouddbmanager/clouddb/internal/testdb"
 )
 
-func newCodec(t *testing.T) (*personaldata.Codec, *secrets.Vault) {
+func newCodec(t testing.TB) (*personaldata.Codec, *secrets.Vault) {
 	t.Helper()
 	key := make([]byte, secrets.KeySize)
 	if _, err := rand.Read(key); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -108,5 +109,51 @@ func TestStoreSealsOpensAndVerifiesAfterErasure(t *testing.T) {
 	}
 	if sum.Records != 2 || sum.SignaturesMatched == 0 {
 		t.Errorf("verified %+v, want 2 events", sum)
+	}
+}
+
+// An email's claim is held under a keyed hash: the claims table holds no address, and the store
+// finds, refuses and releases it by the address as before.
+func TestEmailClaimsAreKeyedHashes(t *testing.T) {
+	ctx := context.Background()
+	db := testdb.New(t)
+	key := make([]byte, secrets.KeySize)
+	rand.Read(key)
+	vault, err := secrets.NewVault(db, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := eventstore.New(db, eventstore.NewDomainRegistry(), eventstore.Options{Logger: slog.New(slog.DiscardHandler),
+		PersonalData: personaldata.New(vault, nil)})
+	t.Cleanup(func() { store.Close() })
+	register := func(id domain.UserID) error {
+		_, err := store.Append(ctx, eventstore.Append{
+			Streams: []eventstore.Stream{{ID: id.Stream(), Type: "user", Events: []domain.Event{domain.UserRegistered{UserID: id, Email: "dave@example.com"}}}},
+			Claims:  []eventstore.Claim{{Key: domain.EmailClaim("dave@example.com"), StreamID: id.Stream()}}})
+		return err
+	}
+	first, second := domain.UserID(uuid.NewString()), domain.UserID(uuid.NewString())
+	if err := register(first); err != nil {
+		t.Fatal(err)
+	}
+	var keys string
+	db.QueryRowContext(ctx, `SELECT GROUP_CONCAT(claim_key) FROM claims`).Scan(&keys)
+	if strings.Contains(keys, "dave") || !strings.HasPrefix(keys, personaldata.ClaimKeyPrefix) {
+		t.Errorf("claims table: %s, want the address's keyed hash only", keys)
+	}
+	if holder, err := store.ClaimHolder(ctx, domain.EmailClaim("dave@example.com")); err != nil || holder != first.Stream() {
+		t.Errorf("ClaimHolder = %q, %v; want %s", holder, err, first.Stream())
+	}
+	var taken *eventstore.ClaimTakenError
+	if err := register(second); !errors.As(err, &taken) {
+		t.Errorf("a second account with the address: %v, want ClaimTakenError", err)
+	}
+	if _, err := store.Append(ctx, eventstore.Append{
+		Streams:  []eventstore.Stream{{ID: first.Stream(), Type: "user", ExpectedVersion: 1, Events: []domain.Event{domain.UserPersonalDataErased{By: "admin"}}}},
+		Releases: []eventstore.Claim{{Key: domain.EmailClaim("dave@example.com"), StreamID: first.Stream()}}}); err != nil {
+		t.Fatal(err)
+	}
+	if holder, _ := store.ClaimHolder(ctx, domain.EmailClaim("dave@example.com")); holder != "" {
+		t.Errorf("after the release the address is held by %q", holder)
 	}
 }
