@@ -70,6 +70,11 @@ func (a accessReport) serve(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !q.Review {
+		for _, name := range []string{"limit", "cursor"} {
+			if r.URL.Query().Has(name) { // a moment's answer is one list: a page asked of it would be ignored
+				return domain.NewValidationError(name, "only with from: who could reach a database at a moment is not paged")
+			}
+		}
 		holders, err := a.Views.AccessAt(r.Context(), &db, q.At)
 		if err != nil {
 			return err

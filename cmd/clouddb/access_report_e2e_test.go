@@ -191,4 +191,7 @@ func TestE2EAccessReport(t *testing.T) {
 		t.Errorf("at with from: %v, want fields.at", r.get("error.details"))
 	}
 	admin.c.do("GET", "/access-report?database_id="+db+"&from=2026-01-01T00:00:00Z&cursor=nonsense", nil).expect(t, 400, "validation_failed")
+	if r := admin.c.do("GET", "/access-report?database_id="+db+"&limit=10", nil).expect(t, 400, "validation_failed"); r.str("error.details.fields.limit") == "" {
+		t.Errorf("limit without from: %v, want fields.limit", r.get("error.details"))
+	}
 }
