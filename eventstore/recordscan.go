@@ -257,6 +257,12 @@ func (s *jsonScan) str() (text []byte, plain, ok bool) {
 	plain = true
 	high := false
 	for i := start; i < len(s.b); i++ {
+		for i < len(s.b) && !strSpecial[s.b[i]] {
+			i++
+		}
+		if i == len(s.b) {
+			break
+		}
 		switch c := s.b[i]; {
 		case c == '"':
 			s.i = i + 1
@@ -291,6 +297,15 @@ func (s *jsonScan) str() (text []byte, plain, ok bool) {
 	}
 	return nil, false, false
 }
+
+// strSpecial are the bytes of a string that str looks at: the closing quote, an escape, control
+// characters (invalid) and the bytes of multi-byte UTF-8 sequences.
+var strSpecial = func() (special [256]bool) {
+	for c := range 256 {
+		special[c] = c == '"' || c == '\\' || c < 0x20 || c >= utf8.RuneSelf
+	}
+	return special
+}()
 
 // number reads a number, and says whether it is an integer (no fraction, no exponent).
 func (s *jsonScan) number() (text []byte, integer, ok bool) {
