@@ -14,20 +14,20 @@ import (
 
 // A rebuild reads and applies rebuildBatch events in its first transaction; then it sizes each
 // batch so that reading and applying it takes about rebuildBatchTime at the rate the previous one
-// ran, between minRebuildBatch and maxRebuildBatch events, at most doubling from one to the next.
+// ran, between rebuildBatch and maxRebuildBatch events, at most doubling from one to the next.
 // Projectors that rewrite the same aggregate rows in every batch (metrics) gain most from large
-// batches, and a loaded machine still commits every few seconds.
+// batches; a rebuild writes tables no one else does, so a long transaction holds up nobody, and a
+// loaded machine that makes batches slow shrinks them back.
 const (
 	rebuildBatch     = 5000
-	minRebuildBatch  = 1000
 	maxRebuildBatch  = 50_000
-	rebuildBatchTime = 2 * time.Second
+	rebuildBatchTime = 10 * time.Second
 )
 
 // nextRebuildBatch is the size of the batch after one of n events that took took.
 func nextRebuildBatch(n int, took time.Duration) int {
 	next := int(float64(n) * float64(rebuildBatchTime) / float64(max(took, time.Millisecond)))
-	return min(max(next, minRebuildBatch), 2*n, maxRebuildBatch)
+	return min(max(next, rebuildBatch), 2*n, maxRebuildBatch)
 }
 
 // lockTimeout bounds how long taking a rebuild's lock may wait on the management database.

@@ -47,7 +47,8 @@ import (
 
 type config struct {
 	dsn                             string
-	events, tenants, days           int
+	events, tenants                 int
+	days                            float64
 	users, databases, patterns      int
 	batch, appenders, dashboards    int
 	skipLoad, skipLive, skipRebuild bool
@@ -60,7 +61,7 @@ func main() {
 	flag.StringVar(&c.dsn, "dsn", "root@tcp(127.0.0.1:3306)/clouddb_gen", "management database (created if missing)")
 	flag.IntVar(&c.events, "events", 1_000_000, "query events to load")
 	flag.IntVar(&c.tenants, "tenants", 100, "tenants")
-	flag.IntVar(&c.days, "days", 30, "days the events span, ending now")
+	flag.Float64Var(&c.days, "days", 30, "days the events span, ending now (a fraction keeps a day's density with fewer events)")
 	flag.IntVar(&c.users, "users", 5, "members per tenant")
 	flag.IntVar(&c.databases, "databases", 5, "databases per tenant")
 	flag.IntVar(&c.patterns, "patterns", 20, "query patterns (fingerprints) per tenant")
@@ -120,7 +121,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		tenants[i] = t
 	}
 	end := time.Now().UTC()
-	start := end.Add(-time.Duration(c.days) * 24 * time.Hour)
+	start := end.Add(-time.Duration(c.days * float64(24*time.Hour)))
 	if !c.skipLoad {
 		if err := load(ctx, c, store, clk, tenants, start, end, rng, log); err != nil {
 			return err
@@ -381,7 +382,7 @@ func storage(ctx context.Context, db *sql.DB, c config) error {
 	if err != nil {
 		return err
 	}
-	perTenantDay := float64(metricsBytes) / float64(c.tenants) / float64(c.days)
+	perTenantDay := float64(metricsBytes) / float64(c.tenants) / c.days
 	fmt.Printf("storage: metrics tables %.1f MiB in ~%d rows (%.0f KiB per tenant per day); the event log %.1f MiB in ~%d rows\n",
 		float64(metricsBytes)/(1<<20), metricsRows, perTenantDay/1024, float64(eventBytes)/(1<<20), eventRows)
 	for _, t := range tables[:3] {
