@@ -444,8 +444,8 @@ func (a *App) Serve(ctx context.Context) error {
 	})
 	handler.MountDatabases(api.DatabaseRoutes{Commands: a.Databases, PublicHost: a.Config.SandboxPublicHost,
 		PublicPort: a.Config.SandboxPublicPort, RecoveryWindow: a.Config.RecoveryWindow})
-	handler.MountQueries(api.QueryRoutes{Commands: a.QueryRunner, History: a.views.QueryHistory, PerSecond: a.Config.QueryRate,
-		Processes: a.Lease.Processes, Exports: api.ExportLimits{Idle: a.Config.ExportIdle, Max: a.Config.ExportMax, PerUser: a.Config.ExportsPerUser}})
+	handler.MountQueries(api.QueryRoutes{Commands: a.QueryRunner, History: a.views.QueryHistory, Store: a.Store, Projections: a.Projections,
+		PerSecond: a.Config.QueryRate, Processes: a.Lease.Processes, Exports: api.ExportLimits{Idle: a.Config.ExportIdle, Max: a.Config.ExportMax, PerUser: a.Config.ExportsPerUser}})
 	handler.MountAudit(api.AuditRoutes{Signer: a.HeadSigner, Views: a.views, Projections: a.Projections, Store: a.Store, DB: a.DB})
 	handler.MountAccessReport(api.AccessReportRoutes{Views: a.views, Projections: a.Projections, Store: a.Store})
 	handler.MountErasure(api.ErasureRoutes{Commands: a.Erasure})
