@@ -18,51 +18,23 @@ import (
 func scanRecord(raw []byte, rec *fileRecord) bool {
 	s := jsonScan{b: raw}
 	s.ws()
-	if !s.at('{') {
-		return false
-	}
-	s.i++
-	s.ws()
 	var seen uint32
-	for !s.at('}') {
-		key, plain, ok := s.str()
-		if !ok || !plain {
+	ok := s.object(func(key []byte, plain bool) bool {
+		if !plain {
 			return false
 		}
-		s.ws()
-		if !s.at(':') {
-			return false
-		}
-		s.i++
-		s.ws()
 		f := recordFieldIndex(key)
 		switch {
 		case f < 0:
-			if foldsToRecordField(key) || !s.value(0) {
-				return false
-			}
+			return !foldsToRecordField(key) && s.value(0)
 		case seen&(1<<f) != 0:
 			return false
-		default:
-			seen |= 1 << f
-			if !s.field(recordFields[f], rec) {
-				return false
-			}
 		}
-		s.ws()
-		if s.at(',') {
-			s.i++
-			s.ws()
-			if s.at('}') {
-				return false
-			}
-		} else if !s.at('}') {
-			return false
-		}
-	}
-	s.i++
+		seen |= 1 << f
+		return s.field(recordFields[f], rec)
+	})
 	s.ws()
-	return s.i == len(s.b)
+	return ok && s.i == len(s.b)
 }
 
 // recordFields are the JSON names of fileRecord's fields (with eventFields'). The last three are a
@@ -168,53 +140,23 @@ func (s *jsonScan) audit(rec *fileRecord) bool {
 		rec.Audit = nil
 		return true
 	}
-	if !s.at('{') {
-		return false
-	}
 	rec.Audit = &struct{ ID string }{}
-	s.i++
-	s.ws()
 	idSeen := false
-	for !s.at('}') {
-		key, plain, ok := s.str()
-		if !ok || !plain {
-			return false
-		}
-		s.ws()
-		if !s.at(':') {
-			return false
-		}
-		s.i++
-		s.ws()
+	return s.object(func(key []byte, plain bool) bool {
 		switch {
+		case !plain:
+			return false
 		case string(key) == "id":
-			if idSeen {
-				return false
-			}
-			idSeen = true
 			t, plain, ok := s.str()
-			if !ok || !plain {
-				return false
-			}
 			rec.Audit.ID = string(t)
+			ok = ok && plain && !idSeen
+			idSeen = true
+			return ok
 		case bytes.EqualFold(key, []byte("id")):
 			return false
-		case !s.value(0):
-			return false
 		}
-		s.ws()
-		if s.at(',') {
-			s.i++
-			s.ws()
-			if s.at('}') {
-				return false
-			}
-		} else if !s.at('}') {
-			return false
-		}
-	}
-	s.i++
-	return true
+		return s.value(0)
+	})
 }
 
 // jsonScan reads JSON text (RFC 8259, as encoding/json accepts it) from b at i.
@@ -348,6 +290,50 @@ func (s *jsonScan) number() (text []byte, integer, ok bool) {
 	return s.b[start:s.i], integer, true
 }
 
+// list reads the items of an object or an array, s.i at its opening bracket, up to end; item
+// reads one.
+func (s *jsonScan) list(end byte, item func() bool) bool {
+	s.i++
+	s.ws()
+	for !s.at(end) {
+		if !item() {
+			return false
+		}
+		s.ws()
+		if s.at(',') {
+			s.i++
+			s.ws()
+			if s.at(end) {
+				return false
+			}
+		} else if !s.at(end) {
+			return false
+		}
+	}
+	s.i++
+	return true
+}
+
+// object reads an object; member reads the value of each key (plain as str says).
+func (s *jsonScan) object(member func(key []byte, plain bool) bool) bool {
+	if !s.at('{') {
+		return false
+	}
+	return s.list('}', func() bool {
+		key, plain, ok := s.str()
+		if !ok {
+			return false
+		}
+		s.ws()
+		if !s.at(':') {
+			return false
+		}
+		s.i++
+		s.ws()
+		return member(key, plain)
+	})
+}
+
 // value reads any value, checking that it is valid JSON.
 func (s *jsonScan) value(depth int) bool {
 	if s.i >= len(s.b) || depth > maxScanDepth {
@@ -357,41 +343,10 @@ func (s *jsonScan) value(depth int) bool {
 	case c == '"':
 		_, _, ok := s.str()
 		return ok
-	case c == '{' || c == '[':
-		end := byte('}')
-		if c == '[' {
-			end = ']'
-		}
-		s.i++
-		s.ws()
-		for !s.at(end) {
-			if c == '{' {
-				if _, _, ok := s.str(); !ok {
-					return false
-				}
-				s.ws()
-				if !s.at(':') {
-					return false
-				}
-				s.i++
-				s.ws()
-			}
-			if !s.value(depth + 1) {
-				return false
-			}
-			s.ws()
-			if s.at(',') {
-				s.i++
-				s.ws()
-				if s.at(end) {
-					return false
-				}
-			} else if !s.at(end) {
-				return false
-			}
-		}
-		s.i++
-		return true
+	case c == '{':
+		return s.object(func([]byte, bool) bool { return s.value(depth + 1) })
+	case c == '[':
+		return s.list(']', func() bool { return s.value(depth + 1) })
 	case c == '-' || '0' <= c && c <= '9':
 		_, _, ok := s.number()
 		return ok
