@@ -126,11 +126,7 @@ func (h *Erasure) ErasePersonalData(ctx context.Context, by, user domain.UserID,
 // claim; a user erased meanwhile (a concurrent erasure) records nothing.
 func (h *Erasure) record(ctx context.Context, by, user domain.UserID, invitations []domain.InvitationID, meta eventstore.Metadata) (sessionsEnded int, err error) {
 	err = retry(ctx, func() error {
-		u, err := h.identity.loadUser(ctx, user)
-		if err != nil {
-			return err
-		}
-		sessions, err := h.identity.sessionsOf(ctx, u.Logins())
+		u, sessions, err := h.identity.userWithSessions(ctx, user)
 		if err != nil {
 			return err
 		}

@@ -232,11 +232,7 @@ func (h *Members) Reactivate(ctx context.Context, tenant domain.TenantID, actor 
 // (the mail reactor sends it). Returns domain.ErrNotFound for an unknown user.
 func (h *Members) ForcePasswordReset(ctx context.Context, by, user domain.UserID, meta eventstore.Metadata) (sessionsEnded int, err error) {
 	err = retry(ctx, func() error {
-		u, err := h.identity.loadUser(ctx, user)
-		if err != nil {
-			return err
-		}
-		sessions, err := h.identity.sessionsOf(ctx, u.Logins())
+		u, sessions, err := h.identity.userWithSessions(ctx, user)
 		if err != nil {
 			return err
 		}

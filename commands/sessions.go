@@ -317,6 +317,16 @@ func (h *Identity) sessionsOf(ctx context.Context, logins []domain.UserLoginSucc
 	return sessions, nil
 }
 
+// userWithSessions loads a user and the sessions of its logins (for a change that ends them).
+func (h *Identity) userWithSessions(ctx context.Context, id domain.UserID) (*domain.User, []*domain.Session, error) {
+	u, err := h.loadUser(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	sessions, err := h.sessionsOf(ctx, u.Logins())
+	return u, sessions, err
+}
+
 // endedStreams ends those of sessions that change ends and returns their streams, each expecting
 // the version it was read at, to append with the change.
 func endedStreams(change domain.SessionEnding, sessions []*domain.Session) []eventstore.Stream {

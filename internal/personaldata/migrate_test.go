@@ -14,7 +14,6 @@ import (
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
 	"github.com/clouddbmanager/clouddb/internal/personaldata"
-	"github.com/clouddbmanager/clouddb/internal/secrets"
 	"github.com/clouddbmanager/clouddb/internal/testdb"
 )
 
@@ -49,13 +48,7 @@ func TestMigrationsSealWhatWasRecordedInClear(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	key := make([]byte, secrets.KeySize)
-	rand.Read(key)
-	vault, err := secrets.NewVault(db, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec := personaldata.New(vault, nil)
+	codec, _ := newCodecOn(t, db)
 	open := func(context.Context) (*personaldata.Codec, error) { return codec, nil }
 	if err := personaldata.MigrateClaims(ctx, db, nil, log); err == nil {
 		t.Error("migration 29 without the vault's key on clear claims: no error")

@@ -66,7 +66,22 @@ type Codec struct {
 
 	mu        sync.Mutex
 	keys      map[string]cachedKey
-	claimsKey []byte // the HMAC key of claim keys, once read
+	claimsKey []byte                   // the HMAC key of claim keys, once read
+	sealedMD  map[metadataKey]sealedMD // recent metadata sealings: a session's many appends seal once
+	openedMD  map[string]openedValue   // recent metadata openings, by sealed value: read once per session
+}
+
+type openedValue struct {
+	clear string
+	at    time.Time
+}
+
+// metadataKey is a metadata's personal fields and their subject; sealedMD their sealed values.
+type metadataKey struct{ subject, ip, userAgent string }
+
+type sealedMD struct {
+	ip, userAgent string
+	at            time.Time
 }
 
 type cachedKey struct {
@@ -84,7 +99,8 @@ func New(vault Vault, now func() time.Time) *Codec {
 	if now == nil {
 		now = time.Now
 	}
-	return &Codec{vault: vault, now: now, keys: map[string]cachedKey{}}
+	return &Codec{vault: vault, now: now, keys: map[string]cachedKey{}, sealedMD: map[metadataKey]sealedMD{},
+		openedMD: map[string]openedValue{}}
 }
 
 func vaultID(subject string) string { return "personal:" + subject }
@@ -148,6 +164,9 @@ func (c *Codec) Erase(ctx context.Context, subjects ...string) error {
 		}
 		c.remember(subject, cachedKey{readAt: c.now()})
 	}
+	c.mu.Lock()
+	c.sealedMD, c.openedMD = map[metadataKey]sealedMD{}, map[string]openedValue{}
+	c.mu.Unlock()
 	return nil
 }
 
@@ -217,14 +236,33 @@ func (c *Codec) Seal(ctx context.Context, eventID, stream string, e domain.Event
 	})
 }
 
-// SealMetadata implements eventstore.PersonalData.
+// SealMetadata implements eventstore.PersonalData. The same IP address and user agent of a subject
+// seal to the same values for KeyTTL (the metadata's additional data names no event): the appends
+// of one session pay for one sealing, and show only what their actor id shows already, that they
+// are one person's.
 func (c *Codec) SealMetadata(ctx context.Context, md eventstore.Metadata, subject string) (eventstore.Metadata, error) {
+	k, now := metadataKey{subject, md.IP, md.UserAgent}, c.now()
+	c.mu.Lock()
+	cached, ok := c.sealedMD[k]
+	c.mu.Unlock()
+	if ok && now.Sub(cached.at) < KeyTTL {
+		md.IP, md.UserAgent = cached.ip, cached.userAgent
+		return md, nil
+	}
 	var err error
 	if md.IP, err = c.seal(ctx, subject, metadataScope, "ip", md.IP); err != nil {
 		return md, err
 	}
-	md.UserAgent, err = c.seal(ctx, subject, metadataScope, "user_agent", md.UserAgent)
-	return md, err
+	if md.UserAgent, err = c.seal(ctx, subject, metadataScope, "user_agent", md.UserAgent); err != nil {
+		return md, err
+	}
+	c.mu.Lock()
+	if len(c.sealedMD) >= maxCached {
+		c.sealedMD = map[metadataKey]sealedMD{}
+	}
+	c.sealedMD[k] = sealedMD{md.IP, md.UserAgent, now}
+	c.mu.Unlock()
+	return md, nil
 }
 
 var sealedInJSON = []byte(`"` + Prefix)
@@ -232,10 +270,10 @@ var sealedInJSON = []byte(`"` + Prefix)
 // Open implements eventstore.PersonalData.
 func (c *Codec) Open(ctx context.Context, env *eventstore.Envelope) error {
 	var err error
-	if env.Metadata.IP, err = c.open(ctx, metadataScope, "ip", env.Metadata.IP); err != nil {
+	if env.Metadata.IP, err = c.openMetadata(ctx, "ip", env.Metadata.IP); err != nil {
 		return err
 	}
-	if env.Metadata.UserAgent, err = c.open(ctx, metadataScope, "user_agent", env.Metadata.UserAgent); err != nil {
+	if env.Metadata.UserAgent, err = c.openMetadata(ctx, "user_agent", env.Metadata.UserAgent); err != nil {
 		return err
 	}
 	payload, err := c.OpenPayload(ctx, env.EventID, env.EventType, env.Payload)
@@ -244,6 +282,32 @@ func (c *Codec) Open(ctx context.Context, env *eventstore.Envelope) error {
 	}
 	env.Payload = payload
 	return nil
+}
+
+// openMetadata opens a metadata field, remembering it for KeyTTL: the events of one session share
+// their sealed metadata (SealMetadata).
+func (c *Codec) openMetadata(ctx context.Context, field, value string) (string, error) {
+	if !strings.HasPrefix(value, Prefix) {
+		return value, nil
+	}
+	now := c.now()
+	c.mu.Lock()
+	cached, ok := c.openedMD[value]
+	c.mu.Unlock()
+	if ok && now.Sub(cached.at) < KeyTTL {
+		return cached.clear, nil
+	}
+	clear, err := c.open(ctx, metadataScope, field, value)
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	if len(c.openedMD) >= maxCached {
+		c.openedMD = map[string]openedValue{}
+	}
+	c.openedMD[value] = openedValue{clear, now}
+	c.mu.Unlock()
+	return clear, nil
 }
 
 // OpenPayload returns the JSON payload of event eventID of eventType with the sealed values of its

@@ -3,6 +3,7 @@ package personaldata_test
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -20,11 +21,17 @@ import (
 
 func newCodec(t testing.TB) (*personaldata.Codec, *secrets.Vault) {
 	t.Helper()
+	return newCodecOn(t, testdb.New(t))
+}
+
+// newCodecOn returns a codec whose keys are in a vault on db, with a key of its own.
+func newCodecOn(t testing.TB, db *sql.DB) (*personaldata.Codec, *secrets.Vault) {
+	t.Helper()
 	key := make([]byte, secrets.KeySize)
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)
 	}
-	vault, err := secrets.NewVault(testdb.New(t), key)
+	vault, err := secrets.NewVault(db, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +122,10 @@ func TestErasure(t *testing.T) {
 	md, err := codec.SealMetadata(ctx, eventstore.Metadata{ActorID: string(user), IP: "192.0.2.1", UserAgent: "curl"}, user.Stream())
 	if err != nil {
 		t.Fatal(err)
+	}
+	before := eventstore.Envelope{EventID: eventID, EventType: "user.registered.v1", Payload: mine, Metadata: md}
+	if err := codec.Open(ctx, &before); err != nil || before.Metadata.IP != "192.0.2.1" { // now in the caches
+		t.Fatalf("before the erasure: %+v, %v", before.Metadata, err)
 	}
 	if err := codec.Erase(ctx, user.Stream()); err != nil {
 		t.Fatal(err)

@@ -15,7 +15,6 @@ import (
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
 	"github.com/clouddbmanager/clouddb/internal/personaldata"
-	"github.com/clouddbmanager/clouddb/internal/secrets"
 	"github.com/clouddbmanager/clouddb/internal/testdb"
 )
 
@@ -24,13 +23,7 @@ import (
 func TestStoreSealsOpensAndVerifiesAfterErasure(t *testing.T) {
 	ctx := context.Background()
 	db := testdb.New(t)
-	key := make([]byte, secrets.KeySize)
-	rand.Read(key)
-	vault, err := secrets.NewVault(db, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec := personaldata.New(vault, nil)
+	codec, _ := newCodecOn(t, db)
 	store := eventstore.New(db, eventstore.NewDomainRegistry(), eventstore.Options{Logger: slog.New(slog.DiscardHandler), PersonalData: codec})
 	t.Cleanup(func() { store.Close() })
 
@@ -117,14 +110,8 @@ func TestStoreSealsOpensAndVerifiesAfterErasure(t *testing.T) {
 func TestEmailClaimsAreKeyedHashes(t *testing.T) {
 	ctx := context.Background()
 	db := testdb.New(t)
-	key := make([]byte, secrets.KeySize)
-	rand.Read(key)
-	vault, err := secrets.NewVault(db, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := eventstore.New(db, eventstore.NewDomainRegistry(), eventstore.Options{Logger: slog.New(slog.DiscardHandler),
-		PersonalData: personaldata.New(vault, nil)})
+	codec, _ := newCodecOn(t, db)
+	store := eventstore.New(db, eventstore.NewDomainRegistry(), eventstore.Options{Logger: slog.New(slog.DiscardHandler), PersonalData: codec})
 	t.Cleanup(func() { store.Close() })
 	register := func(id domain.UserID) error {
 		_, err := store.Append(ctx, eventstore.Append{
