@@ -142,6 +142,7 @@ func (Metrics) Tables() []Table {
 		) ENGINE = InnoDB`},
 		{Name: "metrics_patterns", DDL: `CREATE TABLE IF NOT EXISTS {{table}} (
 			tenant_id   CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+			scope       CHAR(1)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
 			grain       CHAR(1)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
 			bucket      DATETIME NOT NULL,
 			fingerprint CHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
@@ -150,7 +151,7 @@ func (Metrics) Tables() []Table {
 			queries     BIGINT UNSIGNED NOT NULL,
 			errors      BIGINT UNSIGNED NOT NULL,
 			latency     BLOB NULL,
-			PRIMARY KEY (tenant_id, grain, bucket, fingerprint, database_id, user_id),
+			PRIMARY KEY (tenant_id, scope, grain, bucket, fingerprint, database_id, user_id),
 			KEY metrics_patterns_age (grain, bucket)
 		) ENGINE = InnoDB`},
 		{Name: "metrics_pattern_texts", DDL: `CREATE TABLE IF NOT EXISTS {{table}} (
@@ -212,6 +213,21 @@ type patternKey struct {
 	fingerprint string
 	database    domain.DatabaseID
 	user        domain.UserID
+}
+
+// Scopes of metrics_patterns rows: the tenant's (database_id and user_id ""), or one database's
+// statements by one member. A tenant's own patterns are then one range of the primary key, which
+// the dashboard reads without passing over every database's and member's rows of those days.
+const (
+	patternsOfTenant  = ScopeTenant
+	patternsOfMembers = "m"
+)
+
+func (k patternKey) scope() string {
+	if k.database == "" && k.user == "" {
+		return patternsOfTenant
+	}
+	return patternsOfMembers
 }
 
 // patternRow counts the statements of a pattern; the time they took is the latency histogram's
@@ -783,13 +799,13 @@ func (b *metricsBatch) writePatterns(ctx context.Context, tx *sql.Tx) error {
 			r.latency.Merge(b.cache.patterns[k])
 		case k.bucket >= b.cache.complete[k.grain]: // the cache saw every write of this bucket: none yet
 		default:
-			stored = append(stored, storedKey{[]any{k.tenant, k.fingerprint, k.database, k.user}, k.grain, k.bucket})
+			stored = append(stored, storedKey{[]any{k.tenant, k.scope(), k.fingerprint, k.database, k.user}, k.grain, k.bucket})
 			unread[k] = &r.latency
 		}
 	}
-	err := readHistograms(ctx, tx, table, []string{"tenant_id", "fingerprint", "database_id", "user_id"}, stored,
+	err := readHistograms(ctx, tx, table, []string{"tenant_id", "scope", "fingerprint", "database_id", "user_id"}, stored,
 		func(vals []string, grain string, bucket int64) *latency.Histogram {
-			k := patternKey{domain.TenantID(vals[0]), grain, bucket, vals[1], domain.DatabaseID(vals[2]), domain.UserID(vals[3])}
+			k := patternKey{domain.TenantID(vals[0]), grain, bucket, vals[2], domain.DatabaseID(vals[3]), domain.UserID(vals[4])}
 			h := unread[k]
 			delete(unread, k)
 			return h
@@ -803,11 +819,11 @@ func (b *metricsBatch) writePatterns(ctx context.Context, tx *sql.Tx) error {
 		r := b.patterns[k]
 		hist, _ := r.latency.MarshalBinary()
 		b.cache.patterns[k] = &r.latency
-		rows = append(rows, []any{k.tenant, k.grain, time.Unix(k.bucket, 0).UTC(), k.fingerprint, k.database, k.user,
+		rows = append(rows, []any{k.tenant, k.scope(), k.grain, time.Unix(k.bucket, 0).UTC(), k.fingerprint, k.database, k.user,
 			r.queries, r.errors, hist})
 	}
-	if err := upsertRows(ctx, tx, `INSERT INTO `+table+` (tenant_id, grain, bucket, fingerprint, database_id, user_id,
-		queries, errors, latency) VALUES `, 9, rows, ` ON DUPLICATE KEY UPDATE queries = queries + VALUES(queries),
+	if err := upsertRows(ctx, tx, `INSERT INTO `+table+` (tenant_id, scope, grain, bucket, fingerprint, database_id, user_id,
+		queries, errors, latency) VALUES `, 10, rows, ` ON DUPLICATE KEY UPDATE queries = queries + VALUES(queries),
 		errors = errors + VALUES(errors), latency = VALUES(latency)`); err != nil {
 		return fmt.Errorf("projections: metrics: write patterns: %w", err)
 	}
@@ -830,7 +846,8 @@ func compareUsageKeys(a, b usageKey) int {
 }
 
 func comparePatternKeys(a, b patternKey) int {
-	return cmp.Or(strings.Compare(string(a.tenant), string(b.tenant)), strings.Compare(a.grain, b.grain), cmp.Compare(a.bucket, b.bucket),
+	return cmp.Or(strings.Compare(string(a.tenant), string(b.tenant)), strings.Compare(a.scope(), b.scope()),
+		strings.Compare(a.grain, b.grain), cmp.Compare(a.bucket, b.bucket),
 		strings.Compare(a.fingerprint, b.fingerprint), strings.Compare(string(a.database), string(b.database)),
 		strings.Compare(string(a.user), string(b.user)))
 }

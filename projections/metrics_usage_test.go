@@ -17,7 +17,7 @@ import (
 // metricsTables are the metrics read model's tables and their order, for checkReplay.
 var metricsTables = map[string]string{
 	"metrics_usage":         "tenant_id, scope, subject_id, grain, bucket",
-	"metrics_patterns":      "tenant_id, grain, bucket, fingerprint, database_id, user_id",
+	"metrics_patterns":      "tenant_id, scope, grain, bucket, fingerprint, database_id, user_id",
 	"metrics_pattern_texts": "tenant_id, fingerprint",
 	"metrics_databases":     "database_id",
 	"metrics_totals":        "tenant_id",

@@ -205,21 +205,20 @@ const (
 // member are kept by the day, so such a filter reads the days that hold [from, to).
 func (q *Views) MetricsPatterns(ctx context.Context, f PatternFilter, grain domain.MetricsGrain, from, to time.Time, order string, limit int) ([]PatternStats, error) {
 	query := `SELECT fingerprint, queries, errors, latency FROM metrics_patterns
-		WHERE tenant_id = ? AND grain = ? AND bucket >= ? AND bucket < ?`
+		WHERE tenant_id = ? AND scope = ? AND grain = ? AND bucket >= ? AND bucket < ?`
+	scope := patternsOfTenant
+	if f.Database != "" || f.User != "" {
+		scope, grain, from = patternsOfMembers, domain.GrainDay, domain.GrainDay.Start(from)
+	}
 	switch {
-	case f.Database == "" && f.User == "":
-		query += ` AND database_id = '' AND user_id = ''`
-	case f.Database == "":
+	case f.Database == "" && f.User != "":
 		query += ` AND database_id <> '' AND user_id = ?`
-	case f.User == "":
+	case f.Database != "" && f.User == "":
 		query += ` AND database_id = ? AND user_id <> ''`
-	default:
+	case f.Database != "":
 		query += ` AND database_id = ? AND user_id = ?`
 	}
-	if f.Database != "" || f.User != "" {
-		grain, from = domain.GrainDay, domain.GrainDay.Start(from)
-	}
-	args := []any{f.Tenant, grainCode(grain), from.UTC(), to.UTC()}
+	args := []any{f.Tenant, scope, grainCode(grain), from.UTC(), to.UTC()}
 	for _, v := range []string{string(f.Database), string(f.User)} {
 		if v != "" {
 			args = append(args, v)
