@@ -425,10 +425,12 @@ func decodeRecords(next func() (json.RawMessage, int, error), stop <-chan struct
 				return false
 			}
 		}
+		size := 64 << 10 // of the largest batch's text so far
 		for {
 			b := &decodeBatch{done: make(chan struct{})}
 			var readErr error
-			for len(b.raws) < perBatch {
+			text, ends := make([]byte, 0, size), make([]int, 0, perBatch) // the batch's records, copied into one block
+			for len(ends) < perBatch {
 				raw, line, err := next()
 				if err != nil {
 					if !errors.Is(err, io.EOF) {
@@ -436,7 +438,12 @@ func decodeRecords(next func() (json.RawMessage, int, error), stop <-chan struct
 					}
 					break
 				}
-				b.raws, b.lines = append(b.raws, bytes.Clone(raw)), append(b.lines, line)
+				text, ends, b.lines = append(text, raw...), append(ends, len(text)+len(raw)), append(b.lines, line)
+			}
+			size = max(size, len(text))
+			start := 0
+			for _, end := range ends {
+				b.raws, start = append(b.raws, text[start:end:end]), end
 			}
 			if len(b.raws) > 0 && !emit(b, true) {
 				return
