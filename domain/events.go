@@ -18,7 +18,7 @@ func Events() []Event {
 		DatabaseStorageMeasured{}, DatabaseWritesRestricted{}, DatabaseWritesRestored{}, DatabaseCredentialsRevealed{},
 		QuotaDatabaseReserved{}, QuotaDatabaseReleased{}, QuotaSubQuotaSet{}, QuotaDatabaseOwnerChanged{},
 		QueryStarted{}, QueryExecuted{}, QueryResultArchived{}, QueryResultArchiveDeleted{}, QueryResultExported{},
-		MetricsPruned{},
+		MetricsPruned{}, TenantLoadSampled{},
 		AlertRuleCreated{}, AlertRuleChanged{}, AlertRuleDeleted{}, AlertFired{}, AlertResolved{}, AlertNotified{},
 		WebhookCreated{}, WebhookDeleted{}, WebhookDeliveryRequested{}, WebhookDeliveryAttempted{},
 		NotificationRead{}, NotificationAllRead{},

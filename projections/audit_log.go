@@ -37,7 +37,7 @@ var AuditIgnored = []string{
 	domain.QueryStarted{}.EventType(), domain.DatabaseStorageMeasured{}.EventType(), domain.SessionRefreshed{}.EventType(),
 	domain.UserVerificationIssued{}.EventType(), domain.MailRequested{}.EventType(), domain.MailSent{}.EventType(),
 	domain.MailFailed{}.EventType(), domain.QuotaDatabaseReserved{}.EventType(), domain.QuotaDatabaseReleased{}.EventType(),
-	domain.QuotaDatabaseOwnerChanged{}.EventType(), "metrics.pruned.v1", "alert.fired.v1", "alert.resolved.v1",
+	domain.QuotaDatabaseOwnerChanged{}.EventType(), "metrics.pruned.v1", "tenant.load_sampled.v1", "alert.fired.v1", "alert.resolved.v1",
 	"alert.notified.v1", "webhook.delivery_requested.v1", "webhook.delivery_attempted.v1",
 }
 

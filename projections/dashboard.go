@@ -87,13 +87,31 @@ type QueryPoint struct {
 
 // ResourceUse is the databases and storage at the end of a period, with their series (the value
 // at the end of each bucket; absent for a member, whose databases the gauges do not follow).
+// Connections is the statements running now in the process that answers; Load the deployment's,
+// as the processes sampled it.
 type ResourceUse struct {
 	Databases        int64           `json:"databases"`
 	StorageBytes     int64           `json:"storage_bytes"`
 	Connections      *int64          `json:"connections,omitempty"`
+	Load             *LoadUse        `json:"load,omitempty"`
 	DatabasesCreated uint64          `json:"databases_created"`
 	DatabasesDeleted uint64          `json:"databases_deleted"`
 	Series           []ResourcePoint `json:"series,omitempty"`
+}
+
+// LoadUse is the load of a tenant or the platform across the deployment (MetricsLoad): the peak
+// of the period and a series of each bucket's peak (a bucket without a sample carries the sums of
+// the last one on); Now (current period only) sums the latest samples of the live processes.
+type LoadUse struct {
+	Now    *Load       `json:"now,omitempty"`
+	Peak   Load        `json:"peak"`
+	Series []LoadPoint `json:"series"`
+}
+
+// LoadPoint is one bucket of LoadUse.
+type LoadPoint struct {
+	At time.Time `json:"at"`
+	Load
 }
 
 // ResourcePoint is one bucket of ResourceUse.
@@ -260,6 +278,11 @@ func (q *Views) period(ctx context.Context, req DashboardRequest, scope MetricsS
 			p.Resources.Series = append(p.Resources.Series, ResourcePoint{At: at, Databases: gauges.Databases, StorageBytes: gauges.StorageBytes})
 		}
 	}
+	if scope.Kind == ScopePlatform || scope.Kind == ScopeTenant {
+		if p.Resources.Load, err = q.loadUse(ctx, scope.Tenant, w, start); err != nil {
+			return DashboardPeriod{}, err
+		}
+	}
 	qs := p.Queries
 	qs.Count, qs.Errors, qs.Timeouts, qs.Denials = total.Queries, total.Errors, total.Timeouts, total.Denials
 	qs.RowsRead, qs.RowsWritten = total.RowsRead, total.RowsWritten
@@ -284,7 +307,7 @@ func (q *Views) period(ctx context.Context, req DashboardRequest, scope MetricsS
 
 // now adds what only the present has: connections, live sessions, quotas and query patterns.
 func (q *Views) now(ctx context.Context, req DashboardRequest, scope MetricsScope, d *Dashboard) error {
-	connections := req.Connections
+	connections, used := req.Connections, req.Connections
 	d.Resources.Connections = &connections
 	sessionsOf := req.User
 	if req.View != domain.MetricsOwn {
@@ -295,10 +318,20 @@ func (q *Views) now(ctx context.Context, req DashboardRequest, scope MetricsScop
 		return err
 	}
 	d.Activity.ActiveSessions = &active
+	if d.Resources.Load != nil {
+		load, err := q.LoadNow(ctx, scope.Tenant, req.Now)
+		if err != nil {
+			return err
+		}
+		d.Resources.Load.Now = &load
+		// The quota holds for the deployment: the sampled sum, or this process's own count if the
+		// samples have not caught up with it yet.
+		used = max(used, load.Running)
+	}
 	if req.View == domain.MetricsPlatform {
 		return nil
 	}
-	if d.Quotas, err = q.quotas(ctx, req.Tenant, connections); err != nil {
+	if d.Quotas, err = q.quotas(ctx, req.Tenant, used); err != nil {
 		return err
 	}
 	order := req.PatternsBy
@@ -323,6 +356,26 @@ func (q *Views) now(ctx context.Context, req DashboardRequest, scope MetricsScop
 			Errors: p.Errors, TotalMS: p.Latency.Sum(), MeanMS: p.Latency.Mean(), P95MS: p.Latency.Quantile(0.95)}
 	}
 	return nil
+}
+
+// loadUse is the load series of a tenant ("" for the platform) over w, from start.
+func (q *Views) loadUse(ctx context.Context, tenant domain.TenantID, w domain.MetricsWindow, start time.Time) (*LoadUse, error) {
+	buckets, carried, err := q.LoadBuckets(ctx, tenant, w.Grain, start, w.To)
+	if err != nil {
+		return nil, err
+	}
+	u := &LoadUse{Series: []LoadPoint{}}
+	next := 0
+	for at := start; at.Before(w.To); at = at.Add(w.Grain.Size()) {
+		point := carried
+		if next < len(buckets) && buckets[next].At.Equal(at) {
+			point, carried = buckets[next].Peak, buckets[next].Last
+			next++
+		}
+		u.Peak = u.Peak.max(point)
+		u.Series = append(u.Series, LoadPoint{At: at, Load: point})
+	}
+	return u, nil
 }
 
 // quotas is the tenant's use of each quota of its plan.

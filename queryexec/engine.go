@@ -210,7 +210,7 @@ func NewEngine(opts EngineOptions) *Engine {
 		opts.Processes = func() int { return 1 }
 	}
 	e := &Engine{fleet: opts.Fleet, pools: newPools(opts.Fleet, opts.Passwords, opts.Log, opts.Now), results: opts.Results,
-		running: newGate[domain.TenantID]("the tenant runs %d queries at once, its plan's limit"),
+		running: newTrackedGate[domain.TenantID]("the tenant runs %d queries at once, its plan's limit"),
 		members: newGate[memberKey]("you run %d queries at once, your connection sub-quota in the tenant"), admission: newAdmission(opts.QueriesInFlight, max(opts.QueryMemory, MaxRowBytes), opts.AdmissionWait),
 		processes: opts.Processes, maxResult: opts.MaxResultBytes, killWait: killWait, log: opts.Log, now: opts.Now, onWrite: opts.OnWrite, stop: make(chan struct{})}
 	e.done.Add(1)
@@ -928,6 +928,8 @@ type gate[K comparable] struct {
 	mu   sync.Mutex
 	keys map[K]*places
 	busy string // the BusyError's message, with the limit
+	// peaks, when tracked (non-nil), is the most queries each key ran at once since takePeaks.
+	peaks map[K]int64
 }
 
 type places struct {
@@ -968,6 +970,9 @@ func (g *gate[K]) enter(ctx context.Context, key K, limit, share int64, wait tim
 		}
 		if p.running < max(share, 1) {
 			p.running++
+			if g.peaks != nil && p.running > g.peaks[key] {
+				g.peaks[key] = p.running
+			}
 			g.mu.Unlock()
 			return func() { g.leave(key) }, nil
 		}

@@ -36,6 +36,7 @@ type poolKey struct {
 	server   string
 	id       domain.DatabaseID
 	readOnly bool
+	tenant   domain.TenantID // whose database it is (the load sampler counts pools per tenant)
 }
 
 type accountPool struct {
@@ -78,7 +79,7 @@ type conn struct {
 // are the tenant's own clients'.
 // A request waits for a free session up to the admission's wait, then is refused as busy.
 func (e *Engine) session(ctx context.Context, req Request, account sqlcheck.Account) (*conn, error) {
-	key := poolKey{server: req.Target.Server, id: req.Target.ID, readOnly: account == sqlcheck.ReadOnly}
+	key := poolKey{server: req.Target.Server, id: req.Target.ID, readOnly: account == sqlcheck.ReadOnly, tenant: req.Target.Tenant}
 	wait, cancel := context.WithTimeout(ctx, e.admission.wait)
 	defer cancel()
 	c, err := e.pools.get(wait, key, int(min(e.share(req.Policy.Limits.MaxConnections/2), maxPoolPerAccount)))
@@ -368,4 +369,22 @@ func asText(v driver.Value) any {
 		return string(b)
 	}
 	return v
+}
+
+// byTenant adds up the statistics of each tenant's open account pools.
+func (p *pools) byTenant() map[domain.TenantID]sql.DBStats {
+	p.mu.Lock()
+	dbs := make(map[poolKey]*sql.DB, len(p.m))
+	for k, ap := range p.m {
+		dbs[k] = ap.db
+	}
+	p.mu.Unlock()
+	out := map[domain.TenantID]sql.DBStats{}
+	for k, db := range dbs {
+		s, sum := db.Stats(), out[k.tenant]
+		sum.OpenConnections += s.OpenConnections
+		sum.InUse += s.InUse
+		out[k.tenant] = sum
+	}
+	return out
 }

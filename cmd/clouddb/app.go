@@ -69,6 +69,9 @@ type App struct {
 	Members *commands.Members
 	// MetricsRetention records the hourly cut of the metrics read model (SEED.md's retention).
 	MetricsRetention *commands.MetricsRetention
+	// LoadSampler records the tenants' load in this process (peak statements at once, pool
+	// connections) once a minute when it changed; tests call its Sample directly.
+	LoadSampler *queryexec.LoadSampler
 	// Alerts handles alert rules, notifications and webhooks; AlertEvaluator evaluates the rules
 	// and Webhooks delivers to the tenants' webhooks.
 	Alerts         *commands.Alerts
@@ -168,6 +171,7 @@ func (a *App) open(ctx context.Context) error {
 		projections.AuditLog{},
 		projections.NewMemberQuotas(registry),
 		projections.NewMetrics(registry),
+		projections.NewMetricsLoad(registry),
 		projections.NewAlerts(registry),
 		projections.NewNotifications(registry),
 		projections.NewAccessReport(registry),
@@ -223,6 +227,7 @@ func (a *App) open(ctx context.Context) error {
 		a.Erasure.ForgetMails = func(ids []domain.MailID) (int, error) { return mail.Forget(a.Config.MailDir, ids) }
 	}
 	a.MetricsRetention = commands.NewMetricsRetention(a.Store, now, a.Log)
+	a.LoadSampler = queryexec.NewLoadSampler(a.Engine.TakeLoad, a.Lease.ID(), a.Config.LoadSampleTenants, now())
 	a.Alerts = commands.NewAlerts(a.Store, vault, a.Projections, views, now)
 	a.AlertEvaluator = commands.NewAlertEvaluator(a.Store, views, a.Engine.Running, now, a.Log)
 	var webhookClient *http.Client // nil: public addresses only
@@ -383,6 +388,11 @@ func (a *App) Serve(ctx context.Context) error {
 	go func() {
 		defer a.workDone.Done()
 		a.MetricsRetention.Run(work, 10*time.Minute) // the hour's cut within 10 minutes of its start
+	}()
+	a.workDone.Add(1)
+	go func() {
+		defer a.workDone.Done()
+		a.LoadSampler.Run(work, a.Config.LoadSampleInterval, func() time.Time { return a.Now() }, commands.RecordLoad(a.Store), a.Log)
 	}()
 	a.workDone.Add(2)
 	go func() {

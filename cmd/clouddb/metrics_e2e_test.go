@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/csv"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/clouddbmanager/clouddb/commands"
 )
 
 // TestMetricsDashboardScopesRangesAndExport: each role sees its scope of what its tenant's
@@ -51,6 +54,22 @@ func TestMetricsDashboardScopesRangesAndExport(t *testing.T) {
 		t.Errorf("p95 %v, previous %v", tenant.get("queries.p95_ms"), tenant.get("previous"))
 	}
 
+	// The load sampler, a minute on (or its loop, if it sampled first): the tenant's peak and pools
+	// reach the tenant's and the platform's dashboards, and the connections quota counts the
+	// deployment's sampled figure.
+	samples, _ := env.app.LoadSampler.Sample(env.app.Now().Add(time.Minute))
+	if err := commands.RecordLoad(env.app.Store)(context.Background(), samples); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 15*time.Second, "the dashboard shows the sampled load", func() bool {
+		tenant = admin.c.do("GET", "/metrics/dashboard?range=15m", nil).expect(t, 200, "")
+		return tenant.num("resources.load.peak.running") >= 1
+	})
+	if tenant.num("resources.load.now.running") < 1 || tenant.num("resources.load.peak.pool_open") < 1 ||
+		len(tenant.items("resources.load.series")) != len(tenant.items("queries.series")) || tenant.num("quotas.connections.used") < 1 {
+		t.Errorf("tenant load %v, connections quota %v", tenant.get("resources.load"), tenant.get("quotas.connections"))
+	}
+
 	own := dev.c.do("GET", "/metrics/dashboard?range=1h&compare=true", nil).expect(t, 200, "")
 	if own.str("scope") != "own" || own.num("queries.count") != 3 || own.get("previous.queries") == nil || own.str("previous.to") == "" {
 		t.Errorf("developer dashboard: %s", own.body)
@@ -61,8 +80,9 @@ func TestMetricsDashboardScopesRangesAndExport(t *testing.T) {
 	}
 	root := env.client("127.0.13.9")
 	platform := root.with(root.login(adminEmail, adminPassword, "").access).do("GET", "/metrics/dashboard?range=1d", nil).expect(t, 200, "")
-	if platform.str("scope") != "platform" || platform.num("queries.count") < 8 || platform.str("range.grain") != "hour" || platform.get("quotas") != nil {
-		t.Errorf("platform dashboard: scope %q, count %v, grain %q", platform.str("scope"), platform.get("queries.count"), platform.str("range.grain"))
+	if platform.str("scope") != "platform" || platform.num("queries.count") < 8 || platform.str("range.grain") != "hour" || platform.get("quotas") != nil ||
+		platform.num("resources.load.peak.running") < 1 {
+		t.Errorf("platform dashboard: scope %q, count %v, grain %q, load %v", platform.str("scope"), platform.get("queries.count"), platform.str("range.grain"), platform.get("resources.load"))
 	}
 	narrowed := admin.c.do("GET", "/metrics/dashboard?range=15m&user_id="+dev.userID, nil).expect(t, 200, "")
 	if narrowed.num("queries.count") != 3 {

@@ -82,6 +82,11 @@ type Config struct {
 	// the storage quotas, stops idle databases and reconnects sandbox servers that were down
 	// (databases written to are measured within seconds regardless).
 	HousekeepingInterval time.Duration
+	// LoadSampleInterval is how often the query module records each tenant's load that changed
+	// (queryexec.LoadSampler: peak statements at once, pool connections), a minute at the least;
+	// LoadSampleTenants how many tenants a process records per sample at most (the busiest).
+	LoadSampleInterval time.Duration
+	LoadSampleTenants  int
 	// DeactivationGrace is how long a permanent deactivation of a member can be reversed; then the
 	// membership is closed for good.
 	DeactivationGrace time.Duration
@@ -277,6 +282,18 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		fail("CLOUDDB_HOUSEKEEPING_INTERVAL", "%q must be a duration from 1s to 24h", housekeepingText)
 	} else {
 		c.HousekeepingInterval = d
+	}
+	loadText := get("CLOUDDB_LOAD_SAMPLE_INTERVAL", "1m")
+	if d, err := time.ParseDuration(loadText); err != nil || d < time.Minute || d > time.Hour {
+		fail("CLOUDDB_LOAD_SAMPLE_INTERVAL", "%q must be a duration from 1m to 1h", loadText)
+	} else {
+		c.LoadSampleInterval = d
+	}
+	loadTenantsText := get("CLOUDDB_LOAD_SAMPLE_TENANTS", "1000")
+	if n, err := strconv.Atoi(loadTenantsText); err != nil || n < 1 || n > 100_000 {
+		fail("CLOUDDB_LOAD_SAMPLE_TENANTS", "%q must be a number from 1 to 100000", loadTenantsText)
+	} else {
+		c.LoadSampleTenants = n
 	}
 	graceText := get("CLOUDDB_DEACTIVATION_GRACE", "720h")
 	if d, err := time.ParseDuration(graceText); err != nil || d < time.Minute || d > 8760*time.Hour {

@@ -75,6 +75,7 @@ func TestInvalidValuesNameTheVariableOnOneLine(t *testing.T) {
 		"CLOUDDB_RESULT_MAX_BYTES":      "1000",
 		"CLOUDDB_QUERIES_IN_FLIGHT":     "0",
 		"CLOUDDB_QUERY_MEMORY":          "1048576",
+		"CLOUDDB_LOAD_SAMPLE_TENANTS":   "0",
 	}
 	for name, value := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -142,7 +143,7 @@ func TestResultBounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.ExportIdle != time.Minute || c.ExportMax != time.Hour || c.ExportsPerUser != 2 || c.ResultMaxBytes != 256<<20 ||
-		c.QueriesInFlight != 256 || c.QueryMemory != 128<<20 {
+		c.QueriesInFlight != 256 || c.QueryMemory != 128<<20 || c.LoadSampleTenants != 1000 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	c, err = FromEnv(env(map[string]string{"CLOUDDB_EXPORT_IDLE_TIMEOUT": "5s", "CLOUDDB_EXPORT_MAX_DURATION": "2h",
@@ -185,6 +186,7 @@ func TestBoundedDurations(t *testing.T) {
 	}{
 		{"CLOUDDB_LEASE_TTL", func(c Config) time.Duration { return c.LeaseTTL }, 30 * time.Second, "2s", 2 * time.Second, []string{"500ms", "1h", "never"}},
 		{"CLOUDDB_HOUSEKEEPING_INTERVAL", func(c Config) time.Duration { return c.HousekeepingInterval }, 30 * time.Second, "5m", 5 * time.Minute, []string{"100ms", "25h", "hourly"}},
+		{"CLOUDDB_LOAD_SAMPLE_INTERVAL", func(c Config) time.Duration { return c.LoadSampleInterval }, time.Minute, "5m", 5 * time.Minute, []string{"30s", "2h", "often"}},
 		{"CLOUDDB_DEACTIVATION_GRACE", func(c Config) time.Duration { return c.DeactivationGrace }, 720 * time.Hour, "48h", 48 * time.Hour, []string{"30s", "8761h", "a month"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
