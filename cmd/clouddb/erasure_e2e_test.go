@@ -12,12 +12,21 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/mgmtdb"
+	"github.com/clouddbmanager/clouddb/internal/testdb"
+	"github.com/clouddbmanager/clouddb/migrations"
 )
 
 func TestE2EErasureOfPersonalData(t *testing.T) {
@@ -205,4 +214,68 @@ func openedField(env eventstore.Envelope, name string) string {
 	json.Unmarshal(env.Payload, &doc)
 	s, _ := doc[name].(string)
 	return s
+}
+
+// A management database from before the sealing (migrations 29 and 30 not applied, an account
+// and its sign-up recorded in clear): the server's start seals them, the account still logs in
+// through its migrated claim, the log verifies, and the account can be erased.
+func TestE2EStartSealsWhatWasRecordedInClear(t *testing.T) {
+	ctx := context.Background()
+	dsn := testdb.DSN(t)
+	log := slog.New(slog.DiscardHandler)
+	db, err := mgmtdb.Open(ctx, dsn, 10*time.Second, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := migrations.Apply(ctx, db, log); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `DELETE FROM schema_migrations WHERE version_id IN (29, 30)`); err != nil {
+		t.Fatal(err)
+	}
+	email, password := uniqueEmail("before"), strongPassword()
+	hash, _ := bcrypt.GenerateFromPassword([]byte(password), 4)
+	user := domain.UserID(uuid.NewString())
+	old := eventstore.New(db, eventstore.NewDomainRegistry(), eventstore.Options{Logger: log})
+	if _, err := old.Append(ctx, eventstore.Append{Metadata: eventstore.Metadata{IP: "127.0.0.95", UserAgent: "Before/1.0", ActorID: string(user)},
+		Streams: []eventstore.Stream{{ID: user.Stream(), Type: "user", Events: []domain.Event{
+			domain.UserRegistered{UserID: user, Email: email, Name: "Bea Before", PasswordHash: string(hash), Verified: true}}}},
+		Claims: []eventstore.Claim{{Key: domain.EmailClaim(email), StreamID: user.Stream()}}}); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+
+	rootEmail, rootPassword := uniqueEmail("root"), strongPassword()
+	env := startE2E(t, e2eOptions{DSN: dsn, BootstrapEmail: rootEmail, BootstrapPassword: rootPassword})
+	clear := []string{email, "Bea Before", "127.0.0.95", "Before/1.0"}
+	var raw string
+	if err := env.app.DB.QueryRow(`SELECT CONCAT((SELECT GROUP_CONCAT(CONCAT(payload, metadata)) FROM events),
+		(SELECT GROUP_CONCAT(claim_key) FROM claims))`).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range clear {
+		if strings.Contains(raw, v) {
+			t.Errorf("after the start the log or the claims hold %q", v)
+		}
+	}
+	c := env.client("127.0.0.1")
+	c.login(email, password, "") // 200: the account is found through its migrated claim
+	if _, err := env.app.HeadSigner.Sign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, pub := env.app.HeadSigner.PublicKey()
+	if _, err := eventstore.VerifyLive(ctx, env.app.DB, []ed25519.PublicKey{pub}, nil); err != nil {
+		t.Errorf("verify after the start's sealing: %v", err)
+	}
+	root := env.client("127.0.0.1")
+	root = root.with(root.login(rootEmail, rootPassword, "").access)
+	root.do("DELETE", "/admin/users/"+string(user)+"/personal-data", nil).expect(t, 200, "")
+	for _, e := range openedEvents(t, env.app) {
+		for _, v := range clear {
+			if strings.Contains(string(e.Payload)+e.Metadata.IP+e.Metadata.UserAgent, v) {
+				t.Errorf("event %d (%s) reads %q after the erasure", e.Position, e.EventType, v)
+			}
+		}
+	}
 }
