@@ -107,7 +107,7 @@ func (s *smtpSender) Send(ctx context.Context, m Message) error {
 	defer cancel()
 	conn, err := s.dial(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
-		return s.fail(ctx, b.id, "connect", err)
+		return s.fail(ctx, b, "connect", err)
 	}
 	defer conn.Close()
 	if deadline, ok := ctx.Deadline(); ok {
@@ -118,7 +118,7 @@ func (s *smtpSender) Send(ctx context.Context, m Message) error {
 	defer stop()
 
 	if stage, err := s.converse(conn, host, b); err != nil {
-		return s.fail(ctx, b.id, stage, err)
+		return s.fail(ctx, b, stage, err)
 	}
 	return nil
 }
@@ -180,12 +180,14 @@ func (s *smtpSender) converse(conn net.Conn, host string, b built) (string, erro
 
 // fail turns an error of the stage into the error Send returns: ErrPermanent for 5xx replies,
 // ctx's error for a timeout or a cancellation, the error itself otherwise. Server text is
-// scrubbed of the credentials.
-func (s *smtpSender) fail(ctx context.Context, id, stage string, err error) error {
-	prefix := fmt.Sprintf("mail: smtp %s: message %s: %s", s.cfg.Addr, id, stage)
+// scrubbed of the credentials and of the recipient's address (personal data: the error is logged
+// and recorded in mail.failed.v1).
+func (s *smtpSender) fail(ctx context.Context, b built, stage string, err error) error {
+	prefix := fmt.Sprintf("mail: smtp %s: message %s: %s", s.cfg.Addr, b.id, stage)
 	var reply *textproto.Error
 	if errors.As(err, &reply) {
-		scrubbed := &textproto.Error{Code: reply.Code, Msg: s.scrub(reply.Msg)}
+		msg := strings.ReplaceAll(s.scrub(reply.Msg), b.to, "[recipient]")
+		scrubbed := &textproto.Error{Code: reply.Code, Msg: msg}
 		if reply.Code >= 500 && reply.Code <= 599 {
 			return fmt.Errorf("%s: %w: %w", prefix, scrubbed, ErrPermanent)
 		}

@@ -375,7 +375,7 @@ func TestSMTPReplyCodes(t *testing.T) {
 				be := &backend{failAt: stage, failWith: &gosmtp.SMTPError{
 					Code:         tc.code,
 					EnhancedCode: gosmtp.EnhancedCode{tc.code / 100, 0, 0},
-					Message:      "test says no",
+					Message:      "test says no to <" + testMessage().To + ">",
 				}}
 				addr := startServer(t, be, nil)
 				err := NewSMTP(smtpConfig(addr)).Send(context.Background(), testMessage())
@@ -391,6 +391,9 @@ func TestSMTPReplyCodes(t *testing.T) {
 				}
 				if strings.Contains(err.Error(), "token=") || strings.Contains(err.Error(), "Bonjour") {
 					t.Errorf("error %q carries the body", err)
+				}
+				if strings.Contains(err.Error(), testMessage().To) || !strings.Contains(err.Error(), "[recipient]") {
+					t.Errorf("error %q carries the recipient's address (personal data)", err)
 				}
 				if n := len(be.received()); n != 0 {
 					t.Errorf("server recorded %d messages", n)
