@@ -29,7 +29,7 @@ func (q *Views) AlertInputs(ctx context.Context, tenants []domain.TenantID, sinc
 	}
 	err := eachChunk(ids, func(chunk []string) error {
 		in := `(` + sqlparams.List(len(chunk)) + `)`
-		rows, err := q.db.QueryContext(ctx, `SELECT t.tenant_id, t.plan, (SELECT COUNT(*) FROM memberships m WHERE m.tenant_id = t.tenant_id)
+		rows, err := q.db.QueryContext(ctx, `SELECT t.tenant_id, t.plan, `+seatsOf+`
 			FROM tenants t WHERE t.tenant_id IN `+in, anys(chunk)...)
 		if err != nil {
 			return err
@@ -38,8 +38,8 @@ func (q *Views) AlertInputs(ctx context.Context, tenants []domain.TenantID, sinc
 		for rows.Next() {
 			var id domain.TenantID
 			var planID domain.PlanID
-			var members int64
-			if err := rows.Scan(&id, &planID, &members); err != nil {
+			var seats int64
+			if err := rows.Scan(&id, &planID, &seats); err != nil {
 				return err
 			}
 			plan, err := domain.PlanByID(planID)
@@ -49,7 +49,7 @@ func (q *Views) AlertInputs(ctx context.Context, tenants []domain.TenantID, sinc
 			l := plan.Limits
 			out[id].Limit = map[string]int64{"databases": l.MaxDatabases, "storage_bytes": l.MaxStorageBytes,
 				"connections": l.MaxConnections, "users": l.MaxUsers}
-			out[id].Used["users"] = members
+			out[id].Used["users"] = seats
 		}
 		if err := rows.Err(); err != nil {
 			return err

@@ -397,7 +397,7 @@ func (q *Views) quotas(ctx context.Context, tenant domain.TenantID, connections 
 		"databases":     NewQuotaUse(databases, l.MaxDatabases),
 		"storage_bytes": NewQuotaUse(storage, l.MaxStorageBytes),
 		"connections":   NewQuotaUse(connections, l.MaxConnections),
-		"users":         NewQuotaUse(t.Members, l.MaxUsers),
+		"users":         NewQuotaUse(t.Seats, l.MaxUsers),
 	}, nil
 }
 

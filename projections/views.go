@@ -177,15 +177,23 @@ type TenantView struct {
 	Settings  domain.TenantSettings
 	CreatedAt time.Time
 	Members   int64
+	// Seats is what the plan's max_users counts: the members (deactivated ones keep their seat
+	// until their membership closes) and the invitations pending and not expired
+	// (domain.Tenant.Invite).
+	Seats int64
 }
 
+// seatsOf counts the seats of tenant t (TenantView.Seats).
+const seatsOf = `(SELECT COUNT(*) FROM memberships m WHERE m.tenant_id = t.tenant_id)
+	+ (SELECT COUNT(*) FROM invitations i WHERE i.tenant_id = t.tenant_id AND i.status = 'pending' AND i.expires_at > UTC_TIMESTAMP(6))`
+
 const tenantColumns = `t.tenant_id, t.slug, t.name, t.plan, t.settings, t.created_at,
-	(SELECT COUNT(*) FROM memberships m WHERE m.tenant_id = t.tenant_id)`
+	(SELECT COUNT(*) FROM memberships m WHERE m.tenant_id = t.tenant_id), ` + seatsOf
 
 func scanTenant(row interface{ Scan(...any) error }) (TenantView, error) {
 	var t TenantView
 	var settings []byte
-	if err := row.Scan(&t.ID, &t.Slug, &t.Name, &t.Plan, &settings, &t.CreatedAt, &t.Members); err != nil {
+	if err := row.Scan(&t.ID, &t.Slug, &t.Name, &t.Plan, &settings, &t.CreatedAt, &t.Members, &t.Seats); err != nil {
 		return TenantView{}, err
 	}
 	return t, json.Unmarshal(settings, &t.Settings)

@@ -31,6 +31,8 @@ func TestMetricsDashboardScopesRangesAndExport(t *testing.T) {
 	for i := range 3 {
 		query(dev.c, dbID, fmt.Sprintf("SELECT %d + 1", i), nil).expect(t, 200, "")
 	}
+	// A pending invitation holds a seat as the plan's max_users counts it: 3 members and 1 invitee.
+	admin.c.do("POST", "/invitations", map[string]any{"emails": []string{uniqueEmail("seat")}, "role": "viewer"}).expect(t, 201, "")
 
 	var tenant *e2eResponse
 	waitUntil(t, 15*time.Second, "the dashboard shows the 8 queries", func() bool {
@@ -43,7 +45,7 @@ func TestMetricsDashboardScopesRangesAndExport(t *testing.T) {
 	if n := len(tenant.items("queries.series")); n < 15 || n > 16 {
 		t.Errorf("15 minutes by the minute: %d points", n)
 	}
-	if tenant.num("quotas.databases.used") != 1 || tenant.num("quotas.databases.limit") != 5 || tenant.num("quotas.users.used") != 3 ||
+	if tenant.num("quotas.databases.used") != 1 || tenant.num("quotas.databases.limit") != 5 || tenant.num("quotas.users.used") != 4 ||
 		tenant.num("resources.databases") != 1 || tenant.num("activity.active_sessions") < 3 {
 		t.Errorf("quotas %v, resources %v, activity %v", tenant.get("quotas"), tenant.get("resources"), tenant.get("activity"))
 	}
