@@ -19,6 +19,7 @@ import (
 type AlertViews interface {
 	RuleStates(ctx context.Context) ([]projections.RuleState, error)
 	AlertInputs(ctx context.Context, tenants []domain.TenantID, since time.Time) (map[domain.TenantID]*projections.AlertInputs, error)
+	RunningNow(ctx context.Context, tenants []domain.TenantID, now time.Time) (map[domain.TenantID]int64, error)
 	Members(ctx context.Context, tenant domain.TenantID, f projections.MemberFilter, cursor string, limit int) ([]projections.MemberView, string, error)
 	Webhooks(ctx context.Context, tenant domain.TenantID) ([]projections.WebhookView, error)
 	HasNotification(ctx context.Context, tenant domain.TenantID, user domain.UserID, id string) (bool, error)

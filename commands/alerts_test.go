@@ -83,7 +83,7 @@ func newAlertFixture(t *testing.T, client *http.Client) *alertFixture {
 	registry := f.store.Registry()
 	var err error
 	f.runtime, err = projections.New(f.db, f.store, projections.Options{Logger: quiet(), Poll: 20 * time.Millisecond},
-		projections.NewMetrics(registry), projections.NewAlerts(registry), projections.NewNotifications(registry))
+		projections.NewMetrics(registry), projections.NewMetricsLoad(registry), projections.NewAlerts(registry), projections.NewNotifications(registry))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func (f *alertFixture) settleAll(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := f.runtime.WaitFor(ctx, head, "metrics", "alerts", "notifications"); err != nil {
+	if err := f.runtime.WaitFor(ctx, head, "metrics", "metrics_load", "alerts", "notifications"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -247,6 +247,41 @@ func TestAFlappingAlertNotifiesBoundedlyOnEveryChannel(t *testing.T) {
 	}
 	if _, unread, _ := f.views.NotificationsOf(ctx, tenant, admin, 50, nil); unread != 1 {
 		t.Errorf("after the cooldown: %d unread, want the one new firing", unread)
+	}
+}
+
+// The connections alert counts what the whole deployment runs, as the dashboard's quota does: the
+// load samples of the processes alive, or the evaluating process's own count when greater.
+func TestConnectionsAlertCountsTheDeploymentsLoad(t *testing.T) {
+	f := newAlertFixture(t, http.DefaultClient)
+	ctx := context.Background()
+	tenant := f.tenant(t, f.user(t, "load-admin@example.com"))
+	if _, err := f.alerts.CreateRule(ctx, tenant, domain.AlertRule{Metric: "connections", Comparison: domain.CompareAtLeast, Threshold: 3,
+		Kind: domain.ThresholdAbsolute, WindowMinutes: 5, CooldownMinutes: 30, Channels: []string{domain.ChannelInApp}}, eventstore.Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	other := uuid.NewString() // another process, alive for an hour
+	if _, err := f.db.ExecContext(ctx, `INSERT INTO process_leases (instance_id, host, started_at, expires_at) VALUES (?, 'other', ?, ?)`,
+		other, f.clock.Now(), f.clock.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	sample := func(running int64) {
+		t.Helper()
+		minute := f.clock.Now().Truncate(time.Minute)
+		if err := commands.RecordLoad(f.store)(ctx, []domain.TenantLoadSampled{{TenantID: tenant, ProcessID: other, Minute: minute,
+			PeakRunning: running, At: f.clock.Now()}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sample(3)
+	if n := f.evaluate(t); n != 1 {
+		t.Fatalf("3 statements running in another process: %d alerts changed, want the rule firing", n)
+	}
+	f.clock.Advance(time.Minute)
+	sample(0)
+	f.connections.Store(4) // this process's own, not sampled yet
+	if n := f.evaluate(t); n != 0 {
+		t.Fatalf("4 statements running here: %d alerts changed, want the rule still firing", n)
 	}
 }
 

@@ -36,7 +36,8 @@ type AlertEvaluator struct {
 	Observe func(evaluations int, notified []string)
 }
 
-// NewAlertEvaluator returns the evaluator; connections is how many statements a tenant runs now.
+// NewAlertEvaluator returns the evaluator; connections is how many statements a tenant runs now
+// in this process (the load samples give the deployment's).
 // It panics on a nil dependency.
 func NewAlertEvaluator(events EventStore, views AlertViews, connections func(domain.TenantID) int64, now func() time.Time, log *slog.Logger) *AlertEvaluator {
 	if events == nil || views == nil || connections == nil || now == nil || log == nil {
@@ -71,8 +72,14 @@ func (e *AlertEvaluator) Evaluate(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	running, err := e.views.RunningNow(ctx, tenants, now)
+	if err != nil {
+		return 0, err
+	}
 	for _, t := range tenants {
-		inputs[t].Used["connections"] = e.connections(t)
+		// As the dashboard's quota: the deployment's sampled figure, or this process's own count
+		// when the samples have not caught up with it yet.
+		inputs[t].Used["connections"] = max(running[t], e.connections(t))
 	}
 	changed := 0
 	var notified []string

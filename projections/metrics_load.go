@@ -345,6 +345,38 @@ func (q *Views) LoadBuckets(ctx context.Context, tenant domain.TenantID, grain d
 	return out, before, rows.Err()
 }
 
+// RunningNow is, for each of tenants, the statements it runs at once across the deployment now
+// (LoadNow's running, for many tenants at once); a tenant without a live sample is absent.
+func (q *Views) RunningNow(ctx context.Context, tenants []domain.TenantID, now time.Time) (map[domain.TenantID]int64, error) {
+	out := map[domain.TenantID]int64{}
+	ids := make([]string, len(tenants))
+	for i, t := range tenants {
+		ids[i] = string(t)
+	}
+	err := eachChunk(ids, func(chunk []string) error {
+		rows, err := q.db.QueryContext(ctx, `SELECT s.tenant_id, SUM(s.running)
+			FROM metrics_load_processes s JOIN process_leases l ON l.instance_id = s.process_id AND l.expires_at > ?
+			WHERE s.tenant_id IN (`+sqlparams.List(len(chunk))+`) GROUP BY s.tenant_id`, append([]any{now.UTC()}, anys(chunk)...)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var tenant domain.TenantID
+			var running int64
+			if err := rows.Scan(&tenant, &running); err != nil {
+				return err
+			}
+			out[tenant] = running
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the tenants' load now: %w", err)
+	}
+	return out, nil
+}
+
 // LoadNow is a tenant's load across the deployment now ("" for the platform): the sum of the
 // latest samples of the processes alive at now (a live lease in process_leases), so that a
 // process that died without recording its end no longer counts.
