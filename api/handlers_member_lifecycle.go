@@ -31,31 +31,19 @@ func (s *Server) handleDeactivate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	dryRun, err := dryRunParam(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	transferTo, err := parseTransferTo(req.TransferTo)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	p := principalFrom(r.Context())
-	impact, err := s.identity.Members.Deactivate(r.Context(), commands.Deactivate{
-		Tenant: p.TenantID, Actor: p.UserID, ActorRole: p.role(), User: user, DryRun: dryRun, Meta: metadata(r.Context(), r),
+	cmd := commands.Deactivate{Tenant: p.TenantID, Actor: p.UserID, ActorRole: p.role(), User: user,
 		Request: domain.DeactivationRequest{Reason: req.Reason, Note: req.Note, Type: req.Type, ReactivateAt: req.ReactivateAt,
-			Resources: req.Resources, TransferTo: transferTo},
-	})
-	if err != nil {
-		s.writeError(w, r, err)
+			Resources: req.Resources}}
+	impact, ok := s.deactivate(w, r, cmd, req.TransferTo)
+	if !ok {
 		return
 	}
-	if dryRun {
-		writeJSON(w, http.StatusOK, map[string]any{"impact": impact})
+	if impact.DryRun {
+		writeJSON(w, http.StatusOK, map[string]any{"impact": impact.DeactivationImpact})
 		return
 	}
-	s.writeMember(w, r, p.TenantID, user, map[string]any{"impact": impact})
+	s.writeMember(w, r, p.TenantID, user, map[string]any{"impact": impact.DeactivationImpact})
 }
 
 // handleLeave is POST /me/leave: the caller leaves the tenant of their session for good
@@ -70,26 +58,38 @@ func (s *Server) handleLeave(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	dryRun, err := dryRunParam(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	transferTo, err := parseTransferTo(req.TransferTo)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	p := principalFrom(r.Context())
-	impact, err := s.identity.Members.Deactivate(r.Context(), commands.Deactivate{
-		Tenant: p.TenantID, Actor: p.UserID, ActorRole: p.role(), User: p.UserID, Leave: true, DryRun: dryRun,
-		Request: domain.LeaveRequest(req.Resources, transferTo, req.Note), Meta: metadata(r.Context(), r),
-	})
+	cmd := commands.Deactivate{Tenant: p.TenantID, Actor: p.UserID, ActorRole: p.role(), User: p.UserID, Leave: true,
+		Request: domain.LeaveRequest(req.Resources, "", req.Note)}
+	if impact, ok := s.deactivate(w, r, cmd, req.TransferTo); ok {
+		writeJSON(w, http.StatusOK, map[string]any{"impact": impact.DeactivationImpact})
+	}
+}
+
+// deactivated is what deactivate did, or would do in a dry run.
+type deactivated struct {
+	commands.DeactivationImpact
+	DryRun bool
+}
+
+// deactivate runs cmd, a deactivation or a leave, with the request's ?dry_run and the body's
+// transfer_to; it answers the errors itself (ok false).
+func (s *Server) deactivate(w http.ResponseWriter, r *http.Request, cmd commands.Deactivate, transferTo string) (deactivated, bool) {
+	var err error
+	if cmd.DryRun, err = dryRunParam(r); err == nil {
+		cmd.Request.TransferTo, err = parseTransferTo(transferTo)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
-		return
+		return deactivated{}, false
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"impact": impact})
+	cmd.Meta = metadata(r.Context(), r)
+	impact, err := s.identity.Members.Deactivate(r.Context(), cmd)
+	if err != nil {
+		s.writeError(w, r, err)
+		return deactivated{}, false
+	}
+	return deactivated{impact, cmd.DryRun}, true
 }
 
 // parseTransferTo reads a deactivation's transfer_to: "" (none) or a user id.
