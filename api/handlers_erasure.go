@@ -28,7 +28,7 @@ func (s *Server) MountErasure(routes ErasureRoutes) {
 			}
 			writeJSON(w, http.StatusOK, map[string]any{"user_id": user, "erased_as": "erased-" + user.Stream(),
 				"already_erased": res.AlreadyErased, "sessions_ended": res.SessionsEnded, "keys_erased": res.KeysErased,
-				"mails_removed": res.MailsRemoved, "read_models_rebuilt": res.ReadModels})
+				"mails_removed": res.MailsRemoved, "read_models_updated": res.ReadModels})
 		}},
 	})
 }

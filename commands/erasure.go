@@ -24,14 +24,13 @@ type ErasureDirectory interface {
 	MailsTo(ctx context.Context, email string) ([]domain.MailID, error)
 }
 
-// Rebuilder rebuilds a read model from the log (projections.Runtime).
-type Rebuilder interface {
-	Rebuild(ctx context.Context, name string) error
+// ErasedReadModels rewrites in place, in the read models that show personal data, the rows of an
+// erased person, once the keys of user, of invitations and of address (a stream; "" when unknown)
+// are gone, to the values a rebuild writes then (the placeholders); it returns the names of those
+// read models (projections.Runtime).
+type ErasedReadModels interface {
+	ErasePerson(ctx context.Context, user domain.UserID, invitations []domain.InvitationID, address string) ([]string, error)
 }
-
-// PersonalDataReadModels are the read models that show personal data: an erasure rebuilds them,
-// so that the values they hold are those the log now reads as (the placeholders).
-var PersonalDataReadModels = []string{"users", "sessions", "invitations", "mail_deliveries", "audit_log"}
 
 // Erasure is DELETE /admin/users/{id}/personal-data (docs/ARCHITECTURE.md, "Personal data and
 // erasure").
@@ -39,7 +38,7 @@ type Erasure struct {
 	identity   *Identity
 	keys       PersonalDataKeys
 	directory  ErasureDirectory
-	readModels Rebuilder
+	readModels ErasedReadModels
 	// ForgetMails removes the kept copies of mails (the .eml files of the development mail path);
 	// nil when mails are not kept.
 	ForgetMails func(ids []domain.MailID) (removed int, err error)
@@ -47,7 +46,7 @@ type Erasure struct {
 }
 
 // NewErasure returns the erasure handler.
-func NewErasure(identity *Identity, keys PersonalDataKeys, directory ErasureDirectory, readModels Rebuilder, log *slog.Logger) *Erasure {
+func NewErasure(identity *Identity, keys PersonalDataKeys, directory ErasureDirectory, readModels ErasedReadModels, log *slog.Logger) *Erasure {
 	if identity == nil || keys == nil || directory == nil || readModels == nil || log == nil {
 		panic("commands: NewErasure needs its dependencies")
 	}
@@ -66,10 +65,11 @@ type ErasureResult struct {
 // ErasePersonalData erases the personal data of user: it records user.personal_data_erased.v1
 // (ending the user's sessions, revoking the API keys and releasing the email's claim in the same
 // append), deletes the keys of the user, of the invitations whose invitee the user is and of the
-// failed logins to the user's address, removes the kept copies of the user's mails and rebuilds
-// the read models that show personal data. It is idempotent: a second call records nothing and
-// does the rest again (finishing an erasure a failure cut short). Returns domain.ErrNotFound for
-// an unknown user, and domain.ErrConflict when one of the read models is being rebuilt (retry).
+// failed logins to the user's address, removes the kept copies of the user's mails and rewrites
+// the person's rows in the read models that show personal data (no rebuild: the cost is the
+// person's data, not the log's). It is idempotent: a second call records nothing and does the
+// rest again (finishing an erasure a failure cut short). Returns domain.ErrNotFound for an unknown
+// user, and domain.ErrConflict when one of the read models is being rebuilt (retry).
 func (h *Erasure) ErasePersonalData(ctx context.Context, by, user domain.UserID, meta eventstore.Metadata) (ErasureResult, error) {
 	var res ErasureResult
 	u, err := h.identity.loadUser(ctx, user)
@@ -91,9 +91,10 @@ func (h *Erasure) ErasePersonalData(ctx context.Context, by, user domain.UserID,
 			return res, err
 		}
 	}
-	subjects := []string{user.Stream(), domain.AddressStream(email)}
+	address := domain.AddressStream(email)
+	subjects := []string{user.Stream(), address}
 	if res.AlreadyErased {
-		subjects = subjects[:1] // the address is erased already; the placeholder names none
+		subjects, address = subjects[:1], "" // the address is erased already; the placeholder names none
 	}
 	recorded, err := h.erasedInvitations(ctx, user) // this erasure's, or the first one's
 	if err != nil {
@@ -111,11 +112,8 @@ func (h *Erasure) ErasePersonalData(ctx context.Context, by, user domain.UserID,
 			return res, fmt.Errorf("erasure of %s: mails: %w", user, err)
 		}
 	}
-	for _, name := range PersonalDataReadModels {
-		if err := h.readModels.Rebuild(ctx, name); err != nil {
-			return res, fmt.Errorf("erasure of %s: rebuild %s: %w", user, name, err)
-		}
-		res.ReadModels = append(res.ReadModels, name)
+	if res.ReadModels, err = h.readModels.ErasePerson(ctx, user, recorded, address); err != nil {
+		return res, fmt.Errorf("erasure of %s: read models: %w", user, err)
 	}
 	h.log.InfoContext(ctx, "personal data erased", "user_id", user, "by", by, "keys", res.KeysErased,
 		"sessions_ended", res.SessionsEnded, "mails_removed", res.MailsRemoved)

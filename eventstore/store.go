@@ -650,6 +650,19 @@ func (s *Store) ReadAll(ctx context.Context, after int64, limit int) ([]Envelope
 	return s.query(ctx, `SELECT `+envelopeColumns+` FROM events WHERE position > ? ORDER BY position LIMIT ?`, after, limit)
 }
 
+// ReadPositions returns the events at positions (at most a few hundred), in order: a reader that
+// rewrites what some events made (an erasure's read models) rather than replaying the log.
+func (s *Store) ReadPositions(ctx context.Context, positions []int64) ([]Envelope, error) {
+	if len(positions) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(positions))
+	for i, p := range positions {
+		args[i] = p
+	}
+	return s.query(ctx, `SELECT `+envelopeColumns+` FROM events WHERE position IN (`+sqlparams.List(len(positions))+`) ORDER BY position`, args...)
+}
+
 // ReadTail returns up to limit events after position, in order: only those of types when types is
 // not nil, none of except, but always the last event of the log, so that a reader that applies
 // what it read may take the last position returned as its own.

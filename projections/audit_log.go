@@ -73,7 +73,9 @@ func (AuditLog) Tables() []Table {
 			KEY audit_log_target (chain_id, target_id, at, position),
 			KEY audit_log_group (chain_id, action_group, at, position),
 			KEY audit_log_seq (chain_id, chain_seq),
-			KEY audit_log_all (at, position)
+			KEY audit_log_all (at, position),
+			KEY audit_log_actor_any (actor_id),
+			KEY audit_log_target_any (target_id)
 		) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin`},
 		// The email of each account, for the entries' actors (joined when read).
 		{Name: "audit_log_emails", DDL: `CREATE TABLE IF NOT EXISTS {{table}} (
@@ -227,6 +229,65 @@ func auditEntry(env eventstore.Envelope) (auditRow, error) {
 		return auditRow{}, err
 	}
 	return r, nil
+}
+
+// Erase implements Eraser: the entries whose actor or target is the person (or one of the
+// erasure's invitations, or the failed logins to the person's address) are made again from their
+// events, read now that the keys are gone, so they hold what a rebuild writes (the IP address, the
+// user agent and the details: the other columns name no personal data); and the email kept for the
+// person's account reads as the placeholder.
+func (AuditLog) Erase(ctx context.Context, tx *sql.Tx, t Tables, e PersonErasure, read func(context.Context, []int64) ([]eventstore.Envelope, error)) error {
+	table := t.Name("audit_log")
+	if _, err := tx.ExecContext(ctx, `UPDATE `+t.Name("audit_log_emails")+` SET email = ? WHERE user_id = ?`,
+		domain.ErasedValue(e.User.Stream(), "email"), string(e.User)); err != nil {
+		return err
+	}
+	targets := []any{string(e.User)}
+	for _, id := range e.Invitations {
+		targets = append(targets, string(id))
+	}
+	if e.Address != "" {
+		targets = append(targets, strings.TrimPrefix(e.Address, "address-"))
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT position FROM `+table+` WHERE actor_id = ?
+		UNION SELECT position FROM `+table+` WHERE target_id IN (`+sqlparams.List(len(targets))+`) ORDER BY position`,
+		append([]any{string(e.User)}, targets...)...)
+	if err != nil {
+		return err
+	}
+	var positions []int64
+	for rows.Next() {
+		var p int64
+		if err := rows.Scan(&p); err != nil {
+			rows.Close()
+			return err
+		}
+		positions = append(positions, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	const perRead = 500
+	for len(positions) > 0 {
+		n := min(perRead, len(positions))
+		envs, err := read(ctx, positions[:n])
+		positions = positions[n:]
+		if err != nil {
+			return err
+		}
+		for _, env := range envs {
+			r, err := auditEntry(env)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET ip = ?, user_agent = ?, details = ? WHERE position = ?`,
+				clip(r.ip, 64), clip(r.agent, 512), r.details, r.position); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 const auditColumns = `position, event_id, chain_id, chain_seq, at, action, action_group, actor_id, actor_via, actor_via_id,

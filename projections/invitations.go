@@ -46,6 +46,18 @@ func (Invitations) Tables() []Table {
 	) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin`}}
 }
 
+// Erase implements Eraser: the invitee's email of each of the erasure's invitations reads as the
+// placeholder of the invitation (tenant.invitation_created.v1 seals it for the invitation).
+func (Invitations) Erase(ctx context.Context, tx *sql.Tx, t Tables, e PersonErasure, _ func(context.Context, []int64) ([]eventstore.Envelope, error)) error {
+	for _, id := range e.Invitations {
+		if _, err := tx.ExecContext(ctx, `UPDATE `+t.Name("invitations")+` SET email = ? WHERE invitation_id = ?`,
+			domain.ErasedValue(domain.InvitationSubject(id), "email"), string(id)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Apply records invitations and their fate; only a pending invitation changes, so a redelivered
 // event changes nothing.
 func (p Invitations) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []eventstore.Envelope) error {

@@ -47,8 +47,22 @@ func (MailDeliveries) Tables() []Table {
 		last_error      VARCHAR(1000) NULL,
 		requested_at    DATETIME(6)   NOT NULL,
 		sent_at         DATETIME(6)   NULL,
-		KEY mail_due (status, next_attempt_at)
+		subject         VARCHAR(80)   CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+		KEY mail_due (status, next_attempt_at),
+		KEY mail_subject (subject)
 	) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin`}}
+}
+
+// Erase implements Eraser: the recipient of every mail whose recipient is sealed for one of the
+// erasure's subjects (the mail's user or invitation: the subject column) reads as its placeholder.
+func (MailDeliveries) Erase(ctx context.Context, tx *sql.Tx, t Tables, e PersonErasure, _ func(context.Context, []int64) ([]eventstore.Envelope, error)) error {
+	for _, subject := range e.subjects() {
+		if _, err := tx.ExecContext(ctx, `UPDATE `+t.Name("mail_deliveries")+` SET recipient = ? WHERE subject = ?`,
+			clip(domain.ErasedValue(subject, "to"), 254), subject); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Apply applies the events in order.
@@ -68,11 +82,13 @@ func (p MailDeliveries) apply(ctx context.Context, tx *sql.Tx, table string, env
 		return err
 	}
 	if e, ok := ev.(domain.MailRequested); ok {
+		// The subject whose key seals the recipient, if any (what an erasure looks for).
+		_, subject, _ := domain.SealPersonalData(e, env.StreamID, func(_, _, value string) (string, error) { return value, nil })
 		_, err = tx.ExecContext(ctx, `INSERT INTO `+table+`
-			(mail_id, recipient, kind, status, attempts, next_attempt_at, requested_at)
-			VALUES (?, ?, ?, 'pending', 0, ?, ?)
+			(mail_id, recipient, kind, status, attempts, next_attempt_at, requested_at, subject)
+			VALUES (?, ?, ?, 'pending', 0, ?, ?, ?)
 			ON DUPLICATE KEY UPDATE mail_id = mail_id`,
-			string(e.MailID), clip(e.To, 254), clip(e.Kind, 32), dbTime(env.RecordedAt), dbTime(env.RecordedAt))
+			string(e.MailID), clip(e.To, 254), clip(e.Kind, 32), dbTime(env.RecordedAt), dbTime(env.RecordedAt), subject)
 		return err
 	}
 	mail, err := streamEntity(env.StreamID, "mail-")

@@ -23,7 +23,8 @@ func TestMailDeliveriesFollowAttemptsWithBackoff(t *testing.T) {
 	}
 	mailRow := func(id domain.MailID, status string, attempts int, next, lastError string, requested time.Time, sent string) row {
 		return row{"mail_id": string(id), "recipient": "ann@example.com", "kind": domain.MailVerification, "status": status,
-			"attempts": strconv.Itoa(attempts), "next_attempt_at": next, "last_error": lastError, "requested_at": ts(requested), "sent_at": sent}
+			"attempts": strconv.Itoa(attempts), "next_attempt_at": next, "last_error": lastError, "requested_at": ts(requested), "sent_at": sent,
+			"subject": user.Stream()}
 	}
 
 	t.Run("pending, retried after temporary failures, then sent", func(t *testing.T) {

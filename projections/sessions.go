@@ -64,6 +64,15 @@ func (Sessions) Tables() []Table {
 	) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin`}}
 }
 
+// Erase implements Eraser: the address and user agent of every session of the person read as
+// the placeholders (session.started.v1 seals them for the session's user).
+func (Sessions) Erase(ctx context.Context, tx *sql.Tx, t Tables, e PersonErasure, _ func(context.Context, []int64) ([]eventstore.Envelope, error)) error {
+	subject := e.User.Stream()
+	_, err := tx.ExecContext(ctx, `UPDATE `+t.Name("sessions")+` SET ip = ?, user_agent = ? WHERE user_id = ?`,
+		clip(domain.ErasedValue(subject, "ip"), 64), clip(domain.ErasedValue(subject, "user_agent"), 512), string(e.User))
+	return err
+}
+
 // Apply applies the events in order.
 func (p Sessions) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []eventstore.Envelope) error {
 	table := t.Name("sessions")

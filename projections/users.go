@@ -59,6 +59,15 @@ func (Users) Tables() []Table {
 	) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin`}}
 }
 
+// Erase implements Eraser: the person's email and name read as the placeholders. The version
+// stays: it is that of the last event the row reflects.
+func (Users) Erase(ctx context.Context, tx *sql.Tx, t Tables, e PersonErasure, _ func(context.Context, []int64) ([]eventstore.Envelope, error)) error {
+	subject := e.User.Stream()
+	_, err := tx.ExecContext(ctx, `UPDATE `+t.Name("users")+` SET email = ?, name = ? WHERE user_id = ?`,
+		domain.ErasedValue(subject, "email"), clip(domain.ErasedValue(subject, "name"), 400), string(e.User))
+	return err
+}
+
 // Apply applies the events in order. A user's row changes only for an event newer than the
 // version it holds.
 func (p Users) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []eventstore.Envelope) error {
