@@ -298,8 +298,10 @@ func (b *browser) download(xpath, ext string) []byte {
 // (with its change event).
 func (b *browser) choose(selector, value string) {
 	b.t.Helper()
-	b.run(chromedp.WaitEnabled(selector, chromedp.ByQuery), chromedp.Evaluate(fmt.Sprintf(
-		`(s => { s.value = %q; s.dispatchEvent(new Event("change", {bubbles: true})) })(document.querySelector(%q))`, value, selector), nil))
+	// The option first: a select whose options are still loading would take no value.
+	b.run(chromedp.WaitEnabled(selector, chromedp.ByQuery), chromedp.WaitReady(fmt.Sprintf(`%s option[value=%q]`, selector, value), chromedp.ByQuery),
+		chromedp.Evaluate(fmt.Sprintf(
+			`(s => { s.value = %q; s.dispatchEvent(new Event("change", {bubbles: true})) })(document.querySelector(%q))`, value, selector), nil))
 }
 
 // databaseID is the id of the member's database of that name.
@@ -776,6 +778,25 @@ func TestConsoleAccountInBrowser(t *testing.T) {
 	b.click(button("Send the link"))
 	b.waitText("Try again in 5 minutes.")
 	b.check("forgot-rate-limited")
+
+	// Switching tenant with two factors on asks for a code as well as the password, in place.
+	b.open("/login")
+	signIn(resetPassword, "")
+	env.clock.Advance(30 * time.Second)
+	own := other.with(other.login2FA(email, resetPassword, totpCode(t, env, secret)).access).
+		do("POST", "/tenants", map[string]any{"name": "Initech"}).expect(t, 201, "").str("id")
+	b.open("/databases") // the console learns of the new tenant when it loads
+	b.waitText("No databases yet.")
+	b.choose(".tenant-switch select", own)
+	b.waitText("Switch to Initech")
+	b.fill("Your password", resetPassword)
+	env.clock.Advance(30 * time.Second)
+	b.fill("Authentication code", totpCode(t, env, secret))
+	b.check("tenant-switch-2fa")
+	b.click(button("Switch"))
+	b.run(chromedp.Poll(fmt.Sprintf(`document.querySelector(".tenant-switch select").value === %q && !document.querySelector("dialog[open]")`, own), nil))
+	b.click(button("Sign out"))
+	b.waitText("Forgot your password?")
 
 	// 423: five wrong passwords lock the account; the sign-in page says for how long.
 	for range 5 {
