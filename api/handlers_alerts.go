@@ -11,6 +11,7 @@ import (
 
 	"github.com/clouddbmanager/clouddb/commands"
 	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/eventstore"
 	"github.com/clouddbmanager/clouddb/projections"
 )
 
@@ -18,6 +19,10 @@ import (
 type AlertRoutes struct {
 	Commands *commands.Alerts
 	Views    *projections.Views
+	// Store and Projections let the lists of alerts and notifications show what this process
+	// recorded before the request (read-your-writes); without them they answer at once.
+	Store       *eventstore.Store
+	Projections *projections.Runtime
 }
 
 type alertHandlers struct {
@@ -186,6 +191,7 @@ func (h *alertHandlers) handleAlerts(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
+	h.caughtUp(r.Context(), h.routes.Store, h.routes.Projections, "alerts")
 	items, err := h.routes.Views.AlertHistory(r.Context(), principalFrom(r.Context()).TenantID, state, limit, cursor)
 	if err != nil {
 		h.writeError(w, r, err)
@@ -210,6 +216,7 @@ func (h *alertHandlers) handleNotifications(w http.ResponseWriter, r *http.Reque
 		h.writeError(w, r, err)
 		return
 	}
+	h.caughtUp(r.Context(), h.routes.Store, h.routes.Projections, "notifications")
 	p := principalFrom(r.Context())
 	items, unread, err := h.routes.Views.NotificationsOf(r.Context(), p.TenantID, p.UserID, limit, cursor)
 	if err != nil {

@@ -459,7 +459,7 @@ func (a *App) Serve(ctx context.Context) error {
 	handler.MountAudit(api.AuditRoutes{Signer: a.HeadSigner, Views: a.views, Projections: a.Projections, Store: a.Store, DB: a.DB})
 	handler.MountAccessReport(api.AccessReportRoutes{Views: a.views, Projections: a.Projections, Store: a.Store})
 	handler.MountErasure(api.ErasureRoutes{Commands: a.Erasure})
-	handler.MountAlerts(api.AlertRoutes{Commands: a.Alerts, Views: a.views})
+	handler.MountAlerts(api.AlertRoutes{Commands: a.Alerts, Views: a.views, Store: a.Store, Projections: a.Projections})
 	handler.MountMetrics(api.MetricsRoutes{Views: a.views, Connections: a.Engine.Running,
 		Exports: api.ExportLimits{Idle: a.Config.ExportIdle, Max: a.Config.ExportMax, PerUser: a.Config.ExportsPerUser}})
 	if a.listener == nil { // `clouddb serve` binds first (listen), before Open
