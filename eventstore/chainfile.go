@@ -132,10 +132,19 @@ type eventFields struct {
 }
 
 // Event writes an event with its payload (unless withheld says why not) and metadata exactly as
-// stored, and audit, the JSON of the audit entry it makes (empty when none). The record is written
-// by hand, as json.Marshal would write it: an export writes a million of them.
+// stored, and audit, the JSON of the audit entry it makes (empty when none).
 func (e *ExportWriter) Event(r ChainRecord, withheld string, audit []byte) error {
-	b := append(e.line[:0], `{"kind":"event","chain_id":`...)
+	e.line = AppendEvent(e.line[:0], r, withheld, audit)
+	return e.record(e.line)
+}
+
+// Encoded writes a record AppendEvent encoded (an export encodes its windows side by side).
+func (e *ExportWriter) Encoded(record []byte) error { return e.record(record) }
+
+// AppendEvent appends the record Event writes. It is written by hand, as json.Marshal would write
+// it: an export writes a million of them.
+func AppendEvent(b []byte, r ChainRecord, withheld string, audit []byte) []byte {
+	b = append(b, `{"kind":"event","chain_id":`...)
 	b = jsontext.AppendString(b, r.ChainID)
 	b = append(b, `,"chain_seq":`...)
 	b = strconv.AppendInt(b, r.ChainSeq, 10)
@@ -177,9 +186,7 @@ func (e *ExportWriter) Event(r ChainRecord, withheld string, audit []byte) error
 		b = append(b, `,"audit":`...)
 		b = append(b, audit...)
 	}
-	b = append(b, '}')
-	e.line = b
-	return e.record(b)
+	return append(b, '}')
 }
 
 // Close ends the export and flushes it.

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
@@ -191,24 +193,32 @@ func scanAuditEntries(rows *sql.Rows) ([]AuditEntry, error) {
 			&e.Target.Type, &e.Target.ID, &ip, &agent, &details); err != nil {
 			return nil, fmt.Errorf("read the audit log: %w", err)
 		}
-		e.At, e.Details = e.At.UTC(), details
-		if e.ChainID != eventstore.PlatformChain {
-			e.TenantID = &e.ChainID
-		}
-		e.Actor = AuditActor{ID: optional(actor), Via: optional(via)}
+		e.Details = details
+		var mail *string
 		if email.Valid {
-			e.Actor.Email = &email.String
+			mail = &email.String
 		}
-		switch via {
-		case "session":
-			e.Actor.SessionID = viaID
-		case "api_key":
-			e.Actor.APIKeyID = viaID
-		}
-		e.IP, e.UserAgent = optional(ip), optional(agent)
+		e.settle(actor, via, viaID, ip, agent, mail)
 		entries = append(entries, e)
 	}
 	return entries, rows.Err()
+}
+
+// settle fills what an entry's columns say but do not hold as such: its time in UTC, its tenant,
+// who acted and how, from where.
+func (e *AuditEntry) settle(actor, via, viaID, ip, agent string, email *string) {
+	e.At = e.At.UTC()
+	if e.ChainID != eventstore.PlatformChain {
+		e.TenantID = &e.ChainID
+	}
+	e.Actor = AuditActor{ID: optional(actor), Email: email, Via: optional(via)}
+	switch via {
+	case "session":
+		e.Actor.SessionID = viaID
+	case "api_key":
+		e.Actor.APIKeyID = viaID
+	}
+	e.IP, e.UserAgent = optional(ip), optional(agent)
 }
 
 func optional(s string) *string {
@@ -272,3 +282,88 @@ func (q *Views) AuditBySeq(ctx context.Context, chain string, first, last int64,
 	}
 	return scanAuditEntries(rows)
 }
+
+// AuditChain calls fn, in chain order, with each event of chain from sequence first to last (its
+// PrevHash filled) and the audit entry it made when that entry's time is in [from, to), nil
+// otherwise. One query reads the events, the link before the first and their entries (an export
+// reads a million of them, the driver's rows are not copied): rec's and entry's strings and bytes
+// are the row's, valid until fn returns.
+func (q *Views) AuditChain(ctx context.Context, chain string, first, last int64, from, to time.Time,
+	fn func(rec *eventstore.ChainRecord, entry *AuditEntry) error) error {
+	on, args := "", []any{}
+	if !from.IsZero() {
+		on, args = on+" AND a.at >= ?", append(args, dbTime(from))
+	}
+	if !to.IsZero() {
+		on, args = on+" AND a.at < ?", append(args, dbTime(to))
+	}
+	rows, err := q.db.QueryContext(ctx, `SELECT ev.position, ev.event_id, ev.stream_id, ev.stream_type, ev.stream_version,
+		ev.event_type, ev.payload, ev.metadata, ev.recorded_at, ev.chain_seq, ev.hash, a.position IS NOT NULL, a.at, a.action,
+		a.actor_id, m.user_id IS NOT NULL, m.email, a.actor_via, a.actor_via_id, a.target_type, a.target_id, a.ip,
+		a.user_agent, a.details
+		FROM events ev
+		LEFT JOIN audit_log a ON a.chain_id = ev.chain_id AND a.chain_seq = ev.chain_seq`+on+`
+		LEFT JOIN audit_log_emails m ON m.user_id = a.actor_id
+		WHERE ev.chain_id = ? AND ev.chain_seq BETWEEN ? AND ? ORDER BY ev.chain_seq`,
+		append(args, chain, max(first-1, 1), last)...)
+	if err != nil {
+		return fmt.Errorf("read chain %s with its audit entries: %w", chain, err)
+	}
+	defer rows.Close()
+	var (
+		rec                                   = eventstore.ChainRecord{ChainID: chain}
+		e                                     = AuditEntry{ChainID: chain}
+		eventID, streamID, streamType, evType sql.RawBytes
+		hash, action, actor, email, via       sql.RawBytes
+		viaID, targetType, targetID, ip       sql.RawBytes
+		agent                                 sql.RawBytes
+		entered, emailed                      bool
+		at                                    sql.NullTime
+	)
+	prev := first == 1 // the hash before the first is read, but for a chain's first event
+	for rows.Next() {
+		if err := rows.Scan(&rec.Position, &eventID, &streamID, &streamType, &rec.StreamVersion, &evType, (*sql.RawBytes)(&rec.Data),
+			(*sql.RawBytes)(&rec.Metadata), &rec.RecordedAt, &rec.ChainSeq, &hash, &entered, &at, &action, &actor, &emailed, &email,
+			&via, &viaID, &targetType, &targetID, &ip, &agent, (*sql.RawBytes)(&e.Details)); err != nil {
+			return fmt.Errorf("read chain %s with its audit entries: %w", chain, err)
+		}
+		if !prev {
+			if rec.ChainSeq != first-1 {
+				return fmt.Errorf("read entry %d of chain %s: %w", first-1, chain, sql.ErrNoRows)
+			}
+			copy(rec.PrevHash[:], hash)
+			prev = true
+			continue
+		}
+		rec.EventID, rec.StreamID, rec.StreamType, rec.EventType = view(eventID), view(streamID), view(streamType), view(evType)
+		rec.RecordedAt = rec.RecordedAt.UTC()
+		rec.DataSHA256, rec.MetadataSHA256 = sha256.Sum256(rec.Data), sha256.Sum256(rec.Metadata)
+		copy(rec.Hash[:], hash)
+		var entry *AuditEntry
+		if entered {
+			e.ID, e.ChainSeq, e.Position, e.At = rec.EventID, rec.ChainSeq, rec.Position, at.Time
+			e.Action, e.Target = view(action), AuditTarget{Type: view(targetType), ID: view(targetID)}
+			var mail *string
+			if emailed {
+				m := view(email)
+				mail = &m
+			}
+			e.settle(view(actor), view(via), view(viaID), view(ip), view(agent), mail)
+			entry = &e
+		}
+		if err := fn(&rec, entry); err != nil {
+			return err
+		}
+		rec.PrevHash = rec.Hash
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read chain %s with its audit entries: %w", chain, err)
+	}
+	if !prev {
+		return fmt.Errorf("read entry %d of chain %s: %w", first-1, chain, sql.ErrNoRows)
+	}
+	return nil
+}
+
+// view is b as a string without copying it: valid while b is (the row being read).
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -255,3 +255,55 @@ func TestAuditEndpoints(t *testing.T) {
 	}
 	admin.c.do("GET", "/audit/export?format=xml", nil).expect(t, 400, "validation_failed")
 }
+
+// TestAuditExportOfAPeriod: an export of a period that starts inside the chain carries, from the
+// period's first entry to a signed head, the events as ReadChain reads them, each with its entry
+// as the audit log holds it when that entry is in the period.
+func TestAuditExportOfAPeriod(t *testing.T) {
+	env := startE2E(t, e2eOptions{})
+	admin := newTenantAdmin(env, "127.0.61.9", "Period Co")
+	for _, limit := range []int{500, 600, 700} {
+		admin.c.do("PATCH", "/tenant/settings", map[string]any{"row_limit": limit}).expect(t, 200, "")
+	}
+	at := admin.c.do("GET", "/audit?limit=2", nil).expect(t, 200, "").str("items.1.at")
+	status, _, body := download(t, admin.c, "/audit/export?format=ndjson&from="+at)
+	if status != 200 {
+		t.Fatalf("export: %d %s", status, body)
+	}
+	var events [][]byte
+	for _, line := range bytes.Split(bytes.TrimSuffix(body, []byte("\n")), []byte("\n")) {
+		if bytes.HasPrefix(line, []byte(`{"kind":"event"`)) {
+			events = append(events, line)
+		}
+	}
+	ctx := context.Background()
+	from, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ranges, err := env.app.views.AuditRanges(ctx, admin.tenantID, from, time.Time{})
+	if err != nil || len(ranges) != 1 || ranges[0].First < 2 || len(events) < 2 {
+		t.Fatalf("the period's entries %+v, %v; %d events exported", ranges, err, len(events))
+	}
+	first := ranges[0].First
+	entries, err := env.app.views.AuditBySeq(ctx, admin.tenantID, first, first+int64(len(events))-1, from, time.Time{})
+	if err != nil || len(entries) < 2 {
+		t.Fatalf("the period's entries: %v, %v", entries, err)
+	}
+	i := 0
+	if err := eventstore.ReadChain(ctx, env.app.DB, admin.tenantID, first, first+int64(len(events))-1, func(r eventstore.ChainRecord) error {
+		var entry []byte
+		for _, e := range entries {
+			if e.ChainSeq == r.ChainSeq {
+				entry = e.AppendJSON(nil)
+			}
+		}
+		if want := eventstore.AppendEvent(nil, r, eventstore.Withheld(r.Data), entry); !bytes.Equal(events[i], want) {
+			t.Errorf("event %d exported as\n%s\nwant\n%s", r.ChainSeq, events[i], want)
+		}
+		i++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
