@@ -40,6 +40,8 @@ func TestE2EErasureOfPersonalData(t *testing.T) {
 	admin.c.do("POST", "/invitations", map[string]any{"emails": []string{viewer.email}, "role": "viewer"}).expect(t, 201, "")
 	viewer.c = env.client("127.0.0.93")
 	viewer.c.headers["User-Agent"] = agent
+	// A failed login to the address before it has an account: the address's stream, its own key.
+	viewer.c.do("POST", "/auth/login", map[string]any{"email": viewer.email, "password": "not yet an account 1"}).expect(t, 401, "")
 	accepted := viewer.c.do("POST", "/invitations/accept", map[string]any{"token": env.waitMail(viewer.email, "invited").token,
 		"name": name, "password": viewer.password}).expect(t, 200, "")
 	viewer.userID = accepted.str("user_id")
