@@ -25,11 +25,12 @@ type ErasureDirectory interface {
 }
 
 // ErasedReadModels rewrites in place, in the read models that show personal data, the rows of an
-// erased person, once the keys of user, of invitations and of address (a stream; "" when unknown)
-// are gone, to the values a rebuild writes then (the placeholders); it returns the names of those
-// read models (projections.Runtime).
+// erased person once the keys of user and of invitations are gone (returning the names of those
+// read models), or those of the failed logins to an address (its stream) once its key is gone, to
+// the values a rebuild writes then (the placeholders) (projections.Runtime).
 type ErasedReadModels interface {
-	ErasePerson(ctx context.Context, user domain.UserID, invitations []domain.InvitationID, address string) ([]string, error)
+	ErasePerson(ctx context.Context, user domain.UserID, invitations []domain.InvitationID) ([]string, error)
+	EraseAddress(ctx context.Context, address string) error
 }
 
 // Erasure is DELETE /admin/users/{id}/personal-data (docs/ARCHITECTURE.md, "Personal data and
@@ -62,10 +63,11 @@ type ErasureResult struct {
 	ReadModels    []string
 }
 
-// ErasePersonalData erases the personal data of user: it records user.personal_data_erased.v1
-// (ending the user's sessions, revoking the API keys and releasing the email's claim in the same
-// append), deletes the keys of the user, of the invitations whose invitee the user is and of the
-// failed logins to the user's address, removes the kept copies of the user's mails and rewrites
+// ErasePersonalData erases the personal data of user: it deletes the key of the failed logins to
+// the user's address and rewrites their rows (first: once recorded, the address is no longer
+// known), records user.personal_data_erased.v1 (ending the user's sessions, revoking the API keys
+// and releasing the email's claim in the same append), deletes the keys of the user and of the
+// invitations whose invitee the user is, removes the kept copies of the user's mails and rewrites
 // the person's rows in the read models that show personal data (no rebuild: the cost is the
 // person's data, not the log's). It is idempotent: a second call records nothing and does the
 // rest again (finishing an erasure a failure cut short). Returns domain.ErrNotFound for an unknown
@@ -87,15 +89,19 @@ func (h *Erasure) ErasePersonalData(ctx context.Context, by, user domain.UserID,
 		if mails, err = h.directory.MailsTo(ctx, email); err != nil {
 			return res, err
 		}
+		address := domain.AddressStream(email)
+		if err := h.keys.Erase(ctx, address); err != nil {
+			return res, err
+		}
+		if err := h.readModels.EraseAddress(ctx, address); err != nil {
+			return res, fmt.Errorf("erasure of %s: read models: %w", user, err)
+		}
+		res.KeysErased++
 		if res.SessionsEnded, err = h.record(ctx, by, user, invitations, meta); err != nil {
 			return res, err
 		}
 	}
-	address := domain.AddressStream(email)
-	subjects := []string{user.Stream(), address}
-	if res.AlreadyErased {
-		subjects, address = subjects[:1], "" // the address is erased already; the placeholder names none
-	}
+	subjects := []string{user.Stream()}
 	recorded, err := h.erasedInvitations(ctx, user) // this erasure's, or the first one's
 	if err != nil {
 		return res, err
@@ -106,13 +112,13 @@ func (h *Erasure) ErasePersonalData(ctx context.Context, by, user domain.UserID,
 	if err := h.keys.Erase(ctx, subjects...); err != nil {
 		return res, err
 	}
-	res.KeysErased = len(subjects)
+	res.KeysErased += len(subjects)
 	if h.ForgetMails != nil && len(mails) > 0 {
 		if res.MailsRemoved, err = h.ForgetMails(mails); err != nil {
 			return res, fmt.Errorf("erasure of %s: mails: %w", user, err)
 		}
 	}
-	if res.ReadModels, err = h.readModels.ErasePerson(ctx, user, recorded, address); err != nil {
+	if res.ReadModels, err = h.readModels.ErasePerson(ctx, user, recorded); err != nil {
 		return res, fmt.Errorf("erasure of %s: read models: %w", user, err)
 	}
 	h.log.InfoContext(ctx, "personal data erased", "user_id", user, "by", by, "keys", res.KeysErased,

@@ -238,20 +238,30 @@ func auditEntry(env eventstore.Envelope) (auditRow, error) {
 // person's account reads as the placeholder.
 func (AuditLog) Erase(ctx context.Context, tx *sql.Tx, t Tables, e PersonErasure, read func(context.Context, []int64) ([]eventstore.Envelope, error)) error {
 	table := t.Name("audit_log")
-	if _, err := tx.ExecContext(ctx, `UPDATE `+t.Name("audit_log_emails")+` SET email = ? WHERE user_id = ?`,
-		domain.ErasedValue(e.User.Stream(), "email"), string(e.User)); err != nil {
-		return err
+	var targets []any
+	query := `SELECT position FROM ` + table + ` WHERE target_id IN (%s)`
+	if e.User != "" {
+		if _, err := tx.ExecContext(ctx, `UPDATE `+t.Name("audit_log_emails")+` SET email = ? WHERE user_id = ?`,
+			domain.ErasedValue(e.User.Stream(), "email"), string(e.User)); err != nil {
+			return err
+		}
+		query = `SELECT position FROM ` + table + ` WHERE actor_id = ? UNION ` + query
+		targets = append(targets, string(e.User), string(e.User))
 	}
-	targets := []any{string(e.User)}
 	for _, id := range e.Invitations {
 		targets = append(targets, string(id))
 	}
 	if e.Address != "" {
 		targets = append(targets, strings.TrimPrefix(e.Address, "address-"))
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT position FROM `+table+` WHERE actor_id = ?
-		UNION SELECT position FROM `+table+` WHERE target_id IN (`+sqlparams.List(len(targets))+`) ORDER BY position`,
-		append([]any{string(e.User)}, targets...)...)
+	if len(targets) == 0 {
+		return nil
+	}
+	inList := len(targets)
+	if e.User != "" {
+		inList-- // the actor's
+	}
+	rows, err := tx.QueryContext(ctx, fmt.Sprintf(query, sqlparams.List(inList))+` ORDER BY position`, targets...)
 	if err != nil {
 		return err
 	}

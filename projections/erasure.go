@@ -9,9 +9,9 @@ import (
 	"github.com/clouddbmanager/clouddb/eventstore"
 )
 
-// PersonErasure names what an erasure erased: the person, the invitations whose invitee the
-// person is, and the stream of the failed logins to the person's address ("" when no longer
-// known: a retry, after the address's key is gone).
+// PersonErasure names what an erasure erased: either the person and the invitations whose invitee
+// the person is, or (Address only) the stream of the failed logins to the person's address, which
+// an erasure erases first, while it still knows the address.
 type PersonErasure struct {
 	User        domain.UserID
 	Invitations []domain.InvitationID
@@ -20,7 +20,10 @@ type PersonErasure struct {
 
 // subjects are the subjects whose keys the erasure deleted.
 func (e PersonErasure) subjects() []string {
-	out := []string{e.User.Stream()}
+	var out []string
+	if e.User != "" {
+		out = append(out, e.User.Stream())
+	}
 	for _, id := range e.Invitations {
 		out = append(out, domain.InvitationSubject(id))
 	}
@@ -40,15 +43,25 @@ type Eraser interface {
 }
 
 // ErasePerson rewrites the rows of user in every read model that shows personal data
-// (each Eraser), after the keys of user, of invitations and of address (see PersonErasure) are
-// gone, and returns the names of those read models (commands.ErasedReadModels).
+// (each Eraser), after the keys of user and of invitations are gone, and returns the names of
+// those read models (commands.ErasedReadModels).
 // It first waits until they applied the log up to its head: a batch read while the keys still
 // opened (the erasure's own event included) is committed before the rewrite, which holds each
 // model's checkpoint row, so no batch of this process commits a cleared value after it. A rebuild
 // of one of them that is running answers domain.ErrConflict (retry); the rewrite holds the
 // rebuild lock, so none starts meanwhile. Rewriting twice writes the same values.
-func (r *Runtime) ErasePerson(ctx context.Context, user domain.UserID, invitations []domain.InvitationID, address string) ([]string, error) {
-	e := PersonErasure{User: user, Invitations: invitations, Address: address}
+func (r *Runtime) ErasePerson(ctx context.Context, user domain.UserID, invitations []domain.InvitationID) ([]string, error) {
+	return r.erase(ctx, PersonErasure{User: user, Invitations: invitations})
+}
+
+// EraseAddress rewrites, as ErasePerson does, the rows of the failed logins to an address (its
+// stream, domain.AddressStream) after the address's key is gone.
+func (r *Runtime) EraseAddress(ctx context.Context, address string) error {
+	_, err := r.erase(ctx, PersonErasure{Address: address})
+	return err
+}
+
+func (r *Runtime) erase(ctx context.Context, e PersonErasure) ([]string, error) {
 	var erasers []*state
 	var names []string
 	for _, st := range r.states {
@@ -66,7 +79,7 @@ func (r *Runtime) ErasePerson(ctx context.Context, user domain.UserID, invitatio
 	}
 	for _, st := range erasers {
 		if err := r.eraseIn(ctx, st, e); err != nil {
-			return nil, fmt.Errorf("projections: erase %s in %s: %w", e.User, st.Name(), err)
+			return nil, fmt.Errorf("projections: erase %v in %s: %w", e.subjects(), st.Name(), err)
 		}
 	}
 	return names, nil
