@@ -49,14 +49,7 @@ import (
 //
 //	CLOUDDB_AUDIT_BENCH_ENTRIES=1000000 go test -run '^$' -bench BenchmarkAuditTrail -benchtime 1x -timeout 2h ./cmd/clouddb/
 func BenchmarkAuditTrail(b *testing.B) {
-	entries := int64(20_000)
-	if v := os.Getenv("CLOUDDB_AUDIT_BENCH_ENTRIES"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1000 {
-			b.Fatalf("CLOUDDB_AUDIT_BENCH_ENTRIES=%q: want a number ≥ 1000", v)
-		}
-		entries = n
-	}
+	entries := auditBenchEntries(b)
 	ab := startAuditBench(b)
 	ctx := context.Background()
 	if have := ab.entries(); have < entries {
@@ -106,6 +99,19 @@ func BenchmarkAuditTrail(b *testing.B) {
 	}
 	b.ReportMetric(float64(live.Records)/time.Since(began).Seconds(), "verify_live_events/s")
 	b.Logf("export: %d records (%d audit entries) in %v; verified %d chain events, %d signatures", lines, s.AuditEntries, took, s.Records, s.SignaturesMatched)
+}
+
+// auditBenchEntries is CLOUDDB_AUDIT_BENCH_ENTRIES (default 20,000).
+func auditBenchEntries(b *testing.B) int64 {
+	v := os.Getenv("CLOUDDB_AUDIT_BENCH_ENTRIES")
+	if v == "" {
+		return 20_000
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1000 {
+		b.Fatalf("CLOUDDB_AUDIT_BENCH_ENTRIES=%q: want a number ≥ 1000", v)
+	}
+	return n
 }
 
 type auditBench struct {

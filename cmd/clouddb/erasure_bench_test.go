@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -22,14 +20,7 @@ import (
 //	CLOUDDB_AUDIT_BENCH_DSN='root@tcp(127.0.0.1:3306)/clouddb_erasebench' CLOUDDB_AUDIT_BENCH_ENTRIES=200000 \
 //	  go test -run '^$' -bench BenchmarkErasure -benchtime 3x -timeout 30m ./cmd/clouddb/
 func BenchmarkErasure(b *testing.B) {
-	entries := int64(20_000)
-	if v := os.Getenv("CLOUDDB_AUDIT_BENCH_ENTRIES"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1000 {
-			b.Fatalf("CLOUDDB_AUDIT_BENCH_ENTRIES=%q: want a number ≥ 1000", v)
-		}
-		entries = n
-	}
+	entries := auditBenchEntries(b)
 	ab := startAuditBench(b)
 	ctx := context.Background()
 	if have := ab.entries(); have < entries {
