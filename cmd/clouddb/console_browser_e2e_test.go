@@ -58,8 +58,10 @@ func newBrowser(t *testing.T, env *e2eEnv) *browser {
 	if err != nil {
 		t.Fatal("chromium is not on PATH (apt-get install chromium): the console's browser tests need it")
 	}
+	// The profile is chromedp's own temporary directory, removed once the browser has exited: a
+	// t.TempDir failed the test when Chromium's helpers still wrote to it during the cleanup.
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
-		chromedp.WindowSize(1280, 860), chromedp.UserDataDir(t.TempDir()))
+		chromedp.WindowSize(1280, 860))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	// This chromedp's protocol tables predate some events of today's Chromium: not our problem.
 	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(func(format string, args ...any) {
