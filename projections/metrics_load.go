@@ -345,6 +345,11 @@ func (q *Views) LoadBuckets(ctx context.Context, tenant domain.TenantID, grain d
 	return out, before, rows.Err()
 }
 
+// liveSamples reads the latest samples of the processes alive at its one argument, now: those
+// holding a lease in process_leases, so that a process that died without recording its end no
+// longer counts.
+const liveSamples = `FROM metrics_load_processes s JOIN process_leases l ON l.instance_id = s.process_id AND l.expires_at > ?`
+
 // RunningNow is, for each of tenants, the statements it runs at once across the deployment now
 // (LoadNow's running, for many tenants at once); a tenant without a live sample is absent.
 func (q *Views) RunningNow(ctx context.Context, tenants []domain.TenantID, now time.Time) (map[domain.TenantID]int64, error) {
@@ -354,8 +359,7 @@ func (q *Views) RunningNow(ctx context.Context, tenants []domain.TenantID, now t
 		ids[i] = string(t)
 	}
 	err := eachChunk(ids, func(chunk []string) error {
-		rows, err := q.db.QueryContext(ctx, `SELECT s.tenant_id, SUM(s.running)
-			FROM metrics_load_processes s JOIN process_leases l ON l.instance_id = s.process_id AND l.expires_at > ?
+		rows, err := q.db.QueryContext(ctx, `SELECT s.tenant_id, SUM(s.running) `+liveSamples+`
 			WHERE s.tenant_id IN (`+sqlparams.List(len(chunk))+`) GROUP BY s.tenant_id`, append([]any{now.UTC()}, anys(chunk)...)...)
 		if err != nil {
 			return err
@@ -381,8 +385,7 @@ func (q *Views) RunningNow(ctx context.Context, tenants []domain.TenantID, now t
 // latest samples of the processes alive at now (a live lease in process_leases), so that a
 // process that died without recording its end no longer counts.
 func (q *Views) LoadNow(ctx context.Context, tenant domain.TenantID, now time.Time) (Load, error) {
-	query := `SELECT COALESCE(SUM(s.running), 0), COALESCE(SUM(s.pool_open), 0), COALESCE(SUM(s.pool_in_use), 0)
-		FROM metrics_load_processes s JOIN process_leases l ON l.instance_id = s.process_id AND l.expires_at > ?`
+	query := `SELECT COALESCE(SUM(s.running), 0), COALESCE(SUM(s.pool_open), 0), COALESCE(SUM(s.pool_in_use), 0) ` + liveSamples
 	args := []any{now.UTC()}
 	if tenant != "" {
 		query += ` WHERE s.tenant_id = ?`
