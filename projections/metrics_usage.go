@@ -64,7 +64,7 @@ func (p Metrics) Handles() []string {
 		domain.DatabaseRequested{}.EventType(), domain.DatabaseProvisioningFailed{}.EventType(),
 		domain.DatabaseDeleted{}.EventType(), domain.DatabaseRestored{}.EventType(), domain.DatabasePurged{}.EventType(),
 		domain.DatabaseOwnerChanged{}.EventType(), domain.DatabaseStorageMeasured{}.EventType(),
-		domain.TenantMemberAdded{}.EventType(), domain.TenantMemberRoleChanged{}.EventType(),
+		domain.TenantMemberAdded{}.EventType(), domain.TenantMemberRoleChanged{}.EventType(), domain.TenantMembershipClosed{}.EventType(),
 		domain.MetricsPruned{}.EventType(),
 	)
 }
@@ -278,7 +278,7 @@ type metricsBatch struct {
 	dbs             map[domain.DatabaseID]*metricsDatabase
 	totals          map[domain.TenantID]*metricsTotals // "" is the platform
 	members         map[domain.UserID][]domain.TenantID
-	joined          [][2]string // (user, tenant) added by the batch
+	joined          []membershipChange // memberships the batch opened or closed, in log order
 }
 
 type decodedEvent struct {
@@ -480,8 +480,15 @@ func (b *metricsBatch) fold(env eventstore.Envelope, e domain.Event) {
 		b.count(at, add(cSessions, 1), scopes...)
 	case domain.TenantMemberAdded:
 		tenant := domain.TenantID(strings.TrimPrefix(env.StreamID, "tenant-"))
-		b.members[e.UserID] = append(b.members[e.UserID], tenant)
-		b.joined = append(b.joined, [2]string{string(e.UserID), string(tenant)})
+		if !slices.Contains(b.members[e.UserID], tenant) {
+			b.members[e.UserID] = append(b.members[e.UserID], tenant)
+		}
+		b.joined = append(b.joined, membershipChange{e.UserID, tenant, true})
+	case domain.TenantMembershipClosed:
+		// A former member's failed sign-ins and lockouts no longer count in the tenant.
+		tenant := domain.TenantID(strings.TrimPrefix(env.StreamID, "tenant-"))
+		b.members[e.UserID] = slices.DeleteFunc(b.members[e.UserID], func(t domain.TenantID) bool { return t == tenant })
+		b.joined = append(b.joined, membershipChange{e.UserID, tenant, false})
 	case domain.TenantMemberRoleChanged:
 		tenant := domain.TenantID(strings.TrimPrefix(env.StreamID, "tenant-"))
 		b.count(at, add(cRoleChanges, 1), platform(), tenantScope(tenant), userScope(tenant, e.UserID))
@@ -701,12 +708,41 @@ func (b *metricsBatch) writeFollowed(ctx context.Context, tx *sql.Tx) error {
 		3, totals, ` ON DUPLICATE KEY UPDATE database_count = VALUES(database_count), storage_bytes = VALUES(storage_bytes)`); err != nil {
 		return fmt.Errorf("projections: metrics: write totals: %w", err)
 	}
-	members := make([]any, len(b.joined))
-	for i, m := range b.joined {
-		members[i] = []any{m[0], m[1]}
+	return b.writeMemberships(ctx, tx)
+}
+
+// membershipChange is a membership a batch opened (member) or closed.
+type membershipChange struct {
+	user   domain.UserID
+	tenant domain.TenantID
+	member bool
+}
+
+// writeMemberships stores where each membership the batch changed ends: added, or deleted.
+func (b *metricsBatch) writeMemberships(ctx context.Context, tx *sql.Tx) error {
+	final := map[[2]string]bool{}
+	for _, m := range b.joined {
+		final[[2]string{string(m.user), string(m.tenant)}] = m.member
 	}
-	if err := upsertRows(ctx, tx, `INSERT IGNORE INTO `+b.t.Name("metrics_members")+` (user_id, tenant_id) VALUES `, 2, members, ``); err != nil {
+	var added, closed []any
+	for _, k := range slices.SortedFunc(maps.Keys(final), func(x, y [2]string) int {
+		return cmp.Or(strings.Compare(x[0], y[0]), strings.Compare(x[1], y[1]))
+	}) {
+		if final[k] {
+			added = append(added, []any{k[0], k[1]})
+		} else {
+			closed = append(closed, k[0], k[1])
+		}
+	}
+	if err := upsertRows(ctx, tx, `INSERT IGNORE INTO `+b.t.Name("metrics_members")+` (user_id, tenant_id) VALUES `, 2, added, ``); err != nil {
 		return fmt.Errorf("projections: metrics: write members: %w", err)
+	}
+	for from := 0; from < len(closed); from += 2 * rowsPerStatement {
+		chunk := closed[from:min(from+2*rowsPerStatement, len(closed))]
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+b.t.Name("metrics_members")+` WHERE (user_id, tenant_id) IN (`+
+			strings.TrimSuffix(strings.Repeat("(?, ?), ", len(chunk)/2), ", ")+`)`, chunk...); err != nil {
+			return fmt.Errorf("projections: metrics: delete members: %w", err)
+		}
 	}
 	return nil
 }
