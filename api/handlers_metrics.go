@@ -154,21 +154,27 @@ var scopeNames = map[string]string{
 // exportColumns are the columns of the CSV export and the fields of the JSON one, in order.
 var exportColumns = []string{"at", "scope", "tenant_id", "subject_id", "queries", "errors", "timeouts", "denials",
 	"rows_read", "rows_written", "p50_ms", "p95_ms", "p99_ms", "mean_ms", "logins", "login_failures", "lockouts",
-	"sessions_started", "databases_created", "databases_deleted", "role_changes", "databases", "storage_bytes"}
+	"sessions_started", "databases_created", "databases_deleted", "role_changes", "databases", "storage_bytes",
+	"peak_running", "peak_pool_open", "peak_pool_in_use"}
 
 // exportValues are a row's values in the order of exportColumns; gauges an event of the bucket did
-// not set are nil.
+// not set are nil, and so is the load (the platform's and a tenant's peaks) where no sample fell in
+// the bucket.
 func exportValues(row projections.MetricsRow) []any {
 	c, l := row.MetricsCounts, &row.Latency
 	values := []any{row.At.Format(time.RFC3339), scopeNames[row.Scope], string(row.TenantID), row.Subject,
 		c.Queries, c.Errors, c.Timeouts, c.Denials, c.RowsRead, c.RowsWritten,
 		l.Quantile(0.5), l.Quantile(0.95), l.Quantile(0.99), l.Mean(),
-		c.Logins, c.LoginFailures, c.Lockouts, c.Sessions, c.DatabasesCreated, c.DatabasesDeleted, c.RoleChanges, nil, nil}
+		c.Logins, c.LoginFailures, c.Lockouts, c.Sessions, c.DatabasesCreated, c.DatabasesDeleted, c.RoleChanges, nil, nil,
+		nil, nil, nil}
 	if row.Databases != nil {
-		values[len(values)-2] = *row.Databases
+		values[len(values)-5] = *row.Databases
 	}
 	if row.StorageBytes != nil {
-		values[len(values)-1] = *row.StorageBytes
+		values[len(values)-4] = *row.StorageBytes
+	}
+	if l := row.Load; l != nil {
+		values[len(values)-3], values[len(values)-2], values[len(values)-1] = l.Running, l.PoolOpen, l.PoolInUse
 	}
 	return values
 }

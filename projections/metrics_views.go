@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -312,40 +313,107 @@ func (q *Views) patternTexts(ctx context.Context, tenant domain.TenantID, patter
 	return rows.Err()
 }
 
-// MetricsRow is one bucket of one scope, as GET /metrics/export writes it.
+// MetricsRow is one bucket of one scope, as GET /metrics/export writes it. Load is the peak of the
+// sampled load in the bucket (metrics_load) for the platform and a tenant, nil where no sample fell
+// in it; a bucket with a sample but no event is a row of zero counts.
 type MetricsRow struct {
 	Scope    string
 	TenantID domain.TenantID
 	Subject  string
 	MetricsBucket
+	Load *Load
 }
 
 // ExportMetrics calls each with every bucket at grain that starts in [from, to): of every scope of
 // tenant (the tenant, its databases, its members), or, for tenant "", of the platform and of each
-// tenant. Rows come by scope and subject, oldest first; an error of each stops the export.
+// tenant, the platform's and the tenants' with their load. Rows come by scope and subject, oldest
+// first; an error of each stops the export. The buckets and the load are read by two streamed
+// queries in the same order and merged, so the export holds one row of each at a time.
 func (q *Views) ExportMetrics(ctx context.Context, tenant domain.TenantID, grain domain.MetricsGrain, from, to time.Time, each func(MetricsRow) error) error {
 	columns := `scope, tenant_id, subject_id, ` + bucketColumns
 	query := `SELECT ` + columns + ` FROM metrics_usage WHERE tenant_id = ? AND grain = ? AND bucket >= ? AND bucket < ?
 		ORDER BY scope, subject_id, bucket`
 	args := []any{tenant, grainCode(grain), from.UTC(), to.UTC()}
+	loadQuery := `SELECT tenant_id, bucket, peak_running, peak_pool_open, peak_pool_in_use FROM metrics_load
+		WHERE tenant_id = ? AND grain = ? AND bucket >= ? AND bucket < ? ORDER BY bucket`
+	loadArgs := args
 	if tenant == "" {
 		query = `SELECT ` + columns + ` FROM metrics_usage WHERE grain = ? AND bucket >= ? AND bucket < ? AND scope IN (?, ?)
 			ORDER BY scope, tenant_id, bucket`
 		args = []any{grainCode(grain), from.UTC(), to.UTC(), ScopePlatform, ScopeTenant}
+		loadQuery = `SELECT tenant_id, bucket, peak_running, peak_pool_open, peak_pool_in_use FROM metrics_load
+			WHERE grain = ? AND bucket >= ? AND bucket < ? ORDER BY tenant_id, bucket`
+		loadArgs = args[:3]
 	}
 	rows, err := q.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("export metrics: %w", err)
 	}
 	defer rows.Close()
+	loads, err := q.db.QueryContext(ctx, loadQuery, loadArgs...)
+	if err != nil {
+		return fmt.Errorf("export metrics: %w", err)
+	}
+	defer loads.Close()
+	var load *MetricsRow // the next load bucket, as the row it belongs to
+	nextLoad := func() error {
+		load = nil
+		if !loads.Next() {
+			return loads.Err()
+		}
+		r := MetricsRow{Scope: ScopeTenant, Load: &Load{}}
+		if err := loads.Scan(&r.TenantID, &r.At, &r.Load.Running, &r.Load.PoolOpen, &r.Load.PoolInUse); err != nil {
+			return err
+		}
+		if r.TenantID == "" {
+			r.Scope = ScopePlatform
+		}
+		r.At = r.At.UTC()
+		load = &r
+		return nil
+	}
+	if err := nextLoad(); err != nil {
+		return fmt.Errorf("export metrics: %w", err)
+	}
+	// emitLoads writes the load buckets that come before row (all of them for nil) as rows of their own.
+	emitLoads := func(row *MetricsRow) error {
+		for load != nil && (row == nil || compareExportRows(load, row) < 0) {
+			if err := each(*load); err != nil {
+				return err
+			}
+			if err := nextLoad(); err != nil {
+				return fmt.Errorf("export metrics: %w", err)
+			}
+		}
+		return nil
+	}
 	for rows.Next() {
 		var r MetricsRow
 		if r.MetricsBucket, err = scanBucket(rows, &r.Scope, &r.TenantID, &r.Subject); err != nil {
 			return fmt.Errorf("export metrics: %w", err)
 		}
+		if err := emitLoads(&r); err != nil {
+			return err
+		}
+		if load != nil && compareExportRows(load, &r) == 0 {
+			r.Load = load.Load
+			if err := nextLoad(); err != nil {
+				return fmt.Errorf("export metrics: %w", err)
+			}
+		}
 		if err := each(r); err != nil {
 			return err
 		}
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("export metrics: %w", err)
+	}
+	return emitLoads(nil)
+}
+
+// compareExportRows orders rows as ExportMetrics' queries do: by scope, tenant, subject and bucket
+// (a tenant's export has one tenant, the platform's no subjects).
+func compareExportRows(a, b *MetricsRow) int {
+	return cmp.Or(strings.Compare(a.Scope, b.Scope), strings.Compare(string(a.TenantID), string(b.TenantID)),
+		strings.Compare(a.Subject, b.Subject), a.At.Compare(b.At))
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -117,15 +118,43 @@ func TestMetricsDashboardScopesRangesAndExport(t *testing.T) {
 		t.Fatalf("CSV export: %v, %q", err, body)
 	}
 	scopes := map[string]bool{}
+	column := map[string]int{}
+	for i, name := range records[0] {
+		column[name] = i
+	}
+	// The tenant's sampled load: the greatest of its buckets' peaks is the dashboard's peak.
+	peaks := []string{"peak_running", "peak_pool_open", "peak_pool_in_use"}
+	csvPeak := make([]float64, len(peaks))
 	for _, rec := range records[1:] {
 		scopes[rec[1]] = true
+		for i, name := range peaks {
+			if v, err := strconv.ParseFloat(rec[column[name]], 64); rec[1] == "tenant" && err == nil {
+				csvPeak[i] = max(csvPeak[i], v)
+			}
+		}
 	}
 	if !scopes["tenant"] || !scopes["database"] || !scopes["user"] || scopes["platform"] {
 		t.Errorf("exported scopes %v, want the tenant, its database and its members", scopes)
 	}
+	wantPeak := fmt.Sprintf("%v/%v/%v", tenant.num("resources.load.peak.running"), tenant.num("resources.load.peak.pool_open"),
+		tenant.num("resources.load.peak.pool_in_use"))
+	if got := fmt.Sprintf("%v/%v/%v", csvPeak[0], csvPeak[1], csvPeak[2]); got != wantPeak {
+		t.Errorf("CSV export: the tenant's load peak %s, want the dashboard's %s", got, wantPeak)
+	}
 	jsonExport := admin.c.do("GET", "/metrics/export?range=1d&format=json", nil).expect(t, 200, "")
 	if jsonExport.str("grain") != "hour" || len(jsonExport.items("items")) != len(records)-1 {
 		t.Errorf("JSON export: %s", jsonExport.body)
+	}
+	jsonPeak := make([]float64, len(peaks))
+	for _, item := range jsonExport.items("items") {
+		for i, name := range peaks {
+			if v, ok := jsonPath(item, name).(float64); ok && describe(jsonPath(item, "scope")) == "tenant" {
+				jsonPeak[i] = max(jsonPeak[i], v)
+			}
+		}
+	}
+	if got := fmt.Sprintf("%v/%v/%v", jsonPeak[0], jsonPeak[1], jsonPeak[2]); got != wantPeak {
+		t.Errorf("JSON export: the tenant's load peak %s, want the dashboard's %s", got, wantPeak)
 	}
 	dev.c.do("GET", "/metrics/export", nil).expect(t, 403, "forbidden")
 	admin.c.do("GET", "/metrics/export?format=xml", nil).expect(t, 400, "validation_failed")
