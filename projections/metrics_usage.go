@@ -279,6 +279,45 @@ type metricsBatch struct {
 	totals          map[domain.TenantID]*metricsTotals // "" is the platform
 	members         map[domain.UserID][]domain.TenantID
 	joined          []membershipChange // memberships the batch opened or closed, in log order
+	// A rebuild's fold (metricsRebuild): usage and patterns are its open buckets, kept in memory
+	// across batches; written, per grain code, is where the buckets written already end: an event
+	// for one of those counts in lateUsage and latePatterns, which the batch upserts as a live
+	// batch does. written is nil in a live batch.
+	written      map[string]int64
+	lateUsage    map[usageKey]*usageRow
+	latePatterns map[patternKey]*patternRow
+	// readAll: the batch's rows may all be stored already (a rebuild's late rows): mayBeStored
+	// answers true, and the cache knows none of them.
+	readAll bool
+}
+
+// usageRow returns the batch's row of k, made if missing: in a rebuild, a late one when the
+// bucket of k was written already.
+func (b *metricsBatch) usageRow(k usageKey) *usageRow {
+	rows := b.usage
+	if b.written != nil && k.bucket < b.written[k.grain] {
+		rows = b.lateUsage
+	}
+	row := rows[k]
+	if row == nil {
+		row = &usageRow{}
+		rows[k] = row
+	}
+	return row
+}
+
+// patternRow is usageRow's twin for patterns.
+func (b *metricsBatch) patternRow(k patternKey) *patternRow {
+	rows := b.patterns
+	if b.written != nil && k.bucket < b.written[k.grain] {
+		rows = b.latePatterns
+	}
+	row := rows[k]
+	if row == nil {
+		row = &patternRow{}
+		rows[k] = row
+	}
+	return row
 }
 
 type decodedEvent struct {
@@ -440,13 +479,7 @@ func (b *metricsBatch) count(at time.Time, f func(*usageRow), scopes ...scope) {
 			if s.kind == ScopeDatabase && g == domain.GrainMinute {
 				continue
 			}
-			k := usageKey{s.tenant, s.kind, s.subject, grainCode(g), start.Unix()}
-			row := b.usage[k]
-			if row == nil {
-				row = &usageRow{}
-				b.usage[k] = row
-			}
-			f(row)
+			f(b.usageRow(usageKey{s.tenant, s.kind, s.subject, grainCode(g), start.Unix()}))
 		}
 	}
 }
@@ -550,11 +583,7 @@ func (b *metricsBatch) query(e domain.QueryExecuted) {
 			continue
 		}
 		seen = true
-		row := b.patterns[k]
-		if row == nil {
-			row = &patternRow{}
-			b.patterns[k] = row
-		}
+		row := b.patternRow(k)
 		row.queries++
 		if QueryError(e.Status) {
 			row.errors++
@@ -664,6 +693,25 @@ func (b *metricsBatch) prune(e domain.MetricsPruned) {
 	b.cut.ActivityBefore = later(e.ActivityBefore.UTC(), b.cut.ActivityBefore)
 	b.cut.DailyBefore = later(e.DailyBefore.UTC(), b.cut.DailyBefore)
 	b.cutMoved = true
+	if b.written == nil {
+		return
+	}
+	// A rebuild's open buckets before the cut go now, as the cut deletes the stored ones.
+	for k := range b.usage {
+		if k.bucket < b.cutoff(grainOf[k.grain], false).Unix() {
+			delete(b.usage, k)
+		}
+	}
+	for k := range b.patterns {
+		if k.bucket < b.cutoff(grainOf[k.grain], true).Unix() {
+			delete(b.patterns, k)
+		}
+	}
+}
+
+// grainOf is the grain of a grain code.
+var grainOf = map[string]domain.MetricsGrain{
+	grainCode(domain.GrainMinute): domain.GrainMinute, grainCode(domain.GrainHour): domain.GrainHour, grainCode(domain.GrainDay): domain.GrainDay,
 }
 
 // write stores the batch: state, buckets, patterns, then where the model stands and the cut (which
@@ -924,7 +972,7 @@ func (b *metricsBatch) writeCut(ctx context.Context, tx *sql.Tx) error {
 // the bucket of the latest time counted (a rebuild and a live model following the log both count
 // mostly new buckets, which then cost no read).
 func (b *metricsBatch) mayBeStored(grain string, bucket int64) bool {
-	return !b.latest.IsZero() && bucket <= b.latest.Truncate(grainSizes[grain]).Unix()
+	return b.readAll || !b.latest.IsZero() && bucket <= b.latest.Truncate(grainSizes[grain]).Unix()
 }
 
 // histogramCache keeps, per physical table (the live model's, a rebuild's), the histograms this

@@ -162,7 +162,19 @@ func (r *Runtime) rebuild(ctx context.Context, conn *sql.Conn, st *state) (int64
 	if err := st.create(ctx, r.db, rebuildSuffix); err != nil {
 		return 0, err
 	}
-	position, err := r.catchUp(ctx, st, 0)
+	// A projector that keeps state across a rebuild's batches (rebuilder) gets one session for
+	// both passes below.
+	var session rebuildSession
+	if rb, ok := st.Projector.(rebuilder); ok {
+		session = rb.startRebuild(st.tables(rebuildSuffix))
+	}
+	catchUp := func(position int64) (int64, error) {
+		if session != nil {
+			return r.catchUpSession(ctx, st, session, position)
+		}
+		return r.catchUp(ctx, st, position)
+	}
+	position, err := catchUp(0)
 	if err != nil {
 		return 0, err
 	}
@@ -178,7 +190,7 @@ func (r *Runtime) rebuild(ctx context.Context, conn *sql.Conn, st *state) (int64
 			conn.ExecContext(context.Background(), `UPDATE `+checkpoint+` SET paused_until = NULL WHERE id = 1`) //nolint:errcheck // the lease expires anyway
 		}
 	}()
-	if position, err = r.catchUp(ctx, st, position); err != nil {
+	if position, err = catchUp(position); err != nil {
 		return 0, err
 	}
 	var renames []string
@@ -224,6 +236,139 @@ func (r *Runtime) catchUp(ctx context.Context, st *state, position int64) (int64
 				"events_per_s", int(float64(position-from)/time.Since(started).Seconds()))
 		}
 	}
+}
+
+// rebuilder is a projector whose rebuild keeps state across its batches: it writes rows once
+// their buckets can no longer change (metrics), rather than upserting them in every batch.
+type rebuilder interface {
+	// startRebuild begins a rebuild into the tables t, empty.
+	startRebuild(t Tables) rebuildSession
+}
+
+// rebuildSession is one rebuild of a rebuilder.
+type rebuildSession interface {
+	// fold takes the events of a batch (those the projector handles, in log order, each once)
+	// into the session and returns what the batch writes. It does no I/O: the runtime runs it for
+	// the next batch while the last one is being written, and applies the writes in order.
+	fold(events []eventstore.Envelope) (rebuildWrite, error)
+	// flush returns the writes of everything the session still holds: the rebuild reached the
+	// head. Events folded afterwards (the last ones, while the live projector waits) are
+	// written by their own batches.
+	flush() rebuildWrite
+}
+
+// rebuildWrite is what one batch of a rebuildSession writes, in the batch's transaction.
+type rebuildWrite interface {
+	write(ctx context.Context, tx *sql.Tx) error
+}
+
+// sessionBatch is how many events a rebuild session reads at a time: its writes do not depend on
+// the batch's size, and a batch is folded while the one before is written. A variable for the
+// tests.
+var sessionBatch = 20_000
+
+// catchUpSession is catchUp for a rebuilder: one goroutine reads and folds the next batch while
+// this one writes the last (two processors: Go's and MariaDB's); at the head, the session's
+// flush is written too.
+func (r *Runtime) catchUpSession(ctx context.Context, st *state, session rebuildSession, position int64) (int64, error) {
+	checkpoint := "`" + st.checkpointTable() + rebuildSuffix + "`"
+	type folded struct {
+		w    rebuildWrite
+		last int64
+		err  error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	batches := make(chan folded, 1)
+	done := make(chan struct{})
+	defer func() {
+		cancel()
+		<-done
+	}()
+	go func() {
+		defer close(done)
+		defer close(batches)
+		send := func(f folded) bool {
+			select {
+			case batches <- f:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		from := position
+		for {
+			events, err := r.store.ReadAll(ctx, from, sessionBatch)
+			if err != nil {
+				send(folded{err: err})
+				return
+			}
+			if len(events) == 0 {
+				send(folded{w: session.flush(), last: from})
+				return
+			}
+			last := events[len(events)-1].Position
+			var w rebuildWrite
+			if relevant := keepRelevant(st.projector, events); len(relevant) > 0 {
+				if w, err = session.fold(relevant); err != nil {
+					send(folded{err: fmt.Errorf("apply events %d..%d: %w", events[0].Position, last, err)})
+					return
+				}
+			}
+			if !send(folded{w: w, last: last}) {
+				return
+			}
+			from = last
+		}
+	}()
+	started, lastLog, from := time.Now(), time.Now(), position
+	for f := range batches {
+		if f.err != nil {
+			return 0, f.err
+		}
+		if err := r.writeBatch(ctx, checkpoint, f.w, f.last); err != nil {
+			return 0, err
+		}
+		position = f.last
+		if time.Since(lastLog) > 2*time.Second {
+			lastLog = time.Now()
+			r.log.Info("rebuild progress", "projection", st.Name(), "position", position,
+				"events_per_s", int(float64(position-from)/time.Since(started).Seconds()))
+		}
+	}
+	return position, ctx.Err()
+}
+
+// keepRelevant is relevant in place: events is the caller's to change, and a rebuild's batch of
+// thousands is then not copied.
+func keepRelevant(p *projector, events []eventstore.Envelope) []eventstore.Envelope {
+	kept := 0
+	for i := range events {
+		if p.handlesType(events[i].EventType) {
+			if kept != i {
+				events[kept] = events[i]
+			}
+			kept++
+		}
+	}
+	return events[:kept]
+}
+
+// writeBatch writes w (nil: nothing) and the checkpoint at last in one transaction.
+func (r *Runtime) writeBatch(ctx context.Context, checkpoint string, w rebuildWrite, last int64) error {
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	if w != nil {
+		if err := w.write(ctx, tx); err != nil {
+			return fmt.Errorf("write events up to %d: %w", last, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE `+checkpoint+` SET position = ?, updated_at = UTC_TIMESTAMP(6) WHERE id = 1`, last); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 func (r *Runtime) applyBatch(ctx context.Context, st *state, shadow Tables, checkpoint string, events []eventstore.Envelope, last int64) error {

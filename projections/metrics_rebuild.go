@@ -1,0 +1,324 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/eventstore"
+	"github.com/clouddbmanager/clouddb/internal/latency"
+)
+
+// A rebuild of the metrics starts from empty tables and reads the log in order, which is time
+// order but for the moments between an event's time and its recording. So it writes each bucket
+// once: metricsRebuild keeps the open buckets in memory across the rebuild's batches and writes
+// a bucket with a plain multi-row INSERT (no upsert, no histogram read back) only once the log's
+// time (the latest recording time read) has passed its end by rebuildSlack; when the rebuild
+// reaches the head it writes every bucket still open. An event for a bucket written already (later
+// than the slack) counts as a live batch counts it: its rows upserted, their stored histograms
+// read back and merged. The rows are those the live projector writes, byte for byte
+// (TestMetricsRebuildWritesEachBucketOnceAndEqualsLive).
+//
+// The state the gauges and sign-in failures follow (databases, totals, memberships) is kept in
+// memory too (the tables start empty, so memory holds all of it) and written as it changes.
+const rebuildSlack = time.Hour
+
+// metricsRebuild is one rebuild's memory.
+type metricsRebuild struct {
+	p        Metrics
+	t        Tables
+	position int64
+	counted  time.Time // the latest time counted
+	cut      domain.MetricsPruned
+	// The open buckets; written (per grain code) is where the buckets written end.
+	usage    map[usageKey]*usageRow
+	patterns map[patternKey]*patternRow
+	written  map[string]int64
+	logTime  time.Time             // the latest recording time read
+	texts    map[textKey]time.Time // the last_seen each pattern's text was written with
+	dbs      map[domain.DatabaseID]*metricsDatabase
+	totals   map[domain.TenantID]*metricsTotals
+	members  map[domain.UserID][]domain.TenantID
+}
+
+func (p Metrics) startRebuild(t Tables) rebuildSession {
+	return &metricsRebuild{p: p, t: t, usage: map[usageKey]*usageRow{}, patterns: map[patternKey]*patternRow{},
+		written: map[string]int64{}, texts: map[textKey]time.Time{}, dbs: map[domain.DatabaseID]*metricsDatabase{},
+		totals: map[domain.TenantID]*metricsTotals{}, members: map[domain.UserID][]domain.TenantID{}}
+}
+
+// metricsRebuildWrite is what one batch of a rebuild writes: the buckets it closed, inserted, and
+// a live batch's writes of the rest (late rows, followed state, texts, the state row and the cut).
+type metricsRebuildWrite struct {
+	usageKeys   []usageKey
+	usageRows   []*usageRow
+	patternKeys []patternKey
+	patternRows []*patternRow
+	batch       *metricsBatch
+}
+
+// fold counts events (in log order, each once) into the open buckets and returns the batch's
+// writes. It does no I/O: the runtime runs it for the next batch while the last one is written.
+func (m *metricsRebuild) fold(events []eventstore.Envelope) (rebuildWrite, error) {
+	b := m.batch()
+	for _, env := range events {
+		e, err := m.p.reg.Decode(env)
+		if err != nil {
+			return nil, fmt.Errorf("projections: metrics at position %d: %w", env.Position, err)
+		}
+		b.position = env.Position
+		if env.RecordedAt.After(m.logTime) {
+			m.logTime = env.RecordedAt
+		}
+		if tm, ok := e.(domain.TenantMemberAdded); ok && slices.Contains(m.members[tm.UserID], domain.TenantID(strings.TrimPrefix(env.StreamID, "tenant-"))) {
+			continue // a membership is stored once (INSERT IGNORE), and counted once
+		}
+		b.fold(env, e)
+	}
+	until := m.logTime.Add(-rebuildSlack)
+	for code, size := range grainSizes {
+		m.written[code] = max(m.written[code], until.Truncate(size).Unix())
+	}
+	return m.close(b), nil
+}
+
+// flush returns the writes of every bucket still open; later events (the rebuild's last ones,
+// read while the live projector waits) count as late.
+func (m *metricsRebuild) flush() rebuildWrite {
+	for code := range grainSizes {
+		m.written[code] = math.MaxInt64
+	}
+	return m.close(m.batch())
+}
+
+// batch is a live batch's fold over the rebuild's memory.
+func (m *metricsRebuild) batch() *metricsBatch {
+	return &metricsBatch{t: m.t, position: m.position, counted: m.counted, cut: m.cut,
+		usage: m.usage, patterns: m.patterns, texts: map[textKey]patternText{}, dbs: m.dbs, totals: m.totals, members: m.members,
+		written: m.written, lateUsage: map[usageKey]*usageRow{}, latePatterns: map[patternKey]*patternRow{}}
+}
+
+// close takes b's results back into memory, closes the buckets before written and returns what to
+// write. The write owns everything it holds: the next fold runs while it is written.
+func (m *metricsRebuild) close(b *metricsBatch) *metricsRebuildWrite {
+	m.position, m.counted, m.cut = b.position, b.counted, b.cut
+	w := &metricsRebuildWrite{}
+	for k := range m.usage {
+		if k.bucket < m.written[k.grain] {
+			w.usageKeys = append(w.usageKeys, k)
+		}
+	}
+	slices.SortFunc(w.usageKeys, compareUsageKeys)
+
+	w.usageRows = make([]*usageRow, len(w.usageKeys))
+	for i, k := range w.usageKeys {
+		w.usageRows[i] = m.usage[k]
+		delete(m.usage, k)
+	}
+	for k := range m.patterns {
+		if k.bucket < m.written[k.grain] {
+			w.patternKeys = append(w.patternKeys, k)
+		}
+	}
+	slices.SortFunc(w.patternKeys, comparePatternKeys)
+	w.patternRows = make([]*patternRow, len(w.patternKeys))
+	for i, k := range w.patternKeys {
+		w.patternRows[i] = m.patterns[k]
+		delete(m.patterns, k)
+	}
+	// The late rows, the followed state that changed (copied: the next fold changes it) and the
+	// texts not written with this last_seen yet go through a live batch's writes, reading every
+	// stored histogram back.
+	late := &metricsBatch{t: m.t, position: b.position, counted: b.counted, cut: b.cut, cutMoved: b.cutMoved,
+		usage: b.lateUsage, patterns: b.latePatterns, texts: map[textKey]patternText{},
+		dbs: map[domain.DatabaseID]*metricsDatabase{}, totals: map[domain.TenantID]*metricsTotals{}, joined: b.joined, readAll: true,
+		cache: &cachedHistograms{usage: map[usageKey]*latency.Histogram{}, patterns: map[patternKey]*latency.Histogram{},
+			complete: map[string]int64{}}}
+	for code := range grainSizes {
+		late.cache.complete[code] = math.MaxInt64
+	}
+	for id, d := range m.dbs {
+		if d.changed {
+			c := *d
+			late.dbs[id] = &c
+			d.changed = false
+		}
+	}
+	for id, t := range m.totals {
+		if t.changed {
+			c := *t
+			late.totals[id] = &c
+			t.changed = false
+		}
+	}
+	if b.cutMoved {
+		clear(m.texts) // the cut may delete them
+	}
+	for k, v := range b.texts {
+		if last, ok := m.texts[k]; !ok || last.Before(v.lastSeen) {
+			late.texts[k] = v
+			m.texts[k] = v.lastSeen
+		}
+	}
+	w.batch = late
+	return w
+}
+
+func (w *metricsRebuildWrite) write(ctx context.Context, tx *sql.Tx) error {
+	b := w.batch
+	if err := insertUsage(ctx, tx, b.t.Name("metrics_usage"), w.usageKeys, w.usageRows); err != nil {
+		return fmt.Errorf("projections: metrics: write buckets: %w", err)
+	}
+	if err := insertPatterns(ctx, tx, b.t.Name("metrics_patterns"), w.patternKeys, w.patternRows); err != nil {
+		return fmt.Errorf("projections: metrics: write patterns: %w", err)
+	}
+	if err := b.writeFollowed(ctx, tx); err != nil {
+		return err
+	}
+	if err := b.writeUsage(ctx, tx); err != nil {
+		return err
+	}
+	if err := b.writePatterns(ctx, tx); err != nil {
+		return err
+	}
+	return b.writeCut(ctx, tx)
+}
+
+// insertRowsPerStatement bounds a plain INSERT's rows (about 300 bytes each).
+const insertRowsPerStatement = 2000
+
+// insertUsage inserts new usage rows, the statement's text built here: no arguments to box and
+// interpolate, a histogram in hex.
+func insertUsage(ctx context.Context, tx *sql.Tx, table string, keys []usageKey, rows []*usageRow) error {
+	head := `INSERT INTO ` + table + ` (tenant_id, scope, subject_id, grain, bucket, ` + strings.Join(counterColumns[:], ", ") +
+		`, latency, database_count, storage_bytes) VALUES `
+	var q []byte
+	for from := 0; from < len(keys); from += insertRowsPerStatement {
+		q = append(q[:0], head...)
+		for i := from; i < min(from+insertRowsPerStatement, len(keys)); i++ {
+			k, r := keys[i], rows[i]
+			if i > from {
+				q = append(q, ',')
+			}
+			q = append(q, '(')
+			q = appendString(q, string(k.tenant))
+			q = append(q, ',')
+			q = appendString(q, k.scope)
+			q = append(q, ',')
+			q = appendString(q, k.subject)
+			q = append(q, ',')
+			q = appendString(q, k.grain)
+			q = append(q, ',')
+			q = appendBucket(q, k.bucket)
+			for _, c := range r.counts {
+				q = append(q, ',')
+				q = strconv.AppendUint(q, c, 10)
+			}
+			q = append(q, ',')
+			var hist []byte
+			if r.latency != nil {
+				hist, _ = r.latency.MarshalBinary()
+			}
+			q = appendBytes(q, hist)
+			q = append(q, ',')
+			q = appendInt(q, r.databases)
+			q = append(q, ',')
+			q = appendInt(q, r.storage)
+			q = append(q, ')')
+		}
+		if _, err := tx.ExecContext(ctx, string(q)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// insertPatterns is insertUsage's twin for patterns.
+func insertPatterns(ctx context.Context, tx *sql.Tx, table string, keys []patternKey, rows []*patternRow) error {
+	head := `INSERT INTO ` + table + ` (tenant_id, scope, grain, bucket, fingerprint, database_id, user_id, queries, errors, latency) VALUES `
+	var q []byte
+	for from := 0; from < len(keys); from += insertRowsPerStatement {
+		q = append(q[:0], head...)
+		for i := from; i < min(from+insertRowsPerStatement, len(keys)); i++ {
+			k, r := keys[i], rows[i]
+			if i > from {
+				q = append(q, ',')
+			}
+			q = append(q, '(')
+			q = appendString(q, string(k.tenant))
+			q = append(q, ',')
+			q = appendString(q, k.scope())
+			q = append(q, ',')
+			q = appendString(q, k.grain)
+			q = append(q, ',')
+			q = appendBucket(q, k.bucket)
+			q = append(q, ',')
+			q = appendString(q, k.fingerprint)
+			q = append(q, ',')
+			q = appendString(q, string(k.database))
+			q = append(q, ',')
+			q = appendString(q, string(k.user))
+			q = append(q, ',')
+			q = strconv.AppendUint(q, r.queries, 10)
+			q = append(q, ',')
+			q = strconv.AppendUint(q, r.errors, 10)
+			q = append(q, ',')
+			hist, _ := r.latency.MarshalBinary()
+			q = appendBytes(q, hist)
+			q = append(q, ')')
+		}
+		if _, err := tx.ExecContext(ctx, string(q)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendString appends s as a literal: quoted when it holds only letters, digits, '-', '_', '.'
+// and spaces (ids, codes), else as hex, which needs no escaping whatever the server's SQL mode.
+func appendString(q []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ' ') {
+			return appendBytes(q, []byte(s))
+		}
+	}
+	q = append(q, '\'')
+	q = append(q, s...)
+	return append(q, '\'')
+}
+
+// appendBytes appends b as a hex literal, NULL when nil (an empty histogram encodes as nil, as the
+// driver writes it), an empty string when empty.
+func appendBytes(q []byte, b []byte) []byte {
+	switch {
+	case b == nil:
+		return append(q, "NULL"...)
+	case len(b) == 0:
+		return append(q, "''"...)
+	}
+	q = append(q, "X'"...)
+	q = hex.AppendEncode(q, b)
+	return append(q, '\'')
+}
+
+func appendInt(q []byte, v *int64) []byte {
+	if v == nil {
+		return append(q, "NULL"...)
+	}
+	return strconv.AppendInt(q, *v, 10)
+}
+
+// appendBucket appends a bucket's start as a DATETIME literal in UTC.
+func appendBucket(q []byte, unix int64) []byte {
+	q = append(q, '\'')
+	q = time.Unix(unix, 0).UTC().AppendFormat(q, time.DateTime)
+	return append(q, '\'')
+}

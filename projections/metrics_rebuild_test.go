@@ -1,0 +1,124 @@
+package projections_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/projections"
+)
+
+// TestMetricsRebuildWritesEachBucketOnceAndEqualsLive: a rebuild keeps buckets open in memory and
+// inserts each once the log's time has passed it (metricsRebuild). Read in batches of a few dozen
+// events, so that buckets close between batches, a log with late events (recorded hours and a day
+// after their time: their buckets were written already), events on the edges of minutes, hours
+// and days, retention cuts inside the open buckets, events for times a cut removed, sign-in
+// failures, storage and deleted databases must give the live model's rows byte for byte.
+func TestMetricsRebuildWritesEachBucketOnceAndEqualsLive(t *testing.T) {
+	f := newIdentityFixture(t)
+	metrics := projections.NewMetrics(production)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(11, 13))
+
+	type member struct {
+		tenant domain.TenantID
+		user   domain.UserID
+		dbs    []domain.DatabaseID
+	}
+	var members []member
+	for range 2 {
+		tenant := domain.TenantID(newID())
+		dbs := []domain.DatabaseID{domain.DatabaseID(newID()), domain.DatabaseID(newID())}
+		for i := range 2 {
+			m := member{tenant, domain.UserID(newID()), dbs}
+			members = append(members, m)
+			f.appendAt(t, t0, "tenant-"+string(tenant), domain.TenantMemberAdded{UserID: m.user, Role: domain.RoleDeveloper, At: t0})
+			f.appendAt(t, t0, "database-"+string(dbs[i]),
+				domain.DatabaseRequested{DatabaseID: dbs[i], TenantID: tenant, Name: fmt.Sprint("db", i), OwnerID: m.user, At: t0})
+		}
+	}
+	statuses := []domain.QueryStatus{domain.QuerySucceeded, domain.QuerySucceeded, domain.QueryFailed, domain.QueryTimedOut, domain.QueryDenied}
+	q := func(at time.Time) domain.QueryExecuted {
+		m := members[rng.IntN(len(members))]
+		fp := fmt.Sprintf("SELECT * FROM t%d WHERE id = ?", rng.IntN(3))
+		return domain.QueryExecuted{QueryID: newID(), TenantID: m.tenant, UserID: m.user, DatabaseID: m.dbs[rng.IntN(len(m.dbs))],
+			SQL: fp, Fingerprint: fp, StatementType: "read", Status: statuses[rng.IntN(len(statuses))],
+			ExecutionMS: math.Round(math.Exp(rng.NormFloat64()+2)*1000) / 1000, RowCount: int64(rng.IntN(50)), At: at}
+	}
+	// late records a query of time at when the log's clock is at now.
+	late := func(now, at time.Time) {
+		e := q(at)
+		f.appendAt(t, now, domain.QueryStream(e.QueryID), e)
+	}
+	start := t0.Truncate(24 * time.Hour).Add(22 * time.Hour) // 22:00, two hours before a day ends
+	const n = 900
+	for i := range n {
+		at := start.Add(time.Duration(i) * 197 * time.Second) // two days
+		switch i % 7 {
+		case 0:
+			at = at.Truncate(time.Minute) // on a minute's edge
+		case 1:
+			at = at.Truncate(time.Hour) // on an hour's edge (a day's at midnight)
+		}
+		recordQueries(t, f, q(at))
+		switch {
+		case i%40 == 5:
+			late(at, at.Add(-3*time.Hour)) // its hour and minutes were written
+		case i%90 == 7:
+			late(at, at.Add(-26*time.Hour)) // its day too
+		case i%60 == 3:
+			m := members[rng.IntN(len(members))]
+			f.appendAt(t, at, "user-"+string(m.user), domain.UserLoginFailed{At: at, Reason: "password"})
+		case i%75 == 11:
+			m := members[rng.IntN(len(members))]
+			f.appendAt(t, at, "database-"+string(m.dbs[0]), domain.DatabaseStorageMeasured{Bytes: int64(i) * 1000, At: at})
+		case i == 500:
+			f.appendAt(t, at, "database-"+string(members[0].dbs[1]), domain.DatabaseDeleted{At: at})
+		case i == 400 || i == 700: // cuts inside the open buckets; later events before them count nowhere
+			cut := domain.MetricsCut(at.Add(30 * 24 * time.Hour))
+			cut.PerformanceBefore = at.Add(-40 * time.Minute).Truncate(time.Minute)
+			cut.ActivityBefore = at.Add(-5 * time.Hour).Truncate(time.Hour)
+			cut.DailyBefore = at.Add(-24 * time.Hour).Truncate(24 * time.Hour)
+			f.appendAt(t, at, domain.MetricsRetentionStream, cut)
+			late(at, at.Add(-50*time.Minute))
+			late(at, at.Add(-20*time.Minute))
+		}
+	}
+	head, err := f.store.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.start(t, metrics)
+	waitFor(t, r, head, "metrics")
+	dump := func() string {
+		var b strings.Builder
+		for _, table := range slices.Sorted(maps.Keys(metricsTables)) {
+			fmt.Fprintf(&b, "%s:\n%s", table, dumpTable(t, f.db, table, metricsTables[table]))
+		}
+		return b.String()
+	}
+	live := dump()
+	if !strings.Contains(live, "grain=d") || !strings.Contains(live, "storage_bytes=") {
+		t.Fatalf("the live model holds no daily buckets or storage:\n%s", live)
+	}
+	// One event at a time, a cut's batch ends at the cut, the buckets before it still open; 37, a
+	// batch spans two hours of the log; 1,000, all of it in one.
+	for _, batch := range []int{1, 37, 1000} {
+		restore := projections.SetRebuildSessionBatch(batch)
+		err := r.Rebuild(ctx, metrics.Name())
+		restore()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rebuilt := dump(); rebuilt != live {
+			t.Fatalf("the rebuild in batches of %d differs from the live model:\nlive:\n%s\nrebuilt:\n%s", batch, live, rebuilt)
+		}
+	}
+}
