@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -20,14 +21,35 @@ type Tokens struct {
 	secret []byte
 	ttl    time.Duration
 	now    func() time.Time
+	// verified are the claims of tokens whose signature was checked, by the token's exact text:
+	// a client sends the same token with every request until it expires, and checking its
+	// signature and decoding it again cost as much as the rest of authentication in Go. The
+	// token's times and issuer are checked again at every use (valid), so the cache makes no
+	// token live longer.
+	verified struct {
+		sync.Mutex
+		m map[string]accessClaims
+	}
+	valid *jwt.Validator
 }
+
+// maxVerifiedTokens bounds the verified tokens kept; past it, the cache starts over.
+const maxVerifiedTokens = 10_000
 
 // NewTokens returns access tokens signed with secret (at least 32 bytes) that live ttl.
 func NewTokens(secret []byte, ttl time.Duration, now func() time.Time) *Tokens {
 	if len(secret) < 32 {
 		panic("api: the JWT secret needs at least 32 bytes")
 	}
-	return &Tokens{secret: secret, ttl: ttl, now: now}
+	t := &Tokens{secret: secret, ttl: ttl, now: now}
+	t.verified.m = map[string]accessClaims{}
+	t.valid = jwt.NewValidator(t.validation()...)
+	return t
+}
+
+// validation is what a token's claims must meet besides its signature.
+func (t *Tokens) validation() []jwt.ParserOption {
+	return []jwt.ParserOption{jwt.WithExpirationRequired(), jwt.WithIssuer(tokenIssuer), jwt.WithTimeFunc(t.now)}
 }
 
 type accessClaims struct {
@@ -62,19 +84,29 @@ func (t *Tokens) Issue(s domain.SessionStarted) (token string, expiresIn time.Du
 // parse verifies an access token: HS256 only (no "none", no other key type), signed with our
 // secret, issued by us, not expired. Every failure is domain.ErrUnauthenticated.
 func (t *Tokens) parse(token string) (accessClaims, error) {
-	var claims accessClaims
+	t.verified.Lock()
+	claims, ok := t.verified.m[token]
+	t.verified.Unlock()
+	if ok {
+		if err := t.valid.Validate(&claims); err != nil {
+			return accessClaims{}, fmt.Errorf("access token: %v: %w", err, domain.ErrUnauthenticated)
+		}
+		return claims, nil
+	}
 	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return t.secret, nil },
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuer(tokenIssuer),
-		jwt.WithTimeFunc(t.now),
-	)
+		append(t.validation(), jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}))...)
 	if err != nil {
 		return accessClaims{}, fmt.Errorf("access token: %v: %w", err, domain.ErrUnauthenticated)
 	}
 	if _, err := domain.ParseSessionID(claims.SessionID); err != nil {
 		return accessClaims{}, fmt.Errorf("access token without a session: %w", domain.ErrUnauthenticated)
 	}
+	t.verified.Lock()
+	if len(t.verified.m) >= maxVerifiedTokens {
+		clear(t.verified.m)
+	}
+	t.verified.m[token] = claims
+	t.verified.Unlock()
 	return claims, nil
 }
 
