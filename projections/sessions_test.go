@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -187,4 +188,36 @@ func TestRecordedV1RoleChangeEndsTheMembersSessionsInThatTenantOnly(t *testing.T
 	t.Run("rebuild and redelivery change nothing", func(t *testing.T) {
 		checkReplay(t, f, r, sessions, sessionsOrder)
 	})
+}
+
+// SessionAndUser runs as a statement prepared on the server: it still reads the model a rebuild
+// swapped in (RENAME TABLE) after it was prepared, and what was applied since.
+func TestSessionAndUserReadsTheModelAfterARebuild(t *testing.T) {
+	f := newIdentityFixture(t)
+	r := f.start(t, projections.NewUsers(production), projections.NewSessions(production))
+	views := projections.NewViews(f.db)
+	ctx := context.Background()
+	user, session := domain.UserID(newID()), domain.SessionID(newID())
+	f.appendAt(t, t0, user.Stream(), domain.UserRegistered{UserID: user, Email: "ada@example.com", Name: "Ada", PasswordHash: "h"})
+	last := f.appendAt(t, t0, session.Stream(), domain.SessionStarted{SessionID: session, UserID: user, RefreshHash: "r0",
+		StartedAt: t0, ExpiresAt: t0.Add(time.Hour), IdleTimeout: 600, IP: "203.0.113.7", UserAgent: "curl/8.5"})
+	wait(t, r, last.LastPosition, "users")
+	wait(t, r, last.LastPosition, "sessions")
+	if _, _, err := views.SessionAndUser(ctx, domain.SessionID(newID())); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("an unknown session: %v, want not found", err)
+	}
+	s, u, err := views.SessionAndUser(ctx, session)
+	if err != nil || s.UserID != user || s.EndedAt != nil || u.Email != "ada@example.com" {
+		t.Fatalf("before the rebuild: %+v %+v %v", s, u, err)
+	}
+
+	if err := r.Rebuild(ctx, "sessions"); err != nil {
+		t.Fatal(err)
+	}
+	last = f.appendAt(t, t0.Add(time.Minute), session.Stream(), domain.SessionEnded{Reason: domain.EndLogout, At: t0.Add(time.Minute)})
+	wait(t, r, last.LastPosition, "sessions")
+	s, u, err = views.SessionAndUser(ctx, session)
+	if err != nil || s.EndedAt == nil || s.EndReason != "logout" || u.ID != user {
+		t.Fatalf("after the rebuild and the end: %+v %+v %v", s, u, err)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/clouddbmanager/clouddb/domain"
@@ -16,10 +17,39 @@ import (
 // Only the projectors write them.
 type Views struct {
 	db *sql.DB
+	// sessionAndUser is SessionAndUser's statement, prepared on the server once per connection:
+	// every authenticated request runs it, and parsing its text cost the server more than running it.
+	sessionAndUser preparedQuery
 }
 
 // NewViews returns the read side on db.
-func NewViews(db *sql.DB) *Views { return &Views{db: db} }
+func NewViews(db *sql.DB) *Views {
+	return &Views{db: db, sessionAndUser: preparedQuery{query: `SELECT ` + sessionColumns + `, ` + userColumns + `
+		FROM sessions s JOIN users u ON u.user_id = s.user_id WHERE s.session_id = ?`}}
+}
+
+// preparedQuery is a query of the read side prepared on the server (a binary-protocol statement,
+// parsed once per connection rather than at every run). It is prepared at its first use; until a
+// preparation succeeds (a table not created yet, say), the query runs as text.
+type preparedQuery struct {
+	query string
+	mu    sync.Mutex
+	stmt  *sql.Stmt
+}
+
+// row runs the query with args on db and returns its row.
+func (p *preparedQuery) row(ctx context.Context, db *sql.DB, args ...any) *sql.Row {
+	p.mu.Lock()
+	if p.stmt == nil {
+		p.stmt, _ = db.PrepareContext(ctx, p.query) // a failure runs the text, and tries again next time
+	}
+	stmt := p.stmt
+	p.mu.Unlock()
+	if stmt == nil {
+		return db.QueryRowContext(ctx, p.query, args...)
+	}
+	return stmt.QueryRowContext(ctx, args...)
+}
 
 // UserView is a row of the users read model.
 type UserView struct {
@@ -125,8 +155,7 @@ func (q *Views) Session(ctx context.Context, id domain.SessionID) (SessionView, 
 func (q *Views) SessionAndUser(ctx context.Context, id domain.SessionID) (SessionView, UserView, error) {
 	var u UserView
 	var lastLogin, changed sql.NullTime
-	row := q.db.QueryRowContext(ctx, `SELECT `+sessionColumns+`, `+userColumns+`
-		FROM sessions s JOIN users u ON u.user_id = s.user_id WHERE s.session_id = ?`, id)
+	row := q.sessionAndUser.row(ctx, q.db, id)
 	s, err := scanSession(rowScanner(func(dest ...any) error {
 		return row.Scan(append(dest, &u.ID, &u.Email, &u.Name, &u.Status, &u.SuperAdmin, &u.TOTPEnabled, &u.CreatedAt, &lastLogin, &changed)...)
 	}))
