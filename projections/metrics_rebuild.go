@@ -46,12 +46,14 @@ type metricsRebuild struct {
 	dbs      map[domain.DatabaseID]*metricsDatabase
 	totals   map[domain.TenantID]*metricsTotals
 	members  map[domain.UserID][]domain.TenantID
+	intern   map[string]string // decode's: the ids, fingerprints and codes seen
 }
 
 func (p Metrics) startRebuild(t Tables) rebuildSession {
 	return &metricsRebuild{p: p, t: t, usage: map[usageKey]*usageRow{}, patterns: map[patternKey]*patternRow{},
 		written: map[string]int64{}, texts: map[textKey]time.Time{}, dbs: map[domain.DatabaseID]*metricsDatabase{},
-		totals: map[domain.TenantID]*metricsTotals{}, members: map[domain.UserID][]domain.TenantID{}}
+		totals: map[domain.TenantID]*metricsTotals{}, members: map[domain.UserID][]domain.TenantID{},
+		intern: map[string]string{}}
 }
 
 // metricsRebuildWrite is what one batch of a rebuild writes: the buckets it closed, inserted, and
@@ -64,23 +66,32 @@ type metricsRebuildWrite struct {
 	batch       *metricsBatch
 }
 
-// fold counts events (in log order, each once) into the open buckets and returns the batch's
-// writes. It does no I/O: the runtime runs it for the next batch while the last one is written.
-func (m *metricsRebuild) fold(events []eventstore.Envelope) (rebuildWrite, error) {
-	b := m.batch()
-	for _, env := range events {
-		e, err := m.p.reg.Decode(env)
+// decode decodes a batch's events: executed queries by decodeQuery, the others by the registry.
+func (m *metricsRebuild) decode(events []eventstore.Envelope) (any, error) {
+	decoded := make([]decodedEvent, len(events))
+	for i, env := range events {
+		e, err := m.p.decode(env, m.intern)
 		if err != nil {
 			return nil, fmt.Errorf("projections: metrics at position %d: %w", env.Position, err)
 		}
-		b.position = env.Position
-		if env.RecordedAt.After(m.logTime) {
-			m.logTime = env.RecordedAt
+		decoded[i] = decodedEvent{env, e}
+	}
+	return decoded, nil
+}
+
+// fold counts a decoded batch (in log order, each event once) into the open buckets and returns
+// the batch's writes.
+func (m *metricsRebuild) fold(decoded any) (rebuildWrite, error) {
+	b := m.batch()
+	for _, d := range decoded.([]decodedEvent) {
+		b.position = d.env.Position
+		if d.env.RecordedAt.After(m.logTime) {
+			m.logTime = d.env.RecordedAt
 		}
-		if tm, ok := e.(domain.TenantMemberAdded); ok && slices.Contains(m.members[tm.UserID], domain.TenantID(strings.TrimPrefix(env.StreamID, "tenant-"))) {
+		if tm, ok := d.e.(domain.TenantMemberAdded); ok && slices.Contains(m.members[tm.UserID], domain.TenantID(strings.TrimPrefix(d.env.StreamID, "tenant-"))) {
 			continue // a membership is stored once (INSERT IGNORE), and counted once
 		}
-		b.fold(env, e)
+		b.fold(d.env, d.e)
 	}
 	until := m.logTime.Add(-rebuildSlack)
 	for code, size := range grainSizes {

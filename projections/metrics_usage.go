@@ -342,7 +342,7 @@ func (p Metrics) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []event
 			continue // applied before: a redelivery
 		}
 		b.position = env.Position
-		e, err := p.reg.Decode(env)
+		e, err := p.decode(env, nil)
 		if err != nil {
 			return fmt.Errorf("projections: metrics at position %d: %w", env.Position, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/clouddbmanager/clouddb/domain"
@@ -245,12 +246,16 @@ type rebuilder interface {
 	startRebuild(t Tables) rebuildSession
 }
 
-// rebuildSession is one rebuild of a rebuilder.
+// rebuildSession is one rebuild of a rebuilder. The runtime runs its steps as a pipeline: one
+// goroutine reads and decodes the next batch, another folds the one before, while the batch
+// before that is written; each step sees the batches in log order.
 type rebuildSession interface {
-	// fold takes the events of a batch (those the projector handles, in log order, each once)
-	// into the session and returns what the batch writes. It does no I/O: the runtime runs it for
-	// the next batch while the last one is being written, and applies the writes in order.
-	fold(events []eventstore.Envelope) (rebuildWrite, error)
+	// decode decodes the events of a batch (those the projector handles, in log order): it
+	// depends on no other batch.
+	decode(events []eventstore.Envelope) (any, error)
+	// fold takes a decoded batch into the session and returns what the batch writes. It does no
+	// I/O.
+	fold(decoded any) (rebuildWrite, error)
 	// flush returns the writes of everything the session still holds: the rebuild reached the
 	// head. Events folded afterwards (the last ones, while the live projector waits) are
 	// written by their own batches.
@@ -263,72 +268,87 @@ type rebuildWrite interface {
 }
 
 // sessionBatch is how many events a rebuild session reads at a time: its writes do not depend on
-// the batch's size, and a batch is folded while the one before is written. A variable for the
-// tests.
+// the batch's size. A variable for the tests.
 var sessionBatch = 20_000
 
-// catchUpSession is catchUp for a rebuilder: one goroutine reads and folds the next batch while
-// this one writes the last (two processors: Go's and MariaDB's); at the head, the session's
-// flush is written too.
+// catchUpSession is catchUp for a rebuilder, as a pipeline of three goroutines: reading and
+// decoding, folding, writing (this one). At the head, the session's flush is written too.
 func (r *Runtime) catchUpSession(ctx context.Context, st *state, session rebuildSession, position int64) (int64, error) {
 	checkpoint := "`" + st.checkpointTable() + rebuildSuffix + "`"
-	type folded struct {
-		w    rebuildWrite
-		last int64
-		err  error
+	type batch struct {
+		decoded any
+		w       rebuildWrite
+		last    int64
+		head    bool // the head was reached: flush
+		err     error
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	batches := make(chan folded, 1)
-	done := make(chan struct{})
+	var wg sync.WaitGroup
 	defer func() {
 		cancel()
-		<-done
+		wg.Wait()
 	}()
-	go func() {
-		defer close(done)
-		defer close(batches)
-		send := func(f folded) bool {
-			select {
-			case batches <- f:
-				return true
-			case <-ctx.Done():
-				return false
-			}
+	send := func(ch chan<- batch, b batch) bool {
+		select {
+		case ch <- b:
+			return true
+		case <-ctx.Done():
+			return false
 		}
+	}
+	read, folded := make(chan batch, 1), make(chan batch, 1)
+	wg.Go(func() {
+		defer close(read)
 		from := position
 		for {
 			events, err := r.store.ReadAll(ctx, from, sessionBatch)
 			if err != nil {
-				send(folded{err: err})
+				send(read, batch{err: err})
 				return
 			}
 			if len(events) == 0 {
-				send(folded{w: session.flush(), last: from})
+				send(read, batch{last: from, head: true})
 				return
 			}
-			last := events[len(events)-1].Position
-			var w rebuildWrite
+			b := batch{last: events[len(events)-1].Position}
 			if relevant := keepRelevant(st.projector, events); len(relevant) > 0 {
-				if w, err = session.fold(relevant); err != nil {
-					send(folded{err: fmt.Errorf("apply events %d..%d: %w", events[0].Position, last, err)})
-					return
+				if b.decoded, err = session.decode(relevant); err != nil {
+					b.err = fmt.Errorf("apply events %d..%d: %w", events[0].Position, b.last, err)
 				}
 			}
-			if !send(folded{w: w, last: last}) {
+			if !send(read, b) || b.err != nil {
 				return
 			}
-			from = last
+			from = b.last
 		}
-	}()
+	})
+	wg.Go(func() {
+		defer close(folded)
+		for b := range read {
+			switch {
+			case b.err != nil:
+			case b.head:
+				b.w = session.flush()
+			case b.decoded != nil:
+				var err error
+				if b.w, err = session.fold(b.decoded); err != nil {
+					b.err = fmt.Errorf("apply events up to %d: %w", b.last, err)
+				}
+			}
+			if !send(folded, b) || b.err != nil {
+				return
+			}
+		}
+	})
 	started, lastLog, from := time.Now(), time.Now(), position
-	for f := range batches {
-		if f.err != nil {
-			return 0, f.err
+	for b := range folded {
+		if b.err != nil {
+			return 0, b.err
 		}
-		if err := r.writeBatch(ctx, checkpoint, f.w, f.last); err != nil {
+		if err := r.writeBatch(ctx, checkpoint, b.w, b.last); err != nil {
 			return 0, err
 		}
-		position = f.last
+		position = b.last
 		if time.Since(lastLog) > 2*time.Second {
 			lastLog = time.Now()
 			r.log.Info("rebuild progress", "projection", st.Name(), "position", position,
