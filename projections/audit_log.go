@@ -144,7 +144,7 @@ func AuditActions(types []string) []string {
 
 // auditTarget names an entry's target when its stream does not: a member or an invitation in the
 // tenant's stream, a member's quota in the tenant's quota stream, an API key in its owner's stream.
-func auditTarget(streamType, action string, payload map[string]any) (targetType, field string) {
+func auditTarget(streamType, action string) (targetType, field string) {
 	switch {
 	case streamType == "tenant" && strings.HasPrefix(action, "invitation."):
 		return "invitation", "invitation_id"
@@ -178,7 +178,7 @@ type auditRow struct {
 
 // entry makes the row of one event.
 func auditEntry(env eventstore.Envelope) (auditRow, error) {
-	var payload map[string]any
+	var payload map[string]json.RawMessage
 	if err := json.Unmarshal(env.Payload, &payload); err != nil {
 		return auditRow{}, fmt.Errorf("projections: audit_log at position %d: %w", env.Position, err)
 	}
@@ -197,8 +197,8 @@ func auditEntry(env eventstore.Envelope) (auditRow, error) {
 	case md.ActorID == "" && md.UserAgent != "" && md.IP == "":
 		r.actorVia = "system" // a reactor of the server's (auto-stop, purge, ...)
 	}
-	if targetType, field := auditTarget(env.StreamType, r.action, payload); field != "" {
-		if id, ok := payload[field].(string); ok && id != "" {
+	if targetType, field := auditTarget(env.StreamType, r.action); field != "" {
+		if id := payloadString(payload, field); id != "" {
 			r.targetType, r.targetID = targetType, id
 		}
 	}
@@ -207,28 +207,134 @@ func auditEntry(env eventstore.Envelope) (auditRow, error) {
 	case env.StreamType == "user" && !slices.Contains(auditNotSelf, r.action):
 		r.actorID = strings.TrimPrefix(env.StreamID, "user-") // the account acting on itself: signing up, in, verifying
 	case env.StreamType == "session":
-		r.actorID, _ = payload["user_id"].(string)
+		r.actorID = payloadString(payload, "user_id")
 	}
 	if env.EventType == (domain.UserRegistered{}).EventType() {
-		r.registeredUserID, _ = payload["user_id"].(string)
-		r.registeredEmail, _ = payload["email"].(string)
+		r.registeredUserID, r.registeredEmail = payloadString(payload, "user_id"), payloadString(payload, "email")
 	}
-	details := map[string]any{}
+	var err error
+	if r.details, err = auditDetails(env.EventType, payload); err != nil {
+		return auditRow{}, fmt.Errorf("projections: audit_log at position %d: %w", env.Position, err)
+	}
+	return r, nil
+}
+
+// payloadString is the payload's field key when it is a string, else "".
+func payloadString(payload map[string]json.RawMessage, key string) string {
+	var s string
+	if v := payload[key]; len(v) > 0 && v[0] == '"' {
+		_ = json.Unmarshal(v, &s) // a string the payload's parse accepted
+	}
+	return s
+}
+
+// auditDetails are an entry's details: the payload's fields but those an entry leaves out, keys
+// sorted, each value as the payload holds it. A value whose JSON a decoding into Go values and
+// encoding again could change (an object, whose keys would be sorted; a number with an exponent
+// or more digits than a float64 keeps) sends the whole payload that way, as the entries were
+// always made: the details of an event are the same bytes whichever way they are made.
+func auditDetails(eventType string, payload map[string]json.RawMessage) ([]byte, error) {
+	details := make(map[string]json.RawMessage, len(payload)+1)
 	for k, v := range payload {
 		if domain.SecretHashField(k) || slices.Contains(auditDetailsDropped, k) {
 			continue
 		}
+		if !keptAsIs(v) {
+			return auditDetailsOfValues(eventType, payload)
+		}
 		details[k] = v
 	}
-	if env.EventType == (domain.QueryExecuted{}).EventType() { // as an auditor reads it: rows, not row_count
+	if eventType == (domain.QueryExecuted{}).EventType() { // as an auditor reads it: rows, not row_count
+		rows, ok := details["row_count"]
+		if !ok {
+			rows = json.RawMessage("null")
+		}
+		details["rows"] = rows
+		delete(details, "row_count")
+	}
+	return json.Marshal(details)
+}
+
+// keptAsIs reports whether a JSON value, as Go encodes it, encodes to the same bytes after a
+// decoding into an any: strings with plain escapes, booleans, null, numbers of at most 15 digits
+// without an exponent, and arrays of those but numbers.
+func keptAsIs(v json.RawMessage) bool {
+	switch {
+	case len(v) == 0:
+		return false
+	case v[0] == '"':
+		return plainEscapes(v)
+	case v[0] == 't' || v[0] == 'f' || v[0] == 'n':
+		return true
+	case v[0] == '-' || (v[0] >= '0' && v[0] <= '9'):
+		digits := 0
+		for _, c := range v {
+			switch {
+			case c >= '0' && c <= '9':
+				digits++
+			case c == 'e' || c == 'E':
+				return false
+			}
+		}
+		return digits <= 15
+	case v[0] == '[':
+		var items []any
+		if err := json.Unmarshal(v, &items); err != nil {
+			return false
+		}
+		for _, item := range items {
+			switch item.(type) {
+			case string:
+				if !plainEscapes(v) {
+					return false
+				}
+			case bool, nil:
+			default:
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// plainEscapes reports whether the escapes of a JSON text are only those Go writes for a string
+// it encodes again the same way: \", \\, \n, \r and \t (a \u escape, say of "é", would come back
+// as the character itself).
+func plainEscapes(v json.RawMessage) bool {
+	for i := 0; i < len(v)-1; i++ {
+		if v[i] != '\\' {
+			continue
+		}
+		i++
+		switch v[i] {
+		case '"', '\\', 'n', 'r', 't':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// auditDetailsOfValues makes the details by decoding the payload's values into Go values and
+// encoding them again (objects' keys sorted, numbers as float64s).
+func auditDetailsOfValues(eventType string, payload map[string]json.RawMessage) ([]byte, error) {
+	details := map[string]any{}
+	for k, raw := range payload {
+		if domain.SecretHashField(k) || slices.Contains(auditDetailsDropped, k) {
+			continue
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, err
+		}
+		details[k] = v
+	}
+	if eventType == (domain.QueryExecuted{}).EventType() {
 		details["rows"] = details["row_count"]
 		delete(details, "row_count")
 	}
-	var err error
-	if r.details, err = json.Marshal(details); err != nil {
-		return auditRow{}, err
-	}
-	return r, nil
+	return json.Marshal(details)
 }
 
 // Erase implements Eraser: the entries whose actor or target is the person (or one of the
