@@ -47,13 +47,15 @@ type metricsRebuild struct {
 	totals   map[domain.TenantID]*metricsTotals
 	members  map[domain.UserID][]domain.TenantID
 	intern   map[string]string // decode's: the ids, fingerprints and codes seen
+	// fingerprints is fold's: the name of each fingerprint text seen.
+	fingerprints map[string]string
 }
 
 func (p Metrics) startRebuild(t Tables) rebuildSession {
 	return &metricsRebuild{p: p, t: t, usage: map[usageKey]*usageRow{}, patterns: map[patternKey]*patternRow{},
 		written: map[string]int64{}, texts: map[textKey]time.Time{}, dbs: map[domain.DatabaseID]*metricsDatabase{},
 		totals: map[domain.TenantID]*metricsTotals{}, members: map[domain.UserID][]domain.TenantID{},
-		intern: map[string]string{}}
+		intern: map[string]string{}, fingerprints: map[string]string{}}
 }
 
 // metricsRebuildWrite is what one batch of a rebuild writes: the buckets it closed, inserted, and
@@ -113,7 +115,8 @@ func (m *metricsRebuild) flush() rebuildWrite {
 func (m *metricsRebuild) batch() *metricsBatch {
 	return &metricsBatch{t: m.t, position: m.position, counted: m.counted, cut: m.cut,
 		usage: m.usage, patterns: m.patterns, texts: map[textKey]patternText{}, dbs: m.dbs, totals: m.totals, members: m.members,
-		written: m.written, lateUsage: map[usageKey]*usageRow{}, latePatterns: map[patternKey]*patternRow{}}
+		written: m.written, lateUsage: map[usageKey]*usageRow{}, latePatterns: map[patternKey]*patternRow{},
+		fingerprints: m.fingerprints}
 }
 
 // close takes b's results back into memory, closes the buckets before written and returns what to
@@ -233,6 +236,7 @@ func insertUsage(ctx context.Context, tx *sql.Tx, table string, keys []usageKey,
 				q = strconv.AppendUint(q, c, 10)
 			}
 			q = append(q, ',')
+			r.settle()
 			var hist []byte
 			if r.latency != nil {
 				hist, _ = r.latency.MarshalBinary()
@@ -281,6 +285,7 @@ func insertPatterns(ctx context.Context, tx *sql.Tx, table string, keys []patter
 			q = append(q, ',')
 			q = strconv.AppendUint(q, r.errors, 10)
 			q = append(q, ',')
+			r.settle()
 			hist, _ := r.latency.MarshalBinary()
 			q = appendBytes(q, hist)
 			q = append(q, ')')

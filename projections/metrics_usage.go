@@ -202,8 +202,39 @@ type usageKey struct {
 type usageRow struct {
 	counts    [nCounters]uint64
 	latency   *latency.Histogram // nil: the batch added no latency
+	pending   []latency.Sample   // latencies not in latency yet (see addLatency)
 	databases *int64             // gauges at the end of the bucket; nil: unchanged
 	storage   *int64
+}
+
+// pendingSamples is how many latencies a row keeps as they came before it makes them a histogram:
+// most rows (a member's minute) see a few, and a histogram grows its dense counts with each new
+// bucket; a handful are counted in one step when the row is written.
+const pendingSamples = 32
+
+// addLatency counts s in the row's histogram, or among its pending samples.
+func (r *usageRow) addLatency(s latency.Sample) {
+	if r.latency == nil && len(r.pending) < pendingSamples {
+		r.pending = append(r.pending, s)
+		return
+	}
+	if r.latency == nil {
+		r.latency = &latency.Histogram{}
+	}
+	r.settle()
+	r.latency.AddSample(s, 1)
+}
+
+// settle counts the pending samples in the histogram: before anything reads it.
+func (r *usageRow) settle() {
+	if len(r.pending) == 0 {
+		return
+	}
+	if r.latency == nil {
+		r.latency = &latency.Histogram{}
+	}
+	r.latency.AddSamples(r.pending)
+	r.pending = nil
 }
 
 type patternKey struct {
@@ -235,6 +266,23 @@ func (k patternKey) scope() string {
 type patternRow struct {
 	queries, errors uint64
 	latency         latency.Histogram
+	pending         []latency.Sample // as usageRow's
+}
+
+func (r *patternRow) addLatency(s latency.Sample) {
+	if r.latency.Count() == 0 && len(r.pending) < pendingSamples {
+		r.pending = append(r.pending, s)
+		return
+	}
+	r.settle()
+	r.latency.AddSample(s, 1)
+}
+
+func (r *patternRow) settle() {
+	if len(r.pending) > 0 {
+		r.latency.AddSamples(r.pending)
+		r.pending = nil
+	}
 }
 
 type textKey struct {
@@ -289,6 +337,8 @@ type metricsBatch struct {
 	// readAll: the batch's rows may all be stored already (a rebuild's late rows): mayBeStored
 	// answers true, and the cache knows none of them.
 	readAll bool
+	// fingerprints: Fingerprint of the texts seen (a rebuild's; nil: none kept).
+	fingerprints map[string]string
 }
 
 // usageRow returns the batch's row of k, made if missing: in a rebuild, a late one when the
@@ -547,26 +597,48 @@ func (b *metricsBatch) memberScopes(stream string) []scope {
 // its pattern.
 func (b *metricsBatch) query(e domain.QueryExecuted) {
 	ran := e.Status != domain.QueryDenied
-	b.count(e.At, func(r *usageRow) {
-		r.counts[cQueries]++
-		switch e.Status {
-		case domain.QueryFailed:
-			r.counts[cErrors]++
-		case domain.QueryTimedOut:
-			r.counts[cTimeouts]++
-		case domain.QueryDenied:
-			r.counts[cDenials]++
+	var sample latency.Sample // found once for the dozen histograms the statement counts in
+	if ran {
+		sample = latency.NewSample(e.ExecutionMS)
+	}
+	status := -1
+	switch e.Status {
+	case domain.QueryFailed:
+		status = cErrors
+	case domain.QueryTimedOut:
+		status = cTimeouts
+	case domain.QueryDenied:
+		status = cDenials
+	}
+	read, written := uint64(max(e.RowCount, 0)), uint64(max(e.AffectedRows, 0))
+	// count's work, without a function value per statement.
+	if e.At.After(b.counted) {
+		b.counted = e.At.UTC()
+	}
+	scopes := [...]scope{platform(), tenantScope(e.TenantID), databaseScope(e.TenantID, e.DatabaseID), userScope(e.TenantID, e.UserID)}
+	for _, g := range grains {
+		start := g.Start(e.At)
+		if start.Before(b.cutoff(g, false)) {
+			continue
 		}
-		r.counts[cRowsRead] += uint64(max(e.RowCount, 0))
-		r.counts[cRowsWritten] += uint64(max(e.AffectedRows, 0))
-		if ran {
-			if r.latency == nil {
-				r.latency = &latency.Histogram{}
+		bucket := start.Unix()
+		for _, s := range scopes {
+			if s.kind == ScopeDatabase && g == domain.GrainMinute {
+				continue
 			}
-			r.latency.Add(e.ExecutionMS)
+			r := b.usageRow(usageKey{s.tenant, s.kind, s.subject, grainCode(g), bucket})
+			r.counts[cQueries]++
+			if status >= 0 {
+				r.counts[status]++
+			}
+			r.counts[cRowsRead] += read
+			r.counts[cRowsWritten] += written
+			if ran {
+				r.addLatency(sample)
+			}
 		}
-	}, platform(), tenantScope(e.TenantID), databaseScope(e.TenantID, e.DatabaseID), userScope(e.TenantID, e.UserID))
-	fp := Fingerprint(e.Fingerprint)
+	}
+	fp := b.fingerprint(e.Fingerprint)
 	seen := false
 	// The tenant's patterns by the hour and the day; those of each database and member by the day.
 	keys := []patternKey{
@@ -589,7 +661,7 @@ func (b *metricsBatch) query(e domain.QueryExecuted) {
 			row.errors++
 		}
 		if ran {
-			row.latency.Add(e.ExecutionMS)
+			row.addLatency(sample)
 		}
 	}
 	if seen {
@@ -605,6 +677,21 @@ func (b *metricsBatch) query(e domain.QueryExecuted) {
 // error rates: the server refused it, or it ran out of time.
 func QueryError(s domain.QueryStatus) bool {
 	return s == domain.QueryFailed || s == domain.QueryTimedOut
+}
+
+// fingerprint is Fingerprint, remembered across a rebuild's batches.
+func (b *metricsBatch) fingerprint(text string) string {
+	if b.fingerprints == nil {
+		return Fingerprint(text)
+	}
+	fp, ok := b.fingerprints[text]
+	if !ok {
+		fp = Fingerprint(text)
+		if len(b.fingerprints) < maxInterned {
+			b.fingerprints[text] = fp
+		}
+	}
+	return fp
 }
 
 // Fingerprint names a statement's fingerprint (its text with literals normalized) in the patterns.
@@ -820,6 +907,7 @@ func (b *metricsBatch) writeUsage(ctx context.Context, tx *sql.Tx) error {
 	var stored []storedKey
 	unread := map[usageKey]*latency.Histogram{} // the rows whose stored histogram is still to merge
 	for k, r := range b.usage {
+		r.settle()
 		switch {
 		case r.latency == nil || !b.mayBeStored(k.grain, k.bucket):
 		case b.cache.usage[k] != nil:
@@ -876,6 +964,7 @@ func (b *metricsBatch) writePatterns(ctx context.Context, tx *sql.Tx) error {
 	stored := make([]storedKey, 0, len(b.patterns))
 	unread := map[patternKey]*latency.Histogram{} // the rows whose stored histogram is still to merge
 	for k, r := range b.patterns {
+		r.settle()
 		keys = append(keys, k)
 		switch {
 		case !b.mayBeStored(k.grain, k.bucket):

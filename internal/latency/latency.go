@@ -58,23 +58,63 @@ type Histogram struct {
 func (h *Histogram) Add(ms float64) { h.AddN(ms, 1) }
 
 // AddN counts n latencies of ms milliseconds each.
-func (h *Histogram) AddN(ms float64, n uint64) {
-	if n == 0 {
-		return
-	}
+func (h *Histogram) AddN(ms float64, n uint64) { h.AddSample(NewSample(ms), n) }
+
+// Sample is one latency ready to be counted in several histograms (a statement in its minute,
+// hour and day, for its tenant, database and member): its bucket is found once.
+type Sample struct {
+	ms     float64 // clamped to [0, MaxValue]
+	micros float64 // whole microseconds
+	index  int     // the bucket; unused when ms <= MinValue
+}
+
+// NewSample is a latency of ms milliseconds; a negative or NaN value counts as 0.
+func NewSample(ms float64) Sample {
 	if !(ms > 0) { // NaN and negatives too
 		ms = 0
 	}
 	ms = min(ms, MaxValue)
-	h.note(ms, ms, n)
-	h.micros += math.Round(ms*1000) * float64(n)
-	if ms <= MinValue {
+	s := Sample{ms: ms, micros: math.Round(ms * 1000)}
+	if ms > MinValue {
+		s.index = bucketIndex(ms)
+	}
+	return s
+}
+
+// AddSample counts n latencies of s each: as AddN with s's milliseconds.
+func (h *Histogram) AddSample(s Sample, n uint64) {
+	if n == 0 {
+		return
+	}
+	h.note(s.ms, s.ms, n)
+	h.micros += s.micros * float64(n)
+	if s.ms <= MinValue {
 		h.zero += n
 		return
 	}
-	i := bucketIndex(ms)
-	h.grow(i, i)
-	h.counts[i-h.offset] += n
+	h.grow(s.index, s.index)
+	h.counts[s.index-h.offset] += n
+}
+
+// AddSamples counts each of samples once, as AddSample(s, 1) on each would, growing the counts
+// once for all of them.
+func (h *Histogram) AddSamples(samples []Sample) {
+	lo, hi, found := 0, 0, false
+	for _, s := range samples {
+		switch {
+		case s.ms <= MinValue:
+		case !found:
+			lo, hi, found = s.index, s.index, true
+		default:
+			lo, hi = min(lo, s.index), max(hi, s.index)
+		}
+	}
+	if found {
+		h.grow(lo, hi)
+	}
+	for _, s := range samples {
+		h.AddSample(s, 1)
+	}
 }
 
 // note folds extremes and a count into the totals.
@@ -95,6 +135,10 @@ func (h *Histogram) grow(lo, hi int) {
 		return
 	}
 	if lo < h.offset {
+		// Room below for as many buckets again as are in use (zeros, which no encoding keeps), so
+		// that values spreading downward one bucket at a time copy the counts a logarithmic
+		// number of times, as append does upward.
+		lo = min(lo, max(h.offset-len(h.counts), minIndex))
 		grown := make([]uint64, h.offset-lo+len(h.counts))
 		copy(grown[h.offset-lo:], h.counts)
 		h.counts, h.offset = grown, lo
