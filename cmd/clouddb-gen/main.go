@@ -6,7 +6,10 @@
 // It migrates the database (created if missing; it should be a fresh one), records the tenants
 // (tenant.created.v1 and their members) and -events query.executed.v1 events spread evenly over
 // the last -days, in log order as in time, appended by -appenders goroutines in appends of -batch
-// events with the store's clock at each batch's time. Then it measures, one after the other:
+// events with the store's clock at each batch's time; the store's writer commits up to
+// -group-events of them per transaction (the log's inserts are serial, under the sequence lock, so
+// fewer and larger transactions are what speeds the load; -loadprofile profiles it). Then it
+// measures, one after the other:
 //
 //   - live: the metrics projector, started on the loaded log, follows it to the head through the
 //     runtime's live loop (reads of 500 events): events/s;
@@ -31,6 +34,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,9 +55,10 @@ type config struct {
 	days                            float64
 	users, databases, patterns      int
 	batch, appenders, dashboards    int
+	groupEvents                     int
 	skipLoad, skipLive, skipRebuild bool
 	seed                            uint64
-	cpuProfile                      string
+	cpuProfile, loadProfile         string
 }
 
 func main() {
@@ -65,14 +70,16 @@ func main() {
 	flag.IntVar(&c.users, "users", 5, "members per tenant")
 	flag.IntVar(&c.databases, "databases", 5, "databases per tenant")
 	flag.IntVar(&c.patterns, "patterns", 20, "query patterns (fingerprints) per tenant")
-	flag.IntVar(&c.batch, "batch", 500, "events per append")
+	flag.IntVar(&c.batch, "batch", 2000, "events per append")
 	flag.IntVar(&c.appenders, "appenders", 4, "concurrent appenders")
+	flag.IntVar(&c.groupEvents, "group-events", 4000, "events per group commit of the store's writer (eventstore.Options.MaxBatchEvents; the store's default is 500)")
 	flag.IntVar(&c.dashboards, "dashboards", 200, "dashboard calls to time")
 	flag.BoolVar(&c.skipLoad, "skip-load", false, "measure what an earlier run loaded")
 	flag.BoolVar(&c.skipLive, "skip-live", false, "do not measure the live projector (the read model must be built)")
 	flag.BoolVar(&c.skipRebuild, "skip-rebuild", false, "do not measure the rebuild")
 	flag.Uint64Var(&c.seed, "seed", 1, "random seed")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write the CPU profile of the measuring phases to this file")
+	flag.StringVar(&c.loadProfile, "loadprofile", "", "write the CPU profile of the load phase to this file")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if err := run(context.Background(), c, log); err != nil {
@@ -106,7 +113,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	clk.unixNano.Store(time.Now().UnixNano())
 	registry := eventstore.NewDomainRegistry()
 	quiet := slog.New(slog.DiscardHandler)
-	store := eventstore.New(db, registry, eventstore.Options{Logger: quiet, Clock: clk.now})
+	store := eventstore.New(db, registry, eventstore.Options{Logger: quiet, Clock: clk.now, MaxBatchEvents: c.groupEvents})
 	defer store.Close()
 	rng := rand.New(rand.NewPCG(c.seed, 13))
 	tenants := make([]tenant, c.tenants)
@@ -123,7 +130,20 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	end := time.Now().UTC()
 	start := end.Add(-time.Duration(c.days * float64(24*time.Hour)))
 	if !c.skipLoad {
-		if err := load(ctx, c, store, clk, tenants, start, end, rng, log); err != nil {
+		if c.loadProfile != "" {
+			f, err := os.Create(c.loadProfile)
+			if err != nil {
+				return err
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+		}
+		err := load(ctx, c, store, clk, tenants, start, end, rng, log)
+		if c.loadProfile != "" {
+			pprof.StopCPUProfile()
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -273,15 +293,29 @@ func load(ctx context.Context, c config, store *eventstore.Store, clk *clock, te
 	began := time.Now()
 	progress := time.NewTicker(10 * time.Second)
 	defer progress.Stop()
+	// The patterns' texts, made once: the statements differ only in their literals.
+	type pattern struct {
+		tables                        []string
+		selectFrom, selectFingerprint string
+		update, updateFingerprint     string
+	}
+	patterns := make([]pattern, c.patterns)
+	for p := range patterns {
+		patterns[p] = pattern{tables: []string{fmt.Sprintf("orders_%d", p)},
+			selectFrom:        fmt.Sprintf("SELECT id, name, total FROM orders_%d WHERE customer_id = ", p),
+			selectFingerprint: fmt.Sprintf("SELECT id, name, total FROM orders_%d WHERE customer_id = ? AND created_at > ?", p),
+			update:            fmt.Sprintf("UPDATE orders_%d SET status = 'paid' WHERE id = ", p),
+			updateFingerprint: fmt.Sprintf("UPDATE orders_%d SET status = ? WHERE id = ?", p)}
+	}
 	batch := make([]domain.QueryExecuted, 0, c.batch)
 	for i := range c.events {
 		t := tenants[rng.IntN(len(tenants))]
 		p := rng.IntN(c.patterns)
+		pat := &patterns[p]
 		q := domain.QueryExecuted{QueryID: uuidFrom(rng), TenantID: t.id, UserID: t.users[rng.IntN(len(t.users))],
 			DatabaseID: t.databases[rng.IntN(len(t.databases))], Status: domain.QuerySucceeded, StatementType: "read",
-			SQL:         fmt.Sprintf("SELECT id, name, total FROM orders_%d WHERE customer_id = %d AND created_at > '2026-01-01'", p, rng.IntN(100000)),
-			Fingerprint: fmt.Sprintf("SELECT id, name, total FROM orders_%d WHERE customer_id = ? AND created_at > ?", p),
-			Tables:      []string{fmt.Sprintf("orders_%d", p)},
+			SQL:         pat.selectFrom + strconv.Itoa(rng.IntN(100000)) + " AND created_at > '2026-01-01'",
+			Fingerprint: pat.selectFingerprint, Tables: pat.tables,
 			ExecutionMS: math.Round(math.Exp(rng.NormFloat64()+1+float64(p%4)/2)*1000) / 1000, RowCount: int64(rng.IntN(200)),
 			At: start.Add(time.Duration(i) * step)}
 		switch x := rng.IntN(100); {
@@ -293,8 +327,7 @@ func load(ctx context.Context, c config, store *eventstore.Store, clk *clock, te
 			q.Status, q.ErrorCode, q.ExecutionMS, q.RowCount = statuses[3], "statement_not_allowed", 0, 0
 		case x < 20:
 			q.StatementType, q.RowCount, q.AffectedRows = "dml", 0, int64(1+rng.IntN(10))
-			q.SQL, q.Fingerprint = fmt.Sprintf("UPDATE orders_%d SET status = 'paid' WHERE id = %d", p, rng.IntN(100000)),
-				fmt.Sprintf("UPDATE orders_%d SET status = ? WHERE id = ?", p)
+			q.SQL, q.Fingerprint = pat.update+strconv.Itoa(rng.IntN(100000)), pat.updateFingerprint
 		}
 		batch = append(batch, q)
 		if len(batch) == c.batch || i == c.events-1 {
