@@ -54,6 +54,7 @@ type Store struct {
 	metrics  *storeMetrics
 	unhurry  time.Duration
 	personal PersonalData // nil: personal data is stored as given
+	inserts  *preparedInserts
 
 	mu     sync.RWMutex // guards closed against concurrent sends to queue
 	closed bool
@@ -110,6 +111,7 @@ func New(db *sql.DB, registry *Registry, opts Options) *Store {
 		maxBatch: opts.MaxBatchEvents,
 		unhurry:  opts.UnhurriedWait,
 		personal: opts.PersonalData,
+		inserts:  newPreparedInserts(db, opts.Logger),
 		metrics:  newStoreMetrics(opts.Metrics),
 		chain:    chainState{at: -1, heads: map[string]chainHead{}},
 		queue:    make(chan *pendingAppend, 1024),
@@ -135,6 +137,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.stop)
 	<-s.done
+	s.inserts.Close()
 	return nil
 }
 
@@ -481,7 +484,7 @@ func (s *Store) commitTx(batch []*pendingAppend) ([]appendResult, error) {
 	if len(messages) == 0 {
 		return results, nil
 	}
-	publisher, err := wsql.NewPublisher(wsql.TxFromStdSQL(tx), wsql.PublisherConfig{SchemaAdapter: WatermillSchema{}}, watermill.NopLogger{})
+	publisher, err := wsql.NewPublisher(publishTx{wsql.StdSQLTx{Tx: tx}, s.inserts}, wsql.PublisherConfig{SchemaAdapter: WatermillSchema{}}, watermill.NopLogger{})
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: publisher: %w", err)
 	}
