@@ -90,9 +90,6 @@ func (m *metricsRebuild) fold(decoded any) (rebuildWrite, error) {
 		if d.env.RecordedAt.After(m.logTime) {
 			m.logTime = d.env.RecordedAt
 		}
-		if tm, ok := d.e.(domain.TenantMemberAdded); ok && slices.Contains(m.members[tm.UserID], domain.TenantID(strings.TrimPrefix(d.env.StreamID, "tenant-"))) {
-			continue // a membership is stored once (INSERT IGNORE), and counted once
-		}
 		b.fold(d.env, d.e)
 	}
 	until := m.logTime.Add(-rebuildSlack)

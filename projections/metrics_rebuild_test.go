@@ -20,7 +20,8 @@ import (
 // events, so that buckets close between batches, a log with late events (recorded hours and a day
 // after their time: their buckets were written already), events on the edges of minutes, hours
 // and days, retention cuts inside the open buckets, events for times a cut removed, sign-in
-// failures, storage and deleted databases must give the live model's rows byte for byte.
+// failures of members, former members and members again, storage and deleted databases must
+// give the live model's rows byte for byte.
 func TestMetricsRebuildWritesEachBucketOnceAndEqualsLive(t *testing.T) {
 	f := newIdentityFixture(t)
 	metrics := projections.NewMetrics(production)
@@ -81,6 +82,15 @@ func TestMetricsRebuildWritesEachBucketOnceAndEqualsLive(t *testing.T) {
 			f.appendAt(t, at, "database-"+string(m.dbs[0]), domain.DatabaseStorageMeasured{Bytes: int64(i) * 1000, At: at})
 		case i == 500:
 			f.appendAt(t, at, "database-"+string(members[0].dbs[1]), domain.DatabaseDeleted{At: at})
+		case i == 300 || i == 310: // a member leaves: their failed sign-ins no longer count in the tenant
+			m := members[1]
+			f.appendAt(t, at, "tenant-"+string(m.tenant), domain.TenantMembershipClosed{UserID: m.user, At: at})
+			f.appendAt(t, at, "user-"+string(m.user), domain.UserLoginFailed{At: at, Reason: "password"})
+		case i == 600: // and joins again
+			m := members[1]
+			f.appendAt(t, at, "tenant-"+string(m.tenant), domain.TenantMemberAdded{UserID: m.user, Role: domain.RoleDeveloper, At: at})
+			f.appendAt(t, at, "tenant-"+string(m.tenant), domain.TenantMemberAdded{UserID: m.user, Role: domain.RoleDeveloper, At: at})
+			f.appendAt(t, at, "user-"+string(m.user), domain.UserLoginFailed{At: at, Reason: "password"})
 		case i == 400 || i == 700: // cuts inside the open buckets; later events before them count nowhere
 			cut := domain.MetricsCut(at.Add(30 * 24 * time.Hour))
 			cut.PerformanceBefore = at.Add(-40 * time.Minute).Truncate(time.Minute)
