@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -130,6 +131,7 @@ func (WatermillSchema) SubscribeIsolationLevel() sql.IsolationLevel {
 // ToMessage is the watermill form of an envelope.
 func ToMessage(env Envelope) *message.Message {
 	msg := message.NewMessage(env.EventID, message.Payload(env.Payload))
+	msg.Metadata = make(message.Metadata, 8+len(Metadata{}.fields())) // the envelope's and the metadata's: no growing
 	md := msg.Metadata
 	md.Set(keyPosition, strconv.FormatInt(env.Position, 10))
 	md.Set(keyStreamID, env.StreamID)
@@ -238,9 +240,100 @@ func scanEnvelope(row scanner) (Envelope, error) {
 		return Envelope{}, fmt.Errorf("eventstore: scan event: %w", err)
 	}
 	env.Payload, env.ChainID, env.ChainSeq = payload, chainID.String, chainSeq.Int64
-	if err := json.Unmarshal(metadata, &env.Metadata); err != nil {
+	if err := decodeMetadata(metadata, &env.Metadata); err != nil {
 		return Envelope{}, fmt.Errorf("eventstore: metadata of position %d: %w", env.Position, err)
 	}
 	env.RecordedAt = env.RecordedAt.UTC()
 	return env, nil
+}
+
+// decodeMetadata decodes a stored metadata into md. Metadata as json.Marshal writes it (an object
+// of known keys and strings without escapes) is read directly, a field at a time, without
+// encoding/json's reflection: every event a projector reads has one. Anything else goes through
+// json.Unmarshal, which gives the same result for what the direct way reads.
+func decodeMetadata(data []byte, md *Metadata) error {
+	if m, ok := plainMetadata(data); ok {
+		*md = m
+		return nil
+	}
+	*md = Metadata{}
+	return json.Unmarshal(data, md)
+}
+
+// plainMetadata reads {"key":"value",...} with the keys of Metadata, each at most once, and values
+// without backslashes; ok is false for anything else.
+func plainMetadata(data []byte) (md Metadata, ok bool) {
+	if len(data) < 2 || data[0] != '{' || data[len(data)-1] != '}' {
+		return md, false
+	}
+	rest := data[1 : len(data)-1]
+	seen := 0
+	for len(rest) > 0 {
+		key, after, ok := plainString(rest)
+		if !ok || len(after) == 0 || after[0] != ':' {
+			return md, false
+		}
+		value, after, ok := plainString(after[1:])
+		if !ok {
+			return md, false
+		}
+		var field *string
+		var bit int
+		switch string(key) {
+		case "actor_id":
+			field, bit = &md.ActorID, 1
+		case "tenant_id":
+			field, bit = &md.TenantID, 2
+		case "correlation_id":
+			field, bit = &md.CorrelationID, 4
+		case "causation_id":
+			field, bit = &md.CausationID, 8
+		case "request_id":
+			field, bit = &md.RequestID, 16
+		case "ip":
+			field, bit = &md.IP, 32
+		case "user_agent":
+			field, bit = &md.UserAgent, 64
+		case "session_id":
+			field, bit = &md.SessionID, 128
+		case "api_key_id":
+			field, bit = &md.APIKeyID, 256
+		default:
+			return md, false
+		}
+		if seen&bit != 0 {
+			return md, false
+		}
+		seen |= bit
+		if !utf8.Valid(value) {
+			return md, false // json.Unmarshal would replace the invalid bytes
+		}
+		*field = string(value)
+		switch {
+		case len(after) == 0:
+			rest = nil
+		case after[0] == ',' && len(after) > 1:
+			rest = after[1:]
+		default:
+			return md, false
+		}
+	}
+	return md, true
+}
+
+// plainString reads a JSON string without backslashes or control characters at the start of b:
+// its content and what follows it.
+func plainString(b []byte) (content, rest []byte, ok bool) {
+	if len(b) < 2 || b[0] != '"' {
+		return nil, nil, false
+	}
+	for i := 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return b[1:i], b[i+1:], true
+		case c == '\\' || c < 0x20:
+			return nil, nil, false
+		}
+	}
+	return nil, nil, false
 }
