@@ -20,7 +20,7 @@ import (
 // order but for the moments between an event's time and its recording. So it writes each bucket
 // once: metricsRebuild keeps the open buckets in memory across the rebuild's batches and writes
 // a bucket with a plain multi-row INSERT (no upsert, no histogram read back) only once the log's
-// time (the latest recording time read) has passed its end by rebuildSlack; when the rebuild
+// time (about the latest recording time read, laterLogTime) has passed its end by rebuildSlack; when the rebuild
 // reaches the head it writes every bucket still open. An event for a bucket written already (later
 // than the slack) counts as a live batch counts it: its rows upserted, their stored histograms
 // read back and merged. The rows are those the live projector writes, byte for byte
@@ -41,7 +41,7 @@ type metricsRebuild struct {
 	usage    map[usageKey]*usageRow
 	patterns map[patternKey]*patternRow
 	written  map[string]int64
-	logTime  time.Time             // the latest recording time read
+	logTime  time.Time             // where the log's time stands (laterLogTime)
 	texts    map[textKey]time.Time // the last_seen each pattern's text was written with
 	dbs      map[domain.DatabaseID]*metricsDatabase
 	totals   map[domain.TenantID]*metricsTotals
@@ -85,18 +85,41 @@ func (m *metricsRebuild) decode(events []eventstore.Envelope) (any, error) {
 // the batch's writes.
 func (m *metricsRebuild) fold(decoded any) (rebuildWrite, error) {
 	b := m.batch()
-	for _, d := range decoded.([]decodedEvent) {
+	events := decoded.([]decodedEvent)
+	for _, d := range events {
 		b.position = d.env.Position
-		if d.env.RecordedAt.After(m.logTime) {
-			m.logTime = d.env.RecordedAt
-		}
 		b.fold(d.env, d.e)
 	}
+	m.logTime = laterLogTime(m.logTime, events)
 	until := m.logTime.Add(-rebuildSlack)
 	for code, size := range grainSizes {
 		m.written[code] = max(m.written[code], until.Truncate(size).Unix())
 	}
 	return m.close(b), nil
+}
+
+// logTimeEvents is how many of a batch's last events say where the log's time stands: the
+// earliest of their recording times, so that one event recorded by a clock far ahead does not
+// close every open bucket (the rest of the rebuild would then be late, and upserted).
+const logTimeEvents = 64
+
+// laterLogTime is the log's time after events: the earliest recording time of the last
+// logTimeEvents of them, if later than now.
+func laterLogTime(now time.Time, events []decodedEvent) time.Time {
+	if len(events) == 0 {
+		return now
+	}
+	last := events[max(len(events)-logTimeEvents, 0):]
+	at := last[0].env.RecordedAt
+	for _, d := range last[1:] {
+		if d.env.RecordedAt.Before(at) {
+			at = d.env.RecordedAt
+		}
+	}
+	if at.After(now) {
+		return at
+	}
+	return now
 }
 
 // flush returns the writes of every bucket still open; later events (the rebuild's last ones,

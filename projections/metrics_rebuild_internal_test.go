@@ -1,0 +1,45 @@
+package projections
+
+import (
+	"testing"
+	"time"
+
+	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/eventstore"
+)
+
+// TestRebuildLogTimeIgnoresOneClockAhead: one event recorded by a clock a day ahead does not move
+// the rebuild's log time, which would close every open bucket and make the rest of the log late;
+// the batch's last events, recorded later than the open buckets, do.
+func TestRebuildLogTimeIgnoresOneClockAhead(t *testing.T) {
+	start := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	batch := func(from time.Time, n int, ahead int) []decodedEvent {
+		var events []decodedEvent
+		for i := range n {
+			at := from.Add(time.Duration(i) * time.Second)
+			recorded := at
+			if i == ahead {
+				recorded = at.Add(24 * time.Hour)
+			}
+			events = append(events, decodedEvent{eventstore.Envelope{Position: int64(i + 1), RecordedAt: recorded},
+				domain.QueryExecuted{TenantID: "t", UserID: "u", DatabaseID: "d", Fingerprint: "SELECT 1", Status: domain.QuerySucceeded, At: at}})
+		}
+		return events
+	}
+	for _, ahead := range []int{999, 950, 500, -1} {
+		if got := laterLogTime(start, batch(start, 1000, ahead)); !got.Equal(start.Add(936 * time.Second)) {
+			t.Fatalf("with event %d recorded a day ahead, the log's time after a batch is %s, want the earliest of its last 64 events", ahead, got)
+		}
+	}
+	if got := laterLogTime(start.Add(time.Hour), batch(start, 10, -1)); !got.Equal(start.Add(time.Hour)) {
+		t.Fatalf("the log's time went back to %s", got)
+	}
+	m := Metrics{}.startRebuild(Tables{}).(*metricsRebuild)
+	if _, err := m.fold(batch(start, 100, 50)); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.usage) == 0 || m.written["m"] > start.Unix() {
+		t.Fatalf("after a batch of the first 100 s with one clock a day ahead, %d buckets are open and minutes are written up to %s",
+			len(m.usage), time.Unix(m.written["m"], 0).UTC())
+	}
+}
