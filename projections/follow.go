@@ -231,12 +231,7 @@ func readFilter(due []*state) (types, except []string) {
 
 // advance lets one projector apply the events after position of a read that ends at last.
 func (r *Runtime) advance(st *state, position int64, events []eventstore.Envelope, last int64, full bool, now time.Time) {
-	var mine []eventstore.Envelope
-	for _, e := range events {
-		if e.Position > position && st.handlesType(e.EventType) {
-			mine = append(mine, e)
-		}
-	}
+	mine := st.share(events, position)
 	if len(mine) == 0 {
 		r.passOver(st, last, now)
 		return
@@ -259,6 +254,30 @@ func (r *Runtime) advance(st *state, position int64, events []eventstore.Envelop
 	if r.apply(st, mine, last) && !full {
 		st.lingerUntil = time.Time{}
 	}
+}
+
+// share is the projector's share of a read: the events after position that it handles. When it
+// handles all of them (a read of its own types), they are the read's, not a copy: the projectors
+// only read the events they are given.
+func (p *projector) share(events []eventstore.Envelope, position int64) []eventstore.Envelope {
+	first := 0
+	for first < len(events) && events[first].Position <= position {
+		first++
+	}
+	after := events[first:]
+	for i := range after {
+		if !p.handlesType(after[i].EventType) {
+			mine := make([]eventstore.Envelope, i, len(after)-1)
+			copy(mine, after[:i])
+			for _, e := range after[i+1:] {
+				if p.handlesType(e.EventType) {
+					mine = append(mine, e)
+				}
+			}
+			return mine
+		}
+	}
+	return after
 }
 
 // onlyLazy reports whether every event is of the projector's unhurried types.
