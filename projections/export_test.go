@@ -7,3 +7,14 @@ func SetRebuildSessionBatch(n int) (restore func()) {
 	sessionBatch = n
 	return func() { sessionBatch = old }
 }
+
+// SetRebuildLoadData makes rebuilds write their closed buckets by LOAD DATA (on) or by INSERT
+// statements until restore is called.
+func SetRebuildLoadData(on bool) (restore func()) {
+	old := rebuildLoadData
+	rebuildLoadData = on
+	return func() { rebuildLoadData = old }
+}
+
+// RebuildLoadsRefused counts the LOAD DATA statements of rebuilds that failed (and were INSERTs).
+func RebuildLoadsRefused() int64 { return loadsRefused.Load() }

@@ -1,15 +1,20 @@
 package projections
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
@@ -47,20 +52,27 @@ type metricsRebuild struct {
 	totals   map[domain.TenantID]*metricsTotals
 	members  map[domain.UserID][]domain.TenantID
 	intern   map[string]string // decode's: the ids, fingerprints and codes seen
+	noLoad   atomic.Bool       // the writes': LOAD DATA was refused
 	// fingerprints is fold's: the name of each fingerprint text seen.
 	fingerprints map[string]string
 }
 
+// rebuildLoadData: a rebuild tries LOAD DATA first (the tests turn it off to cover the INSERTs).
+var rebuildLoadData = true
+
 func (p Metrics) startRebuild(t Tables) rebuildSession {
-	return &metricsRebuild{p: p, t: t, usage: map[usageKey]*usageRow{}, patterns: map[patternKey]*patternRow{},
+	m := &metricsRebuild{p: p, t: t, usage: map[usageKey]*usageRow{}, patterns: map[patternKey]*patternRow{},
 		written: map[string]int64{}, texts: map[textKey]time.Time{}, dbs: map[domain.DatabaseID]*metricsDatabase{},
 		totals: map[domain.TenantID]*metricsTotals{}, members: map[domain.UserID][]domain.TenantID{},
 		intern: map[string]string{}, fingerprints: map[string]string{}}
+	m.noLoad.Store(!rebuildLoadData)
+	return m
 }
 
 // metricsRebuildWrite is what one batch of a rebuild writes: the buckets it closed, inserted, and
 // a live batch's writes of the rest (late rows, followed state, texts, the state row and the cut).
 type metricsRebuildWrite struct {
+	noLoad      *atomic.Bool // the session's: LOAD DATA was refused
 	usageKeys   []usageKey
 	usageRows   []*usageRow
 	patternKeys []patternKey
@@ -143,7 +155,7 @@ func (m *metricsRebuild) batch() *metricsBatch {
 // write. The write owns everything it holds: the next fold runs while it is written.
 func (m *metricsRebuild) close(b *metricsBatch) *metricsRebuildWrite {
 	m.position, m.counted, m.cut = b.position, b.counted, b.cut
-	w := &metricsRebuildWrite{}
+	w := &metricsRebuildWrite{noLoad: &m.noLoad}
 	for k := range m.usage {
 		if k.bucket < m.written[k.grain] {
 			w.usageKeys = append(w.usageKeys, k)
@@ -207,11 +219,8 @@ func (m *metricsRebuild) close(b *metricsBatch) *metricsRebuildWrite {
 
 func (w *metricsRebuildWrite) write(ctx context.Context, tx *sql.Tx) error {
 	b := w.batch
-	if err := insertUsage(ctx, tx, b.t.Name("metrics_usage"), w.usageKeys, w.usageRows); err != nil {
-		return fmt.Errorf("projections: metrics: write buckets: %w", err)
-	}
-	if err := insertPatterns(ctx, tx, b.t.Name("metrics_patterns"), w.patternKeys, w.patternRows); err != nil {
-		return fmt.Errorf("projections: metrics: write patterns: %w", err)
+	if err := w.insert(ctx, tx); err != nil {
+		return err
 	}
 	if err := b.writeFollowed(ctx, tx); err != nil {
 		return err
@@ -223,6 +232,134 @@ func (w *metricsRebuildWrite) write(ctx context.Context, tx *sql.Tx) error {
 		return err
 	}
 	return b.writeCut(ctx, tx)
+}
+
+// insert writes the closed buckets: by LOAD DATA LOCAL INFILE (the rows as tab-separated text,
+// which MariaDB reads for a third less processor time than the same rows in INSERT statements),
+// or by INSERTs where the server or the driver refuses it (local_infile off: then for the rest
+// of the rebuild).
+func (w *metricsRebuildWrite) insert(ctx context.Context, tx *sql.Tx) error {
+	b := w.batch
+	if !w.noLoad.Load() {
+		err := loadRows(ctx, tx, b.t.Name("metrics_usage"), usageLoadColumns, usageTSV(w.usageKeys, w.usageRows))
+		if err == nil {
+			loadErr := loadRows(ctx, tx, b.t.Name("metrics_patterns"), patternLoadColumns, patternTSV(w.patternKeys, w.patternRows))
+			if loadErr == nil {
+				return nil
+			}
+			// The usage rows are in: the patterns go by INSERT.
+			w.noLoad.Store(true)
+			loadsRefused.Add(1)
+			if err := insertPatterns(ctx, tx, b.t.Name("metrics_patterns"), w.patternKeys, w.patternRows); err != nil {
+				return fmt.Errorf("projections: metrics: write patterns (LOAD DATA: %v): %w", loadErr, err)
+			}
+			return nil
+		}
+		w.noLoad.Store(true)
+		loadsRefused.Add(1)
+	}
+	if err := insertUsage(ctx, tx, b.t.Name("metrics_usage"), w.usageKeys, w.usageRows); err != nil {
+		return fmt.Errorf("projections: metrics: write buckets: %w", err)
+	}
+	if err := insertPatterns(ctx, tx, b.t.Name("metrics_patterns"), w.patternKeys, w.patternRows); err != nil {
+		return fmt.Errorf("projections: metrics: write patterns: %w", err)
+	}
+	return nil
+}
+
+var (
+	usageLoadColumns   = "(tenant_id, scope, subject_id, grain, bucket, " + strings.Join(counterColumns[:], ", ") + ", latency, database_count, storage_bytes)"
+	patternLoadColumns = "(tenant_id, scope, grain, bucket, fingerprint, database_id, user_id, queries, errors, latency)"
+	loads              atomic.Int64 // names the reader of each LOAD DATA
+	loadsRefused       atomic.Int64 // LOAD DATA refused, in this process
+)
+
+// loadRows loads rows, tab-separated text as LOAD DATA reads it by default, into table.
+func loadRows(ctx context.Context, tx *sql.Tx, table, columns string, rows []byte) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	name := fmt.Sprintf("clouddb-metrics-rebuild-%d", loads.Add(1))
+	mysql.RegisterReaderHandler(name, func() io.Reader { return bytes.NewReader(rows) })
+	defer mysql.DeregisterReaderHandler(name)
+	_, err := tx.ExecContext(ctx, `LOAD DATA LOCAL INFILE 'Reader::`+name+`' INTO TABLE `+table+` CHARACTER SET binary `+columns)
+	return err
+}
+
+// usageTSV is the rows as LOAD DATA reads them: fields by tabs, rows by newlines, \N for NULL.
+func usageTSV(keys []usageKey, rows []*usageRow) []byte {
+	q := make([]byte, 0, 256*len(keys))
+	for i, k := range keys {
+		r := rows[i]
+		q = appendField(q, []byte(k.tenant))
+		q = appendField(append(q, '\t'), []byte(k.scope))
+		q = appendField(append(q, '\t'), []byte(k.subject))
+		q = appendField(append(q, '\t'), []byte(k.grain))
+		q = time.Unix(k.bucket, 0).UTC().AppendFormat(append(q, '\t'), time.DateTime)
+		for _, c := range r.counts {
+			q = strconv.AppendUint(append(q, '\t'), c, 10)
+		}
+		r.settle()
+		var hist []byte
+		if r.latency != nil {
+			hist, _ = r.latency.MarshalBinary()
+		}
+		q = appendField(append(q, '\t'), hist)
+		q = appendNullInt(append(q, '\t'), r.databases)
+		q = appendNullInt(append(q, '\t'), r.storage)
+		q = append(q, '\n')
+	}
+	return q
+}
+
+func patternTSV(keys []patternKey, rows []*patternRow) []byte {
+	q := make([]byte, 0, 160*len(keys))
+	for i, k := range keys {
+		r := rows[i]
+		q = appendField(q, []byte(k.tenant))
+		q = appendField(append(q, '\t'), []byte(k.scope()))
+		q = appendField(append(q, '\t'), []byte(k.grain))
+		q = time.Unix(k.bucket, 0).UTC().AppendFormat(append(q, '\t'), time.DateTime)
+		q = appendField(append(q, '\t'), []byte(k.fingerprint))
+		q = appendField(append(q, '\t'), []byte(k.database))
+		q = appendField(append(q, '\t'), []byte(k.user))
+		q = strconv.AppendUint(append(q, '\t'), r.queries, 10)
+		q = strconv.AppendUint(append(q, '\t'), r.errors, 10)
+		r.settle()
+		hist, _ := r.latency.MarshalBinary()
+		q = appendField(append(q, '\t'), hist)
+		q = append(q, '\n')
+	}
+	return q
+}
+
+// appendField appends b escaped as LOAD DATA's default format reads it; nil is NULL.
+func appendField(q, b []byte) []byte {
+	if b == nil {
+		return append(q, '\\', 'N')
+	}
+	for _, c := range b {
+		switch c {
+		case '\\':
+			q = append(q, '\\', '\\')
+		case '\t':
+			q = append(q, '\\', 't')
+		case '\n':
+			q = append(q, '\\', 'n')
+		case 0:
+			q = append(q, '\\', '0')
+		default:
+			q = append(q, c)
+		}
+	}
+	return q
+}
+
+func appendNullInt(q []byte, v *int64) []byte {
+	if v == nil {
+		return append(q, '\\', 'N')
+	}
+	return strconv.AppendInt(q, *v, 10)
 }
 
 // insertRowsPerStatement bounds a plain INSERT's rows (about 300 bytes each).

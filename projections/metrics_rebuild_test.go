@@ -120,15 +120,23 @@ func TestMetricsRebuildWritesEachBucketOnceAndEqualsLive(t *testing.T) {
 	}
 	// One event at a time, a cut's batch ends at the cut, the buckets before it still open; 37, a
 	// batch spans two hours of the log; 1,000, all of it in one.
+	// The closed buckets by LOAD DATA, and by INSERT statements (where the server refuses it).
 	for _, batch := range []int{1, 37, 1000} {
-		restore := projections.SetRebuildSessionBatch(batch)
-		err := r.Rebuild(ctx, metrics.Name())
-		restore()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rebuilt := dump(); rebuilt != live {
-			t.Fatalf("the rebuild in batches of %d differs from the live model:\nlive:\n%s\nrebuilt:\n%s", batch, live, rebuilt)
+		for _, load := range []bool{true, false} {
+			restore, restoreLoad := projections.SetRebuildSessionBatch(batch), projections.SetRebuildLoadData(load)
+			refused := projections.RebuildLoadsRefused()
+			err := r.Rebuild(ctx, metrics.Name())
+			restore()
+			restoreLoad()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := projections.RebuildLoadsRefused() - refused; n != 0 {
+				t.Fatalf("the rebuild in batches of %d (LOAD DATA %t): %d LOAD DATA refused", batch, load, n)
+			}
+			if rebuilt := dump(); rebuilt != live {
+				t.Fatalf("the rebuild in batches of %d (LOAD DATA %t) differs from the live model:\nlive:\n%s\nrebuilt:\n%s", batch, load, live, rebuilt)
+			}
 		}
 	}
 }
