@@ -419,7 +419,7 @@ func (AuditLog) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []events
 		if rows == 0 {
 			return nil
 		}
-		_, err := execRows(ctx, tx, `INSERT IGNORE INTO `+t.Name("audit_log")+` (`+auditColumns+`) VALUES `+sqlparams.Rows(rows, 15), rows, args...)
+		_, err := tx.ExecContext(ctx, `INSERT IGNORE INTO `+t.Name("audit_log")+` (`+auditColumns+`) VALUES `+sqlparams.Rows(rows, 15), args...)
 		args, rows = args[:0], 0
 		return err
 	}

@@ -256,8 +256,8 @@ func (QueryHistory) writeRows(ctx context.Context, tx *sql.Tx, table string, row
 			args = append(args, r.key.tenant, r.key.user, r.seq%QueryHistoryLength, r.seq, r.position)
 			args = append(args, historyValues(r.e)...)
 		}
-		_, err := execRows(ctx, tx, `INSERT INTO `+table+` (`+historyColumns+`) VALUES `+
-			sqlparams.Rows(n, 5+historyValueColumns)+historyUpdate, n, args...)
+		_, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (`+historyColumns+`) VALUES `+
+			sqlparams.Rows(n, 5+historyValueColumns)+historyUpdate, args...)
 		if err != nil {
 			return fmt.Errorf("projections: query_history: write %d queries: %w", n, err)
 		}
