@@ -95,7 +95,7 @@ func (p Databases) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []eve
 	used := map[usedKey][]time.Time{} // the queries of each database in the batch, in log order
 	var order []usedKey
 	for _, env := range events {
-		e, err := p.reg.Decode(env)
+		e, err := decodeEvent(p.reg, env)
 		if err != nil {
 			return err
 		}

@@ -135,7 +135,7 @@ func (p QueryHistory) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []
 	table := t.Name("query_history")
 	batch := make([]historyEntry, 0, len(events))
 	for _, env := range events {
-		ev, err := p.reg.Decode(env)
+		ev, err := decodeEvent(p.reg, env)
 		if err != nil {
 			return fmt.Errorf("projections: query_history at position %d: %w", env.Position, err)
 		}
