@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/eventstore"
 )
 
 // detailsAsBefore is how an entry's details were made before they kept the payload's values as
@@ -73,17 +74,40 @@ func TestAuditDetailsAreTheBytesOfBefore(t *testing.T) {
 			t.Errorf("%s: %s is decoded and encoded again", k, v)
 		}
 	}
+	payloads = append(payloads,
+		payload{executed, `{"rows":5,"sql":"x"}`},
+		payload{executed, `{"row_count":1,"rows":5}`},
+		payload{executed, `{"a":"x y z"}`},
+		payload{"x.v1", `{"a":-0.5,"b":[],"c":["<"]}`},
+		payload{"x.v1", `{"a":1,"a":2}`}, payload{"x.v1", `{"a" :1}`}, payload{"x.v1", `{"a\u0041":1}`}, payload{"x.v1", `{}`},
+		payload{"x.v1", `{"a":[1,"b"]}`}, payload{"x.v1", `{"a":["b" ]}`}, payload{"x.v1", `{"a":"\/"}`},
+	)
+	flat := 0
 	for _, p := range payloads {
-		var fields map[string]json.RawMessage
-		if err := json.Unmarshal([]byte(p.json), &fields); err != nil {
-			t.Fatalf("%s: %v", p.eventType, err)
+		if _, ok := flatPayload([]byte(p.json)); ok {
+			flat++
 		}
-		got, err := auditDetails(p.eventType, fields)
+		r, err := auditEntry(eventstore.Envelope{EventType: p.eventType, StreamType: "x", StreamID: "x-1", Payload: []byte(p.json)})
 		if err != nil {
-			t.Fatalf("%s: %v", p.eventType, err)
+			t.Fatalf("%s %s: %v", p.eventType, p.json, err)
 		}
-		if want := detailsAsBefore(t, p.eventType, []byte(p.json)); !bytes.Equal(got, want) {
-			t.Errorf("%s: details\n%s\nwant\n%s", p.eventType, got, want)
+		if want := detailsAsBefore(t, p.eventType, []byte(p.json)); !bytes.Equal(r.details, want) {
+			t.Errorf("%s %s: details\n%s\nwant\n%s", p.eventType, p.json, r.details, want)
+		}
+	}
+	if flat < 50 {
+		t.Errorf("%d payloads of %d read flat", flat, len(payloads))
+	}
+	for _, p := range payloads {
+		if strings.Contains(p.json, `"row_count":-3`) {
+			if _, ok := flatPayload([]byte(p.json)); !ok {
+				t.Errorf("an executed query's payload is not read flat: %s", p.json)
+			}
+		}
+	}
+	for _, invalid := range []string{`{"a":01}`, `{"a":1.}`, `{"a":-}`, `{"a":tru}`, `{"a":"x}`, `{"a":1,}`} {
+		if _, err := auditEntry(eventstore.Envelope{EventType: "x.v1", Payload: []byte(invalid)}); err == nil {
+			t.Errorf("%s: no error", invalid)
 		}
 	}
 }

@@ -178,9 +178,11 @@ type auditRow struct {
 
 // entry makes the row of one event.
 func auditEntry(env eventstore.Envelope) (auditRow, error) {
-	var payload map[string]json.RawMessage
-	if err := json.Unmarshal(env.Payload, &payload); err != nil {
-		return auditRow{}, fmt.Errorf("projections: audit_log at position %d: %w", env.Position, err)
+	payload, flat := flatPayload(env.Payload)
+	if !flat {
+		if err := json.Unmarshal(env.Payload, &payload); err != nil {
+			return auditRow{}, fmt.Errorf("projections: audit_log at position %d: %w", env.Position, err)
+		}
 	}
 	md := env.Metadata
 	r := auditRow{position: env.Position, eventID: env.EventID, chainID: env.ChainID, chainSeq: env.ChainSeq, at: env.RecordedAt,
@@ -213,7 +215,9 @@ func auditEntry(env eventstore.Envelope) (auditRow, error) {
 		r.registeredUserID, r.registeredEmail = payloadString(payload, "user_id"), payloadString(payload, "email")
 	}
 	var err error
-	if r.details, err = auditDetails(env.EventType, payload); err != nil {
+	if flat {
+		r.details = flatDetails(env.EventType, payload)
+	} else if r.details, err = auditDetails(env.EventType, payload); err != nil {
 		return auditRow{}, fmt.Errorf("projections: audit_log at position %d: %w", env.Position, err)
 	}
 	return r, nil
@@ -296,6 +300,207 @@ func keptAsIs(v json.RawMessage) bool {
 		return true
 	}
 	return false
+}
+
+// flatPayload reads a payload as json.Marshal writes a struct of plain fields: an object without
+// spaces, of keys without escapes, whose values are all such that keptAsIs accepts (so each is
+// kept as it is). ok is false for anything else, which json.Unmarshal reads instead. Most events
+// the audit log reads, an executed query's among them, are read this way, without reflection.
+func flatPayload(data []byte) (map[string]json.RawMessage, bool) {
+	if len(data) < 2 || data[0] != '{' || data[len(data)-1] != '}' {
+		return nil, false
+	}
+	fields := make(map[string]json.RawMessage, 16)
+	rest := data[1 : len(data)-1]
+	for len(rest) > 0 {
+		end := flatValue(rest, 0)
+		if end < 0 || rest[0] != '"' || end == len(rest) || rest[end] != ':' || !plainKey(rest[1:end-1]) {
+			return nil, false
+		}
+		key := string(rest[1 : end-1])
+		if _, twice := fields[key]; twice {
+			return nil, false // json.Unmarshal keeps the last: left to it
+		}
+		valueEnd := flatValue(rest, end+1)
+		if valueEnd < 0 {
+			return nil, false
+		}
+		fields[key] = json.RawMessage(rest[end+1 : valueEnd])
+		switch {
+		case valueEnd == len(rest):
+			rest = nil
+		case rest[valueEnd] == ',' && valueEnd+1 < len(rest):
+			rest = rest[valueEnd+1:]
+		default:
+			return nil, false
+		}
+	}
+	return fields, true
+}
+
+// plainKey: printable ASCII without quotes, backslashes or the characters json.Marshal escapes.
+func plainKey(key []byte) bool {
+	for _, c := range key {
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+// flatValue returns where the value at b[i] ends, or -1 when it is not one keptAsIs accepts
+// written without spaces: a string with plain escapes, true, false, null, a number of at most 15
+// digits without an exponent, or an array of such strings.
+func flatValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch c := b[i]; {
+	case c == '"':
+		for j := i + 1; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				return j + 1
+			case '\\':
+				if j+1 == len(b) || !slices.Contains([]byte{'"', '\\', 'n', 'r', 't'}, b[j+1]) {
+					return -1
+				}
+				j++
+			default:
+				if b[j] < 0x20 {
+					return -1
+				}
+			}
+		}
+		return -1
+	case c == 't' || c == 'f' || c == 'n':
+		for _, literal := range []string{"true", "false", "null"} {
+			if len(b)-i >= len(literal) && string(b[i:i+len(literal)]) == literal {
+				return i + len(literal)
+			}
+		}
+		return -1
+	case c == '-' || (c >= '0' && c <= '9'):
+		j, digits := i, 0
+		for ; j < len(b) && (b[j] == '-' || b[j] == '.' || (b[j] >= '0' && b[j] <= '9')); j++ {
+			if b[j] >= '0' && b[j] <= '9' {
+				digits++
+			}
+		}
+		if digits > 15 || !plainNumber(b[i:j]) {
+			return -1
+		}
+		return j
+	case c == '[':
+		j := i + 1
+		if j < len(b) && b[j] == ']' {
+			return j + 1
+		}
+		for {
+			if j >= len(b) || b[j] != '"' {
+				return -1
+			}
+			if j = flatValue(b, j); j < 0 || j >= len(b) {
+				return -1
+			}
+			switch b[j] {
+			case ']':
+				return j + 1
+			case ',':
+				j++
+			default:
+				return -1
+			}
+		}
+	}
+	return -1
+}
+
+// plainNumber reports whether b is -?(0|[1-9][0-9]*)(.[0-9]+)?, a number without an exponent.
+func plainNumber(b []byte) bool {
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+	}
+	whole, fraction, dotted := strings.Cut(string(b), ".")
+	digits := func(s string) bool {
+		for _, c := range []byte(s) {
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+		return s != ""
+	}
+	return digits(whole) && (whole == "0" || whole[0] != '0') && (!dotted || digits(fraction))
+}
+
+// flatDetails are auditDetails of a payload flatPayload read, written as json.Marshal writes a
+// map of its values (keys sorted, <, > and & escaped), without building one.
+func flatDetails(eventType string, payload map[string]json.RawMessage) []byte {
+	keys := make([]string, 0, len(payload))
+	size := 2
+	for k, v := range payload {
+		if domain.SecretHashField(k) || slices.Contains(auditDetailsDropped, k) {
+			continue
+		}
+		keys = append(keys, k)
+		size += len(k) + len(v) + 4
+	}
+	renamed := ""
+	if eventType == (domain.QueryExecuted{}).EventType() { // as an auditor reads it: rows, not row_count
+		keys = slices.DeleteFunc(keys, func(k string) bool { return k == "row_count" || k == "rows" })
+		keys, renamed = append(keys, "rows"), "row_count"
+		size += 10
+	}
+	slices.Sort(keys)
+	out := make([]byte, 0, size)
+	out = append(out, '{')
+	for i, k := range keys {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, '"')
+		out = append(out, k...)
+		out = append(out, '"', ':')
+		v, ok := payload[k]
+		if k == "rows" && renamed != "" {
+			v, ok = payload[renamed]
+		}
+		if !ok {
+			v = json.RawMessage("null")
+		}
+		out = appendHTMLEscaped(out, v)
+	}
+	return append(out, '}')
+}
+
+// appendHTMLEscaped appends v with <, >, &, U+2028 and U+2029 escaped, as json.Marshal writes a
+// json.RawMessage.
+func appendHTMLEscaped(out, v []byte) []byte {
+	from := 0
+	for i := 0; i < len(v); i++ {
+		var esc string
+		switch {
+		case v[i] == '<':
+			esc = `\u003c`
+		case v[i] == '>':
+			esc = `\u003e`
+		case v[i] == '&':
+			esc = `\u0026`
+		case v[i] == 0xE2 && i+2 < len(v) && v[i+1] == 0x80 && (v[i+2] == 0xA8 || v[i+2] == 0xA9):
+			esc = `\u2028`
+			if v[i+2] == 0xA9 {
+				esc = `\u2029`
+			}
+		default:
+			continue
+		}
+		out = append(append(out, v[from:i]...), esc...)
+		if esc[2] == '2' {
+			i += 2
+		}
+		from = i + 1
+	}
+	return append(out, v[from:]...)
 }
 
 // plainEscapes reports whether the escapes of a JSON text are only those Go writes for a string
