@@ -156,28 +156,37 @@ func (m *metricsRebuild) batch() *metricsBatch {
 func (m *metricsRebuild) close(b *metricsBatch) *metricsRebuildWrite {
 	m.position, m.counted, m.cut = b.position, b.counted, b.cut
 	w := &metricsRebuildWrite{noLoad: &m.noLoad}
-	for k := range m.usage {
+	type usageEntry struct {
+		k usageKey
+		r *usageRow
+	}
+	var closedUsage []usageEntry
+	for k, r := range m.usage {
 		if k.bucket < m.written[k.grain] {
-			w.usageKeys = append(w.usageKeys, k)
+			closedUsage = append(closedUsage, usageEntry{k, r})
+			delete(m.usage, k)
 		}
 	}
-	slices.SortFunc(w.usageKeys, compareUsageKeys)
-
-	w.usageRows = make([]*usageRow, len(w.usageKeys))
-	for i, k := range w.usageKeys {
-		w.usageRows[i] = m.usage[k]
-		delete(m.usage, k)
+	slices.SortFunc(closedUsage, func(x, y usageEntry) int { return compareUsageKeys(x.k, y.k) })
+	w.usageKeys, w.usageRows = make([]usageKey, len(closedUsage)), make([]*usageRow, len(closedUsage))
+	for i, e := range closedUsage {
+		w.usageKeys[i], w.usageRows[i] = e.k, e.r
 	}
-	for k := range m.patterns {
+	type patternEntry struct {
+		k patternKey
+		r *patternRow
+	}
+	var closedPatterns []patternEntry
+	for k, r := range m.patterns {
 		if k.bucket < m.written[k.grain] {
-			w.patternKeys = append(w.patternKeys, k)
+			closedPatterns = append(closedPatterns, patternEntry{k, r})
+			delete(m.patterns, k)
 		}
 	}
-	slices.SortFunc(w.patternKeys, comparePatternKeys)
-	w.patternRows = make([]*patternRow, len(w.patternKeys))
-	for i, k := range w.patternKeys {
-		w.patternRows[i] = m.patterns[k]
-		delete(m.patterns, k)
+	slices.SortFunc(closedPatterns, func(x, y patternEntry) int { return comparePatternKeys(x.k, y.k) })
+	w.patternKeys, w.patternRows = make([]patternKey, len(closedPatterns)), make([]*patternRow, len(closedPatterns))
+	for i, e := range closedPatterns {
+		w.patternKeys[i], w.patternRows[i] = e.k, e.r
 	}
 	// The late rows, the followed state that changed (copied: the next fold changes it) and the
 	// texts not written with this last_seen yet go through a live batch's writes, reading every

@@ -1014,16 +1014,43 @@ func (b *metricsBatch) writePatterns(ctx context.Context, tx *sql.Tx) error {
 
 // compareUsageKeys and comparePatternKeys order rows as their table's primary key does: a batch
 // writes its rows in key order, each statement into neighbouring pages.
+// Each stops at the first column that differs (cmp.Or would compare every column first).
 func compareUsageKeys(a, b usageKey) int {
-	return cmp.Or(strings.Compare(string(a.tenant), string(b.tenant)), strings.Compare(a.scope, b.scope),
-		strings.Compare(a.subject, b.subject), strings.Compare(a.grain, b.grain), cmp.Compare(a.bucket, b.bucket))
+	if c := strings.Compare(string(a.tenant), string(b.tenant)); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.scope, b.scope); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.subject, b.subject); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.grain, b.grain); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.bucket, b.bucket)
 }
 
 func comparePatternKeys(a, b patternKey) int {
-	return cmp.Or(strings.Compare(string(a.tenant), string(b.tenant)), strings.Compare(a.scope(), b.scope()),
-		strings.Compare(a.grain, b.grain), cmp.Compare(a.bucket, b.bucket),
-		strings.Compare(a.fingerprint, b.fingerprint), strings.Compare(string(a.database), string(b.database)),
-		strings.Compare(string(a.user), string(b.user)))
+	if c := strings.Compare(string(a.tenant), string(b.tenant)); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.scope(), b.scope()); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.grain, b.grain); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.bucket, b.bucket); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.fingerprint, b.fingerprint); c != 0 {
+		return c
+	}
+	if c := strings.Compare(string(a.database), string(b.database)); c != 0 {
+		return c
+	}
+	return strings.Compare(string(a.user), string(b.user))
 }
 
 // writeCut stores the position and the cut and, when the batch moved the cut, deletes what falls
