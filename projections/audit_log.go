@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/eventstore"
@@ -267,20 +268,11 @@ func keptAsIs(v json.RawMessage) bool {
 	case len(v) == 0:
 		return false
 	case v[0] == '"':
-		return plainEscapes(v)
+		return plainEscapes(v) && utf8.Valid(v)
 	case v[0] == 't' || v[0] == 'f' || v[0] == 'n':
 		return true
 	case v[0] == '-' || (v[0] >= '0' && v[0] <= '9'):
-		digits := 0
-		for _, c := range v {
-			switch {
-			case c >= '0' && c <= '9':
-				digits++
-			case c == 'e' || c == 'E':
-				return false
-			}
-		}
-		return digits <= 15
+		return plainNumber(v)
 	case v[0] == '[':
 		var items []any
 		if err := json.Unmarshal(v, &items); err != nil {
@@ -289,7 +281,7 @@ func keptAsIs(v json.RawMessage) bool {
 		for _, item := range items {
 			switch item.(type) {
 			case string:
-				if !plainEscapes(v) {
+				if !plainEscapes(v) || !utf8.Valid(v) {
 					return false
 				}
 			case bool, nil:
@@ -370,6 +362,13 @@ func flatValue(b []byte, i int) int {
 				if b[j] < 0x20 {
 					return -1
 				}
+				if b[j] >= 0x80 { // invalid UTF-8 would be decoded as U+FFFD: left to the old way
+					r, size := utf8.DecodeRune(b[j:])
+					if r == utf8.RuneError && size == 1 {
+						return -1
+					}
+					j += size - 1
+				}
 			}
 		}
 		return -1
@@ -381,13 +380,10 @@ func flatValue(b []byte, i int) int {
 		}
 		return -1
 	case c == '-' || (c >= '0' && c <= '9'):
-		j, digits := i, 0
+		j := i
 		for ; j < len(b) && (b[j] == '-' || b[j] == '.' || (b[j] >= '0' && b[j] <= '9')); j++ {
-			if b[j] >= '0' && b[j] <= '9' {
-				digits++
-			}
 		}
-		if digits > 15 || !plainNumber(b[i:j]) {
+		if !plainNumber(b[i:j]) {
 			return -1
 		}
 		return j
@@ -416,7 +412,10 @@ func flatValue(b []byte, i int) int {
 	return -1
 }
 
-// plainNumber reports whether b is -?(0|[1-9][0-9]*)(.[0-9]+)?, a number without an exponent.
+// plainNumber reports whether b is -?(0|[1-9][0-9]*)(.[0-9]*[1-9])?, a number without an
+// exponent, of at most 15 digits, that a float64 encodes as the same bytes: its fraction ends
+// in a digit other than 0 (1.0 and 1.50 are encoded 1 and 1.5) and it is not below 1e-6
+// (0.0000001 is encoded 1e-07).
 func plainNumber(b []byte) bool {
 	if len(b) > 0 && b[0] == '-' {
 		b = b[1:]
@@ -430,7 +429,14 @@ func plainNumber(b []byte) bool {
 		}
 		return s != ""
 	}
-	return digits(whole) && (whole == "0" || whole[0] != '0') && (!dotted || digits(fraction))
+	if !digits(whole) || (whole != "0" && whole[0] == '0') || len(whole)+len(fraction) > 15 {
+		return false
+	}
+	if !dotted {
+		return true
+	}
+	return digits(fraction) && fraction[len(fraction)-1] != '0' &&
+		!(whole == "0" && strings.HasPrefix(fraction, "000000"))
 }
 
 // flatDetails are auditDetails of a payload flatPayload read, written as json.Marshal writes a
