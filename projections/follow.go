@@ -256,9 +256,9 @@ func (r *Runtime) advance(st *state, position int64, events []eventstore.Envelop
 	}
 }
 
-// share is the projector's share of a read: the events after position that it handles. When it
-// handles all of them (a read of its own types), they are the read's, not a copy: the projectors
-// only read the events they are given.
+// share is the projector's share of a read: the events after position that it handles. When
+// they are one run of the read (a read of its own types, and the log's last event that every read
+// returns), they are the read's, not a copy: the projectors only read the events they are given.
 func (p *projector) share(events []eventstore.Envelope, position int64) []eventstore.Envelope {
 	first := 0
 	for first < len(events) && events[first].Position <= position {
@@ -267,6 +267,9 @@ func (p *projector) share(events []eventstore.Envelope, position int64) []events
 	after := events[first:]
 	for i := range after {
 		if !p.handlesType(after[i].EventType) {
+			if !slices.ContainsFunc(after[i+1:], func(e eventstore.Envelope) bool { return p.handlesType(e.EventType) }) {
+				return after[:i] // none handled after i: the read's last event, say, which every read returns
+			}
 			mine := make([]eventstore.Envelope, i, len(after)-1)
 			copy(mine, after[:i])
 			for _, e := range after[i+1:] {

@@ -36,6 +36,8 @@ func TestShareOfARead(t *testing.T) {
 		{[]string{other, other, other}, 1, []int64{2, 3}},
 		{[]string{other, query, other, query, other}, 0, []int64{1, 3, 5}},
 		{[]string{query, query}, 0, nil},
+		{[]string{other, other, query, query}, 1, []int64{2}},
+		{[]string{query, other, other, query}, 0, []int64{2, 3}},
 		{[]string{other, other}, 2, nil},
 	} {
 		if got := positions(p.share(read(c.types...), c.position)); !slices.Equal(got, c.want) {
