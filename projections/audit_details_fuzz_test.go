@@ -17,7 +17,7 @@ func FuzzAuditDetails(f *testing.F) {
 		`{"query_id":"q","sql":"SELECT '<a&b>'","row_count":3,"execution_ms":0.436,"affected_rows":0}`,
 		`{"a":1.0}`, `{"a":1.50}`, `{"a":0.0000001}`, `{"a":-0}`, `{"a":-0.0}`, `{"a":100000000000000}`,
 		"{\"sql\":\"a\xffb\"}", "{\"a\":[\"\xff\"]}", `{"a":"\u0000"}`, "{\"a\":\"x\u2028y\"}", `{"a":1e400}`,
-		`{"a":["x",1.0]}`, `{"a":{"b":1.0}}`, `{"a":"\\N"}`, `{"a":null}`, `null`, `{}`, ` {"a":1} `,
+		`{"a":["x",1.0]}`, `{"sql":1e400}`, `{"statements":[{"a":1e400}]}`, `{"password_hash":-1e999,"a":1}`, `{"a":{"b":1.0}}`, `{"a":"\\N"}`, `{"a":null}`, `null`, `{}`, ` {"a":1} `,
 	} {
 		f.Add(executed, []byte(seed))
 		f.Add("x.v1", []byte(seed))

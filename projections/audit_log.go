@@ -241,13 +241,16 @@ func payloadString(payload map[string]json.RawMessage, key string) string {
 func auditDetails(eventType string, payload map[string]json.RawMessage) ([]byte, error) {
 	details := make(map[string]json.RawMessage, len(payload)+1)
 	for k, v := range payload {
-		if domain.SecretHashField(k) || slices.Contains(auditDetailsDropped, k) {
-			continue
+		dropped := domain.SecretHashField(k) || slices.Contains(auditDetailsDropped, k)
+		if dropped && len(v) > 0 && v[0] == '"' {
+			continue // a string decodes whatever it holds
 		}
 		if !keptAsIs(v) {
-			return auditDetailsOfValues(eventType, payload)
+			return auditDetailsOfValues(eventType, payload) // which refuses a value the old way refused, dropped or not
 		}
-		details[k] = v
+		if !dropped {
+			details[k] = v
+		}
 	}
 	if eventType == (domain.QueryExecuted{}).EventType() { // as an auditor reads it: rows, not row_count
 		rows, ok := details["row_count"]
@@ -532,12 +535,12 @@ func plainEscapes(v json.RawMessage) bool {
 func auditDetailsOfValues(eventType string, payload map[string]json.RawMessage) ([]byte, error) {
 	details := map[string]any{}
 	for k, raw := range payload {
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil { // as the old way decoded the whole payload first
+			return nil, err
+		}
 		if domain.SecretHashField(k) || slices.Contains(auditDetailsDropped, k) {
 			continue
-		}
-		var v any
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return nil, err
 		}
 		details[k] = v
 	}
