@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -105,7 +106,7 @@ func (t *Tokens) parse(token string) (accessClaims, error) {
 	if len(t.verified.m) >= maxVerifiedTokens {
 		clear(t.verified.m)
 	}
-	t.verified.m[token] = claims
+	t.verified.m[strings.Clone(token)] = claims // not the request's header it was cut from, which may be a megabyte
 	t.verified.Unlock()
 	return claims, nil
 }

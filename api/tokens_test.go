@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/uuid"
 
@@ -45,5 +46,28 @@ func TestVerifiedTokensExpireAndForgeriesAreRefused(t *testing.T) {
 	now = now.Add(15 * time.Minute)
 	if _, err := tokens.parse(token); !errors.Is(err, domain.ErrUnauthenticated) {
 		t.Fatalf("a verified token past its expiry: %v, want unauthenticated", err)
+	}
+}
+
+// A verified token is kept as a copy of its text, not as the part of the request it was cut from:
+// a bearer token with a megabyte of trailing spaces (TrimSpace keeps the header's memory), or a
+// cookie among large ones, would otherwise keep the whole header alive in the cache, and the
+// cache's bound of 10,000 tokens would be one of 10 GB.
+func TestVerifiedTokensDoNotKeepTheRequestsMemory(t *testing.T) {
+	now := time.Date(2026, 12, 7, 17, 0, 0, 0, time.UTC)
+	tokens := NewTokens([]byte(strings.Repeat("s", 32)), 15*time.Minute, func() time.Time { return now })
+	token, _, err := tokens.Issue(domain.SessionStarted{SessionID: domain.SessionID(uuid.NewString()),
+		UserID: domain.UserID(uuid.NewString()), ExpiresAt: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := token + strings.Repeat(" ", 1<<20)
+	if _, err := tokens.parse(strings.TrimSpace(header)); err != nil {
+		t.Fatal(err)
+	}
+	for key := range tokens.verified.m {
+		if unsafe.StringData(key) == unsafe.StringData(header) {
+			t.Fatalf("the cache keeps a token of %d bytes in a string of %d", len(key), len(header))
+		}
 	}
 }
