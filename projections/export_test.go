@@ -18,3 +18,10 @@ func SetRebuildLoadData(on bool) (restore func()) {
 
 // RebuildLoadsRefused counts the LOAD DATA statements of rebuilds that failed (and were INSERTs).
 func RebuildLoadsRefused() int64 { return loadsRefused.Load() }
+
+// SetRebuildMaxOpenRows bounds the rows a rebuild keeps open to n until restore is called.
+func SetRebuildMaxOpenRows(n int) (restore func()) {
+	old := rebuildMaxOpenRows
+	rebuildMaxOpenRows = n
+	return func() { rebuildMaxOpenRows = old }
+}

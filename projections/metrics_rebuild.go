@@ -108,8 +108,23 @@ func (m *metricsRebuild) fold(decoded any) (rebuildWrite, error) {
 	for code, size := range grainSizes {
 		m.written[code] = max(m.written[code], until.Truncate(size).Unix())
 	}
+	if len(m.usage)+len(m.patterns) > rebuildMaxOpenRows {
+		// A tenant's distinct statements are a pattern row each, open until their day is over:
+		// tens of millions in a day of a hostile tenant, where a live batch holds its own only.
+		// Every open bucket closes now; later events for them count as late (upserted), as for
+		// any bucket written.
+		for k := range m.usage {
+			m.written[k.grain] = max(m.written[k.grain], k.bucket+1)
+		}
+		for k := range m.patterns {
+			m.written[k.grain] = max(m.written[k.grain], k.bucket+1)
+		}
+	}
 	return m.close(b), nil
 }
+
+// rebuildMaxOpenRows bounds the rows a rebuild keeps open in memory (a few hundred bytes each).
+var rebuildMaxOpenRows = 1_000_000
 
 // logTimeEvents is how many of a batch's last events say where the log's time stands: the
 // earliest of their recording times, so that one event recorded by a clock far ahead does not
@@ -222,6 +237,9 @@ func (m *metricsRebuild) close(b *metricsBatch) *metricsRebuildWrite {
 			late.texts[k] = v
 			m.texts[k] = v.lastSeen
 		}
+	}
+	if len(m.texts) > rebuildMaxOpenRows {
+		clear(m.texts) // a tenant's distinct statements, too many to remember: written again when seen
 	}
 	w.batch = late
 	return w

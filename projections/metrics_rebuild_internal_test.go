@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -41,5 +42,30 @@ func TestRebuildLogTimeIgnoresOneClockAhead(t *testing.T) {
 	if len(m.usage) == 0 || m.written["m"] > start.Unix() {
 		t.Fatalf("after a batch of the first 100 s with one clock a day ahead, %d buckets are open and minutes are written up to %s",
 			len(m.usage), time.Unix(m.written["m"], 0).UTC())
+	}
+}
+
+// TestRebuildBoundsItsOpenRows: a tenant running a distinct statement in every query keeps a
+// pattern row open per statement until its day is over; past rebuildMaxOpenRows the rebuild
+// closes the open buckets rather than holding a day of them.
+func TestRebuildBoundsItsOpenRows(t *testing.T) {
+	defer func(old int) { rebuildMaxOpenRows = old }(rebuildMaxOpenRows)
+	rebuildMaxOpenRows = 500
+	start := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	m := Metrics{}.startRebuild(Tables{}).(*metricsRebuild)
+	for batch := range 20 {
+		var events []decodedEvent
+		for i := range 50 {
+			at := start.Add(time.Duration(batch*50+i) * 100 * time.Millisecond) // all in one minute
+			events = append(events, decodedEvent{eventstore.Envelope{Position: int64(batch*50 + i + 1), RecordedAt: at},
+				domain.QueryExecuted{TenantID: "t", UserID: "u", DatabaseID: "d", Fingerprint: fmt.Sprint("SELECT ", batch*50+i),
+					Status: domain.QuerySucceeded, At: at}})
+		}
+		if _, err := m.fold(events); err != nil {
+			t.Fatal(err)
+		}
+		if open := len(m.usage) + len(m.patterns); open > rebuildMaxOpenRows || len(m.texts) > rebuildMaxOpenRows {
+			t.Fatalf("after batch %d, %d rows open and %d texts remembered, more than %d", batch, open, len(m.texts), rebuildMaxOpenRows)
+		}
 	}
 }
