@@ -16,3 +16,12 @@ func Closing(s *Store) bool {
 func Place(msg *message.Message, position int64, l Link, hash Hash, metadata []byte) {
 	setPlace(msg, position, l, hash, metadata)
 }
+
+// PreparedInserts waits for the inserts being prepared in the background and returns how many
+// are prepared.
+func PreparedInserts(s *Store) int {
+	s.inserts.running.Wait()
+	s.inserts.mu.Lock()
+	defer s.inserts.mu.Unlock()
+	return len(s.inserts.stmts)
+}

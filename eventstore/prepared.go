@@ -3,13 +3,14 @@ package eventstore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
-	"github.com/go-sql-driver/mysql"
+
+	"github.com/clouddbmanager/clouddb/internal/mysqlerr"
 )
 
 // maxPreparedRows is the most events one prepared INSERT of the log carries; a larger group is
@@ -24,38 +25,64 @@ type preparedInserts struct {
 	db  *sql.DB
 	log *slog.Logger
 
-	mu       sync.Mutex
-	stmts    map[string]*sql.Stmt // by query text
-	disabled bool                 // the server refused a preparation: text from now on
+	mu        sync.Mutex
+	stmts     map[string]*sql.Stmt // by query text
+	preparing map[string]bool      // preparations running in the background
+	disabled  bool                 // the server refused a preparation: text from now on
+	closed    bool
+	running   sync.WaitGroup // the background preparations
 }
 
+// prepareTimeout bounds one background preparation.
+const prepareTimeout = 10 * time.Second
+
 func newPreparedInserts(db *sql.DB, log *slog.Logger) *preparedInserts {
-	return &preparedInserts{db: db, log: log, stmts: map[string]*sql.Stmt{}}
+	return &preparedInserts{db: db, log: log, stmts: map[string]*sql.Stmt{}, preparing: map[string]bool{}}
 }
 
 // stmt returns the prepared statement of query, an insert of rows events, or nil when it runs as
-// text.
-func (p *preparedInserts) stmt(ctx context.Context, query string, rows int) *sql.Stmt {
+// text. A statement not prepared yet runs as text this time and is prepared in the background:
+// the caller holds the log's sequence lock, and preparing takes another connection of the pool,
+// which must not make every append wait for a free one.
+func (p *preparedInserts) stmt(query string, rows int) *sql.Stmt {
 	if rows > maxPreparedRows || !strings.HasPrefix(query, "INSERT INTO events ") {
 		return nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.disabled {
+	if p.disabled || p.closed {
 		return nil
 	}
 	if stmt, ok := p.stmts[query]; ok {
 		return stmt
 	}
-	stmt, err := p.db.PrepareContext(ctx, query)
-	if err != nil {
-		if refusal(err) {
-			p.disable(err)
-		}
-		return nil // this time as text
+	if !p.preparing[query] {
+		p.preparing[query] = true
+		p.running.Add(1)
+		go p.prepare(query)
 	}
-	p.stmts[query] = stmt
-	return stmt
+	return nil
+}
+
+// prepare prepares query for the next group commits of its size.
+func (p *preparedInserts) prepare(query string) {
+	defer p.running.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), prepareTimeout)
+	defer cancel()
+	stmt, err := p.db.PrepareContext(ctx, query)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.preparing, query)
+	switch {
+	case mysqlerr.IsPrepareRefused(err):
+		p.disable(err)
+	case err != nil:
+		// Tried again by the next group commit of this size.
+	case p.closed:
+		stmt.Close()
+	default:
+		p.stmts[query] = stmt
+	}
 }
 
 // disable sends every insert as text from now on; p.mu is held.
@@ -67,9 +94,9 @@ func (p *preparedInserts) disable(err error) {
 }
 
 // refused reports whether err is the server refusing to prepare the statement on the
-// transaction's connection (refusal), and then sends text from now on.
+// transaction's connection, and then sends text from now on.
 func (p *preparedInserts) refused(err error) bool {
-	if !refusal(err) {
+	if !mysqlerr.IsPrepareRefused(err) {
 		return false
 	}
 	p.mu.Lock()
@@ -78,15 +105,12 @@ func (p *preparedInserts) refused(err error) bool {
 	return true
 }
 
-// refusal reports whether err is the server refusing to prepare a statement: too many prepared
-// (ER_MAX_PREPARED_STMT_COUNT_REACHED) or not in the binary protocol (ER_UNSUPPORTED_PS).
-func refusal(err error) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && (me.Number == 1461 || me.Number == 1295)
-}
-
-// Close releases the prepared statements.
+// Close releases the prepared statements, once the preparations running are done.
 func (p *preparedInserts) Close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.running.Wait()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, stmt := range p.stmts {
@@ -103,7 +127,7 @@ type publishTx struct {
 }
 
 func (t publishTx) ExecContext(ctx context.Context, query string, args ...any) (wsql.Result, error) {
-	if stmt := t.inserts.stmt(ctx, query, len(args)/len(placedRow{})); stmt != nil {
+	if stmt := t.inserts.stmt(query, len(args)/len(placedRow{})); stmt != nil {
 		res, err := t.Tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
 		if err == nil || !t.inserts.refused(err) {
 			return res, err

@@ -19,14 +19,22 @@ func TestPreparedAndTextInsertsHoldTheSameLog(t *testing.T) {
 	s, db := newStore(t, eventstore.Options{Clock: clock.Now})
 	ctx := context.Background()
 	var want []domain.Event
-	for i, n := range []int{1, 2, 64, 65, 130} {
-		events := make([]domain.Event, n)
-		for j := range events {
-			events[j] = blob{Data: map[string]any{"n": j, "text": fmt.Sprintf("é \"q\" \\ ' \u0000 <&> %d", j), "list": []any{1.5, nil, true}}}
+	// Each size twice: its first group commit goes as text while its statement is prepared in
+	// the background, the second (after the preparations) prepared, but for 65 and 130 rows.
+	sizes := []int{1, 2, 64, 65, 130}
+	for round := range 2 {
+		for i, n := range sizes {
+			events := make([]domain.Event, n)
+			for j := range events {
+				events[j] = blob{Data: map[string]any{"n": j, "text": fmt.Sprintf("é \"q\" \\ ' \u0000 <&> %d", j), "list": []any{1.5, nil, true}}}
+			}
+			clock.Set(clock.Now().Add(time.Second + time.Microsecond))
+			mustAppend(t, s, one(fmt.Sprintf("item-%d-%d", round, i), 0, events...))
+			want = append(want, events...)
 		}
-		clock.Set(clock.Now().Add(time.Second + time.Microsecond))
-		mustAppend(t, s, one(fmt.Sprintf("item-%d", i), 0, events...))
-		want = append(want, events...)
+		if prepared := eventstore.PreparedInserts(s); prepared != 3 {
+			t.Fatalf("round %d: %d inserts prepared, want 3 (1, 2 and 64 rows)", round, prepared)
+		}
 	}
 	got, err := s.ReadAll(ctx, 0, 1000)
 	if err != nil || len(got) != len(want) {

@@ -25,3 +25,18 @@ func IsNoSuchTable(err error) bool {
 	var me *mysql.MySQLError
 	return errors.As(err, &me) && me.Number == erNoSuchTable
 }
+
+// erMaxPreparedStmtCountReached and erUnsupportedPS are the server refusing to prepare a
+// statement: too many prepared on the server (max_prepared_stmt_count), or one the binary
+// protocol does not take.
+const (
+	erMaxPreparedStmtCountReached = 1461
+	erUnsupportedPS               = 1295
+)
+
+// IsPrepareRefused reports whether err is (or wraps) the server refusing to prepare a statement;
+// running it as text still works.
+func IsPrepareRefused(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == erMaxPreparedStmtCountReached || me.Number == erUnsupportedPS)
+}

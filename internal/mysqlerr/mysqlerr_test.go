@@ -31,3 +31,20 @@ func TestIsDuplicateKeyOfTheServer(t *testing.T) {
 		}
 	}
 }
+
+func TestIsPrepareRefused(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&mysql.MySQLError{Number: 1461, Message: "Can't create more than max_prepared_stmt_count statements"}, true},
+		{fmt.Errorf("prepare: %w", &mysql.MySQLError{Number: 1295}), true},
+		{&mysql.MySQLError{Number: 1062}, false},
+		{errors.New("1461"), false},
+		{nil, false},
+	} {
+		if got := mysqlerr.IsPrepareRefused(c.err); got != c.want {
+			t.Errorf("IsPrepareRefused(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
