@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/clouddbmanager/clouddb/domain"
+	"github.com/clouddbmanager/clouddb/internal/mysqlerr"
 )
 
 // Views is the read side: it reads the read models (users, sessions, tenants, API keys,
@@ -29,26 +30,50 @@ func NewViews(db *sql.DB) *Views {
 }
 
 // preparedQuery is a query of the read side prepared on the server (a binary-protocol statement,
-// parsed once per connection rather than at every run). It is prepared at its first use; until a
-// preparation succeeds (a table not created yet, say), the query runs as text.
+// parsed once per connection rather than at every run). One request prepares it while the others
+// run the text; a preparation that fails (a table not created yet, say) is tried again
+// preparedRetry later; a connection on which the server refuses to prepare it (its
+// max_prepared_stmt_count reached) runs the text. So no request waits behind another's
+// preparation, and a server that will not prepare costs no request more than a round trip.
 type preparedQuery struct {
-	query string
-	mu    sync.Mutex
-	stmt  *sql.Stmt
+	query   string
+	mu      sync.Mutex
+	stmt    *sql.Stmt
+	retryAt time.Time // no preparation before
 }
 
-// row runs the query with args on db and returns its row.
-func (p *preparedQuery) row(ctx context.Context, db *sql.DB, args ...any) *sql.Row {
+// preparedRetry is how long a failed preparation leaves the query to its text.
+const preparedRetry = 10 * time.Second
+
+// scan runs the query with args on db and scans its row into dest.
+func (p *preparedQuery) scan(ctx context.Context, db *sql.DB, args []any, dest ...any) error {
+	if stmt := p.prepared(ctx, db); stmt != nil {
+		err := stmt.QueryRowContext(ctx, args...).Scan(dest...)
+		if !mysqlerr.IsPrepareRefused(err) {
+			return err
+		}
+	}
+	return db.QueryRowContext(ctx, p.query, args...).Scan(dest...)
+}
+
+// prepared returns the prepared statement, preparing it when nobody is and nothing failed lately;
+// nil runs the text.
+func (p *preparedQuery) prepared(ctx context.Context, db *sql.DB) *sql.Stmt {
 	p.mu.Lock()
-	if p.stmt == nil {
-		p.stmt, _ = db.PrepareContext(ctx, p.query) // a failure runs the text, and tries again next time
+	if p.stmt != nil || time.Now().Before(p.retryAt) {
+		defer p.mu.Unlock()
+		return p.stmt
 	}
-	stmt := p.stmt
+	p.retryAt = time.Now().Add(preparedRetry) // the others run the text meanwhile
 	p.mu.Unlock()
-	if stmt == nil {
-		return db.QueryRowContext(ctx, p.query, args...)
+	stmt, err := db.PrepareContext(ctx, p.query)
+	if err != nil {
+		return nil
 	}
-	return stmt.QueryRowContext(ctx, args...)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stmt = stmt
+	return stmt
 }
 
 // UserView is a row of the users read model.
@@ -155,9 +180,8 @@ func (q *Views) Session(ctx context.Context, id domain.SessionID) (SessionView, 
 func (q *Views) SessionAndUser(ctx context.Context, id domain.SessionID) (SessionView, UserView, error) {
 	var u UserView
 	var lastLogin, changed sql.NullTime
-	row := q.sessionAndUser.row(ctx, q.db, id)
 	s, err := scanSession(rowScanner(func(dest ...any) error {
-		return row.Scan(append(dest, &u.ID, &u.Email, &u.Name, &u.Status, &u.SuperAdmin, &u.TOTPEnabled, &u.CreatedAt, &lastLogin, &changed)...)
+		return q.sessionAndUser.scan(ctx, q.db, []any{id}, append(dest, &u.ID, &u.Email, &u.Name, &u.Status, &u.SuperAdmin, &u.TOTPEnabled, &u.CreatedAt, &lastLogin, &changed)...)
 	}))
 	if errors.Is(err, sql.ErrNoRows) {
 		return SessionView{}, UserView{}, fmt.Errorf("session %s: %w", id, domain.ErrNotFound)
