@@ -172,38 +172,9 @@ func (m *metricsRebuild) batch() *metricsBatch {
 func (m *metricsRebuild) close(b *metricsBatch) *metricsRebuildWrite {
 	m.position, m.counted, m.cut = b.position, b.counted, b.cut
 	w := &metricsRebuildWrite{noLoad: &m.noLoad}
-	type usageEntry struct {
-		k usageKey
-		r *usageRow
-	}
-	var closedUsage []usageEntry
-	for k, r := range m.usage {
-		if k.bucket < m.written[k.grain] {
-			closedUsage = append(closedUsage, usageEntry{k, r})
-			delete(m.usage, k)
-		}
-	}
-	slices.SortFunc(closedUsage, func(x, y usageEntry) int { return compareUsageKeys(x.k, y.k) })
-	w.usageKeys, w.usageRows = make([]usageKey, len(closedUsage)), make([]*usageRow, len(closedUsage))
-	for i, e := range closedUsage {
-		w.usageKeys[i], w.usageRows[i] = e.k, e.r
-	}
-	type patternEntry struct {
-		k patternKey
-		r *patternRow
-	}
-	var closedPatterns []patternEntry
-	for k, r := range m.patterns {
-		if k.bucket < m.written[k.grain] {
-			closedPatterns = append(closedPatterns, patternEntry{k, r})
-			delete(m.patterns, k)
-		}
-	}
-	slices.SortFunc(closedPatterns, func(x, y patternEntry) int { return comparePatternKeys(x.k, y.k) })
-	w.patternKeys, w.patternRows = make([]patternKey, len(closedPatterns)), make([]*patternRow, len(closedPatterns))
-	for i, e := range closedPatterns {
-		w.patternKeys[i], w.patternRows[i] = e.k, e.r
-	}
+	closedBefore := func(grain string, bucket int64) bool { return bucket < m.written[grain] }
+	w.usageKeys, w.usageRows = takeClosed(m.usage, func(k usageKey) bool { return closedBefore(k.grain, k.bucket) }, compareUsageKeys)
+	w.patternKeys, w.patternRows = takeClosed(m.patterns, func(k patternKey) bool { return closedBefore(k.grain, k.bucket) }, comparePatternKeys)
 	// The late rows, the followed state that changed (copied: the next fold changes it) and the
 	// texts not written with this last_seen yet go through a live batch's writes, reading every
 	// stored histogram back.
@@ -245,21 +216,32 @@ func (m *metricsRebuild) close(b *metricsBatch) *metricsRebuildWrite {
 	return w
 }
 
+// takeClosed removes from open the rows whose buckets are closed and returns them in key order.
+func takeClosed[K comparable, R any](open map[K]R, closed func(K) bool, compare func(K, K) int) ([]K, []R) {
+	type entry struct {
+		k K
+		r R
+	}
+	var taken []entry
+	for k, r := range open {
+		if closed(k) {
+			taken = append(taken, entry{k, r})
+			delete(open, k)
+		}
+	}
+	slices.SortFunc(taken, func(x, y entry) int { return compare(x.k, y.k) })
+	keys, rows := make([]K, len(taken)), make([]R, len(taken))
+	for i, e := range taken {
+		keys[i], rows[i] = e.k, e.r
+	}
+	return keys, rows
+}
+
 func (w *metricsRebuildWrite) write(ctx context.Context, tx *sql.Tx) error {
-	b := w.batch
 	if err := w.insert(ctx, tx); err != nil {
 		return err
 	}
-	if err := b.writeFollowed(ctx, tx); err != nil {
-		return err
-	}
-	if err := b.writeUsage(ctx, tx); err != nil {
-		return err
-	}
-	if err := b.writePatterns(ctx, tx); err != nil {
-		return err
-	}
-	return b.writeCut(ctx, tx)
+	return w.batch.write(ctx, tx) // its histogram cache is its own, thrown away with it
 }
 
 // insert writes the closed buckets: by LOAD DATA LOCAL INFILE (the rows as tab-separated text,

@@ -345,27 +345,23 @@ type metricsBatch struct {
 // usageRow returns the batch's row of k, made if missing: in a rebuild, a late one when the
 // bucket of k was written already.
 func (b *metricsBatch) usageRow(k usageKey) *usageRow {
-	rows := b.usage
-	if b.written != nil && k.bucket < b.written[k.grain] {
-		rows = b.lateUsage
-	}
-	row := rows[k]
-	if row == nil {
-		row = &usageRow{}
-		rows[k] = row
-	}
-	return row
+	return openRow(b, b.usage, b.lateUsage, k, k.grain, k.bucket)
 }
 
-// patternRow is usageRow's twin for patterns.
+// patternRow is usageRow for patterns.
 func (b *metricsBatch) patternRow(k patternKey) *patternRow {
-	rows := b.patterns
-	if b.written != nil && k.bucket < b.written[k.grain] {
-		rows = b.latePatterns
+	return openRow(b, b.patterns, b.latePatterns, k, k.grain, k.bucket)
+}
+
+// openRow returns the row of k, a key of a bucket of grain, in rows (in late when a rebuild wrote
+// that bucket already), made if missing.
+func openRow[K comparable, R any](b *metricsBatch, rows, late map[K]*R, k K, grain string, bucket int64) *R {
+	if b.written != nil && bucket < b.written[grain] {
+		rows = late
 	}
 	row := rows[k]
 	if row == nil {
-		row = &patternRow{}
+		row = new(R)
 		rows[k] = row
 	}
 	return row
