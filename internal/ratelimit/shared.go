@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"sync/atomic"
 	"time"
@@ -71,9 +72,7 @@ const reorderSlack = time.Second
 func (l *Shared) Allow(ctx context.Context, key string, now time.Time) (bool, time.Duration, error) {
 	sum := sha256.Sum256([]byte(l.name + "\x00" + key))
 	bucket, at := sum[:], now.UnixMicro()
-	if err := l.b.prune(ctx, at); err != nil {
-		return false, 0, err
-	}
+	l.b.prune(ctx, at)
 	for range 3 { // a bucket created or pruned by another process meanwhile: look again
 		res, err := l.b.db.ExecContext(ctx, `UPDATE rate_limits SET tat_us = GREATEST(tat_us, ?) + ?
 			WHERE bucket = ? AND GREATEST(tat_us, ?) - ? <= ?`, at, l.interval, bucket, at, at, l.tolerance)
@@ -105,14 +104,16 @@ func affected(res sql.Result, err error) (int64, error) {
 	return res.RowsAffected()
 }
 
-// prune deletes full buckets, at most once every pruneEvery per process, up to 1,000 at a time.
-func (b *Buckets) prune(ctx context.Context, at int64) error {
+// prune deletes the full buckets, once per pruneEvery per process. It is housekeeping: a failure
+// (a deadlock with a token taken through the same index by another process, say) is logged and
+// does not fail the request that ran it; the next request tries again.
+func (b *Buckets) prune(ctx context.Context, at int64) {
 	last := b.pruned.Load()
 	if at-last < pruneEvery.Microseconds() || !b.pruned.CompareAndSwap(last, at) {
-		return nil
+		return
 	}
 	if _, err := b.db.ExecContext(ctx, `DELETE FROM rate_limits WHERE tat_us < ? LIMIT 1000`, at); err != nil {
-		return fmt.Errorf("ratelimit: prune full buckets: %w", err)
+		slog.WarnContext(ctx, "ratelimit: prune full buckets", "err", err)
+		b.pruned.CompareAndSwap(at, last)
 	}
-	return nil
 }
