@@ -382,82 +382,75 @@ const insertRowsPerStatement = 2000
 func insertUsage(ctx context.Context, tx *sql.Tx, table string, keys []usageKey, rows []*usageRow) error {
 	head := `INSERT INTO ` + table + ` (tenant_id, scope, subject_id, grain, bucket, ` + strings.Join(counterColumns[:], ", ") +
 		`, latency, database_count, storage_bytes) VALUES `
-	var q []byte
-	for from := 0; from < len(keys); from += insertRowsPerStatement {
-		q = append(q[:0], head...)
-		for i := from; i < min(from+insertRowsPerStatement, len(keys)); i++ {
-			k, r := keys[i], rows[i]
-			if i > from {
-				q = append(q, ',')
-			}
-			q = append(q, '(')
-			q = appendString(q, string(k.tenant))
+	return insertRows(ctx, tx, head, len(keys), func(q []byte, i int) []byte {
+		k, r := keys[i], rows[i]
+		q = appendString(q, string(k.tenant))
+		q = append(q, ',')
+		q = appendString(q, k.scope)
+		q = append(q, ',')
+		q = appendString(q, k.subject)
+		q = append(q, ',')
+		q = appendString(q, k.grain)
+		q = append(q, ',')
+		q = appendBucket(q, k.bucket)
+		for _, c := range r.counts {
 			q = append(q, ',')
-			q = appendString(q, k.scope)
-			q = append(q, ',')
-			q = appendString(q, k.subject)
-			q = append(q, ',')
-			q = appendString(q, k.grain)
-			q = append(q, ',')
-			q = appendBucket(q, k.bucket)
-			for _, c := range r.counts {
-				q = append(q, ',')
-				q = strconv.AppendUint(q, c, 10)
-			}
-			q = append(q, ',')
-			r.settle()
-			var hist []byte
-			if r.latency != nil {
-				hist, _ = r.latency.MarshalBinary()
-			}
-			q = appendBytes(q, hist)
-			q = append(q, ',')
-			q = appendInt(q, r.databases)
-			q = append(q, ',')
-			q = appendInt(q, r.storage)
-			q = append(q, ')')
+			q = strconv.AppendUint(q, c, 10)
 		}
-		if _, err := tx.ExecContext(ctx, string(q)); err != nil {
-			return err
+		q = append(q, ',')
+		r.settle()
+		var hist []byte
+		if r.latency != nil {
+			hist, _ = r.latency.MarshalBinary()
 		}
-	}
-	return nil
+		q = appendBytes(q, hist)
+		q = append(q, ',')
+		q = appendInt(q, r.databases)
+		q = append(q, ',')
+		return appendInt(q, r.storage)
+	})
 }
 
-// insertPatterns is insertUsage's twin for patterns.
+// insertPatterns is insertUsage for patterns.
 func insertPatterns(ctx context.Context, tx *sql.Tx, table string, keys []patternKey, rows []*patternRow) error {
 	head := `INSERT INTO ` + table + ` (tenant_id, scope, grain, bucket, fingerprint, database_id, user_id, queries, errors, latency) VALUES `
+	return insertRows(ctx, tx, head, len(keys), func(q []byte, i int) []byte {
+		k, r := keys[i], rows[i]
+		q = appendString(q, string(k.tenant))
+		q = append(q, ',')
+		q = appendString(q, k.scope())
+		q = append(q, ',')
+		q = appendString(q, k.grain)
+		q = append(q, ',')
+		q = appendBucket(q, k.bucket)
+		q = append(q, ',')
+		q = appendString(q, k.fingerprint)
+		q = append(q, ',')
+		q = appendString(q, string(k.database))
+		q = append(q, ',')
+		q = appendString(q, string(k.user))
+		q = append(q, ',')
+		q = strconv.AppendUint(q, r.queries, 10)
+		q = append(q, ',')
+		q = strconv.AppendUint(q, r.errors, 10)
+		q = append(q, ',')
+		r.settle()
+		hist, _ := r.latency.MarshalBinary()
+		return appendBytes(q, hist)
+	})
+}
+
+// insertRows inserts n rows in statements of at most insertRowsPerStatement: head, then each
+// row's values in parentheses as appendRow appends them.
+func insertRows(ctx context.Context, tx *sql.Tx, head string, n int, appendRow func(q []byte, i int) []byte) error {
 	var q []byte
-	for from := 0; from < len(keys); from += insertRowsPerStatement {
+	for from := 0; from < n; from += insertRowsPerStatement {
 		q = append(q[:0], head...)
-		for i := from; i < min(from+insertRowsPerStatement, len(keys)); i++ {
-			k, r := keys[i], rows[i]
+		for i := from; i < min(from+insertRowsPerStatement, n); i++ {
 			if i > from {
 				q = append(q, ',')
 			}
-			q = append(q, '(')
-			q = appendString(q, string(k.tenant))
-			q = append(q, ',')
-			q = appendString(q, k.scope())
-			q = append(q, ',')
-			q = appendString(q, k.grain)
-			q = append(q, ',')
-			q = appendBucket(q, k.bucket)
-			q = append(q, ',')
-			q = appendString(q, k.fingerprint)
-			q = append(q, ',')
-			q = appendString(q, string(k.database))
-			q = append(q, ',')
-			q = appendString(q, string(k.user))
-			q = append(q, ',')
-			q = strconv.AppendUint(q, r.queries, 10)
-			q = append(q, ',')
-			q = strconv.AppendUint(q, r.errors, 10)
-			q = append(q, ',')
-			r.settle()
-			hist, _ := r.latency.MarshalBinary()
-			q = appendBytes(q, hist)
-			q = append(q, ')')
+			q = append(appendRow(append(q, '('), i), ')')
 		}
 		if _, err := tx.ExecContext(ctx, string(q)); err != nil {
 			return err
