@@ -9,8 +9,8 @@ import (
 
 // faultProxy forwards TCP connections to a MySQL server and injects faults into them: cut ends
 // every connection and refuses new ones until pass; hang stops forwarding in both directions
-// (connections stay open, bytes wait) until pass. In pass mode, a watch pattern reports the first
-// chunk from a client that contains it on hits (the chunk is still forwarded).
+// (connections stay open, bytes wait) until pass. A watch pattern reports the first chunk from a
+// client that contains it on hits (the chunk is still forwarded, or held while the proxy hangs).
 type faultProxy struct {
 	t      *testing.T
 	ln     net.Listener
@@ -67,7 +67,9 @@ func (p *faultProxy) set(mode string) {
 }
 
 // watch reports on the returned channel the next client chunk containing every pattern (any
-// chunk when there is none).
+// chunk when there is none). A chunk held by a hang before the watch began counts too: the
+// held chunks are woken to look, or a hang that caught every connection's next chunk before
+// the watch would never be seen.
 func (p *faultProxy) watch(patterns ...string) <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -76,13 +78,20 @@ func (p *faultProxy) watch(patterns ...string) <-chan struct{} {
 		p.pattern = append(p.pattern, []byte(s))
 	}
 	p.hits = make(chan struct{}, 1)
+	close(p.resume)
+	p.resume = make(chan struct{})
 	return p.hits
 }
 
-// gate blocks while the proxy hangs; false means the connection must end (cut).
-func (p *faultProxy) gate(conns ...net.Conn) bool {
+// gate reports chunk to the watch when it comes from a client, then blocks while the proxy
+// hangs; false means the connection must end (cut).
+func (p *faultProxy) gate(chunk []byte, fromClient bool, conns ...net.Conn) bool {
 	for {
 		p.mu.Lock()
+		if fromClient && p.watching && containsAll(chunk, p.pattern) {
+			p.watching = false
+			p.hits <- struct{}{}
+		}
 		mode, resume := p.mode, p.resume
 		open := true
 		for _, c := range conns {
@@ -142,15 +151,7 @@ func (p *faultProxy) copy(dst, src net.Conn, fromClient bool) {
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			if fromClient {
-				p.mu.Lock()
-				if p.watching && containsAll(buf[:n], p.pattern) {
-					p.watching = false
-					p.hits <- struct{}{}
-				}
-				p.mu.Unlock()
-			}
-			if !p.gate(src, dst) {
+			if !p.gate(buf[:n], fromClient, src, dst) {
 				return
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
