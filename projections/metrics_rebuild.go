@@ -251,16 +251,16 @@ func (w *metricsRebuildWrite) write(ctx context.Context, tx *sql.Tx) error {
 func (w *metricsRebuildWrite) insert(ctx context.Context, tx *sql.Tx) error {
 	b := w.batch
 	if !w.noLoad.Load() {
-		err := loadRows(ctx, tx, b.t.Name("metrics_usage"), usageLoadColumns, usageTSV(w.usageKeys, w.usageRows))
+		err := loadRows(ctx, tx, b.t.Name("metrics_usage"), usageColumns, tsvRows(w.usageKeys, w.usageRows, appendUsageRow))
 		if err == nil {
-			loadErr := loadRows(ctx, tx, b.t.Name("metrics_patterns"), patternLoadColumns, patternTSV(w.patternKeys, w.patternRows))
+			loadErr := loadRows(ctx, tx, b.t.Name("metrics_patterns"), patternColumns, tsvRows(w.patternKeys, w.patternRows, appendPatternRow))
 			if loadErr == nil {
 				return nil
 			}
 			// The usage rows are in: the patterns go by INSERT.
 			w.noLoad.Store(true)
 			loadsRefused.Add(1)
-			if err := insertPatterns(ctx, tx, b.t.Name("metrics_patterns"), w.patternKeys, w.patternRows); err != nil {
+			if err := insertRows(ctx, tx, b.t.Name("metrics_patterns"), patternColumns, w.patternKeys, w.patternRows, appendPatternRow); err != nil {
 				return fmt.Errorf("projections: metrics: write patterns (LOAD DATA: %v): %w", loadErr, err)
 			}
 			return nil
@@ -268,19 +268,20 @@ func (w *metricsRebuildWrite) insert(ctx context.Context, tx *sql.Tx) error {
 		w.noLoad.Store(true)
 		loadsRefused.Add(1)
 	}
-	if err := insertUsage(ctx, tx, b.t.Name("metrics_usage"), w.usageKeys, w.usageRows); err != nil {
+	if err := insertRows(ctx, tx, b.t.Name("metrics_usage"), usageColumns, w.usageKeys, w.usageRows, appendUsageRow); err != nil {
 		return fmt.Errorf("projections: metrics: write buckets: %w", err)
 	}
-	if err := insertPatterns(ctx, tx, b.t.Name("metrics_patterns"), w.patternKeys, w.patternRows); err != nil {
+	if err := insertRows(ctx, tx, b.t.Name("metrics_patterns"), patternColumns, w.patternKeys, w.patternRows, appendPatternRow); err != nil {
 		return fmt.Errorf("projections: metrics: write patterns: %w", err)
 	}
 	return nil
 }
 
 var (
-	usageLoadColumns   = "(tenant_id, scope, subject_id, grain, bucket, " + strings.Join(counterColumns[:], ", ") + ", latency, database_count, storage_bytes)"
-	patternLoadColumns = "(tenant_id, scope, grain, bucket, fingerprint, database_id, user_id, queries, errors, latency)"
-	loadsRefused       atomic.Int64 // LOAD DATA refused, in this process
+	// usageColumns and patternColumns are the columns appendUsageRow and appendPatternRow write.
+	usageColumns   = "(tenant_id, scope, subject_id, grain, bucket, " + strings.Join(counterColumns[:], ", ") + ", latency, database_count, storage_bytes)"
+	patternColumns = "(tenant_id, scope, grain, bucket, fingerprint, database_id, user_id, queries, errors, latency)"
+	loadsRefused   atomic.Int64 // LOAD DATA refused, in this process
 )
 
 // loadRows loads rows, tab-separated text as LOAD DATA reads it by default, into table.
@@ -298,49 +299,86 @@ func loadRows(ctx context.Context, tx *sql.Tx, table, columns string, rows []byt
 	return err
 }
 
-// usageTSV is the rows as LOAD DATA reads them: fields by tabs, rows by newlines, \N for NULL.
-func usageTSV(keys []usageKey, rows []*usageRow) []byte {
-	q := make([]byte, 0, 256*len(keys))
-	for i, k := range keys {
-		r := rows[i]
-		q = appendField(q, []byte(k.tenant))
-		q = appendField(append(q, '\t'), []byte(k.scope))
-		q = appendField(append(q, '\t'), []byte(k.subject))
-		q = appendField(append(q, '\t'), []byte(k.grain))
-		q = time.Unix(k.bucket, 0).UTC().AppendFormat(append(q, '\t'), time.DateTime)
-		for _, c := range r.counts {
-			q = strconv.AppendUint(append(q, '\t'), c, 10)
-		}
-		r.settle()
-		var hist []byte
-		if r.latency != nil {
-			hist, _ = r.latency.MarshalBinary()
-		}
-		q = appendField(append(q, '\t'), hist)
-		q = appendNullInt(append(q, '\t'), r.databases)
-		q = appendNullInt(append(q, '\t'), r.storage)
-		q = append(q, '\n')
+// rowFormat writes a closed bucket's values in one of the two forms a rebuild sends them in:
+// LOAD DATA's default text (tsv: fields by tabs, \N for NULL) or an INSERT's literals.
+type rowFormat struct{ tsv bool }
+
+func (f rowFormat) sep(q []byte) []byte {
+	if f.tsv {
+		return append(q, '\t')
 	}
-	return q
+	return append(q, ',')
 }
 
-func patternTSV(keys []patternKey, rows []*patternRow) []byte {
-	q := make([]byte, 0, 160*len(keys))
+func (f rowFormat) text(q []byte, s string) []byte {
+	if f.tsv {
+		return appendField(q, []byte(s))
+	}
+	return appendString(q, s)
+}
+
+func (f rowFormat) bytes(q, b []byte) []byte {
+	if f.tsv {
+		return appendField(q, b)
+	}
+	return appendBytes(q, b)
+}
+
+func (f rowFormat) bucket(q []byte, unix int64) []byte {
+	if f.tsv {
+		return time.Unix(unix, 0).UTC().AppendFormat(q, time.DateTime)
+	}
+	return appendBucket(q, unix)
+}
+
+func (f rowFormat) nullInt(q []byte, v *int64) []byte {
+	if f.tsv {
+		return appendNullInt(q, v)
+	}
+	return appendInt(q, v)
+}
+
+// appendUsageRow appends a usage row's values in usageColumns' order.
+func appendUsageRow(q []byte, f rowFormat, k usageKey, r *usageRow) []byte {
+	q = f.text(q, string(k.tenant))
+	q = f.text(f.sep(q), k.scope)
+	q = f.text(f.sep(q), k.subject)
+	q = f.text(f.sep(q), k.grain)
+	q = f.bucket(f.sep(q), k.bucket)
+	for _, c := range r.counts {
+		q = strconv.AppendUint(f.sep(q), c, 10)
+	}
+	r.settle()
+	var hist []byte
+	if r.latency != nil {
+		hist, _ = r.latency.MarshalBinary()
+	}
+	q = f.bytes(f.sep(q), hist)
+	q = f.nullInt(f.sep(q), r.databases)
+	return f.nullInt(f.sep(q), r.storage)
+}
+
+// appendPatternRow appends a pattern row's values in patternColumns' order.
+func appendPatternRow(q []byte, f rowFormat, k patternKey, r *patternRow) []byte {
+	q = f.text(q, string(k.tenant))
+	q = f.text(f.sep(q), k.scope())
+	q = f.text(f.sep(q), k.grain)
+	q = f.bucket(f.sep(q), k.bucket)
+	q = f.text(f.sep(q), k.fingerprint)
+	q = f.text(f.sep(q), string(k.database))
+	q = f.text(f.sep(q), string(k.user))
+	q = strconv.AppendUint(f.sep(q), r.queries, 10)
+	q = strconv.AppendUint(f.sep(q), r.errors, 10)
+	r.settle()
+	hist, _ := r.latency.MarshalBinary()
+	return f.bytes(f.sep(q), hist)
+}
+
+// tsvRows is the rows as LOAD DATA reads them: a line each.
+func tsvRows[K, R any](keys []K, rows []R, appendRow func([]byte, rowFormat, K, R) []byte) []byte {
+	q := make([]byte, 0, 256*len(keys))
 	for i, k := range keys {
-		r := rows[i]
-		q = appendField(q, []byte(k.tenant))
-		q = appendField(append(q, '\t'), []byte(k.scope()))
-		q = appendField(append(q, '\t'), []byte(k.grain))
-		q = time.Unix(k.bucket, 0).UTC().AppendFormat(append(q, '\t'), time.DateTime)
-		q = appendField(append(q, '\t'), []byte(k.fingerprint))
-		q = appendField(append(q, '\t'), []byte(k.database))
-		q = appendField(append(q, '\t'), []byte(k.user))
-		q = strconv.AppendUint(append(q, '\t'), r.queries, 10)
-		q = strconv.AppendUint(append(q, '\t'), r.errors, 10)
-		r.settle()
-		hist, _ := r.latency.MarshalBinary()
-		q = appendField(append(q, '\t'), hist)
-		q = append(q, '\n')
+		q = append(appendRow(q, rowFormat{tsv: true}, k, rows[i]), '\n')
 	}
 	return q
 }
@@ -377,80 +415,18 @@ func appendNullInt(q []byte, v *int64) []byte {
 // insertRowsPerStatement bounds a plain INSERT's rows (about 300 bytes each).
 const insertRowsPerStatement = 2000
 
-// insertUsage inserts new usage rows, the statement's text built here: no arguments to box and
-// interpolate, a histogram in hex.
-func insertUsage(ctx context.Context, tx *sql.Tx, table string, keys []usageKey, rows []*usageRow) error {
-	head := `INSERT INTO ` + table + ` (tenant_id, scope, subject_id, grain, bucket, ` + strings.Join(counterColumns[:], ", ") +
-		`, latency, database_count, storage_bytes) VALUES `
-	return insertRows(ctx, tx, head, len(keys), func(q []byte, i int) []byte {
-		k, r := keys[i], rows[i]
-		q = appendString(q, string(k.tenant))
-		q = append(q, ',')
-		q = appendString(q, k.scope)
-		q = append(q, ',')
-		q = appendString(q, k.subject)
-		q = append(q, ',')
-		q = appendString(q, k.grain)
-		q = append(q, ',')
-		q = appendBucket(q, k.bucket)
-		for _, c := range r.counts {
-			q = append(q, ',')
-			q = strconv.AppendUint(q, c, 10)
-		}
-		q = append(q, ',')
-		r.settle()
-		var hist []byte
-		if r.latency != nil {
-			hist, _ = r.latency.MarshalBinary()
-		}
-		q = appendBytes(q, hist)
-		q = append(q, ',')
-		q = appendInt(q, r.databases)
-		q = append(q, ',')
-		return appendInt(q, r.storage)
-	})
-}
-
-// insertPatterns is insertUsage for patterns.
-func insertPatterns(ctx context.Context, tx *sql.Tx, table string, keys []patternKey, rows []*patternRow) error {
-	head := `INSERT INTO ` + table + ` (tenant_id, scope, grain, bucket, fingerprint, database_id, user_id, queries, errors, latency) VALUES `
-	return insertRows(ctx, tx, head, len(keys), func(q []byte, i int) []byte {
-		k, r := keys[i], rows[i]
-		q = appendString(q, string(k.tenant))
-		q = append(q, ',')
-		q = appendString(q, k.scope())
-		q = append(q, ',')
-		q = appendString(q, k.grain)
-		q = append(q, ',')
-		q = appendBucket(q, k.bucket)
-		q = append(q, ',')
-		q = appendString(q, k.fingerprint)
-		q = append(q, ',')
-		q = appendString(q, string(k.database))
-		q = append(q, ',')
-		q = appendString(q, string(k.user))
-		q = append(q, ',')
-		q = strconv.AppendUint(q, r.queries, 10)
-		q = append(q, ',')
-		q = strconv.AppendUint(q, r.errors, 10)
-		q = append(q, ',')
-		r.settle()
-		hist, _ := r.latency.MarshalBinary()
-		return appendBytes(q, hist)
-	})
-}
-
-// insertRows inserts n rows in statements of at most insertRowsPerStatement: head, then each
-// row's values in parentheses as appendRow appends them.
-func insertRows(ctx context.Context, tx *sql.Tx, head string, n int, appendRow func(q []byte, i int) []byte) error {
+// insertRows inserts new rows into table in statements of at most insertRowsPerStatement, the
+// text built here: no arguments to box and interpolate, a histogram in hex.
+func insertRows[K, R any](ctx context.Context, tx *sql.Tx, table, columns string, keys []K, rows []R,
+	appendRow func([]byte, rowFormat, K, R) []byte) error {
 	var q []byte
-	for from := 0; from < n; from += insertRowsPerStatement {
-		q = append(q[:0], head...)
-		for i := from; i < min(from+insertRowsPerStatement, n); i++ {
+	for from := 0; from < len(keys); from += insertRowsPerStatement {
+		q = append(q[:0], `INSERT INTO `+table+` `+columns+` VALUES `...)
+		for i := from; i < min(from+insertRowsPerStatement, len(keys)); i++ {
 			if i > from {
 				q = append(q, ',')
 			}
-			q = append(appendRow(append(q, '('), i), ')')
+			q = append(appendRow(append(q, '('), rowFormat{}, keys[i], rows[i]), ')')
 		}
 		if _, err := tx.ExecContext(ctx, string(q)); err != nil {
 			return err
