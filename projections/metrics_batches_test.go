@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -28,36 +27,14 @@ func TestMetricsLargeBatchesEqualOneEventAtATime(t *testing.T) {
 	ctx := context.Background()
 
 	rng := rand.New(rand.NewPCG(7, 13))
-	type member struct {
-		tenant domain.TenantID
-		user   domain.UserID
-		dbs    []domain.DatabaseID
-	}
-	var members []member
-	for range 2 {
-		tenant := domain.TenantID(newID())
-		dbs := []domain.DatabaseID{domain.DatabaseID(newID()), domain.DatabaseID(newID())}
-		for i := range 3 {
-			m := member{tenant, domain.UserID(newID()), dbs}
-			members = append(members, m)
-			f.appendAt(t, t0, "tenant-"+string(tenant), domain.TenantMemberAdded{UserID: m.user, Role: domain.RoleDeveloper, At: t0})
-			if i < len(dbs) {
-				f.appendAt(t, t0.Add(time.Minute), "database-"+string(dbs[i]),
-					domain.DatabaseRequested{DatabaseID: dbs[i], TenantID: tenant, Name: fmt.Sprint("db", i), OwnerID: m.user, At: t0.Add(time.Minute)})
-			}
-		}
-	}
+	members := addMetricsMembers(t, f, 3, t0.Add(time.Minute))
 	statuses := []domain.QueryStatus{domain.QuerySucceeded, domain.QuerySucceeded, domain.QuerySucceeded, domain.QueryFailed,
 		domain.QueryTimedOut, domain.QueryDenied}
 	var batch []domain.QueryExecuted
 	const n = 1200
 	for i := range n {
 		at := t0.Add(time.Duration(i) * 241 * time.Second) // 3⅓ days
-		m := members[rng.IntN(len(members))]
-		fp := fmt.Sprintf("SELECT * FROM t%d WHERE id = ?", rng.IntN(4))
-		q := domain.QueryExecuted{QueryID: newID(), TenantID: m.tenant, UserID: m.user, DatabaseID: m.dbs[rng.IntN(len(m.dbs))],
-			SQL: fp, Fingerprint: fp, StatementType: "read", Status: statuses[rng.IntN(len(statuses))],
-			ExecutionMS: math.Round(math.Exp(rng.NormFloat64()+2)*1000) / 1000, RowCount: int64(rng.IntN(50)), At: at}
+		m, q := randomQuery(rng, members, 4, statuses, at)
 		batch = append(batch, q)
 		if len(batch) == 100 || i == n-1 {
 			recordQueries(t, f, batch...)

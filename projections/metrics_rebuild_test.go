@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -28,30 +27,11 @@ func TestMetricsRebuildWritesEachBucketOnceAndEqualsLive(t *testing.T) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(11, 13))
 
-	type member struct {
-		tenant domain.TenantID
-		user   domain.UserID
-		dbs    []domain.DatabaseID
-	}
-	var members []member
-	for range 2 {
-		tenant := domain.TenantID(newID())
-		dbs := []domain.DatabaseID{domain.DatabaseID(newID()), domain.DatabaseID(newID())}
-		for i := range 2 {
-			m := member{tenant, domain.UserID(newID()), dbs}
-			members = append(members, m)
-			f.appendAt(t, t0, "tenant-"+string(tenant), domain.TenantMemberAdded{UserID: m.user, Role: domain.RoleDeveloper, At: t0})
-			f.appendAt(t, t0, "database-"+string(dbs[i]),
-				domain.DatabaseRequested{DatabaseID: dbs[i], TenantID: tenant, Name: fmt.Sprint("db", i), OwnerID: m.user, At: t0})
-		}
-	}
+	members := addMetricsMembers(t, f, 2, t0)
 	statuses := []domain.QueryStatus{domain.QuerySucceeded, domain.QuerySucceeded, domain.QueryFailed, domain.QueryTimedOut, domain.QueryDenied}
 	q := func(at time.Time) domain.QueryExecuted {
-		m := members[rng.IntN(len(members))]
-		fp := fmt.Sprintf("SELECT * FROM t%d WHERE id = ?", rng.IntN(3))
-		return domain.QueryExecuted{QueryID: newID(), TenantID: m.tenant, UserID: m.user, DatabaseID: m.dbs[rng.IntN(len(m.dbs))],
-			SQL: fp, Fingerprint: fp, StatementType: "read", Status: statuses[rng.IntN(len(statuses))],
-			ExecutionMS: math.Round(math.Exp(rng.NormFloat64()+2)*1000) / 1000, RowCount: int64(rng.IntN(50)), At: at}
+		_, e := randomQuery(rng, members, 3, statuses, at)
+		return e
 	}
 	// late records a query of time at when the log's clock is at now.
 	late := func(now, at time.Time) {
