@@ -394,12 +394,14 @@ func (r *Runtime) applyTx(st *state, events []eventstore.Envelope, last int64, o
 		applied = slices.IndexFunc(todo, func(e eventstore.Envelope) bool { return e.Position == held.at.Position })
 	}
 	r.metrics.applied.WithLabelValues(st.Name()).Add(float64(applied))
+	if held == nil {
+		r.recovered(st) // before the position moves: whoever waits for it sees the projector running
+	}
 	st.position.Advance(reached)
 	st.applied.Advance(reached)
 	if held != nil {
 		return held
 	}
-	r.recovered(st)
 	return nil
 }
 
