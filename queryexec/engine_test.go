@@ -1070,6 +1070,9 @@ func TestEngineTenantConcurrencyCap(t *testing.T) {
 		wg.Wait()
 		return
 	}
+	// The third waits for a place and then for the account's only session (half the plan's 2
+	// connections): about a second on an idle machine, more on a loaded one; 30 s is the bound.
+	f.engine.admission.wait = 30 * time.Second
 	if _, _, errs := run3(); errors.Join(errs[:]...) != nil {
 		t.Fatalf("three queries at a cap of 2, the third waiting for a place: %v", errors.Join(errs[:]...))
 	}
