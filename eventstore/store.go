@@ -674,6 +674,41 @@ func (s *Store) ReadTail(ctx context.Context, after int64, limit int, types, exc
 	return s.query(ctx, `SELECT `+envelopeColumns+` FROM events WHERE `+where+` ORDER BY position LIMIT ?`, append(args, limit)...)
 }
 
+// ReadAllBodies is ReadAll for a reader that needs of each event only its position, id, stream,
+// type, payload and recording time (a rebuild of the metrics): the other fields are zero. The
+// driver's work is per column and metadata is a JSON document of its own to decode, so a reader
+// of millions of events reads about half as much.
+func (s *Store) ReadAllBodies(ctx context.Context, after int64, limit int) ([]Envelope, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT position, event_id, stream_id, event_type, payload, recorded_at
+		FROM events WHERE position > ? ORDER BY position LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: read: %w", err)
+	}
+	defer rows.Close()
+	envs := make([]Envelope, 0, min(limit, maxPreallocated))
+	types := map[string]string{} // a batch holds a few types: one string each
+	var eventType sql.RawBytes
+	for rows.Next() {
+		var env Envelope
+		var payload []byte
+		if err := rows.Scan(&env.Position, &env.EventID, &env.StreamID, &eventType, &payload, &env.RecordedAt); err != nil {
+			return nil, fmt.Errorf("eventstore: scan event: %w", err)
+		}
+		env.Payload = payload
+		t, ok := types[string(eventType)]
+		if !ok {
+			t = string(eventType)
+			types[t] = t
+		}
+		env.EventType, env.RecordedAt = t, env.RecordedAt.UTC()
+		envs = append(envs, env)
+	}
+	return s.opened(ctx, envs, rows.Err())
+}
+
+// maxPreallocated bounds the envelopes a read makes room for before it knows how many come.
+const maxPreallocated = 50_000
+
 func (s *Store) query(ctx context.Context, query string, args ...any) ([]Envelope, error) {
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -688,7 +723,12 @@ func (s *Store) query(ctx context.Context, query string, args ...any) ([]Envelop
 		}
 		envs = append(envs, env)
 	}
-	if err := rows.Err(); err != nil {
+	return s.opened(ctx, envs, rows.Err())
+}
+
+// opened returns envs, their personal data opened, unless reading them failed (err).
+func (s *Store) opened(ctx context.Context, envs []Envelope, err error) ([]Envelope, error) {
+	if err != nil {
 		return nil, fmt.Errorf("eventstore: read: %w", err)
 	}
 	if s.personal != nil {

@@ -53,9 +53,9 @@ type metricsRebuild struct {
 	totals   map[domain.TenantID]*metricsTotals
 	members  map[domain.UserID][]domain.TenantID
 	intern   map[string]string // decode's: the ids, fingerprints and codes seen
+	refs     rowRefs           // decode's
+	slots    rowSlots          // fold's: the open rows by refs
 	noLoad   atomic.Bool       // the writes': LOAD DATA was refused
-	// fingerprints is fold's: the name of each fingerprint text seen.
-	fingerprints map[string]string
 }
 
 // rebuildLoadData: a rebuild tries LOAD DATA first (the tests turn it off to cover the INSERTs).
@@ -65,7 +65,8 @@ func (p Metrics) startRebuild(t Tables) rebuildSession {
 	m := &metricsRebuild{p: p, t: t, usage: map[usageKey]*usageRow{}, patterns: map[patternKey]*patternRow{},
 		written: map[string]int64{}, texts: map[textKey]time.Time{}, dbs: map[domain.DatabaseID]*metricsDatabase{},
 		totals: map[domain.TenantID]*metricsTotals{}, members: map[domain.UserID][]domain.TenantID{},
-		intern: map[string]string{}, fingerprints: map[string]string{}}
+		intern: map[string]string{}, refs: rowRefs{usage: map[scope]int32{}, patterns: map[patternSubject]int32{},
+			fingerprints: map[string]string{}}}
 	m.noLoad.Store(!rebuildLoadData)
 	return m
 }
@@ -89,9 +90,169 @@ func (m *metricsRebuild) decode(events []eventstore.Envelope) (any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("projections: metrics at position %d: %w", env.Position, err)
 		}
-		decoded[i] = decodedEvent{env, e}
+		decoded[i] = decodedEvent{env: env, e: e}
+		if q, ok := e.(domain.QueryExecuted); ok {
+			decoded[i].refs = m.refs.of(q)
+		}
 	}
 	return decoded, nil
+}
+
+// queryRefs number an executed query's rows for a rebuild's fold (rowRefs): its usage rows'
+// subjects (the platform, tenant, database and member, in that order), its tenant's pattern and
+// its database and member's, with the pattern's fingerprint. ok is false when rowRefs holds as
+// many subjects as it may: the fold then looks the rows up by their keys.
+type queryRefs struct {
+	usage                  [4]int32
+	pattern, memberPattern int32
+	fingerprint            string
+	ok                     bool
+}
+
+// rowRefs numbers the subjects of the rows a rebuild folds executed queries into. It is decode's:
+// the reading goroutine hashes an event's ids once, in maps of thousands, and the fold finds most
+// rows by index (rowSlots) instead of hashing the four strings of each of its 14 keys in maps of
+// hundreds of thousands of open rows (a third of the fold's time).
+type rowRefs struct {
+	usage    map[scope]int32
+	patterns map[patternSubject]int32
+	// fingerprints: Fingerprint of each text seen.
+	fingerprints map[string]string
+}
+
+// patternSubject is a pattern row's key but its grain and bucket.
+type patternSubject struct {
+	tenant      domain.TenantID
+	fingerprint string
+	database    domain.DatabaseID
+	user        domain.UserID
+}
+
+// maxRefs bounds the subjects rowRefs numbers (the slots are 3 per subject, 16 bytes each): a
+// tenant's distinct statements are a pattern each.
+const maxRefs = 200_000
+
+func (r *rowRefs) of(q domain.QueryExecuted) queryRefs {
+	fp, ok := r.fingerprints[q.Fingerprint]
+	if !ok {
+		fp = Fingerprint(q.Fingerprint)
+		if len(r.fingerprints) < maxInterned {
+			r.fingerprints[q.Fingerprint] = fp
+		}
+	}
+	refs := queryRefs{fingerprint: fp, ok: true}
+	for i, s := range [...]scope{platform(), tenantScope(q.TenantID), databaseScope(q.TenantID, q.DatabaseID), userScope(q.TenantID, q.UserID)} {
+		refs.usage[i], refs.ok = number(r.usage, s, refs.ok)
+	}
+	refs.pattern, refs.ok = number(r.patterns, patternSubject{q.TenantID, fp, "", ""}, refs.ok)
+	refs.memberPattern, refs.ok = number(r.patterns, patternSubject{q.TenantID, fp, q.DatabaseID, q.UserID}, refs.ok)
+	return refs
+}
+
+// number returns k's number in numbers, given one if it has none and numbers may grow; ok is
+// false (and stays so) when it may not.
+func number[K comparable](numbers map[K]int32, k K, ok bool) (int32, bool) {
+	if !ok {
+		return 0, false
+	}
+	n, found := numbers[k]
+	if !found {
+		if len(numbers) >= maxRefs {
+			return 0, false
+		}
+		n = int32(len(numbers))
+		numbers[k] = n
+	}
+	return n, true
+}
+
+// rowSlots are a rebuild fold's open rows by queryRefs: per subject and grain (3 slots a
+// subject, in the order of grains), the row of the bucket last counted in, found in its map
+// when the bucket changes. A slot stays right while the fold runs (written does not move), and
+// the slots are emptied when rows leave the maps (close, prune).
+type rowSlots struct {
+	usage    []rowSlot[usageRow]
+	patterns []rowSlot[patternRow]
+	// textDay: per tenant's pattern, the day its text was last noted in the fold, plus one (0:
+	// none).
+	textDay []int64
+}
+
+type rowSlot[R any] struct {
+	bucket int64
+	row    *R
+}
+
+// of returns the slots when refs are ok, grown to hold their subjects; else nil.
+func (s *rowSlots) of(refs *queryRefs) *rowSlots {
+	if s == nil || !refs.ok {
+		return nil
+	}
+	usage := 3 * int(max(refs.usage[0], refs.usage[1], refs.usage[2], refs.usage[3])+1)
+	if usage > len(s.usage) {
+		s.usage = append(s.usage, make([]rowSlot[usageRow], usage-len(s.usage)+len(s.usage)/2)...)
+	}
+	if patterns := 3 * int(max(refs.pattern, refs.memberPattern)+1); patterns > len(s.patterns) {
+		s.patterns = append(s.patterns, make([]rowSlot[patternRow], patterns-len(s.patterns)+len(s.patterns)/2)...)
+		s.textDay = append(s.textDay, make([]int64, len(s.patterns)/3-len(s.textDay))...)
+	}
+	return s
+}
+
+func (s *rowSlots) usageSlots() []rowSlot[usageRow] {
+	if s == nil {
+		return nil
+	}
+	return s.usage
+}
+
+func (s *rowSlots) patternSlots() []rowSlot[patternRow] {
+	if s == nil {
+		return nil
+	}
+	return s.patterns
+}
+
+// slotIndex is the slot of subject in grain (its index in grains), or -1 without slots.
+func slotIndex(s *rowSlots, subject int32, grain int) int {
+	if s == nil {
+		return -1
+	}
+	return 3*int(subject) + grain
+}
+
+// textSeen reports whether the text of the tenant's pattern was noted for day in this fold, and
+// marks it so.
+func (s *rowSlots) textSeen(pattern int32, day int64) bool {
+	if s == nil {
+		return false
+	}
+	if s.textDay[pattern] == day+1 {
+		return true
+	}
+	s.textDay[pattern] = day + 1
+	return false
+}
+
+func (s *rowSlots) clear() {
+	if s != nil {
+		clear(s.usage)
+		clear(s.patterns)
+		clear(s.textDay)
+	}
+}
+
+// slotRow returns the row of k (a key of a bucket of grain): slots[i]'s when it holds that bucket,
+// else openRow's, then kept in slots[i] (i < 0: no slot).
+func slotRow[K comparable, R any](b *metricsBatch, slots []rowSlot[R], i int, rows, late map[K]*R, k K, grain string, bucket int64) *R {
+	if i >= 0 && slots[i].row != nil && slots[i].bucket == bucket {
+		return slots[i].row
+	}
+	row := openRow(b, rows, late, k, grain, bucket)
+	if i >= 0 {
+		slots[i] = rowSlot[R]{bucket, row}
+	}
+	return row
 }
 
 // fold counts a decoded batch (in log order, each event once) into the open buckets and returns
@@ -99,9 +260,9 @@ func (m *metricsRebuild) decode(events []eventstore.Envelope) (any, error) {
 func (m *metricsRebuild) fold(decoded any) (rebuildWrite, error) {
 	b := m.batch()
 	events := decoded.([]decodedEvent)
-	for _, d := range events {
-		b.position = d.env.Position
-		b.fold(d.env, d.e)
+	for i := range events {
+		b.position = events[i].env.Position
+		b.fold(&events[i])
 	}
 	m.logTime = laterLogTime(m.logTime, events)
 	until := m.logTime.Add(-rebuildSlack)
@@ -164,13 +325,14 @@ func (m *metricsRebuild) batch() *metricsBatch {
 	return &metricsBatch{t: m.t, position: m.position, counted: m.counted, cut: m.cut,
 		usage: m.usage, patterns: m.patterns, texts: map[textKey]patternText{}, dbs: m.dbs, totals: m.totals, members: m.members,
 		written: m.written, lateUsage: map[usageKey]*usageRow{}, latePatterns: map[patternKey]*patternRow{},
-		fingerprints: m.fingerprints}
+		slots: &m.slots}
 }
 
 // close takes b's results back into memory, closes the buckets before written and returns what to
 // write. The write owns everything it holds: the next fold runs while it is written.
 func (m *metricsRebuild) close(b *metricsBatch) *metricsRebuildWrite {
 	m.position, m.counted, m.cut = b.position, b.counted, b.cut
+	m.slots.clear() // the closed rows and the late ones leave
 	w := &metricsRebuildWrite{noLoad: &m.noLoad}
 	closedBefore := func(grain string, bucket int64) bool { return bucket < m.written[grain] }
 	w.usageKeys, w.usageRows = takeClosed(m.usage, func(k usageKey) bool { return closedBefore(k.grain, k.bucket) }, compareUsageKeys)

@@ -22,8 +22,8 @@ func TestRebuildLogTimeIgnoresOneClockAhead(t *testing.T) {
 			if i == ahead {
 				recorded = at.Add(24 * time.Hour)
 			}
-			events = append(events, decodedEvent{eventstore.Envelope{Position: int64(i + 1), RecordedAt: recorded},
-				domain.QueryExecuted{TenantID: "t", UserID: "u", DatabaseID: "d", Fingerprint: "SELECT 1", Status: domain.QuerySucceeded, At: at}})
+			events = append(events, decodedEvent{env: eventstore.Envelope{Position: int64(i + 1), RecordedAt: recorded},
+				e: domain.QueryExecuted{TenantID: "t", UserID: "u", DatabaseID: "d", Fingerprint: "SELECT 1", Status: domain.QuerySucceeded, At: at}})
 		}
 		return events
 	}
@@ -57,8 +57,8 @@ func TestRebuildBoundsItsOpenRows(t *testing.T) {
 		var events []decodedEvent
 		for i := range 50 {
 			at := start.Add(time.Duration(batch*50+i) * 100 * time.Millisecond) // all in one minute
-			events = append(events, decodedEvent{eventstore.Envelope{Position: int64(batch*50 + i + 1), RecordedAt: at},
-				domain.QueryExecuted{TenantID: "t", UserID: "u", DatabaseID: "d", Fingerprint: fmt.Sprint("SELECT ", batch*50+i),
+			events = append(events, decodedEvent{env: eventstore.Envelope{Position: int64(batch*50 + i + 1), RecordedAt: at},
+				e: domain.QueryExecuted{TenantID: "t", UserID: "u", DatabaseID: "d", Fingerprint: fmt.Sprint("SELECT ", batch*50+i),
 					Status: domain.QuerySucceeded, At: at}})
 		}
 		if _, err := m.fold(events); err != nil {

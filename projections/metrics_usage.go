@@ -338,8 +338,9 @@ type metricsBatch struct {
 	// readAll: the batch's rows may all be stored already (a rebuild's late rows): mayBeStored
 	// answers true, and the cache knows none of them.
 	readAll bool
-	// fingerprints: Fingerprint of the texts seen (a rebuild's; nil: none kept).
-	fingerprints map[string]string
+	// slots: a rebuild's rows by the numbers its decode gave the executed queries (nil: a live
+	// batch, which looks every row up by its key).
+	slots *rowSlots
 }
 
 // usageRow returns the batch's row of k, made if missing: in a rebuild, a late one when the
@@ -368,8 +369,9 @@ func openRow[K comparable, R any](b *metricsBatch, rows, late map[K]*R, k K, gra
 }
 
 type decodedEvent struct {
-	env eventstore.Envelope
-	e   domain.Event
+	env  eventstore.Envelope
+	e    domain.Event
+	refs queryRefs // a rebuild's, of an executed query (rowRefs); not ok in a live batch
 }
 
 // Apply folds the events into their buckets and writes each touched row once.
@@ -393,7 +395,7 @@ func (p Metrics) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []event
 		if err != nil {
 			return fmt.Errorf("projections: metrics at position %d: %w", env.Position, err)
 		}
-		decoded = append(decoded, decodedEvent{env, e})
+		decoded = append(decoded, decodedEvent{env: env, e: e})
 		switch e := e.(type) {
 		case domain.DatabaseRequested:
 			tenants = append(tenants, string(e.TenantID))
@@ -410,8 +412,8 @@ func (p Metrics) Apply(ctx context.Context, tx *sql.Tx, t Tables, events []event
 	if len(decoded) == 0 {
 		return nil
 	}
-	for _, d := range decoded {
-		b.fold(d.env, d.e)
+	for i := range decoded {
+		b.fold(&decoded[i])
 	}
 	return b.write(ctx, tx)
 }
@@ -534,11 +536,11 @@ func (b *metricsBatch) count(at time.Time, f func(*usageRow), scopes ...scope) {
 func add(c int, n uint64) func(*usageRow) { return func(r *usageRow) { r.counts[c] += n } }
 
 // fold applies one event to the batch's rows and state, in log order.
-func (b *metricsBatch) fold(env eventstore.Envelope, e domain.Event) {
-	at := env.RecordedAt
-	switch e := e.(type) {
+func (b *metricsBatch) fold(d *decodedEvent) {
+	env, at := d.env, d.env.RecordedAt
+	switch e := d.e.(type) {
 	case domain.QueryExecuted:
-		b.query(e)
+		b.query(e, &d.refs)
 	case domain.UserLoginSucceeded:
 		user := domain.UserID(strings.TrimPrefix(env.StreamID, "user-"))
 		scopes := []scope{platform()}
@@ -591,8 +593,12 @@ func (b *metricsBatch) memberScopes(stream string) []scope {
 }
 
 // query counts one statement: its status, rows, latency (unless it never reached the server) and
-// its pattern.
-func (b *metricsBatch) query(e domain.QueryExecuted) {
+// its pattern. refs, when ok, find its rows in b.slots.
+func (b *metricsBatch) query(e domain.QueryExecuted, refs *queryRefs) {
+	slots, fp := b.slots.of(refs), refs.fingerprint
+	if slots == nil {
+		fp = Fingerprint(e.Fingerprint)
+	}
 	ran := e.Status != domain.QueryDenied
 	var sample latency.Sample // found once for the dozen histograms the statement counts in
 	if ran {
@@ -613,17 +619,18 @@ func (b *metricsBatch) query(e domain.QueryExecuted) {
 		b.counted = e.At.UTC()
 	}
 	scopes := [...]scope{platform(), tenantScope(e.TenantID), databaseScope(e.TenantID, e.DatabaseID), userScope(e.TenantID, e.UserID)}
-	for _, g := range grains {
+	for gi, g := range grains {
 		start := g.Start(e.At)
 		if start.Before(b.cutoff(g, false)) {
 			continue
 		}
 		bucket := start.Unix()
-		for _, s := range scopes {
+		for si, s := range scopes {
 			if s.kind == ScopeDatabase && g == domain.GrainMinute {
 				continue
 			}
-			r := b.usageRow(usageKey{s.tenant, s.kind, s.subject, grainCode(g), bucket})
+			k := usageKey{s.tenant, s.kind, s.subject, grainCode(g), bucket}
+			r := slotRow(b, slots.usageSlots(), slotIndex(slots, refs.usage[si], gi), b.usage, b.lateUsage, k, k.grain, k.bucket)
 			r.counts[cQueries]++
 			if status >= 0 {
 				r.counts[status]++
@@ -635,14 +642,15 @@ func (b *metricsBatch) query(e domain.QueryExecuted) {
 			}
 		}
 	}
-	fp := b.fingerprint(e.Fingerprint)
 	seen := false
 	// The tenant's patterns by the hour and the day; those of each database and member by the day.
-	keys := []patternKey{
-		{e.TenantID, grainCode(domain.GrainHour), domain.GrainHour.Start(e.At).Unix(), fp, "", ""},
-		{e.TenantID, grainCode(domain.GrainDay), domain.GrainDay.Start(e.At).Unix(), fp, "", ""},
-		{e.TenantID, grainCode(domain.GrainDay), domain.GrainDay.Start(e.At).Unix(), fp, e.DatabaseID, e.UserID},
+	hour, day := domain.GrainHour.Start(e.At).Unix(), domain.GrainDay.Start(e.At).Unix()
+	keys := [...]patternKey{
+		{e.TenantID, grainCode(domain.GrainHour), hour, fp, "", ""},
+		{e.TenantID, grainCode(domain.GrainDay), day, fp, "", ""},
+		{e.TenantID, grainCode(domain.GrainDay), day, fp, e.DatabaseID, e.UserID},
 	}
+	slotOf := [...]int{slotIndex(slots, refs.pattern, 1), slotIndex(slots, refs.pattern, 2), slotIndex(slots, refs.memberPattern, 2)}
 	for i, k := range keys {
 		g := domain.GrainHour
 		if i > 0 {
@@ -652,7 +660,7 @@ func (b *metricsBatch) query(e domain.QueryExecuted) {
 			continue
 		}
 		seen = true
-		row := b.patternRow(k)
+		row := slotRow(b, slots.patternSlots(), slotOf[i], b.patterns, b.latePatterns, k, k.grain, k.bucket)
 		row.queries++
 		if QueryError(e.Status) {
 			row.errors++
@@ -661,8 +669,8 @@ func (b *metricsBatch) query(e domain.QueryExecuted) {
 			row.addLatency(sample)
 		}
 	}
-	if seen {
-		day := domain.GrainDay.Start(e.At)
+	if seen && !slots.textSeen(refs.pattern, day) {
+		day := time.Unix(day, 0).UTC()
 		tk := textKey{e.TenantID, fp}
 		if old, ok := b.texts[tk]; !ok || old.lastSeen.Before(day) {
 			b.texts[tk] = patternText{text: clip(e.Fingerprint, patternTextLen), statementType: clip(e.StatementType, historyShortLen), lastSeen: day}
@@ -674,21 +682,6 @@ func (b *metricsBatch) query(e domain.QueryExecuted) {
 // error rates: the server refused it, or it ran out of time.
 func QueryError(s domain.QueryStatus) bool {
 	return s == domain.QueryFailed || s == domain.QueryTimedOut
-}
-
-// fingerprint is Fingerprint, remembered across a rebuild's batches.
-func (b *metricsBatch) fingerprint(text string) string {
-	if b.fingerprints == nil {
-		return Fingerprint(text)
-	}
-	fp, ok := b.fingerprints[text]
-	if !ok {
-		fp = Fingerprint(text)
-		if len(b.fingerprints) < maxInterned {
-			b.fingerprints[text] = fp
-		}
-	}
-	return fp
 }
 
 // Fingerprint names a statement's fingerprint (its text with literals normalized) in the patterns.
@@ -780,6 +773,7 @@ func (b *metricsBatch) prune(e domain.MetricsPruned) {
 	if b.written == nil {
 		return
 	}
+	b.slots.clear() // rows go
 	// A rebuild's open buckets before the cut go now, as the cut deletes the stored ones.
 	for k := range b.usage {
 		if k.bucket < b.cutoff(grainOf[k.grain], false).Unix() {

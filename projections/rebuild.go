@@ -250,7 +250,8 @@ type rebuilder interface {
 // goroutine reads and decodes the next batch, another folds the one before, while the batch
 // before that is written; each step sees the batches in log order.
 type rebuildSession interface {
-	// decode decodes the events of a batch (those the projector handles, in log order): it
+	// decode decodes the events of a batch (those the projector handles, in log order, read
+	// by eventstore's ReadAllBodies: without metadata, stream type and version, or chain): it
 	// depends on no other batch.
 	decode(events []eventstore.Envelope) (any, error)
 	// fold takes a decoded batch into the session and returns what the batch writes. It does no
@@ -301,7 +302,7 @@ func (r *Runtime) catchUpSession(ctx context.Context, st *state, session rebuild
 		defer close(read)
 		from := position
 		for {
-			events, err := r.store.ReadAll(ctx, from, sessionBatch)
+			events, err := r.store.ReadAllBodies(ctx, from, sessionBatch)
 			if err != nil {
 				send(read, batch{err: err})
 				return
