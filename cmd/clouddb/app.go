@@ -439,6 +439,11 @@ func (a *App) Serve(ctx context.Context) error {
 			{Name: "sandbox_servers", Check: func(ctx context.Context) error { _, err := a.Fleet.Place(ctx, nil); return err }},
 		},
 	})
+	// The query routes first: mux tries the routes in the order they were added, one regular
+	// expression each, and the 57 identity and database routes before them cost every query
+	// about 20 µs of matching (docs/PERFORMANCE.md, issue 11). No path of theirs is another's.
+	handler.MountQueries(api.QueryRoutes{Commands: a.QueryRunner, History: a.views.QueryHistory, Store: a.Store, Projections: a.Projections,
+		PerSecond: a.Config.QueryRate, Processes: a.Lease.Processes, Exports: api.ExportLimits{Idle: a.Config.ExportIdle, Max: a.Config.ExportMax, PerUser: a.Config.ExportsPerUser}})
 	handler.MountIdentity(api.IdentityRoutes{
 		Commands:     a.Identity,
 		Tenants:      a.Tenants,
@@ -454,8 +459,6 @@ func (a *App) Serve(ctx context.Context) error {
 	})
 	handler.MountDatabases(api.DatabaseRoutes{Commands: a.Databases, PublicHost: a.Config.SandboxPublicHost,
 		PublicPort: a.Config.SandboxPublicPort, RecoveryWindow: a.Config.RecoveryWindow})
-	handler.MountQueries(api.QueryRoutes{Commands: a.QueryRunner, History: a.views.QueryHistory, Store: a.Store, Projections: a.Projections,
-		PerSecond: a.Config.QueryRate, Processes: a.Lease.Processes, Exports: api.ExportLimits{Idle: a.Config.ExportIdle, Max: a.Config.ExportMax, PerUser: a.Config.ExportsPerUser}})
 	handler.MountAudit(api.AuditRoutes{Signer: a.HeadSigner, Views: a.views, Projections: a.Projections, Store: a.Store, DB: a.DB})
 	handler.MountAccessReport(api.AccessReportRoutes{Views: a.views, Projections: a.Projections, Store: a.Store})
 	handler.MountErasure(api.ErasureRoutes{Commands: a.Erasure})
