@@ -74,7 +74,7 @@ type Store struct {
 type pendingAppend struct {
 	ctx      context.Context
 	append   Append
-	messages []*message.Message // one per event, envelope filled but for position and version
+	messages []*message.Message // one per event: its id and payload, its row put in its context at commit
 	links    []Link             // one per message, filled but for the chain sequence and previous hash
 	metadata []byte             // the append's metadata as stored
 	result   chan appendResult
@@ -259,8 +259,9 @@ func (s *Store) prepare(ctx context.Context, a Append) (*pendingAppend, error) {
 	metadataSHA256, chain := sha256.Sum256(metadata), ChainOf(a.Metadata)
 	p.metadata = metadata
 	for _, env := range envs {
-		env.Metadata = md
-		p.messages = append(p.messages, ToMessage(env))
+		// Only the row the message is inserted as is read on the way in, from its context (setPlace):
+		// ToMessage's metadata, what a reader of the topic gets, would cost a map per event for nothing.
+		p.messages = append(p.messages, message.NewMessage(env.EventID, message.Payload(env.Payload)))
 		p.links = append(p.links, Link{ChainID: chain, EventID: env.EventID, StreamID: env.StreamID, StreamType: env.StreamType,
 			EventType: env.EventType, PayloadSHA256: sha256.Sum256(env.Payload), MetadataSHA256: metadataSHA256, RecordedAt: recordedAt})
 	}
