@@ -688,14 +688,18 @@ func (s *Store) ReadAllBodies(ctx context.Context, after int64, limit int) ([]En
 	defer rows.Close()
 	envs := make([]Envelope, 0, min(limit, maxPreallocated))
 	types := map[string]string{} // a batch holds a few types: one string each
-	var eventType sql.RawBytes
+	var eventType, payload sql.RawBytes
+	var arena []byte // the payloads, copied a block at a time rather than one allocation each
 	for rows.Next() {
 		var env Envelope
-		var payload []byte
 		if err := rows.Scan(&env.Position, &env.EventID, &env.StreamID, &eventType, &payload, &env.RecordedAt); err != nil {
 			return nil, fmt.Errorf("eventstore: scan event: %w", err)
 		}
-		env.Payload = payload
+		if len(payload) > cap(arena)-len(arena) {
+			arena = make([]byte, 0, max(payloadArena, len(payload)))
+		}
+		arena = append(arena, payload...)
+		env.Payload = arena[len(arena)-len(payload) : len(arena) : len(arena)]
 		t, ok := types[string(eventType)]
 		if !ok {
 			t = string(eventType)
@@ -707,8 +711,12 @@ func (s *Store) ReadAllBodies(ctx context.Context, after int64, limit int) ([]En
 	return s.opened(ctx, envs, rows.Err())
 }
 
-// maxPreallocated bounds the envelopes a read makes room for before it knows how many come.
-const maxPreallocated = 50_000
+// maxPreallocated bounds the envelopes a read makes room for before it knows how many come;
+// payloadArena is the size of the blocks ReadAllBodies copies payloads into.
+const (
+	maxPreallocated = 50_000
+	payloadArena    = 1 << 20
+)
 
 func (s *Store) query(ctx context.Context, query string, args ...any) ([]Envelope, error) {
 	rows, err := s.db.QueryContext(ctx, query, args...)

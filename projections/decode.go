@@ -10,7 +10,7 @@ import (
 // last use read at thousands of queries a second.
 func decodeEvent(reg *eventstore.Registry, env eventstore.Envelope) (domain.Event, error) {
 	if env.EventType == queryExecutedType {
-		if q, ok := decodeQuery(env.Payload, nil); ok {
+		if q, ok := decodeQuery(env.Payload, nil, false); ok {
 			return q, nil
 		}
 	}

@@ -12,11 +12,11 @@ import (
 var queryExecutedType = domain.QueryExecuted{}.EventType()
 
 // decode decodes one event of the log: an executed query by decodeQuery when its payload has the
-// flat form the store writes, anything else by the registry. intern (nil: none) shares the
-// strings of ids seen before.
+// flat form the store writes (without the fields the metrics do not count), anything else by the
+// registry. intern (nil: none) shares the strings of ids seen before.
 func (p Metrics) decode(env eventstore.Envelope, intern map[string]string) (domain.Event, error) {
 	if env.EventType == queryExecutedType {
-		if q, ok := decodeQuery(env.Payload, intern); ok {
+		if q, ok := decodeQuery(env.Payload, intern, true); ok {
 			return q, nil
 		}
 	}
@@ -27,8 +27,10 @@ func (p Metrics) decode(env eventstore.Envelope, intern map[string]string) (doma
 // of the fields domain.QueryExecuted names, each once, strings without escapes or other than
 // ASCII, numbers of their field's kind. ok is false for anything else (an unknown field, null, an
 // escape, a float in an integer), which the registry then decodes, or rejects, as for any event:
-// what this accepts it decodes as encoding/json would.
-func decodeQuery(data []byte, intern map[string]string) (q domain.QueryExecuted, ok bool) {
+// what this accepts it decodes as encoding/json would. onlyCounted leaves out what the metrics
+// do not count (the query's id, its SQL, error and tables), checked as encoding/json would
+// and not made: the SQL is most of a payload, and often escaped.
+func decodeQuery(data []byte, intern map[string]string, onlyCounted bool) (q domain.QueryExecuted, ok bool) {
 	d := jsonScanner{data: data}
 	if !d.byte('{') {
 		return q, false
@@ -43,7 +45,7 @@ func decodeQuery(data []byte, intern map[string]string) (q domain.QueryExecuted,
 		}
 		switch string(key) {
 		case "query_id":
-			q.QueryID, ok = d.string(nil)
+			q.QueryID, ok = d.uncounted(onlyCounted)
 		case "tenant_id":
 			var s string
 			s, ok = d.string(intern)
@@ -57,7 +59,7 @@ func decodeQuery(data []byte, intern map[string]string) (q domain.QueryExecuted,
 			s, ok = d.string(intern)
 			q.DatabaseID = domain.DatabaseID(s)
 		case "sql":
-			q.SQL, ok = d.string(nil)
+			q.SQL, ok = d.uncounted(onlyCounted)
 		case "sql_truncated":
 			q.SQLTruncated, ok = d.bool()
 		case "fingerprint":
@@ -65,7 +67,7 @@ func decodeQuery(data []byte, intern map[string]string) (q domain.QueryExecuted,
 		case "statement_type":
 			q.StatementType, ok = d.string(intern)
 		case "tables":
-			q.Tables, ok = d.strings()
+			q.Tables, ok = d.strings(onlyCounted)
 		case "status":
 			var s string
 			s, ok = d.string(intern)
@@ -73,7 +75,7 @@ func decodeQuery(data []byte, intern map[string]string) (q domain.QueryExecuted,
 		case "error_code":
 			q.ErrorCode, ok = d.string(intern)
 		case "error":
-			q.Error, ok = d.string(nil)
+			q.Error, ok = d.uncounted(onlyCounted)
 		case "mysql_code":
 			var n int64
 			n, ok = d.int(strconv.IntSize)
@@ -180,6 +182,15 @@ func (d *jsonScanner) string(intern map[string]string) (string, bool) {
 	return s, true
 }
 
+// uncounted reads a string value as string does, made only when skip is false.
+func (d *jsonScanner) uncounted(skip bool) (string, bool) {
+	if !skip {
+		return d.string(nil)
+	}
+	raw, plain, ok := d.quoted()
+	return "", ok && (plain || json.Valid(raw))
+}
+
 // quoted reads a string token, quotes included; plain: it holds only printable ASCII and no
 // escape.
 func (d *jsonScanner) quoted() (raw []byte, plain, ok bool) {
@@ -217,22 +228,27 @@ func unquote(raw []byte) (string, bool) {
 // maxInterned bounds an intern table: ids, fingerprints and codes, not every statement's text.
 const maxInterned = 100_000
 
-// strings reads an array of strings.
-func (d *jsonScanner) strings() ([]string, bool) {
+// strings reads an array of strings; skip: checked, not made (nil).
+func (d *jsonScanner) strings(skip bool) ([]string, bool) {
 	if !d.byte('[') {
 		return nil, false
 	}
 	var out []string
 	if d.peek() == ']' {
 		d.i++
+		if skip {
+			return nil, true
+		}
 		return []string{}, true
 	}
 	for {
-		s, ok := d.string(nil)
+		s, ok := d.uncounted(skip)
 		if !ok {
 			return nil, false
 		}
-		out = append(out, s)
+		if !skip {
+			out = append(out, s)
+		}
 		switch d.next() {
 		case ',':
 		case ']':

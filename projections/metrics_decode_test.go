@@ -13,7 +13,8 @@ import (
 
 // TestDecodeQueryAgreesWithEncodingJSON: what decodeQuery accepts it decodes as the registry's
 // encoding/json (unknown fields disallowed) does, and whatever it declines (escapes, non-ASCII,
-// unknown fields, null, floats in integers, bad numbers and times) is left to the registry.
+// unknown fields, null, floats in integers, bad numbers and times) is left to the registry; of
+// the counted fields only (the metrics'), it accepts the same and decodes them the same.
 func TestDecodeQueryAgreesWithEncodingJSON(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 5))
 	texts := []string{"SELECT 1", "SELECT * FROM t WHERE a < ? AND b > ?", `SELECT "x" FROM t`, `SELECT '\n'`, "SELECT 'é'", "", "x\u2028y"}
@@ -67,7 +68,10 @@ func TestDecodeQueryAgreesWithEncodingJSON(t *testing.T) {
 		if wantErr == nil && dec.More() {
 			wantErr = errTrailing
 		}
-		got, ok := decodeQuery(p, map[string]string{})
+		got, ok := decodeQuery(p, map[string]string{}, false)
+		if counted, countedOK := decodeQuery(p, map[string]string{}, true); countedOK != ok || ok && !reflect.DeepEqual(counted, withoutUncounted(got)) {
+			t.Errorf("decodeQuery(%s) of the counted fields = %+v, %v; of all of them %+v, %v", p, counted, countedOK, got, ok)
+		}
 		if !ok {
 			if i < 300 || bytes.Contains(p, []byte("ud83d")) {
 				t.Errorf("decodeQuery declined %s, a payload as the store writes them", p)
@@ -89,3 +93,9 @@ func TestDecodeQueryAgreesWithEncodingJSON(t *testing.T) {
 }
 
 var errTrailing = &json.SyntaxError{}
+
+// withoutUncounted is q without what decodeQuery leaves out for the metrics.
+func withoutUncounted(q domain.QueryExecuted) domain.QueryExecuted {
+	q.QueryID, q.SQL, q.Error, q.Tables = "", "", "", nil
+	return q
+}

@@ -463,7 +463,10 @@ func loadRows(ctx context.Context, tx *sql.Tx, table, columns string, rows []byt
 
 // rowFormat writes a closed bucket's values in one of the two forms a rebuild sends them in:
 // LOAD DATA's default text (tsv: fields by tabs, \N for NULL) or an INSERT's literals.
-type rowFormat struct{ tsv bool }
+type rowFormat struct {
+	tsv     bool
+	scratch *[]byte // where histograms are encoded, one after the other
+}
 
 func (f rowFormat) sep(q []byte) []byte {
 	if f.tsv {
@@ -474,12 +477,20 @@ func (f rowFormat) sep(q []byte) []byte {
 
 func (f rowFormat) text(q []byte, s string) []byte {
 	if f.tsv {
-		return appendField(q, []byte(s))
+		return appendEscaped(q, s)
 	}
 	return appendString(q, s)
 }
 
-func (f rowFormat) bytes(q, b []byte) []byte {
+// histogram appends h's encoding: NULL when h is nil or empty (MarshalBinary's nil).
+func (f rowFormat) histogram(q []byte, h *latency.Histogram) []byte {
+	var b []byte
+	if h != nil {
+		*f.scratch, _ = h.AppendBinary((*f.scratch)[:0])
+		if len(*f.scratch) > 0 {
+			b = *f.scratch
+		}
+	}
 	if f.tsv {
 		return appendField(q, b)
 	}
@@ -511,11 +522,7 @@ func appendUsageRow(q []byte, f rowFormat, k usageKey, r *usageRow) []byte {
 		q = strconv.AppendUint(f.sep(q), c, 10)
 	}
 	r.settle()
-	var hist []byte
-	if r.latency != nil {
-		hist, _ = r.latency.MarshalBinary()
-	}
-	q = f.bytes(f.sep(q), hist)
+	q = f.histogram(f.sep(q), r.latency)
 	q = f.nullInt(f.sep(q), r.databases)
 	return f.nullInt(f.sep(q), r.storage)
 }
@@ -532,15 +539,15 @@ func appendPatternRow(q []byte, f rowFormat, k patternKey, r *patternRow) []byte
 	q = strconv.AppendUint(f.sep(q), r.queries, 10)
 	q = strconv.AppendUint(f.sep(q), r.errors, 10)
 	r.settle()
-	hist, _ := r.latency.MarshalBinary()
-	return f.bytes(f.sep(q), hist)
+	return f.histogram(f.sep(q), &r.latency)
 }
 
 // tsvRows is the rows as LOAD DATA reads them: a line each.
 func tsvRows[K, R any](keys []K, rows []R, appendRow func([]byte, rowFormat, K, R) []byte) []byte {
 	q := make([]byte, 0, 256*len(keys))
+	f := rowFormat{tsv: true, scratch: new([]byte)}
 	for i, k := range keys {
-		q = append(appendRow(q, rowFormat{tsv: true}, k, rows[i]), '\n')
+		q = append(appendRow(q, f, k, rows[i]), '\n')
 	}
 	return q
 }
@@ -550,8 +557,19 @@ func appendField(q, b []byte) []byte {
 	if b == nil {
 		return append(q, '\\', 'N')
 	}
-	for _, c := range b {
-		switch c {
+	return appendEscaped(q, b)
+}
+
+// appendEscaped appends s escaped as LOAD DATA's default format reads it: a string as it is (an
+// id's 36 bytes converted would be an allocation), and what needs no escape in one copy.
+func appendEscaped[T string | []byte](q []byte, s T) []byte {
+	plain := 0
+	for plain < len(s) && s[plain] != '\\' && s[plain] != '\t' && s[plain] != '\n' && s[plain] != 0 {
+		plain++
+	}
+	q = append(q, s[:plain]...)
+	for i := plain; i < len(s); i++ {
+		switch c := s[i]; c {
 		case '\\':
 			q = append(q, '\\', '\\')
 		case '\t':
@@ -582,13 +600,14 @@ const insertRowsPerStatement = 2000
 func insertRows[K, R any](ctx context.Context, tx *sql.Tx, table, columns string, keys []K, rows []R,
 	appendRow func([]byte, rowFormat, K, R) []byte) error {
 	var q []byte
+	f := rowFormat{scratch: new([]byte)}
 	for from := 0; from < len(keys); from += insertRowsPerStatement {
 		q = append(q[:0], `INSERT INTO `+table+` `+columns+` VALUES `...)
 		for i := from; i < min(from+insertRowsPerStatement, len(keys)); i++ {
 			if i > from {
 				q = append(q, ',')
 			}
-			q = append(appendRow(append(q, '('), rowFormat{}, keys[i], rows[i]), ')')
+			q = append(appendRow(append(q, '('), f, keys[i], rows[i]), ')')
 		}
 		if _, err := tx.ExecContext(ctx, string(q)); err != nil {
 			return err

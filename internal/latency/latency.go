@@ -225,7 +225,15 @@ func (h *Histogram) MarshalBinary() ([]byte, error) {
 	if h.total == 0 {
 		return nil, nil
 	}
-	out := make([]byte, 0, 32+4*len(h.counts))
+	return h.AppendBinary(make([]byte, 0, 32+4*len(h.counts)))
+}
+
+// AppendBinary appends MarshalBinary's encoding of h to out (nothing for an empty histogram): a
+// writer of many rows encodes them into one buffer.
+func (h *Histogram) AppendBinary(out []byte) ([]byte, error) {
+	if h.total == 0 {
+		return out, nil
+	}
 	out = append(out, encodingVersion)
 	out = binary.AppendUvarint(out, h.zero)
 	out = binary.AppendUvarint(out, uint64(h.micros))
