@@ -55,6 +55,7 @@ type metricsRebuild struct {
 	intern   map[string]string // decode's: the ids, fingerprints and codes seen
 	refs     rowRefs           // decode's
 	slots    rowSlots          // fold's: the open rows by refs
+	closed   [2]int            // close's: the usage and pattern rows the last batch closed
 	noLoad   atomic.Bool       // the writes': LOAD DATA was refused
 }
 
@@ -65,8 +66,7 @@ func (p Metrics) startRebuild(t Tables) rebuildSession {
 	m := &metricsRebuild{p: p, t: t, usage: map[usageKey]*usageRow{}, patterns: map[patternKey]*patternRow{},
 		written: map[string]int64{}, texts: map[textKey]time.Time{}, dbs: map[domain.DatabaseID]*metricsDatabase{},
 		totals: map[domain.TenantID]*metricsTotals{}, members: map[domain.UserID][]domain.TenantID{},
-		intern: map[string]string{}, refs: rowRefs{usage: map[scope]int32{}, patterns: map[patternSubject]int32{},
-			fingerprints: map[string]string{}}}
+		intern: map[string]string{}, refs: newRowRefs()}
 	m.noLoad.Store(!rebuildLoadData)
 	return m
 }
@@ -112,40 +112,54 @@ type queryRefs struct {
 // rowRefs numbers the subjects of the rows a rebuild folds executed queries into. It is decode's:
 // the reading goroutine hashes an event's ids once, in maps of thousands, and the fold finds most
 // rows by index (rowSlots) instead of hashing the four strings of each of its 14 keys in maps of
-// hundreds of thousands of open rows (a third of the fold's time).
+// hundreds of thousands of open rows (a third of the fold's time). Subjects are numbered by the
+// numbers of their ids, which hash as a few bytes.
 type rowRefs struct {
-	usage    map[scope]int32
-	patterns map[patternSubject]int32
-	// fingerprints: Fingerprint of each text seen.
-	fingerprints map[string]string
+	ids          map[string]int32 // tenants', databases' and users'
+	fingerprints map[string]fingerprintRef
+	usage        map[usageSubject]int32
+	patterns     map[[4]int32]int32 // tenant, fingerprint, database, user (-1, -1: the tenant's own)
 }
 
-// patternSubject is a pattern row's key but its grain and bucket.
-type patternSubject struct {
-	tenant      domain.TenantID
-	fingerprint string
-	database    domain.DatabaseID
-	user        domain.UserID
+// fingerprintRef is a fingerprint's name (Fingerprint) and number.
+type fingerprintRef struct {
+	name string
+	n    int32
 }
 
-// maxRefs bounds the subjects rowRefs numbers (the slots are 3 per subject, 16 bytes each): a
-// tenant's distinct statements are a pattern each.
+// usageSubject is a usage row's key but its grain and bucket, by numbers: kind is the scope's
+// letter, subject the database's or user's id (-1: none).
+type usageSubject struct {
+	kind            byte
+	tenant, subject int32
+}
+
+// maxRefs bounds what rowRefs numbers (the slots are 3 per subject, 16 bytes each): a tenant's
+// distinct statements are a pattern each.
 const maxRefs = 200_000
+
+func newRowRefs() rowRefs {
+	return rowRefs{ids: map[string]int32{}, fingerprints: map[string]fingerprintRef{}, usage: map[usageSubject]int32{},
+		patterns: map[[4]int32]int32{}}
+}
 
 func (r *rowRefs) of(q domain.QueryExecuted) queryRefs {
 	fp, ok := r.fingerprints[q.Fingerprint]
-	if !ok {
-		fp = Fingerprint(q.Fingerprint)
-		if len(r.fingerprints) < maxInterned {
-			r.fingerprints[q.Fingerprint] = fp
-		}
+	if !ok && len(r.fingerprints) < maxRefs {
+		fp = fingerprintRef{Fingerprint(q.Fingerprint), int32(len(r.fingerprints))}
+		r.fingerprints[q.Fingerprint] = fp
+		ok = true
 	}
-	refs := queryRefs{fingerprint: fp, ok: true}
-	for i, s := range [...]scope{platform(), tenantScope(q.TenantID), databaseScope(q.TenantID, q.DatabaseID), userScope(q.TenantID, q.UserID)} {
+	refs := queryRefs{fingerprint: fp.name, ok: ok}
+	var tenant, db, user int32
+	tenant, refs.ok = number(r.ids, string(q.TenantID), refs.ok)
+	db, refs.ok = number(r.ids, string(q.DatabaseID), refs.ok)
+	user, refs.ok = number(r.ids, string(q.UserID), refs.ok)
+	for i, s := range [...]usageSubject{{ScopePlatform[0], -1, -1}, {ScopeTenant[0], tenant, -1}, {ScopeDatabase[0], tenant, db}, {ScopeUser[0], tenant, user}} {
 		refs.usage[i], refs.ok = number(r.usage, s, refs.ok)
 	}
-	refs.pattern, refs.ok = number(r.patterns, patternSubject{q.TenantID, fp, "", ""}, refs.ok)
-	refs.memberPattern, refs.ok = number(r.patterns, patternSubject{q.TenantID, fp, q.DatabaseID, q.UserID}, refs.ok)
+	refs.pattern, refs.ok = number(r.patterns, [4]int32{tenant, fp.n, -1, -1}, refs.ok)
+	refs.memberPattern, refs.ok = number(r.patterns, [4]int32{tenant, fp.n, db, user}, refs.ok)
 	return refs
 }
 
@@ -335,8 +349,9 @@ func (m *metricsRebuild) close(b *metricsBatch) *metricsRebuildWrite {
 	m.slots.clear() // the closed rows and the late ones leave
 	w := &metricsRebuildWrite{noLoad: &m.noLoad}
 	closedBefore := func(grain string, bucket int64) bool { return bucket < m.written[grain] }
-	w.usageKeys, w.usageRows = takeClosed(m.usage, func(k usageKey) bool { return closedBefore(k.grain, k.bucket) }, compareUsageKeys)
-	w.patternKeys, w.patternRows = takeClosed(m.patterns, func(k patternKey) bool { return closedBefore(k.grain, k.bucket) }, comparePatternKeys)
+	w.usageKeys, w.usageRows = takeClosed(m.usage, func(k usageKey) bool { return closedBefore(k.grain, k.bucket) }, compareUsageKeys, m.closed[0])
+	w.patternKeys, w.patternRows = takeClosed(m.patterns, func(k patternKey) bool { return closedBefore(k.grain, k.bucket) }, comparePatternKeys, m.closed[1])
+	m.closed = [2]int{len(w.usageKeys), len(w.patternKeys)}
 	// The late rows, the followed state that changed (copied: the next fold changes it) and the
 	// texts not written with this last_seen yet go through a live batch's writes, reading every
 	// stored histogram back.
@@ -378,13 +393,14 @@ func (m *metricsRebuild) close(b *metricsBatch) *metricsRebuildWrite {
 	return w
 }
 
-// takeClosed removes from open the rows whose buckets are closed and returns them in key order.
-func takeClosed[K comparable, R any](open map[K]R, closed func(K) bool, compare func(K, K) int) ([]K, []R) {
+// takeClosed removes from open the rows whose buckets are closed and returns them in key order;
+// about as many as expected (the previous batch's: batches close alike) are made room for first.
+func takeClosed[K comparable, R any](open map[K]R, closed func(K) bool, compare func(K, K) int, expected int) ([]K, []R) {
 	type entry struct {
 		k K
 		r R
 	}
-	var taken []entry
+	taken := make([]entry, 0, expected+expected/4)
 	for k, r := range open {
 		if closed(k) {
 			taken = append(taken, entry{k, r})
