@@ -216,7 +216,8 @@ func (a *App) open(ctx context.Context) error {
 	}
 	a.Engine = queryexec.NewEngine(queryexec.EngineOptions{Fleet: a.Fleet, Passwords: a.Databases.AccountPassword,
 		Results: resultStore, Log: a.Log, Now: now, OnWrite: a.Databases.MeasureSoon, MaxResultBytes: a.Config.ResultMaxBytes,
-		QueriesInFlight: a.Config.QueriesInFlight, QueryMemory: a.Config.QueryMemory, Processes: a.Lease.Processes})
+		QueriesInFlight: a.Config.QueriesInFlight, QueryMemory: a.Config.QueryMemory, AdmissionWait: a.Config.QueryWait,
+		Processes: a.Lease.Processes})
 	a.QueryRunner = commands.NewQueryRunner(a.Engine, a.Store, a.queryTarget, resultarchive.New(db), now, a.Log)
 	a.QueryRunner.Instance = a.Lease.ID()
 	a.QueryOutcomes = commands.NewQueryOutcomes(a.Store, db, a.Lease.Alive, now, a.Log)

@@ -63,10 +63,13 @@ type Config struct {
 	ExportMax      time.Duration
 	ExportsPerUser int
 	// ResultMaxBytes bounds the rows of one result; QueriesInFlight the statements the process
-	// runs at once; QueryMemory the bytes of rows those hold in memory together.
+	// runs at once; QueryMemory the bytes of rows those hold in memory together; QueryWait how
+	// long a statement waits for a place among those, or its tenant's, or a session on its
+	// database's account, before it is refused as busy.
 	ResultMaxBytes  int64
 	QueriesInFlight int
 	QueryMemory     int64
+	QueryWait       time.Duration
 	// WebhookPrivateAddresses lets webhooks reach private, loopback and link-local addresses
 	// (CLOUDDB_WEBHOOK_PRIVATE_ADDRESSES=allow), for a development machine whose receivers listen
 	// on localhost; by default a webhook reaches the public internet only (internal/egress).
@@ -264,6 +267,12 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		fail("CLOUDDB_QUERY_MEMORY", "%q must be a number of bytes, at least 8388608 (a row's most)", queryMemText)
 	} else {
 		c.QueryMemory = n
+	}
+	queryWaitText := get("CLOUDDB_QUERY_WAIT", "2s")
+	if d, err := time.ParseDuration(queryWaitText); err != nil || d < 100*time.Millisecond || d > 5*time.Minute {
+		fail("CLOUDDB_QUERY_WAIT", "%q must be a duration from 100ms to 5m", queryWaitText)
+	} else {
+		c.QueryWait = d
 	}
 	drainText := get("CLOUDDB_SHUTDOWN_DRAIN", "30s")
 	if d, err := time.ParseDuration(drainText); err != nil || d < 0 || d > time.Hour {

@@ -75,6 +75,7 @@ func TestInvalidValuesNameTheVariableOnOneLine(t *testing.T) {
 		"CLOUDDB_RESULT_MAX_BYTES":      "1000",
 		"CLOUDDB_QUERIES_IN_FLIGHT":     "0",
 		"CLOUDDB_QUERY_MEMORY":          "1048576",
+		"CLOUDDB_QUERY_WAIT":            "10ms",
 		"CLOUDDB_LOAD_SAMPLE_TENANTS":   "0",
 	}
 	for name, value := range tests {
@@ -143,17 +144,17 @@ func TestResultBounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.ExportIdle != time.Minute || c.ExportMax != time.Hour || c.ExportsPerUser != 2 || c.ResultMaxBytes != 256<<20 ||
-		c.QueriesInFlight != 256 || c.QueryMemory != 128<<20 || c.LoadSampleTenants != 1000 {
+		c.QueriesInFlight != 256 || c.QueryMemory != 128<<20 || c.QueryWait != 2*time.Second || c.LoadSampleTenants != 1000 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	c, err = FromEnv(env(map[string]string{"CLOUDDB_EXPORT_IDLE_TIMEOUT": "5s", "CLOUDDB_EXPORT_MAX_DURATION": "2h",
 		"CLOUDDB_EXPORTS_PER_USER": "4", "CLOUDDB_RESULT_MAX_BYTES": "2097152", "CLOUDDB_QUERIES_IN_FLIGHT": "32",
-		"CLOUDDB_QUERY_MEMORY": "16777216"}))
+		"CLOUDDB_QUERY_MEMORY": "16777216", "CLOUDDB_QUERY_WAIT": "30s"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.ExportIdle != 5*time.Second || c.ExportMax != 2*time.Hour || c.ExportsPerUser != 4 || c.ResultMaxBytes != 2<<20 ||
-		c.QueriesInFlight != 32 || c.QueryMemory != 16<<20 {
+		c.QueriesInFlight != 32 || c.QueryMemory != 16<<20 || c.QueryWait != 30*time.Second {
 		t.Fatalf("values not read: %+v", c)
 	}
 }
