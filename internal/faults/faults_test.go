@@ -371,7 +371,7 @@ func (h *harness) killDuringStop() {
 	h.call(h.token, "", "POST", "/databases/"+h.life+"/start", nil)
 }
 
-// terminateDuringLongStatements: SIGTERM while INSERTs that take 8 s run; with a drain of 1 s
+// terminateDuringLongStatements: SIGTERM while INSERTs that take 25 s run; with a drain of 1 s
 // they are killed on the server, recorded cancelled, answered 503, and the process exits 0.
 func (h *harness) terminateDuringLongStatements() {
 	t := h.t
@@ -381,18 +381,22 @@ func (h *harness) terminateDuringLongStatements() {
 		go func() {
 			// The admin's session is a principal of its own, with its own Idempotency-Keys: the
 			// workers' API keys may be near their daily allowance, and a user holds 20 keys at most.
-			r := h.load.newRequest(h.token, h.databases[i%3], "INSERT INTO t (v) SELECT %d FROM (SELECT SLEEP(8)) s")
+			r := h.load.newRequest(h.token, h.databases[i%3], "INSERT INTO t (v) SELECT %d FROM (SELECT SLEEP(25)) s")
 			h.load.send(h, r)
 			answers <- r
 		}()
 	}
-	until(t, 10*time.Second, "the long INSERTs run on the server", func() bool {
+	// All three must run at once and still run when the 1 s drain ends: the first to reach the
+	// server must not finish (SLEEP(25), under the plan's 30 s timeout) before the last arrives and
+	// the drain is over, which SLEEP(8) left to 7 s of a loaded machine. The drain kills them, so
+	// the longer sleep costs no time.
+	until(t, 20*time.Second, "the long INSERTs run on the server", func() bool {
 		if len(answers) > 0 {
 			r := <-answers
 			t.Fatalf("a long INSERT answered before the shutdown: %d %v", r.first.status, r.first.doc)
 		}
 		var n int
-		h.admin.QueryRow(`SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER LIKE ? AND INFO LIKE '%INSERT INTO t (v) SELECT % SLEEP(8)%'`,
+		h.admin.QueryRow(`SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER LIKE ? AND INFO LIKE '%INSERT INTO t (v) SELECT % SLEEP(25)%'`,
 			h.prefix+"%").Scan(&n)
 		return n == slow
 	})
