@@ -25,3 +25,11 @@ func SetRebuildMaxOpenRows(n int) (restore func()) {
 	rebuildMaxOpenRows = n
 	return func() { rebuildMaxOpenRows = old }
 }
+
+// SetRebuildMaxRefs bounds what a rebuild numbers (rowRefs) to n per kind until restore is
+// called: the rest of the open rows are kept in maps.
+func SetRebuildMaxRefs(n int) (restore func()) {
+	old := maxRefs
+	maxRefs = n
+	return func() { maxRefs = old }
+}

@@ -43,7 +43,8 @@ type metricsRebuild struct {
 	position int64
 	counted  time.Time // the latest time counted
 	cut      domain.MetricsPruned
-	// The open buckets; written (per grain code) is where the buckets written end.
+	// The open buckets of subjects slots has not numbered (it holds the others'); written (per
+	// grain code) is where the buckets written end.
 	usage    map[usageKey]*usageRow
 	patterns map[patternKey]*patternRow
 	written  map[string]int64
@@ -53,8 +54,7 @@ type metricsRebuild struct {
 	totals   map[domain.TenantID]*metricsTotals
 	members  map[domain.UserID][]domain.TenantID
 	intern   map[string]string // decode's: the ids, fingerprints and codes seen
-	refs     rowRefs           // decode's
-	slots    rowSlots          // fold's: the open rows by refs
+	slots    rowSlots          // fold's: most open rows, by their subjects' numbers
 	closed   [2]int            // close's: the usage and pattern rows the last batch closed
 	noLoad   atomic.Bool       // the writes': LOAD DATA was refused
 }
@@ -66,7 +66,7 @@ func (p Metrics) startRebuild(t Tables) rebuildSession {
 	m := &metricsRebuild{p: p, t: t, usage: map[usageKey]*usageRow{}, patterns: map[patternKey]*patternRow{},
 		written: map[string]int64{}, texts: map[textKey]time.Time{}, dbs: map[domain.DatabaseID]*metricsDatabase{},
 		totals: map[domain.TenantID]*metricsTotals{}, members: map[domain.UserID][]domain.TenantID{},
-		intern: map[string]string{}, refs: newRowRefs()}
+		intern: map[string]string{}, slots: rowSlots{refs: newRowRefs()}}
 	m.noLoad.Store(!rebuildLoadData)
 	return m
 }
@@ -91,145 +91,190 @@ func (m *metricsRebuild) decode(events []eventstore.Envelope) (any, error) {
 			return nil, fmt.Errorf("projections: metrics at position %d: %w", env.Position, err)
 		}
 		decoded[i] = decodedEvent{env: env, e: e}
-		if q, ok := e.(domain.QueryExecuted); ok {
-			decoded[i].refs = m.refs.of(q)
-		}
 	}
 	return decoded, nil
 }
 
 // queryRefs number an executed query's rows for a rebuild's fold (rowRefs): its usage rows'
 // subjects (the platform, tenant, database and member, in that order), its tenant's pattern and
-// its database and member's, with the pattern's fingerprint. ok is false when rowRefs holds as
-// many subjects as it may: the fold then looks the rows up by their keys.
+// its database and member's (-1: not numbered, the row is kept in a map by its key), with the
+// pattern's fingerprint.
 type queryRefs struct {
 	usage                  [4]int32
 	pattern, memberPattern int32
 	fingerprint            string
-	ok                     bool
 }
 
-// rowRefs numbers the subjects of the rows a rebuild folds executed queries into. It is decode's:
-// the reading goroutine hashes an event's ids once, in maps of thousands, and the fold finds most
-// rows by index (rowSlots) instead of hashing the four strings of each of its 14 keys in maps of
-// hundreds of thousands of open rows (a third of the fold's time). Subjects are numbered by the
-// numbers of their ids, which hash as a few bytes.
+// rowRefs numbers the subjects of the rows a rebuild folds, by the numbers of their ids (keys of
+// a few bytes, not three to six strings), so that the fold keeps their open rows in slices by
+// those numbers (rowSlots) rather than in maps of tens of thousands of rows, which took a third
+// of its time. A subject is numbered when first seen or never (the maps only grow), so its rows
+// are always in the same place.
 type rowRefs struct {
-	ids          map[string]int32 // tenants', databases' and users'
-	fingerprints map[string]fingerprintRef
-	usage        map[usageSubject]int32
-	patterns     map[[4]int32]int32 // tenant, fingerprint, database, user (-1, -1: the tenant's own)
+	ids      map[string]int32 // tenants', databases', users' and fingerprints' names
+	names    map[string]string
+	usage    map[usageSubject]int32
+	patterns map[[4]int32]int32 // tenant, fingerprint, database, user (ids' numbers)
+	// scopes and patternKeys are what each number stands for: its rows' keys but grain and
+	// bucket.
+	scopes      []scope
+	patternKeys []patternKey
 }
 
-// fingerprintRef is a fingerprint's name (Fingerprint) and number.
-type fingerprintRef struct {
-	name string
-	n    int32
-}
-
-// usageSubject is a usage row's key but its grain and bucket, by numbers: kind is the scope's
-// letter, subject the database's or user's id (-1: none).
+// usageSubject is a scope by the numbers of its ids.
 type usageSubject struct {
 	kind            byte
 	tenant, subject int32
 }
 
-// maxRefs bounds what rowRefs numbers (the slots are 3 per subject, 16 bytes each): a tenant's
-// distinct statements are a pattern each.
-const maxRefs = 200_000
+// maxRefs bounds what each map of rowRefs numbers: a tenant's distinct statements are a pattern
+// each. A variable for the tests.
+var maxRefs = 200_000
 
 func newRowRefs() rowRefs {
-	return rowRefs{ids: map[string]int32{}, fingerprints: map[string]fingerprintRef{}, usage: map[usageSubject]int32{},
-		patterns: map[[4]int32]int32{}}
+	return rowRefs{ids: map[string]int32{}, names: map[string]string{}, usage: map[usageSubject]int32{}, patterns: map[[4]int32]int32{}}
 }
 
 func (r *rowRefs) of(q domain.QueryExecuted) queryRefs {
-	fp, ok := r.fingerprints[q.Fingerprint]
-	if !ok && len(r.fingerprints) < maxRefs {
-		fp = fingerprintRef{Fingerprint(q.Fingerprint), int32(len(r.fingerprints))}
-		r.fingerprints[q.Fingerprint] = fp
-		ok = true
+	fp, ok := r.names[q.Fingerprint]
+	if !ok {
+		fp = Fingerprint(q.Fingerprint)
+		if len(r.names) < maxRefs {
+			r.names[q.Fingerprint] = fp
+		}
 	}
-	refs := queryRefs{fingerprint: fp.name, ok: ok}
-	var tenant, db, user int32
-	tenant, refs.ok = number(r.ids, string(q.TenantID), refs.ok)
-	db, refs.ok = number(r.ids, string(q.DatabaseID), refs.ok)
-	user, refs.ok = number(r.ids, string(q.UserID), refs.ok)
-	for i, s := range [...]usageSubject{{ScopePlatform[0], -1, -1}, {ScopeTenant[0], tenant, -1}, {ScopeDatabase[0], tenant, db}, {ScopeUser[0], tenant, user}} {
-		refs.usage[i], refs.ok = number(r.usage, s, refs.ok)
+	none, tenant, db, user, name := number(r.ids, ""), number(r.ids, string(q.TenantID)), number(r.ids, string(q.DatabaseID)),
+		number(r.ids, string(q.UserID)), number(r.ids, fp)
+	refs := queryRefs{fingerprint: fp}
+	subjects := [...]usageSubject{{ScopePlatform[0], none, none}, {ScopeTenant[0], tenant, none}, {ScopeDatabase[0], tenant, db}, {ScopeUser[0], tenant, user}}
+	scopes := [...]scope{platform(), tenantScope(q.TenantID), databaseScope(q.TenantID, q.DatabaseID), userScope(q.TenantID, q.UserID)}
+	for i, s := range subjects {
+		refs.usage[i] = r.usageNumber(s, scopes[i])
 	}
-	refs.pattern, refs.ok = number(r.patterns, [4]int32{tenant, fp.n, -1, -1}, refs.ok)
-	refs.memberPattern, refs.ok = number(r.patterns, [4]int32{tenant, fp.n, db, user}, refs.ok)
+	refs.pattern = r.patternNumber([4]int32{tenant, name, none, none}, patternKey{tenant: q.TenantID, fingerprint: fp})
+	refs.memberPattern = r.patternNumber([4]int32{tenant, name, db, user},
+		patternKey{tenant: q.TenantID, fingerprint: fp, database: q.DatabaseID, user: q.UserID})
 	return refs
 }
 
-// number returns k's number in numbers, given one if it has none and numbers may grow; ok is
-// false (and stays so) when it may not.
-func number[K comparable](numbers map[K]int32, k K, ok bool) (int32, bool) {
-	if !ok {
-		return 0, false
+// scopeNumber is s's number as of numbers it, or -1.
+func (r *rowRefs) scopeNumber(s scope) int32 {
+	return r.usageNumber(usageSubject{s.kind[0], number(r.ids, string(s.tenant)), number(r.ids, s.subject)}, s)
+}
+
+func (r *rowRefs) usageNumber(k usageSubject, s scope) int32 {
+	if k.tenant < 0 || k.subject < 0 {
+		return -1
 	}
+	n := number(r.usage, k)
+	if n >= 0 && int(n) == len(r.scopes) {
+		r.scopes = append(r.scopes, s)
+	}
+	return n
+}
+
+func (r *rowRefs) patternNumber(k [4]int32, p patternKey) int32 {
+	if min(k[0], k[1], k[2], k[3]) < 0 {
+		return -1
+	}
+	n := number(r.patterns, k)
+	if n >= 0 && int(n) == len(r.patternKeys) {
+		r.patternKeys = append(r.patternKeys, p)
+	}
+	return n
+}
+
+// number returns k's number in numbers, given one if it has none and numbers may grow; else -1.
+func number[K comparable](numbers map[K]int32, k K) int32 {
 	n, found := numbers[k]
 	if !found {
 		if len(numbers) >= maxRefs {
-			return 0, false
+			return -1
 		}
 		n = int32(len(numbers))
 		numbers[k] = n
 	}
-	return n, true
+	return n
 }
 
-// rowSlots are a rebuild fold's open rows by queryRefs: per subject and grain (3 slots a
-// subject, in the order of grains), the row of the bucket last counted in, found in its map
-// when the bucket changes. A slot stays right while the fold runs (written does not move), and
-// the slots are emptied when rows leave the maps (close, prune).
+// rowSlots keep a rebuild's open rows of numbered subjects (rowRefs): per subject and grain (3
+// a subject, in the order of grains), its open buckets, the latest mostly last. A new minute of a
+// member is then an append, not a lookup and an insert in a map of every open row, and closing
+// a batch's buckets a pass over short slices. It is the fold goroutine's, as are the numbers.
 type rowSlots struct {
-	usage    []rowSlot[usageRow]
-	patterns []rowSlot[patternRow]
+	refs     rowRefs
+	usage    [][]openBucket[usageRow]
+	patterns [][]openBucket[patternRow]
+	open     int // rows in usage and patterns
 	// textDay: per tenant's pattern, the day its text was last noted in the fold, plus one (0:
 	// none).
 	textDay []int64
 }
 
-type rowSlot[R any] struct {
+type openBucket[R any] struct {
 	bucket int64
 	row    *R
 }
 
-// of returns the slots when refs are ok, grown to hold their subjects; else nil.
+// refsOf numbers q's rows (none without slots).
+func (s *rowSlots) refsOf(q domain.QueryExecuted) queryRefs {
+	if s == nil {
+		return queryRefs{usage: [4]int32{-1, -1, -1, -1}, pattern: -1, memberPattern: -1}
+	}
+	return s.refs.of(q)
+}
+
+// of returns the slots grown to hold refs' subjects (nil without slots).
 func (s *rowSlots) of(refs *queryRefs) *rowSlots {
-	if s == nil || !refs.ok {
+	if s == nil {
 		return nil
 	}
-	usage := 3 * int(max(refs.usage[0], refs.usage[1], refs.usage[2], refs.usage[3])+1)
-	if usage > len(s.usage) {
-		s.usage = append(s.usage, make([]rowSlot[usageRow], usage-len(s.usage)+len(s.usage)/2)...)
-	}
+	s.growUsage(max(refs.usage[0], refs.usage[1], refs.usage[2], refs.usage[3]))
 	if patterns := 3 * int(max(refs.pattern, refs.memberPattern)+1); patterns > len(s.patterns) {
-		s.patterns = append(s.patterns, make([]rowSlot[patternRow], patterns-len(s.patterns)+len(s.patterns)/2)...)
+		s.patterns = append(s.patterns, make([][]openBucket[patternRow], patterns-len(s.patterns)+len(s.patterns)/2)...)
 		s.textDay = append(s.textDay, make([]int64, len(s.patterns)/3-len(s.textDay))...)
 	}
 	return s
 }
 
-func (s *rowSlots) usageSlots() []rowSlot[usageRow] {
+func (s *rowSlots) growUsage(subject int32) {
+	if usage := 3 * int(subject+1); usage > len(s.usage) {
+		s.usage = append(s.usage, make([][]openBucket[usageRow], usage-len(s.usage)+len(s.usage)/2)...)
+	}
+}
+
+// usageIndex is the slot of scope in grain (its index in grains), or -1 without slots or a
+// number.
+func (s *rowSlots) usageIndex(sc scope, grain int) int {
+	if s == nil {
+		return -1
+	}
+	n := s.refs.scopeNumber(sc)
+	if n < 0 {
+		return -1
+	}
+	s.growUsage(n)
+	return 3*int(n) + grain
+}
+
+func (s *rowSlots) usageSlots() [][]openBucket[usageRow] {
 	if s == nil {
 		return nil
 	}
 	return s.usage
 }
 
-func (s *rowSlots) patternSlots() []rowSlot[patternRow] {
+func (s *rowSlots) patternSlots() [][]openBucket[patternRow] {
 	if s == nil {
 		return nil
 	}
 	return s.patterns
 }
 
-// slotIndex is the slot of subject in grain (its index in grains), or -1 without slots.
+// slotIndex is the slot of subject in grain (its index in grains), or -1 without slots or a
+// number.
 func slotIndex(s *rowSlots, subject int32, grain int) int {
-	if s == nil {
+	if s == nil || subject < 0 {
 		return -1
 	}
 	return 3*int(subject) + grain
@@ -238,7 +283,7 @@ func slotIndex(s *rowSlots, subject int32, grain int) int {
 // textSeen reports whether the text of the tenant's pattern was noted for day in this fold, and
 // marks it so.
 func (s *rowSlots) textSeen(pattern int32, day int64) bool {
-	if s == nil {
+	if s == nil || pattern < 0 {
 		return false
 	}
 	if s.textDay[pattern] == day+1 {
@@ -248,24 +293,48 @@ func (s *rowSlots) textSeen(pattern int32, day int64) bool {
 	return false
 }
 
-func (s *rowSlots) clear() {
-	if s != nil {
-		clear(s.usage)
-		clear(s.patterns)
-		clear(s.textDay)
+// prune drops the open rows before the cut (cutoff, by grain and whether a pattern's).
+func (s *rowSlots) prune(cutoff func(domain.MetricsGrain, bool) time.Time) {
+	if s == nil {
+		return
 	}
+	s.open -= dropOpen(s.usage, func(i int, o openBucket[usageRow]) bool { return o.bucket < cutoff(grains[i%3], false).Unix() })
+	s.open -= dropOpen(s.patterns, func(i int, o openBucket[patternRow]) bool { return o.bucket < cutoff(grains[i%3], true).Unix() })
 }
 
-// slotRow returns the row of k (a key of a bucket of grain): slots[i]'s when it holds that bucket,
-// else openRow's, then kept in slots[i] (i < 0: no slot).
-func slotRow[K comparable, R any](b *metricsBatch, slots []rowSlot[R], i int, rows, late map[K]*R, k K, grain string, bucket int64) *R {
-	if i >= 0 && slots[i].row != nil && slots[i].bucket == bucket {
-		return slots[i].row
+// dropOpen removes from slots the buckets drop says to (by slot and bucket) and counts them.
+func dropOpen[R any](slots [][]openBucket[R], drop func(int, openBucket[R]) bool) int {
+	dropped := 0
+	for i, open := range slots {
+		kept := open[:0]
+		for _, o := range open {
+			if drop(i, o) {
+				dropped++
+			} else {
+				kept = append(kept, o)
+			}
+		}
+		clear(open[len(kept):])
+		slots[i] = kept
 	}
-	row := openRow(b, rows, late, k, grain, bucket)
-	if i >= 0 {
-		slots[i] = rowSlot[R]{bucket, row}
+	return dropped
+}
+
+// slotRow returns the row of k (a key of a bucket of grain): from slots[i] when k's subject has a
+// slot (i >= 0) and its bucket is open, made there if missing; else openRow's.
+func slotRow[K comparable, R any](b *metricsBatch, slots [][]openBucket[R], i int, rows, late map[K]*R, k K, grain string, bucket int64) *R {
+	if i < 0 || bucket < b.written[grain] {
+		return openRow(b, rows, late, k, grain, bucket)
 	}
+	open := slots[i]
+	for j := len(open) - 1; j >= 0; j-- {
+		if open[j].bucket == bucket {
+			return open[j].row
+		}
+	}
+	row := new(R)
+	slots[i] = append(open, openBucket[R]{bucket, row})
+	b.slots.open++
 	return row
 }
 
@@ -283,7 +352,7 @@ func (m *metricsRebuild) fold(decoded any) (rebuildWrite, error) {
 	for code, size := range grainSizes {
 		m.written[code] = max(m.written[code], until.Truncate(size).Unix())
 	}
-	if len(m.usage)+len(m.patterns) > rebuildMaxOpenRows {
+	if len(m.usage)+len(m.patterns)+m.slots.open > rebuildMaxOpenRows {
 		// A tenant's distinct statements are a pattern row each, open until their day is over:
 		// tens of millions in a day of a hostile tenant, where a live batch holds its own only.
 		// Every open bucket closes now; later events for them count as late (upserted), as for
@@ -294,6 +363,14 @@ func (m *metricsRebuild) fold(decoded any) (rebuildWrite, error) {
 		for k := range m.patterns {
 			m.written[k.grain] = max(m.written[k.grain], k.bucket+1)
 		}
+		dropOpen(m.slots.usage, func(i int, o openBucket[usageRow]) bool {
+			m.written[grainCode(grains[i%3])] = max(m.written[grainCode(grains[i%3])], o.bucket+1)
+			return false
+		})
+		dropOpen(m.slots.patterns, func(i int, o openBucket[patternRow]) bool {
+			m.written[grainCode(grains[i%3])] = max(m.written[grainCode(grains[i%3])], o.bucket+1)
+			return false
+		})
 	}
 	return m.close(b), nil
 }
@@ -346,11 +423,19 @@ func (m *metricsRebuild) batch() *metricsBatch {
 // write. The write owns everything it holds: the next fold runs while it is written.
 func (m *metricsRebuild) close(b *metricsBatch) *metricsRebuildWrite {
 	m.position, m.counted, m.cut = b.position, b.counted, b.cut
-	m.slots.clear() // the closed rows and the late ones leave
+	clear(m.slots.textDay) // the fold's texts go with it
 	w := &metricsRebuildWrite{noLoad: &m.noLoad}
 	closedBefore := func(grain string, bucket int64) bool { return bucket < m.written[grain] }
-	w.usageKeys, w.usageRows = takeClosed(m.usage, func(k usageKey) bool { return closedBefore(k.grain, k.bucket) }, compareUsageKeys, m.closed[0])
-	w.patternKeys, w.patternRows = takeClosed(m.patterns, func(k patternKey) bool { return closedBefore(k.grain, k.bucket) }, comparePatternKeys, m.closed[1])
+	refs := &m.slots.refs
+	w.usageKeys, w.usageRows = takeClosed(m.usage, m.slots.usage, &m.slots.open, func(i int, bucket int64) usageKey {
+		s := refs.scopes[i/3]
+		return usageKey{s.tenant, s.kind, s.subject, grainCode(grains[i%3]), bucket}
+	}, func(k usageKey) (string, int64) { return k.grain, k.bucket }, closedBefore, compareUsageKeys, m.closed[0])
+	w.patternKeys, w.patternRows = takeClosed(m.patterns, m.slots.patterns, &m.slots.open, func(i int, bucket int64) patternKey {
+		k := refs.patternKeys[i/3]
+		k.grain, k.bucket = grainCode(grains[i%3]), bucket
+		return k
+	}, func(k patternKey) (string, int64) { return k.grain, k.bucket }, closedBefore, comparePatternKeys, m.closed[1])
 	m.closed = [2]int{len(w.usageKeys), len(w.patternKeys)}
 	// The late rows, the followed state that changed (copied: the next fold changes it) and the
 	// texts not written with this last_seen yet go through a live batch's writes, reading every
@@ -393,22 +478,31 @@ func (m *metricsRebuild) close(b *metricsBatch) *metricsRebuildWrite {
 	return w
 }
 
-// takeClosed removes from open the rows whose buckets are closed and returns them in key order;
-// about as many as expected (the previous batch's: batches close alike) are made room for first.
-func takeClosed[K comparable, R any](open map[K]R, closed func(K) bool, compare func(K, K) int, expected int) ([]K, []R) {
+// takeClosed removes the rows whose buckets are closed from the map open and from slots (open
+// counts theirs; keyOf makes the key of slot i's bucket) and returns them in key order; about as
+// many as expected (the previous batch's: batches close alike) are made room for first.
+func takeClosed[K comparable, R any](open map[K]*R, slots [][]openBucket[R], inSlots *int, keyOf func(int, int64) K,
+	at func(K) (string, int64), closed func(string, int64) bool, compare func(K, K) int, expected int) ([]K, []*R) {
 	type entry struct {
 		k K
-		r R
+		r *R
 	}
 	taken := make([]entry, 0, expected+expected/4)
 	for k, r := range open {
-		if closed(k) {
+		if closed(at(k)) {
 			taken = append(taken, entry{k, r})
 			delete(open, k)
 		}
 	}
+	*inSlots -= dropOpen(slots, func(i int, o openBucket[R]) bool {
+		if !closed(grainCode(grains[i%3]), o.bucket) {
+			return false
+		}
+		taken = append(taken, entry{keyOf(i, o.bucket), o.row})
+		return true
+	})
 	slices.SortFunc(taken, func(x, y entry) int { return compare(x.k, y.k) })
-	keys, rows := make([]K, len(taken)), make([]R, len(taken))
+	keys, rows := make([]K, len(taken)), make([]*R, len(taken))
 	for i, e := range taken {
 		keys[i], rows[i] = e.k, e.r
 	}

@@ -338,24 +338,13 @@ type metricsBatch struct {
 	// readAll: the batch's rows may all be stored already (a rebuild's late rows): mayBeStored
 	// answers true, and the cache knows none of them.
 	readAll bool
-	// slots: a rebuild's rows by the numbers its decode gave the executed queries (nil: a live
-	// batch, which looks every row up by its key).
+	// slots: a rebuild's open rows by the numbers of their subjects (nil: a live batch, which
+	// looks every row up by its key).
 	slots *rowSlots
 }
 
-// usageRow returns the batch's row of k, made if missing: in a rebuild, a late one when the
-// bucket of k was written already.
-func (b *metricsBatch) usageRow(k usageKey) *usageRow {
-	return openRow(b, b.usage, b.lateUsage, k, k.grain, k.bucket)
-}
-
-// patternRow is usageRow for patterns.
-func (b *metricsBatch) patternRow(k patternKey) *patternRow {
-	return openRow(b, b.patterns, b.latePatterns, k, k.grain, k.bucket)
-}
-
-// openRow returns the row of k, a key of a bucket of grain, in rows (in late when a rebuild wrote
-// that bucket already), made if missing.
+// openRow returns the batch's row of k, a key of a bucket of grain, in rows (in late when a
+// rebuild wrote that bucket already), made if missing.
 func openRow[K comparable, R any](b *metricsBatch, rows, late map[K]*R, k K, grain string, bucket int64) *R {
 	if b.written != nil && bucket < b.written[grain] {
 		rows = late
@@ -369,9 +358,8 @@ func openRow[K comparable, R any](b *metricsBatch, rows, late map[K]*R, k K, gra
 }
 
 type decodedEvent struct {
-	env  eventstore.Envelope
-	e    domain.Event
-	refs queryRefs // a rebuild's, of an executed query (rowRefs); not ok in a live batch
+	env eventstore.Envelope
+	e   domain.Event
 }
 
 // Apply folds the events into their buckets and writes each touched row once.
@@ -519,7 +507,7 @@ func (b *metricsBatch) count(at time.Time, f func(*usageRow), scopes ...scope) {
 	if at.After(b.counted) {
 		b.counted = at.UTC()
 	}
-	for _, g := range grains {
+	for gi, g := range grains {
 		start := g.Start(at)
 		if start.Before(b.cutoff(g, false)) {
 			continue
@@ -528,7 +516,9 @@ func (b *metricsBatch) count(at time.Time, f func(*usageRow), scopes ...scope) {
 			if s.kind == ScopeDatabase && g == domain.GrainMinute {
 				continue
 			}
-			f(b.usageRow(usageKey{s.tenant, s.kind, s.subject, grainCode(g), start.Unix()}))
+			k := usageKey{s.tenant, s.kind, s.subject, grainCode(g), start.Unix()}
+			i := b.slots.usageIndex(s, gi) // first: it may grow the slots
+			f(slotRow(b, b.slots.usageSlots(), i, b.usage, b.lateUsage, k, k.grain, k.bucket))
 		}
 	}
 }
@@ -540,7 +530,7 @@ func (b *metricsBatch) fold(d *decodedEvent) {
 	env, at := d.env, d.env.RecordedAt
 	switch e := d.e.(type) {
 	case domain.QueryExecuted:
-		b.query(e, &d.refs)
+		b.query(e)
 	case domain.UserLoginSucceeded:
 		user := domain.UserID(strings.TrimPrefix(env.StreamID, "user-"))
 		scopes := []scope{platform()}
@@ -593,9 +583,10 @@ func (b *metricsBatch) memberScopes(stream string) []scope {
 }
 
 // query counts one statement: its status, rows, latency (unless it never reached the server) and
-// its pattern. refs, when ok, find its rows in b.slots.
-func (b *metricsBatch) query(e domain.QueryExecuted, refs *queryRefs) {
-	slots, fp := b.slots.of(refs), refs.fingerprint
+// its pattern; in a rebuild, in the rows of b.slots when its subjects are numbered.
+func (b *metricsBatch) query(e domain.QueryExecuted) {
+	refs := b.slots.refsOf(e)
+	slots, fp := b.slots.of(&refs), refs.fingerprint
 	if slots == nil {
 		fp = Fingerprint(e.Fingerprint)
 	}
@@ -773,8 +764,8 @@ func (b *metricsBatch) prune(e domain.MetricsPruned) {
 	if b.written == nil {
 		return
 	}
-	b.slots.clear() // rows go
 	// A rebuild's open buckets before the cut go now, as the cut deletes the stored ones.
+	b.slots.prune(b.cutoff)
 	for k := range b.usage {
 		if k.bucket < b.cutoff(grainOf[k.grain], false).Unix() {
 			delete(b.usage, k)
