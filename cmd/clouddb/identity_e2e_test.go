@@ -993,10 +993,10 @@ func TestE2ESuperAdmin(t *testing.T) {
 		}
 	}
 	a.do("POST", "/admin/projections/users/rebuild", nil).expect(t, 202, "")
-	waitUntil(t, 10*time.Second, "the users rebuild finishes", func() bool {
+	waitUntil(t, 30*time.Second, "the users rebuild finishes", func() bool {
 		return strings.Contains(env.logs.String(), `"msg":"rebuild finished","projection":"users"`)
 	})
-	waitUntil(t, 5*time.Second, "users running with lag 0", func() bool {
+	waitUntil(t, 30*time.Second, "users running with lag 0", func() bool {
 		st := projectionStatuses(t, a)["users"]
 		return st["status"] == "running" && st["lag"] == 0.0
 	})
@@ -1006,7 +1006,7 @@ func TestE2ESuperAdmin(t *testing.T) {
 		t.Errorf("GET /me after the rebuild = %s", r.body)
 	}
 	env.client("127.0.0.3").register(uniqueEmail("after-rebuild"), "Late Comer", strongPassword()) // waits for the users read model
-	waitUntil(t, 5*time.Second, "users lag 0 after new events", func() bool {
+	waitUntil(t, 30*time.Second, "users lag 0 after new events", func() bool {
 		return projectionStatuses(t, a)["users"]["lag"] == 0.0
 	})
 

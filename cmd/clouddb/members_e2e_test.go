@@ -212,7 +212,7 @@ func TestE2EDeactivation(t *testing.T) {
 		"reactivate_at": back, "resources": "archive"}).expect(t, 200, "")
 	env.clock.Advance(time.Hour + time.Second)
 	mgmt := openEventsDB(t, env.dsn)
-	waitUntil(t, 10*time.Second, "the timer reactivates the viewer", func() bool {
+	waitUntil(t, 30*time.Second, "the timer reactivates the viewer", func() bool {
 		var status string
 		if err := mgmt.QueryRow(`SELECT status FROM memberships WHERE tenant_id = ? AND user_id = ?`, admin.tenantID, heir.userID).Scan(&status); err != nil {
 			t.Fatal(err)

@@ -296,7 +296,7 @@ func TestQuerySafetyNets(t *testing.T) {
 	// Writes are refused while the tenant is over its storage quota; reads and clean-ups are not.
 	// The tenant's other database holds the 2 GiB: no statement writes to it, so the sampler that
 	// follows writes never measures it, and housekeeping's round at start is over first.
-	waitUntil(t, 10*time.Second, "housekeeping's round at start", func() bool {
+	waitUntil(t, 30*time.Second, "housekeeping's round at start", func() bool {
 		return strings.Contains(env.logs.String(), `"msg":"housekeeping round done"`)
 	})
 	measured, err := env.app.Store.Append(context.Background(), eventstore.Append{Streams: []eventstore.Stream{{

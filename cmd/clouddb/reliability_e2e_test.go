@@ -79,7 +79,7 @@ func TestQueryIntentIsDurableBeforeTheStatementRuns(t *testing.T) {
 	}
 	proxy.set("pass", "")
 	r := (<-answered).expect(t, 200, "")
-	waitUntil(t, 5*time.Second, "the outcome follows the intent", func() bool {
+	waitUntil(t, 30*time.Second, "the outcome follows the intent", func() bool {
 		return strings.Join(queryEvents(t, env, r.str("query_id")), ",") == "query.started.v1,query.executed.v1"
 	})
 	if open := openIntents(t, env); len(open) != 0 {
