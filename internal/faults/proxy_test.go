@@ -10,7 +10,8 @@ import (
 // faultProxy forwards TCP connections to a MySQL server and injects faults into them: cut ends
 // every connection and refuses new ones until pass; hang stops forwarding in both directions
 // (connections stay open, bytes wait) until pass. A watch pattern reports the first chunk from a
-// client that contains it on hits (the chunk is still forwarded, or held while the proxy hangs).
+// client that contains it on hits (the chunk is still forwarded, or held while the proxy hangs); a
+// watch without pattern reports the first chunk either way.
 type faultProxy struct {
 	t      *testing.T
 	ln     net.Listener
@@ -66,10 +67,12 @@ func (p *faultProxy) set(mode string) {
 	}
 }
 
-// watch reports on the returned channel the next client chunk containing every pattern (any
-// chunk when there is none). A chunk held by a hang before the watch began counts too: the
-// held chunks are woken to look, or a hang that caught every connection's next chunk before
-// the watch would never be seen.
+// watch reports on the returned channel the next client chunk containing every pattern, or with
+// none the next chunk in either direction: a hang may catch no client chunk at all, when every
+// connection had sent its statement before it and waits for the answer (held), and the
+// connections opened meanwhile wait for the server's greeting (held) before they send anything.
+// A chunk held by a hang before the watch began counts too: the held chunks are woken to look,
+// or a hang that caught every connection's next chunk before the watch would never be seen.
 func (p *faultProxy) watch(patterns ...string) <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -83,12 +86,12 @@ func (p *faultProxy) watch(patterns ...string) <-chan struct{} {
 	return p.hits
 }
 
-// gate reports chunk to the watch when it comes from a client, then blocks while the proxy
-// hangs; false means the connection must end (cut).
+// gate reports chunk to the watch, then blocks while the proxy hangs; false means the connection
+// must end (cut).
 func (p *faultProxy) gate(chunk []byte, fromClient bool, conns ...net.Conn) bool {
 	for {
 		p.mu.Lock()
-		if fromClient && p.watching && containsAll(chunk, p.pattern) {
+		if p.watching && (len(p.pattern) == 0 || fromClient && containsAll(chunk, p.pattern)) {
 			p.watching = false
 			p.hits <- struct{}{}
 		}
