@@ -2,6 +2,7 @@ package projections
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/hex"
@@ -198,7 +199,7 @@ func number[K comparable](numbers map[K]int32, k K) int32 {
 }
 
 // rowSlots keep a rebuild's open rows of numbered subjects (rowRefs): per subject and grain (3
-// a subject, in the order of grains), its open buckets, the latest mostly last. A new minute of a
+// a subject, in the order of grains), its open buckets in order. A new minute of a
 // member is then an append, not a lookup and an insert in a map of every open row, and closing
 // a batch's buckets a pass over short slices. It is the fold goroutine's, as are the numbers.
 type rowSlots struct {
@@ -327,13 +328,21 @@ func slotRow[K comparable, R any](b *metricsBatch, slots [][]openBucket[R], i in
 		return openRow(b, rows, late, k, grain, bucket)
 	}
 	open := slots[i]
-	for j := len(open) - 1; j >= 0; j-- {
-		if open[j].bucket == bucket {
+	last := len(open) - 1
+	switch {
+	case last >= 0 && open[last].bucket == bucket: // the log is in time order, mostly
+		return open[last].row
+	case last < 0 || open[last].bucket < bucket:
+		last++
+	default:
+		j, found := slices.BinarySearchFunc(open, bucket, func(o openBucket[R], bucket int64) int { return cmp.Compare(o.bucket, bucket) })
+		if found {
 			return open[j].row
 		}
+		last = j
 	}
 	row := new(R)
-	slots[i] = append(open, openBucket[R]{bucket, row})
+	slots[i] = slices.Insert(open, last, openBucket[R]{bucket, row})
 	b.slots.open++
 	return row
 }
