@@ -178,15 +178,28 @@ func AppendEvent(b []byte, r ChainRecord, withheld string, audit []byte) []byte 
 	if withheld != "" || r.Data == nil {
 		b = append(b, "null"...)
 	} else {
-		b = append(b, r.Data...)
+		b = appendStored(b, r.Data)
 	}
 	b = append(b, `,"metadata":`...)
-	b = append(b, r.Metadata...)
+	b = appendStored(b, r.Metadata)
 	if len(audit) > 0 {
 		b = append(b, `,"audit":`...)
 		b = append(b, audit...)
 	}
 	return append(b, '}')
+}
+
+// appendStored appends a stored payload or metadata: as it is when it is one JSON value, as the
+// store writes it; else (bytes written to the database behind the store's back, which the text
+// columns of migration 31 no longer refuse) as a JSON string of them. As they are, they could
+// end the value and add keys to the record (a second data_sha256, which the verifier would take)
+// and make an altered log verify; as a string they stay one value, shown, and unlike their
+// digest, so the link breaks there.
+func appendStored(b, stored []byte) []byte {
+	if s := (jsonScan{b: stored}); s.oneValue() || json.Valid(stored) { // the scan is the export's cheap path
+		return append(b, stored...)
+	}
+	return jsontext.AppendString(b, string(stored))
 }
 
 // Close ends the export and flushes it.

@@ -334,6 +334,17 @@ func (s *jsonScan) object(member func(key []byte, plain bool) bool) bool {
 	})
 }
 
+// oneValue reports whether s holds one JSON value, spaces around it aside (false also for one
+// nested deeper than maxScanDepth).
+func (s *jsonScan) oneValue() bool {
+	s.ws()
+	if !s.value(0) {
+		return false
+	}
+	s.ws()
+	return s.i == len(s.b)
+}
+
 // value reads any value, checking that it is valid JSON.
 func (s *jsonScan) value(depth int) bool {
 	if s.i >= len(s.b) || depth > maxScanDepth {
