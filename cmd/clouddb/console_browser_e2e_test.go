@@ -513,7 +513,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	if drawn == 0 || drawn > 200 {
 		t.Errorf("%d cells drawn for 1,000 rows of 2 columns, want only those in view", drawn)
 	}
-	b.run(chromedp.Evaluate(`(w => w.scrollTop = w.scrollHeight)(document.querySelector(".grid-wrap"))`, nil))
+	// Scrolled again at each frame until drawn: the grid puts new rows at the top in an effect that
+	// runs after the rows are shown ("1,000 rows" above), so a single scroll right after may be
+	// undone, and on a loaded machine it was (the page still showed rows 1-24 a minute later).
+	b.run(chromedp.Poll(`(w => (w.scrollTop = w.scrollHeight, w.innerText.includes("row 1000")))(document.querySelector(".grid-wrap"))`, nil))
 	b.waitText("row 1000")
 	b.check("editor-1000-rows")
 	// Copy puts the page's rows on the clipboard as tab-separated text.
