@@ -242,7 +242,7 @@ func TestShutdownDrainsAndCancelsRunningStatements(t *testing.T) {
 
 	answered := make(chan *e2eResponse, 1)
 	go func() { answered <- query(owner.c, id, "SELECT SLEEP(60)", nil) }()
-	waitUntil(t, 5*time.Second, "the statement runs on the server", func() bool { return sleeping() == 1 })
+	waitUntil(t, 30*time.Second, "the statement runs on the server", func() bool { return sleeping() == 1 })
 
 	closed := make(chan error, 1)
 	go func() { closed <- env.app.Close() }()
