@@ -252,3 +252,16 @@ func checkReplay(t *testing.T, f *identityFixture, r *projections.Runtime, p pro
 		t.Fatalf("redelivered events changed the model:\nbefore:\n%s\nafter:\n%s", live, redelivered)
 	}
 }
+
+// signedIn records a user (ada@example.com) and a session of theirs, and waits until the users'
+// and sessions' models show both.
+func (f *identityFixture) signedIn(t *testing.T, r *projections.Runtime) (domain.UserID, domain.SessionID) {
+	t.Helper()
+	user, session := domain.UserID(newID()), domain.SessionID(newID())
+	f.appendAt(t, t0, user.Stream(), domain.UserRegistered{UserID: user, Email: "ada@example.com", Name: "Ada", PasswordHash: "h"})
+	last := f.appendAt(t, t0, session.Stream(), domain.SessionStarted{SessionID: session, UserID: user, RefreshHash: "r0",
+		StartedAt: t0, ExpiresAt: t0.Add(time.Hour), IdleTimeout: 600, IP: "203.0.113.7", UserAgent: "curl/8.5"})
+	wait(t, r, last.LastPosition, "users")
+	wait(t, r, last.LastPosition, "sessions")
+	return user, session
+}

@@ -197,12 +197,7 @@ func TestSessionAndUserReadsTheModelAfterARebuild(t *testing.T) {
 	r := f.start(t, projections.NewUsers(production), projections.NewSessions(production))
 	views := projections.NewViews(f.db)
 	ctx := context.Background()
-	user, session := domain.UserID(newID()), domain.SessionID(newID())
-	f.appendAt(t, t0, user.Stream(), domain.UserRegistered{UserID: user, Email: "ada@example.com", Name: "Ada", PasswordHash: "h"})
-	last := f.appendAt(t, t0, session.Stream(), domain.SessionStarted{SessionID: session, UserID: user, RefreshHash: "r0",
-		StartedAt: t0, ExpiresAt: t0.Add(time.Hour), IdleTimeout: 600, IP: "203.0.113.7", UserAgent: "curl/8.5"})
-	wait(t, r, last.LastPosition, "users")
-	wait(t, r, last.LastPosition, "sessions")
+	user, session := f.signedIn(t, r)
 	if _, _, err := views.SessionAndUser(ctx, domain.SessionID(newID())); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("an unknown session: %v, want not found", err)
 	}
@@ -214,7 +209,7 @@ func TestSessionAndUserReadsTheModelAfterARebuild(t *testing.T) {
 	if err := r.Rebuild(ctx, "sessions"); err != nil {
 		t.Fatal(err)
 	}
-	last = f.appendAt(t, t0.Add(time.Minute), session.Stream(), domain.SessionEnded{Reason: domain.EndLogout, At: t0.Add(time.Minute)})
+	last := f.appendAt(t, t0.Add(time.Minute), session.Stream(), domain.SessionEnded{Reason: domain.EndLogout, At: t0.Add(time.Minute)})
 	wait(t, r, last.LastPosition, "sessions")
 	s, u, err = views.SessionAndUser(ctx, session)
 	if err != nil || s.EndedAt == nil || s.EndReason != "logout" || u.ID != user {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/clouddbmanager/clouddb/domain"
 	"github.com/clouddbmanager/clouddb/internal/mgmtdb"
 	"github.com/clouddbmanager/clouddb/internal/testdb"
 	"github.com/clouddbmanager/clouddb/projections"
@@ -37,12 +36,7 @@ func TestSessionAndUserAfterItsConnectionIsKilled(t *testing.T) {
 	db.SetMaxOpenConns(1)
 	views := projections.NewViews(db)
 
-	user, session := domain.UserID(newID()), domain.SessionID(newID())
-	f.appendAt(t, t0, user.Stream(), domain.UserRegistered{UserID: user, Email: "ada@example.com", Name: "Ada", PasswordHash: "h"})
-	last := f.appendAt(t, t0, session.Stream(), domain.SessionStarted{SessionID: session, UserID: user, RefreshHash: "r0",
-		StartedAt: t0, ExpiresAt: t0.Add(time.Hour), IdleTimeout: 600, IP: "203.0.113.7", UserAgent: "curl/8.5"})
-	wait(t, r, last.LastPosition, "users")
-	wait(t, r, last.LastPosition, "sessions")
+	user, session := f.signedIn(t, r)
 	for i := range 3 {
 		if s, _, err := views.SessionAndUser(ctx, session); err != nil || s.UserID != user {
 			t.Fatalf("read %d: %+v %v", i, s, err)
