@@ -72,20 +72,22 @@ func (q *Views) AlertInputs(ctx context.Context, tenants []domain.TenantID, sinc
 		if err := usage.Err(); err != nil {
 			return err
 		}
-		buckets, err := q.db.QueryContext(ctx, `SELECT tenant_id, `+bucketColumns+` FROM metrics_usage
-			WHERE tenant_id IN `+in+` AND scope = ? AND subject_id = '' AND grain = ? AND bucket >= ? ORDER BY tenant_id, bucket`,
-			append(anys(chunk), ScopeTenant, grainCode(domain.GrainMinute), since.UTC())...)
+		// The tenants' minutes, from their hours' rows (metrics_minutes.go).
+		buckets, err := q.db.QueryContext(ctx, `SELECT tenant_id, bucket, minutes FROM metrics_usage
+			WHERE tenant_id IN `+in+` AND scope = ? AND subject_id = '' AND grain = ? AND bucket >= ? AND minutes IS NOT NULL
+			ORDER BY tenant_id, bucket`,
+			append(anys(chunk), ScopeTenant, grainCode(domain.GrainHour), minutesFrom(since))...)
 		if err != nil {
 			return err
 		}
 		defer buckets.Close()
 		for buckets.Next() {
 			var id domain.TenantID
-			b, err := scanBucket(buckets, &id)
+			minutes, err := scanMinutes(buckets, since.UTC(), endOfTime, &id)
 			if err != nil {
 				return err
 			}
-			out[id].Minutes = append(out[id].Minutes, b)
+			out[id].Minutes = append(out[id].Minutes, minutes...)
 		}
 		return buckets.Err()
 	})

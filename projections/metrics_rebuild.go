@@ -361,6 +361,7 @@ func (m *metricsRebuild) fold(decoded any) (rebuildWrite, error) {
 	for code, size := range grainSizes {
 		m.written[code] = max(m.written[code], until.Truncate(size).Unix())
 	}
+	m.closeMinutesWithHours()
 	if len(m.usage)+len(m.patterns)+m.slots.open > rebuildMaxOpenRows {
 		// A tenant's distinct statements are a pattern row each, open until their day is over:
 		// tens of millions in a day of a hostile tenant, where a live batch holds its own only.
@@ -380,8 +381,17 @@ func (m *metricsRebuild) fold(decoded any) (rebuildWrite, error) {
 			m.written[grainCode(grains[i%3])] = max(m.written[grainCode(grains[i%3])], o.bucket+1)
 			return false
 		})
+		m.written[grainCode(domain.GrainHour)] = max(m.written[grainCode(domain.GrainHour)], hourOf(m.written[grainCode(domain.GrainMinute)]-1)+1)
+		m.closeMinutesWithHours()
 	}
 	return m.close(b), nil
+}
+
+// closeMinutesWithHours closes the minutes with their hour, and no sooner: an hour's row is
+// written with its minutes (packClosedMinutes), so a minute is written (and its later events
+// late) when its hour is.
+func (m *metricsRebuild) closeMinutesWithHours() {
+	m.written[grainCode(domain.GrainMinute)] = ceilHour(m.written[grainCode(domain.GrainHour)])
 }
 
 // rebuildMaxOpenRows bounds the rows a rebuild keeps open in memory (a few hundred bytes each).
@@ -431,6 +441,7 @@ func (m *metricsRebuild) batch() *metricsBatch {
 // close takes b's results back into memory, closes the buckets before written and returns what to
 // write. The write owns everything it holds: the next fold runs while it is written.
 func (m *metricsRebuild) close(b *metricsBatch) *metricsRebuildWrite {
+	minutesCut := m.cut.PerformanceBefore
 	m.position, m.counted, m.cut = b.position, b.counted, b.cut
 	clear(m.slots.textDay) // the fold's texts go with it
 	w := &metricsRebuildWrite{noLoad: &m.noLoad}
@@ -446,13 +457,14 @@ func (m *metricsRebuild) close(b *metricsBatch) *metricsRebuildWrite {
 		return k
 	}, func(k patternKey) (string, int64) { return k.grain, k.bucket }, closedBefore, comparePatternKeys, m.closed[1])
 	m.closed = [2]int{len(w.usageKeys), len(w.patternKeys)}
+	w.usageKeys, w.usageRows = packClosedMinutes(w.usageKeys, w.usageRows)
 	// The late rows, the followed state that changed (copied: the next fold changes it) and the
 	// texts not written with this last_seen yet go through a live batch's writes, reading every
 	// stored histogram back.
-	late := &metricsBatch{t: m.t, position: b.position, counted: b.counted, cut: b.cut, cutMoved: b.cutMoved,
+	late := &metricsBatch{t: m.t, position: b.position, counted: b.counted, cut: b.cut, cutMoved: b.cutMoved, minutesCut: minutesCut,
 		usage: b.lateUsage, patterns: b.latePatterns, texts: map[textKey]patternText{},
 		dbs: map[domain.DatabaseID]*metricsDatabase{}, totals: map[domain.TenantID]*metricsTotals{}, joined: b.joined, readAll: true,
-		cache: &cachedHistograms{usage: map[usageKey]*latency.Histogram{}, patterns: map[patternKey]*latency.Histogram{},
+		cache: &cachedHistograms{usage: map[usageKey]*usageRow{}, patterns: map[patternKey]*latency.Histogram{},
 			complete: map[string]int64{}}}
 	for code := range grainSizes {
 		late.cache.complete[code] = math.MaxInt64
@@ -518,6 +530,54 @@ func takeClosed[K comparable, R any](open map[K]*R, slots [][]openBucket[R], inS
 	return keys, rows
 }
 
+// packClosedMinutes moves the closed minutes (keys, in key order, with their rows) into their
+// hours' rows, as packMinutes does a live batch's, and returns the rest in key order. A subject's
+// hours come before its minutes, each in order: a minute's hour is mostly where the last one's
+// was, or the next row.
+func packClosedMinutes(keys []usageKey, rows []*usageRow) ([]usageKey, []*usageRow) {
+	minute, hour := grainCode(domain.GrainMinute), grainCode(domain.GrainHour)
+	outKeys, outRows := keys[:0], rows[:0] // the rows kept, in the same room: never ahead of the reading
+	var made map[usageKey]*usageRow        // hours without a row of their own (cut while their minutes were not)
+	at := 0                                // the hour row of the last minute, in outKeys
+	for i, k := range keys {
+		if k.grain != minute {
+			outKeys, outRows = append(outKeys, k), append(outRows, rows[i])
+			continue
+		}
+		hk := k
+		hk.grain, hk.bucket = hour, hourOf(k.bucket)
+		var h *usageRow
+		switch {
+		case at < len(outKeys) && outKeys[at] == hk:
+		case at+1 < len(outKeys) && outKeys[at+1] == hk:
+			at++
+		default:
+			j, found := slices.BinarySearchFunc(outKeys, hk, compareUsageKeys)
+			if found {
+				at = j
+			} else if h = made[hk]; h == nil {
+				h = &usageRow{}
+				if made == nil {
+					made = map[usageKey]*usageRow{}
+				}
+				made[hk] = h
+			}
+		}
+		if h == nil {
+			h = outRows[at]
+		}
+		h.minutes = append(h.minutes, minuteSlot{k.bucket, rows[i]})
+	}
+	if len(made) == 0 {
+		return outKeys, outRows
+	}
+	for k, r := range made {
+		j, _ := slices.BinarySearchFunc(outKeys, k, compareUsageKeys)
+		outKeys, outRows = slices.Insert(outKeys, j, k), slices.Insert(outRows, j, r)
+	}
+	return outKeys, outRows
+}
+
 func (w *metricsRebuildWrite) write(ctx context.Context, tx *sql.Tx) error {
 	if err := w.insert(ctx, tx); err != nil {
 		return err
@@ -560,7 +620,7 @@ func (w *metricsRebuildWrite) insert(ctx context.Context, tx *sql.Tx) error {
 
 var (
 	// usageColumns and patternColumns are the columns appendUsageRow and appendPatternRow write.
-	usageColumns   = "(tenant_id, scope, subject_id, grain, bucket, " + strings.Join(counterColumns[:], ", ") + ", latency, database_count, storage_bytes)"
+	usageColumns   = "(tenant_id, scope, subject_id, grain, bucket, " + strings.Join(counterColumns[:], ", ") + ", latency, database_count, storage_bytes, minutes)"
 	patternColumns = "(tenant_id, scope, grain, bucket, fingerprint, database_id, user_id, queries, errors, latency)"
 	loadsRefused   atomic.Int64 // LOAD DATA refused, in this process
 )
@@ -610,6 +670,20 @@ func (f rowFormat) histogram(q []byte, h *latency.Histogram) []byte {
 			b = *f.scratch
 		}
 	}
+	return f.blob(q, b)
+}
+
+// minutes appends the encoding of an hour's minutes: NULL when it has none.
+func (f rowFormat) minutes(q []byte, hour int64, minutes []minuteSlot) []byte {
+	var b []byte
+	if minutes != nil {
+		*f.scratch = appendMinutes((*f.scratch)[:0], hour, minutes)
+		b = *f.scratch
+	}
+	return f.blob(q, b)
+}
+
+func (f rowFormat) blob(q, b []byte) []byte {
 	if f.tsv {
 		return appendField(q, b)
 	}
@@ -643,7 +717,8 @@ func appendUsageRow(q []byte, f rowFormat, k usageKey, r *usageRow) []byte {
 	r.settle()
 	q = f.histogram(f.sep(q), r.latency)
 	q = f.nullInt(f.sep(q), r.databases)
-	return f.nullInt(f.sep(q), r.storage)
+	q = f.nullInt(f.sep(q), r.storage)
+	return f.minutes(f.sep(q), k.bucket, r.minutes)
 }
 
 // appendPatternRow appends a pattern row's values in patternColumns' order.

@@ -98,6 +98,10 @@ func TestMetricsRebuildWritesEachBucketOnceAndEqualsLive(t *testing.T) {
 	if !strings.Contains(live, "grain=d") || !strings.Contains(live, "storage_bytes=") {
 		t.Fatalf("the live model holds no daily buckets or storage:\n%s", live)
 	}
+	// The minutes are in their hours' rows (metrics_minutes.go), not rows of their own.
+	if strings.Contains(live, "grain=m ") || strings.Count(live, "minutes=") == strings.Count(live, "minutes=NULL") {
+		t.Fatalf("the live model holds minute rows, or no hour holds its minutes:\n%s", live)
+	}
 	// One event at a time, a cut's batch ends at the cut, the buckets before it still open; 37, a
 	// batch spans two hours of the log; 1,000, all of it in one.
 	// The closed buckets by LOAD DATA, and by INSERT statements (where the server refuses it).

@@ -22,7 +22,8 @@ import (
 
 // Metrics is the read model of the dashboards, the exports and the alerts: counts and latency
 // histograms in buckets of a minute, an hour and a day, for the platform, each tenant, each
-// database and each member (metrics_usage: databases by the hour and day only); the query patterns
+// database and each member (metrics_usage: databases by the hour and day only; the minutes of a
+// subject's hour packed into its hour's row, metrics_minutes.go); the query patterns
 // (metrics_patterns: a tenant's by fingerprint per hour and day, and per database and member by
 // the day); and what the gauges need to carry on between events
 // (metrics_databases, metrics_totals, metrics_members) and where the model stands (metrics_state:
@@ -38,7 +39,7 @@ import (
 //
 // A batch costs a few statements whatever its size: the state rows its events touch are read
 // once, the buckets are summed in Go (one row per key however many events fall in it), the
-// histograms of the buckets a batch adds latencies to are read once, merged and written back with
+// histograms (and an hour's minutes) of the buckets a batch adds to are read once, merged and written back with
 // every counter in one multi-row upsert per 500 rows. A rebuild does better: it writes each bucket
 // once, with plain inserts, when the log has passed it (metricsRebuild, metrics_rebuild.go).
 type Metrics struct {
@@ -138,6 +139,7 @@ func (Metrics) Tables() []Table {
 			latency       BLOB NULL,
 			database_count INT NULL,
 			storage_bytes BIGINT NULL,
+			minutes       MEDIUMBLOB NULL,
 			PRIMARY KEY (tenant_id, scope, subject_id, grain, bucket),
 			KEY metrics_usage_age (grain, bucket)
 		) ENGINE = InnoDB`},
@@ -206,6 +208,7 @@ type usageRow struct {
 	pending   []latency.Sample   // latencies not in latency yet (see addLatency)
 	databases *int64             // gauges at the end of the bucket; nil: unchanged
 	storage   *int64
+	minutes   []minuteSlot // an hour's row being written: its minutes that the batch counted in (packMinutes)
 }
 
 // pendingSamples is how many latencies a row keeps as they came before it makes them a histogram:
@@ -321,6 +324,7 @@ type metricsBatch struct {
 	latest, counted time.Time
 	cut             domain.MetricsPruned
 	cutMoved        bool
+	minutesCut      time.Time // the cut of minutes before the batch: the hours before it hold none
 	usage           map[usageKey]*usageRow
 	patterns        map[patternKey]*patternRow
 	texts           map[textKey]patternText
@@ -416,6 +420,7 @@ func (b *metricsBatch) loadState(ctx context.Context, tx *sql.Tx) error {
 	}
 	b.latest = latest.Time.UTC()
 	b.counted = b.latest
+	b.minutesCut = b.cut.PerformanceBefore
 	return nil
 }
 
@@ -882,62 +887,130 @@ func upsertRows(ctx context.Context, tx *sql.Tx, insert string, columns int, row
 	return nil
 }
 
-// writeUsage merges the stored histograms of the buckets the batch added latencies to and
-// upserts every touched bucket: counters add, gauges replace when the batch set them.
+// writeUsage merges the stored histograms and minutes of the buckets the batch added latencies
+// or minutes to and upserts every touched bucket: counters add, gauges replace when the batch set
+// them, an hour's minutes are its stored ones merged with the batch's (packMinutes).
 func (b *metricsBatch) writeUsage(ctx context.Context, tx *sql.Tx) error {
 	table := b.t.Name("metrics_usage")
+	packMinutes(b.usage)
 	var stored []storedKey
-	unread := map[usageKey]*latency.Histogram{} // the rows whose stored histogram is still to merge
+	unread := map[usageKey]*usageRow{} // the rows whose stored histogram or minutes are still to merge
 	for k, r := range b.usage {
 		r.settle()
+		if (r.latency == nil && r.minutes == nil) || !b.mayBeStored(k.grain, k.bucket) {
+			continue
+		}
+		cached, complete := b.cache.usage[k], k.bucket >= b.cache.complete[k.grain] // complete: the cache saw every write of this bucket
+		missing := &usageRow{}                                                      // the parts to read
 		switch {
-		case r.latency == nil || !b.mayBeStored(k.grain, k.bucket):
-		case b.cache.usage[k] != nil:
-			r.latency.Merge(b.cache.usage[k])
-		case k.bucket >= b.cache.complete[k.grain]: // the cache saw every write of this bucket: none yet
-		default:
+		case r.latency == nil:
+		case cached != nil && cached.latency != nil:
+			r.latency.Merge(cached.latency)
+		case !complete:
+			missing.latency = r.latency
+		}
+		switch {
+		case r.minutes == nil:
+		case cached != nil && cached.minutes != nil:
+			r.minutes = mergeMinutes(cached.minutes, r.minutes)
+		case !complete:
+			missing.minutes = r.minutes
+		}
+		if missing.latency != nil || missing.minutes != nil {
 			stored = append(stored, storedKey{[]any{k.tenant, k.scope, k.subject}, k.grain, k.bucket})
-			unread[k] = r.latency
+			unread[k] = missing
 		}
 	}
-	err := readHistograms(ctx, tx, table, []string{"tenant_id", "scope", "subject_id"}, stored, func(vals []string, grain string, bucket int64) *latency.Histogram {
-		k := usageKey{domain.TenantID(vals[0]), vals[1], vals[2], grain, bucket}
-		h := unread[k]
-		delete(unread, k)
-		return h
-	})
+	err := readStored(ctx, tx, table, []string{"tenant_id", "scope", "subject_id"}, "minutes", stored,
+		func(vals []string, grain string, bucket int64, hist, minutes []byte) error {
+			k := usageKey{domain.TenantID(vals[0]), vals[1], vals[2], grain, bucket}
+			missing := unread[k]
+			delete(unread, k)
+			if missing == nil {
+				return nil
+			}
+			if err := mergeStored(missing.latency, hist); err != nil {
+				return err
+			}
+			if missing.minutes != nil && minutes != nil {
+				old, err := decodeMinutes(bucket, minutes)
+				if err != nil {
+					return err
+				}
+				b.usage[k].minutes = mergeMinutes(old, missing.minutes)
+			}
+			return nil
+		})
 	if err != nil {
 		return fmt.Errorf("projections: metrics: read histograms: %w", err)
 	}
-	columns := "tenant_id, scope, subject_id, grain, bucket, " + strings.Join(counterColumns[:], ", ") + ", latency, database_count, storage_bytes"
+	columns := "tenant_id, scope, subject_id, grain, bucket, " + strings.Join(counterColumns[:], ", ") + ", latency, database_count, storage_bytes, minutes"
 	var update strings.Builder
 	update.WriteString(" ON DUPLICATE KEY UPDATE ")
 	for _, c := range counterColumns {
 		fmt.Fprintf(&update, "%s = %s + VALUES(%s), ", c, c, c)
 	}
 	update.WriteString("latency = COALESCE(VALUES(latency), latency), database_count = COALESCE(VALUES(database_count), database_count), " +
-		"storage_bytes = COALESCE(VALUES(storage_bytes), storage_bytes)")
+		"storage_bytes = COALESCE(VALUES(storage_bytes), storage_bytes), minutes = COALESCE(VALUES(minutes), minutes)")
 	keys := slices.SortedFunc(maps.Keys(b.usage), compareUsageKeys)
 	rows := make([]any, 0, len(keys))
 	for _, k := range keys {
 		r := b.usage[k]
-		row := make([]any, 0, 8+nCounters)
+		row := make([]any, 0, 9+nCounters)
 		row = append(row, k.tenant, k.scope, k.subject, k.grain, time.Unix(k.bucket, 0).UTC())
 		for _, c := range r.counts {
 			row = append(row, c)
 		}
-		var hist []byte
-		if r.latency != nil {
-			hist, _ = r.latency.MarshalBinary()
-			b.cache.usage[k] = r.latency
+		var hist, minutes []byte
+		if r.latency != nil || r.minutes != nil {
+			cached := b.cache.usage[k]
+			if cached == nil {
+				cached = &usageRow{}
+				b.cache.usage[k] = cached
+			}
+			if r.latency != nil {
+				hist, _ = r.latency.MarshalBinary()
+				cached.latency = r.latency
+			}
+			if r.minutes != nil {
+				minutes = appendMinutes(nil, k.bucket, r.minutes)
+				cached.minutes = r.minutes
+			}
 		}
-		row = append(row, hist, r.databases, r.storage)
+		row = append(row, hist, r.databases, r.storage, minutes)
 		rows = append(rows, row)
 	}
-	if err := upsertRows(ctx, tx, `INSERT INTO `+table+` (`+columns+`) VALUES `, 8+nCounters, rows, update.String()); err != nil {
+	if err := upsertRows(ctx, tx, `INSERT INTO `+table+` (`+columns+`) VALUES `, 9+nCounters, rows, update.String()); err != nil {
 		return fmt.Errorf("projections: metrics: write buckets: %w", err)
 	}
 	return nil
+}
+
+// packMinutes moves the minutes of usage into their hours' rows (minutes, in order). An hour the
+// batch has no row of (cut while its minutes were not) gets one of zero counts.
+func packMinutes(usage map[usageKey]*usageRow) {
+	minute, hour := grainCode(domain.GrainMinute), grainCode(domain.GrainHour)
+	var hours []*usageRow
+	for k, r := range usage {
+		if k.grain != minute {
+			continue
+		}
+		hk := k
+		hk.grain, hk.bucket = hour, hourOf(k.bucket)
+		h := usage[hk]
+		if h == nil {
+			h = &usageRow{}
+			usage[hk] = h
+		}
+		if h.minutes == nil {
+			hours = append(hours, h)
+		}
+		h.minutes = append(h.minutes, minuteSlot{k.bucket, r})
+		delete(usage, k)
+	}
+	for _, h := range hours {
+		slices.SortFunc(h.minutes, func(x, y minuteSlot) int { return cmp.Compare(x.at, y.at) })
+	}
 }
 
 func (b *metricsBatch) writePatterns(ctx context.Context, tx *sql.Tx) error {
@@ -958,12 +1031,12 @@ func (b *metricsBatch) writePatterns(ctx context.Context, tx *sql.Tx) error {
 			unread[k] = &r.latency
 		}
 	}
-	err := readHistograms(ctx, tx, table, []string{"tenant_id", "scope", "fingerprint", "database_id", "user_id"}, stored,
-		func(vals []string, grain string, bucket int64) *latency.Histogram {
+	err := readStored(ctx, tx, table, []string{"tenant_id", "scope", "fingerprint", "database_id", "user_id"}, "NULL", stored,
+		func(vals []string, grain string, bucket int64, hist, _ []byte) error {
 			k := patternKey{domain.TenantID(vals[0]), grain, bucket, vals[2], domain.DatabaseID(vals[3]), domain.UserID(vals[4])}
 			h := unread[k]
 			delete(unread, k)
-			return h
+			return mergeStored(h, hist)
 		})
 	if err != nil {
 		return fmt.Errorf("projections: metrics: read pattern histograms: %w", err)
@@ -1051,7 +1124,8 @@ func (b *metricsBatch) writeCut(ctx context.Context, tx *sql.Tx) error {
 		query string
 		args  []any
 	}{
-		{`DELETE FROM ` + b.t.Name("metrics_usage") + ` WHERE grain = ? AND bucket < ?`, []any{grainCode(domain.GrainMinute), c.PerformanceBefore}},
+		{`UPDATE ` + b.t.Name("metrics_usage") + ` SET minutes = NULL WHERE grain = ? AND bucket >= ? AND bucket <= ? AND minutes IS NOT NULL`,
+			[]any{grainCode(domain.GrainHour), b.minutesCut.Truncate(time.Hour), c.PerformanceBefore.Add(-time.Hour)}},
 		{`DELETE FROM ` + b.t.Name("metrics_usage") + ` WHERE grain = ? AND bucket < ?`, []any{grainCode(domain.GrainHour), c.ActivityBefore}},
 		{`DELETE FROM ` + b.t.Name("metrics_usage") + ` WHERE grain = ? AND bucket < ?`, []any{grainCode(domain.GrainDay), c.DailyBefore}},
 		{`DELETE FROM ` + b.t.Name("metrics_patterns") + ` WHERE grain = ? AND bucket < ?`, []any{grainCode(domain.GrainHour), c.PerformanceBefore}},
@@ -1061,6 +1135,54 @@ func (b *metricsBatch) writeCut(ctx context.Context, tx *sql.Tx) error {
 	for _, s := range statements {
 		if _, err := tx.ExecContext(ctx, s.query, s.args...); err != nil {
 			return fmt.Errorf("projections: metrics: apply the cut: %w", err)
+		}
+	}
+	if err := b.cutInsideHour(ctx, tx); err != nil {
+		return fmt.Errorf("projections: metrics: apply the cut: %w", err)
+	}
+	return nil
+}
+
+// cutInsideHour removes the minutes before the cut from the rows of the hour it falls in, if it
+// falls inside one (domain.MetricsCut's are on whole hours): stored, and as the cache keeps them.
+func (b *metricsBatch) cutInsideHour(ctx context.Context, tx *sql.Tx) error {
+	before := b.cut.PerformanceBefore.Unix()
+	hour := hourOf(before)
+	if hour == before {
+		return nil
+	}
+	for k, r := range b.cache.usage {
+		if k.grain == grainCode(domain.GrainHour) && k.bucket == hour && r.minutes != nil {
+			b.cache.usage[k] = &usageRow{latency: r.latency, minutes: cutMinutes(r.minutes, before)}
+		}
+	}
+	table := b.t.Name("metrics_usage")
+	var cut [][]any
+	err := scanRows(ctx, tx, `SELECT tenant_id, scope, subject_id, minutes FROM `+table+` WHERE grain = ? AND bucket = ? AND minutes IS NOT NULL`,
+		[]any{grainCode(domain.GrainHour), time.Unix(hour, 0).UTC()}, func(rows *sql.Rows) error {
+			var tenant, scope, subject string
+			var data []byte
+			if err := rows.Scan(&tenant, &scope, &subject, &data); err != nil {
+				return err
+			}
+			minutes, err := decodeMinutes(hour, data)
+			if err != nil {
+				return err
+			}
+			var kept []byte // NULL when none is left
+			if left := cutMinutes(minutes, before); left != nil {
+				kept = appendMinutes(nil, hour, left)
+			}
+			cut = append(cut, []any{kept, tenant, scope, subject})
+			return nil
+		})
+	if err != nil {
+		return err
+	}
+	for _, c := range cut {
+		if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET minutes = ? WHERE tenant_id = ? AND scope = ? AND subject_id = ? AND grain = ? AND bucket = ?`,
+			append(c, grainCode(domain.GrainHour), time.Unix(hour, 0).UTC())...); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -1086,7 +1208,9 @@ type histogramCache struct {
 type cachedHistograms struct {
 	mu       sync.Mutex
 	position int64
-	usage    map[usageKey]*latency.Histogram
+	// usage: per row, its histogram and minutes as last written (nil: not written by this
+	// process; its counters are not kept).
+	usage    map[usageKey]*usageRow
 	patterns map[patternKey]*latency.Histogram
 	// complete is, per grain code, the first bucket from which the cache holds every row written:
 	// a bucket it has no row of has none stored either.
@@ -1114,7 +1238,7 @@ func (c *histogramCache) of(table string, position int64, latest time.Time) *cac
 }
 
 func (h *cachedHistograms) forget() {
-	h.position, h.usage, h.patterns = -1, map[usageKey]*latency.Histogram{}, map[patternKey]*latency.Histogram{}
+	h.position, h.usage, h.patterns = -1, map[usageKey]*usageRow{}, map[patternKey]*latency.Histogram{}
 	h.complete = map[string]int64{}
 }
 
@@ -1145,11 +1269,11 @@ type storedKey struct {
 	bucket  int64
 }
 
-// readHistograms merges into each key's histogram the one stored in table, whose key is columns,
-// grain and bucket: into returns the histogram of a row read (nil for a row that is not one of
-// keys). Few keys need it: the new buckets, and those this process wrote last, need no read.
-func readHistograms(ctx context.Context, tx *sql.Tx, table string, columns []string, keys []storedKey,
-	into func(vals []string, grain string, bucket int64) *latency.Histogram) error {
+// readStored reads the stored histograms of keys in table, whose key is columns, grain and bucket,
+// with the column more (the minutes of usage rows), and calls into with each row's. Few keys need
+// it: the new buckets, and those this process wrote last, need no read.
+func readStored(ctx context.Context, tx *sql.Tx, table string, columns []string, more string, keys []storedKey,
+	into func(vals []string, grain string, bucket int64, hist, more []byte) error) error {
 	list := strings.Join(columns, ", ")
 	tuple := "(" + sqlparams.List(len(columns)+2) + ")"
 	return eachChunk(keys, func(chunk []storedKey) error {
@@ -1157,31 +1281,35 @@ func readHistograms(ctx context.Context, tx *sql.Tx, table string, columns []str
 		for _, k := range chunk {
 			args = append(append(args, k.columns...), k.grain, time.Unix(k.bucket, 0).UTC())
 		}
-		return scanRows(ctx, tx, `SELECT `+list+`, grain, bucket, latency FROM `+table+` WHERE (`+list+`, grain, bucket) IN (`+
+		return scanRows(ctx, tx, `SELECT `+list+`, grain, bucket, latency, `+more+` FROM `+table+` WHERE (`+list+`, grain, bucket) IN (`+
 			strings.TrimSuffix(strings.Repeat(tuple+", ", len(chunk)), ", ")+`)`, args, func(rows *sql.Rows) error {
 			vals := make([]string, len(columns))
-			dest := make([]any, 0, len(columns)+3)
+			dest := make([]any, 0, len(columns)+4)
 			for i := range vals {
 				dest = append(dest, &vals[i])
 			}
 			var grain string
 			var bucket time.Time
-			var stored []byte
-			if err := rows.Scan(append(dest, &grain, &bucket, &stored)...); err != nil {
+			var hist, extra []byte
+			if err := rows.Scan(append(dest, &grain, &bucket, &hist, &extra)...); err != nil {
 				return err
 			}
-			h := into(vals, grain, bucket.Unix())
-			if h == nil {
-				return nil
-			}
-			decoded, err := latency.Decode(stored)
-			if err != nil {
-				return err
-			}
-			h.Merge(decoded)
-			return nil
+			return into(vals, grain, bucket.Unix(), hist, extra)
 		})
 	})
+}
+
+// mergeStored merges the stored histogram into h (nil: none to merge into).
+func mergeStored(h *latency.Histogram, stored []byte) error {
+	if h == nil {
+		return nil
+	}
+	decoded, err := latency.Decode(stored)
+	if err != nil {
+		return err
+	}
+	h.Merge(decoded)
+	return nil
 }
 
 // grainSizes are the bucket lengths by grain code.

@@ -291,5 +291,13 @@ func TestMetricsGaugesSignInsAndRetention(t *testing.T) {
 	if err != nil || len(hours) != 2 || hours[0].LoginFailures != 3 {
 		t.Errorf("hours after the cut: %+v, %v; want two, the first with 3 failed sign-ins", hours, err)
 	}
+	// A cut inside an hour (domain.MetricsCut's are on whole hours) drops that hour's minutes
+	// before it only.
+	f.appendAt(t, at(110), "user-"+string(user), domain.UserLoginFailed{At: at(110), Reason: "password"})
+	last = f.appendAt(t, at(111), domain.MetricsRetentionStream, domain.MetricsPruned{PerformanceBefore: at(90), ActivityBefore: at(0), DailyBefore: at(0), At: at(111)})
+	wait(t, r, last.LastPosition, "metrics")
+	if minutes, err := views.MetricsBuckets(ctx, projections.TenantScope(tenant), domain.GrainMinute, at(0), at(120)); err != nil || len(minutes) != 1 || !minutes[0].At.Equal(at(110)) {
+		t.Errorf("minutes after a cut at minute 90: %+v, %v; want the one at minute 110", minutes, err)
+	}
 	checkReplay(t, f, r, metrics, metricsTables)
 }

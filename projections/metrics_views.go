@@ -104,18 +104,44 @@ func scanBucket(rows *sql.Rows, lead ...any) (MetricsBucket, error) {
 	return b, nil
 }
 
+// scanMinutes reads a row of lead's columns followed by an hour's bucket and minutes (the
+// minutes of metrics_usage, see metrics_minutes.go) and returns its minutes in [from, to).
+func scanMinutes(rows *sql.Rows, from, to time.Time, lead ...any) ([]MetricsBucket, error) {
+	var hour time.Time
+	var minutes []byte
+	if err := rows.Scan(append(lead, &hour, &minutes)...); err != nil {
+		return nil, err
+	}
+	return minuteBuckets(hour.UTC(), minutes, from, to)
+}
+
+// minutesFrom is where the hours holding the minutes from from start.
+func minutesFrom(from time.Time) time.Time { return from.UTC().Truncate(time.Hour) }
+
 // MetricsBuckets returns the stored buckets of scope at grain that start in [from, to), oldest
 // first; buckets without events are not stored.
 func (q *Views) MetricsBuckets(ctx context.Context, scope MetricsScope, grain domain.MetricsGrain, from, to time.Time) ([]MetricsBucket, error) {
-	rows, err := q.db.QueryContext(ctx, `SELECT `+bucketColumns+` FROM metrics_usage
+	columns, lower := bucketColumns, from
+	if grain == domain.GrainMinute {
+		columns, grain, lower = `bucket, minutes`, domain.GrainHour, minutesFrom(from)
+	}
+	rows, err := q.db.QueryContext(ctx, `SELECT `+columns+` FROM metrics_usage
 		WHERE tenant_id = ? AND scope = ? AND subject_id = ? AND grain = ? AND bucket >= ? AND bucket < ?
-		ORDER BY bucket`, scope.Tenant, scope.Kind, scope.Subject, grainCode(grain), from.UTC(), to.UTC())
+		ORDER BY bucket`, scope.Tenant, scope.Kind, scope.Subject, grainCode(grain), lower.UTC(), to.UTC())
 	if err != nil {
 		return nil, fmt.Errorf("read metrics: %w", err)
 	}
 	defer rows.Close()
 	var out []MetricsBucket
 	for rows.Next() {
+		if columns != bucketColumns {
+			minutes, err := scanMinutes(rows, from, to)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, minutes...)
+			continue
+		}
 		b, err := scanBucket(rows)
 		if err != nil {
 			return nil, err
@@ -147,11 +173,16 @@ func (q *Views) MetricsGaugesAt(ctx context.Context, scope MetricsScope, at time
 		var bucket time.Time
 		var databases sql.NullInt64
 		var storage int64
-		err := q.db.QueryRowContext(ctx, `SELECT bucket, database_count, storage_bytes FROM metrics_usage
-			WHERE tenant_id = ? AND scope = ? AND subject_id = ? AND grain = ? AND bucket <= ? AND bucket >= ?
-			AND storage_bytes IS NOT NULL ORDER BY bucket DESC LIMIT 1`,
-			scope.Tenant, scope.Kind, scope.Subject, grainCode(grain), latestStart, latestStart.Add(-lookBack[grain])).
-			Scan(&bucket, &databases, &storage)
+		var err error
+		if grain == domain.GrainMinute {
+			bucket, databases, storage, err = q.lastMinuteGauges(ctx, scope, latestStart.Add(-lookBack[grain]), latestStart)
+		} else {
+			err = q.db.QueryRowContext(ctx, `SELECT bucket, database_count, storage_bytes FROM metrics_usage
+				WHERE tenant_id = ? AND scope = ? AND subject_id = ? AND grain = ? AND bucket <= ? AND bucket >= ?
+				AND storage_bytes IS NOT NULL ORDER BY bucket DESC LIMIT 1`,
+				scope.Tenant, scope.Kind, scope.Subject, grainCode(grain), latestStart, latestStart.Add(-lookBack[grain])).
+				Scan(&bucket, &databases, &storage)
+		}
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		} else if err != nil {
@@ -162,6 +193,40 @@ func (q *Views) MetricsGaugesAt(ctx context.Context, scope MetricsScope, at time
 		}
 	}
 	return g, nil
+}
+
+// lastMinuteGauges returns the last minute of scope in [from, to] that set the gauges (the
+// storage always, the databases for a tenant and the platform), from the minutes of the hours
+// whose gauges were set; sql.ErrNoRows when none did.
+func (q *Views) lastMinuteGauges(ctx context.Context, scope MetricsScope, from, to time.Time) (time.Time, sql.NullInt64, int64, error) {
+	rows, err := q.db.QueryContext(ctx, `SELECT bucket, minutes FROM metrics_usage
+		WHERE tenant_id = ? AND scope = ? AND subject_id = ? AND grain = ? AND bucket <= ? AND bucket >= ?
+		AND storage_bytes IS NOT NULL AND minutes IS NOT NULL ORDER BY bucket DESC`,
+		scope.Tenant, scope.Kind, scope.Subject, grainCode(domain.GrainHour), to, minutesFrom(from))
+	if err != nil {
+		return time.Time{}, sql.NullInt64{}, 0, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		minutes, err := scanMinutes(rows, from, to.Add(time.Nanosecond))
+		if err != nil {
+			return time.Time{}, sql.NullInt64{}, 0, err
+		}
+		for _, m := range slices.Backward(minutes) {
+			if m.StorageBytes == nil {
+				continue
+			}
+			var databases sql.NullInt64
+			if m.Databases != nil {
+				databases = sql.NullInt64{Int64: *m.Databases, Valid: true}
+			}
+			return m.At, databases, *m.StorageBytes, nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return time.Time{}, sql.NullInt64{}, 0, err
+	}
+	return time.Time{}, sql.NullInt64{}, 0, sql.ErrNoRows
 }
 
 // MetricsTotals returns a tenant's gauges now ("" for the platform).
@@ -330,20 +395,40 @@ type MetricsRow struct {
 // first; an error of each stops the export. The buckets and the load are read by two streamed
 // queries in the same order and merged, so the export holds one row of each at a time.
 func (q *Views) ExportMetrics(ctx context.Context, tenant domain.TenantID, grain domain.MetricsGrain, from, to time.Time, each func(MetricsRow) error) error {
-	columns := `scope, tenant_id, subject_id, ` + bucketColumns
+	// The minutes are read from their hours' rows (metrics_minutes.go).
+	columns, usageGrain, lower := `scope, tenant_id, subject_id, `+bucketColumns, grain, from
+	if grain == domain.GrainMinute {
+		columns, usageGrain, lower = `scope, tenant_id, subject_id, bucket, minutes`, domain.GrainHour, minutesFrom(from)
+	}
 	query := `SELECT ` + columns + ` FROM metrics_usage WHERE tenant_id = ? AND grain = ? AND bucket >= ? AND bucket < ?
 		ORDER BY scope, subject_id, bucket`
-	args := []any{tenant, grainCode(grain), from.UTC(), to.UTC()}
+	args := []any{tenant, grainCode(usageGrain), lower.UTC(), to.UTC()}
 	loadQuery := `SELECT tenant_id, bucket, peak_running, peak_pool_open, peak_pool_in_use FROM metrics_load
 		WHERE tenant_id = ? AND grain = ? AND bucket >= ? AND bucket < ? ORDER BY bucket`
-	loadArgs := args
+	loadArgs := []any{tenant, grainCode(grain), from.UTC(), to.UTC()}
 	if tenant == "" {
 		query = `SELECT ` + columns + ` FROM metrics_usage WHERE grain = ? AND bucket >= ? AND bucket < ? AND scope IN (?, ?)
 			ORDER BY scope, tenant_id, bucket`
-		args = []any{grainCode(grain), from.UTC(), to.UTC(), ScopePlatform, ScopeTenant}
+		args = []any{grainCode(usageGrain), lower.UTC(), to.UTC(), ScopePlatform, ScopeTenant}
 		loadQuery = `SELECT tenant_id, bucket, peak_running, peak_pool_open, peak_pool_in_use FROM metrics_load
 			WHERE grain = ? AND bucket >= ? AND bucket < ? ORDER BY tenant_id, bucket`
-		loadArgs = args[:3]
+		loadArgs = loadArgs[1:]
+	}
+	// scan reads a row's buckets: one, or an hour's minutes.
+	scan := func(rows *sql.Rows) ([]MetricsRow, error) {
+		var r MetricsRow
+		if grain != domain.GrainMinute {
+			var err error
+			r.MetricsBucket, err = scanBucket(rows, &r.Scope, &r.TenantID, &r.Subject)
+			return []MetricsRow{r}, err
+		}
+		minutes, err := scanMinutes(rows, from.UTC(), to.UTC(), &r.Scope, &r.TenantID, &r.Subject)
+		out := make([]MetricsRow, len(minutes))
+		for i, m := range minutes {
+			out[i] = r
+			out[i].MetricsBucket = m
+		}
+		return out, err
 	}
 	rows, err := q.db.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -388,21 +473,23 @@ func (q *Views) ExportMetrics(ctx context.Context, tenant domain.TenantID, grain
 		return nil
 	}
 	for rows.Next() {
-		var r MetricsRow
-		if r.MetricsBucket, err = scanBucket(rows, &r.Scope, &r.TenantID, &r.Subject); err != nil {
+		buckets, err := scan(rows)
+		if err != nil {
 			return fmt.Errorf("export metrics: %w", err)
 		}
-		if err := emitLoads(&r); err != nil {
-			return err
-		}
-		if load != nil && compareExportRows(load, &r) == 0 {
-			r.Load = load.Load
-			if err := nextLoad(); err != nil {
-				return fmt.Errorf("export metrics: %w", err)
+		for _, r := range buckets {
+			if err := emitLoads(&r); err != nil {
+				return err
 			}
-		}
-		if err := each(r); err != nil {
-			return err
+			if load != nil && compareExportRows(load, &r) == 0 {
+				r.Load = load.Load
+				if err := nextLoad(); err != nil {
+					return fmt.Errorf("export metrics: %w", err)
+				}
+			}
+			if err := each(r); err != nil {
+				return err
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {
