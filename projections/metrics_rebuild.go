@@ -27,7 +27,8 @@ import (
 // order but for the moments between an event's time and its recording. So it writes each bucket
 // once: metricsRebuild keeps the open buckets in memory across the rebuild's batches and writes
 // a bucket with a plain multi-row INSERT (no upsert, no histogram read back) only once the log's
-// time (about the latest recording time read, laterLogTime) has passed its end by rebuildSlack; when the rebuild
+// time (about the latest recording time read, laterLogTime) has passed its end by rebuildSlack (a
+// minute with its hour, whose row holds it: packClosedMinutes); when the rebuild
 // reaches the head it writes every bucket still open. An event for a bucket written already (later
 // than the slack) counts as a live batch counts it: its rows upserted, their stored histograms
 // read back and merged. The rows are those the live projector writes, byte for byte
