@@ -320,7 +320,7 @@ func (h *QueryRunner) run(ctx context.Context, cmd RunQuery, t *QueryTarget) ([]
 			return ErrEarlierAttemptMayHaveRun
 		}
 		intent.Instance = h.Instance
-		err := h.record(context.WithoutCancel(ctx), cmd.User, t, eventstore.Append{Metadata: cmd.Meta, Streams: []eventstore.Stream{
+		err := h.record(context.WithoutCancel(ctx), cmd.User, t, eventstore.Append{Metadata: cmd.Meta, Continuable: true, Streams: []eventstore.Stream{
 			{ID: domain.QueryStream(intent.QueryID), Type: "query", Events: []domain.Event{intent}}}})
 		announced = err == nil
 		return err
@@ -395,7 +395,8 @@ const outcomeRetries = 30 * time.Second
 // returns; a goroutine learns whether they committed and tries again for a while if not.
 func (h *QueryRunner) recordOutcomes(ctx context.Context, records []domain.QueryExecuted, meta eventstore.Metadata) {
 	h.observe(records)
-	a := outcomes(records, 1, meta)
+	// The intent holds the request's metadata (actor, address, session): the outcomes do not repeat it.
+	a := outcomes(records, 1, meta.Continued(domain.QueryStream(records[0].QueryID)))
 	a.Unhurried = true // rides with the next intent: at concurrency 1, still one flush per answer
 	ticket := h.unrecorded.add()
 	pending, err := h.events.Enqueue(ctx, a)

@@ -36,6 +36,17 @@ type Metadata struct {
 	// SessionID or APIKeyID is how the actor was authenticated: the audit trail says which.
 	SessionID string `json:"session_id,omitempty"`
 	APIKeyID  string `json:"api_key_id,omitempty"`
+	// Continues names the stream whose first event recorded the request this event continues (a
+	// query's outcome, after its intent): the event is stored with only its tenant, correlation id
+	// and Continues (Metadata.Continued), and the Store's reads give it that first event's metadata,
+	// as if it had repeated it. It is never set on what a read returns.
+	Continues string `json:"continues,omitempty"`
+}
+
+// Continued is md as an event that continues the request recorded first in stream stores it: what
+// the chain (TenantID) and a correlation need, the rest read from that stream's first event.
+func (md Metadata) Continued(stream string) Metadata {
+	return Metadata{TenantID: md.TenantID, CorrelationID: md.CorrelationID, Continues: stream}
 }
 
 // AnyVersion as a Stream's ExpectedVersion appends without a concurrency check, for streams that
@@ -73,6 +84,10 @@ type Append struct {
 	// commit with: an append nobody waits for (a query's outcome, queued with Enqueue) then rides
 	// in the transaction of the next one instead of making it wait for a flush of its own.
 	Unhurried bool
+	// Continuable says that later appends will continue the request of this one, naming the stream
+	// it begins (Metadata.Continued): the store keeps its metadata at hand a while, so that reading
+	// them back costs no read of this append's events.
+	Continuable bool
 }
 
 // Appended says where an append landed in the global log.

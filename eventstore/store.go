@@ -69,7 +69,17 @@ type Store struct {
 		sync.Mutex
 		at map[string]int64
 	}
+
+	// firsts holds, as stored, the metadata of the streams this process began with a Continuable
+	// append, for the reads of the events that continue them (continued): at most maxFirsts.
+	firsts struct {
+		sync.Mutex
+		of map[string]Metadata
+	}
 }
+
+// maxFirsts bounds Store.firsts; past it the map starts again empty (a read then asks the log).
+const maxFirsts = 4096
 
 type pendingAppend struct {
 	ctx      context.Context
@@ -77,6 +87,7 @@ type pendingAppend struct {
 	messages []*message.Message // one per event: its id and payload, its row put in its context at commit
 	links    []Link             // one per message, filled but for the chain sequence and previous hash
 	metadata []byte             // the append's metadata as stored
+	sealed   Metadata           // the same, decoded: kept for a Continuable append's later reads
 	result   chan appendResult
 }
 
@@ -258,6 +269,9 @@ func (s *Store) prepare(ctx context.Context, a Append) (*pendingAppend, error) {
 	}
 	metadataSHA256, chain := sha256.Sum256(metadata), ChainOf(a.Metadata)
 	p.metadata = metadata
+	if a.Continuable {
+		p.sealed = md
+	}
 	for _, env := range envs {
 		// Only the row the message is inserted as is read on the way in, from its context (setPlace):
 		// ToMessage's metadata, what a reader of the topic gets, would cost a map per event for nothing.
@@ -500,6 +514,7 @@ func (s *Store) commitTx(batch []*pendingAppend) ([]appendResult, error) {
 	}
 	chains.commit(position)
 	s.noteTypes(batch, results, position)
+	s.noteFirsts(batch, results)
 	s.head.Advance(position)
 	return results, nil
 }
@@ -530,6 +545,25 @@ func (s *Store) noteTypes(batch []*pendingAppend, results []appendResult, positi
 		for _, st := range p.append.Streams {
 			for _, e := range st.Events {
 				s.typeHeads.at[e.EventType()] = position
+			}
+		}
+	}
+}
+
+// noteFirsts keeps the metadata of the streams that the committed Continuable appends of batch began.
+func (s *Store) noteFirsts(batch []*pendingAppend, results []appendResult) {
+	s.firsts.Lock()
+	defer s.firsts.Unlock()
+	for i, p := range batch {
+		if !p.append.Continuable || results[i].err != nil {
+			continue
+		}
+		for _, st := range p.append.Streams {
+			if st.ExpectedVersion == 0 && len(st.Events) > 0 {
+				if s.firsts.of == nil || len(s.firsts.of) >= maxFirsts {
+					s.firsts.of = make(map[string]Metadata, maxFirsts)
+				}
+				s.firsts.of[st.ID] = p.sealed
 			}
 		}
 	}
@@ -732,7 +766,81 @@ func (s *Store) query(ctx context.Context, query string, args ...any) ([]Envelop
 		}
 		envs = append(envs, env)
 	}
-	return s.opened(ctx, envs, rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("eventstore: read: %w", err)
+	}
+	return s.opened(ctx, envs, s.continued(ctx, envs))
+}
+
+// continued gives each of envs that continues a request recorded first in another stream
+// (Metadata.Continues) the metadata of that stream's first event, as stored (opened afterwards
+// with the others): taken from envs when the read holds that event, else from what this process
+// appended (Append.Continuable), else read with one query.
+func (s *Store) continued(ctx context.Context, envs []Envelope) error {
+	var firsts map[string]*Metadata
+	for i := range envs {
+		if c := envs[i].Metadata.Continues; c != "" {
+			if firsts == nil {
+				firsts = map[string]*Metadata{}
+			}
+			firsts[c] = nil
+		}
+	}
+	if firsts == nil {
+		return nil
+	}
+	var missing []any
+	for i := range envs {
+		if _, ok := firsts[envs[i].StreamID]; ok && envs[i].StreamVersion == 1 {
+			md := envs[i].Metadata
+			firsts[envs[i].StreamID] = &md
+		}
+	}
+	s.firsts.Lock()
+	for stream, md := range firsts {
+		if md != nil {
+			continue
+		}
+		if kept, ok := s.firsts.of[stream]; ok {
+			firsts[stream] = &kept
+		} else {
+			missing = append(missing, stream)
+		}
+	}
+	s.firsts.Unlock()
+	if len(missing) > 0 {
+		rows, err := s.db.QueryContext(ctx, `SELECT stream_id, metadata FROM events WHERE stream_version = 1 AND stream_id IN (`+
+			sqlparams.List(len(missing))+`)`, missing...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var stream string
+		var metadata []byte
+		for rows.Next() {
+			md := new(Metadata)
+			if err := rows.Scan(&stream, &metadata); err != nil {
+				return err
+			}
+			if err := decodeMetadata(metadata, md); err != nil {
+				return fmt.Errorf("metadata of stream %s: %w", stream, err)
+			}
+			firsts[stream] = md
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	for i := range envs {
+		if c := envs[i].Metadata.Continues; c != "" {
+			md := firsts[c]
+			if md == nil || md.Continues != "" {
+				return fmt.Errorf("position %d continues the request of stream %s, whose first event does not record one", envs[i].Position, c)
+			}
+			envs[i].Metadata = *md
+		}
+	}
+	return nil
 }
 
 // opened returns envs, their personal data opened, unless reading them failed (err).

@@ -198,8 +198,8 @@ func FromMessage(msg *message.Message) (Envelope, error) {
 
 // fields are the metadata's keys and values; an array, not a map: every message of an append is
 // built from them.
-func (m Metadata) fields() [9][2]string {
-	return [9][2]string{
+func (m Metadata) fields() [10][2]string {
+	return [10][2]string{
 		{"actor_id", m.ActorID},
 		{"tenant_id", m.TenantID},
 		{"correlation_id", m.CorrelationID},
@@ -209,6 +209,7 @@ func (m Metadata) fields() [9][2]string {
 		{"user_agent", m.UserAgent},
 		{"session_id", m.SessionID},
 		{"api_key_id", m.APIKeyID},
+		{"continues", m.Continues},
 	}
 }
 
@@ -223,6 +224,7 @@ func metadataFromFields(get func(string) string) Metadata {
 		UserAgent:     get("user_agent"),
 		SessionID:     get("session_id"),
 		APIKeyID:      get("api_key_id"),
+		Continues:     get("continues"),
 	}
 }
 
@@ -298,6 +300,8 @@ func plainMetadata(data []byte) (md Metadata, ok bool) {
 			field, bit = &md.SessionID, 128
 		case "api_key_id":
 			field, bit = &md.APIKeyID, 256
+		case "continues":
+			field, bit = &md.Continues, 512
 		default:
 			return md, false
 		}

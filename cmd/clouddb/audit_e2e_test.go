@@ -162,6 +162,22 @@ func TestAuditLogRecordsExports(t *testing.T) {
 			t.Errorf("no %s in the tenant's audit log", action)
 		}
 	}
+	// An executed query's outcome leaves the request's metadata to its intent: its entry still
+	// says who ran it, through which session, from where, as the database's creation (the same
+	// client) does.
+	executed, created, str := seen["query.executed"], seen["database.created"], func(s *string) string {
+		if s == nil {
+			return "<nil>"
+		}
+		return *s
+	}
+	if str(executed.Actor.ID) != admin.userID || str(executed.Actor.Via) != "session" || executed.Actor.SessionID != created.Actor.SessionID ||
+		executed.Actor.SessionID == "" || str(executed.IP) != str(created.IP) || executed.IP == nil ||
+		str(executed.UserAgent) != str(created.UserAgent) || executed.UserAgent == nil {
+		t.Errorf("query.executed entry: actor %s via %s %s, ip %s, user agent %s; want %s via session %s, ip %s, user agent %s",
+			str(executed.Actor.ID), str(executed.Actor.Via), executed.Actor.SessionID, str(executed.IP), str(executed.UserAgent),
+			admin.userID, created.Actor.SessionID, str(created.IP), str(created.UserAgent))
+	}
 	if via := seen["database.provisioned"].Actor.Via; via == nil || *via != "system" {
 		t.Errorf("provisioning is the server's: %+v", seen["database.provisioned"].Actor)
 	}

@@ -105,6 +105,96 @@ func TestStoreSealsOpensAndVerifiesAfterErasure(t *testing.T) {
 	}
 }
 
+// A query's outcomes are stored with only the tenant, the correlation and the stream of their
+// intent (Metadata.Continued), and every read gives them the intent's metadata, opened: the
+// address and user agent in clear, their placeholders once the actor is erased; in the process
+// that appended the intent (which keeps its metadata) and in another (which reads it).
+func TestContinuedMetadataReadsAsTheIntents(t *testing.T) {
+	ctx := context.Background()
+	db := testdb.New(t)
+	codec, _ := newCodecOn(t, db)
+	open := func() *eventstore.Store {
+		s := eventstore.New(db, eventstore.NewDomainRegistry(), eventstore.Options{Logger: slog.New(slog.DiscardHandler), PersonalData: codec})
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	store, other := open(), open()
+
+	user, tenant := domain.UserID(uuid.NewString()), domain.TenantID(uuid.NewString())
+	meta := eventstore.Metadata{ActorID: string(user), TenantID: string(tenant), CorrelationID: "r1", RequestID: "r1",
+		IP: "198.51.100.23", UserAgent: "Agent/7.1 (personal)", SessionID: "s1"}
+	first, second := uuid.NewString(), uuid.NewString()
+	intent := domain.QueryStarted{QueryID: first, TenantID: tenant, UserID: user, At: time.Now().UTC(),
+		Statements: []domain.StartedStatement{{QueryID: first, SQL: "SELECT 1"}, {QueryID: second, SQL: "SELECT 2"}}}
+	if _, err := store.Append(ctx, eventstore.Append{Metadata: meta, Continuable: true, Streams: []eventstore.Stream{
+		{ID: domain.QueryStream(first), Type: "query", Events: []domain.Event{intent}}}}); err != nil {
+		t.Fatal(err)
+	}
+	continued := meta.Continued(domain.QueryStream(first))
+	if _, err := store.Append(ctx, eventstore.Append{Metadata: continued, Streams: []eventstore.Stream{
+		{ID: domain.QueryStream(first), Type: "query", ExpectedVersion: 1, Events: []domain.Event{domain.QueryExecuted{QueryID: first, Status: "ok"}}},
+		{ID: domain.QueryStream(second), Type: "query", Events: []domain.Event{domain.QueryExecuted{QueryID: second, Status: "ok"}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	var stored string
+	if err := db.QueryRowContext(ctx, `SELECT metadata FROM events WHERE position = 3`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"tenant_id":"` + string(tenant) + `","correlation_id":"r1","continues":"query-` + first + `"}`; stored != want {
+		t.Errorf("stored metadata of an outcome %s, want %s", stored, want)
+	}
+
+	type read func(s *eventstore.Store) ([]eventstore.Envelope, error)
+	reads := map[string]read{
+		"its stream, with the intent": func(s *eventstore.Store) ([]eventstore.Envelope, error) {
+			return s.ReadStream(ctx, domain.QueryStream(first), 0)
+		},
+		"its stream, after the intent": func(s *eventstore.Store) ([]eventstore.Envelope, error) {
+			return s.ReadStream(ctx, domain.QueryStream(first), 1)
+		},
+		"another stream": func(s *eventstore.Store) ([]eventstore.Envelope, error) {
+			return s.ReadStream(ctx, domain.QueryStream(second), 0)
+		},
+		"the log":   func(s *eventstore.Store) ([]eventstore.Envelope, error) { return s.ReadAll(ctx, 0, 10) },
+		"positions": func(s *eventstore.Store) ([]eventstore.Envelope, error) { return s.ReadPositions(ctx, []int64{2, 3}) },
+		"the tail, no intent": func(s *eventstore.Store) ([]eventstore.Envelope, error) {
+			return s.ReadTail(ctx, 0, 10, nil, []string{intent.EventType()})
+		},
+	}
+	check := func(want eventstore.Metadata) {
+		t.Helper()
+		for name, read := range reads {
+			for process, s := range map[string]*eventstore.Store{"the appender": store, "another process": other} {
+				envs, err := read(s)
+				if err != nil {
+					t.Fatalf("%s, %s: %v", process, name, err)
+				}
+				for _, env := range envs {
+					if env.Metadata != want {
+						t.Errorf("%s, %s: position %d read with %+v, want %+v", process, name, env.Position, env.Metadata, want)
+					}
+				}
+			}
+		}
+	}
+	check(meta)
+
+	if err := codec.Erase(ctx, user.Stream()); err != nil {
+		t.Fatal(err)
+	}
+	erased := meta
+	erased.IP, erased.UserAgent = domain.ErasedValue(user.Stream(), "ip"), domain.ErasedValue(user.Stream(), "user_agent")
+	check(erased)
+
+	if _, err := store.Append(ctx, eventstore.Append{Metadata: meta.Continued("query-none"), Streams: []eventstore.Stream{
+		{ID: "query-orphan", Type: "query", Events: []domain.Event{domain.QueryExecuted{QueryID: "orphan"}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.ReadStream(ctx, "query-orphan", 0); err == nil {
+		t.Error("an event continuing a stream without events was read without error")
+	}
+}
+
 // An email's claim is held under a keyed hash: the claims table holds no address, and the store
 // finds, refuses and releases it by the address as before.
 func TestEmailClaimsAreKeyedHashes(t *testing.T) {
