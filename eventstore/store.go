@@ -550,6 +550,32 @@ func (s *Store) noteTypes(batch []*pendingAppend, results []appendResult, positi
 	}
 }
 
+// firstsPerRead bounds the streams one query of continued reads the first metadata of.
+const firstsPerRead = 1000
+
+// readFirsts reads into firsts the stored metadata of the first event of each of streams.
+func (s *Store) readFirsts(ctx context.Context, streams []any, firsts map[string]*Metadata) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT stream_id, metadata FROM events WHERE stream_version = 1 AND stream_id IN (`+
+		sqlparams.List(len(streams))+`)`, streams...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var stream string
+	var metadata []byte
+	for rows.Next() {
+		md := new(Metadata)
+		if err := rows.Scan(&stream, &metadata); err != nil {
+			return err
+		}
+		if err := decodeMetadata(metadata, md); err != nil {
+			return fmt.Errorf("metadata of stream %s: %w", stream, err)
+		}
+		firsts[stream] = md
+	}
+	return rows.Err()
+}
+
 // noteFirsts keeps the metadata of the streams that the committed Continuable appends of batch began.
 func (s *Store) noteFirsts(batch []*pendingAppend, results []appendResult) {
 	s.firsts.Lock()
@@ -775,7 +801,7 @@ func (s *Store) query(ctx context.Context, query string, args ...any) ([]Envelop
 // continued gives each of envs that continues a request recorded first in another stream
 // (Metadata.Continues) the metadata of that stream's first event, as stored (opened afterwards
 // with the others): taken from envs when the read holds that event, else from what this process
-// appended (Append.Continuable), else read with one query.
+// appended (Append.Continuable), else read from the log (a query per firstsPerRead streams).
 func (s *Store) continued(ctx context.Context, envs []Envelope) error {
 	var firsts map[string]*Metadata
 	for i := range envs {
@@ -808,28 +834,12 @@ func (s *Store) continued(ctx context.Context, envs []Envelope) error {
 		}
 	}
 	s.firsts.Unlock()
-	if len(missing) > 0 {
-		rows, err := s.db.QueryContext(ctx, `SELECT stream_id, metadata FROM events WHERE stream_version = 1 AND stream_id IN (`+
-			sqlparams.List(len(missing))+`)`, missing...)
-		if err != nil {
+	for len(missing) > 0 {
+		n := min(len(missing), firstsPerRead)
+		if err := s.readFirsts(ctx, missing[:n], firsts); err != nil {
 			return err
 		}
-		defer rows.Close()
-		var stream string
-		var metadata []byte
-		for rows.Next() {
-			md := new(Metadata)
-			if err := rows.Scan(&stream, &metadata); err != nil {
-				return err
-			}
-			if err := decodeMetadata(metadata, md); err != nil {
-				return fmt.Errorf("metadata of stream %s: %w", stream, err)
-			}
-			firsts[stream] = md
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
+		missing = missing[n:]
 	}
 	for i := range envs {
 		if c := envs[i].Metadata.Continues; c != "" {
