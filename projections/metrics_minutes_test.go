@@ -105,3 +105,28 @@ func TestMergeMinutesAddsAndKeepsOrder(t *testing.T) {
 		t.Fatalf("the stored minutes changed: %+v", stored[0].row)
 	}
 }
+
+// FuzzDecodeMinutes: whatever a minutes column holds, decodeMinutes refuses it or reads minutes
+// that encode and read back the same.
+func FuzzDecodeMinutes(f *testing.F) {
+	one, h := int64(-1), &latency.Histogram{}
+	h.Add(1.5)
+	h.Add(300)
+	f.Add(appendMinutes(nil, 0, []minuteSlot{{0, &usageRow{counts: [nCounters]uint64{3, 1}, latency: h}}, {120, &usageRow{databases: &one, storage: &one}}}))
+	f.Add([]byte{0, 3, 0, 2, 2, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		minutes, err := decodeMinutes(0, data)
+		if err != nil {
+			return
+		}
+		again, err := decodeMinutes(0, appendMinutes(nil, 0, minutes))
+		if err != nil || len(again) != len(minutes) {
+			t.Fatalf("%x: %d minutes read, encoded and read again as %d, %v", data, len(minutes), len(again), err)
+		}
+		for i := range again {
+			if again[i].at != minutes[i].at || again[i].row.counts != minutes[i].row.counts {
+				t.Fatalf("%x: minute %d read again as %+v, first %+v", data, i, again[i].row, minutes[i].row)
+			}
+		}
+	})
+}
