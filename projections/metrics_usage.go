@@ -790,19 +790,14 @@ var grainOf = map[string]domain.MetricsGrain{
 
 // write stores the batch: state, buckets, patterns, then where the model stands and the cut (which
 // deletes what the batch may just have written before it, as one event at a time would have).
+// The cache takes each row as it is written: a write that fails (its transaction rolls back, the
+// model stays where the cache was) empties it, else the batch applied again would merge itself.
 func (b *metricsBatch) write(ctx context.Context, tx *sql.Tx) error {
-	if err := b.writeFollowed(ctx, tx); err != nil {
-		return err
-	}
-	if err := b.writeUsage(ctx, tx); err != nil {
-		return err
-	}
-	if err := b.writePatterns(ctx, tx); err != nil {
-		return err
-	}
-	if err := b.writeCut(ctx, tx); err != nil {
-		b.cache.forget()
-		return err
+	for _, write := range []func(context.Context, *sql.Tx) error{b.writeFollowed, b.writeUsage, b.writePatterns, b.writeCut} {
+		if err := write(ctx, tx); err != nil {
+			b.cache.forget()
+			return err
+		}
 	}
 	b.cache.keep(b.position, b.counted)
 	return nil
