@@ -787,22 +787,24 @@ func appendNullInt(q []byte, v *int64) []byte {
 	return strconv.AppendInt(q, *v, 10)
 }
 
-// insertRowsPerStatement bounds a plain INSERT's rows (about 300 bytes each).
+// insertRowsPerStatement bounds a plain INSERT's rows (about 300 bytes each but an hour's with its
+// minutes).
 const insertRowsPerStatement = 2000
 
-// insertRows inserts new rows into table in statements of at most insertRowsPerStatement, the
-// text built here: no arguments to box and interpolate, a histogram in hex.
+// insertRows inserts new rows into table in statements of at most insertRowsPerStatement rows and
+// about bytesPerStatement, the text built here: no arguments to box and interpolate, a histogram
+// in hex.
 func insertRows[K, R any](ctx context.Context, tx *sql.Tx, table, columns string, keys []K, rows []R,
 	appendRow func([]byte, rowFormat, K, R) []byte) error {
 	var q []byte
 	f := rowFormat{scratch: new([]byte)}
-	for from := 0; from < len(keys); from += insertRowsPerStatement {
+	for from, to := 0, 0; from < len(keys); from = to {
 		q = append(q[:0], `INSERT INTO `+table+` `+columns+` VALUES `...)
-		for i := from; i < min(from+insertRowsPerStatement, len(keys)); i++ {
-			if i > from {
+		for ; to < min(from+insertRowsPerStatement, len(keys)) && len(q) < bytesPerStatement; to++ {
+			if to > from {
 				q = append(q, ',')
 			}
-			q = append(appendRow(append(q, '('), f, keys[i], rows[i]), ')')
+			q = append(appendRow(append(q, '('), f, keys[to], rows[to]), ')')
 		}
 		if _, err := tx.ExecContext(ctx, string(q)); err != nil {
 			return err

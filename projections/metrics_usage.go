@@ -867,10 +867,25 @@ func (b *metricsBatch) writeMemberships(ctx context.Context, tx *sql.Tx) error {
 // rowsPerStatement bounds the rows of one multi-row statement (and the keys of one read).
 const rowsPerStatement = 500
 
-// upsertRows inserts rows (each a []any of columns values) rowsPerStatement at a time.
+// bytesPerStatement bounds the values of one multi-row write, well under max_allowed_packet
+// (escaped or in hex, at most twice that: under MySQL 5.7's default 4 MiB packet), whatever the
+// rows hold: an hour's row holds its 60 minutes' histograms, tens of KiB when a member's
+// statements take every duration, where 500 rows would be over MariaDB's default 16 MiB. A
+// statement passes it by one row at most (an hour's minutes are under 400 KiB: latency's bound).
+const bytesPerStatement = 1 << 20
+
+// upsertRows inserts rows (each a []any of columns values) rowsPerStatement at a time, and
+// bytesPerStatement.
 func upsertRows(ctx context.Context, tx *sql.Tx, insert string, columns int, rows []any, onDuplicate string) error {
-	for from := 0; from < len(rows); from += rowsPerStatement {
-		chunk := rows[from:min(from+rowsPerStatement, len(rows))]
+	for from, to := 0, 0; from < len(rows); from = to {
+		for size := 0; to < min(from+rowsPerStatement, len(rows)) && size < bytesPerStatement; to++ {
+			for _, v := range rows[to].([]any) {
+				if b, ok := v.([]byte); ok {
+					size += len(b)
+				}
+			}
+		}
+		chunk := rows[from:to]
 		args := make([]any, 0, columns*len(chunk))
 		for _, r := range chunk {
 			args = append(args, r.([]any)...)
