@@ -62,24 +62,17 @@ func TestMetricsLargeBatchesEqualOneEventAtATime(t *testing.T) {
 		t.Fatalf("query history counted %s statements, want %d", rows[0]["n"], n)
 	}
 
-	dump := func(suffix string) string {
-		var b strings.Builder
-		for _, table := range slices.Sorted(maps.Keys(metricsTables)) {
-			fmt.Fprintf(&b, "%s:\n%s", table, dumpTable(t, f.db, table+suffix, metricsTables[table]))
-		}
-		return b.String()
-	}
-	live := dump("")
+	live := dumpMetrics(t, f, "")
 	if err := r.Rebuild(ctx, metrics.Name()); err != nil {
 		t.Fatal(err)
 	}
-	if rebuilt := dump(""); rebuilt != live {
+	if rebuilt := dumpMetrics(t, f, ""); rebuilt != live {
 		t.Fatalf("the rebuild (one batch) differs from the live model:\nlive:\n%s\nrebuilt:\n%s", live, rebuilt)
 	}
 
 	// The same log applied one event per transaction, to tables of its own.
 	applyOneByOne(t, f, metrics, "_one", nil)
-	if one := dump("_one"); one != live {
+	if one := dumpMetrics(t, f, "_one"); one != live {
 		t.Fatalf("one event per transaction differs from the live model:\nlive:\n%s\none by one:\n%s", live, one)
 	}
 }
@@ -151,13 +144,6 @@ func TestMetricsBatchAppliedAgainAfterRollbackCountsOnce(t *testing.T) {
 	}
 	r := f.start(t, metrics)
 	waitFor(t, r, last, "metrics")
-	dump := func(suffix string) string {
-		var b strings.Builder
-		for _, table := range slices.Sorted(maps.Keys(metricsTables)) {
-			fmt.Fprintf(&b, "%s:\n%s", table, dumpTable(t, f.db, table+suffix, metricsTables[table]))
-		}
-		return b.String()
-	}
 	queries := 0
 	applyOneByOne(t, f, metrics, "_again", func(e eventstore.Envelope) func() {
 		if e.EventType != (domain.QueryExecuted{}).EventType() {
@@ -175,11 +161,21 @@ func TestMetricsBatchAppliedAgainAfterRollbackCountsOnce(t *testing.T) {
 		rename("metrics_patterns_again", "metrics_patterns_away")
 		return func() { rename("metrics_patterns_away", "metrics_patterns_again") }
 	})
-	live, again := strings.Split(dump(""), "\n"), strings.Split(dump("_again"), "\n")
+	live, again := strings.Split(dumpMetrics(t, f, ""), "\n"), strings.Split(dumpMetrics(t, f, "_again"), "\n")
 	for i := range max(len(live), len(again)) {
 		if i >= len(live) || i >= len(again) || live[i] != again[i] {
 			t.Fatalf("a batch applied again after a rollback differs from the live model at line %d:\nlive:\n%s\nagain:\n%s",
 				i, strings.Join(live[i:min(i+1, len(live))], ""), strings.Join(again[i:min(i+1, len(again))], ""))
 		}
 	}
+}
+
+// dumpMetrics renders the metrics tables whose names end with suffix.
+func dumpMetrics(t *testing.T, f *identityFixture, suffix string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, table := range slices.Sorted(maps.Keys(metricsTables)) {
+		fmt.Fprintf(&b, "%s:\n%s", table, dumpTable(t, f.db, table+suffix, metricsTables[table]))
+	}
+	return b.String()
 }
