@@ -118,35 +118,44 @@ func scanMinutes(rows *sql.Rows, from, to time.Time, lead ...any) ([]MetricsBuck
 // minutesFrom is where the hours holding the minutes from from start.
 func minutesFrom(from time.Time) time.Time { return from.UTC().Truncate(time.Hour) }
 
+// usageRead says how the buckets of grain from from on are read from metrics_usage: the columns
+// (after a reader's own), the grain of the rows and the first row's bucket. A minute is read from
+// its hour's row (metrics_minutes.go).
+func usageRead(grain domain.MetricsGrain, from time.Time) (columns string, stored domain.MetricsGrain, first time.Time) {
+	if grain == domain.GrainMinute {
+		return `bucket, minutes`, domain.GrainHour, minutesFrom(from)
+	}
+	return bucketColumns, grain, from
+}
+
+// scanBuckets reads a row of lead's columns followed by usageRead's of grain and returns its
+// buckets in [from, to): the row's, or its hour's minutes.
+func scanBuckets(rows *sql.Rows, grain domain.MetricsGrain, from, to time.Time, lead ...any) ([]MetricsBucket, error) {
+	if grain == domain.GrainMinute {
+		return scanMinutes(rows, from, to, lead...)
+	}
+	b, err := scanBucket(rows, lead...)
+	return []MetricsBucket{b}, err
+}
+
 // MetricsBuckets returns the stored buckets of scope at grain that start in [from, to), oldest
 // first; buckets without events are not stored.
 func (q *Views) MetricsBuckets(ctx context.Context, scope MetricsScope, grain domain.MetricsGrain, from, to time.Time) ([]MetricsBucket, error) {
-	columns, lower := bucketColumns, from
-	if grain == domain.GrainMinute {
-		columns, grain, lower = `bucket, minutes`, domain.GrainHour, minutesFrom(from)
-	}
+	columns, stored, first := usageRead(grain, from)
 	rows, err := q.db.QueryContext(ctx, `SELECT `+columns+` FROM metrics_usage
 		WHERE tenant_id = ? AND scope = ? AND subject_id = ? AND grain = ? AND bucket >= ? AND bucket < ?
-		ORDER BY bucket`, scope.Tenant, scope.Kind, scope.Subject, grainCode(grain), lower.UTC(), to.UTC())
+		ORDER BY bucket`, scope.Tenant, scope.Kind, scope.Subject, grainCode(stored), first.UTC(), to.UTC())
 	if err != nil {
 		return nil, fmt.Errorf("read metrics: %w", err)
 	}
 	defer rows.Close()
 	var out []MetricsBucket
 	for rows.Next() {
-		if columns != bucketColumns {
-			minutes, err := scanMinutes(rows, from, to)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, minutes...)
-			continue
-		}
-		b, err := scanBucket(rows)
+		buckets, err := scanBuckets(rows, grain, from, to)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, b)
+		out = append(out, buckets...)
 	}
 	return out, rows.Err()
 }
@@ -395,21 +404,18 @@ type MetricsRow struct {
 // first; an error of each stops the export. The buckets and the load are read by two streamed
 // queries in the same order and merged, so the export holds one row of each at a time.
 func (q *Views) ExportMetrics(ctx context.Context, tenant domain.TenantID, grain domain.MetricsGrain, from, to time.Time, each func(MetricsRow) error) error {
-	// The minutes are read from their hours' rows (metrics_minutes.go).
-	columns, usageGrain, lower := `scope, tenant_id, subject_id, `+bucketColumns, grain, from
-	if grain == domain.GrainMinute {
-		columns, usageGrain, lower = `scope, tenant_id, subject_id, bucket, minutes`, domain.GrainHour, minutesFrom(from)
-	}
+	columns, stored, first := usageRead(grain, from)
+	columns = `scope, tenant_id, subject_id, ` + columns
 	query := `SELECT ` + columns + ` FROM metrics_usage WHERE tenant_id = ? AND grain = ? AND bucket >= ? AND bucket < ?
 		ORDER BY scope, subject_id, bucket`
-	args := []any{tenant, grainCode(usageGrain), lower.UTC(), to.UTC()}
+	args := []any{tenant, grainCode(stored), first.UTC(), to.UTC()}
 	loadQuery := `SELECT tenant_id, bucket, peak_running, peak_pool_open, peak_pool_in_use FROM metrics_load
 		WHERE tenant_id = ? AND grain = ? AND bucket >= ? AND bucket < ? ORDER BY bucket`
 	loadArgs := []any{tenant, grainCode(grain), from.UTC(), to.UTC()}
 	if tenant == "" {
 		query = `SELECT ` + columns + ` FROM metrics_usage WHERE grain = ? AND bucket >= ? AND bucket < ? AND scope IN (?, ?)
 			ORDER BY scope, tenant_id, bucket`
-		args = []any{grainCode(usageGrain), lower.UTC(), to.UTC(), ScopePlatform, ScopeTenant}
+		args = []any{grainCode(stored), first.UTC(), to.UTC(), ScopePlatform, ScopeTenant}
 		loadQuery = `SELECT tenant_id, bucket, peak_running, peak_pool_open, peak_pool_in_use FROM metrics_load
 			WHERE grain = ? AND bucket >= ? AND bucket < ? ORDER BY tenant_id, bucket`
 		loadArgs = loadArgs[1:]
@@ -417,14 +423,9 @@ func (q *Views) ExportMetrics(ctx context.Context, tenant domain.TenantID, grain
 	// scan reads a row's buckets: one, or an hour's minutes.
 	scan := func(rows *sql.Rows) ([]MetricsRow, error) {
 		var r MetricsRow
-		if grain != domain.GrainMinute {
-			var err error
-			r.MetricsBucket, err = scanBucket(rows, &r.Scope, &r.TenantID, &r.Subject)
-			return []MetricsRow{r}, err
-		}
-		minutes, err := scanMinutes(rows, from.UTC(), to.UTC(), &r.Scope, &r.TenantID, &r.Subject)
-		out := make([]MetricsRow, len(minutes))
-		for i, m := range minutes {
+		buckets, err := scanBuckets(rows, grain, from, to, &r.Scope, &r.TenantID, &r.Subject)
+		out := make([]MetricsRow, len(buckets))
+		for i, m := range buckets {
 			out[i] = r
 			out[i].MetricsBucket = m
 		}
