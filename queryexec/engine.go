@@ -395,7 +395,7 @@ func (e *Engine) Run(ctx context.Context, req Request) ([]Result, []domain.Query
 	}
 	discard := false
 	defer func() {
-		e.pools.release(c, discard)
+		e.pools.release(c, discard, mayLock(stmts))
 		if c.killed {
 			killed = c
 		}
@@ -416,6 +416,17 @@ func (e *Engine) Run(ctx context.Context, req Request) ([]Result, []domain.Query
 		results = append(results, res)
 	}
 	return results, recordsOf(stmts), nil
+}
+
+// mayLock reports whether one of stmts could have taken a user-level lock on its session: each
+// but a SELECT of literals (sqlcheck.Classification.Literal), which runs no stored code.
+func mayLock(stmts []statement) bool {
+	for i := range stmts {
+		if !stmts[i].decision.Class.Literal {
+			return true
+		}
+	}
+	return false
 }
 
 // prepare splits and checks every statement before any runs: the classifier, the role and the

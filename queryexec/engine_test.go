@@ -769,6 +769,42 @@ func TestEngineSessionIsolation(t *testing.T) {
 	})
 }
 
+// TestEngineLockReleaseAfterStoredCodeOnly: a session goes back to its pool without a
+// RELEASE_ALL_LOCKS round trip after a SELECT of literals, which runs no stored code and so can take
+// no lock; after any other statement it gives up whatever it holds.
+func TestEngineLockReleaseAfterStoredCodeOnly(t *testing.T) {
+	t.Parallel()
+	f := newEngineFixture(t)
+	ctx := sandboxtest.Context(t)
+	f.mustRun(t, "SELECT 1") // the account's one session, idle in its pool
+	c, err := f.engine.session(ctx, f.request(domain.RoleDeveloper, "SELECT 1"), sqlcheck.ReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "clouddb-test-" + uuid.NewString()
+	var took sql.NullInt64
+	if err := c.QueryRowContext(ctx, "SELECT GET_LOCK(?, 0)", name).Scan(&took); err != nil || took.Int64 != 1 {
+		t.Fatalf("GET_LOCK = %v, %v", took, err)
+	}
+	f.engine.pools.release(c, false, false) // back to the pool holding the lock, unseen
+	holder := func() sql.NullInt64 {
+		t.Helper()
+		var h sql.NullInt64
+		if err := f.root.QueryRowContext(ctx, "SELECT IS_USED_LOCK(?)", name).Scan(&h); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	f.mustRun(t, "SELECT 1, 'a', (2 + 3) * 4")
+	if h := holder(); !h.Valid || uint64(h.Int64) != c.id {
+		t.Fatalf("after a SELECT of literals the lock is held by %v, want the session's %d: nothing runs after it", h, c.id)
+	}
+	f.mustRun(t, "SELECT 1 FROM dual")
+	if h := holder(); h.Valid {
+		t.Errorf("after SELECT 1 FROM dual connection %d still holds the lock", h.Int64)
+	}
+}
+
 func TestEngineConfirmations(t *testing.T) {
 	t.Parallel()
 	f := newEngineFixture(t)

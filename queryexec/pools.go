@@ -138,12 +138,12 @@ func (p *pools) get(ctx context.Context, key poolKey, maxOpen int) (*conn, error
 
 // release returns c to its pool, or closes it for good when discard is set: a session whose state
 // a statement may have changed (a transaction, variables, temporary tables) serves no one else.
-// A session going back to the pool first gives up every user-level lock it holds: the classifier
-// refuses GET_LOCK, but a stored function or trigger made over a direct connection could still
-// take one, and a lock name is server-wide (another tenant's, or the platform's). A session that
-// held one, or cannot say, is closed too.
-func (p *pools) release(c *conn, discard bool) {
-	if !discard {
+// A session going back to the pool first gives up every user-level lock it holds, unless what ran
+// on it could take none (mayLock false): the classifier refuses GET_LOCK, but a stored function or
+// trigger made over a direct connection could still take one, and a lock name is server-wide
+// (another tenant's, or the platform's). A session that held one, or cannot say, is closed too.
+func (p *pools) release(c *conn, discard, mayLock bool) {
+	if !discard && mayLock {
 		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 		var released sql.NullInt64
 		err := c.QueryRowContext(ctx, "SELECT RELEASE_ALL_LOCKS()").Scan(&released)

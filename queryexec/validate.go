@@ -72,7 +72,7 @@ func (e *Engine) Validate(ctx context.Context, req Request) (Validation, error) 
 	var c *conn
 	if req.Target.State == domain.StateRunning && len(decisions) > 0 {
 		if c, err = e.session(ctx, req, decisions[0].Account); err == nil {
-			defer e.pools.release(c, false)
+			defer e.pools.release(c, false, true)
 		}
 	}
 	from := 0
@@ -123,7 +123,7 @@ func (e *Engine) syntaxCheck(ctx context.Context, req Request, st *statement, de
 	if err != nil {
 		return denied
 	}
-	defer e.pools.release(c, false)
+	defer e.pools.release(c, false, true)
 	var qe *QueryError
 	if err := TranslateError(prepareOnly(ctx, c, st.sql), st.sql, st.schema, st.name); errors.As(err, &qe) && qe.Syntax() {
 		var multi *StatementError

@@ -30,6 +30,12 @@ type Classification struct {
 	Routine    bool // CREATE/ALTER/DROP of PROCEDURE, FUNCTION, TRIGGER or EVENT (incl. OR REPLACE, DEFINER=CURRENT_USER forms)
 	ForeignKey bool // CREATE TABLE or ALTER TABLE that declares a foreign key (FOREIGN KEY or a column's REFERENCES)
 	Rewrites   bool // ALTER TABLE that drops or redefines columns, or rebuilds the table (see markFlags): high impact regardless of size
+
+	// Literal is a SELECT of literals and operators alone (SELECT 1, SELECT 'a', 2 * 3): it names
+	// no table, view, function, procedure or variable, so running it runs no stored code (a
+	// trigger, a view's or a routine's), the only way a statement the classifier lets through
+	// could take a user-level lock.
+	Literal bool
 }
 
 // Denied is the error Classify and Split return for a refused statement.
@@ -110,8 +116,30 @@ func Classify(sql string, schema string) (c Classification, err error) {
 	c, err = classifyTokens(sql, groups[0], schema)
 	if err == nil {
 		markFlags(&c, groups[0])
+		c.Literal = literal(sql, groups[0])
 	}
 	return c, err
+}
+
+// literal reports whether toks, a statement of sql, is SELECT followed by numbers, strings and
+// punctuation alone (Classification.Literal): no word, quoted name or variable, and no name that
+// starts with a digit (1f), so nothing that could resolve to stored code.
+func literal(sql string, toks []token) bool {
+	if len(toks) < 2 || toks[0].kind != tkWord || toks[0].up != "SELECT" {
+		return false
+	}
+	for _, t := range toks[1:] {
+		switch t.kind {
+		case tkString, tkPunct:
+		case tkNumber:
+			if ok, _ := numericLiteral(sql[t.start:t.end]); !ok {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Bounds of one statement's complexity, far above what real statements reach and far below what

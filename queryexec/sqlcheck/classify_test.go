@@ -274,7 +274,7 @@ func TestClassifyDetails(t *testing.T) {
 		{"EXPLAIN ANALYZE DELETE FROM t", Classification{Type: TypeDML, Verb: "EXPLAIN", Tables: []string{"t"}, NoWhere: true}},
 		{"EXPLAIN DELETE FROM t", Classification{Type: TypeRead, Verb: "EXPLAIN", Tables: []string{"t"}}},
 		{"SHOW COLUMNS FROM t FROM tenant_42", Classification{Type: TypeRead, Verb: "SHOW", Tables: []string{"t"}}},
-		{"SELECT 1 -- ; DROP TABLE t", Classification{Type: TypeRead, Verb: "SELECT"}},
+		{"SELECT 1 -- ; DROP TABLE t", Classification{Type: TypeRead, Verb: "SELECT", Literal: true}},
 		{"SELECT ';', '/*!', \"/*M! x */\", '\\'' FROM t", Classification{Type: TypeRead, Verb: "SELECT", Tables: []string{"t"}}},
 		{"SELECT 1.5, .5, 1e5 FROM t", Classification{Type: TypeRead, Verb: "SELECT", Tables: []string{"t"}}},
 		{"CREATE TRIGGER trg BEFORE INSERT ON t FOR EACH ROW SET NEW.a = OLD.a", Classification{Type: TypeDDL, Verb: "CREATE", Routine: true}},
@@ -694,6 +694,53 @@ func TestClassifyFlags(t *testing.T) {
 		if got != tt.flags {
 			t.Errorf("Classify(%q): Routine=%v ForeignKey=%v Rewrites=%v, want Routine=%v ForeignKey=%v Rewrites=%v",
 				tt.sql, c.Routine, c.ForeignKey, c.Rewrites, tt.flags&R != 0, tt.flags&F != 0, tt.flags&W != 0)
+		}
+	}
+}
+
+// TestClassifyLiteral: only a SELECT of literals and operators is Literal; a name of any kind
+// (a table, a view, a function, a variable, a keyword that may lead to one) could run stored code.
+func TestClassifyLiteral(t *testing.T) {
+	for _, tt := range []struct {
+		sql  string
+		want bool
+	}{
+		{"SELECT 1", true},
+		{"select 1", true},
+		{" SELECT 1 ; ", true},
+		{"SELECT 1, 'a', \"b\", 2.5, .5, 1e5, 0x1F, 0b101", true},
+		{"SELECT (1 + 2) * 3 / 4 - 5 % 6", true},
+		{"SELECT 1 /* a comment */ -- another\n", true},
+		{"SELECT 1 FROM dual", false},
+		{"SELECT 1 AS one", false},
+		{"SELECT 1 FROM t", false},
+		{"SELECT * FROM v", false},
+		{"SELECT f()", false},
+		{"SELECT `f`()", false},
+		{"SELECT 1f()", false}, // a name that starts with a digit
+		{"SELECT 1e()", false},
+		{"SELECT NOW()", false},
+		{"SELECT @x", false},
+		{"SELECT @@version", false},
+		{"SELECT (SELECT 1)", false},
+		{"SELECT _utf8mb4'a'", false},
+		{"SELECT 1 INTO @x", false},
+		{"VALUES (1)", false},
+		{"DO 1", false},
+		{"CALL p()", false},
+		{"INSERT INTO t VALUES (1)", false},
+		{"WITH x AS (SELECT 1) SELECT 1", false},
+	} {
+		c, err := Classify(tt.sql, "tenant_42")
+		if err != nil {
+			var d *Denied
+			if tt.want || !errors.As(err, &d) {
+				t.Errorf("Classify(%q): %v", tt.sql, err)
+			}
+			continue
+		}
+		if c.Literal != tt.want {
+			t.Errorf("Classify(%q).Literal = %v, want %v", tt.sql, c.Literal, tt.want)
 		}
 	}
 }
