@@ -72,18 +72,18 @@ func (q *Views) AlertInputs(ctx context.Context, tenants []domain.TenantID, sinc
 		if err := usage.Err(); err != nil {
 			return err
 		}
-		// The tenants' minutes, from their hours' rows (metrics_minutes.go).
-		buckets, err := q.db.QueryContext(ctx, `SELECT tenant_id, bucket, minutes FROM metrics_usage
-			WHERE tenant_id IN `+in+` AND scope = ? AND subject_id = '' AND grain = ? AND bucket >= ? AND minutes IS NOT NULL
+		columns, stored, first := usageRead(domain.GrainMinute, since)
+		buckets, err := q.db.QueryContext(ctx, `SELECT tenant_id, `+columns+` FROM metrics_usage
+			WHERE tenant_id IN `+in+` AND scope = ? AND subject_id = '' AND grain = ? AND bucket >= ?
 			ORDER BY tenant_id, bucket`,
-			append(anys(chunk), ScopeTenant, grainCode(domain.GrainHour), minutesFrom(since))...)
+			append(anys(chunk), ScopeTenant, grainCode(stored), first.UTC())...)
 		if err != nil {
 			return err
 		}
 		defer buckets.Close()
 		for buckets.Next() {
 			var id domain.TenantID
-			minutes, err := scanMinutes(buckets, since.UTC(), endOfTime, &id)
+			minutes, err := scanBuckets(buckets, domain.GrainMinute, since.UTC(), endOfTime, &id)
 			if err != nil {
 				return err
 			}

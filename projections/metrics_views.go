@@ -208,16 +208,17 @@ func (q *Views) MetricsGaugesAt(ctx context.Context, scope MetricsScope, at time
 // storage always, the databases for a tenant and the platform), from the minutes of the hours
 // whose gauges were set; sql.ErrNoRows when none did.
 func (q *Views) lastMinuteGauges(ctx context.Context, scope MetricsScope, from, to time.Time) (time.Time, sql.NullInt64, int64, error) {
-	rows, err := q.db.QueryContext(ctx, `SELECT bucket, minutes FROM metrics_usage
+	columns, stored, first := usageRead(domain.GrainMinute, from)
+	rows, err := q.db.QueryContext(ctx, `SELECT `+columns+` FROM metrics_usage
 		WHERE tenant_id = ? AND scope = ? AND subject_id = ? AND grain = ? AND bucket <= ? AND bucket >= ?
-		AND storage_bytes IS NOT NULL AND minutes IS NOT NULL ORDER BY bucket DESC`,
-		scope.Tenant, scope.Kind, scope.Subject, grainCode(domain.GrainHour), to, minutesFrom(from))
+		AND storage_bytes IS NOT NULL ORDER BY bucket DESC`,
+		scope.Tenant, scope.Kind, scope.Subject, grainCode(stored), to, first.UTC())
 	if err != nil {
 		return time.Time{}, sql.NullInt64{}, 0, err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		minutes, err := scanMinutes(rows, from, to.Add(time.Nanosecond))
+		minutes, err := scanBuckets(rows, domain.GrainMinute, from, to.Add(time.Nanosecond))
 		if err != nil {
 			return time.Time{}, sql.NullInt64{}, 0, err
 		}
